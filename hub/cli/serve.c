@@ -1,8 +1,198 @@
-/* hub serve: placeholder until the listeners land in this same series. */
+/* hub serve: opens the store, starts the listeners, runs until SIGTERM or
+ * SIGINT, then stops accepting, finishes what it holds and exits 0. */
 #include "internal.h"
+#include "hub/http.h"
+#include "hub/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char SERVE_USAGE[] =
+    "usage: hub serve [--data DIR] [--mllp-port N] [--http-port N]\n"
+    "                 [--config FILE] [--log-format text|json] [FLAGS]\n"
+    "\n"
+    "Runs the hub on its embedded store (SQLite in DIR, default ./hub-data):\n"
+    "MLLP on port 2575, HTTP on 8080 (/fhir, /api, /healthz, /metrics).\n"
+    "Ports of 0 pick free ones; the chosen ports are logged and written to\n"
+    "DIR/serve.json. SIGTERM or SIGINT stops it cleanly.\n"
+    "\n"
+    "flags:\n"
+    "  --config FILE        JSON configuration file\n"
+    "  --set KEY=VALUE      any setting by name (see below)\n";
+
+static void print_usage(void) {
+    fputs(SERVE_USAGE, stdout);
+    for (size_t i = 0; i < hub_cfg_table_len; i++) {
+        const hub_cfg_entry *e = &hub_cfg_table[i];
+        char flag[40] = "";
+        if (e->flag) snprintf(flag, sizeof flag, "%s", e->flag);
+        printf("  %-20s %-22s %s (default %s)\n", flag, e->key, e->help,
+               e->def[0] ? e->def : "none");
+    }
+    printf("\nEvery setting can also come from the environment as HUB_<KEY>, "
+           "dots as\nunderscores (HUB_MLLP_PORT=2575). Flags win over the "
+           "environment, which\nwins over the file.\n");
+}
+
+/* Flags, file and environment, in that order of precedence. */
+int hub__serve_config(const char *cmd, int argc, char **argv, hub_cfg *cfg,
+                      bool *help) {
+    hub_err err;
+    *help = false;
+    hub_cfg_defaults(cfg);
+    const char *config_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (hub__cli_is_help(argv[i])) {
+            *help = true;
+            return 0;
+        }
+        if (strncmp(argv[i], "--config", 8) == 0 &&
+            (argv[i][8] == '\0' || argv[i][8] == '=')) {
+            config_file = hub__cli_flag_value(cmd, argc, argv, &i, "--config");
+            if (config_file == NULL) return 2;
+        }
+    }
+    if (config_file && hub_cfg_load_file(cfg, config_file, &err) != HUB_OK)
+        return hub__cli_usage_error(cmd, "%s: %s", err.where, err.msg);
+    if (hub_cfg_load_env(cfg, &err) != HUB_OK)
+        return hub__cli_usage_error(cmd, "%s: %s", err.where, err.msg);
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--config", 8) == 0 &&
+            (argv[i][8] == '\0' || argv[i][8] == '=')) {
+            if (argv[i][8] == '\0') i++;
+            continue;
+        }
+        int r = hub__cli_cfg_flag(cmd, cfg, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r == 0) {
+            if (argv[i][0] == '-')
+                return hub__cli_usage_error(cmd, "unknown flag '%s'", argv[i]);
+            return hub__cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    hub_log_level lvl;
+    if (hub_log_level_parse(cfg->log_level, &lvl) != HUB_OK)
+        return hub__cli_usage_error(cmd, "--log-level: '%s' is not one of "
+                                    "trace, debug, info, warn, error, off",
+                                    cfg->log_level);
+    hub_log_format fmt;
+    if (strcmp(cfg->log_format, "auto") == 0) fmt = HUB_LOGFMT_AUTO;
+    else if (strcmp(cfg->log_format, "text") == 0) fmt = HUB_LOGFMT_TEXT;
+    else if (strcmp(cfg->log_format, "json") == 0) fmt = HUB_LOGFMT_JSON;
+    else
+        return hub__cli_usage_error(cmd, "--log-format: '%s' is not one of "
+                                    "auto, text, json", cfg->log_format);
+    hub_log_setup(lvl, fmt, 2);
+    return 0;
+}
+
+static hub_status write_ports(const char *dir, int mllp, int http,
+                              hub_err *err) {
+    char path[600], tmp[620];
+    snprintf(path, sizeof path, "%s/serve.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return hub_err_set(err, HUB_E_IO, "serve", "cannot write '%s': %s", tmp,
+                           strerror(errno));
+    fprintf(f, "{\"pid\": %d, \"mllp_port\": %d, \"http_port\": %d}\n",
+            (int)getpid(), mllp, http);
+    fclose(f);
+    if (rename(tmp, path) != 0)
+        return hub_err_set(err, HUB_E_IO, "serve", "cannot write '%s'", path);
+    return HUB_OK;
+}
+
 int hub__cmd_serve(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "hub serve: not built yet\n");
-    return 1;
+    int64_t t0 = hub_mono_ns();
+    hub_cfg cfg;
+    bool help;
+    int rc = hub__serve_config("serve", argc, argv, &cfg, &help);
+    if (help) {
+        print_usage();
+        return 0;
+    }
+    if (rc) {
+        hub_cfg_release(&cfg);
+        return rc;
+    }
+
+    /* Every thread started from here on inherits the blocked signals; the
+     * main thread alone takes them with sigwait. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    hub_err err;
+    hub_err_clear(&err);
+    hub_store *store = NULL;
+    hub_http_server *http = NULL;
+    int exit_code = 1;
+
+    hub_store_cfg sc = {.dir = cfg.data_dir,
+                        .durable = cfg.durable,
+                        .commit_batch_max = cfg.commit_batch_max};
+    if (hub_store_open(&sc, &store, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: %s\n", err.msg);
+        goto out;
+    }
+
+    hub_http_cfg hc = {.host = cfg.http_host,
+                       .port = cfg.http_port,
+                       .threads = cfg.http_threads,
+                       .max_connections = cfg.http_max_connections,
+                       .max_body = cfg.http_max_body,
+                       .timeout_s = 60};
+    hub_http_ops ops = {.store = store,
+                        .started_ms = hub_now_ms(),
+                        .store_path = hub_store_path(store),
+                        .mllp_port = cfg.mllp_port};
+    if (hub_http_server_new(&hc, &http, &err) != HUB_OK ||
+        hub_http_add_ops_routes(http, &ops) != HUB_OK ||
+        hub_http_server_start(http, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: %s\n", err.msg[0] ? err.msg : "cannot start http");
+        goto out;
+    }
+    ops.http_port = hub_http_server_port(http);
+
+    if (write_ports(cfg.data_dir, ops.mllp_port, ops.http_port, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: %s\n", err.msg);
+        goto out;
+    }
+    if (cfg.tls_cert[0] == '\0')
+        HUB_LOG_WARN("serve", "tls=off reason='no certificate configured' "
+                              "note='for local use only: data travels in clear'");
+    HUB_LOG_INFO("serve",
+                 "ready version=%s mllp_port=%d http_port=%d store='%s' "
+                 "startup_ms=%.2f",
+                 HUB_VERSION, ops.mllp_port, ops.http_port,
+                 hub_store_path(store), (double)(hub_mono_ns() - t0) / 1e6);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            HUB_LOG_INFO("serve", "signal=SIGHUP action=ignored");
+            continue;
+        }
+        HUB_LOG_INFO("serve", "stopping signal=%s",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    exit_code = 0;
+
+out:
+    hub_http_server_free(http);
+    hub_store_close(store);
+    if (exit_code == 0) HUB_LOG_INFO("serve", "stopped");
+    hub_cfg_release(&cfg);
+    return exit_code;
 }

@@ -1,0 +1,263 @@
+/* libmicrohttpd glue. The response is queued on the second call of the
+ * access handler at the earliest: queuing on the first makes libmicrohttpd
+ * answer `Connection: close`, which costs keep-alive clients dearly. */
+#include "hub/http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <microhttpd.h>
+
+#define MAX_ROUTES 64
+
+typedef struct {
+    char method[16];
+    char path[128];
+    bool prefix;
+    hub_http_handler fn;
+    void *ud;
+} route;
+
+struct hub_http_server {
+    hub_http_cfg cfg;
+    char host[64];
+    struct MHD_Daemon *d;
+    route routes[MAX_ROUTES];
+    int nroutes;
+    int port;
+};
+
+struct hub_http_req {
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    hub_buf body;
+    bool too_large;
+    char peer[64];
+};
+
+hub_status hub_http_server_new(const hub_http_cfg *c, hub_http_server **out,
+                               hub_err *err) {
+    hub_http_server *s = hub_calloc(1, sizeof *s);
+    if (s == NULL) return hub_err_set(err, HUB_E_NOMEM, "http", "out of memory");
+    s->cfg = *c;
+    snprintf(s->host, sizeof s->host, "%s", c->host ? c->host : "0.0.0.0");
+    s->cfg.host = s->host;
+    *out = s;
+    return HUB_OK;
+}
+
+hub_status hub_http_route(hub_http_server *s, const char *method,
+                          const char *path, hub_http_handler fn, void *ud) {
+    if (s->nroutes >= MAX_ROUTES) return HUB_E_LIMIT;
+    route *r = &s->routes[s->nroutes++];
+    snprintf(r->method, sizeof r->method, "%s", method ? method : "");
+    size_t n = strlen(path);
+    r->prefix = n > 0 && (path[n - 1] == '/' || path[n - 1] == '*');
+    if (n > 0 && path[n - 1] == '*') n--;
+    snprintf(r->path, sizeof r->path, "%.*s", (int)n, path);
+    r->fn = fn;
+    r->ud = ud;
+    return HUB_OK;
+}
+
+const char *hub_http_req_method(const hub_http_req *r) { return r->method; }
+const char *hub_http_req_path(const hub_http_req *r) { return r->path; }
+const char *hub_http_req_query(const hub_http_req *r, const char *key) {
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+const char *hub_http_req_header(const hub_http_req *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+hub_slice hub_http_req_body(const hub_http_req *r) {
+    return (hub_slice){r->body.p ? r->body.p : "", r->body.n};
+}
+const char *hub_http_req_peer(const hub_http_req *r) { return r->peer; }
+
+void hub_http_resp_header(hub_http_resp *resp, const char *name,
+                          const char *value) {
+    if (resp->nheaders >= HUB_HTTP_MAX_HEADERS) return;
+    snprintf(resp->headers[resp->nheaders][0], 256, "%s", name);
+    snprintf(resp->headers[resp->nheaders][1], 256, "%s", value);
+    resp->nheaders++;
+}
+
+void hub_http_resp_set(hub_http_resp *resp, int status, const char *ctype,
+                       const char *body, size_t n) {
+    resp->status = status;
+    snprintf(resp->content_type, sizeof resp->content_type, "%s", ctype);
+    resp->body.n = 0;
+    if (hub_buf_append(&resp->body, body, n) != HUB_OK) resp->status = 500;
+}
+
+void hub_http_resp_error(hub_http_resp *resp, int status, const char *msg) {
+    resp->status = status;
+    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+    resp->body.n = 0;
+    hub_buf_append_cstr(&resp->body, "{\"error\":\"");
+    for (const char *p = msg; *p; p++) {
+        if (*p == '"' || *p == '\\') hub_buf_append(&resp->body, "\\", 1);
+        if ((unsigned char)*p >= 0x20) hub_buf_append(&resp->body, p, 1);
+    }
+    hub_buf_append_cstr(&resp->body, "\"}\n");
+}
+
+static const route *find_route(hub_http_server *s, const char *method,
+                               const char *path, bool *method_mismatch) {
+    *method_mismatch = false;
+    for (int i = 0; i < s->nroutes; i++) {
+        const route *r = &s->routes[i];
+        bool match = r->prefix ? strncmp(path, r->path, strlen(r->path)) == 0
+                               : strcmp(path, r->path) == 0;
+        if (!match) continue;
+        if (r->method[0] && strcmp(r->method, method) != 0) {
+            *method_mismatch = true;
+            continue;
+        }
+        return r;
+    }
+    return NULL;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, hub_http_resp *resp) {
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+        resp->body.n, resp->body.p, hub_free);
+    if (r == NULL) {
+        hub_buf_release(&resp->body);
+        return MHD_NO;
+    }
+    resp->body.p = NULL; /* now the response's */
+    if (resp->content_type[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                resp->content_type);
+    for (int i = 0; i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->headers[i][0], resp->headers[i][1]);
+    enum MHD_Result ret =
+        MHD_queue_response(conn, (unsigned)(resp->status ? resp->status : 500), r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    (void)version;
+    hub_http_server *s = cls;
+    hub_http_req *req = *con_cls;
+    if (req == NULL) {
+        req = hub_calloc(1, sizeof *req);
+        if (req == NULL) return MHD_NO;
+        hub_buf_init(&req->body);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            char ip[INET6_ADDRSTRLEN] = "?";
+            int port = 0;
+            if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const void *)sa;
+                inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+                port = ntohs(in->sin_port);
+            } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const void *)sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+                port = ntohs(in6->sin6_port);
+            }
+            snprintf(req->peer, sizeof req->peer, "%s:%d", ip, port);
+        }
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!req->too_large &&
+            (int64_t)(req->body.n + *upload_size) > s->cfg.max_body)
+            req->too_large = true;
+        if (!req->too_large &&
+            hub_buf_append(&req->body, upload, *upload_size) != HUB_OK)
+            return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    req->conn = conn;
+    req->method = method;
+    req->path = url;
+    hub_http_resp resp;
+    memset(&resp, 0, sizeof resp);
+    hub_buf_init(&resp.body);
+    if (req->too_large) {
+        hub_http_resp_error(&resp, 413, "request body over the limit");
+    } else {
+        bool mismatch;
+        const route *r = find_route(s, method, url, &mismatch);
+        if (r)
+            r->fn(r->ud, req, &resp);
+        else if (mismatch)
+            hub_http_resp_error(&resp, 405, "method not allowed");
+        else
+            hub_http_resp_error(&resp, 404, "not found");
+    }
+    return queue(conn, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    hub_http_req *req = *con_cls;
+    if (req) {
+        hub_buf_release(&req->body);
+        hub_free(req);
+        *con_cls = NULL;
+    }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    HUB_LOG_DEBUG("http", "mhd='%s'", msg);
+}
+
+hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)s->cfg.port);
+    if (inet_pton(AF_INET, s->host, &addr.sin_addr) != 1)
+        return hub_err_set(err, HUB_E_CONFIG, "http.host",
+                           "'%s' is not an IPv4 address", s->host);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(s->cfg.max_connections > 0 ? s->cfg.max_connections : 1024),
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(s->cfg.timeout_s > 0 ? s->cfg.timeout_s : 60),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_END);
+    if (s->d == NULL)
+        return hub_err_set(err, HUB_E_IO, "http",
+                           "cannot listen on %s:%d (port in use?)", s->host,
+                           s->cfg.port);
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : s->cfg.port;
+    return HUB_OK;
+}
+
+int hub_http_server_port(const hub_http_server *s) { return s->port; }
+
+void hub_http_server_free(hub_http_server *s) {
+    if (s == NULL) return;
+    if (s->d) MHD_stop_daemon(s->d);
+    hub_free(s);
+}

@@ -1,0 +1,83 @@
+/* http: libmicrohttpd glue. Routes requests by method and path prefix to
+ * handlers; the FHIR REST API, the dashboard's API, /healthz and /metrics
+ * are all routes. Handlers run on libmicrohttpd's worker threads. */
+#ifndef HUB_HTTP_H
+#define HUB_HTTP_H
+
+#include "hub/core.h"
+
+typedef struct hub_http_server hub_http_server;
+typedef struct hub_http_req hub_http_req;
+
+typedef struct {
+    const char *host; /* bind address */
+    int port;         /* 0 picks a free one */
+    int threads;
+    int max_connections;
+    int64_t max_body;
+    int timeout_s; /* idle connection timeout */
+} hub_http_cfg;
+
+#define HUB_HTTP_MAX_HEADERS 16
+
+/* What a handler fills. `body` is owned by the response and freed after
+ * it is sent. Header names and values are copied. */
+typedef struct {
+    int status;
+    char content_type[96];
+    hub_buf body;
+    int nheaders;
+    char headers[HUB_HTTP_MAX_HEADERS][2][256];
+} hub_http_resp;
+
+typedef void (*hub_http_handler)(void *ud, const hub_http_req *req,
+                                 hub_http_resp *resp);
+
+/* Creation, then routes, then start. */
+hub_status hub_http_server_new(const hub_http_cfg *c, hub_http_server **out,
+                               hub_err *err);
+/* `method` NULL matches any. `path` matches exactly, or as a prefix when it
+ * ends in '/' or '*' (the '*' is not part of the prefix). Routes are tried
+ * in the order added. */
+hub_status hub_http_route(hub_http_server *s, const char *method,
+                          const char *path, hub_http_handler fn, void *ud);
+hub_status hub_http_server_start(hub_http_server *s, hub_err *err);
+int hub_http_server_port(const hub_http_server *s);
+/* Stops accepting, finishes requests in flight, frees. NULL is a no-op. */
+void hub_http_server_free(hub_http_server *s);
+
+/* Request accessors; strings are borrowed until the handler returns. */
+const char *hub_http_req_method(const hub_http_req *r);
+const char *hub_http_req_path(const hub_http_req *r);
+/* A query parameter's (first) value, or NULL. */
+const char *hub_http_req_query(const hub_http_req *r, const char *key);
+const char *hub_http_req_header(const hub_http_req *r, const char *name);
+hub_slice hub_http_req_body(const hub_http_req *r);
+/* The peer address "ip:port". */
+const char *hub_http_req_peer(const hub_http_req *r);
+
+void hub_http_resp_header(hub_http_resp *resp, const char *name,
+                          const char *value);
+/* Sets status, content type and a copy of `body`. */
+void hub_http_resp_set(hub_http_resp *resp, int status, const char *ctype,
+                       const char *body, size_t n);
+/* Sets a JSON error body {"error": msg} with the status. */
+void hub_http_resp_error(hub_http_resp *resp, int status, const char *msg);
+
+/* ---- operations routes ------------------------------------------------- */
+
+struct hub_store;
+typedef struct {
+    struct hub_store *store;
+    int64_t started_ms;
+    const char *store_path;
+    /* Extra fields for /healthz, e.g. the bound ports; may be NULL. */
+    int mllp_port;
+    int http_port;
+} hub_http_ops;
+
+/* Adds GET /healthz, GET /metrics, GET /api/messages, GET
+ * /api/messages/<id>. `ops` is borrowed for the server's life. */
+hub_status hub_http_add_ops_routes(hub_http_server *s, hub_http_ops *ops);
+
+#endif

@@ -1,0 +1,127 @@
+/* store: the storage interface. SQLite is the embedded default; a
+ * PostgreSQL backend implements the same calls later, so nothing above this
+ * header speaks SQL.
+ *
+ * Threads: one writer thread owns the write connection and groups commits
+ * (many jobs, one transaction, one fsync). Readers use connections of their
+ * own, taken from a small pool, from any thread. */
+#ifndef HUB_STORE_H
+#define HUB_STORE_H
+
+#include "hub/core.h"
+
+typedef struct hub_store hub_store;
+
+typedef struct {
+    const char *dir;      /* data directory; created if missing */
+    bool durable;         /* synchronous=FULL (fsync per commit group) */
+    int commit_batch_max; /* most jobs in one commit group */
+    bool read_only;       /* CLI readers: no writer thread, no schema change */
+} hub_store_cfg;
+
+/* Opens (creating schema as needed) and, unless read_only, starts the
+ * writer thread. Errors: HUB_E_IO (directory not creatable or writable),
+ * HUB_E_STORE (database unusable). */
+hub_status hub_store_open(const hub_store_cfg *c, hub_store **out, hub_err *err);
+/* Finishes every queued job, stops the writer, closes. NULL is a no-op. */
+void hub_store_close(hub_store *s);
+/* The database file's path. Borrowed: valid until close. */
+const char *hub_store_path(const hub_store *s);
+
+/* ---- the writer -------------------------------------------------------- */
+
+/* A unit of work run on the writer thread inside a commit group. `run`
+ * executes inside its own savepoint: returning non-OK rolls back this job
+ * only. `done` is called after the group's COMMIT returned (rc is the
+ * commit's outcome if the job itself succeeded), on the writer thread; it
+ * must not block. The job struct is owned by the caller and must stay valid
+ * until `done` runs. */
+typedef struct hub_store_tx hub_store_tx; /* the writer's transaction view */
+typedef struct hub_store_job hub_store_job;
+struct hub_store_job {
+    hub_status (*run)(hub_store_tx *tx, hub_store_job *job, hub_err *err);
+    void (*done)(hub_store_job *job, hub_status rc, const hub_err *err);
+    void *ud;
+    hub_store_job *next; /* queue link: the store's */
+};
+
+/* Queues a job. HUB_E_STATE once the store is closing. Thread-safe. */
+hub_status hub_store_submit(hub_store *s, hub_store_job *job, hub_err *err);
+
+/* Commit groups and jobs so far (for metrics and tests). */
+typedef struct {
+    int64_t commits, jobs, failed_jobs;
+} hub_store_stats;
+void hub_store_get_stats(hub_store *s, hub_store_stats *out);
+
+/* ---- the message journal ------------------------------------------------ */
+
+typedef enum {
+    HUB_MSG_ACCEPTED,  /* stored, AA/CA sent */
+    HUB_MSG_REJECTED,  /* AR/CR: could not be taken at all (broken MSH...) */
+    HUB_MSG_ERRORED,   /* AE/CE: failed validation or mapping; replayable */
+    HUB_MSG_PROCESSED, /* accepted and its results applied to the record */
+} hub_msg_status;
+
+const char *hub_msg_status_name(hub_msg_status s);
+hub_status hub_msg_status_parse(const char *s, hub_msg_status *out);
+
+/* One journal row. Strings are borrowed from whoever filled the struct. */
+typedef struct {
+    int64_t id;           /* assigned on insert */
+    int64_t received_ms;
+    const char *channel;
+    const char *peer;     /* ip:port */
+    const char *identity; /* TLS subject or configured sender identity */
+    const char *sender;   /* MSH-3^MSH-4 as sent (app^facility), may be "" */
+    const char *control_id; /* MSH-10, may be "" */
+    const char *msg_type; /* MSH-9 e.g. "ADT^A01^ADT_A01" */
+    const char *version;  /* MSH-12 */
+    hub_msg_status status;
+    const char *ack_code; /* AA AE AR CA CE CR */
+    const char *ack;      /* the ACK bytes sent */
+    size_t ack_len;
+    const char *errors;   /* JSON array of findings, or NULL */
+    const char *body;     /* the message as received */
+    size_t body_len;
+} hub_journal_row;
+
+/* Inside a writer job: looks up an accepted or processed message with the
+ * same sender and control id. HUB_OK and fills *row (strings valid until
+ * the job returns) when found; HUB_E_NOTFOUND when not. */
+hub_status hub_journal_find_dup(hub_store_tx *tx, const char *sender,
+                                const char *control_id, hub_journal_row *row,
+                                hub_err *err);
+/* Inside a writer job: inserts the row; sets row->id. */
+hub_status hub_journal_insert(hub_store_tx *tx, hub_journal_row *row,
+                              hub_err *err);
+/* Inside a writer job: changes a row's status, ACK and errors. */
+hub_status hub_journal_update(hub_store_tx *tx, int64_t id,
+                              hub_msg_status status, const char *ack_code,
+                              const char *ack, size_t ack_len,
+                              const char *errors, hub_err *err);
+
+typedef struct {
+    int status;             /* -1 for any, else a hub_msg_status */
+    const char *sender;     /* substring of MSH-3^MSH-4, or NULL */
+    const char *control_id; /* exact, or NULL */
+    const char *channel;    /* exact, or NULL */
+    int64_t since_ms;       /* 0 for no bound */
+    int64_t before_id;      /* paging: rows with id < before_id; 0 = newest */
+    int limit;              /* 1..1000 */
+    bool with_body;         /* fill body (only `show` and replay need it) */
+} hub_journal_filter;
+
+/* Calls `fn` for each matching row, newest first. The row's strings are
+ * valid only during the call. Stops early when `fn` returns non-OK and
+ * returns that. Any thread. */
+typedef hub_status (*hub_journal_fn)(void *ud, const hub_journal_row *row);
+hub_status hub_journal_list(hub_store *s, const hub_journal_filter *f,
+                            hub_journal_fn fn, void *ud, hub_err *err);
+/* One row by id; HUB_E_NOTFOUND if none. */
+hub_status hub_journal_get(hub_store *s, int64_t id, hub_journal_fn fn,
+                           void *ud, hub_err *err);
+/* Counts by status (indexed by hub_msg_status). */
+hub_status hub_journal_counts(hub_store *s, int64_t counts[4], hub_err *err);
+
+#endif
