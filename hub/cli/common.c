@@ -6,6 +6,7 @@
 
 const hub_cli_cmd hub__cli_cmds[] = {
     {"serve", hub__cmd_serve, "run the hub: MLLP and HTTP listeners, store"},
+    {"journal", hub__cmd_journal, "list journaled messages, or show one"},
     {"version", hub__cmd_version, "print the version"},
     {"help", hub__cmd_help, "list the commands, or explain one"},
     {NULL, NULL, NULL},

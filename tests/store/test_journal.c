@@ -1,0 +1,244 @@
+/* store: the writer's grouped commits and the message journal. */
+#include "hub/store.h"
+#include "hub_test.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    hub_store_job job;
+    hub_journal_row row;
+    char ctl[32];
+    bool fail;           /* make run() fail after inserting */
+    hub_status done_rc;
+    atomic_int *done_count;
+} ins_job;
+
+static hub_status ins_run(hub_store_tx *tx, hub_store_job *j, hub_err *err) {
+    ins_job *ij = (ins_job *)j;
+    hub_journal_row dup;
+    if (hub_journal_find_dup(tx, ij->row.sender, ij->row.control_id, &dup, err) == HUB_OK)
+        return hub_err_set(err, HUB_E_DUP, "test", "dup of %lld", (long long)dup.id);
+    hub_status rc = hub_journal_insert(tx, &ij->row, err);
+    if (rc) return rc;
+    if (ij->fail) return hub_err_set(err, HUB_E_INVALID, "test", "asked to fail");
+    return HUB_OK;
+}
+
+static void ins_done(hub_store_job *j, hub_status rc, const hub_err *err) {
+    (void)err;
+    ins_job *ij = (ins_job *)j;
+    ij->done_rc = rc;
+    atomic_fetch_add(ij->done_count, 1);
+}
+
+static void fill(ins_job *j, const char *sender, int n, hub_msg_status st,
+                 atomic_int *cnt) {
+    memset(j, 0, sizeof *j);
+    snprintf(j->ctl, sizeof j->ctl, "CTL%d", n);
+    j->row.received_ms = hub_now_ms();
+    j->row.channel = "default";
+    j->row.peer = "127.0.0.1:1";
+    j->row.sender = sender;
+    j->row.control_id = j->ctl;
+    j->row.msg_type = "ADT^A01";
+    j->row.version = "2.5.1";
+    j->row.status = st;
+    j->row.ack_code = st == HUB_MSG_ACCEPTED ? "AA" : "AE";
+    j->row.ack = "MSH|^~\\&|ACK";
+    j->row.ack_len = strlen(j->row.ack);
+    j->row.body = "MSH|^~\\&|X";
+    j->row.body_len = strlen(j->row.body);
+    j->job.run = ins_run;
+    j->job.done = ins_done;
+    j->done_count = cnt;
+}
+
+static hub_store *open_tmp(char dir[256]) {
+    hub_test_tmpdir(dir);
+    hub_store_cfg c = {.dir = dir, .durable = true, .commit_batch_max = 512};
+    hub_store *s;
+    hub_err err;
+    cr_assert_eq(hub_store_open(&c, &s, &err), HUB_OK, "%s", err.msg);
+    return s;
+}
+
+static void wait_for(atomic_int *n, int want) {
+    for (int i = 0; i < 2000 && atomic_load(n) < want; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(atomic_load(n), want);
+}
+
+Test(store_journal, commits_are_grouped) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    enum { N = 300 };
+    static ins_job jobs[N];
+    atomic_int done = 0;
+    hub_err err;
+    for (int i = 0; i < N; i++) {
+        fill(&jobs[i], "LAB^HOSP", i, HUB_MSG_ACCEPTED, &done);
+        cr_assert_eq(hub_store_submit(s, &jobs[i].job, &err), HUB_OK);
+    }
+    wait_for(&done, N);
+    for (int i = 0; i < N; i++) cr_assert_eq(jobs[i].done_rc, HUB_OK);
+    hub_store_stats st;
+    hub_store_get_stats(s, &st);
+    cr_assert_eq(st.jobs, N);
+    cr_assert_lt(st.commits, N / 2, "grouped: %lld commits for %d jobs",
+                 (long long)st.commits, N);
+    int64_t counts[4];
+    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
+    cr_assert_eq(counts[HUB_MSG_ACCEPTED], N);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+Test(store_journal, duplicate_found_and_failed_job_rolled_back_alone) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job a, b, c, d;
+    hub_err err;
+    fill(&a, "EHR^H", 1, HUB_MSG_ACCEPTED, &done);
+    fill(&b, "EHR^H", 1, HUB_MSG_ACCEPTED, &done); /* same sender + id */
+    fill(&c, "EHR^H", 2, HUB_MSG_ACCEPTED, &done);
+    c.fail = true;
+    fill(&d, "OTHER^H", 1, HUB_MSG_ACCEPTED, &done); /* other sender */
+    hub_store_submit(s, &a.job, &err);
+    hub_store_submit(s, &b.job, &err);
+    hub_store_submit(s, &c.job, &err);
+    hub_store_submit(s, &d.job, &err);
+    wait_for(&done, 4);
+    cr_assert_eq(a.done_rc, HUB_OK);
+    cr_assert_eq(b.done_rc, HUB_E_DUP);
+    cr_assert_eq(c.done_rc, HUB_E_INVALID);
+    cr_assert_eq(d.done_rc, HUB_OK);
+    int64_t counts[4];
+    hub_journal_counts(s, counts, &err);
+    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 2, "c rolled back, b never inserted");
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+Test(store_journal, errored_message_may_be_resent_under_same_id) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job a, b;
+    hub_err err;
+    fill(&a, "EHR^H", 7, HUB_MSG_ERRORED, &done);
+    fill(&b, "EHR^H", 7, HUB_MSG_ACCEPTED, &done);
+    hub_store_submit(s, &a.job, &err);
+    hub_store_submit(s, &b.job, &err);
+    wait_for(&done, 2);
+    cr_assert_eq(a.done_rc, HUB_OK);
+    cr_assert_eq(b.done_rc, HUB_OK);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+typedef struct {
+    int n;
+    int64_t ids[64];
+    char body[64];
+} collect;
+
+static hub_status collect_fn(void *ud, const hub_journal_row *r) {
+    collect *c = ud;
+    if (c->n < 64) c->ids[c->n] = r->id;
+    c->n++;
+    if (r->body) snprintf(c->body, sizeof c->body, "%.*s", (int)r->body_len, r->body);
+    return HUB_OK;
+}
+
+Test(store_journal, list_filters_and_paging) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job j[20];
+    hub_err err;
+    for (int i = 0; i < 20; i++) {
+        fill(&j[i], i % 2 ? "LAB^A" : "EHR^B", i,
+             i % 5 == 0 ? HUB_MSG_ERRORED : HUB_MSG_ACCEPTED, &done);
+        hub_store_submit(s, &j[i].job, &err);
+    }
+    wait_for(&done, 20);
+    collect c = {0};
+    hub_journal_filter f = {.status = -1, .limit = 1000};
+    cr_assert_eq(hub_journal_list(s, &f, collect_fn, &c, &err), HUB_OK);
+    cr_assert_eq(c.n, 20);
+    cr_assert_gt(c.ids[0], c.ids[1], "newest first");
+    memset(&c, 0, sizeof c);
+    f.status = HUB_MSG_ERRORED;
+    hub_journal_list(s, &f, collect_fn, &c, &err);
+    cr_assert_eq(c.n, 4);
+    memset(&c, 0, sizeof c);
+    f.status = -1;
+    f.sender = "LAB";
+    hub_journal_list(s, &f, collect_fn, &c, &err);
+    cr_assert_eq(c.n, 10);
+    memset(&c, 0, sizeof c);
+    f.sender = NULL;
+    f.control_id = "CTL3";
+    hub_journal_list(s, &f, collect_fn, &c, &err);
+    cr_assert_eq(c.n, 1);
+    /* Paging: 7 at a time covers all 20 once. */
+    f.control_id = NULL;
+    f.limit = 7;
+    int total = 0;
+    int64_t before = 0;
+    for (int page = 0; page < 5; page++) {
+        memset(&c, 0, sizeof c);
+        f.before_id = before;
+        hub_journal_list(s, &f, collect_fn, &c, &err);
+        total += c.n;
+        if (c.n < 7) break;
+        before = c.ids[c.n - 1];
+    }
+    cr_assert_eq(total, 20);
+    memset(&c, 0, sizeof c);
+    cr_assert_eq(hub_journal_get(s, j[3].row.id, collect_fn, &c, &err), HUB_OK);
+    cr_assert_str_eq(c.body, "MSH|^~\\&|X");
+    cr_assert_eq(hub_journal_get(s, 99999, collect_fn, &c, &err), HUB_E_NOTFOUND);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+Test(store_journal, close_finishes_queued_jobs_then_refuses) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job j[50];
+    hub_err err;
+    for (int i = 0; i < 50; i++) {
+        fill(&j[i], "A^B", i, HUB_MSG_ACCEPTED, &done);
+        hub_store_submit(s, &j[i].job, &err);
+    }
+    hub_store_close(s);
+    cr_assert_eq(atomic_load(&done), 50);
+    /* Reopen read-only: everything is there. */
+    hub_store_cfg rc = {.dir = dir, .read_only = true};
+    cr_assert_eq(hub_store_open(&rc, &s, &err), HUB_OK, "%s", err.msg);
+    int64_t counts[4];
+    hub_journal_counts(s, counts, &err);
+    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 50);
+    cr_assert_eq(hub_store_submit(s, &j[0].job, &err), HUB_E_STATE);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+Test(store_journal, bad_dirs) {
+    hub_store *s;
+    hub_err err;
+    hub_store_cfg c = {.dir = "/proc/hub-no-such/x", .durable = true};
+    cr_assert_eq(hub_store_open(&c, &s, &err), HUB_E_IO);
+    cr_assert(strstr(err.msg, "cannot create data directory"));
+    hub_store_cfg r = {.dir = "/tmp/hub-no-such-store-dir", .read_only = true};
+    cr_assert_eq(hub_store_open(&r, &s, &err), HUB_E_NOTFOUND);
+}
