@@ -7,6 +7,8 @@
 const hub_cli_cmd hub__cli_cmds[] = {
     {"serve", hub__cmd_serve, "run the hub: MLLP and HTTP listeners, store"},
     {"journal", hub__cmd_journal, "list journaled messages, or show one"},
+    {"get", hub__cmd_get, "print decoded values of HL7 v2 messages by terse path"},
+    {"inspect", hub__cmd_inspect, "print HL7 v2 messages as an indented tree"},
     {"version", hub__cmd_version, "print the version"},
     {"help", hub__cmd_help, "list the commands, or explain one"},
     {NULL, NULL, NULL},
