@@ -93,7 +93,7 @@ static void fx_on_close(void *ud, const hub_mllp_frame_ctx *ctx, const char *why
 }
 
 /* Starts the server with one channel; returns its port. */
-static int fx_start(hub_mllp_channel_cfg *ch) {
+static inline int fx_start(hub_mllp_channel_cfg *ch) {
     hub_mllp_server_cfg cfg = {.channels = ch, .n_channels = 1};
     hub_mllp_callbacks cb = {.on_frame = fx_on_frame, .on_open = fx_on_open,
                              .on_close = fx_on_close};
@@ -105,13 +105,13 @@ static int fx_start(hub_mllp_channel_cfg *ch) {
     return port;
 }
 
-static void fx_stop(void) {
+static inline void fx_stop(void) {
     hub_mllp_server_free(SRV);
     SRV = NULL;
 }
 
 /* Sends message `id` on fd and expects an ACK with `code` naming it. */
-static void fx_roundtrip(int fd, const char *id, const char *code) {
+static inline void fx_roundtrip(int fd, const char *id, const char *code) {
     char msg[512], ack[1024], got[3];
     mt_message(msg, sizeof msg, id);
     cr_assert(mt_write_frame(fd, msg));
@@ -123,6 +123,6 @@ static void fx_roundtrip(int fd, const char *id, const char *code) {
     cr_assert(hub_slice_eq_cstr(f, id), "ACK names another message");
 }
 
-static void fx_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
+static inline void fx_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 #endif
