@@ -6,6 +6,7 @@
 
 const hub_cli_cmd hub__cli_cmds[] = {
     {"serve", hub__cmd_serve, "run the hub: MLLP and HTTP listeners, store"},
+    {"send", hub__cmd_send, "send HL7 v2 files over MLLP and summarize the ACKs"},
     {"version", hub__cmd_version, "print the version"},
     {"help", hub__cmd_help, "list the commands, or explain one"},
     {NULL, NULL, NULL},

@@ -74,7 +74,14 @@ static void fx_on_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *f, 
         return;
     }
     pthread_mutex_unlock(&FX.lk);
-    if (!noack) fx_reply(ctx->conn_id, ctx->seq, f, n, "AA", false);
+    /* control ids starting AE or AR get that answer */
+    const char *code = "AA";
+    hub_slice cid;
+    if (hub_mllp_field(hub_slice_of(f, n), "MSH", 10, &cid) && cid.n >= 2) {
+        if (memcmp(cid.p, "AE", 2) == 0) code = "AE";
+        if (memcmp(cid.p, "AR", 2) == 0) code = "AR";
+    }
+    if (!noack) fx_reply(ctx->conn_id, ctx->seq, f, n, code, false);
 }
 
 static void fx_on_open(void *ud, const hub_mllp_frame_ctx *ctx) {
