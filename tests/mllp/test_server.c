@@ -437,13 +437,13 @@ Test(mllp_server, python_hl7_mllp_send, .fini = fx_stop) {
     close(mkstemp(out));
     int rc = mt_sh("/usr/bin/mllp_send --loose --port %d --file %s 127.0.0.1 > %s 2>&1", port, path,
                    out);
+    unlink(path);
     cr_assert_eq(rc, 0, "mllp_send failed");
     FILE *f = fopen(out, "r");
     char buf[1024] = "";
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     buf[n] = '\0';
     fclose(f);
-    unlink(path);
     unlink(out);
     cr_assert(strstr(buf, "MSA|AA|PY1") != NULL, "mllp_send printed: %s", buf);
     cr_assert_eq(atomic_load(&FX.frames), 1);

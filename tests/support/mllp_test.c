@@ -129,6 +129,10 @@ int mt_sh(const char *fmt, ...) {
 static char tls_dir[256];
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
+static void rm_tls(void) {
+    if (tls_dir[0]) mt_sh("rm -rf '%s'", tls_dir);
+}
+
 static void make_tls(void) {
     char tmpl[] = "/tmp/hub-mllp-tls-XXXXXX";
     if (mkdtemp(tmpl) == NULL) return;
@@ -153,7 +157,12 @@ static void make_tls(void) {
         "openssl x509 -req -in rogue.csr -CA other-ca.pem -CAkey other-ca.key "
         "  -CAcreateserial -out rogue.pem -days 2 >/dev/null 2>&1",
         d);
-    if (r == 0) snprintf(tls_dir, sizeof tls_dir, "%s", d);
+    snprintf(tls_dir, sizeof tls_dir, "%s", d);
+    atexit(rm_tls);
+    if (r != 0) {
+        rm_tls();
+        tls_dir[0] = '\0';
+    }
 }
 
 const char *mt_tls_dir(void) {
