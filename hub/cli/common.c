@@ -9,6 +9,7 @@ const hub_cli_cmd hub__cli_cmds[] = {
     {"journal", hub__cmd_journal, "list journaled messages, or show one"},
     {"get", hub__cmd_get, "print decoded values of HL7 v2 messages by terse path"},
     {"inspect", hub__cmd_inspect, "print HL7 v2 messages as an indented tree"},
+    {"send", hub__cmd_send, "send HL7 v2 files over MLLP and summarize the ACKs"},
     {"version", hub__cmd_version, "print the version"},
     {"help", hub__cmd_help, "list the commands, or explain one"},
     {NULL, NULL, NULL},
