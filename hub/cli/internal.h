@@ -32,6 +32,7 @@ int hub__cli_cfg_flag(const char *cmd, hub_cfg *cfg, int argc, char **argv,
                       int *i);
 
 int hub__cmd_serve(int argc, char **argv);
+int hub__cmd_validate(int argc, char **argv);
 int hub__cmd_version(int argc, char **argv);
 int hub__cmd_help(int argc, char **argv);
 

@@ -944,4 +944,9 @@ void hub_v2_site_free(hub_v2_site *site) {
     hub_free(site);
 }
 
+void hub_v2_site_policy(const hub_v2_site *site, hub_v2_policy *p) {
+    for (int r = 0; r < HUB_V2R__COUNT; r++)
+        if (site->pol_set[r]) p->sev[r] = site->pol_sev[r];
+}
+
 const char *hub_v2_site_name(const hub_v2_site *site) { return site->name; }

@@ -767,9 +767,7 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     c.max = opts && opts->max ? opts->max : 1000;
     if (opts && opts->policy) c.pol = *opts->policy;
     else hub_v2_policy_default(&c.pol);
-    if (c.site && !(opts && opts->policy))
-        for (int r = 0; r < HUB_V2R__COUNT; r++)
-            if (c.site->pol_set[r]) c.pol.sev[r] = c.site->pol_sev[r];
+    if (c.site && !(opts && opts->policy)) hub_v2_site_policy(c.site, &c.pol);
     c.d = hub_v2_msg_delims(m);
     c.utf8 = hub_v2_msg_charset(m) != HUB_V2_CS_LATIN1;
 

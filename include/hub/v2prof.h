@@ -158,6 +158,8 @@ hub_status hub_v2_site_parse(hub_v2_profset *s, const char *p, size_t n,
                              const char *where, hub_v2_site **out,
                              hub_err *err);
 void hub_v2_site_free(hub_v2_site *site); /* NULL is a no-op */
+/* Applies the site profile's own "policy" overrides to `p`. */
+void hub_v2_site_policy(const hub_v2_site *site, hub_v2_policy *p);
 /* The profile's "name"; borrowed. */
 const char *hub_v2_site_name(const hub_v2_site *site);
 
@@ -174,8 +176,8 @@ typedef struct {
 
 typedef struct {
     const hub_v2_site *site;     /* NULL: base profile only */
-    const hub_v2_policy *policy; /* NULL: defaults (then the site's own
-                                  * overrides apply) */
+    const hub_v2_policy *policy; /* NULL: the defaults with the site's
+                                  * own overrides; else used as is */
     size_t max;                  /* findings kept; 0 means 1000 */
 } hub_v2_validate_opts;
 
