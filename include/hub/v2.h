@@ -258,8 +258,8 @@ enum {
 /* Result of decoding one value. */
 typedef struct {
     hub_slice text;     /* UTF-8, NUL-terminated (text.p[text.n] == 0),
-                         * allocated in the arena (or pointing into the
-                         * input when nothing needed decoding) */
+                         * allocated in the arena (a static "" for absent,
+                         * empty and null values) */
     unsigned flags;     /* HUB_V2_TEXT_* */
     size_t bad_offset;  /* first offending byte in the message's input
                          * buffer, SIZE_MAX when none */
@@ -274,7 +274,9 @@ typedef struct {
  * formatting commands (\.in\ \.ti\ \.fi\ \.nf\ \.ce\ \.sk\) are dropped,
  * \Zxx\ is kept verbatim. Delimiters inside raw (the value of a whole field
  * or repetition) are kept as they are. Output is UTF-8: Latin-1 bytes are
- * converted, bytes invalid in the declared charset become U+FFFD.
+ * converted; bytes that contradict the declared charset set
+ * HUB_V2_TEXT_BAD_BYTES and bad_offset: a valid UTF-8 sequence in an ASCII
+ * or Latin-1 message is kept as UTF-8, anything else becomes U+FFFD.
  * Errors: HUB_E_NOMEM, HUB_E_LIMIT (raw over HUB_MAX_FIELD). */
 hub_status hub_v2_decode(hub_arena *a, const hub_v2_msg *m, hub_slice raw,
                          hub_v2_text_out *out, hub_err *err);
@@ -326,9 +328,10 @@ hub_status hub_v2_set_raw(hub_arena *a, hub_v2_msg *m, size_t seg,
 /* ---- encode --------------------------------------------------------------- */
 
 /* Appends the message in ER7 to `out`. Unchanged segments are written as
- * they were read (terminators, BOM and trailing bytes included), so an
- * unmodified parsed message encodes byte-identical; changed or new
- * segments end with CR. Errors: HUB_E_NOMEM. */
+ * they were read (terminators, BOM and blank lines included), so an
+ * unmodified parsed message encodes byte-identical; changed segments are
+ * joined from their fields and keep their terminator; new segments end
+ * with CR. Errors: HUB_E_NOMEM. */
 hub_status hub_v2_encode(const hub_v2_msg *m, hub_buf *out, hub_err *err);
 
 /* ---- batches ---------------------------------------------------------------- */
@@ -482,9 +485,11 @@ hub_status hub_v2_ack_build(const hub_v2_msg *m, const hub_v2_ack_req *req,
                             hub_buf *out, hub_err *err);
 /* The best ACK that can be built from bytes that did not parse (broken
  * MSH, no MSH, empty input, garbage): salvages the delimiters, MSH-3..6,
- * MSH-9, MSH-10, MSH-11, MSH-12 where they can be found, escapes them, and
- * writes MSA-1 AR (or CR when MSH-15/16 are salvaged and set) unless
- * req->status says otherwise. Never fails except HUB_E_NOMEM. */
+ * MSH-9, MSH-10, MSH-11, MSH-12 where they can be found (printable bytes
+ * only, at most 80 per value), and always writes MSA-1 AR (CR when MSH-15
+ * or MSH-16 are salvaged and set; req->status is ignored). `p` may be NULL
+ * when n is 0; `req` may be NULL (no findings, defaults). Never fails
+ * except HUB_E_NOMEM. */
 hub_status hub_v2_ack_build_raw(const char *p, size_t n,
                                 const hub_v2_ack_req *req, hub_buf *out,
                                 hub_err *err);
