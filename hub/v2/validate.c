@@ -494,9 +494,12 @@ static void check_leaf_value(vctx *c, fctx *fc, const char *dt, unsigned table,
     if (!is_id && !is_is) return;
     if (table == 396 && (v.n >= 2 && ((v.p[0] == '9' && v.p[1] == '9') || v.p[0] == 'L')))
         return; /* local coding systems 99zzz and L are allowed by 0396 */
+    /* HL7 tables that realm guides routinely extend (coding systems,
+     * universal id types, identifier types) are judged as user-defined. */
+    bool open = table == 396 || table == 301 || table == 203;
     if (hub_v2_profile_table_has(c->p, table, v) == 0)
-        add(c, is_id ? HUB_V2R_TABLE_HL7 : HUB_V2R_TABLE_USER, &fc->loc, fc->segi,
-            "code not in %s %04u", table_kind(dt), table);
+        add(c, is_id && !open ? HUB_V2R_TABLE_HL7 : HUB_V2R_TABLE_USER, &fc->loc, fc->segi,
+            "code not in %s %04u", open ? "HL7 table (extensible)" : table_kind(dt), table);
 }
 
 static bool coded_dt(const char *dt) {

@@ -113,7 +113,7 @@ int hub_v2_profile_table_has(const hub_v2_profile *p, unsigned table,
     X(DATE_IMPOSSIBLE, "date_impossible", 102, 'E')                         \
     X(DATE_FORMAT, "date_format", 102, 'E')                                 \
     X(NUMBER, "number", 102, 'E')                                           \
-    X(TABLE_HL7, "table_hl7", 103, 'E')                                     \
+    X(TABLE_HL7, "table_hl7", 103, 'W')                                     \
     X(TABLE_USER, "table_user", 103, 'W')                                   \
     X(TABLE_CODED, "table_coded", 103, 'W')                                 \
     X(TABLE_SITE, "table_site", 103, 'E')                                   \

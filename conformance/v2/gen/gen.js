@@ -35,7 +35,7 @@ function card(min, max) {
  * "<OBR|RXO|RXE>*". */
 function element(n, used) {
   if (n.compounds) {
-    const names = n.compounds.map((c) => c.name).filter((x) => x);
+    const names = n.compounds.map((c) => c.name).filter((x) => x && /^[A-Z0-9]{3}$/.test(x));
     if (names.length === 0) return null; /* the source lost the names */
     names.forEach((x) => used.add(x));
     return '<' + names.join('|') + '>' + card(n.min, n.max);
@@ -44,7 +44,8 @@ function element(n, used) {
     const kids = n.children.map((c) => element(c, used)).filter((x) => x !== null);
     return [n.name + card(n.min, n.max)].concat(kids);
   }
-  if (!n.name) return null;
+  /* Only real segment ids (v2.3's MFN_M01 has a "GenericSegment"). */
+  if (!n.name || !/^[A-Z0-9]{3}$/.test(n.name)) return null;
   used.add(n.name);
   return n.name + card(n.min, n.max);
 }
@@ -98,7 +99,7 @@ function writeVersion(v, def, tablesUsed) {
     /* "ACK" and the bare "ORU"/"QRY" entries stand for every event. */
     if (!events[ev]) events[ev] = k;
   }
-  const segNames = Object.keys(def.segments).sort();
+  const segNames = Object.keys(def.segments).filter((s) => /^[A-Z0-9]{3}$/.test(s)).sort();
   const dtNames = Object.keys(def.fields).sort();
   for (const s of segNames)
     for (const f of def.segments[s].fields) { const t = tableId(f.table); if (t) tablesUsed.add(t); }
