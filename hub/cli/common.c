@@ -6,6 +6,8 @@
 
 const hub_cli_cmd hub__cli_cmds[] = {
     {"serve", hub__cmd_serve, "run the hub: MLLP and HTTP listeners, store"},
+    {"get", hub__cmd_get, "print decoded values of HL7 v2 messages by terse path"},
+    {"inspect", hub__cmd_inspect, "print HL7 v2 messages as an indented tree"},
     {"validate", hub__cmd_validate, "check HL7 v2 files against conformance profiles"},
     {"version", hub__cmd_version, "print the version"},
     {"help", hub__cmd_help, "list the commands, or explain one"},

@@ -160,6 +160,12 @@ hub_status hub_v2_batch_parse(hub_arena *a, const char *p, size_t n,
         while (next < n && (p[next] == '\r' || p[next] == '\n')) next++;
         const char *s = p + pos;
         size_t len = end - pos;
+        size_t blank = 0;
+        while (blank < len && (s[blank] == ' ' || s[blank] == '\t')) blank++;
+        if (blank == len) { /* a line of spaces: blank, as in the parser */
+            pos = next;
+            continue;
+        }
         nseg++;
         bool is_msh = id_is(s, len, "MSH"), is_bhs = id_is(s, len, "BHS"),
              is_fhs = id_is(s, len, "FHS"), is_bts = id_is(s, len, "BTS"),

@@ -156,10 +156,10 @@ static size_t count_char(hub_slice s, char c) {
  * limits; short fields cannot exceed them. */
 static hub_status check_big_field(const hub_v2_delims *d, hub_slice f,
                                   const char *where, hub_err *err) {
-    if (f.n > HUB_MAX_REPS && count_char(f, d->rep) + 1 > HUB_MAX_REPS)
+    if (f.n >= HUB_MAX_REPS && count_char(f, d->rep) + 1 > HUB_MAX_REPS)
         return hub_err_set(err, HUB_E_LIMIT, where, "field over %d repetitions",
                            HUB_MAX_REPS);
-    if (f.n <= HUB_MAX_COMPONENTS && f.n <= HUB_MAX_SUBCOMPONENTS) return HUB_OK;
+    if (f.n < HUB_MAX_COMPONENTS && f.n < HUB_MAX_SUBCOMPONENTS) return HUB_OK;
     size_t comps = 1, subs = 1;
     for (size_t i = 0; i < f.n; i++) {
         char c = f.p[i];
@@ -299,7 +299,8 @@ hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
                                    HUB_MAX_FIELDS);
             }
             fbuf[nf++] = hub_slice_of(p + q, k - q);
-            if (k - q > HUB_MAX_REPS || k - q > HUB_MAX_COMPONENTS) {
+            if (k - q >= HUB_MAX_REPS || k - q >= HUB_MAX_COMPONENTS ||
+                k - q >= HUB_MAX_SUBCOMPONENTS) {
                 char w[24];
                 snprintf(w, sizeof w, "%.3s-%zu", p + start, nf - 1);
                 if (k - q > HUB_MAX_FIELD)
@@ -333,9 +334,16 @@ hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
                                    id.p);
             }
         }
-        /* The terminator: CR, LF or CRLF, then any blank lines. */
+        /* The terminator: CR, LF or CRLF, then any blank lines (lines of
+         * only spaces or tabs count as blank: some senders pad them). */
         size_t t = q;
-        while (t < n && (p[t] == '\r' || p[t] == '\n')) t++;
+        for (;;) {
+            while (t < n && (p[t] == '\r' || p[t] == '\n')) t++;
+            size_t u = t;
+            while (u < n && (p[u] == ' ' || p[u] == '\t')) u++;
+            if (t == q || u == t || !(u == n || p[u] == '\r' || p[u] == '\n')) break;
+            t = u;
+        }
         hub__v2_seg *s = NULL;
         hub_status rc = push_seg(a, m, &s, err);
         if (rc != HUB_OK) return rc;
