@@ -481,7 +481,10 @@ static void check_leaf_value(vctx *c, fctx *fc, const char *dt, unsigned table,
     const char *why;
     int r = hub_v2_check_value(dt, v, &why);
     if (r) {
-        add(c, (hub_v2_rule)r, &fc->loc, fc->segi, "%s (%s)", why, dt);
+        if (r == HUB_V2R_DATE_IMPOSSIBLE)
+            add(c, HUB_V2R_DATE_IMPOSSIBLE, &fc->loc, fc->segi, "%s", why);
+        else
+            add(c, (hub_v2_rule)r, &fc->loc, fc->segi, "%s (%s)", why, dt);
         return;
     }
     if (rule && rule->codes) {
