@@ -133,6 +133,15 @@ hub_status hub_v2_set(hub_arena *a, hub_v2_msg *m, size_t seg, size_t field,
         return hub_err_set(err, HUB_E_LIMIT, where, "position over the limits");
     if (sub && m->d.sub == 0)
         return hub_err_set(err, HUB_E_ARG, where, "message has no sub-component separator");
+    if (m->d.esc == 0 && text != NULL) {
+        /* Without an escape character a delimiter cannot be written. */
+        for (const char *c = text; *c; c++) {
+            if (*c == m->d.field || *c == m->d.comp || *c == m->d.rep ||
+                (m->d.sub && *c == m->d.sub) || *c == '\r' || *c == '\n')
+                return hub_err_set(err, HUB_E_ARG, where,
+                                   "value needs escaping but MSH-2 has no escape character");
+        }
+    }
     hub_status rc = ensure_field(a, s, field, err);
     if (rc != HUB_OK) return rc;
     if (rep == 0) rep = 1;

@@ -312,7 +312,10 @@ hub_status hub_v2_seg_add(hub_arena *a, hub_v2_msg *m, const char *id,
 /* Sets the value at a position (as in hub_v2_at; rep 0 means 1) from UTF-8
  * `text`, escaping it with the message's delimiters; missing fields, reps,
  * components are created empty. `text` NULL writes the explicit null `""`.
- * MSH-1 and MSH-2 cannot be set (HUB_E_ARG). Errors: HUB_E_ARG,
+ * MSH-1 and MSH-2 cannot be set (HUB_E_ARG); text that holds a delimiter,
+ * CR or LF is HUB_E_ARG when the message declares no escape character, as
+ * is a sub-component position without a sub-component separator.
+ * Errors: HUB_E_ARG,
  * HUB_E_LIMIT, HUB_E_NOMEM. */
 hub_status hub_v2_set(hub_arena *a, hub_v2_msg *m, size_t seg, size_t field,
                       size_t rep, size_t comp, size_t sub, const char *text,
