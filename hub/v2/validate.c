@@ -847,7 +847,7 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
         hub_free(c.items);
         return hub_err_set(err, HUB_E_NOMEM, "validate", "out of memory");
     }
-    qsort(c.items, c.n, sizeof *c.items, cmp_vitem);
+    if (c.n > 1) qsort(c.items, c.n, sizeof *c.items, cmp_vitem);
     out->items = hub_arena_alloc(a, (c.n ? c.n : 1) * sizeof *out->items);
     if (out->items == NULL) {
         hub_free(c.items);
