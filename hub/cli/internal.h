@@ -34,6 +34,7 @@ int hub__cli_cfg_flag(const char *cmd, hub_cfg *cfg, int argc, char **argv,
 int hub__cmd_serve(int argc, char **argv);
 int hub__cmd_journal(int argc, char **argv);
 int hub__cmd_send(int argc, char **argv);
+int hub__cmd_validate(int argc, char **argv);
 int hub__cmd_version(int argc, char **argv);
 int hub__cmd_get(int argc, char **argv);
 int hub__cmd_inspect(int argc, char **argv);

@@ -1,0 +1,886 @@
+/* The validator: checks a parsed message against its base profile and an
+ * optional site profile, and reports findings with HL7 table 0357 codes.
+ * Diagnoses name positions, field names, datatypes and table numbers, never
+ * values (the MSH-9/-11/-12 protocol ids excepted). */
+#include "profile_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    int code;
+} rule_code[HUB_V2R__COUNT] = {
+#define HUB__V2R_CODE(id, name, code, sev) {code},
+    HUB_V2_RULE_LIST(HUB__V2R_CODE)
+#undef HUB__V2R_CODE
+};
+
+typedef struct {
+    hub_v2_finding f;
+    uint64_t key; /* sort: segment index, then order of discovery */
+} vitem;
+
+typedef struct {
+    hub_arena *a;
+    const hub_v2_msg *m;
+    const hub_v2_profile *p;
+    const hub_v2_site *site;
+    hub_v2_policy pol;
+    hub_v2_delims d;
+    bool utf8;
+    int vnum;
+    vitem *items;
+    size_t n, cap, max, order;
+    bool truncated, nomem;
+} vctx;
+
+enum { LV_FIELD, LV_COMP, LV_SUB };
+
+/* ---- findings ----------------------------------------------------------------- */
+
+static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                 size_t offset, const char *fmt, va_list ap) {
+    char sev = c->pol.sev[r];
+    if (sev == 0 || c->nomem) return;
+    if (c->n >= c->max) {
+        c->truncated = true;
+        return;
+    }
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 32;
+        vitem *ni = hub_realloc(c->items, nc * sizeof *ni);
+        if (ni == NULL) {
+            c->nomem = true;
+            return;
+        }
+        c->items = ni;
+        c->cap = nc;
+    }
+    char text[200];
+    vsnprintf(text, sizeof text, fmt, ap);
+    char *t = hub_arena_strndup(c->a, text, strlen(text));
+    if (t == NULL) {
+        c->nomem = true;
+        return;
+    }
+    vitem *it = &c->items[c->n++];
+    it->f.loc = *loc;
+    it->f.code = rule_code[r].code;
+    if (r == HUB_V2R_TOO_LONG && c->vnum < 20700) it->f.code = 102; /* 104 is v2.7+ */
+    it->f.severity = sev;
+    it->f.text = t;
+    it->f.offset = offset;
+    it->key = ((uint64_t)(sortseg > 0xffffffu ? 0xffffffu : sortseg) << 40) | c->order++;
+}
+
+static void add(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void add(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    addv(c, r, loc, sortseg, SIZE_MAX, fmt, ap);
+    va_end(ap);
+}
+
+static hub_v2_loc loc_seg(const vctx *c, size_t seg) {
+    hub_v2_loc l;
+    memset(&l, 0, sizeof l);
+    hub_slice id = hub_v2_seg_id(c->m, seg);
+    if (id.p && id.n == 3) memcpy(l.seg_id, id.p, 3);
+    l.seg = (uint32_t)seg;
+    l.seg_seq = hub_v2_seg_seq(c->m, seg);
+    return l;
+}
+
+static hub_v2_loc loc_missing(const char *id) {
+    hub_v2_loc l;
+    memset(&l, 0, sizeof l);
+    snprintf(l.seg_id, sizeof l.seg_id, "%.3s", id);
+    l.seg = UINT32_MAX;
+    return l;
+}
+
+/* ---- value checks ------------------------------------------------------------------- */
+
+static int dig2(const char *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+static size_t ndigits(hub_slice v, size_t from) {
+    size_t i = from;
+    while (i < v.n && v.p[i] >= '0' && v.p[i] <= '9') i++;
+    return i - from;
+}
+
+static int days_in(int y, int mo) {
+    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+    return d[mo - 1];
+}
+
+/* Fractional seconds and a time-zone offset after position i. */
+static int check_tail(hub_slice v, size_t i, bool secs, const char **why) {
+    if (i < v.n && v.p[i] == '.') {
+        size_t nf = ndigits(v, i + 1);
+        if (!secs || nf < 1 || nf > 4) {
+            *why = "malformed fraction of a second";
+            return HUB_V2R_DATE_FORMAT;
+        }
+        i += 1 + nf;
+    }
+    if (i < v.n && (v.p[i] == '+' || v.p[i] == '-')) {
+        if (ndigits(v, i + 1) != 4 || i + 5 != v.n) {
+            *why = "malformed time-zone offset";
+            return HUB_V2R_DATE_FORMAT;
+        }
+        int hh = dig2(v.p + i + 1), mm = dig2(v.p + i + 3);
+        if (hh > 14 || mm > 59) {
+            *why = "impossible time-zone offset";
+            return HUB_V2R_DATE_IMPOSSIBLE;
+        }
+        i += 5;
+    }
+    if (i != v.n) {
+        *why = "malformed date/time";
+        return HUB_V2R_DATE_FORMAT;
+    }
+    return 0;
+}
+
+static int check_time(hub_slice v, size_t at, size_t nd, const char **why) {
+    /* nd digits of HH[MM[SS]] at v.p + at */
+    const char *t = v.p + at;
+    if (nd >= 2 && dig2(t) > 23) { *why = "impossible time"; return HUB_V2R_DATE_IMPOSSIBLE; }
+    if (nd >= 4 && dig2(t + 2) > 59) { *why = "impossible time"; return HUB_V2R_DATE_IMPOSSIBLE; }
+    if (nd >= 6 && dig2(t + 4) > 59) { *why = "impossible time"; return HUB_V2R_DATE_IMPOSSIBLE; }
+    return 0;
+}
+
+static int check_date(hub_slice v, size_t nd, const char **why) {
+    int y = (v.p[0] - '0') * 1000 + (v.p[1] - '0') * 100 + dig2(v.p + 2);
+    (void)y;
+    if (nd >= 6) {
+        int mo = dig2(v.p + 4);
+        if (mo < 1 || mo > 12) { *why = "impossible date"; return HUB_V2R_DATE_IMPOSSIBLE; }
+        if (nd >= 8) {
+            int dd = dig2(v.p + 6);
+            if (dd < 1 || dd > days_in(y, mo)) { *why = "impossible date"; return HUB_V2R_DATE_IMPOSSIBLE; }
+        }
+    }
+    return 0;
+}
+
+static int check_dtm(hub_slice v, const char **why) {
+    size_t nd = ndigits(v, 0);
+    if (nd != 4 && nd != 6 && nd != 8 && nd != 10 && nd != 12 && nd != 14) {
+        *why = "malformed date/time";
+        return HUB_V2R_DATE_FORMAT;
+    }
+    int r = check_date(v, nd, why);
+    if (r) return r;
+    if (nd > 8 && (r = check_time(v, 8, nd - 8, why))) return r;
+    return check_tail(v, nd, nd == 14, why);
+}
+
+static int check_dt(hub_slice v, const char **why) {
+    size_t nd = ndigits(v, 0);
+    if ((nd != 4 && nd != 6 && nd != 8) || nd != v.n) {
+        *why = "malformed date";
+        return HUB_V2R_DATE_FORMAT;
+    }
+    return check_date(v, nd, why);
+}
+
+static int check_tm(hub_slice v, const char **why) {
+    size_t nd = ndigits(v, 0);
+    if (nd != 2 && nd != 4 && nd != 6) {
+        *why = "malformed time";
+        return HUB_V2R_DATE_FORMAT;
+    }
+    int r = check_time(v, 0, nd, why);
+    if (r) return r;
+    return check_tail(v, nd, nd == 6, why);
+}
+
+static int check_nm(hub_slice v, const char **why) {
+    size_t i = 0, digits = 0;
+    if (i < v.n && (v.p[i] == '+' || v.p[i] == '-')) i++;
+    size_t d1 = ndigits(v, i);
+    digits += d1;
+    i += d1;
+    if (i < v.n && v.p[i] == '.') {
+        size_t d2 = ndigits(v, i + 1);
+        digits += d2;
+        i += 1 + d2;
+    }
+    if (digits == 0 || i != v.n) {
+        *why = "not a number";
+        return HUB_V2R_NUMBER;
+    }
+    return 0;
+}
+
+static int check_si(hub_slice v, const char **why) {
+    if (v.n == 0 || ndigits(v, 0) != v.n) {
+        *why = "not a sequence id (non-negative integer)";
+        return HUB_V2R_NUMBER;
+    }
+    return 0;
+}
+
+int hub_v2_check_value(const char *dt, hub_slice v, const char **why) {
+    static const char *none = "";
+    *why = none;
+    if (v.p == NULL || v.n == 0) return 0;
+    if (strcmp(dt, "DTM") == 0 || strcmp(dt, "TS") == 0) return check_dtm(v, why);
+    if (strcmp(dt, "DT") == 0) return check_dt(v, why);
+    if (strcmp(dt, "TM") == 0) return check_tm(v, why);
+    if (strcmp(dt, "NM") == 0) return check_nm(v, why);
+    if (strcmp(dt, "SI") == 0) return check_si(v, why);
+    return 0;
+}
+
+/* ---- structure ------------------------------------------------------------------------ */
+
+#define MAXD 24
+
+typedef struct {
+    const hub__pnode *g;
+    int idx;      /* current child, -1 before the first */
+    uint32_t cnt; /* occurrences of the current child */
+} frame;
+
+static bool node_is(const hub__pnode *n, hub_slice id) {
+    if (n->kind == HUB__PN_SEG) return hub_slice_eq_cstr(id, n->name);
+    if (n->kind == HUB__PN_CHOICE) {
+        for (uint32_t i = 0; i < n->nkids; i++)
+            if (hub_slice_eq_cstr(id, n->kids[i].name)) return true;
+    }
+    return false;
+}
+
+static bool can_start(const hub__pnode *n, hub_slice id) {
+    if (n->kind != HUB__PN_GROUP) return node_is(n, id);
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        if (can_start(&n->kids[i], id)) return true;
+        if (n->kids[i].min >= 1) return false;
+    }
+    return false;
+}
+
+static bool contains(const hub__pnode *n, hub_slice id) {
+    if (n->kind != HUB__PN_GROUP) return node_is(n, id);
+    for (uint32_t i = 0; i < n->nkids; i++)
+        if (contains(&n->kids[i], id)) return true;
+    return false;
+}
+
+/* The first required segment of a node (for "group missing"). */
+static const char *first_required(const hub__pnode *n) {
+    if (n->kind == HUB__PN_SEG) return n->name;
+    if (n->kind == HUB__PN_CHOICE) return n->nkids ? n->kids[0].name : "";
+    for (uint32_t i = 0; i < n->nkids; i++)
+        if (n->kids[i].min >= 1) return first_required(&n->kids[i]);
+    return n->nkids ? first_required(&n->kids[0]) : "";
+}
+
+typedef struct {
+    const hub__pnode *missing[64];
+    size_t n;
+    bool more;
+} pend;
+
+static void pend_add(pend *pd, const hub__pnode *n) {
+    if (pd->n < 64) pd->missing[pd->n++] = n;
+    else pd->more = true;
+}
+
+static void pend_rest(pend *pd, const frame *fr, int from) {
+    for (uint32_t j = (uint32_t)from; j < fr->g->nkids; j++)
+        if (fr->g->kids[j].min >= 1) pend_add(pd, &fr->g->kids[j]);
+}
+
+/* Enters group child `j` of st[*depth-1] and places `id` inside it. */
+static bool place_in(frame *st, int *depth, int level, hub_slice id, pend *pd);
+
+static bool scan_from(frame *st, int *depth, int level, int from, hub_slice id,
+                      pend *pd) {
+    frame *fr = &st[level];
+    for (uint32_t j = (uint32_t)from; j < fr->g->nkids; j++) {
+        const hub__pnode *k = &fr->g->kids[j];
+        if (k->kind != HUB__PN_GROUP ? node_is(k, id) : can_start(k, id)) {
+            fr->idx = (int)j;
+            fr->cnt = 1;
+            *depth = level + 1;
+            if (k->kind == HUB__PN_GROUP) return place_in(st, depth, level, id, pd);
+            return true;
+        }
+        if (k->min >= 1) pend_add(pd, k);
+    }
+    return false;
+}
+
+static bool place_in(frame *st, int *depth, int level, hub_slice id, pend *pd) {
+    if (level + 1 >= MAXD) return false;
+    const hub__pnode *g = &st[level].g->kids[st[level].idx];
+    st[level + 1] = (frame){g, -1, 0};
+    *depth = level + 2;
+    return scan_from(st, depth, level + 1, 0, id, pd);
+}
+
+/* Finds the place of segment `id` after the current position; on success
+ * updates the stack and lists the required nodes passed over. */
+static bool place(frame *st, int *depth, hub_slice id, pend *pd) {
+    for (int level = *depth - 1; level >= 0; level--) {
+        frame *fr = &st[level];
+        if (fr->idx >= 0) {
+            const hub__pnode *c = &fr->g->kids[fr->idx];
+            if (c->unbounded && c->kind != HUB__PN_GROUP && node_is(c, id)) {
+                fr->cnt++;
+                *depth = level + 1;
+                return true;
+            }
+            if (c->unbounded && c->kind == HUB__PN_GROUP && level < *depth - 1 &&
+                can_start(c, id)) {
+                fr->cnt++;
+                *depth = level + 1;
+                return place_in(st, depth, level, id, pd);
+            }
+        }
+        /* On failure scan_from listed the rest of this group instance as
+         * missing: the segment, if it fits further up, closes it. */
+        if (scan_from(st, depth, level, fr->idx + 1, id, pd)) return true;
+    }
+    return false;
+}
+
+static bool z_listed(const hub_v2_site *site, hub_slice id) {
+    return hub__codes_has(site->z_ids, site->nz, id);
+}
+
+static void report_missing(vctx *c, const pend *pd, size_t at) {
+    for (size_t i = 0; i < pd->n; i++) {
+        const hub__pnode *n = pd->missing[i];
+        hub_v2_loc l = loc_missing(first_required(n));
+        if (n->kind == HUB__PN_GROUP)
+            add(c, HUB_V2R_SEG_MISSING, &l, at, "required group '%.40s' missing (segment '%s')",
+                n->name, l.seg_id);
+        else if (n->kind == HUB__PN_CHOICE)
+            add(c, HUB_V2R_SEG_MISSING, &l, at, "required segment (one of %.40s) missing", n->name);
+        else
+            add(c, HUB_V2R_SEG_MISSING, &l, at, "required segment '%s' missing", l.seg_id);
+    }
+}
+
+static void check_structure(vctx *c, const hub__pnode *root) {
+    frame st[MAXD];
+    int depth = 1;
+    st[0] = (frame){root, -1, 0};
+    size_t nseg = hub_v2_seg_count(c->m);
+    for (size_t i = 0; i < nseg; i++) {
+        hub_slice id = hub_v2_seg_id(c->m, i);
+        if (id.p == NULL || id.n != 3) continue;
+        bool declared = contains(root, id);
+        if (id.p[0] == 'Z' && !declared) {
+            int zm = c->site ? c->site->z_mode : HUB__Z_ANYWHERE;
+            if (zm == HUB__Z_ANYWHERE || (zm == HUB__Z_LISTED && z_listed(c->site, id)))
+                continue;
+            hub_v2_loc l = loc_seg(c, i);
+            add(c, HUB_V2R_SEG_Z, &l, i, "Z-segment '%.3s' not allowed by the profile", l.seg_id);
+            continue;
+        }
+        frame save[MAXD];
+        int sdepth = depth;
+        memcpy(save, st, sizeof st);
+        pend pd = {.n = 0, .more = false};
+        if (place(st, &depth, id, &pd)) {
+            report_missing(c, &pd, i);
+            continue;
+        }
+        memcpy(st, save, sizeof st);
+        depth = sdepth;
+        hub_v2_loc l = loc_seg(c, i);
+        if (declared)
+            add(c, HUB_V2R_SEG_UNEXPECTED, &l, i,
+                "segment '%.3s' not expected here (out of order or repeated)", l.seg_id);
+        else
+            add(c, HUB_V2R_SEG_UNEXPECTED, &l, i, "segment '%.3s' not in the message structure",
+                l.seg_id);
+    }
+    /* End of message: whatever is still required is missing. */
+    pend pd = {.n = 0, .more = false};
+    for (int level = depth - 1; level >= 0; level--) pend_rest(&pd, &st[level], st[level].idx + 1);
+    report_missing(c, &pd, nseg);
+}
+
+/* ---- fields ------------------------------------------------------------------------- */
+
+static const hub__srule *find_rule(const vctx *c, const char *seg, unsigned f,
+                                   unsigned comp, unsigned sub) {
+    if (c->site == NULL) return NULL;
+    for (size_t i = 0; i < c->site->nrules; i++) {
+        const hub__srule *r = &c->site->rules[i];
+        if (r->field == f && r->comp == comp && r->sub == sub && strcmp(r->seg, seg) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static bool is_null(hub_slice v) { return v.n == 2 && v.p[0] == '"' && v.p[1] == '"'; }
+
+/* The i-th (1-based) piece of v split at sep; absent beyond the last. */
+static hub_slice piece(hub_slice v, char sep, size_t i, size_t *count) {
+    hub_slice out = {NULL, 0};
+    size_t k = 1;
+    const char *p = v.p, *end = v.p + v.n;
+    if (count) *count = 0;
+    if (v.p == NULL) return out;
+    for (;;) {
+        const char *q = sep ? memchr(p, sep, (size_t)(end - p)) : NULL;
+        const char *e = q ? q : end;
+        if (k == i) out = (hub_slice){p, (size_t)(e - p)};
+        if (q == NULL) break;
+        p = q + 1;
+        k++;
+    }
+    if (count) *count = k;
+    return out;
+}
+
+/* Characters (not bytes) of a value after escape decoding. */
+static size_t value_len(vctx *c, hub_slice raw) {
+    hub_slice v = raw;
+    if (c->d.esc && memchr(raw.p, c->d.esc, raw.n)) {
+        hub_v2_text_out t;
+        hub_err e;
+        if (hub_v2_decode(c->a, c->m, raw, &t, &e) == HUB_OK) v = t.text;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < v.n; i++)
+        n += ((unsigned char)v.p[i] & 0xC0) != 0x80;
+    return n;
+}
+
+static const char *table_kind(const char *dt) {
+    return strcmp(dt, "IS") == 0 ? "user-defined table" : "HL7 table";
+}
+
+typedef struct {
+    const char *seg;
+    size_t segi;
+    hub_v2_loc loc;
+    bool skip_tables; /* MSH-9, -11, -12 have their own checks */
+} fctx;
+
+static void check_item(vctx *c, fctx *fc, const char *dt, uint32_t max_len,
+                       unsigned table, hub_slice raw, int level);
+
+static void check_leaf_value(vctx *c, fctx *fc, const char *dt, unsigned table,
+                             hub_slice v, const hub__srule *rule) {
+    const char *why;
+    int r = hub_v2_check_value(dt, v, &why);
+    if (r) {
+        if (r == HUB_V2R_DATE_IMPOSSIBLE)
+            add(c, HUB_V2R_DATE_IMPOSSIBLE, &fc->loc, fc->segi, "%s", why);
+        else
+            add(c, (hub_v2_rule)r, &fc->loc, fc->segi, "%s (%s)", why, dt);
+        return;
+    }
+    if (rule && rule->codes) {
+        if (!hub__codes_has(rule->codes, rule->ncodes, v))
+            add(c, HUB_V2R_TABLE_SITE, &fc->loc, fc->segi, "code not allowed by the site profile");
+        return;
+    }
+    if (fc->skip_tables || table == 0) return;
+    bool is_id = strcmp(dt, "ID") == 0, is_is = strcmp(dt, "IS") == 0;
+    if (!is_id && !is_is) return;
+    if (table == 396 && (v.n >= 2 && ((v.p[0] == '9' && v.p[1] == '9') || v.p[0] == 'L')))
+        return; /* local coding systems 99zzz and L are allowed by 0396 */
+    /* HL7 tables that realm guides routinely extend (coding systems,
+     * universal id types, identifier types) are judged as user-defined. */
+    bool open = table == 396 || table == 301 || table == 203;
+    if (hub_v2_profile_table_has(c->p, table, v) == 0)
+        add(c, is_id && !open ? HUB_V2R_TABLE_HL7 : HUB_V2R_TABLE_USER, &fc->loc, fc->segi,
+            "code not in %s %04u", open ? "HL7 table (extensible)" : table_kind(dt), table);
+}
+
+static bool coded_dt(const char *dt) {
+    return strcmp(dt, "CE") == 0 || strcmp(dt, "CWE") == 0 || strcmp(dt, "CNE") == 0;
+}
+
+static void check_item(vctx *c, fctx *fc, const char *dt, uint32_t max_len,
+                       unsigned table, hub_slice raw, int level) {
+    if (raw.p == NULL || raw.n == 0 || is_null(raw)) return;
+    const hub__srule *rule =
+        find_rule(c, fc->seg, fc->loc.field, fc->loc.comp, fc->loc.sub);
+    uint32_t lim = rule && rule->max_len ? rule->max_len : max_len;
+    if (lim) {
+        size_t len = value_len(c, raw);
+        if (len > lim)
+            add(c, HUB_V2R_TOO_LONG, &fc->loc, fc->segi, "value too long (%zu > %u)", len,
+                (unsigned)lim);
+    }
+    char sep = level == LV_FIELD ? c->d.comp : level == LV_COMP ? c->d.sub : 0;
+    const hub__pdt *pdt = hub__profile_dt(c->p, dt);
+    bool composite = pdt && pdt->n > 0 && strcmp(dt, "TS") != 0;
+    if (!composite || level == LV_SUB || sep == 0) {
+        /* Primitive here (or a composite squeezed into a sub-component):
+         * check the first piece as its leading primitive. */
+        hub_slice v = sep ? piece(raw, sep, 1, NULL) : raw;
+        const char *leaf = dt;
+        const hub__pdt *d = pdt;
+        for (int guard = 0; d && d->n > 0 && strcmp(leaf, "TS") != 0 && guard < 4; guard++) {
+            leaf = d->items[0].datatype;
+            d = hub__profile_dt(c->p, leaf);
+        }
+        check_leaf_value(c, fc, leaf, table, v, rule);
+        return;
+    }
+    size_t np;
+    piece(raw, sep, 1, &np);
+    size_t upto = np > pdt->n ? np : pdt->n;
+    /* A site list of codes on a coded field applies to its identifier. */
+    if (rule && rule->codes) {
+        hub_slice v = piece(raw, sep, 1, NULL);
+        if (v.n && !is_null(v) && !hub__codes_has(rule->codes, rule->ncodes, v))
+            add(c, HUB_V2R_TABLE_SITE, &fc->loc, fc->segi, "code not allowed by the site profile");
+    } else if (table && coded_dt(dt) && !fc->skip_tables) {
+        /* CE/CWE/CNE: checked when the coding system says it is HL7's. */
+        hub_slice code = piece(raw, sep, 1, NULL), sys = piece(raw, sep, 3, NULL);
+        if (code.n && sys.n >= 3 && memcmp(sys.p, "HL7", 3) == 0 &&
+            hub_v2_profile_table_has(c->p, table, code) == 0)
+            add(c, HUB_V2R_TABLE_CODED, &fc->loc, fc->segi, "code not in HL7 table %04u", table);
+    }
+    hub_v2_loc saved = fc->loc;
+    for (size_t k = 1; k <= upto && k <= HUB_MAX_COMPONENTS; k++) {
+        hub_slice pv = piece(raw, sep, k, NULL);
+        if (level == LV_FIELD) fc->loc.comp = (uint16_t)k;
+        else fc->loc.sub = (uint16_t)k;
+        const hub_v2_item_def *cd = k <= pdt->n ? &pdt->items[k - 1] : NULL;
+        const hub__srule *cr =
+            find_rule(c, fc->seg, fc->loc.field, fc->loc.comp, fc->loc.sub);
+        char usage = cr && cr->usage ? cr->usage : cd ? cd->usage : 'O';
+        bool empty = pv.p == NULL || pv.n == 0;
+        if (empty) {
+            if (usage == 'R') {
+                if (cr && cr->usage == 'R')
+                    add(c, HUB_V2R_FIELD_MISSING, &fc->loc, fc->segi,
+                        "component required by the site profile missing%s%s",
+                        cd ? ": " : "", cd ? cd->name : "");
+                else
+                    add(c, HUB_V2R_COMP_MISSING, &fc->loc, fc->segi,
+                        "required component missing: %s", cd ? cd->name : "?");
+            }
+            continue;
+        }
+        if (usage == 'X') {
+            add(c, HUB_V2R_FIELD_UNSUPPORTED, &fc->loc, fc->segi,
+                "component not supported by the site profile");
+            continue;
+        }
+        if (cd == NULL) continue;
+        check_item(c, fc, cd->datatype, cd->max_len, cd->table, pv, level + 1);
+    }
+    fc->loc = saved;
+}
+
+static void check_segment(vctx *c, size_t i) {
+    hub_slice sid = hub_v2_seg_id(c->m, i);
+    if (sid.p == NULL || sid.n != 3) return;
+    char id[4] = {sid.p[0], sid.p[1], sid.p[2], 0};
+    const hub__pseg *ps = hub__profile_seg(c->p, id);
+    if (ps == NULL) return; /* Z-segments and segments the version lacks */
+    bool msh = strcmp(id, "MSH") == 0 || strcmp(id, "BHS") == 0 || strcmp(id, "FHS") == 0;
+    size_t nf = hub_v2_field_count(c->m, i);
+    size_t upto = nf > ps->n ? nf : ps->n;
+    bool extra_told = false;
+    fctx fc;
+    fc.seg = id;
+    fc.segi = i;
+    for (size_t f = msh ? 3 : 1; f <= upto && f <= HUB_MAX_FIELDS; f++) {
+        hub_slice raw = hub_v2_at(c->m, i, f, 0, 0, 0);
+        bool empty = raw.p == NULL || raw.n == 0;
+        fc.loc = loc_seg(c, i);
+        fc.loc.field = (uint16_t)f;
+        fc.skip_tables = msh && (f == 9 || f == 11 || f == 12);
+        const hub_v2_item_def *def = f <= ps->n ? &ps->items[f - 1] : NULL;
+        if (def == NULL) {
+            if (!empty && !extra_told) {
+                add(c, HUB_V2R_FIELD_EXTRA, &fc.loc, i, "field beyond the segment definition");
+                extra_told = true;
+            }
+            continue;
+        }
+        const hub__srule *rule = find_rule(c, id, (unsigned)f, 0, 0);
+        char usage = rule && rule->usage ? rule->usage : def->usage;
+        if (empty) {
+            if (usage == 'R') {
+                if (rule && rule->usage == 'R')
+                    add(c, HUB_V2R_FIELD_MISSING, &fc.loc, i,
+                        "field required by the site profile missing: %s", def->name);
+                else
+                    add(c, HUB_V2R_FIELD_MISSING, &fc.loc, i, "required field missing: %s",
+                        def->name);
+            }
+            continue;
+        }
+        if (usage == 'X') {
+            add(c, HUB_V2R_FIELD_UNSUPPORTED, &fc.loc, i, "field not supported by the site profile");
+            continue;
+        }
+        if (is_null(raw)) continue;
+        size_t nrep;
+        piece(raw, c->d.rep, 1, &nrep);
+        for (size_t r = 1; r <= nrep && r <= HUB_MAX_REPS; r++) {
+            hub_slice rv = piece(raw, c->d.rep, r, NULL);
+            fc.loc.rep = (uint16_t)r;
+            fc.loc.comp = fc.loc.sub = 0;
+            if (r == 2 && !def->repeats && rv.n > 0) {
+                add(c, HUB_V2R_FIELD_REPEAT, &fc.loc, i, "field does not repeat: %s", def->name);
+            }
+            check_item(c, &fc, def->datatype, def->max_len, def->table, rv, LV_FIELD);
+        }
+    }
+}
+
+/* ---- message header ------------------------------------------------------------------ */
+
+/* Protocol ids may be quoted in diagnoses; anything else is replaced. */
+static void safe_id(char *out, size_t size, hub_slice v) {
+    size_t k = 0;
+    for (size_t i = 0; v.p && i < v.n && k + 1 < size && i < 20; i++) {
+        char ch = v.p[i];
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_';
+        out[k++] = ok ? ch : '?';
+    }
+    out[k] = '\0';
+}
+
+static bool site_accepts(const hub_v2_site *site, const char *code, const char *ev,
+                         bool *code_known) {
+    char key[40];
+    *code_known = false;
+    snprintf(key, sizeof key, "%s^%s", code, ev);
+    if (hub__codes_has(site->messages, site->nmessages, hub_slice_cstr(key))) return true;
+    if (hub__codes_has(site->messages, site->nmessages, hub_slice_cstr(code))) return true;
+    size_t cl = strlen(code);
+    for (size_t i = 0; i < site->nmessages; i++)
+        if (strncmp(site->messages[i], code, cl) == 0 && site->messages[i][cl] == '^')
+            *code_known = true;
+    return false;
+}
+
+/* Picks the structure; NULL when the message cannot be checked further. */
+static const hub__pnode *check_header(vctx *c, hub_v2_findings *out) {
+    const hub_v2_msh *h = hub_v2_msg_msh(c->m);
+    size_t msh = 0;
+    hub_v2_loc l = loc_seg(c, msh);
+    char code[12], ev[12], st[24];
+    safe_id(code, sizeof code, h->msg_code);
+    safe_id(ev, sizeof ev, h->trigger);
+    safe_id(st, sizeof st, h->structure);
+
+    /* MSH-11: processing id (table 0103). */
+    if (h->processing_id.p && h->processing_id.n > 0) {
+        hub_slice pid = h->processing_id;
+        if (!(pid.n == 1 && (pid.p[0] == 'P' || pid.p[0] == 'D' || pid.p[0] == 'T'))) {
+            l.field = 11;
+            l.comp = 1;
+            add(c, HUB_V2R_PROCESSING_ID, &l, msh, "unsupported processing id (not P, D or T)");
+        }
+    }
+    if (h->msg_code.p == NULL || h->msg_code.n == 0) return NULL; /* MSH-9: 101 */
+
+    l = loc_seg(c, msh);
+    l.field = 9;
+    if (c->site && c->site->messages) {
+        bool known;
+        if (!site_accepts(c->site, code, ev, &known)) {
+            l.comp = known ? 2 : 1;
+            add(c, known ? HUB_V2R_EVENT_UNKNOWN : HUB_V2R_MSG_TYPE_UNKNOWN, &l, msh,
+                known ? "event '%s' of '%s' not accepted by the site profile"
+                      : "message type '%s%.0s' not accepted by the site profile",
+                known ? ev : code, code);
+            return NULL;
+        }
+    }
+    const char *sname = NULL;
+    const hub__pstruct *ps = NULL;
+    /* A site structure named by MSH-9.3 or the event replaces the base one. */
+    const char *base_name = hub_v2_profile_struct_for(c->p, h->msg_code, h->trigger, h->structure);
+    if (c->site) {
+        const char *want[3] = {st, base_name, NULL};
+        char evkey[28];
+        snprintf(evkey, sizeof evkey, "%s_%s", code, ev);
+        want[2] = evkey;
+        for (int k = 0; k < 3 && !ps; k++) {
+            if (want[k] == NULL || want[k][0] == '\0') continue;
+            for (size_t i = 0; i < c->site->nstructs; i++)
+                if (strcmp(c->site->structs[i].name, want[k]) == 0) ps = &c->site->structs[i];
+        }
+    }
+    if (ps) {
+        out->structure = ps->name;
+        return &ps->root;
+    }
+    if (base_name == NULL) {
+        if (!hub_v2_profile_knows_code(c->p, h->msg_code)) {
+            l.comp = 1;
+            add(c, HUB_V2R_MSG_TYPE_UNKNOWN, &l, msh, "unsupported message type '%s' in v%s",
+                code, c->p->version);
+        } else if (h->structure.n > 0) {
+            l.comp = 3;
+            add(c, HUB_V2R_STRUCT_UNKNOWN, &l, msh, "unknown message structure '%s' in v%s", st,
+                c->p->version);
+        } else {
+            l.comp = 2;
+            add(c, HUB_V2R_EVENT_UNKNOWN, &l, msh, "unsupported event '%s' for '%s' in v%s", ev,
+                code, c->p->version);
+        }
+        return NULL;
+    }
+    sname = base_name;
+    if (h->structure.n > 0 && strcmp(st, sname) != 0) {
+        l.comp = 3;
+        add(c, HUB_V2R_STRUCT_MISMATCH, &l, msh,
+            "message structure '%s' unknown in v%s or not that of the event; validated as '%s'",
+            st, c->p->version, sname);
+    }
+    ps = hub__profile_struct(c->p, sname);
+    if (ps == NULL) return NULL;
+    out->structure = ps->name;
+    return &ps->root;
+}
+
+/* ---- entry ------------------------------------------------------------------------------- */
+
+static int cmp_vitem(const void *a, const void *b) {
+    const vitem *x = a, *y = b;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
+                           const hub_v2_validate_opts *opts,
+                           hub_v2_findings *out, hub_err *err) {
+    memset(out, 0, sizeof *out);
+    vctx c;
+    memset(&c, 0, sizeof c);
+    c.a = a;
+    c.m = m;
+    c.site = opts ? opts->site : NULL;
+    c.max = opts && opts->max ? opts->max : 1000;
+    if (opts && opts->policy) c.pol = *opts->policy;
+    else hub_v2_policy_default(&c.pol);
+    if (c.site && !(opts && opts->policy)) hub_v2_site_policy(c.site, &c.pol);
+    c.d = hub_v2_msg_delims(m);
+    c.utf8 = hub_v2_msg_charset(m) != HUB_V2_CS_LATIN1;
+
+    const hub_v2_msh *h = hub_v2_msg_msh(m);
+    hub_v2_loc l = loc_seg(&c, 0);
+    l.field = 12;
+    char ver[16] = "";
+    char vs[16];
+    safe_id(vs, sizeof vs, h->version);
+    int pick = hub_v2_profset_pick(s, h->version, ver, sizeof ver);
+    c.vnum = hub__version_num(h->version);
+    if (pick < 0) {
+        if (h->version.p && h->version.n > 0)
+            add(&c, HUB_V2R_VERSION_UNKNOWN, &l, 0, "unsupported version id '%s'", vs);
+        /* else MSH-12 is reported missing by the field checks */
+        size_t nv;
+        const char *const *all = hub_v2_profset_versions(s, &nv);
+        if (nv) snprintf(ver, sizeof ver, "%s", all[nv - 1]);
+    }
+    if (c.site && c.site->base[0]) {
+        snprintf(ver, sizeof ver, "%s", c.site->base);
+    } else if (pick == 1) {
+        add(&c, HUB_V2R_VERSION_FALLBACK, &l, 0, "no profile for version '%s'; validated as %s",
+            vs, ver);
+    }
+    if (c.vnum < 0) c.vnum = hub__version_num(hub_slice_cstr(ver));
+
+    const hub_v2_profile *p = NULL;
+    hub_err lerr;
+    if (ver[0] == '\0' || hub_v2_profset_get(s, ver, &p, &lerr) != HUB_OK) {
+        hub_v2_loc ml = loc_seg(&c, 0);
+        /* Not a policy matter: without a profile nothing was checked. */
+        char keep = c.pol.sev[HUB_V2R_VERSION_UNKNOWN];
+        c.pol.sev[HUB_V2R_VERSION_UNKNOWN] = 'E';
+        add(&c, HUB_V2R_VERSION_UNKNOWN, &ml, 0, "base profile for v%s cannot be loaded", ver);
+        c.pol.sev[HUB_V2R_VERSION_UNKNOWN] = keep;
+        if (c.n) c.items[c.n - 1].f.code = HUB_V2_E_INTERNAL;
+    } else {
+        c.p = p;
+        out->version = p->version;
+        const hub__pnode *root = check_header(&c, out);
+        if (root) check_structure(&c, root);
+        size_t nseg = hub_v2_seg_count(m);
+        for (size_t i = 0; i < nseg && !c.nomem; i++) check_segment(&c, i);
+    }
+
+    /* The parser's warnings (charset, delimiters) and bytes that contradict
+     * the declared charset. */
+    if (c.pol.sev[HUB_V2R_CHARSET]) {
+        size_t nw = 0;
+        const hub_v2_finding *w = hub_v2_msg_warnings(m, &nw);
+        hub_v2_finding *cs = NULL;
+        size_t ncs = hub_v2_charset_check(a, m, &cs, 100);
+        for (size_t pass = 0; pass < 2; pass++) {
+            const hub_v2_finding *arr = pass ? cs : w;
+            size_t cnt = pass ? ncs : nw;
+            for (size_t i = 0; arr && i < cnt; i++) {
+                size_t sortseg = arr[i].loc.seg == UINT32_MAX ? 0 : arr[i].loc.seg;
+                size_t before = c.n;
+                add(&c, HUB_V2R_CHARSET, &arr[i].loc, sortseg, "%s",
+                    arr[i].text ? arr[i].text : "charset problem");
+                if (c.n > before) {
+                    c.items[c.n - 1].f.code = arr[i].code ? arr[i].code : 102;
+                    c.items[c.n - 1].f.offset = arr[i].offset;
+                }
+            }
+        }
+    }
+
+    if (c.nomem) {
+        hub_free(c.items);
+        return hub_err_set(err, HUB_E_NOMEM, "validate", "out of memory");
+    }
+    if (c.n > 1) qsort(c.items, c.n, sizeof *c.items, cmp_vitem);
+    out->items = hub_arena_alloc(a, (c.n ? c.n : 1) * sizeof *out->items);
+    if (out->items == NULL) {
+        hub_free(c.items);
+        return hub_err_set(err, HUB_E_NOMEM, "validate", "out of memory");
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        out->items[i] = c.items[i].f;
+        switch (c.items[i].f.severity) {
+        case 'E': out->nerrors++; break;
+        case 'W': out->nwarnings++; break;
+        default: out->ninfos++; break;
+        }
+    }
+    out->n = c.n;
+    out->truncated = c.truncated;
+    hub_free(c.items);
+    return HUB_OK;
+}
+
+void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size) {
+    if (size == 0) return;
+    if (l->seg_id[0] == '\0') {
+        out[0] = '\0';
+        return;
+    }
+    int k = snprintf(out, size, "%s", l->seg_id);
+    if (l->field && k >= 0 && (size_t)k < size) {
+        k += snprintf(out + k, size - (size_t)k, "-%u", (unsigned)l->field);
+        if (l->rep > 1 && (size_t)k < size)
+            k += snprintf(out + k, size - (size_t)k, "(%u)", (unsigned)l->rep);
+        if (l->comp && (size_t)k < size)
+            k += snprintf(out + k, size - (size_t)k, ".%u", (unsigned)l->comp);
+        if (l->sub && (size_t)k < size)
+            snprintf(out + k, size - (size_t)k, ".%u", (unsigned)l->sub);
+    }
+}
