@@ -1,7 +1,11 @@
 /* hub serve: opens the store, starts the listeners, runs until SIGTERM or
  * SIGINT, then stops accepting, finishes what it holds and exits 0. */
 #include "internal.h"
+#include "channels.h"
+#include "demo.h"
 #include "hub/http.h"
+#include "hub/ingest.h"
+#include "hub/mllp.h"
 #include "hub/store.h"
 
 #include <errno.h>
@@ -135,7 +139,26 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_err_clear(&err);
     hub_store *store = NULL;
     hub_http_server *http = NULL;
+    hub_v2_profset *profiles = NULL;
+    hub_ingest *ingest = NULL;
+    hub_mllp_server *mllp = NULL;
+    hub_demo *demo = NULL;
+    static hub_serve_channels chans;
     int exit_code = 1;
+
+    char confdir[600];
+    snprintf(confdir, sizeof confdir, "%s/v2",
+             cfg.conformance_dir[0] ? cfg.conformance_dir
+                                    : HUB_SOURCE_DIR "/conformance");
+    if (hub_v2_profset_open(confdir, &profiles, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: %s: %s\n", err.where, err.msg);
+        goto out;
+    }
+    if (hub__channels_load(&chans, &cfg, profiles, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: %s: %s\n", err.where, err.msg);
+        exit_code = 2;
+        goto out;
+    }
 
     hub_store_cfg sc = {.dir = cfg.data_dir,
                         .durable = cfg.durable,
@@ -144,6 +167,20 @@ int hub__cmd_serve(int argc, char **argv) {
         fprintf(stderr, "hub serve: %s\n", err.msg);
         goto out;
     }
+
+    hub_ingest_cfg ic = {.store = store, .profiles = profiles,
+                         .channels = chans.ingest, .nchannels = chans.n};
+    if (hub_ingest_new(&ic, &ingest, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: %s\n", err.msg);
+        goto out;
+    }
+    hub_mllp_server_cfg mc = {.channels = chans.mllp, .n_channels = chans.n};
+    hub_mllp_callbacks cb = {.ud = ingest, .on_frame = hub_ingest_on_frame};
+    if (hub_mllp_server_start(&mc, &cb, &mllp, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: %s: %s\n", err.where, err.msg);
+        goto out;
+    }
+    hub_ingest_set_server(ingest, mllp);
 
     hub_http_cfg hc = {.host = cfg.http_host,
                        .port = cfg.http_port,
@@ -154,7 +191,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_http_ops ops = {.store = store,
                         .started_ms = hub_now_ms(),
                         .store_path = hub_store_path(store),
-                        .mllp_port = cfg.mllp_port};
+                        .mllp_port = hub_mllp_server_port(mllp, 0)};
     if (hub_http_server_new(&hc, &http, &err) != HUB_OK ||
         hub_http_add_ops_routes(http, &ops) != HUB_OK ||
         hub_http_server_start(http, &err) != HUB_OK) {
@@ -170,11 +207,27 @@ int hub__cmd_serve(int argc, char **argv) {
     if (cfg.tls_cert[0] == '\0')
         HUB_LOG_WARN("serve", "tls=off reason='no certificate configured' "
                               "note='for local use only: data travels in clear'");
+    for (size_t i = 0; i < chans.n; i++)
+        HUB_LOG_INFO("serve", "channel name=%s port=%d tls=%s mtls=%s validate=%s",
+                     chans.mllp[i].name, hub_mllp_server_port(mllp, i),
+                     chans.mllp[i].tls_cert ? "on" : "off",
+                     chans.mllp[i].tls_client_ca ? "on" : "off",
+                     chans.ingest[i].validate ? "on" : "off");
     HUB_LOG_INFO("serve",
                  "ready version=%s mllp_port=%d http_port=%d store='%s' "
                  "startup_ms=%.2f",
                  HUB_VERSION, ops.mllp_port, ops.http_port,
                  hub_store_path(store), (double)(hub_mono_ns() - t0) / 1e6);
+    if (cfg.demo) {
+        if (chans.mllp[0].tls_cert)
+            HUB_LOG_WARN("demo", "skipped reason='the first channel uses TLS'");
+        else if (hub_demo_start(ops.mllp_port, cfg.demo_interval_ms, &demo, &err) != HUB_OK)
+            HUB_LOG_WARN("demo", "not started err='%s'", err.msg);
+        else
+            HUB_LOG_INFO("demo", "started interval_ms=%d port=%d "
+                                 "see='curl localhost:%d/api/messages'",
+                         cfg.demo_interval_ms, ops.mllp_port, ops.http_port);
+    }
 
     for (;;) {
         int sig = 0;
@@ -190,8 +243,17 @@ int hub__cmd_serve(int argc, char **argv) {
     exit_code = 0;
 
 out:
+    /* Order matters: the demo stops sending; MLLP stops accepting and waits
+     * for the ACKs it owes (the writer keeps committing meanwhile); then
+     * HTTP; then the store finishes its queue; nothing is left half done. */
+    hub_demo_stop(demo);
+    if (mllp) hub_mllp_server_stop(mllp, cfg.shutdown_grace_ms);
     hub_http_server_free(http);
     hub_store_close(store);
+    hub_mllp_server_free(mllp);
+    hub_ingest_free(ingest);
+    hub__channels_release(&chans);
+    hub_v2_profset_close(profiles);
     if (exit_code == 0) HUB_LOG_INFO("serve", "stopped");
     hub_cfg_release(&cfg);
     return exit_code;

@@ -1,0 +1,359 @@
+/* The ingest path. A job owns a copy of the frame, an arena for the parse,
+ * the findings and the ACK; the loop thread builds it, the writer thread
+ * journals it, and its `done` callback queues the reply and frees it. */
+#include "hub/ingest.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+struct hub_ingest {
+    hub_ingest_cfg cfg;
+    hub_mllp_server *srv;
+    atomic_llong in_flight;
+    hub_metric *m_accepted, *m_errored, *m_rejected, *m_dup, *m_failed;
+};
+
+typedef struct {
+    hub_store_job job;
+    hub_ingest *in;
+    uint64_t conn_id, seq;
+    bool close_after;
+    int64_t t0_ns;
+    hub_arena arena;
+    char *frame;
+    size_t n;
+    hub_journal_row row;
+    hub_buf ack;   /* framed? no: the bare ACK message */
+    bool send_ack; /* false when MSH-15/16 ask for no ACK */
+    bool dup;      /* answered from the journal */
+    hub_buf dup_ack;
+    char channel[64], peer[64], identity[256], sender[160], control_id[200],
+        msg_type[80], version[16], ack_code[4];
+} ingest_job;
+
+hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,
+                          hub_err *err) {
+    hub_ingest *in = hub_calloc(1, sizeof *in);
+    if (in == NULL) return hub_err_set(err, HUB_E_NOMEM, "ingest", "out of memory");
+    in->cfg = *c;
+    if (in->cfg.ack_app == NULL) in->cfg.ack_app = "HUB";
+    if (in->cfg.ack_facility == NULL) in->cfg.ack_facility = "HUB";
+    in->m_accepted = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
+                                    "result=\"accepted\"", "MLLP messages by result.");
+    in->m_errored = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
+                                   "result=\"errored\"", "MLLP messages by result.");
+    in->m_rejected = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
+                                    "result=\"rejected\"", "MLLP messages by result.");
+    in->m_dup = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
+                               "result=\"duplicate\"", "MLLP messages by result.");
+    in->m_failed = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
+                                  "result=\"store_failed\"", "MLLP messages by result.");
+    *out = in;
+    return HUB_OK;
+}
+
+void hub_ingest_set_server(hub_ingest *in, hub_mllp_server *srv) { in->srv = srv; }
+
+int64_t hub_ingest_in_flight(const hub_ingest *in) {
+    return atomic_load(&((hub_ingest *)in)->in_flight);
+}
+
+void hub_ingest_free(hub_ingest *in) { hub_free(in); }
+
+static void job_free(ingest_job *j) {
+    hub_arena_release(&j->arena);
+    hub_buf_release(&j->ack);
+    hub_buf_release(&j->dup_ack);
+    hub_free(j->frame);
+    hub_free((char *)j->row.errors); /* malloc'd by jansson or hub_strdup */
+    hub_free(j);
+}
+
+/* Copies a decoded value into a fixed field, dropping control bytes so a
+ * journal line always stays one line. */
+static void copy_text(char *dst, size_t cap, const char *src) {
+    size_t o = 0;
+    for (; src && *src && o + 1 < cap; src++)
+        dst[o++] = (unsigned char)*src < 0x20 ? ' ' : *src;
+    dst[o] = '\0';
+}
+
+/* The first non-empty component of an HD (namespace id, else universal id). */
+static const char *hd_name(hub_arena *a, const hub_v2_msg *m, hub_slice hd) {
+    hub_v2_delims d = hub_v2_msg_delims(m);
+    for (size_t i = 1; i <= 2; i++) {
+        hub_slice c = hub_v2_split(hd, d.comp, i, NULL);
+        if (c.p && c.n) return hub_v2_text(a, m, c);
+    }
+    return "";
+}
+
+/* Findings as a JSON array for the journal: location, code, severity and
+ * diagnosis, never values. */
+static char *findings_json(const hub_v2_finding *f, size_t n) {
+    if (n == 0) return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n && i < 200; i++) {
+        char loc[64];
+        hub_v2_loc_format(&f[i].loc, loc, sizeof loc);
+        char sev[2] = {f[i].severity, 0};
+        json_array_append_new(arr, json_pack("{s:s, s:i, s:s, s:s}", "location", loc,
+                                             "code", f[i].code, "severity", sev,
+                                             "text", f[i].text ? f[i].text : ""));
+    }
+    char *s = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return s;
+}
+
+static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
+    ingest_job *j = (ingest_job *)sj;
+    if (j->row.status == HUB_MSG_ACCEPTED) {
+        hub_journal_row dup;
+        hub_status rc = hub_journal_find_dup(tx, j->row.sender, j->row.control_id,
+                                             &dup, err);
+        if (rc == HUB_OK) {
+            /* A resend: the sender lost our ACK. Answer with the one we sent
+             * and process nothing. */
+            j->dup = true;
+            hub_buf_append(&j->dup_ack, dup.ack ? dup.ack : "", dup.ack_len);
+            return HUB_OK;
+        }
+        if (rc != HUB_E_NOTFOUND) return rc;
+    }
+    return hub_journal_insert(tx, &j->row, err);
+}
+
+static void reply(ingest_job *j, const char *ack, size_t n) {
+    hub_buf framed;
+    hub_buf_init(&framed);
+    if (n && hub_mllp_frame_append(&framed, ack, n) != HUB_OK) {
+        hub_buf_release(&framed);
+        return;
+    }
+    if (j->in->srv)
+        hub_mllp_server_reply(j->in->srv, j->conn_id, j->seq, framed.p, framed.n,
+                              j->close_after);
+    hub_buf_release(&framed);
+}
+
+static void job_done(hub_store_job *sj, hub_status rc, const hub_err *err) {
+    ingest_job *j = (ingest_job *)sj;
+    hub_ingest *in = j->in;
+    double ms = (double)(hub_mono_ns() - j->t0_ns) / 1e6;
+    if (rc != HUB_OK) {
+        /* Not stored: the sender must not think it was. AE (or CE) with
+         * code 207 asks it to resend later. */
+        hub_metric_add(in->m_failed, 1);
+        HUB_LOG_ERROR("ingest", "store failed conn=%llu control_id='%s' err='%s'",
+                      (unsigned long long)j->conn_id, j->control_id,
+                      err ? err->msg : "?");
+        hub_v2_finding f = {.code = HUB_V2_E_INTERNAL,
+                            .severity = HUB_V2_SEV_ERROR,
+                            .text = "message could not be stored; resend later",
+                            .offset = SIZE_MAX};
+        f.loc.seg = UINT32_MAX;
+        hub_buf nack;
+        hub_buf_init(&nack);
+        hub_v2_msg *m = NULL;
+        hub_arena_reset(&j->arena);
+        hub_v2_ack_req req = {.status = HUB_V2_ACK_ERROR, .findings = &f,
+                              .nfindings = 1, .app = in->cfg.ack_app,
+                              .facility = in->cfg.ack_facility};
+        if (hub_v2_parse(&j->arena, j->frame, j->n, NULL, &m, NULL) == HUB_OK)
+            hub_v2_ack_build(m, &req, &nack, NULL);
+        else
+            hub_v2_ack_build_raw(j->frame, j->n, &req, &nack, NULL);
+        reply(j, nack.p, nack.n);
+        hub_buf_release(&nack);
+    } else if (j->dup) {
+        hub_metric_add(in->m_dup, 1);
+        HUB_LOG_INFO("ingest", "duplicate conn=%llu channel=%s sender='%s' "
+                               "control_id='%s' action=resend-ack",
+                     (unsigned long long)j->conn_id, j->channel, j->sender,
+                     j->control_id);
+        reply(j, j->dup_ack.p, j->dup_ack.n);
+    } else {
+        hub_metric_add(j->row.status == HUB_MSG_ACCEPTED ? in->m_accepted
+                       : j->row.status == HUB_MSG_ERRORED ? in->m_errored
+                                                         : in->m_rejected,
+                       1);
+        HUB_LOG(j->row.status == HUB_MSG_ACCEPTED ? HUB_LOG_DEBUG : HUB_LOG_INFO,
+                "ingest",
+                "journaled id=%lld conn=%llu channel=%s sender='%s' type=%s "
+                "control_id='%s' status=%s ack=%s ms=%.2f",
+                (long long)j->row.id, (unsigned long long)j->conn_id, j->channel,
+                j->sender, j->msg_type, j->control_id,
+                hub_msg_status_name(j->row.status), j->ack_code, ms);
+        reply(j, j->send_ack ? j->ack.p : "", j->send_ack ? j->ack.n : 0);
+    }
+    atomic_fetch_sub(&in->in_flight, 1);
+    job_free(j);
+}
+
+/* Builds the job: parse, validate, decide, build the ACK. */
+static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx) {
+    const hub_ingest_channel *ch =
+        ctx->channel_index < in->cfg.nchannels ? &in->cfg.channels[ctx->channel_index]
+                                               : NULL;
+    hub_arena *a = &j->arena;
+    hub_err perr;
+    hub_err_clear(&perr);
+    hub_v2_msg *m = NULL;
+    hub_v2_ack_req req = {.app = in->cfg.ack_app, .facility = in->cfg.ack_facility};
+    hub_v2_finding one = {.severity = HUB_V2_SEV_ERROR, .offset = SIZE_MAX};
+    one.loc.seg = UINT32_MAX;
+    hub_status prc = ctx->oversize ? HUB_E_LIMIT
+                                   : hub_v2_parse(a, j->frame, j->n, NULL, &m, &perr);
+    if (prc == HUB_OK) {
+        const hub_v2_msh *h = hub_v2_msg_msh(m);
+        snprintf(j->sender, sizeof j->sender, "%s^%s",
+                 hd_name(a, m, h->sending_app), hd_name(a, m, h->sending_fac));
+        copy_text(j->control_id, sizeof j->control_id, hub_v2_text(a, m, h->control_id));
+        char type[80];
+        snprintf(type, sizeof type, "%.*s^%.*s", (int)h->msg_code.n,
+                 h->msg_code.p ? h->msg_code.p : "", (int)h->trigger.n,
+                 h->trigger.p ? h->trigger.p : "");
+        if (h->structure.p && h->structure.n)
+            snprintf(type + strlen(type), sizeof type - strlen(type), "^%.*s",
+                     (int)h->structure.n, h->structure.p);
+        copy_text(j->msg_type, sizeof j->msg_type, type);
+        copy_text(j->version, sizeof j->version, hub_v2_text(a, m, h->version));
+
+        hub_v2_findings fs = {0};
+        bool validated = false;
+        if (ch && ch->validate && in->cfg.profiles) {
+            hub_v2_validate_opts vo = {.site = ch->site, .policy = &ch->policy};
+            if (hub_v2_validate(a, in->cfg.profiles, m, &vo, &fs, &perr) == HUB_OK)
+                validated = true;
+        }
+        if (!validated) {
+            size_t nw = 0;
+            const hub_v2_finding *w = hub_v2_msg_warnings(m, &nw);
+            fs.items = (hub_v2_finding *)w;
+            fs.n = nw;
+            fs.nerrors = 0;
+            for (size_t i = 0; i < nw; i++)
+                if (w[i].severity == HUB_V2_SEV_ERROR) fs.nerrors++;
+        }
+        /* MSH-9 and MSH-10 are what an ACK and the journal stand on. */
+        if (h->control_id.n == 0 || h->msg_code.n == 0) {
+            one.code = HUB_V2_E_REQUIRED_MISSING;
+            snprintf(one.loc.seg_id, sizeof one.loc.seg_id, "MSH");
+            one.loc.seg = 0;
+            one.loc.seg_seq = 1;
+            one.loc.field = h->control_id.n == 0 ? 10 : 9;
+            one.text = h->control_id.n == 0 ? "message control id (MSH-10) is empty"
+                                            : "message type (MSH-9) is empty";
+            req.status = HUB_V2_ACK_REJECT;
+            req.findings = &one;
+            req.nfindings = 1;
+            j->row.status = HUB_MSG_REJECTED;
+        } else {
+            req.status = fs.nerrors ? HUB_V2_ACK_ERROR : HUB_V2_ACK_ACCEPT;
+            req.findings = fs.items;
+            req.nfindings = fs.n;
+            j->row.status = fs.nerrors ? HUB_MSG_ERRORED : HUB_MSG_ACCEPTED;
+        }
+        j->row.errors = findings_json(req.findings, req.nfindings);
+        hub_v2_ack_build(m, &req, &j->ack, NULL);
+        j->send_ack = hub_v2_ack_wanted(m, req.status);
+    } else {
+        /* Oversize or a broken MSH: the best ACK the bytes allow. */
+        one.code = prc == HUB_E_LIMIT ? HUB_V2_E_INTERNAL : HUB_V2_E_SEGMENT_SEQUENCE;
+        one.text = prc == HUB_E_LIMIT ? "frame over the size limit"
+                                      : "message header (MSH) could not be parsed";
+        if (prc != HUB_E_LIMIT) snprintf(one.loc.seg_id, sizeof one.loc.seg_id, "MSH");
+        req.status = HUB_V2_ACK_REJECT;
+        req.findings = &one;
+        req.nfindings = 1;
+        hub_v2_ack_build_raw(j->frame, j->n, &req, &j->ack, NULL);
+        j->send_ack = true;
+        j->row.status = HUB_MSG_REJECTED;
+        char ej[400];
+        snprintf(ej, sizeof ej,
+                 "[{\"location\":\"%s\",\"code\":%d,\"severity\":\"E\","
+                 "\"text\":\"%s\",\"detail\":\"%s\"}]",
+                 one.loc.seg_id, one.code, one.text,
+                 prc == HUB_E_LIMIT ? "" : perr.where);
+        j->row.errors = hub_strdup(ej);
+        /* Salvage what identifies it for the journal. */
+        hub_slice v;
+        if (hub_mllp_field((hub_slice){j->frame, j->n}, "MSH", 10, &v))
+            snprintf(j->control_id, sizeof j->control_id, "%.*s",
+                     (int)(v.n < 80 ? v.n : 80), v.p);
+        if (hub_mllp_field((hub_slice){j->frame, j->n}, "MSH", 9, &v))
+            snprintf(j->msg_type, sizeof j->msg_type, "%.*s",
+                     (int)(v.n < 60 ? v.n : 60), v.p);
+        for (char *p = j->control_id; *p; p++) if ((unsigned char)*p < 0x20) *p = ' ';
+        for (char *p = j->msg_type; *p; p++) if ((unsigned char)*p < 0x20) *p = ' ';
+    }
+    /* The ACK code, for the journal. */
+    hub_slice code;
+    if (hub_mllp_field((hub_slice){j->ack.p, j->ack.n}, "MSA", 1, &code))
+        snprintf(j->ack_code, sizeof j->ack_code, "%.*s", (int)(code.n < 3 ? code.n : 3),
+                 code.p);
+}
+
+void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
+                         const char *frame, size_t n) {
+    hub_ingest *in = ud;
+    ingest_job *j = hub_calloc(1, sizeof *j);
+    char *copy = j ? hub_malloc(n ? n : 1) : NULL;
+    if (j == NULL || copy == NULL) {
+        /* Out of memory: refuse this one and close, so the sender retries. */
+        hub_free(j);
+        static const char nack[] = "\x0bMSH|^~\\&|HUB|HUB|||||ACK||P|2.5\rMSA|AR|\x1c\r";
+        if (in->srv)
+            hub_mllp_server_reply(in->srv, ctx->conn_id, ctx->seq, nack,
+                                  sizeof nack - 1, true);
+        return;
+    }
+    memcpy(copy, frame, n);
+    j->frame = copy;
+    j->n = n;
+    j->in = in;
+    j->conn_id = ctx->conn_id;
+    j->seq = ctx->seq;
+    j->close_after = ctx->oversize;
+    j->t0_ns = hub_mono_ns();
+    hub_arena_init(&j->arena, 8192);
+    hub_buf_init(&j->ack);
+    hub_buf_init(&j->dup_ack);
+    copy_text(j->channel, sizeof j->channel, ctx->channel);
+    copy_text(j->peer, sizeof j->peer, ctx->peer);
+    const hub_ingest_channel *ch =
+        ctx->channel_index < in->cfg.nchannels ? &in->cfg.channels[ctx->channel_index]
+                                               : NULL;
+    copy_text(j->identity, sizeof j->identity,
+              ctx->tls_subject ? ctx->tls_subject
+                               : (ch && ch->identity ? ch->identity : ""));
+
+    prepare(in, j, ctx);
+
+    hub_journal_row *r = &j->row;
+    r->received_ms = hub_now_ms();
+    r->channel = j->channel;
+    r->peer = j->peer;
+    r->identity = j->identity;
+    r->sender = j->sender;
+    r->control_id = j->control_id;
+    r->msg_type = j->msg_type;
+    r->version = j->version;
+    r->ack_code = j->ack_code;
+    r->ack = j->ack.p;
+    r->ack_len = j->ack.n;
+    r->body = j->frame;
+    r->body_len = j->n;
+    j->job.run = job_run;
+    j->job.done = job_done;
+    atomic_fetch_add(&in->in_flight, 1);
+    hub_err err;
+    if (hub_store_submit(in->cfg.store, &j->job, &err) != HUB_OK) {
+        /* Shutting down: the store takes nothing more, so the sender gets
+         * an error ACK and will resend. job_done frees the job. */
+        job_done(&j->job, HUB_E_STATE, &err);
+    }
+}

@@ -1,0 +1,52 @@
+/* ingest: the path of a received HL7 v2 message, from its frame to its
+ * ACK. Parse, validate against the channel's profile, journal (and, as the
+ * later stages land, map and apply) in one store transaction, then
+ * acknowledge: an AA means the message is durably in the store.
+ *
+ * Threads: hub_ingest_frame runs on the MLLP loop thread and does the CPU
+ * work (parse, validate, build the ACK); the store's writer thread runs the
+ * transaction; the reply is queued to the MLLP server when the commit has
+ * returned. */
+#ifndef HUB_INGEST_H
+#define HUB_INGEST_H
+
+#include "hub/core.h"
+#include "hub/mllp.h"
+#include "hub/store.h"
+#include "hub/v2.h"
+#include "hub/v2prof.h"
+
+typedef struct hub_ingest hub_ingest;
+
+/* A channel's ingest settings. */
+typedef struct {
+    const char *name;
+    const char *identity;   /* configured sender identity, or NULL */
+    const hub_v2_site *site; /* site profile, or NULL for the base one */
+    hub_v2_policy policy;   /* which findings are errors */
+    bool validate;          /* false: parse only */
+} hub_ingest_channel;
+
+typedef struct {
+    hub_store *store;
+    hub_v2_profset *profiles;      /* borrowed */
+    const hub_ingest_channel *channels; /* indexed like the MLLP channels */
+    size_t nchannels;
+    const char *ack_app;           /* ACK MSH-3, default "HUB" */
+    const char *ack_facility;      /* ACK MSH-4, default "HUB" */
+} hub_ingest_cfg;
+
+hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,
+                          hub_err *err);
+/* The MLLP server this ingest replies through; set once, before frames. */
+void hub_ingest_set_server(hub_ingest *in, hub_mllp_server *srv);
+/* The MLLP on_frame callback (ud is the hub_ingest). */
+void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
+                         const char *frame, size_t n);
+/* Messages submitted and not yet answered. */
+int64_t hub_ingest_in_flight(const hub_ingest *in);
+/* Frees; the store must have finished (closed) first so that no job still
+ * points here. NULL is a no-op. */
+void hub_ingest_free(hub_ingest *in);
+
+#endif
