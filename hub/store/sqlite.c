@@ -95,7 +95,22 @@ static const char SCHEMA[] =
     "control_id) WHERE status IN (0, 3) AND control_id <> '';"
     "CREATE INDEX IF NOT EXISTS messages_status ON messages(status, id);"
     "CREATE INDEX IF NOT EXISTS messages_received ON messages(received_ms);"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');";
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');"
+    "PRAGMA user_version=1;";
+
+/* The schema version this code writes; start-up skips the schema (and its
+ * fsync) when the file already has it. */
+#define SCHEMA_VERSION 1
+
+static int user_version(sqlite3 *db) {
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
 
 static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
                           hub_err *err) {
@@ -118,7 +133,11 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
                                      : "PRAGMA synchronous=OFF;",
                       err);
         if (!rc) rc = exec(db, "PRAGMA foreign_keys=ON;", err);
-        if (!rc) rc = exec(db, SCHEMA, err);
+        if (!rc && user_version(db) < SCHEMA_VERSION) {
+            rc = exec(db, "BEGIN IMMEDIATE", err);
+            if (!rc) rc = exec(db, SCHEMA, err);
+            if (!rc) rc = exec(db, "COMMIT", err);
+        }
     }
     if (rc) {
         sqlite3_close(db);
