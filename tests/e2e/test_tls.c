@@ -1,0 +1,124 @@
+/* MLLP over TLS through a real `hub serve`: server-only TLS, mutual TLS
+ * whose certificate subject becomes the journaled identity, and protocol
+ * versions checked with openssl s_client. */
+#include "hub_test.h"
+#include "mllp_test.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static char certs[8][512];
+static const char *tls_file(int slot, const char *name) {
+    const char *d = mt_tls_dir();
+    cr_assert_not_null(d, "could not make test certificates with openssl");
+    snprintf(certs[slot], sizeof certs[slot], "%s/%s", d, name);
+    return certs[slot];
+}
+
+static void write_msg(char out[300], const char *ctl) {
+    char tmp[256];
+    hub_test_tmpdir(tmp);
+    snprintf(out, 300, "%s/m.hl7", tmp);
+    FILE *f = fopen(out, "w");
+    fprintf(f, "MSH|^~\\&|TLSAPP|TLSFAC|HUB|HUB|20261125||ADT^A01^ADT_A01|%s|P|2.5.1\r"
+               "EVN|A01|20261125\rPID|1||M1^^^TLSFAC^MR||DOE^JANE||19800101|F\rPV1|1|I\r",
+            ctl);
+    fclose(f);
+}
+
+static int hub_send(int port, const char *file, const char *cert, const char *key,
+                    hub_buf *out) {
+    char hp[64];
+    snprintf(hp, sizeof hp, "127.0.0.1:%d", port);
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = HUB_BIN;
+    argv[n++] = "send";
+    argv[n++] = hp;
+    argv[n++] = file;
+    argv[n++] = "--tls";
+    argv[n++] = "--ca";
+    argv[n++] = tls_file(0, "ca.pem");
+    argv[n++] = "--server-name";
+    argv[n++] = "localhost";
+    if (cert) {
+        argv[n++] = "--cert";
+        argv[n++] = cert;
+        argv[n++] = "--key";
+        argv[n++] = key;
+    }
+    argv[n] = NULL;
+    hub_buf_init(out);
+    hub_buf err;
+    hub_buf_init(&err);
+    int rc = hub_test_run(argv, NULL, out, &err);
+    hub_buf_append(out, err.p, err.n);
+    hub_buf_release(&err);
+    return rc;
+}
+
+Test(e2e_tls, server_tls_and_versions) {
+    hub_test_hub h = {0};
+    const char *extra[] = {"--tls-cert", tls_file(1, "server.pem"), "--tls-key",
+                           tls_file(2, "server.key"), NULL};
+    hub_test_start(&h, extra);
+    char file[300];
+    write_msg(file, "TLS-1");
+    hub_buf out;
+    cr_assert_eq(hub_send(h.mllp_port, file, NULL, NULL, &out), 0, "%s", out.p);
+    cr_assert(strstr(out.p, "AA/CA     1"), "%s", out.p);
+    hub_buf_release(&out);
+    /* TLS 1.2 and 1.3 are spoken; 1.1 is refused. */
+    cr_assert_eq(mt_sh("echo | timeout 10 openssl s_client -connect 127.0.0.1:%d "
+                       "-tls1_2 >/dev/null 2>&1", h.mllp_port), 0);
+    cr_assert_eq(mt_sh("echo | timeout 10 openssl s_client -connect 127.0.0.1:%d "
+                       "-tls1_3 >/dev/null 2>&1", h.mllp_port), 0);
+    cr_assert_neq(mt_sh("echo | timeout 10 openssl s_client -connect 127.0.0.1:%d "
+                        "-tls1_1 -cipher DEFAULT@SECLEVEL=0 >/dev/null 2>&1",
+                        h.mllp_port), 0);
+    /* Plain MLLP to a TLS port gets no ACK. */
+    int fd = hub_test_dial(h.mllp_port);
+    hub_test_send_frame(fd, "MSH|^~\\&|A|B|C|D|20261125||ADT^A01|X|P|2.5\r");
+    hub_buf ack;
+    hub_buf_init(&ack);
+    cr_assert_neq(hub_test_read_frame(fd, &ack, 2000), 0);
+    close(fd);
+    hub_buf_release(&ack);
+    hub_test_stop(&h);
+}
+
+Test(e2e_tls, mutual_tls_identity_is_journaled) {
+    hub_test_hub h = {0};
+    const char *extra[] = {"--tls-cert", tls_file(1, "server.pem"), "--tls-key",
+                           tls_file(2, "server.key"), "--tls-client-ca",
+                           tls_file(3, "ca.pem"), NULL};
+    hub_test_start(&h, extra);
+    char file[300];
+    write_msg(file, "MTLS-1");
+    hub_buf out;
+    /* Without a client certificate: refused. */
+    cr_assert_neq(hub_send(h.mllp_port, file, NULL, NULL, &out), 0, "%s", out.p);
+    hub_buf_release(&out);
+    /* A certificate from another CA: refused. */
+    cr_assert_neq(hub_send(h.mllp_port, file, tls_file(4, "rogue.pem"),
+                           tls_file(5, "rogue.key"), &out), 0, "%s", out.p);
+    hub_buf_release(&out);
+    cr_assert_eq(hub_send(h.mllp_port, file, tls_file(4, "client.pem"),
+                          tls_file(5, "client.key"), &out), 0, "%s", out.p);
+    hub_buf_release(&out);
+    hub_buf body;
+    hub_buf_init(&body);
+    cr_assert_eq(hub_test_http(h.http_port, "GET", "/api/messages?control_id=MTLS-1",
+                               NULL, NULL, 0, &body, NULL), 200);
+    json_t *j = json_loadb(body.p, body.n, 0, NULL);
+    json_t *m = json_array_get(json_object_get(j, "messages"), 0);
+    cr_assert_not_null(m, "%s", body.p);
+    cr_assert(strstr(json_string_value(json_object_get(m, "identity")), "hub-test-client"),
+              "identity: %s", body.p);
+    json_decref(j);
+    hub_buf_release(&body);
+    hub_test_stop(&h);
+}
