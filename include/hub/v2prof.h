@@ -103,7 +103,7 @@ int hub_v2_profile_table_has(const hub_v2_profile *p, unsigned table,
     X(STRUCT_MISMATCH, "struct_mismatch", 200, 'W')                         \
     X(PROCESSING_ID, "processing_id", 202, 'E')                             \
     X(SEG_MISSING, "seg_missing", 100, 'E')                                 \
-    X(SEG_UNEXPECTED, "seg_unexpected", 100, 'E')                           \
+    X(SEG_UNEXPECTED, "seg_unexpected", 100, 'W')                           \
     X(SEG_Z, "seg_z", 100, 'E')                                             \
     X(FIELD_MISSING, "field_missing", 101, 'E')                             \
     X(COMP_MISSING, "comp_missing", 101, 'W')                               \
