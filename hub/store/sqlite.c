@@ -206,7 +206,8 @@ hub_status hub_store_open(const hub_store_cfg *c, hub_store **out,
                          "SELECT id, received_ms, channel, peer, identity, "
                          "sender, control_id, msg_type, version, status, "
                          "ack_code, ack, errors FROM messages WHERE sender=?1 "
-                         "AND control_id=?2 AND status IN (0, 3) LIMIT 1",
+                         "AND control_id=?2 AND status IN (0, 3) AND control_id <> '' "
+                         "LIMIT 1",
                          &s->w.find_dup, err);
         if (!rc)
             rc = prepare(s->w.db,
