@@ -15,7 +15,7 @@ static const char *str_or(json_t *o, const char *k, const char *def) {
 static const char *const CHANNEL_KEYS[] = {
     "name", "host", "port", "tls_cert", "tls_key", "tls_client_ca", "identity",
     "profile", "validate", "policy", "allow", "max_frame", "idle_timeout",
-    "max_connections", NULL};
+    "max_connections", "ack_mode", NULL};
 
 static hub_status load_one(hub_serve_channels *cs, size_t i, json_t *o,
                            const hub_cfg *cfg, hub_v2_profset *profiles,
@@ -107,6 +107,15 @@ static hub_status load_one(hub_serve_channels *cs, size_t i, json_t *o,
     g->identity = str_or(o, "identity", NULL);
     json_t *val = json_object_get(o, "validate");
     g->validate = val ? json_is_true(val) : true;
+    const char *am = str_or(o, "ack_mode", "auto");
+    if (strcmp(am, "auto") == 0) {
+        g->force_original = false;
+    } else if (strcmp(am, "original") == 0) {
+        g->force_original = true;
+    } else {
+        return hub_err_set(err, HUB_E_CONFIG, where,
+                           "'ack_mode' is 'auto' (MSH-15/16 decide) or 'original'");
+    }
     const char *prof = str_or(o, "profile", NULL);
     if (prof) {
         hub_v2_site *site = NULL;

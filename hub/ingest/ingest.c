@@ -202,7 +202,8 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
     hub_err perr;
     hub_err_clear(&perr);
     hub_v2_msg *m = NULL;
-    hub_v2_ack_req req = {.app = in->cfg.ack_app, .facility = in->cfg.ack_facility};
+    hub_v2_ack_req req = {.app = in->cfg.ack_app, .facility = in->cfg.ack_facility,
+                          .force_original = ch && ch->force_original};
     hub_v2_finding one = {.severity = HUB_V2_SEV_ERROR, .offset = SIZE_MAX};
     one.loc.seg = UINT32_MAX;
     hub_status prc = ctx->oversize ? HUB_E_LIMIT
@@ -259,7 +260,7 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
         }
         j->row.errors = findings_json(req.findings, req.nfindings);
         hub_v2_ack_build(m, &req, &j->ack, NULL);
-        j->send_ack = hub_v2_ack_wanted(m, req.status);
+        j->send_ack = req.force_original || hub_v2_ack_wanted(m, req.status);
     } else {
         /* Oversize or a broken MSH: the best ACK the bytes allow. */
         one.code = prc == HUB_E_LIMIT ? HUB_V2_E_INTERNAL : HUB_V2_E_SEGMENT_SEQUENCE;

@@ -25,6 +25,8 @@ typedef struct {
     const hub_v2_site *site; /* site profile, or NULL for the base one */
     hub_v2_policy policy;   /* which findings are errors */
     bool validate;          /* false: parse only */
+    bool force_original;    /* ack_mode "original": always AA/AE/AR, even
+                             * when MSH-15/16 ask for enhanced mode */
 } hub_ingest_channel;
 
 typedef struct {

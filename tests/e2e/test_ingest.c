@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define ADT(ctl) \
@@ -324,6 +325,92 @@ Test(e2e_ingest, hub_send_and_hub_journal, .init = hub_test_up, .fini = hub_test
     cr_assert_eq(hub_test_run(js, NULL, &out, &err), 0, "%s", err.p);
     cr_assert(strstr(out.p, "-- ack --"), "%s", out.p);
     cr_assert(strstr(out.p, "MSA|AA|HS-1"), "%s", out.p);
+    hub_buf_release(&out);
+    hub_buf_release(&err);
+    hub_test_rmtree(tmp);
+}
+
+#define ENH(ctl, ack15) \
+    "MSH|^~\\&|EHR|GENHOSP|HUB|HUB|20261125101500||ADT^A01^ADT_A01|" ctl "|P|2.5.1|||" ack15 "|NE\r" \
+    "EVN|A01|20261125101500\r" \
+    "PID|1||MRN123^^^GENHOSP^MR||DOE^JANE||19800101|F\r" \
+    "PV1|1|I\r"
+
+Test(e2e_ingest, enhanced_mode_and_channel_ack_mode) {
+    char tmp[256], cfgp[300];
+    hub_test_tmpdir(tmp);
+    snprintf(cfgp, sizeof cfgp, "%s/hub.json", tmp);
+    FILE *f = fopen(cfgp, "w");
+    fputs("{\"channels\": [{\"name\": \"auto\", \"port\": 0},"
+          " {\"name\": \"orig\", \"port\": 0, \"ack_mode\": \"original\"}]}", f);
+    fclose(f);
+    hub_test_hub h = {0};
+    const char *extra[] = {"--config", cfgp, NULL};
+    hub_test_start(&h, extra);
+    /* The first channel's port is in serve.json; the second from /healthz
+     * is not published, so read the log line of each channel. */
+    size_t n;
+    char *log = hub_test_read_file(h.log, &n);
+    int ports[2] = {0, 0};
+    const char *p = log;
+    for (int i = 0; i < 2 && p; i++) {
+        p = strstr(p, "channel name=");
+        if (!p) break;
+        const char *q = strstr(p, "port=");
+        ports[i] = atoi(q + 5);
+        p = q;
+    }
+    hub_free(log);
+    cr_assert(ports[0] > 0 && ports[1] > 0);
+    hub_buf ack;
+    hub_buf_init(&ack);
+    /* MSH-15 AL: an accept ACK, CA. */
+    int fd = hub_test_dial(ports[0]);
+    cr_assert_str_eq(send_recv(fd, ENH("ENH-1", "AL"), &ack), "CA");
+    /* MSH-15 NE: no ACK at all (the message is still stored). */
+    cr_assert_eq(hub_test_send_frame(fd, ENH("ENH-2", "NE")), 0);
+    cr_assert_neq(hub_test_read_frame(fd, &ack, 1000), 0, "no accept ACK for NE");
+    close(fd);
+    /* The "original" channel answers AA whatever MSH-15 says. */
+    fd = hub_test_dial(ports[1]);
+    cr_assert_str_eq(send_recv(fd, ENH("ENH-3", "NE"), &ack), "AA");
+    close(fd);
+    hub_buf body;
+    hub_buf_init(&body);
+    cr_assert_eq(hub_test_http(h.http_port, "GET", "/api/messages?control_id=ENH-2",
+                               NULL, NULL, 0, &body, NULL), 200);
+    cr_assert(strstr(body.p, "\"status\":\"accepted\""), "%s", body.p);
+    cr_assert(strstr(body.p, "\"channel\":\"auto\""), "%s", body.p);
+    hub_buf_release(&body);
+    hub_buf_release(&ack);
+    hub_test_stop(&h);
+    hub_test_rmtree(tmp);
+}
+
+Test(cli_channels, bad_channel_config_is_named) {
+    char tmp[256], cfgp[300];
+    hub_test_tmpdir(tmp);
+    snprintf(cfgp, sizeof cfgp, "%s/hub.json", tmp);
+    FILE *f = fopen(cfgp, "w");
+    fputs("{\"channels\": [{\"name\": \"a\", \"port\": 0, \"ack_mode\": \"sometimes\"}]}", f);
+    fclose(f);
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", tmp);
+    const char *argv[] = {HUB_BIN, "serve", "--config", cfgp, "--data", data, NULL};
+    hub_buf out, err;
+    hub_buf_init(&out);
+    hub_buf_init(&err);
+    cr_assert_eq(hub_test_run(argv, NULL, &out, &err), 2);
+    cr_assert(strstr(err.p, "channels[0]") && strstr(err.p, "ack_mode"), "%s", err.p);
+    hub_buf_release(&out);
+    hub_buf_release(&err);
+    f = fopen(cfgp, "w");
+    fputs("{\"channels\": [{\"name\": \"a\", \"port\": 0, \"prot\": 1}]}", f);
+    fclose(f);
+    hub_buf_init(&out);
+    hub_buf_init(&err);
+    cr_assert_eq(hub_test_run(argv, NULL, &out, &err), 2);
+    cr_assert(strstr(err.p, "unknown key 'prot'"), "%s", err.p);
     hub_buf_release(&out);
     hub_buf_release(&err);
     hub_test_rmtree(tmp);
