@@ -13,9 +13,17 @@
 
 #define READER_POOL 16
 
+/* The writer's transaction control, prepared once: parsing these for
+ * every message would cost as much as the insert. */
+enum { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLLBACK_TO, TX__N };
+static const char *const TX_SQL[TX__N] = {"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK",
+                                          "SAVEPOINT job", "RELEASE job",
+                                          "ROLLBACK TO job"};
+
 struct hub_store_tx {
     sqlite3 *db;
     sqlite3_stmt *find_dup, *insert, *update;
+    sqlite3_stmt *tx[TX__N];
 };
 
 struct hub_store {
@@ -221,6 +229,8 @@ hub_status hub_store_open(const hub_store_cfg *c, hub_store **out,
                          "UPDATE messages SET status=?2, ack_code=?3, ack=?4, "
                          "errors=?5 WHERE id=?1",
                          &s->w.update, err);
+        for (int i = 0; i < TX__N && !rc; i++)
+            rc = prepare(s->w.db, TX_SQL[i], &s->w.tx[i], err);
         if (!rc && pthread_create(&s->writer, NULL, writer_main, s) != 0)
             rc = hub_err_set(err, HUB_E_STORE, "store", "cannot start writer");
         if (rc) {
@@ -245,6 +255,7 @@ void hub_store_close(hub_store *s) {
     sqlite3_finalize(s->w.find_dup);
     sqlite3_finalize(s->w.insert);
     sqlite3_finalize(s->w.update);
+    for (int i = 0; i < TX__N; i++) sqlite3_finalize(s->w.tx[i]);
     if (s->w.db) {
         /* Fold the WAL back so the database file alone is complete. */
         sqlite3_wal_checkpoint_v2(s->w.db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
@@ -283,11 +294,19 @@ void hub_store_get_stats(hub_store *s, hub_store_stats *out) {
     pthread_mutex_unlock(&s->lock);
 }
 
+static hub_status tx_step(hub_store *s, int which, hub_err *err) {
+    sqlite3_stmt *st = s->w.tx[which];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return db_err(err, s->w.db, TX_SQL[which]);
+    return HUB_OK;
+}
+
 /* Runs one commit group: every job in its own savepoint, one COMMIT. */
 static void run_group(hub_store *s, hub_store_job *jobs) {
     hub_err gerr;
     hub_err_clear(&gerr);
-    hub_status grc = exec(s->w.db, "BEGIN IMMEDIATE", &gerr);
+    hub_status grc = tx_step(s, TX_BEGIN, &gerr);
     int n = 0, failed = 0;
     enum { MAXG = 4096 };
     hub_status rcs[MAXG];
@@ -299,15 +318,15 @@ static void run_group(hub_store *s, hub_store_job *jobs) {
     for (hub_store_job *j = jobs; j; j = j->next, n++) {
         hub_err *e = errs ? &errs[n] : &gerr;
         hub_status rc = grc;
-        if (!rc) rc = exec(s->w.db, "SAVEPOINT job", e);
+        if (!rc) rc = tx_step(s, TX_SAVEPOINT, e);
         if (!rc) {
             rc = j->run(&s->w, j, e);
             if (rc) {
                 hub_err tmp;
-                exec(s->w.db, "ROLLBACK TO job", &tmp);
+                tx_step(s, TX_ROLLBACK_TO, &tmp);
             }
             hub_err tmp;
-            exec(s->w.db, "RELEASE job", &tmp);
+            tx_step(s, TX_RELEASE, &tmp);
         } else if (e != &gerr) {
             *e = gerr;
         }
@@ -315,10 +334,10 @@ static void run_group(hub_store *s, hub_store_job *jobs) {
         if (n < MAXG) rcs[n] = rc;
     }
     if (!grc) {
-        grc = exec(s->w.db, "COMMIT", &gerr);
+        grc = tx_step(s, TX_COMMIT, &gerr);
         if (grc) {
             hub_err tmp;
-            exec(s->w.db, "ROLLBACK", &tmp);
+            tx_step(s, TX_ROLLBACK, &tmp);
         }
     }
     pthread_mutex_lock(&s->lock);
