@@ -353,6 +353,7 @@ hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
     size_t nf = 3;
     size_t q = i + 4 + enc_len;
     size_t fstart;
+    bool open = true; /* inside a segment (possibly at an empty last field) */
     if (q < n && p[q] == fs) {
         fstart = q + 1;
     } else {
@@ -361,12 +362,12 @@ hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
         if (rc != HUB_OK) return rc;
         seg_start = fstart = t;
         nf = 0;
+        open = t < n;
     }
     /* One pass over the rest: a 64-bit mask of separators and line ends per
      * block, walked bit by bit, so the loop branches per block rather than
      * per byte. */
     size_t base = fstart;
-    bool open = fstart < n;
     while (base < n) {
         uint64_t mask = special_mask(p, base, n, fs);
         bool restart = false;
