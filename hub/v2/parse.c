@@ -22,9 +22,9 @@ static bool delim_ok(char c) {
 
 bool hub__v2_read_delims(const char *p, size_t n, const char *seg,
                          hub_v2_delims *d, size_t *enc_len, hub_err *err) {
-    char w1[8], w2[8];
-    snprintf(w1, sizeof w1, "%.3s-1", seg);
-    snprintf(w2, sizeof w2, "%.3s-2", seg);
+    /* "MSH-1", "BHS-2": built by hand, this runs for every message. */
+    char w1[8] = {seg[0], seg[1], seg[2], '-', '1', 0};
+    char w2[8] = {seg[0], seg[1], seg[2], '-', '2', 0};
     if (n == 0 || !delim_ok(p[0])) {
         hub_err_set(err, HUB_E_PARSE, w1, "missing or invalid field separator");
         return false;
@@ -214,9 +214,11 @@ void hub__v2_fill_msh(hub_v2_msg *m) {
     m->cs = hub__v2_charset_of(h->charset);
 }
 
-/* Bit i set when byte base+i is the field separator, CR or LF; bytes at or
- * beyond n read as zero (never a delimiter: delimiters are not NUL). */
-static inline uint64_t special_mask(const char *p, size_t base, size_t n, char fs) {
+/* Bit i set when byte base+i is the field separator, CR or LF; *eol gets
+ * the CR/LF bits alone. Bytes at or beyond n read as zero (never a
+ * delimiter: delimiters are not NUL). */
+static inline uint64_t special_mask(const char *p, size_t base, size_t n, char fs,
+                                    uint64_t *eol) {
     char tmp[64];
     const char *b = p + base;
     if (base + 64 > n) {
@@ -228,21 +230,24 @@ static inline uint64_t special_mask(const char *p, size_t base, size_t n, char f
     const __m128i vf = _mm_set1_epi8(fs);
     const __m128i vcr = _mm_set1_epi8('\r');
     const __m128i vlf = _mm_set1_epi8('\n');
-    uint64_t mask = 0;
+    uint64_t mask = 0, e = 0;
     for (int i = 0; i < 4; i++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * i));
-        __m128i hit = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, vf), _mm_cmpeq_epi8(v, vcr)),
-            _mm_cmpeq_epi8(v, vlf));
+        __m128i nl = _mm_or_si128(_mm_cmpeq_epi8(v, vcr), _mm_cmpeq_epi8(v, vlf));
+        __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, vf), nl);
         mask |= (uint64_t)(unsigned)_mm_movemask_epi8(hit) << (16 * i);
+        e |= (uint64_t)(unsigned)_mm_movemask_epi8(nl) << (16 * i);
     }
+    *eol = e;
     return mask;
 #else
-    uint64_t mask = 0;
+    uint64_t mask = 0, e = 0;
     for (int i = 0; i < 64; i++) {
         char c = b[i];
+        e |= (uint64_t)(c == '\r' || c == '\n') << i;
         mask |= (uint64_t)(c == fs || c == '\r' || c == '\n') << i;
     }
+    *eol = e;
     return mask;
 #endif
 }
@@ -369,11 +374,13 @@ hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
      * per byte. */
     size_t base = fstart;
     while (base < n) {
-        uint64_t mask = special_mask(p, base, n, fs);
+        uint64_t eol;
+        uint64_t mask = special_mask(p, base, n, fs, &eol);
         bool restart = false;
         while (mask) {
+            uint64_t bit = mask & (0 - mask);
             size_t k = base + (size_t)__builtin_ctzll(mask);
-            mask &= mask - 1;
+            mask ^= bit;
             hub_slice f = hub_slice_of(p + fstart, k - fstart);
             fbuf[nf++] = f;
             if (f.n >= HUB__V2_BIG) {
@@ -381,7 +388,7 @@ hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
                 if (rc != HUB_OK) return rc;
             }
             fstart = k + 1;
-            if (p[k] == fs) continue;
+            if (!(bit & eol)) continue;
             /* End of the segment. */
             if (nf > HUB_MAX_FIELDS + 1) {
                 char w[8];
