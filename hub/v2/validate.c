@@ -41,6 +41,9 @@ enum { LV_FIELD, LV_COMP, LV_SUB };
 /* ---- findings ----------------------------------------------------------------- */
 
 static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                 size_t offset, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
                  size_t offset, const char *fmt, va_list ap) {
     char sev = c->pol.sev[r];
     if (sev == 0 || c->nomem) return;
@@ -699,10 +702,12 @@ static const hub__pnode *check_header(vctx *c, hub_v2_findings *out) {
         bool known;
         if (!site_accepts(c->site, code, ev, &known)) {
             l.comp = known ? 2 : 1;
-            add(c, known ? HUB_V2R_EVENT_UNKNOWN : HUB_V2R_MSG_TYPE_UNKNOWN, &l, msh,
-                known ? "event '%s' of '%s' not accepted by the site profile"
-                      : "message type '%s%.0s' not accepted by the site profile",
-                known ? ev : code, code);
+            if (known)
+                add(c, HUB_V2R_EVENT_UNKNOWN, &l, msh,
+                    "event '%s' of '%s' not accepted by the site profile", ev, code);
+            else
+                add(c, HUB_V2R_MSG_TYPE_UNKNOWN, &l, msh,
+                    "message type '%s' not accepted by the site profile", code);
             return NULL;
         }
     }
