@@ -451,6 +451,28 @@ static hub_slice piece(hub_slice v, char sep, size_t i, size_t *count) {
     return out;
 }
 
+/* Walks the pieces of a value split at `sep`, left to right. */
+typedef struct {
+    const char *p, *end;
+    char sep;
+    bool done;
+} splitter;
+
+static splitter split_init(hub_slice v, char sep) {
+    return (splitter){v.p, v.p ? v.p + v.n : NULL, sep, v.p == NULL};
+}
+
+/* The next piece; absent (p == NULL) after the last. */
+static hub_slice split_next(splitter *s) {
+    if (s->done) return (hub_slice){NULL, 0};
+    const char *q = s->sep ? memchr(s->p, s->sep, (size_t)(s->end - s->p)) : NULL;
+    const char *e = q ? q : s->end;
+    hub_slice out = {s->p, (size_t)(e - s->p)};
+    if (q) s->p = q + 1;
+    else s->done = true;
+    return out;
+}
+
 /* Characters (not bytes) of a value after escape decoding. */
 static size_t value_len(vctx *c, hub_slice raw) {
     hub_slice v = raw;
@@ -540,8 +562,10 @@ static void check_item(vctx *c, fctx *fc, const char *dt, uint32_t max_len,
         check_leaf_value(c, fc, leaf, table, v, rule);
         return;
     }
-    size_t np;
-    piece(raw, sep, 1, &np);
+    size_t np = 1;
+    for (const char *q = raw.p, *e = raw.p + raw.n;
+         (q = memchr(q, sep, (size_t)(e - q))) != NULL; q++)
+        np++;
     size_t upto = np > pdt->n ? np : pdt->n;
     /* A site list of codes on a coded field applies to its identifier. */
     if (rule && rule->codes) {
@@ -556,8 +580,9 @@ static void check_item(vctx *c, fctx *fc, const char *dt, uint32_t max_len,
             add(c, HUB_V2R_TABLE_CODED, &fc->loc, fc->segi, "code not in HL7 table %04u", table);
     }
     hub_v2_loc saved = fc->loc;
+    splitter sp = split_init(raw, sep);
     for (size_t k = 1; k <= upto && k <= HUB_MAX_COMPONENTS; k++) {
-        hub_slice pv = piece(raw, sep, k, NULL);
+        hub_slice pv = split_next(&sp);
         if (level == LV_FIELD) fc->loc.comp = (uint16_t)k;
         else fc->loc.sub = (uint16_t)k;
         const hub_v2_item_def *cd = k <= pdt->n ? &pdt->items[k - 1] : NULL;
@@ -601,10 +626,11 @@ static void check_segment(vctx *c, size_t i) {
     fctx fc;
     fc.seg = id;
     fc.segi = i;
+    const hub_v2_loc sloc = loc_seg(c, i); /* seg_seq costs a scan: once */
     for (size_t f = msh ? 3 : 1; f <= upto && f <= HUB_MAX_FIELDS; f++) {
         hub_slice raw = hub_v2_at(c->m, i, f, 0, 0, 0);
         bool empty = raw.p == NULL || raw.n == 0;
-        fc.loc = loc_seg(c, i);
+        fc.loc = sloc;
         fc.loc.field = (uint16_t)f;
         fc.skip_tables = msh && (f == 9 || f == 11 || f == 12);
         const hub_v2_item_def *def = f <= ps->n ? &ps->items[f - 1] : NULL;
@@ -633,10 +659,10 @@ static void check_segment(vctx *c, size_t i) {
             continue;
         }
         if (is_null(raw)) continue;
-        size_t nrep;
-        piece(raw, c->d.rep, 1, &nrep);
-        for (size_t r = 1; r <= nrep && r <= HUB_MAX_REPS; r++) {
-            hub_slice rv = piece(raw, c->d.rep, r, NULL);
+        splitter sp = split_init(raw, c->d.rep);
+        for (size_t r = 1; r <= HUB_MAX_REPS; r++) {
+            hub_slice rv = split_next(&sp);
+            if (rv.p == NULL) break;
             fc.loc.rep = (uint16_t)r;
             fc.loc.comp = fc.loc.sub = 0;
             if (r == 2 && !def->repeats && rv.n > 0) {
