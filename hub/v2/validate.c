@@ -31,6 +31,7 @@ typedef struct {
     hub_v2_delims d;
     bool utf8;
     int vnum;
+    bool fallback_older; /* validated with an older version than declared */
     vitem *items;
     size_t n, cap, max, order;
     bool truncated, nomem;
@@ -407,6 +408,10 @@ static void check_structure(vctx *c, const hub__pnode *root) {
         if (declared)
             add(c, HUB_V2R_SEG_UNEXPECTED, &l, i,
                 "segment '%.3s' not expected here (out of order or repeated)", l.seg_id);
+        else if (c->fallback_older && hub__profile_seg(c->p, l.seg_id) == NULL)
+            add(c, HUB_V2R_SEG_NEWER, &l, i,
+                "segment '%.3s' unknown to v%s, older than the message's version", l.seg_id,
+                c->p->version);
         else
             add(c, HUB_V2R_SEG_UNEXPECTED, &l, i, "segment '%.3s' not in the message structure",
                 l.seg_id);
@@ -827,6 +832,7 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     if (c.site && c.site->base[0]) {
         snprintf(ver, sizeof ver, "%s", c.site->base);
     } else if (pick == 1) {
+        c.fallback_older = hub__version_num(hub_slice_cstr(ver)) < c.vnum;
         add(&c, HUB_V2R_VERSION_FALLBACK, &l, 0, "no profile for version '%s'; validated as %s",
             vs, ver);
     }

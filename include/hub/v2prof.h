@@ -112,6 +112,7 @@ int hub_v2_profile_table_has(const hub_v2_profile *p, unsigned table,
     X(SEG_MISSING, "seg_missing", 100, 'E')                                 \
     X(SEG_UNEXPECTED, "seg_unexpected", 100, 'E')                           \
     X(SEG_Z, "seg_z", 100, 'E')                                             \
+    X(SEG_NEWER, "seg_newer", 100, 'W')                                     \
     X(FIELD_MISSING, "field_missing", 101, 'E')                             \
     X(COMP_MISSING, "comp_missing", 101, 'W')                               \
     X(FIELD_REPEAT, "field_repeat", 102, 'W')                               \

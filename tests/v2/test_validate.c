@@ -387,6 +387,17 @@ Test(v2_validate, w203_newer_version_falls_back, .init = up, .fini = down) {
     cr_assert_eq(fs.nerrors, 0);
 }
 
+Test(v2_validate, newer_segments_warn_after_fallback, .init = up, .fini = down) {
+    /* CDO (v2.8) is not a segment of v2.7.1; with a 2.8 message it is
+     * a warning, with a 2.5.1 message an error */
+    char *m = replace(replace(ADT, "|P|2.5.1\r", "|P|2.8\r"), "PV1|", "CDO|1\rPV1|");
+    hub_v2_findings fs = run(m, NULL, NULL);
+    must(&fs, "CDO", 100, 'W');
+    cr_assert_eq(fs.nerrors, 0);
+    fs = run(replace(ADT, "PV1|", "CDO|1\rPV1|"), NULL, NULL);
+    must(&fs, "CDO", 100, 'E');
+}
+
 Test(v2_validate, e207_profile_cannot_be_loaded, .init = up, .fini = down) {
     char dir[] = "/tmp/hub_v2prof_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
