@@ -375,6 +375,10 @@ static void report_missing(vctx *c, const pend *pd, size_t at) {
         else
             add(c, HUB_V2R_SEG_MISSING, &l, at, "required segment '%s' missing", l.seg_id);
     }
+    if (pd->more) {
+        hub_v2_loc l = loc_missing("");
+        add(c, HUB_V2R_SEG_MISSING, &l, at, "more required segments missing");
+    }
 }
 
 static void check_structure(vctx *c, const hub__pnode *root) {
@@ -481,11 +485,16 @@ static hub_slice split_next(splitter *s) {
 /* Characters (not bytes) of a value after escape decoding. */
 static size_t value_len(vctx *c, hub_slice raw) {
     hub_slice v = raw;
+    bool utf8 = c->utf8;
     if (c->d.esc && memchr(raw.p, c->d.esc, raw.n)) {
         hub_v2_text_out t;
         hub_err e;
-        if (hub_v2_decode(c->a, c->m, raw, &t, &e) == HUB_OK) v = t.text;
+        if (hub_v2_decode(c->a, c->m, raw, &t, &e) == HUB_OK) {
+            v = t.text;
+            utf8 = true; /* decoded text is UTF-8 */
+        }
     }
+    if (!utf8) return v.n; /* one byte, one character */
     size_t n = 0;
     for (size_t i = 0; i < v.n; i++)
         n += ((unsigned char)v.p[i] & 0xC0) != 0x80;

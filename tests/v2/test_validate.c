@@ -340,6 +340,20 @@ Test(v2_validate, length_counts_characters_not_escapes, .init = up, .fini = down
     hub_v2_site_free(s);
 }
 
+Test(v2_validate, length_counts_characters_in_the_charset, .init = up, .fini = down) {
+    hub_v2_site *s = site_of("{\"name\":\"t\",\"fields\":{\"PID-5.1\":{\"max_len\":2}}}");
+    /* UTF-8: two characters in three bytes */
+    char *u = replace(replace(ADT, "|P|2.5.1\r", "|P|2.5.1||||||UNICODE UTF-8\r"), "DOE^", "D\xc3\x89^");
+    hub_v2_findings fs = run(u, s, NULL);
+    if (fs.n) dump(&fs);
+    cr_assert_eq(fs.n, 0);
+    /* Latin-1: one byte per character */
+    char *l = replace(replace(ADT, "|P|2.5.1\r", "|P|2.5.1||||||8859/1\r"), "DOE^", "D\xc9\xc9^");
+    fs = run(l, s, NULL);
+    must(&fs, "PID-5.1", 102, 'W');
+    hub_v2_site_free(s);
+}
+
 /* ---- 200, 201, 202, 203, 207 --------------------------------------------------------- */
 
 Test(v2_validate, e200_unsupported_message_type, .init = up, .fini = down) {
