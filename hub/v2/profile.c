@@ -321,13 +321,13 @@ static hub_status parse_rows(hub_arena *a, json_t *arr, bool is_field,
 /* ---- loading a base version ------------------------------------------------- */
 
 /* Reads a whole file and parses it: json_load_file reads byte by byte,
- * which costs more than the parse. NULL with *missing set when the file
- * cannot be opened. */
-static json_t *load_json(const char *path, bool *missing, json_error_t *je) {
-    *missing = false;
+ * which costs more than the parse. NULL with *why set: HUB_E_IO when the
+ * file cannot be read, HUB_E_NOMEM, HUB_E_PARSE. */
+static json_t *load_json(const char *path, hub_status *why, json_error_t *je) {
+    *why = HUB_E_PARSE;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        *missing = true;
+        *why = HUB_E_IO;
         memset(je, 0, sizeof *je);
         return NULL;
     }
@@ -355,6 +355,8 @@ static json_t *load_json(const char *path, bool *missing, json_error_t *je) {
     fclose(f);
     if (buf && !bad) root = json_loadb(buf, n, 0, je);
     else memset(je, 0, sizeof *je);
+    if (bad) *why = HUB_E_IO;
+    else if (buf == NULL) *why = HUB_E_NOMEM;
     hub_free(buf);
     return root;
 }
@@ -363,11 +365,10 @@ static hub_status load_tables(hub_v2_profset *s, hub_err *err) {
     char path[600];
     snprintf(path, sizeof path, "%s/base/tables.json", s->dir);
     json_error_t je;
-    bool missing;
-    json_t *root = load_json(path, &missing, &je);
+    hub_status why;
+    json_t *root = load_json(path, &why, &je);
     if (root == NULL)
-        return hub_err_set(err, missing ? HUB_E_IO : HUB_E_PARSE,
-                           "tables.json", "cannot load: line %d column %d",
+        return hub_err_set(err, why, "tables.json", "cannot load: line %d column %d",
                            je.line, je.column);
     hub_status rc = HUB_OK;
     if (!json_is_object(root)) {
@@ -426,11 +427,11 @@ static hub_status load_version(hub_v2_profset *s, const char *ver,
         if (rc != HUB_OK) return rc;
     }
     json_error_t je;
-    bool missing;
-    json_t *root = load_json(path, &missing, &je);
+    hub_status why;
+    json_t *root = load_json(path, &why, &je);
     if (root == NULL)
-        return hub_err_set(err, missing ? HUB_E_IO : HUB_E_PARSE, where,
-                           "cannot load: line %d column %d", je.line, je.column);
+        return hub_err_set(err, why, where, "cannot load: line %d column %d", je.line,
+                           je.column);
     hub_v2_profile *p = hub_calloc(1, sizeof *p);
     if (p == NULL) {
         json_decref(root);
