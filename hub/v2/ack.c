@@ -106,7 +106,7 @@ static void put_num(w_t *w, unsigned v) {
 
 static void put_loc(w_t *w, const hub_v2_loc *l, char sep) {
     if (l->seg_id[0] == '\0') return;
-    puts_(w, l->seg_id);
+    put(w, l->seg_id, strnlen(l->seg_id, 3));
     unsigned v[5] = {l->seg_seq ? l->seg_seq : 1, l->field, l->rep, l->comp, l->sub};
     int last = 0;
     for (int i = 1; i < 5; i++)
@@ -240,7 +240,7 @@ static hub_status emit(const ack_src *src, const hub_v2_ack_req *req_in,
             /* ERR-1 (ELD): segment^sequence^field^code&text&table. */
             hub_v2_loc l = f->loc;
             if (l.seg_id[0]) {
-                puts_(&w, l.seg_id);
+                put(&w, l.seg_id, strnlen(l.seg_id, 3));
                 putc_(&w, cs);
                 put_num(&w, l.seg_seq ? l.seg_seq : 1);
                 putc_(&w, cs);

@@ -364,9 +364,10 @@ size_t hub_v2_charset_check(hub_arena *a, const hub_v2_msg *m,
             x->text = (t.flags & HUB_V2_TEXT_BAD_BYTES)
                           ? "bytes contradict the declared character set"
                           : "malformed or unsupported escape sequence";
-            x->offset = (t.flags & HUB_V2_TEXT_BAD_BYTES)
-                            ? t.bad_offset
-                            : (size_t)(v.p - m->in);
+            bool inside = m->n && v.p >= m->in && v.p + v.n <= m->in + m->n;
+            x->offset = (t.flags & HUB_V2_TEXT_BAD_BYTES) ? t.bad_offset
+                        : inside                          ? (size_t)(v.p - m->in)
+                                                          : SIZE_MAX;
             *out = f;
         }
     }

@@ -15,7 +15,17 @@ hub_slice hub_v2_split(hub_slice raw, char sep, size_t i, size_t *count) {
     hub_slice found = absent;
     size_t k = 0;
     for (;;) {
-        const char *q = sep ? memchr(p, sep, (size_t)(end - p)) : NULL;
+        const char *q;
+        if (sep == 0) {
+            q = NULL;
+        } else if (end - p < 32) {
+            /* Most values are short: a loop beats a call to memchr. */
+            q = p;
+            while (q < end && *q != sep) q++;
+            if (q == end) q = NULL;
+        } else {
+            q = memchr(p, sep, (size_t)(end - p));
+        }
         const char *stop = q ? q : end;
         k++;
         if (k == i) {

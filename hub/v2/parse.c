@@ -106,32 +106,6 @@ void hub__v2_warn(hub_arena *a, hub_v2_msg *m, size_t seg, uint16_t field,
     f->offset = offset;
 }
 
-/* Position of the next field separator, CR or LF at or after q; n if none.
- * Sixteen bytes at a time: most fields are short, so one load usually
- * finds the end. */
-static inline size_t next_special(const char *p, size_t q, size_t n, char fs) {
-#if defined(__SSE2__)
-    const __m128i vf = _mm_set1_epi8(fs);
-    const __m128i vcr = _mm_set1_epi8('\r');
-    const __m128i vlf = _mm_set1_epi8('\n');
-    while (q + 16 <= n) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + q));
-        __m128i hit = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, vf), _mm_cmpeq_epi8(v, vcr)),
-            _mm_cmpeq_epi8(v, vlf));
-        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
-        if (mask) return q + (size_t)__builtin_ctz(mask);
-        q += 16;
-    }
-#endif
-    while (q < n) {
-        char c = p[q];
-        if (c == fs || c == '\r' || c == '\n') return q;
-        q++;
-    }
-    return n;
-}
-
 static bool seg_id_ok(hub_slice id) {
     if (id.n != 3) return false;
     if (id.p[0] < 'A' || id.p[0] > 'Z') return false;
@@ -240,10 +214,108 @@ void hub__v2_fill_msh(hub_v2_msg *m) {
     m->cs = hub__v2_charset_of(h->charset);
 }
 
+/* Bit i set when byte base+i is the field separator, CR or LF; bytes at or
+ * beyond n read as zero (never a delimiter: delimiters are not NUL). */
+static inline uint64_t special_mask(const char *p, size_t base, size_t n, char fs) {
+    char tmp[64];
+    const char *b = p + base;
+    if (base + 64 > n) {
+        memset(tmp, 0, sizeof tmp);
+        memcpy(tmp, b, n - base);
+        b = tmp;
+    }
+#if defined(__SSE2__)
+    const __m128i vf = _mm_set1_epi8(fs);
+    const __m128i vcr = _mm_set1_epi8('\r');
+    const __m128i vlf = _mm_set1_epi8('\n');
+    uint64_t mask = 0;
+    for (int i = 0; i < 4; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + 16 * i));
+        __m128i hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, vf), _mm_cmpeq_epi8(v, vcr)),
+            _mm_cmpeq_epi8(v, vlf));
+        mask |= (uint64_t)(unsigned)_mm_movemask_epi8(hit) << (16 * i);
+    }
+    return mask;
+#else
+    uint64_t mask = 0;
+    for (int i = 0; i < 64; i++) {
+        char c = b[i];
+        mask |= (uint64_t)(c == fs || c == '\r' || c == '\n') << i;
+    }
+    return mask;
+#endif
+}
+
+static bool is_id(hub_slice id, char a, char b, char c) {
+    return id.p[0] == a && id.p[1] == b && id.p[2] == c;
+}
+
+/* Stores a finished segment: checks its id, copies its fields to the
+ * arena. `start`/`end` bound its bytes, `t` is where the next one starts. */
+static hub_status finish_seg(hub_arena *a, hub_v2_msg *m, const char *p, size_t start,
+                             size_t end, size_t t, const hub_slice *fbuf, size_t nf,
+                             hub_err *err) {
+    if (!seg_id_ok(fbuf[0])) {
+        char w[24];
+        snprintf(w, sizeof w, "seg %zu", m->nseg + 1);
+        return hub_err_set(err, HUB_E_PARSE, w,
+                           "segment id is not 3 upper-case letters or digits");
+    }
+    hub_slice id = fbuf[0];
+    if (m->nseg > 0 && (id.p[0] == 'M' || id.p[0] == 'B' || id.p[0] == 'F') &&
+        (is_id(id, 'M', 'S', 'H') || is_id(id, 'B', 'H', 'S') || is_id(id, 'B', 'T', 'S') ||
+         is_id(id, 'F', 'H', 'S') || is_id(id, 'F', 'T', 'S'))) {
+        char w[24];
+        snprintf(w, sizeof w, "seg %zu", m->nseg + 1);
+        return hub_err_set(err, HUB_E_PARSE, w,
+                           "'%.3s' inside a message (use the batch parser)", id.p);
+    }
+    hub__v2_seg *s = NULL;
+    hub_status rc = push_seg(a, m, &s, err);
+    if (rc != HUB_OK) return rc;
+    s->raw = hub_slice_of(p + start, end - start);
+    s->term = hub_slice_of(p + end, t - end);
+    s->fields = hub_arena_alloc(a, nf * sizeof(hub_slice));
+    if (s->fields == NULL) return hub_err_set(err, HUB_E_NOMEM, "message", "arena full");
+    memcpy(s->fields, fbuf, nf * sizeof(hub_slice));
+    s->nfields = (uint32_t)nf;
+    s->cap = 0;
+    s->dirty = false;
+    return HUB_OK;
+}
+
+/* Where the next segment starts after the terminator at q: past CR, LF
+ * and lines of only spaces or tabs (some senders pad blank lines). */
+static size_t skip_terminator(const char *p, size_t q, size_t n) {
+    size_t t = q;
+    for (;;) {
+        while (t < n && (p[t] == '\r' || p[t] == '\n')) t++;
+        size_t u = t;
+        while (u < n && (p[u] == ' ' || p[u] == '\t')) u++;
+        if (t == q || u == t || !(u == n || p[u] == '\r' || p[u] == '\n')) break;
+        t = u;
+    }
+    return t;
+}
+
+static hub_status field_too_big(const hub_v2_delims *d, const char *p, size_t start,
+                                size_t nf, hub_slice f, hub_err *err) {
+    char w[24];
+    snprintf(w, sizeof w, "%.3s-%zu", p + start, nf);
+    if (f.n > HUB_MAX_FIELD)
+        return hub_err_set(err, HUB_E_LIMIT, w, "field over %u bytes", HUB_MAX_FIELD);
+    return check_big_field(d, f, w, err);
+}
+
+/* A field this long may break a limit; check_big_field counts. */
+#define HUB__V2_BIG 1000u
+
 hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
                         const hub_v2_parse_opts *opts, hub_v2_msg **out,
                         hub_err *err) {
-    hub_slice fbuf[HUB_MAX_FIELDS + 1];
+    /* Room for one 64-byte block past the limit: checked once per block. */
+    hub_slice fbuf[HUB_MAX_FIELDS + 1 + 64];
     *out = NULL;
     if (p == NULL || n == 0)
         return hub_err_set(err, HUB_E_PARSE, "message", "empty input");
@@ -272,91 +344,84 @@ hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
     m->head = hub_slice_of(p, i);
 
     const char fs = d.field;
-    size_t pos = i;
-    while (pos < n) {
-        size_t start = pos, nf = 0, q;
-        if (m->nseg == 0) {
-            /* MSH: id, the separator itself, the encoding characters. */
-            fbuf[0] = hub_slice_of(p + start, 3);
-            fbuf[1] = hub_slice_of(p + start + 3, 1);
-            fbuf[2] = hub_slice_of(p + start + 4, enc_len);
-            nf = 3;
-            q = start + 4 + enc_len;
-            if (q < n && p[q] == fs) {
-                q++;
-            } else {
-                goto seg_end_at_q;
+    hub_status rc;
+    /* MSH: id, the separator itself, the encoding characters. */
+    size_t seg_start = i;
+    fbuf[0] = hub_slice_of(p + i, 3);
+    fbuf[1] = hub_slice_of(p + i + 3, 1);
+    fbuf[2] = hub_slice_of(p + i + 4, enc_len);
+    size_t nf = 3;
+    size_t q = i + 4 + enc_len;
+    size_t fstart;
+    bool open = true; /* inside a segment (possibly at an empty last field) */
+    if (q < n && p[q] == fs) {
+        fstart = q + 1;
+    } else {
+        size_t t = skip_terminator(p, q, n);
+        rc = finish_seg(a, m, p, seg_start, q, t, fbuf, nf, err);
+        if (rc != HUB_OK) return rc;
+        seg_start = fstart = t;
+        nf = 0;
+        open = t < n;
+    }
+    /* One pass over the rest: a 64-bit mask of separators and line ends per
+     * block, walked bit by bit, so the loop branches per block rather than
+     * per byte. */
+    size_t base = fstart;
+    while (base < n) {
+        uint64_t mask = special_mask(p, base, n, fs);
+        bool restart = false;
+        while (mask) {
+            size_t k = base + (size_t)__builtin_ctzll(mask);
+            mask &= mask - 1;
+            hub_slice f = hub_slice_of(p + fstart, k - fstart);
+            fbuf[nf++] = f;
+            if (f.n >= HUB__V2_BIG) {
+                rc = field_too_big(&d, p, seg_start, nf - 1, f, err);
+                if (rc != HUB_OK) return rc;
             }
-        } else {
-            q = start;
-        }
-        for (;;) {
-            size_t k = next_special(p, q, n, fs);
-            if (nf > HUB_MAX_FIELDS) {
+            fstart = k + 1;
+            if (p[k] == fs) continue;
+            /* End of the segment. */
+            if (nf > HUB_MAX_FIELDS + 1) {
                 char w[8];
-                snprintf(w, sizeof w, "%.3s", p + start);
+                snprintf(w, sizeof w, "%.3s", p + seg_start);
                 return hub_err_set(err, HUB_E_LIMIT, w, "segment over %d fields",
                                    HUB_MAX_FIELDS);
             }
-            fbuf[nf++] = hub_slice_of(p + q, k - q);
-            if (k - q >= HUB_MAX_REPS || k - q >= HUB_MAX_COMPONENTS ||
-                k - q >= HUB_MAX_SUBCOMPONENTS) {
-                char w[24];
-                snprintf(w, sizeof w, "%.3s-%zu", p + start, nf - 1);
-                if (k - q > HUB_MAX_FIELD)
-                    return hub_err_set(err, HUB_E_LIMIT, w, "field over %u bytes",
-                                       HUB_MAX_FIELD);
-                hub_status rc = check_big_field(&d, fbuf[nf - 1], w, err);
-                if (rc != HUB_OK) return rc;
-            }
-            q = k;
-            if (k == n || p[k] != fs) break;
-            q = k + 1;
+            size_t t = skip_terminator(p, k, n);
+            rc = finish_seg(a, m, p, seg_start, k, t, fbuf, nf, err);
+            if (rc != HUB_OK) return rc;
+            nf = 0;
+            seg_start = fstart = base = t;
+            open = t < n;
+            restart = true;
+            break;
         }
-    seg_end_at_q:;
-        /* q is at the terminator (or the end). */
-        size_t seg_end = q;
-        if (!seg_id_ok(fbuf[0])) {
-            char w[24];
-            snprintf(w, sizeof w, "seg %zu", m->nseg + 1);
-            return hub_err_set(err, HUB_E_PARSE, w,
-                               "segment id is not 3 upper-case letters or digits");
+        if (nf > HUB_MAX_FIELDS + 1) {
+            char w[8];
+            snprintf(w, sizeof w, "%.3s", p + seg_start);
+            return hub_err_set(err, HUB_E_LIMIT, w, "segment over %d fields",
+                               HUB_MAX_FIELDS);
         }
-        if (m->nseg > 0) {
-            hub_slice id = fbuf[0];
-            bool batch = hub_slice_eq_cstr(id, "BHS") || hub_slice_eq_cstr(id, "BTS") ||
-                         hub_slice_eq_cstr(id, "FHS") || hub_slice_eq_cstr(id, "FTS");
-            if (hub_slice_eq_cstr(id, "MSH") || batch) {
-                char w[24];
-                snprintf(w, sizeof w, "seg %zu", m->nseg + 1);
-                return hub_err_set(err, HUB_E_PARSE, w,
-                                   "'%.3s' inside a message (use the batch parser)",
-                                   id.p);
-            }
+        if (!restart) base += 64;
+    }
+    if (open) {
+        /* The last segment has no terminator. */
+        hub_slice f = hub_slice_of(p + fstart, n - fstart);
+        fbuf[nf++] = f;
+        if (f.n >= HUB__V2_BIG) {
+            rc = field_too_big(&d, p, seg_start, nf - 1, f, err);
+            if (rc != HUB_OK) return rc;
         }
-        /* The terminator: CR, LF or CRLF, then any blank lines (lines of
-         * only spaces or tabs count as blank: some senders pad them). */
-        size_t t = q;
-        for (;;) {
-            while (t < n && (p[t] == '\r' || p[t] == '\n')) t++;
-            size_t u = t;
-            while (u < n && (p[u] == ' ' || p[u] == '\t')) u++;
-            if (t == q || u == t || !(u == n || p[u] == '\r' || p[u] == '\n')) break;
-            t = u;
+        if (nf > HUB_MAX_FIELDS + 1) {
+            char w[8];
+            snprintf(w, sizeof w, "%.3s", p + seg_start);
+            return hub_err_set(err, HUB_E_LIMIT, w, "segment over %d fields",
+                               HUB_MAX_FIELDS);
         }
-        hub__v2_seg *s = NULL;
-        hub_status rc = push_seg(a, m, &s, err);
+        rc = finish_seg(a, m, p, seg_start, n, n, fbuf, nf, err);
         if (rc != HUB_OK) return rc;
-        s->raw = hub_slice_of(p + start, seg_end - start);
-        s->term = hub_slice_of(p + seg_end, t - seg_end);
-        s->fields = hub_arena_alloc(a, nf * sizeof(hub_slice));
-        if (s->fields == NULL)
-            return hub_err_set(err, HUB_E_NOMEM, "message", "arena full");
-        memcpy(s->fields, fbuf, nf * sizeof(hub_slice));
-        s->nfields = (uint32_t)nf;
-        s->cap = 0;
-        s->dirty = false;
-        pos = t;
     }
 
     hub__v2_fill_msh(m);

@@ -143,6 +143,22 @@ void hub_v2_path_format(const hub_v2_path *p, char *out, size_t size) {
 #undef PUT
 }
 
+void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size) {
+    if (size == 0) return;
+    out[0] = '\0';
+    if (l->seg_id[0] == '\0') return;
+    hub_v2_path p;
+    memset(&p, 0, sizeof p);
+    memcpy(p.seg_id, l->seg_id, strnlen(l->seg_id, 3));
+    p.seg_occ = l->seg_seq ? l->seg_seq : 1;
+    p.field = l->field;
+    p.rep = l->rep;
+    p.rep_given = l->rep > 1;
+    p.comp = l->comp;
+    p.sub = l->sub;
+    hub_v2_path_format(&p, out, size);
+}
+
 size_t hub_v2_path_seg(const hub_v2_msg *m, const hub_v2_path *path) {
     return hub_v2_seg_find(m, path->seg_id, 0, path->seg_occ);
 }

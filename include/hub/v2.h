@@ -153,8 +153,9 @@ typedef struct {
  *                whose id is not 3 upper-case letters or digits ("seg N"),
  *                a second MSH in one message ("seg N": use the batch
  *                parser).
- *   HUB_E_LIMIT  over HUB_MAX_SEGMENTS ("message"), HUB_MAX_FIELDS,
- *                HUB_MAX_REPS or HUB_MAX_FIELD ("PID-5" etc.).
+ *   HUB_E_LIMIT  over HUB_MAX_SEGMENTS ("message"), HUB_MAX_FIELDS (the
+ *                segment id, "PID"), HUB_MAX_REPS, HUB_MAX_COMPONENTS,
+ *                HUB_MAX_SUBCOMPONENTS or HUB_MAX_FIELD (the field, "PID-5").
  *   HUB_E_NOMEM  the arena could not grow. */
 hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
                         const hub_v2_parse_opts *opts, hub_v2_msg **out,
@@ -236,6 +237,9 @@ typedef struct {
 hub_status hub_v2_path_parse(const char *text, hub_v2_path *out, hub_err *err);
 /* Writes the path in canonical form (`PID-3(2).4.2`) into out[size]. */
 void hub_v2_path_format(const hub_v2_path *p, char *out, size_t size);
+/* Writes a finding's location as a terse path into out[size]: "PID-3(2).1",
+ * "OBX(3)-5", "PID" without a field, "" for the whole message. */
+void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size);
 
 /* The raw value at `path` (group prefixes ignored); absent when the
  * segment or any level is missing or the path does not parse. */
@@ -339,8 +343,8 @@ hub_status hub_v2_encode(const hub_v2_msg *m, hub_buf *out, hub_err *err);
 
 /* ---- batches ---------------------------------------------------------------- */
 
-/* One FHS..FTS or BHS..BTS envelope (or the implicit envelope of bare
- * messages). */
+/* One FHS..FTS or BHS..BTS envelope. Messages outside any envelope (a
+ * file of bare MSH) belong to none. */
 typedef struct {
     bool is_file;        /* FHS (true) or BHS (false) */
     int parent;          /* index of the enclosing envelope, -1 at top */
@@ -369,9 +373,13 @@ typedef struct {
  * BHS inside FHS, nested up to HUB_MAX_BATCH_DEPTH) or several MSH with no
  * envelope. A message that fails to parse does not stop the rest; its
  * error is in msg_errs. FTS-1 and BTS-1 counts are checked.
- * Errors: HUB_E_PARSE (no FHS/BHS/MSH at the start: "file"; empty input),
- * HUB_E_LIMIT (over HUB_MAX_BATCH_MESSAGES or HUB_MAX_BATCH_DEPTH),
- * HUB_E_NOMEM. */
+ * Lines of only spaces or tabs count as blank.
+ * Errors: HUB_E_PARSE: empty input or no message at all ("file"), a first
+ * segment other than FHS/BHS/MSH ("file"), a segment outside any message,
+ * e.g. after BHS with no MSH ("seg N", N counting non-blank lines), FHS
+ * anywhere but first ("FHS"), bad FHS/BHS delimiters ("BHS-1", "BHS-2");
+ * HUB_E_LIMIT: over HUB_MAX_BATCH_MESSAGES ("file") or HUB_MAX_BATCH_DEPTH
+ * ("BHS"); HUB_E_NOMEM. */
 hub_status hub_v2_batch_parse(hub_arena *a, const char *p, size_t n,
                               const hub_v2_parse_opts *opts, hub_v2_batch *out,
                               hub_err *err);

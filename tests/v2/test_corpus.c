@@ -64,7 +64,7 @@ Test(v2_corpus, every_message) {
     FILE *idx = fopen(CORPUS "/INDEX.tsv", "r");
     if (idx == NULL) cr_skip_test("corpus absent at %s: skipped", CORPUS);
     char line[4096];
-    size_t files = 0, accepted = 0, msgs = 0, rejected = 0;
+    size_t files = 0, accepted = 0, msgs = 0, rejected = 0, charset_findings = 0;
     bool header = true;
     while (fgets(line, sizeof line, idx)) {
         if (header) {
@@ -139,6 +139,15 @@ Test(v2_corpus, every_message) {
                     for (size_t s = 0; s < hub_v2_seg_count(m); s++)
                         for (size_t f = 1; f <= hub_v2_field_count(m, s); f++)
                             cr_expect_not_null(hub_v2_text(&a, m, hub_v2_at(m, s, f, 0, 0, 0)));
+                    hub_v2_finding *cf;
+                    size_t ncf = hub_v2_charset_check(&a, m, &cf, 100);
+                    for (size_t c = 0; c < ncf; c++)
+                        cr_expect_lt(cf[c].offset, b.msg_raw[i].n, "%s: offset", file);
+                    charset_findings += ncf;
+                    /* 8859/1 declared while the bytes are UTF-8 (the README
+                     * says so): a warning with the position, not garbage. */
+                    if (strstr(file, "elims_29_5065302"))
+                        cr_expect_gt(ncf, 0, "%s: no charset warning", file);
                     hub_buf ack;
                     hub_buf_init(&ack);
                     hub_v2_ack_req req = {0};
@@ -154,8 +163,9 @@ Test(v2_corpus, every_message) {
         free(buf);
     }
     fclose(idx);
-    cr_log_info("corpus: %zu files, %zu accepted (%zu messages), %zu rejected", files,
-                accepted, msgs, rejected);
+    cr_log_info("corpus: %zu files, %zu accepted (%zu messages), %zu rejected, "
+                "%zu charset warnings",
+                files, accepted, msgs, rejected, charset_findings);
     cr_assert_gt(files, 250, "INDEX.tsv lists too few files");
     cr_assert_eq(rejected, sizeof rejects / sizeof rejects[0]);
     cr_assert_eq(accepted + rejected, files);

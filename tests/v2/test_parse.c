@@ -165,6 +165,17 @@ static void check_three_segs(const char *s) {
 Test(v2_parse, terminator_cr) { check_three_segs("MSH|^~\\&|A\rPID|1\rPV1|1\r"); }
 Test(v2_parse, terminator_lf) { check_three_segs("MSH|^~\\&|A\nPID|1\nPV1|1\n"); }
 Test(v2_parse, terminator_crlf) { check_three_segs("MSH|^~\\&|A\r\nPID|1\r\nPV1|1\r\n"); }
+Test(v2_parse, trailing_separator_at_end_of_input) {
+    /* found by fuzz_v2: an empty last field right at the end */
+    hub_v2_msg *m = v2_parse_ok(&A, "MSH|^~|");
+    cr_assert_eq(hub_v2_seg_count(m), 1);
+    cr_assert_eq(hub_v2_field_count(m, 0), 3);
+    m = v2_parse_ok(&A, "MSH|^~\\&|A\rPID|");
+    cr_assert_eq(hub_v2_seg_count(m), 2);
+    cr_assert_eq(hub_v2_field_count(m, 1), 1);
+    check_three_segs("MSH|^~\\&|A\rPID|1\rPV1|1|");
+}
+
 Test(v2_parse, terminator_mixed_and_none_at_end) {
     check_three_segs("MSH|^~\\&|A\r\nPID|1\nPV1|1");
 }

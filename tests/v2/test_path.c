@@ -116,3 +116,19 @@ Test(v2_path, canonical_format) {
         cr_assert_str_eq(buf, out[i]);
     }
 }
+
+Test(v2_path, loc_format) {
+    char buf[64];
+    hub_v2_loc l = {"PID", 1, 1, 3, 2, 1, 0};
+    hub_v2_loc_format(&l, buf, sizeof buf);
+    cr_assert_str_eq(buf, "PID-3(2).1");
+    l = (hub_v2_loc){"OBX", 7, 3, 5, 0, 0, 0};
+    hub_v2_loc_format(&l, buf, sizeof buf);
+    cr_assert_str_eq(buf, "OBX(3)-5");
+    l = (hub_v2_loc){"ZPD", 2, 1, 0, 0, 0, 0};
+    hub_v2_loc_format(&l, buf, sizeof buf);
+    cr_assert_str_eq(buf, "ZPD");
+    l = (hub_v2_loc){"", UINT32_MAX, 0, 0, 0, 0, 0};
+    hub_v2_loc_format(&l, buf, sizeof buf);
+    cr_assert_str_eq(buf, "");
+}
