@@ -912,21 +912,3 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     hub_free(c.items);
     return HUB_OK;
 }
-
-void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size) {
-    if (size == 0) return;
-    if (l->seg_id[0] == '\0') {
-        out[0] = '\0';
-        return;
-    }
-    int k = snprintf(out, size, "%s", l->seg_id);
-    if (l->field && k >= 0 && (size_t)k < size) {
-        k += snprintf(out + k, size - (size_t)k, "-%u", (unsigned)l->field);
-        if (l->rep > 1 && (size_t)k < size)
-            k += snprintf(out + k, size - (size_t)k, "(%u)", (unsigned)l->rep);
-        if (l->comp && (size_t)k < size)
-            k += snprintf(out + k, size - (size_t)k, ".%u", (unsigned)l->comp);
-        if (l->sub && (size_t)k < size)
-            snprintf(out + k, size - (size_t)k, ".%u", (unsigned)l->sub);
-    }
-}

@@ -212,7 +212,4 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s,
  * Known datatypes: DTM, TS (first component), DT, TM, NM, SI. */
 int hub_v2_check_value(const char *datatype, hub_slice v, const char **why);
 
-/* Formats a location as a terse path: "PID-3(2).4", "PID", "" (message). */
-void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size);
-
 #endif

