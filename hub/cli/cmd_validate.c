@@ -6,7 +6,8 @@
  * FILE is the path as given; #MSG (1-based) appears when the file holds
  * several messages; SEG is the segment id and N its 1-based position in
  * the message (omitted for a segment that is missing); PATH is the terse
- * path of the field, component... (PID-3(2).4) or the segment id alone;
+ * path of the field, component... (PID-3(2).4, OBX(2)-5 for the second OBX)
+ * or the segment alone;
  * SEVERITY is error, warning or info; CODE is from HL7 table 0357.
  * Example: adt.hl7:PID@3:PID-7: error: impossible date (DTM) (102)
  * Exit status: 0 no errors (warnings allowed), 1 errors or unreadable

@@ -234,6 +234,42 @@ hub_status hub__pstruct_parse(hub_arena *a, json_t *arr, const char *where,
     return parse_items(a, arr, 0, where, 0, out, err);
 }
 
+/* The engine's node type for one of ours; children in `a`. */
+static bool to_def(hub_arena *a, const hub__pnode *n, hub_v2_struct_node *d) {
+    d->name = n->name;
+    d->is_group = n->kind != HUB__PN_SEG;
+    d->min = n->min;
+    d->max = n->unbounded ? 0 : 1;
+    d->children = NULL;
+    d->nchildren = 0;
+    if (!d->is_group) return true;
+    hub_v2_struct_node *kids = hub_arena_calloc(a, (n->nkids ? n->nkids : 1) * sizeof *kids);
+    if (kids == NULL) return false;
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        if (!to_def(a, &n->kids[i], &kids[i])) return false;
+        if (n->kind == HUB__PN_CHOICE) kids[i].min = 0;
+    }
+    d->children = kids;
+    d->nchildren = n->nkids;
+    return true;
+}
+
+static hub_status struct_def(hub_arena *a, hub__pstruct *ps, const char *version,
+                             const char *where, hub_err *err) {
+    ps->def.name = ps->name;
+    ps->def.version = version;
+    if (!to_def(a, &ps->root, &ps->def.root))
+        return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
+    ps->def.root.name = ps->name;
+    return HUB_OK;
+}
+
+const hub_v2_struct_def *hub_v2_profile_struct_def(const hub_v2_profile *p,
+                                                   const char *name) {
+    const hub__pstruct *ps = hub__profile_struct(p, name);
+    return ps ? &ps->def : NULL;
+}
+
 /* ---- field and component rows --------------------------------------------- */
 
 /* Field: [name, datatype, usage, repeat, maxlen, table?];
@@ -284,14 +320,55 @@ static hub_status parse_rows(hub_arena *a, json_t *arr, bool is_field,
 
 /* ---- loading a base version ------------------------------------------------- */
 
+/* Reads a whole file and parses it: json_load_file reads byte by byte,
+ * which costs more than the parse. NULL with *why set: HUB_E_IO when the
+ * file cannot be read, HUB_E_NOMEM, HUB_E_PARSE. */
+static json_t *load_json(const char *path, hub_status *why, json_error_t *je) {
+    *why = HUB_E_PARSE;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        *why = HUB_E_IO;
+        memset(je, 0, sizeof *je);
+        return NULL;
+    }
+    size_t cap = 256 << 10, n = 0;
+    char *buf = hub_malloc(cap);
+    json_t *root = NULL;
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap || ferror(f)) break;
+        if (cap >= (64u << 20)) { /* no base profile is this big */
+            hub_free(buf);
+            buf = NULL;
+            break;
+        }
+        char *nb = hub_realloc(buf, cap * 2);
+        if (nb == NULL) {
+            hub_free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (buf && !bad) root = json_loadb(buf, n, 0, je);
+    else memset(je, 0, sizeof *je);
+    if (bad) *why = HUB_E_IO;
+    else if (buf == NULL) *why = HUB_E_NOMEM;
+    hub_free(buf);
+    return root;
+}
+
 static hub_status load_tables(hub_v2_profset *s, hub_err *err) {
     char path[600];
     snprintf(path, sizeof path, "%s/base/tables.json", s->dir);
     json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    hub_status why;
+    json_t *root = load_json(path, &why, &je);
     if (root == NULL)
-        return hub_err_set(err, errno == ENOENT ? HUB_E_IO : HUB_E_PARSE,
-                           "tables.json", "cannot load: line %d column %d",
+        return hub_err_set(err, why, "tables.json", "cannot load: line %d column %d",
                            je.line, je.column);
     hub_status rc = HUB_OK;
     if (!json_is_object(root)) {
@@ -350,11 +427,11 @@ static hub_status load_version(hub_v2_profset *s, const char *ver,
         if (rc != HUB_OK) return rc;
     }
     json_error_t je;
-    errno = 0;
-    json_t *root = json_load_file(path, 0, &je);
+    hub_status why;
+    json_t *root = load_json(path, &why, &je);
     if (root == NULL)
-        return hub_err_set(err, errno == ENOENT ? HUB_E_IO : HUB_E_PARSE, where,
-                           "cannot load: line %d column %d", je.line, je.column);
+        return hub_err_set(err, why, where, "cannot load: line %d column %d", je.line,
+                           je.column);
     hub_v2_profile *p = hub_calloc(1, sizeof *p);
     if (p == NULL) {
         json_decref(root);
@@ -412,6 +489,7 @@ static hub_status load_version(hub_v2_profset *s, const char *ver,
             goto fail;
         }
         rc = hub__pstruct_parse(a, val, where, &p->structs[i].root, err);
+        if (rc == HUB_OK) rc = struct_def(a, &p->structs[i], p->version, where, err);
         if (rc != HUB_OK) goto fail;
         i++;
     }
@@ -825,6 +903,7 @@ static hub_status site_from_json(hub_v2_profset *s, json_t *root,
             site->structs[i].name = adup(a, key);
             if (site->structs[i].name == NULL) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
             hub_status rc = hub__pstruct_parse(a, val, where, &site->structs[i].root, err);
+            if (rc == HUB_OK) rc = struct_def(a, &site->structs[i], NULL, where, err);
             if (rc != HUB_OK) return rc;
             i++;
         }
@@ -947,6 +1026,13 @@ void hub_v2_site_free(hub_v2_site *site) {
 void hub_v2_site_policy(const hub_v2_site *site, hub_v2_policy *p) {
     for (int r = 0; r < HUB_V2R__COUNT; r++)
         if (site->pol_set[r]) p->sev[r] = site->pol_sev[r];
+}
+
+const hub_v2_struct_def *hub_v2_site_struct_def(const hub_v2_site *site,
+                                                const char *name) {
+    for (size_t i = 0; i < site->nstructs; i++)
+        if (strcmp(site->structs[i].name, name) == 0) return &site->structs[i].def;
+    return NULL;
 }
 
 const char *hub_v2_site_name(const hub_v2_site *site) { return site->name; }

@@ -23,6 +23,7 @@ typedef struct hub__pnode {
 typedef struct {
     const char *name;
     hub__pnode root; /* a group */
+    hub_v2_struct_def def; /* the same, as the engine's type */
 } hub__pstruct;
 
 typedef struct {

@@ -31,6 +31,7 @@ typedef struct {
     hub_v2_delims d;
     bool utf8;
     int vnum;
+    bool fallback_older; /* validated with an older version than declared */
     vitem *items;
     size_t n, cap, max, order;
     bool truncated, nomem;
@@ -40,6 +41,9 @@ enum { LV_FIELD, LV_COMP, LV_SUB };
 
 /* ---- findings ----------------------------------------------------------------- */
 
+static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                 size_t offset, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
                  size_t offset, const char *fmt, va_list ap) {
     char sev = c->pol.sev[r];
@@ -371,6 +375,10 @@ static void report_missing(vctx *c, const pend *pd, size_t at) {
         else
             add(c, HUB_V2R_SEG_MISSING, &l, at, "required segment '%s' missing", l.seg_id);
     }
+    if (pd->more) {
+        hub_v2_loc l = loc_missing("");
+        add(c, HUB_V2R_SEG_MISSING, &l, at, "more required segments missing");
+    }
 }
 
 static void check_structure(vctx *c, const hub__pnode *root) {
@@ -404,6 +412,10 @@ static void check_structure(vctx *c, const hub__pnode *root) {
         if (declared)
             add(c, HUB_V2R_SEG_UNEXPECTED, &l, i,
                 "segment '%.3s' not expected here (out of order or repeated)", l.seg_id);
+        else if (c->fallback_older && hub__profile_seg(c->p, l.seg_id) == NULL)
+            add(c, HUB_V2R_SEG_NEWER, &l, i,
+                "segment '%.3s' unknown to v%s, older than the message's version", l.seg_id,
+                c->p->version);
         else
             add(c, HUB_V2R_SEG_UNEXPECTED, &l, i, "segment '%.3s' not in the message structure",
                 l.seg_id);
@@ -448,14 +460,41 @@ static hub_slice piece(hub_slice v, char sep, size_t i, size_t *count) {
     return out;
 }
 
+/* Walks the pieces of a value split at `sep`, left to right. */
+typedef struct {
+    const char *p, *end;
+    char sep;
+    bool done;
+} splitter;
+
+static splitter split_init(hub_slice v, char sep) {
+    return (splitter){v.p, v.p ? v.p + v.n : NULL, sep, v.p == NULL};
+}
+
+/* The next piece; absent (p == NULL) after the last. */
+static hub_slice split_next(splitter *s) {
+    if (s->done) return (hub_slice){NULL, 0};
+    const char *q = s->sep ? memchr(s->p, s->sep, (size_t)(s->end - s->p)) : NULL;
+    const char *e = q ? q : s->end;
+    hub_slice out = {s->p, (size_t)(e - s->p)};
+    if (q) s->p = q + 1;
+    else s->done = true;
+    return out;
+}
+
 /* Characters (not bytes) of a value after escape decoding. */
 static size_t value_len(vctx *c, hub_slice raw) {
     hub_slice v = raw;
+    bool utf8 = c->utf8;
     if (c->d.esc && memchr(raw.p, c->d.esc, raw.n)) {
         hub_v2_text_out t;
         hub_err e;
-        if (hub_v2_decode(c->a, c->m, raw, &t, &e) == HUB_OK) v = t.text;
+        if (hub_v2_decode(c->a, c->m, raw, &t, &e) == HUB_OK) {
+            v = t.text;
+            utf8 = true; /* decoded text is UTF-8 */
+        }
     }
+    if (!utf8) return v.n; /* one byte, one character */
     size_t n = 0;
     for (size_t i = 0; i < v.n; i++)
         n += ((unsigned char)v.p[i] & 0xC0) != 0x80;
@@ -537,8 +576,10 @@ static void check_item(vctx *c, fctx *fc, const char *dt, uint32_t max_len,
         check_leaf_value(c, fc, leaf, table, v, rule);
         return;
     }
-    size_t np;
-    piece(raw, sep, 1, &np);
+    size_t np = 1;
+    for (const char *q = raw.p, *e = raw.p + raw.n;
+         (q = memchr(q, sep, (size_t)(e - q))) != NULL; q++)
+        np++;
     size_t upto = np > pdt->n ? np : pdt->n;
     /* A site list of codes on a coded field applies to its identifier. */
     if (rule && rule->codes) {
@@ -553,8 +594,9 @@ static void check_item(vctx *c, fctx *fc, const char *dt, uint32_t max_len,
             add(c, HUB_V2R_TABLE_CODED, &fc->loc, fc->segi, "code not in HL7 table %04u", table);
     }
     hub_v2_loc saved = fc->loc;
+    splitter sp = split_init(raw, sep);
     for (size_t k = 1; k <= upto && k <= HUB_MAX_COMPONENTS; k++) {
-        hub_slice pv = piece(raw, sep, k, NULL);
+        hub_slice pv = split_next(&sp);
         if (level == LV_FIELD) fc->loc.comp = (uint16_t)k;
         else fc->loc.sub = (uint16_t)k;
         const hub_v2_item_def *cd = k <= pdt->n ? &pdt->items[k - 1] : NULL;
@@ -598,10 +640,11 @@ static void check_segment(vctx *c, size_t i) {
     fctx fc;
     fc.seg = id;
     fc.segi = i;
+    const hub_v2_loc sloc = loc_seg(c, i); /* seg_seq costs a scan: once */
     for (size_t f = msh ? 3 : 1; f <= upto && f <= HUB_MAX_FIELDS; f++) {
         hub_slice raw = hub_v2_at(c->m, i, f, 0, 0, 0);
         bool empty = raw.p == NULL || raw.n == 0;
-        fc.loc = loc_seg(c, i);
+        fc.loc = sloc;
         fc.loc.field = (uint16_t)f;
         fc.skip_tables = msh && (f == 9 || f == 11 || f == 12);
         const hub_v2_item_def *def = f <= ps->n ? &ps->items[f - 1] : NULL;
@@ -630,10 +673,10 @@ static void check_segment(vctx *c, size_t i) {
             continue;
         }
         if (is_null(raw)) continue;
-        size_t nrep;
-        piece(raw, c->d.rep, 1, &nrep);
-        for (size_t r = 1; r <= nrep && r <= HUB_MAX_REPS; r++) {
-            hub_slice rv = piece(raw, c->d.rep, r, NULL);
+        splitter sp = split_init(raw, c->d.rep);
+        for (size_t r = 1; r <= HUB_MAX_REPS; r++) {
+            hub_slice rv = split_next(&sp);
+            if (rv.p == NULL) break;
             fc.loc.rep = (uint16_t)r;
             fc.loc.comp = fc.loc.sub = 0;
             if (r == 2 && !def->repeats && rv.n > 0) {
@@ -699,10 +742,12 @@ static const hub__pnode *check_header(vctx *c, hub_v2_findings *out) {
         bool known;
         if (!site_accepts(c->site, code, ev, &known)) {
             l.comp = known ? 2 : 1;
-            add(c, known ? HUB_V2R_EVENT_UNKNOWN : HUB_V2R_MSG_TYPE_UNKNOWN, &l, msh,
-                known ? "event '%s' of '%s' not accepted by the site profile"
-                      : "message type '%s%.0s' not accepted by the site profile",
-                known ? ev : code, code);
+            if (known)
+                add(c, HUB_V2R_EVENT_UNKNOWN, &l, msh,
+                    "event '%s' of '%s' not accepted by the site profile", ev, code);
+            else
+                add(c, HUB_V2R_MSG_TYPE_UNKNOWN, &l, msh,
+                    "message type '%s' not accepted by the site profile", code);
             return NULL;
         }
     }
@@ -796,6 +841,7 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     if (c.site && c.site->base[0]) {
         snprintf(ver, sizeof ver, "%s", c.site->base);
     } else if (pick == 1) {
+        c.fallback_older = hub__version_num(hub_slice_cstr(ver)) < c.vnum;
         add(&c, HUB_V2R_VERSION_FALLBACK, &l, 0, "no profile for version '%s'; validated as %s",
             vs, ver);
     }
@@ -865,22 +911,4 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     out->truncated = c.truncated;
     hub_free(c.items);
     return HUB_OK;
-}
-
-void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size) {
-    if (size == 0) return;
-    if (l->seg_id[0] == '\0') {
-        out[0] = '\0';
-        return;
-    }
-    int k = snprintf(out, size, "%s", l->seg_id);
-    if (l->field && k >= 0 && (size_t)k < size) {
-        k += snprintf(out + k, size - (size_t)k, "-%u", (unsigned)l->field);
-        if (l->rep > 1 && (size_t)k < size)
-            k += snprintf(out + k, size - (size_t)k, "(%u)", (unsigned)l->rep);
-        if (l->comp && (size_t)k < size)
-            k += snprintf(out + k, size - (size_t)k, ".%u", (unsigned)l->comp);
-        if (l->sub && (size_t)k < size)
-            snprintf(out + k, size - (size_t)k, ".%u", (unsigned)l->sub);
-    }
 }

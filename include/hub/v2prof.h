@@ -64,6 +64,13 @@ size_t hub_v2_profile_nstructs(const hub_v2_profile *p);
  * code alone ("ACK"). NULL when none. Borrowed. */
 const char *hub_v2_profile_struct_for(const hub_v2_profile *p, hub_slice code,
                                       hub_slice trigger, hub_slice structure);
+/* The structure `name` as the v2 engine's definition type, for
+ * hub_v2_group_match (navigation by group, `hub inspect`). A choice of
+ * segments (<OBR|RXO>) becomes a group named "<OBR|RXO>" whose
+ * alternatives are each optional. NULL when unknown. Borrowed until the
+ * set is closed. */
+const hub_v2_struct_def *hub_v2_profile_struct_def(const hub_v2_profile *p,
+                                                   const char *name);
 /* True when the profile defines any event of message code `code`. */
 bool hub_v2_profile_knows_code(const hub_v2_profile *p, hub_slice code);
 
@@ -105,6 +112,7 @@ int hub_v2_profile_table_has(const hub_v2_profile *p, unsigned table,
     X(SEG_MISSING, "seg_missing", 100, 'E')                                 \
     X(SEG_UNEXPECTED, "seg_unexpected", 100, 'W')                           \
     X(SEG_Z, "seg_z", 100, 'E')                                             \
+    X(SEG_NEWER, "seg_newer", 100, 'W')                                     \
     X(FIELD_MISSING, "field_missing", 101, 'E')                             \
     X(COMP_MISSING, "comp_missing", 101, 'W')                               \
     X(FIELD_REPEAT, "field_repeat", 102, 'W')                               \
@@ -160,6 +168,10 @@ hub_status hub_v2_site_parse(hub_v2_profset *s, const char *p, size_t n,
 void hub_v2_site_free(hub_v2_site *site); /* NULL is a no-op */
 /* Applies the site profile's own "policy" overrides to `p`. */
 void hub_v2_site_policy(const hub_v2_site *site, hub_v2_policy *p);
+/* A structure the site profile defines (as hub_v2_profile_struct_def),
+ * or NULL. */
+const hub_v2_struct_def *hub_v2_site_struct_def(const hub_v2_site *site,
+                                                const char *name);
 /* The profile's "name"; borrowed. */
 const char *hub_v2_site_name(const hub_v2_site *site);
 
@@ -199,8 +211,5 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s,
  * HUB_V2R_DATE_FORMAT or HUB_V2R_NUMBER) with a literal reason in *why.
  * Known datatypes: DTM, TS (first component), DT, TM, NM, SI. */
 int hub_v2_check_value(const char *datatype, hub_slice v, const char **why);
-
-/* Formats a location as a terse path: "PID-3(2).4", "PID", "" (message). */
-void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size);
 
 #endif

@@ -161,6 +161,35 @@ Test(v2_profile, tables, .init = up, .fini = down) {
     cr_assert_eq(hub_v2_profile_table_has(p, 9999, hub_slice_cstr("P")), -1);
 }
 
+Test(v2_profile, struct_def_drives_group_matching, .init = up, .fini = down) {
+    const hub_v2_profile *p = get("2.5.1");
+    const hub_v2_struct_def *def = hub_v2_profile_struct_def(p, "ORU_R01");
+    cr_assert_not_null(def);
+    cr_assert_str_eq(def->name, "ORU_R01");
+    cr_assert_str_eq(def->version, "2.5.1");
+    cr_assert_null(hub_v2_profile_struct_def(p, "NOPE_X"));
+    const char *msg = "MSH|^~\\&|A|B|C|D|20230115||ORU^R01^ORU_R01|1|P|2.5.1\r"
+                      "PID|1||1^^^H^MR||D^J\rOBR|1||O|1^G^LN\rOBX|1|NM|1^G^LN||1||||||F\r"
+                      "NTE|1||c\rOBR|2||O|1^G^LN\rOBX|1|NM|1^G^LN||2||||||F\r";
+    hub_arena a;
+    hub_arena_init(&a, 8192);
+    hub_v2_msg *m;
+    hub_err err;
+    cr_assert_eq(hub_v2_parse(&a, msg, strlen(msg), NULL, &m, &err), HUB_OK, "%s", err.msg);
+    hub_v2_groups g;
+    cr_assert_eq(hub_v2_group_match(&a, m, def, &g, &err), HUB_OK);
+    cr_assert_eq(g.nunexpected, 0);
+    const hub_v2_group *obx = hub_v2_group_parent(&g, 3);
+    cr_assert_str_eq(obx->name, "OBSERVATION");
+    cr_assert_str_eq(hub_v2_group_parent(&g, 4)->name, "OBSERVATION"); /* NTE under OBX */
+    hub_v2_path path;
+    cr_assert_eq(hub_v2_path_parse("PATIENT_RESULT(1)/ORDER_OBSERVATION(2)/OBX(1)-5", &path, &err),
+                 HUB_OK);
+    hub_slice v = hub_v2_group_get(&g, m, &path);
+    cr_assert(hub_slice_eq_cstr(v, "2"));
+    hub_arena_release(&a);
+}
+
 /* ---- site profiles -------------------------------------------------------------- */
 
 static hub_status site(const char *json, hub_err *err) {

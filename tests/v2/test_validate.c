@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hub/v2.h"
@@ -187,7 +188,7 @@ Test(v2_validate, e100_nonrepeating_segment_repeated, .init = up, .fini = down) 
     hub_v2_findings fs = run(ADT, NULL, NULL);
     cr_assert_eq(fs.n, 0);
     fs = run(replace(ADT, EVN, EVN EVN), NULL, NULL);
-    const hub_v2_finding *f = must(&fs, "EVN", 100, 'E');
+    const hub_v2_finding *f = must(&fs, "EVN(2)", 100, 'E');
     cr_assert_eq(f->loc.seg, 2);
     cr_assert_eq(f->loc.seg_seq, 2);
 }
@@ -339,6 +340,20 @@ Test(v2_validate, length_counts_characters_not_escapes, .init = up, .fini = down
     hub_v2_site_free(s);
 }
 
+Test(v2_validate, length_counts_characters_in_the_charset, .init = up, .fini = down) {
+    hub_v2_site *s = site_of("{\"name\":\"t\",\"fields\":{\"PID-5.1\":{\"max_len\":2}}}");
+    /* UTF-8: two characters in three bytes */
+    char *u = replace(replace(ADT, "|P|2.5.1\r", "|P|2.5.1||||||UNICODE UTF-8\r"), "DOE^", "D\xc3\x89^");
+    hub_v2_findings fs = run(u, s, NULL);
+    if (fs.n) dump(&fs);
+    cr_assert_eq(fs.n, 0);
+    /* Latin-1: one byte per character */
+    char *l = replace(replace(ADT, "|P|2.5.1\r", "|P|2.5.1||||||8859/1\r"), "DOE^", "D\xc9\xc9^");
+    fs = run(l, s, NULL);
+    must(&fs, "PID-5.1", 102, 'W');
+    hub_v2_site_free(s);
+}
+
 /* ---- 200, 201, 202, 203, 207 --------------------------------------------------------- */
 
 Test(v2_validate, e200_unsupported_message_type, .init = up, .fini = down) {
@@ -384,6 +399,17 @@ Test(v2_validate, w203_newer_version_falls_back, .init = up, .fini = down) {
     cr_assert(strstr(f->text, "2.7.1"));
     cr_assert_str_eq(fs.version, "2.7.1");
     cr_assert_eq(fs.nerrors, 0);
+}
+
+Test(v2_validate, newer_segments_warn_after_fallback, .init = up, .fini = down) {
+    /* CDO (v2.8) is not a segment of v2.7.1; with a 2.8 message it is
+     * a warning, with a 2.5.1 message an error */
+    char *m = replace(replace(ADT, "|P|2.5.1\r", "|P|2.8\r"), "PV1|", "CDO|1\rPV1|");
+    hub_v2_findings fs = run(m, NULL, NULL);
+    must(&fs, "CDO", 100, 'W');
+    cr_assert_eq(fs.nerrors, 0);
+    fs = run(replace(ADT, "PV1|", "CDO|1\rPV1|"), NULL, NULL);
+    must(&fs, "CDO", 100, 'E');
 }
 
 Test(v2_validate, e207_profile_cannot_be_loaded, .init = up, .fini = down) {
@@ -633,28 +659,6 @@ Test(v2_validate, check_value_table) {
     }
 }
 
-Test(v2_validate, loc_format) {
-    hub_v2_loc l = {.seg_id = "PID", .seg = 2, .seg_seq = 1, .field = 3, .rep = 2, .comp = 4,
-                    .sub = 1};
-    char b[64];
-    hub_v2_loc_format(&l, b, sizeof b);
-    cr_assert_str_eq(b, "PID-3(2).4.1");
-    l.rep = 1;
-    l.sub = 0;
-    hub_v2_loc_format(&l, b, sizeof b);
-    cr_assert_str_eq(b, "PID-3.4");
-    l.field = 0;
-    hub_v2_loc_format(&l, b, sizeof b);
-    cr_assert_str_eq(b, "PID");
-    l.seg_id[0] = '\0';
-    hub_v2_loc_format(&l, b, sizeof b);
-    cr_assert_str_eq(b, "");
-    char tiny[4];
-    l = (hub_v2_loc){.seg_id = "PID", .field = 123, .rep = 2};
-    hub_v2_loc_format(&l, tiny, sizeof tiny);
-    cr_assert_str_eq(tiny, "PID");
-}
-
 /* ---- the ACK builder takes the findings ------------------------------------------------------- */
 
 Test(v2_validate, findings_feed_the_ack, .init = up, .fini = down) {
@@ -778,4 +782,134 @@ Test(v2_validate, corpus_validates_without_crashing, .init = up, .fini = down, .
             printf("  %4d %8ld %8ld %8ld  %s\n", c, by_code[c][0], by_code[c][1], by_code[c][2],
                    hub_v2_errcode_text(c));
     cr_assert_gt(nmsgs, 0);
+}
+
+/* ---- hub validate ------------------------------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void cli_up(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/hub_validate_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void cli_down(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static const char *tmpfile_with(const char *name, const char *text) {
+    static char path[8][160];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, 160, "%s/%s", tmpdir, name);
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+/* Runs `hub validate ARGS` in the temp dir; stdout into out, stderr into
+ * err; returns the exit status. */
+static int cli(const char *args, char *out, size_t outn, char *err, size_t errn) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' validate %s 2>stderr.txt", tmpdir, HUB_BIN, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, outn - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    char ep[160];
+    snprintf(ep, sizeof ep, "%s/stderr.txt", tmpdir);
+    FILE *f = fopen(ep, "rb");
+    n = f ? fread(err, 1, errn - 1, f) : 0;
+    err[n] = '\0';
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(v2_validate_cli, clean_file_exits_0, .init = cli_up, .fini = cli_down) {
+    tmpfile_with("adt.hl7", ADT);
+    char out[4096], err[1024];
+    cr_assert_eq(cli("adt.hl7", out, sizeof out, err, sizeof err), 0, "%s%s", out, err);
+    cr_assert_str_eq(out, "");
+}
+
+Test(v2_validate_cli, line_format_and_exit_1, .init = cli_up, .fini = cli_down) {
+    hub_arena_init(&arena, 4096);
+    char *bad = replace(ADT, "19800101", "20230231");
+    bad = replace(bad, PV1, "");
+    tmpfile_with("adt.hl7", bad);
+    hub_arena_release(&arena);
+    char out[4096], err[1024];
+    cr_assert_eq(cli("adt.hl7", out, sizeof out, err, sizeof err), 1, "%s%s", out, err);
+    cr_assert(strstr(out, "adt.hl7:PID@3:PID-7: error: impossible date (102)\n"), "%s", out);
+    cr_assert(strstr(out, "adt.hl7:PV1:PV1: error: required segment 'PV1' missing (100)\n"),
+              "%s", out);
+    cr_assert_null(strstr(out, "20230231"), "no patient data");
+}
+
+Test(v2_validate_cli, warnings_only_exit_0_and_quiet, .init = cli_up, .fini = cli_down) {
+    hub_arena_init(&arena, 4096);
+    tmpfile_with("w.hl7", replace(ADT, "PID|1|", "PID|12345|"));
+    hub_arena_release(&arena);
+    char out[4096], err[1024];
+    cr_assert_eq(cli("w.hl7", out, sizeof out, err, sizeof err), 0);
+    cr_assert(strstr(out, "w.hl7:PID@3:PID-1: warning: value too long (5 > 4) (102)"), "%s", out);
+    cr_assert_eq(cli("--quiet w.hl7", out, sizeof out, err, sizeof err), 0);
+    cr_assert_str_eq(out, "");
+    cr_assert_eq(cli("--policy too_long=error w.hl7", out, sizeof out, err, sizeof err), 1);
+    cr_assert(strstr(out, "PID-1: error: value too long"), "%s", out);
+}
+
+Test(v2_validate_cli, site_profile_flag, .init = cli_up, .fini = cli_down) {
+    hub_arena_init(&arena, 4096);
+    tmpfile_with("a.hl7", replace(ADT, "12345^^^HOSP^MR", "12345^^^^MR"));
+    hub_arena_release(&arena);
+    char out[4096], err[1024];
+    cr_assert_eq(cli("a.hl7", out, sizeof out, err, sizeof err), 0);
+    cr_assert_eq(cli("--profile " CONF "/site/example-lab.json a.hl7", out, sizeof out, err,
+                     sizeof err),
+                 1);
+    cr_assert(strstr(out, "a.hl7:PID@3:PID-3.4: error:"), "%s", out);
+    cr_assert(strstr(out, "(101)"), "%s", out);
+    tmpfile_with("bad.json", "{\"name\":\"x\",\"oops\":1}");
+    cr_assert_eq(cli("--profile bad.json a.hl7", out, sizeof out, err, sizeof err), 1);
+    cr_assert(strstr(err, "unknown key 'oops'"), "%s", err);
+}
+
+Test(v2_validate_cli, several_messages_are_numbered, .init = cli_up, .fini = cli_down) {
+    hub_arena_init(&arena, 4096);
+    char *two = hub_arena_sprintf(&arena, "%s%s", ADT, replace(ADT, "19800101", "19800132"));
+    tmpfile_with("two.hl7", two);
+    hub_arena_release(&arena);
+    char out[4096], err[1024];
+    cr_assert_eq(cli("two.hl7", out, sizeof out, err, sizeof err), 1);
+    cr_assert(strstr(out, "two.hl7#2:PID@3:PID-7: error: impossible date (102)"), "%s", out);
+    cr_assert_null(strstr(out, "two.hl7#1:"), "%s", out);
+}
+
+Test(v2_validate_cli, unparsable_and_unreadable, .init = cli_up, .fini = cli_down) {
+    tmpfile_with("junk.hl7", "this is not hl7\r");
+    char out[4096], err[1024];
+    cr_assert_eq(cli("junk.hl7", out, sizeof out, err, sizeof err), 1);
+    cr_assert(strstr(out, "junk.hl7:-:-: error: cannot parse"), "%s", out);
+    cr_assert_eq(cli("missing.hl7", out, sizeof out, err, sizeof err), 1);
+    cr_assert(strstr(err, "missing.hl7: cannot read"), "%s", err);
+}
+
+Test(v2_validate_cli, usage_errors_exit_2_with_one_line, .init = cli_up, .fini = cli_down) {
+    char out[4096], err[1024];
+    const char *bad[] = {"", "--bogus x.hl7", "--profile", "--policy nope=error x.hl7",
+                         "--policy too_long=fatal x.hl7", "--policy too_long x.hl7"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(cli(bad[i], out, sizeof out, err, sizeof err), 2, "'%s'", bad[i]);
+        char *nl = strchr(err, '\n');
+        cr_assert(nl && nl[1] == '\0', "'%s': one line, got '%s'", bad[i], err);
+        cr_assert(strncmp(err, "hub validate: ", 14) == 0, "%s", err);
+    }
+    cr_assert_eq(cli("--help", out, sizeof out, err, sizeof err), 0);
+    cr_assert(strstr(out, "usage: hub validate"));
 }

@@ -164,7 +164,7 @@ function main() {
   for (const id of ids) {
     const t = dict.tables[String(Number(id))];
     if (!t || !t.values) continue;
-    const codes = Object.keys(t.values).filter((c) => c !== '' && !/\s/.test(c) && c.length <= 64).sort();
+    const codes = Object.keys(t.values).filter((c) => c !== '' && c.length <= 64).sort();
     if (!codes.length) continue;
     rows.push(' ' + j(id) + ': {"name": ' + j(t.desc || '') + ', "codes": ' + j(codes) + '}');
   }
