@@ -14,7 +14,7 @@
  * input, 2 bad usage. */
 #include "internal.h"
 
-#include "hub/v2prof.h"
+#include "hub/v2.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
 #ifndef HUB_V2_PROFILE_INTERNAL_H
 #define HUB_V2_PROFILE_INTERNAL_H
 
-#include "hub/v2prof.h"
+#include "hub/v2.h"
 
 #include <jansson.h>
 #include <pthread.h>

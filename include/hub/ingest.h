@@ -14,7 +14,7 @@
 #include "hub/mllp.h"
 #include "hub/store.h"
 #include "hub/v2.h"
-#include "hub/v2prof.h"
+#include "hub/v2.h"
 
 typedef struct hub_ingest hub_ingest;
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "hub/v2.h"
-#include "hub/v2prof.h"
+#include "hub/v2.h"
 
 #define CHECK(c)            \
     do {                    \

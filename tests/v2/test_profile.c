@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hub/v2prof.h"
+#include "hub/v2.h"
 
 #define CONF HUB_SOURCE_DIR "/conformance/v2"
 

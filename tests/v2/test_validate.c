@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "hub/v2.h"
-#include "hub/v2prof.h"
+#include "hub/v2.h"
 
 #define CONF HUB_SOURCE_DIR "/conformance/v2"
 
@@ -50,6 +50,16 @@ static hub_v2_msg *parse(const char *text) {
     hub_status rc = hub_v2_parse(&arena, text, strlen(text), NULL, &m, &err);
     cr_assert_eq(rc, HUB_OK, "parse: %s %s", err.where, err.msg);
     return m;
+}
+
+/* Out-of-order and unknown segments are warnings by default; tests of
+ * the 100 rules that want them as errors use this policy. */
+static const hub_v2_policy *strict_order(void) {
+    static hub_v2_policy p;
+    hub_v2_policy_default(&p);
+    hub_err e;
+    hub_v2_policy_set(&p, "seg_unexpected", "error", &e);
+    return &p;
 }
 
 static hub_v2_findings run(const char *text, const hub_v2_site *site,
@@ -178,6 +188,8 @@ Test(v2_validate, e100_segment_out_of_order, .init = up, .fini = down) {
 
 Test(v2_validate, e100_segment_not_in_structure, .init = up, .fini = down) {
     hub_v2_findings fs = run(replace(ADT, "PV1|", "QRD|1\rPV1|"), NULL, NULL);
+    must(&fs, "QRD", 100, 'W'); /* the default: a warning */
+    fs = run(replace(ADT, "PV1|", "QRD|1\rPV1|"), NULL, strict_order());
     const hub_v2_finding *f = must(&fs, "QRD", 100, 'E');
     cr_assert_eq(f->loc.seg, 3);
     cr_assert_eq(f->loc.seg_seq, 1);
@@ -187,7 +199,7 @@ Test(v2_validate, e100_segment_not_in_structure, .init = up, .fini = down) {
 Test(v2_validate, e100_nonrepeating_segment_repeated, .init = up, .fini = down) {
     hub_v2_findings fs = run(ADT, NULL, NULL);
     cr_assert_eq(fs.n, 0);
-    fs = run(replace(ADT, EVN, EVN EVN), NULL, NULL);
+    fs = run(replace(ADT, EVN, EVN EVN), NULL, strict_order());
     const hub_v2_finding *f = must(&fs, "EVN(2)", 100, 'E');
     cr_assert_eq(f->loc.seg, 2);
     cr_assert_eq(f->loc.seg_seq, 2);
@@ -405,10 +417,10 @@ Test(v2_validate, newer_segments_warn_after_fallback, .init = up, .fini = down) 
     /* CDO (v2.8) is not a segment of v2.7.1; with a 2.8 message it is
      * a warning, with a 2.5.1 message an error */
     char *m = replace(replace(ADT, "|P|2.5.1\r", "|P|2.8\r"), "PV1|", "CDO|1\rPV1|");
-    hub_v2_findings fs = run(m, NULL, NULL);
+    hub_v2_findings fs = run(m, NULL, strict_order());
     must(&fs, "CDO", 100, 'W');
     cr_assert_eq(fs.nerrors, 0);
-    fs = run(replace(ADT, "PV1|", "CDO|1\rPV1|"), NULL, NULL);
+    fs = run(replace(ADT, "PV1|", "CDO|1\rPV1|"), NULL, strict_order());
     must(&fs, "CDO", 100, 'E');
 }
 
@@ -506,7 +518,7 @@ Test(v2_validate, site_z_segment_rules, .init = up, .fini = down) {
     /* declared, but before PID: the matcher is greedy, so the ZPI is taken
      * as placed after a missing PID, and the PID that follows is out of
      * order */
-    fs = run(replace(ADT, "PID|", "ZPI|1\rPID|"), declared, NULL);
+    fs = run(replace(ADT, "PID|", "ZPI|1\rPID|"), declared, strict_order());
     must(&fs, "PID", 100, 'E');
     cr_assert_eq(fs.nerrors, 2);
     hub_v2_site_free(listed);
