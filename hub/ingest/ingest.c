@@ -3,7 +3,6 @@
  * journals it, and its `done` callback queues the reply and frees it. */
 #include "hub/ingest.h"
 
-#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,22 +89,44 @@ static const char *hd_name(hub_arena *a, const hub_v2_msg *m, hub_slice hd) {
     return "";
 }
 
+/* Appends `t` as a JSON string body (no quotes). */
+static void json_escape(hub_buf *b, const char *t) {
+    for (; t && *t; t++) {
+        unsigned char c = (unsigned char)*t;
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            hub_buf_append(b, e, 2);
+        } else if (c < 0x20) {
+            hub_buf_printf(b, "\\u%04x", c);
+        } else {
+            hub_buf_append(b, t, 1);
+        }
+    }
+}
+
 /* Findings as a JSON array for the journal: location, code, severity and
- * diagnosis, never values. */
+ * diagnosis, never values. Written by hand: this runs for every message.
+ * Heap-allocated (hub_malloc); NULL when there are none. */
 static char *findings_json(const hub_v2_finding *f, size_t n) {
     if (n == 0) return NULL;
-    json_t *arr = json_array();
+    hub_buf b;
+    hub_buf_init(&b);
+    hub_buf_append(&b, "[", 1);
     for (size_t i = 0; i < n && i < 200; i++) {
         char loc[64];
         hub_v2_loc_format(&f[i].loc, loc, sizeof loc);
-        char sev[2] = {f[i].severity, 0};
-        json_array_append_new(arr, json_pack("{s:s, s:i, s:s, s:s}", "location", loc,
-                                             "code", f[i].code, "severity", sev,
-                                             "text", f[i].text ? f[i].text : ""));
+        hub_buf_append_cstr(&b, i ? ",{\"location\":\"" : "{\"location\":\"");
+        json_escape(&b, loc);
+        hub_buf_printf(&b, "\",\"code\":%d,\"severity\":\"%c\",\"text\":\"", f[i].code,
+                       f[i].severity ? f[i].severity : 'E');
+        json_escape(&b, f[i].text);
+        hub_buf_append(&b, "\"}", 2);
     }
-    char *s = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return s;
+    if (hub_buf_append(&b, "]", 1) != HUB_OK) {
+        hub_buf_release(&b);
+        return NULL;
+    }
+    return b.p;
 }
 
 static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
