@@ -130,6 +130,14 @@ static inline void fx_roundtrip(int fd, const char *id, const char *code) {
     cr_assert(hub_slice_eq_cstr(f, id), "ACK names another message");
 }
 
+/* A roundtrip on server `s` (fx_on_frame replies through SRV). */
+static inline void fx_roundtrip_on(hub_mllp_server *s, int fd) {
+    hub_mllp_server *saved = SRV;
+    SRV = s;
+    fx_roundtrip(fd, "NOMEM", "AA");
+    SRV = saved;
+}
+
 static inline void fx_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 #endif
