@@ -117,7 +117,7 @@ typedef struct {
      * in order per connection. Must not block. `frame` is borrowed for the
      * duration of the call. Every frame is owed exactly one reply through
      * hub_mllp_server_reply (with its seq); later replies of the connection
-     * wait for it. */
+     * wait for it. It must not call hub_mllp_server_stop or _free. */
     void (*on_frame)(void *ud, const hub_mllp_frame_ctx *ctx, const char *frame,
                      size_t n);
     /* Optional, loop thread: a connection was accepted (after the TLS

@@ -180,3 +180,29 @@ Test(mllp_tls, pipelined_over_tls, .fini = fx_stop) {
     hub_buf_release(&ack);
     hub_mllp_client_free(c);
 }
+
+Test(mllp_tls, silent_client_closed_by_idle_timeout_during_handshake, .fini = fx_stop) {
+    hub_mllp_channel_cfg ch = tls_channel(false);
+    ch.idle_timeout_ms = 200;
+    int port = fx_start(&ch);
+    int fd = mt_dial(port); /* connects, never says hello */
+    int64_t t0 = hub_mono_ns();
+    cr_assert(mt_wait_closed(fd, 3000), "a silent TLS client is never closed");
+    cr_assert_geq((hub_mono_ns() - t0) / 1000000, 100);
+    cr_assert_eq(atomic_load(&FX.opens), 0, "on_open before the handshake");
+    close(fd);
+}
+
+Test(mllp_tls, garbage_handshake_closes_only_that_connection, .fini = fx_stop) {
+    hub_mllp_channel_cfg ch = tls_channel(false);
+    int port = fx_start(&ch);
+    int bad = mt_dial(port);
+    cr_assert(mt_write(bad, "GET / HTTP/1.0\r\n\r\n", 18));
+    cr_assert(mt_wait_closed(bad, 3000));
+    close(bad);
+    char code[3];
+    hub_err err;
+    cr_assert_eq(client_send(port, NULL, NULL, tp(3, "ca.pem"), "AFTER", code, &err), HUB_OK,
+                 "%s", err.msg);
+    cr_assert_str_eq(code, "AA");
+}
