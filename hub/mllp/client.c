@@ -199,6 +199,12 @@ static hub_status write_all(hub_mllp_client *c, const char *p, size_t n,
 
 static hub_status read_reply(hub_mllp_client *c, hub_buf *ack, int64_t deadline,
                              hub_err *err) {
+    /* The reply cannot be there yet unless bytes are buffered: wait first,
+     * which saves a read that would only say "would block". */
+    if (c->in.n == 0 && !(c->io.ssl && SSL_pending(c->io.ssl) > 0)) {
+        hub_status st = wait_fd(c->io.fd, HUB__WANT_READ, deadline, err, "the ACK");
+        if (st != HUB_OK) return st;
+    }
     for (;;) {
         if (c->in.n) {
             hub_slice fr;
