@@ -30,6 +30,7 @@ typedef struct {
     bool had_subject;
     char close_reason[32];
     char prefix[16];
+    char peer[64];
     deferred def[64];
     int ndef;
 } fixture;
@@ -53,6 +54,7 @@ static void fx_on_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *f, 
     atomic_fetch_add(&FX.frames, 1);
     pthread_mutex_lock(&FX.lk);
     FX.had_subject = ctx->tls_subject != NULL;
+    snprintf(FX.peer, sizeof FX.peer, "%s", ctx->peer);
     if (ctx->tls_subject) snprintf(FX.subject, sizeof FX.subject, "%s", ctx->tls_subject);
     if (ctx->oversize) {
         FX.oversize_len = n;
