@@ -429,13 +429,18 @@ static void do_read(hub_mllp_server *s, conn *c) {
             return;
         }
         int want;
-        ssize_t r = hub__io_read(&c->io, c->in.p + c->in.n, c->in.cap - c->in.n, &want);
+        size_t space = c->in.cap - c->in.n;
+        ssize_t r = hub__io_read(&c->io, c->in.p + c->in.n, space, &want);
         if (r > 0) {
             c->rd_want = HUB__WANT_NONE;
             c->in.n += (size_t)r;
             c->last_io_ns = hub_mono_ns();
             hub_metric_add(c->ch->m_bytes_in, r);
             process_input(s, c);
+            /* A short plain read drained the socket: epoll (level-triggered)
+             * reports the next bytes, so skip the read that would only say
+             * EAGAIN. TLS may hold decrypted bytes, so it reads on. */
+            if (!c->io.ssl && (size_t)r < space) return;
             continue;
         }
         if (r == 0) {
