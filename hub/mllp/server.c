@@ -374,7 +374,8 @@ static void deliver(hub_mllp_server *s, conn *c, hub_slice fr, bool oversize) {
 
 static void process_input(hub_mllp_server *s, conn *c) {
     size_t pos = 0;
-    while (!c->dead && !c->read_closed && !c->paused && pos < c->in.n) {
+    while (!c->dead && !c->read_closed && !c->paused && pos < c->in.n &&
+           owed(c) < MAX_INFLIGHT) {
         hub_slice fr;
         hub_err err;
         uint64_t skipped = c->rd.skipped;

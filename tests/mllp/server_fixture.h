@@ -67,11 +67,13 @@ static void fx_on_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *f, 
     hub_slice id;
     bool noack = hub_mllp_field(hub_slice_of(f, n), "MSH", 10, &id) &&
                  hub_slice_eq_cstr(id, "NOACK");
-    if (FX.mode == MODE_DEFER && FX.ndef < 64) {
-        deferred *d = &FX.def[FX.ndef++];
-        d->conn = ctx->conn_id;
-        d->seq = ctx->seq;
-        snprintf(d->msg, sizeof d->msg, "%.*s", (int)n, f);
+    if (FX.mode == MODE_DEFER) { /* the test replies; the first 64 are recorded */
+        if (FX.ndef < 64) {
+            deferred *d = &FX.def[FX.ndef++];
+            d->conn = ctx->conn_id;
+            d->seq = ctx->seq;
+            snprintf(d->msg, sizeof d->msg, "%.*s", (int)n, f);
+        }
         pthread_mutex_unlock(&FX.lk);
         return;
     }

@@ -1,7 +1,10 @@
 /* The MLLP server over real sockets on port 0, with a test handler. */
 #include "server_fixture.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 static hub_mllp_channel_cfg plain(void) {
@@ -595,4 +598,71 @@ Test(mllp_server, client_new_out_of_memory_fails_cleanly) {
         failures++;
     }
     cr_assert_geq(failures, 2);
+}
+
+Test(mllp_server, inflight_cap_pauses_reading_until_replies, .fini = fx_stop) {
+    FX.mode = MODE_DEFER;
+    hub_mllp_channel_cfg ch = plain();
+    int port = fx_start(&ch);
+    int fd = mt_dial(port);
+    hub_buf b;
+    hub_buf_init(&b);
+    for (int i = 0; i < 1100; i++) {
+        char msg[256], id[16];
+        snprintf(id, sizeof id, "F%d", i);
+        mt_message(msg, sizeof msg, id);
+        hub_mllp_frame_append(&b, msg, strlen(msg));
+    }
+    cr_assert(mt_write(fd, b.p, b.n));
+    hub_buf_release(&b);
+    fx_sleep_ms(300);
+    /* 1024 frames owed: the rest wait in the buffers */
+    cr_assert_eq(atomic_load(&FX.frames), 1024, "frames %d", atomic_load(&FX.frames));
+    /* only the first 64 were recorded; answer all by seq */
+    FX.mode = MODE_ACK; /* frames after the pause get answered at once */
+    for (uint64_t seq = 1; seq <= 1024; seq++) {
+        char m[256], id[16];
+        snprintf(id, sizeof id, "F%d", (int)seq - 1);
+        mt_message(m, sizeof m, id);
+        fx_reply(FX.def[0].conn, seq, m, strlen(m), "AA", false);
+    }
+    for (int i = 0; i < 100 && atomic_load(&FX.frames) < 1100; i++) fx_sleep_ms(10);
+    cr_assert_eq(atomic_load(&FX.frames), 1100);
+    char ack[512];
+    int got = 0;
+    while (got < 1100 && mt_read_frame(fd, ack, sizeof ack, 3000) > 0) got++;
+    cr_assert_eq(got, 1100);
+    close(fd);
+}
+
+Test(mllp_server, out_of_descriptors_refuses_and_survives, .fini = fx_stop) {
+    hub_mllp_channel_cfg ch = plain();
+    int port = fx_start(&ch);
+    int keep = mt_dial(port);
+    fx_roundtrip(keep, "K1", "AA");
+    /* client sockets first, then no descriptor left for the server */
+    int fds[8];
+    for (int i = 0; i < 8; i++) fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int probe = dup(0);
+    close(probe);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    struct rlimit low = {(rlim_t)probe, rl.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+    int closed = 0, n = 8;
+    for (int i = 0; i < 8; i++)
+        if (mt_wait_closed(fds[i], 1000)) closed++;
+    for (int i = 0; i < 8; i++) close(fds[i]);
+    cr_assert_eq(closed, n, "only %d of %d refused", closed, n);
+    setrlimit(RLIMIT_NOFILE, &rl);
+    fx_sleep_ms(100);
+    fx_roundtrip(keep, "K2", "AA");
+    int again = mt_dial(port);
+    fx_roundtrip(again, "K3", "AA");
+    close(again);
+    close(keep);
 }
