@@ -270,6 +270,22 @@ hub_status hub_mllp_client_send(hub_mllp_client *c, const char *msg, size_t n,
     return st;
 }
 
+hub_status hub_mllp_client_connect(hub_mllp_client *c, hub_err *err) {
+    if (c->io.fd >= 0 && !stale(c)) return HUB_OK;
+    hub_mllp_client_close(c);
+    hub_status st = HUB_E_IO;
+    for (int a = 0; a < c->attempts; a++) {
+        backoff_sleep(c);
+        st = connect_once(c, err);
+        if (st == HUB_OK) {
+            c->fails = 0;
+            return HUB_OK;
+        }
+        c->fails++;
+    }
+    return st;
+}
+
 unsigned hub_mllp_client_connects(const hub_mllp_client *c) { return c->connects; }
 
 void hub_mllp_client_free(hub_mllp_client *c) {

@@ -194,6 +194,8 @@ hub_status hub_mllp_client_new(const hub_mllp_client_cfg *cfg,
  * HUB_E_LIMIT (reply frame too large), HUB_E_NOMEM. */
 hub_status hub_mllp_client_send(hub_mllp_client *c, const char *msg, size_t n,
                                 hub_buf *ack, hub_err *err);
+/* Connects now if not connected (same attempts and backoff as a send). */
+hub_status hub_mllp_client_connect(hub_mllp_client *c, hub_err *err);
 /* Closes the connection (the next send reconnects). */
 void hub_mllp_client_close(hub_mllp_client *c);
 /* Connections made so far (counts reconnects). */
