@@ -96,7 +96,12 @@ typedef struct {
     size_t max_output;
 } hub_mllp_server_cfg;
 
-/* What the server knows of a frame's connection. All strings are borrowed
+/* Empty frames (0x0B 0x1C 0x0D) carry no MSH to answer: they are logged and
+ * skipped, not passed to on_frame. At most 1024 frames per connection wait
+ * for their replies; beyond that the connection is not read until replies
+ * go out, so a pipelining peer cannot queue unbounded work.
+ *
+ * What the server knows of a frame's connection. All strings are borrowed
  * for the duration of the callback. */
 typedef struct {
     uint64_t conn_id;      /* unique per server, never 0 */
@@ -124,8 +129,8 @@ typedef struct {
      * handshake for TLS channels; seq is 0, oversize false). */
     void (*on_open)(void *ud, const hub_mllp_frame_ctx *ctx);
     /* Optional, loop thread: a connection that was opened is closed;
-     * `reason` is one of "peer", "idle", "oversize", "reply", "error",
-     * "stop". */
+     * `reason` is one of "peer", "idle", "oversize", "reply" (close_after),
+     * "error", "stop", "tls". Also the label of hub_mllp_closed_total. */
     void (*on_close)(void *ud, const hub_mllp_frame_ctx *ctx, const char *reason);
 } hub_mllp_callbacks;
 
