@@ -53,6 +53,9 @@ typedef struct {
     unsigned char *result;
     int64_t *lat_ns;
     atomic_int shown;
+    atomic_int conn_errors; /* connections that could not be opened */
+    int nthreads;
+    bool tty; /* stderr is a terminal: progress bar on */
     pthread_mutex_t out_lock;
 } send_run;
 
@@ -62,7 +65,9 @@ static void report(send_run *r, size_t i, const char *what) {
     hub_slice id = {"", 0};
     hub_mllp_field(hub_slice_of(r->data.p + r->msgs[i].off, r->msgs[i].n), "MSH", 10, &id);
     pthread_mutex_lock(&r->out_lock);
-    fprintf(stderr, "\rhub send: message %zu (control id '%.*s', %s): %s\n", i + 1,
+    /* on a terminal, start at column 0 over the progress bar */
+    fprintf(stderr, "%shub send: message %zu (control id '%.*s', %s): %s\n",
+            r->tty ? "\r\033[K" : "", i + 1,
             (int)(id.n > 40 ? 40 : id.n), id.p, r->files[r->msgs[i].file], what);
     if (k + 1 == MAX_SHOWN_ERRORS) fprintf(stderr, "hub send: further problems not shown\n");
     pthread_mutex_unlock(&r->out_lock);
@@ -258,6 +263,15 @@ static void *sender_main(void *arg) {
             fprintf(stderr, "hub send: %s: %s\n", err.where, err.msg);
         return NULL;
     }
+    /* Every connection is opened up front, as --connections promises. */
+    if (hub_mllp_client_connect(c, &err) != HUB_OK) {
+        /* The others carry on; when none could connect, the run stops. */
+        int k = atomic_fetch_add(&r->conn_errors, 1);
+        if (k == 0) fprintf(stderr, "hub send: cannot connect: %s\n", err.msg);
+        if (k + 1 == r->nthreads) atomic_store(&r->abort, true);
+        hub_mllp_client_free(c);
+        return NULL;
+    }
     hub_buf ack;
     hub_buf_init(&ack);
     while (!atomic_load(&r->abort)) {
@@ -442,8 +456,10 @@ int hub__cmd_send(int argc, char **argv) {
         goto done;
     }
     int nthreads = r.conns < (int)r.nmsgs ? r.conns : (int)r.nmsgs;
+    r.nthreads = nthreads;
     pthread_t *th = calloc((size_t)(nthreads > 0 ? nthreads : 1), sizeof *th);
     bool tty = isatty(2);
+    r.tty = tty;
     int64_t t0 = hub_mono_ns();
     int started = 0;
     for (int i = 0; th && i < nthreads; i++)
@@ -474,7 +490,7 @@ int hub__cmd_send(int argc, char **argv) {
     printf("sent      %zu of %zu messages from %zu files over %d connection%s\n", sent,
            r.nmsgs, r.nfiles, nthreads, nthreads == 1 ? "" : "s");
     printf("AA/CA     %zu\nAE/CE     %zu\nAR/CR     %zu\ntimeouts  %zu\nerrors    %zu\n",
-           n[RES_AA], n[RES_AE], n[RES_AR], n[RES_TIMEOUT], n[RES_ERROR] + (size_t)r.bad_files);
+           n[RES_AA], n[RES_AE], n[RES_AR], n[RES_TIMEOUT], n[RES_ERROR] + (size_t)r.bad_files + (size_t)atomic_load(&r.conn_errors));
     printf("elapsed   %.3f s\nrate      %.0f messages/s\n", secs, secs > 0 ? (double)sent / secs : 0);
     printf("latency   p50 %.3f ms, p99 %.3f ms\n", p50, p99);
     if (n[RES_AA] == r.nmsgs && r.bad_files == 0 && r.nmsgs > 0) rc = 0;

@@ -147,11 +147,25 @@ static hub_status connect_once(hub_mllp_client *c, hub_err *err) {
     return HUB_OK;
 }
 
-/* A connection the peer closed (or wrote to unasked) while idle is stale. */
+/* Checks an idle connection before reuse. The peer may have closed it
+ * (EOF, reset): then it is stale. A TLS 1.3 peer may have sent session
+ * tickets, which are no reason to reconnect. Application bytes nobody asked
+ * for cannot belong to the next message: they are dropped. */
 static bool stale(hub_mllp_client *c) {
-    struct pollfd p = {.fd = c->io.fd, .events = POLLIN};
-    if (poll(&p, 1, 0) <= 0) return false;
-    return true; /* EOF, RST, or bytes no request asked for */
+    for (int round = 0; round < 16; round++) {
+        struct pollfd p = {.fd = c->io.fd, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0 && !(c->io.ssl && SSL_pending(c->io.ssl) > 0)) return false;
+        if (hub_buf_reserve(&c->in, 16384) != HUB_OK) return true;
+        int want;
+        ssize_t r = hub__io_read(&c->io, c->in.p, c->in.cap, &want);
+        if (r == -1) return false; /* only TLS records without data */
+        if (r <= 0) return true;   /* EOF or error */
+        HUB_LOG_DEBUG("mllp", "host=%s port=%d dropped %zd unsolicited bytes", c->host,
+                      c->port, r);
+        c->in.n = 0;
+        hub_mllp_reader_init(&c->rd, c->max_frame);
+    }
+    return true;
 }
 
 static void backoff_sleep(hub_mllp_client *c) {
@@ -185,6 +199,12 @@ static hub_status write_all(hub_mllp_client *c, const char *p, size_t n,
 
 static hub_status read_reply(hub_mllp_client *c, hub_buf *ack, int64_t deadline,
                              hub_err *err) {
+    /* The reply cannot be there yet unless bytes are buffered: wait first,
+     * which saves a read that would only say "would block". */
+    if (c->in.n == 0 && !(c->io.ssl && SSL_pending(c->io.ssl) > 0)) {
+        hub_status st = wait_fd(c->io.fd, HUB__WANT_READ, deadline, err, "the ACK");
+        if (st != HUB_OK) return st;
+    }
     for (;;) {
         if (c->in.n) {
             hub_slice fr;
@@ -245,6 +265,22 @@ hub_status hub_mllp_client_send(hub_mllp_client *c, const char *msg, size_t n,
         }
         hub_mllp_client_close(c);
         if (st == HUB_E_TIMEOUT || st == HUB_E_LIMIT || st == HUB_E_NOMEM) return st;
+        c->fails++;
+    }
+    return st;
+}
+
+hub_status hub_mllp_client_connect(hub_mllp_client *c, hub_err *err) {
+    if (c->io.fd >= 0 && !stale(c)) return HUB_OK;
+    hub_mllp_client_close(c);
+    hub_status st = HUB_E_IO;
+    for (int a = 0; a < c->attempts; a++) {
+        backoff_sleep(c);
+        st = connect_once(c, err);
+        if (st == HUB_OK) {
+            c->fails = 0;
+            return HUB_OK;
+        }
         c->fails++;
     }
     return st;

@@ -65,14 +65,8 @@ typedef struct {
         *m_closed[R__COUNT];
 } channel;
 
-typedef struct pending {
-    uint64_t seq;
-    bool close_after;
-    size_t n;
-    struct pending *next;
-    char bytes[];
-} pending;
-
+/* A reply on its way: queued by any thread, then kept on the connection
+ * (sorted by seq) until every earlier reply has been written. */
 typedef struct reply_item {
     uint64_t conn_id;
     uint64_t seq;
@@ -81,6 +75,7 @@ typedef struct reply_item {
     struct reply_item *next;
     char bytes[];
 } reply_item;
+typedef reply_item pending;
 
 typedef struct conn {
     int tag; /* TAG_CONN: first member */
@@ -142,6 +137,9 @@ struct hub_mllp_server {
     bool stopping;
     int64_t stop_deadline_ns;
 };
+
+/* The server whose loop runs on this thread (NULL elsewhere). */
+static _Thread_local hub_mllp_server *tl_loop;
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -332,19 +330,7 @@ static void drain_replies(hub_mllp_server *s) {
             hub_free(it);
             continue;
         }
-        /* reply_item and pending share their tail: reuse the allocation by
-         * copying into a pending (small header difference). */
-        pending *p = hub_malloc(sizeof *p + it->n);
-        if (p == NULL) {
-            hub_free(it);
-            conn_close(s, c, R_ERROR);
-            continue;
-        }
-        p->seq = it->seq;
-        p->close_after = it->close_after;
-        p->n = it->n;
-        memcpy(p->bytes, it->bytes, it->n);
-        hub_free(it);
+        pending *p = it;
         pending **pp = &c->pend;
         while (*pp && (*pp)->seq < p->seq) pp = &(*pp)->next;
         if (*pp && (*pp)->seq == p->seq) { /* a second reply to one frame */
@@ -388,7 +374,8 @@ static void deliver(hub_mllp_server *s, conn *c, hub_slice fr, bool oversize) {
 
 static void process_input(hub_mllp_server *s, conn *c) {
     size_t pos = 0;
-    while (!c->dead && !c->read_closed && !c->paused && pos < c->in.n) {
+    while (!c->dead && !c->read_closed && !c->paused && pos < c->in.n &&
+           owed(c) < MAX_INFLIGHT) {
         hub_slice fr;
         hub_err err;
         uint64_t skipped = c->rd.skipped;
@@ -443,13 +430,18 @@ static void do_read(hub_mllp_server *s, conn *c) {
             return;
         }
         int want;
-        ssize_t r = hub__io_read(&c->io, c->in.p + c->in.n, c->in.cap - c->in.n, &want);
+        size_t space = c->in.cap - c->in.n;
+        ssize_t r = hub__io_read(&c->io, c->in.p + c->in.n, space, &want);
         if (r > 0) {
             c->rd_want = HUB__WANT_NONE;
             c->in.n += (size_t)r;
             c->last_io_ns = hub_mono_ns();
             hub_metric_add(c->ch->m_bytes_in, r);
             process_input(s, c);
+            /* A short plain read drained the socket: epoll (level-triggered)
+             * reports the next bytes, so skip the read that would only say
+             * EAGAIN. TLS may hold decrypted bytes, so it reads on. */
+            if (!c->io.ssl && (size_t)r < space) return;
             continue;
         }
         if (r == 0) {
@@ -703,8 +695,14 @@ static void *loop_main(void *arg) {
     hub_mllp_server *s = arg;
     struct epoll_event evs[128];
     int64_t last_sweep = hub_mono_ns();
+    tl_loop = s;
     for (;;) {
-        int n = epoll_wait(s->ep, evs, 128, s->stopping ? 10 : SWEEP_MS);
+        /* Replies queued on this thread since the last drain (from on_frame
+         * called while flushing) did not write the eventfd: do not sleep. */
+        pthread_mutex_lock(&s->qlock);
+        bool queued = s->qhead != NULL;
+        pthread_mutex_unlock(&s->qlock);
+        int n = epoll_wait(s->ep, evs, 128, queued ? 0 : s->stopping ? 10 : SWEEP_MS);
         bool wake = false;
         for (int i = 0; i < n; i++) {
             int tag = *(int *)evs[i].data.ptr;
@@ -770,7 +768,9 @@ hub_status hub_mllp_server_reply(hub_mllp_server *s, uint64_t conn_id,
     if (s->qtail) s->qtail->next = it;
     else s->qhead = it;
     s->qtail = it;
-    bool wake = !s->wake_pending;
+    /* The loop drains the queue after every round of events, so a reply
+     * queued on the loop thread itself (inside on_frame) needs no wake-up. */
+    bool wake = !s->wake_pending && tl_loop != s;
     s->wake_pending = true;
     pthread_mutex_unlock(&s->qlock);
     if (wake) {

@@ -96,7 +96,12 @@ typedef struct {
     size_t max_output;
 } hub_mllp_server_cfg;
 
-/* What the server knows of a frame's connection. All strings are borrowed
+/* Empty frames (0x0B 0x1C 0x0D) carry no MSH to answer: they are logged and
+ * skipped, not passed to on_frame. At most 1024 frames per connection wait
+ * for their replies; beyond that the connection is not read until replies
+ * go out, so a pipelining peer cannot queue unbounded work.
+ *
+ * What the server knows of a frame's connection. All strings are borrowed
  * for the duration of the callback. */
 typedef struct {
     uint64_t conn_id;      /* unique per server, never 0 */
@@ -117,15 +122,15 @@ typedef struct {
      * in order per connection. Must not block. `frame` is borrowed for the
      * duration of the call. Every frame is owed exactly one reply through
      * hub_mllp_server_reply (with its seq); later replies of the connection
-     * wait for it. */
+     * wait for it. It must not call hub_mllp_server_stop or _free. */
     void (*on_frame)(void *ud, const hub_mllp_frame_ctx *ctx, const char *frame,
                      size_t n);
     /* Optional, loop thread: a connection was accepted (after the TLS
      * handshake for TLS channels; seq is 0, oversize false). */
     void (*on_open)(void *ud, const hub_mllp_frame_ctx *ctx);
     /* Optional, loop thread: a connection that was opened is closed;
-     * `reason` is one of "peer", "idle", "oversize", "reply", "error",
-     * "stop". */
+     * `reason` is one of "peer", "idle", "oversize", "reply" (close_after),
+     * "error", "stop", "tls". Also the label of hub_mllp_closed_total. */
     void (*on_close)(void *ud, const hub_mllp_frame_ctx *ctx, const char *reason);
 } hub_mllp_callbacks;
 
@@ -194,6 +199,8 @@ hub_status hub_mllp_client_new(const hub_mllp_client_cfg *cfg,
  * HUB_E_LIMIT (reply frame too large), HUB_E_NOMEM. */
 hub_status hub_mllp_client_send(hub_mllp_client *c, const char *msg, size_t n,
                                 hub_buf *ack, hub_err *err);
+/* Connects now if not connected (same attempts and backoff as a send). */
+hub_status hub_mllp_client_connect(hub_mllp_client *c, hub_err *err);
 /* Closes the connection (the next send reconnects). */
 void hub_mllp_client_close(hub_mllp_client *c);
 /* Connections made so far (counts reconnects). */

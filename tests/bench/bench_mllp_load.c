@@ -5,9 +5,12 @@
  *
  *   bench_mllp_load HOST:PORT CORPUS [-c N] [-n COUNT] [-w WARMUP]
  *   bench_mllp_load --self CORPUS [-c N] [-n COUNT]
+ *   bench_mllp_load --self-thread CORPUS [-c N] [-n COUNT]
  *
  * --self starts the hub's MLLP server in-process on port 0 with a handler
  * that answers AA at once (no store): the listener's own ceiling.
+ * --self-thread hands each frame to a worker thread that replies, as the
+ * ingest pipeline does (queue + hub_mllp_server_reply from another thread).
  * COUNT is the total number of messages (default: the corpus size); the
  * corpus is reused round-robin when COUNT is larger. */
 #include "hub/mllp.h"
@@ -142,6 +145,57 @@ static void self_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *f, s
     hub_mllp_server_reply(self_srv, ctx->conn_id, ctx->seq, ack, (size_t)k, false);
 }
 
+/* --self-thread: frames go to a worker thread through a locked queue. */
+typedef struct job {
+    uint64_t conn, seq;
+    struct job *next;
+    size_t n;
+    char ack[];
+} job;
+static pthread_mutex_t jlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jcond = PTHREAD_COND_INITIALIZER;
+static job *jhead, *jtail;
+static bool jstop;
+
+static void thread_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *f, size_t n) {
+    (void)ud;
+    hub_slice id = {"", 0};
+    hub_mllp_field(hub_slice_of(f, n), "MSH", 10, &id);
+    job *j = malloc(sizeof *j + 256);
+    int k = snprintf(j->ack, 256,
+                     "\x0bMSH|^~\\&|HUB|HUB|||20260101||ACK|%.*s|P|2.5\rMSA|AA|%.*s\r\x1c\r",
+                     (int)(id.n > 60 ? 60 : id.n), id.p, (int)(id.n > 60 ? 60 : id.n), id.p);
+    j->n = (size_t)k;
+    j->conn = ctx->conn_id;
+    j->seq = ctx->seq;
+    j->next = NULL;
+    pthread_mutex_lock(&jlock);
+    if (jtail) jtail->next = j;
+    else jhead = j;
+    jtail = j;
+    pthread_cond_signal(&jcond);
+    pthread_mutex_unlock(&jlock);
+}
+
+static void *reply_worker(void *arg) {
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&jlock);
+        while (!jhead && !jstop) pthread_cond_wait(&jcond, &jlock);
+        job *j = jhead;
+        jhead = jtail = NULL;
+        bool stop = jstop;
+        pthread_mutex_unlock(&jlock);
+        while (j) {
+            job *nx = j->next;
+            hub_mllp_server_reply(self_srv, j->conn, j->seq, j->ack, j->n, false);
+            free(j);
+            j = nx;
+        }
+        if (stop) return NULL;
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s HOST:PORT|--self CORPUS [-c N] [-n COUNT] [-w WARMUP]\n",
@@ -191,11 +245,14 @@ int main(int argc, char **argv) {
         return 2;
     }
     total = count > 0 ? (size_t)count : nmsgs;
-    if (strcmp(argv[1], "--self") == 0) {
+    bool threaded = strcmp(argv[1], "--self-thread") == 0;
+    pthread_t rw;
+    if (threaded) pthread_create(&rw, NULL, reply_worker, NULL);
+    if (strcmp(argv[1], "--self") == 0 || threaded) {
         hub_log_setup(HUB_LOG_WARN, HUB_LOGFMT_TEXT, 2);
         hub_mllp_channel_cfg ch = {.name = "bench", .host = "127.0.0.1", .port = 0};
         hub_mllp_server_cfg cfg = {.channels = &ch, .n_channels = 1};
-        hub_mllp_callbacks cb = {.on_frame = self_frame};
+        hub_mllp_callbacks cb = {.on_frame = threaded ? thread_frame : self_frame};
         hub_err err;
         if (hub_mllp_server_start(&cfg, &cb, &self_srv, &err) != HUB_OK) {
             fprintf(stderr, "bench: %s\n", err.msg);
@@ -227,6 +284,14 @@ int main(int argc, char **argv) {
            "p50=%.3fms p99=%.3fms\n",
            conns, total, atomic_load(&acked), atomic_load(&failed), secs,
            (double)atomic_load(&acked) / secs, p50, p99);
+    if (self_srv) hub_mllp_server_stop(self_srv, 0);
+    if (threaded) {
+        pthread_mutex_lock(&jlock);
+        jstop = true;
+        pthread_cond_signal(&jcond);
+        pthread_mutex_unlock(&jlock);
+        pthread_join(rw, NULL);
+    }
     if (self_srv) hub_mllp_server_free(self_srv);
     free(lat);
     free(msgs);

@@ -30,6 +30,7 @@ typedef struct {
     bool had_subject;
     char close_reason[32];
     char prefix[16];
+    char peer[64];
     deferred def[64];
     int ndef;
 } fixture;
@@ -53,6 +54,7 @@ static void fx_on_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *f, 
     atomic_fetch_add(&FX.frames, 1);
     pthread_mutex_lock(&FX.lk);
     FX.had_subject = ctx->tls_subject != NULL;
+    snprintf(FX.peer, sizeof FX.peer, "%s", ctx->peer);
     if (ctx->tls_subject) snprintf(FX.subject, sizeof FX.subject, "%s", ctx->tls_subject);
     if (ctx->oversize) {
         FX.oversize_len = n;
@@ -65,11 +67,13 @@ static void fx_on_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *f, 
     hub_slice id;
     bool noack = hub_mllp_field(hub_slice_of(f, n), "MSH", 10, &id) &&
                  hub_slice_eq_cstr(id, "NOACK");
-    if (FX.mode == MODE_DEFER && FX.ndef < 64) {
-        deferred *d = &FX.def[FX.ndef++];
-        d->conn = ctx->conn_id;
-        d->seq = ctx->seq;
-        snprintf(d->msg, sizeof d->msg, "%.*s", (int)n, f);
+    if (FX.mode == MODE_DEFER) { /* the test replies; the first 64 are recorded */
+        if (FX.ndef < 64) {
+            deferred *d = &FX.def[FX.ndef++];
+            d->conn = ctx->conn_id;
+            d->seq = ctx->seq;
+            snprintf(d->msg, sizeof d->msg, "%.*s", (int)n, f);
+        }
         pthread_mutex_unlock(&FX.lk);
         return;
     }
@@ -128,6 +132,14 @@ static inline void fx_roundtrip(int fd, const char *id, const char *code) {
     hub_slice f;
     cr_assert(hub_mllp_field(hub_slice_cstr(ack), "MSA", 2, &f));
     cr_assert(hub_slice_eq_cstr(f, id), "ACK names another message");
+}
+
+/* A roundtrip on server `s` (fx_on_frame replies through SRV). */
+static inline void fx_roundtrip_on(hub_mllp_server *s, int fd) {
+    hub_mllp_server *saved = SRV;
+    SRV = s;
+    fx_roundtrip(fd, "NOMEM", "AA");
+    SRV = saved;
 }
 
 static inline void fx_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }

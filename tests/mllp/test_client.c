@@ -163,3 +163,20 @@ Test(mllp_client, reply_over_limit, .fini = fx_stop) {
     cr_assert_eq(send_id(c, "BIGACK", code, &err), HUB_E_LIMIT);
     hub_mllp_client_free(c);
 }
+
+Test(mllp_client, ipv6_loopback, .fini = fx_stop) {
+    hub_mllp_channel_cfg ch = {.name = "v6", .host = "::1", .port = 0};
+    hub_mllp_server_cfg cfg = {.channels = &ch, .n_channels = 1};
+    hub_mllp_callbacks cb = {.on_frame = fx_on_frame, .on_open = fx_on_open};
+    hub_err err;
+    hub_status st = hub_mllp_server_start(&cfg, &cb, &SRV, &err);
+    if (st != HUB_OK) cr_skip("no IPv6 loopback here: %s", err.msg);
+    hub_mllp_client_cfg cc = {.host = "::1", .port = hub_mllp_server_port(SRV, 0)};
+    hub_mllp_client *c;
+    cr_assert_eq(hub_mllp_client_new(&cc, &c, &err), HUB_OK);
+    char code[3];
+    cr_assert_eq(send_id(c, "V6", code, &err), HUB_OK, "%s", err.msg);
+    cr_assert_str_eq(code, "AA");
+    cr_assert(strncmp(FX.peer, "[::1]:", 6) == 0, "peer '%s'", FX.peer);
+    hub_mllp_client_free(c);
+}

@@ -179,6 +179,7 @@ Test(mllp_send, connection_refused, .fini = teardown) {
     int64_t t0 = hub_mono_ns();
     cr_assert_eq(hub_send("127.0.0.1:%d r.hl7", port), 1);
     cr_assert_lt((hub_mono_ns() - t0) / 1000000, 5000);
+    expect_line("sent      0 of 2 messages");
     expect_line("errors    1\n");
     cr_assert(strstr(err_txt, "Connection refused") != NULL, "%s", err_txt);
 }
@@ -213,4 +214,29 @@ Test(mllp_send, generated_corpus, .fini = teardown) {
     cr_assert_eq(hub_send("127.0.0.1:%d --connections 2 c.hl7", port), 0, "%s", err_txt);
     expect_line("AA/CA     300\n");
     cr_assert_eq(atomic_load(&FX.frames), 300);
+}
+
+Test(mllp_send, mllp_framed_file, .fini = teardown) {
+    int port = start_plain();
+    put("f.mllp", "\x0b" MSG("F1") "\rPID|1\r\x1c\r\x0b" MSG("F2") "\rPID|2\r\x1c\r");
+    cr_assert_eq(hub_send("127.0.0.1:%d f.mllp", port), 0, "%s", err_txt);
+    expect_line("AA/CA     2\n");
+}
+
+Test(mllp_send, progress_bar_only_on_a_terminal, .fini = teardown) {
+    if (access("/usr/bin/script", X_OK) != 0) cr_skip("script(1) is not installed");
+    int port = start_plain();
+    put("p.hl7", MSG("P1") "\r" MSG("P2") "\r");
+    /* no terminal: no bar */
+    cr_assert_eq(hub_send("127.0.0.1:%d p.hl7", port), 0);
+    cr_assert(strstr(err_txt, "msg/s") == NULL, "progress bar without a terminal");
+    /* a pseudo-terminal: the bar appears (on stderr, merged by script) */
+    int rc = mt_sh("cd %s && /usr/bin/script -qec '%s send 127.0.0.1:%d p.hl7' /dev/null "
+                   ">%s/tty.txt 2>&1 </dev/null", dir, HUB_BIN, port, dir);
+    cr_assert_eq(rc, 0);
+    char p[128];
+    snprintf(p, sizeof p, "%s/tty.txt", dir);
+    slurp(p, out_txt, sizeof out_txt);
+    cr_assert(strstr(out_txt, "] 2/2") != NULL, "no progress bar on a terminal:\n%s", out_txt);
+    cr_assert(strstr(out_txt, "msg/s") != NULL);
 }

@@ -1,6 +1,10 @@
 /* The MLLP server over real sockets on port 0, with a test handler. */
 #include "server_fixture.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 static hub_mllp_channel_cfg plain(void) {
@@ -158,20 +162,20 @@ Test(mllp_server, connection_limit_refuses_new_keeps_old, .fini = fx_stop) {
 
 Test(mllp_server, idle_timeout_closes, .fini = fx_stop) {
     hub_mllp_channel_cfg ch = plain();
-    ch.idle_timeout_ms = 300;
+    ch.idle_timeout_ms = 500;
     int port = fx_start(&ch);
     int fd = mt_dial(port);
-    /* activity keeps it open past the timeout */
-    for (int i = 0; i < 4; i++) {
+    /* activity keeps it open well past the timeout */
+    for (int i = 0; i < 8; i++) {
         char id[16];
         snprintf(id, sizeof id, "I%d", i);
         fx_roundtrip(fd, id, "AA");
-        fx_sleep_ms(150);
+        fx_sleep_ms(100);
     }
     int64_t t0 = hub_mono_ns();
     cr_assert(mt_wait_closed(fd, 3000), "idle connection not closed");
     int64_t ms = (hub_mono_ns() - t0) / 1000000;
-    cr_assert_geq(ms, 100, "closed too early (%lld ms)", (long long)ms);
+    cr_assert_geq(ms, 300, "closed too early (%lld ms)", (long long)ms);
     for (int i = 0; i < 50 && atomic_load(&FX.closes) == 0; i++) fx_sleep_ms(10);
     cr_assert_str_eq(FX.close_reason, "idle");
     close(fd);
@@ -447,4 +451,219 @@ Test(mllp_server, python_hl7_mllp_send, .fini = fx_stop) {
     unlink(out);
     cr_assert(strstr(buf, "MSA|AA|PY1") != NULL, "mllp_send printed: %s", buf);
     cr_assert_eq(atomic_load(&FX.frames), 1);
+}
+
+typedef struct {
+    int fd;
+    hub_buf *b;
+    bool ok;
+} writer_arg;
+
+static void *writer(void *arg) {
+    writer_arg *w = arg;
+    w->ok = mt_write(w->fd, w->b->p, w->b->n);
+    return NULL;
+}
+
+/* Replies with a 64 KiB ACK (MSA-3 padded) so a few thousand fill every
+ * buffer between the server and a peer that does not read. */
+#define PAD 65536
+static void big_reply_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *f, size_t n) {
+    (void)ud;
+    atomic_fetch_add(&FX.frames, 1);
+    static char ack[PAD + 600];
+    char small[512];
+    mt_ack_for(f, n, "AA", small, sizeof small);
+    size_t l = strlen(small);
+    memcpy(ack + 1, small, l - 1); /* drop the final CR, add MSA-3 */
+    ack[0] = 0x0b;
+    ack[l] = '|';
+    memset(ack + l + 1, 'p', PAD);
+    memcpy(ack + l + 1 + PAD, "\r\x1c\r", 3);
+    hub_mllp_server_reply(SRV, ctx->conn_id, ctx->seq, ack, l + 1 + PAD + 3, false);
+}
+
+Test(mllp_server, slow_reader_backpressure_keeps_every_reply, .fini = fx_stop) {
+    hub_mllp_channel_cfg ch = plain();
+    ch.name = "slow";
+    hub_mllp_server_cfg cfg = {.channels = &ch, .n_channels = 1, .max_output = 65536};
+    hub_mllp_callbacks cb = {.on_frame = big_reply_frame};
+    hub_err err;
+    cr_assert_eq(hub_mllp_server_start(&cfg, &cb, &SRV, &err), HUB_OK);
+    int port = hub_mllp_server_port(SRV, 0);
+    int fd = mt_dial(port);
+    /* 3000 pipelined messages, each answered with 64 KiB, while reading nothing: the ACKs overflow the
+     * socket buffers and the server's output cap, so it stops reading */
+    enum { N = 3000 };
+    hub_buf b;
+    hub_buf_init(&b);
+    for (int i = 0; i < N; i++) {
+        char msg[256], id[16];
+        snprintf(id, sizeof id, "W%d", i);
+        mt_message(msg, sizeof msg, id);
+        hub_mllp_frame_append(&b, msg, strlen(msg));
+    }
+    writer_arg w = {fd, &b, false};
+    pthread_t th;
+    pthread_create(&th, NULL, writer, &w);
+    /* wait until the server stops taking frames */
+    int seen = -1;
+    for (int i = 0; i < 50; i++) {
+        fx_sleep_ms(200);
+        int now = atomic_load(&FX.frames);
+        if (now == seen) break;
+        seen = now;
+    }
+    cr_assert_lt(seen, N, "server kept reading from a peer that does not read");
+    fx_sleep_ms(200);
+    cr_assert_eq(atomic_load(&FX.frames), seen, "reading did not pause");
+    /* now read everything: all replies, in order */
+    hub_buf in;
+    hub_buf_init(&in);
+    hub_mllp_reader rd;
+    hub_mllp_reader_init(&rd, 0);
+    int got = 0;
+    while (got < N) {
+        hub_slice f;
+        hub_status st = in.n ? hub_mllp_next(&rd, hub_slice_of(in.p, in.n), &f, NULL) : HUB_AGAIN;
+        if (st == HUB_OK) {
+            char want[16];
+            snprintf(want, sizeof want, "W%d", got);
+            hub_slice id;
+            cr_assert(hub_mllp_field(f, "MSA", 2, &id));
+            cr_assert(hub_slice_eq_cstr(id, want), "ACK %d out of order", got);
+            cr_assert_gt(f.n, PAD);
+            got++;
+        }
+        if (in.n) hub_buf_consume(&in, rd.consumed);
+        if (st == HUB_OK) continue;
+        hub_buf_reserve(&in, 1 << 16);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 5000), 1, "ACK %d missing (frames seen %d)", got, atomic_load(&FX.frames));
+        ssize_t r = recv(fd, in.p + in.n, in.cap - in.n, 0);
+        cr_assert_gt(r, 0, "connection closed at ACK %d", got);
+        in.n += (size_t)r;
+    }
+    hub_buf_release(&in);
+    pthread_join(th, NULL);
+    cr_assert(w.ok);
+    cr_assert_eq(atomic_load(&FX.frames), N);
+    hub_buf_release(&b);
+    close(fd);
+}
+
+Test(mllp_server, start_out_of_memory_fails_cleanly) {
+    hub_mllp_callbacks cb = {.on_frame = fx_on_frame};
+    const char *allow[] = {"127.0.0.1"};
+    hub_mllp_channel_cfg ch = plain();
+    ch.allow = allow;
+    ch.n_allow = 1;
+    hub_mllp_server_cfg cfg = {.channels = &ch, .n_channels = 1};
+    hub_err err;
+    int failures = 0;
+    for (long n = 1; n < 50; n++) {
+        hub_mllp_server *s = NULL;
+        hub_mem_fail_after(n);
+        hub_status st = hub_mllp_server_start(&cfg, &cb, &s, &err);
+        hub_mem_fail_after(0);
+        if (st == HUB_OK) {
+            int fd = mt_dial(hub_mllp_server_port(s, 0));
+            fx_roundtrip_on(s, fd);
+            close(fd);
+            hub_mllp_server_free(s);
+            break;
+        }
+        cr_assert_eq(st, HUB_E_NOMEM, "allocation %ld: %s", n, err.msg);
+        cr_assert_null(s);
+        failures++;
+    }
+    cr_assert_geq(failures, 3);
+}
+
+Test(mllp_server, client_new_out_of_memory_fails_cleanly) {
+    hub_mllp_client_cfg cc = {.host = "127.0.0.1", .port = 1, .ca_file = "x"};
+    hub_err err;
+    int failures = 0;
+    for (long n = 1; n < 20; n++) {
+        hub_mllp_client *c = NULL;
+        hub_mem_fail_after(n);
+        hub_status st = hub_mllp_client_new(&cc, &c, &err);
+        hub_mem_fail_after(0);
+        if (st == HUB_OK) {
+            hub_mllp_client_free(c);
+            break;
+        }
+        cr_assert_eq(st, HUB_E_NOMEM);
+        cr_assert_null(c);
+        failures++;
+    }
+    cr_assert_geq(failures, 2);
+}
+
+Test(mllp_server, inflight_cap_pauses_reading_until_replies, .fini = fx_stop) {
+    FX.mode = MODE_DEFER;
+    hub_mllp_channel_cfg ch = plain();
+    int port = fx_start(&ch);
+    int fd = mt_dial(port);
+    hub_buf b;
+    hub_buf_init(&b);
+    for (int i = 0; i < 1100; i++) {
+        char msg[256], id[16];
+        snprintf(id, sizeof id, "F%d", i);
+        mt_message(msg, sizeof msg, id);
+        hub_mllp_frame_append(&b, msg, strlen(msg));
+    }
+    cr_assert(mt_write(fd, b.p, b.n));
+    hub_buf_release(&b);
+    for (int i = 0; i < 300 && atomic_load(&FX.frames) < 1024; i++) fx_sleep_ms(10);
+    fx_sleep_ms(150);
+    /* 1024 frames owed: the rest wait in the buffers */
+    cr_assert_eq(atomic_load(&FX.frames), 1024, "frames %d", atomic_load(&FX.frames));
+    /* only the first 64 were recorded; answer all by seq */
+    FX.mode = MODE_ACK; /* frames after the pause get answered at once */
+    for (uint64_t seq = 1; seq <= 1024; seq++) {
+        char m[256], id[16];
+        snprintf(id, sizeof id, "F%d", (int)seq - 1);
+        mt_message(m, sizeof m, id);
+        fx_reply(FX.def[0].conn, seq, m, strlen(m), "AA", false);
+    }
+    for (int i = 0; i < 100 && atomic_load(&FX.frames) < 1100; i++) fx_sleep_ms(10);
+    cr_assert_eq(atomic_load(&FX.frames), 1100);
+    char ack[512];
+    int got = 0;
+    while (got < 1100 && mt_read_frame(fd, ack, sizeof ack, 3000) > 0) got++;
+    cr_assert_eq(got, 1100);
+    close(fd);
+}
+
+Test(mllp_server, out_of_descriptors_refuses_and_survives, .fini = fx_stop) {
+    hub_mllp_channel_cfg ch = plain();
+    int port = fx_start(&ch);
+    int keep = mt_dial(port);
+    fx_roundtrip(keep, "K1", "AA");
+    /* client sockets first, then no descriptor left for the server */
+    int fds[8];
+    for (int i = 0; i < 8; i++) fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int probe = dup(0);
+    close(probe);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    struct rlimit low = {(rlim_t)probe, rl.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+    int closed = 0, n = 8;
+    for (int i = 0; i < 8; i++)
+        if (mt_wait_closed(fds[i], 1000)) closed++;
+    for (int i = 0; i < 8; i++) close(fds[i]);
+    cr_assert_eq(closed, n, "only %d of %d refused", closed, n);
+    setrlimit(RLIMIT_NOFILE, &rl);
+    fx_sleep_ms(100);
+    fx_roundtrip(keep, "K2", "AA");
+    int again = mt_dial(port);
+    fx_roundtrip(again, "K3", "AA");
+    close(again);
+    close(keep);
 }

@@ -116,7 +116,7 @@ Test(mllp_tls, mutual_tls_foreign_client_cert_refused, .fini = fx_stop) {
 /* Runs openssl s_client with `proto`; returns its exit status and whether
  * the handshake produced a session with that protocol. */
 static int s_client(int port, const char *proto, const char *extra) {
-    return mt_sh("echo | timeout 10 openssl s_client -connect 127.0.0.1:%d %s %s "
+    return mt_sh("echo | OPENSSL_CONF=/dev/null timeout 10 openssl s_client -connect 127.0.0.1:%d %s %s "
                  "-CAfile %s >/tmp/hub-sclient-%d.log 2>&1 </dev/null",
                  port, proto, extra, tp(3, "ca.pem"), port);
 }
@@ -133,6 +133,10 @@ static bool log_has(int port, const char *needle) {
 }
 
 Test(mllp_tls, tls11_refused_tls12_tls13_accepted, .fini = fx_stop) {
+    /* Without the system's openssl.cnf (Debian sets MinProtocol there), so
+     * only the hub's own minimum refuses TLS 1.1 on either side. This test
+     * process has not initialized OpenSSL yet. */
+    setenv("OPENSSL_CONF", "/dev/null", 1);
     hub_mllp_channel_cfg ch = tls_channel(false);
     int port = fx_start(&ch);
     /* SECLEVEL=0 lets this client offer TLS 1.1, so a refusal is the
@@ -179,4 +183,30 @@ Test(mllp_tls, pipelined_over_tls, .fini = fx_stop) {
     free(big);
     hub_buf_release(&ack);
     hub_mllp_client_free(c);
+}
+
+Test(mllp_tls, silent_client_closed_by_idle_timeout_during_handshake, .fini = fx_stop) {
+    hub_mllp_channel_cfg ch = tls_channel(false);
+    ch.idle_timeout_ms = 200;
+    int port = fx_start(&ch);
+    int fd = mt_dial(port); /* connects, never says hello */
+    int64_t t0 = hub_mono_ns();
+    cr_assert(mt_wait_closed(fd, 3000), "a silent TLS client is never closed");
+    cr_assert_geq((hub_mono_ns() - t0) / 1000000, 100);
+    cr_assert_eq(atomic_load(&FX.opens), 0, "on_open before the handshake");
+    close(fd);
+}
+
+Test(mllp_tls, garbage_handshake_closes_only_that_connection, .fini = fx_stop) {
+    hub_mllp_channel_cfg ch = tls_channel(false);
+    int port = fx_start(&ch);
+    int bad = mt_dial(port);
+    cr_assert(mt_write(bad, "GET / HTTP/1.0\r\n\r\n", 18));
+    cr_assert(mt_wait_closed(bad, 3000));
+    close(bad);
+    char code[3];
+    hub_err err;
+    cr_assert_eq(client_send(port, NULL, NULL, tp(3, "ca.pem"), "AFTER", code, &err), HUB_OK,
+                 "%s", err.msg);
+    cr_assert_str_eq(code, "AA");
 }
