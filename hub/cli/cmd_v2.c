@@ -9,27 +9,14 @@
 
 /* Reads a whole file into a heap buffer (NUL added, not counted). */
 static char *read_file(const char *cmd, const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "hub %s: %s: %s\n", cmd, path, strerror(errno));
+    char *buf;
+    hub_err err;
+    if (hub_file_read(path, HUB_MAX_FRAME * 4u, &buf, n, &err) != HUB_OK) {
+        fprintf(stderr, "hub %s: %s: %s\n", cmd, path,
+                err.code == HUB_E_LIMIT ? "file too large" : err.msg);
         return NULL;
     }
-    hub_buf b;
-    hub_buf_init(&b);
-    char chunk[65536];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.n + k > HUB_MAX_FRAME * 4u || hub_buf_append(&b, chunk, k) != HUB_OK) {
-            fprintf(stderr, "hub %s: %s: file too large\n", cmd, path);
-            fclose(f);
-            hub_buf_release(&b);
-            return NULL;
-        }
-    }
-    fclose(f);
-    if (b.p == NULL && hub_buf_append(&b, "", 0) != HUB_OK) return NULL;
-    *n = b.n;
-    return b.p;
+    return buf;
 }
 
 static void print_err(const char *cmd, const char *file, const hub_err *e) {

@@ -47,44 +47,12 @@ static void print_help(void) {
 }
 
 static char *read_file(const char *path, size_t *n, char *why, size_t whysize) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(why, whysize, "%s", strerror(errno));
+    char *buf;
+    hub_err err;
+    if (hub_file_read(path, HUB_MAX_FRAME * 4u, &buf, n, &err) != HUB_OK) {
+        snprintf(why, whysize, "%s", err.msg);
         return NULL;
     }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = hub_malloc(cap);
-    while (buf) {
-        if (len == cap) {
-            if (cap >= HUB_MAX_FRAME * 4u) {
-                snprintf(why, whysize, "file over %u bytes", HUB_MAX_FRAME * 4u);
-                hub_free(buf);
-                buf = NULL;
-                break;
-            }
-            char *nb = hub_realloc(buf, cap * 2);
-            if (nb == NULL) {
-                hub_free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                snprintf(why, whysize, "read failed");
-                hub_free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-    }
-    if (buf == NULL && why[0] == '\0') snprintf(why, whysize, "out of memory");
-    fclose(f);
-    *n = len;
     return buf;
 }
 
@@ -111,7 +79,7 @@ static void print_finding(const char *file, size_t msgno, bool many,
 /* Returns 0 clean, 1 errors. */
 static int validate_file(const char *file, hub_v2_profset *set,
                          const hub_v2_validate_opts *vo, bool quiet) {
-    char why[128] = "";
+    char why[sizeof ((hub_err *)0)->msg] = "";
     size_t n = 0;
     char *buf = read_file(file, &n, why, sizeof why);
     if (buf == NULL) {

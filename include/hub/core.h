@@ -135,6 +135,14 @@ hub_status hub_buf_printf(hub_buf *b, const char *fmt, ...)
 void hub_buf_consume(hub_buf *b, size_t n);
 void hub_buf_release(hub_buf *b);
 
+/* ---- files -------------------------------------------------------------- */
+
+/* Reads the whole file at `path` into *out (heap, hub_free it; a NUL is
+ * added and not counted in *n). Errors: HUB_E_IO (msg: the system's
+ * reason), HUB_E_LIMIT (over `max` bytes), HUB_E_NOMEM. */
+hub_status hub_file_read(const char *path, size_t max, char **out, size_t *n,
+                         hub_err *err);
+
 /* ---- logging ---------------------------------------------------------- */
 
 typedef enum {

@@ -198,3 +198,28 @@ Test(core_time, iso_and_uuid) {
     cr_assert_eq(u1[14], '4');
     cr_assert_str_neq(u1, u2);
 }
+
+Test(core_file, read_whole_missing_and_limit) {
+    char path[] = "/tmp/hubfile.XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    char big[200000];
+    memset(big, 'a', sizeof big);
+    cr_assert_eq(write(fd, big, sizeof big), (ssize_t)sizeof big);
+    close(fd);
+    char *buf;
+    size_t n;
+    hub_err e;
+    cr_assert_eq(hub_file_read(path, 1 << 20, &buf, &n, &e), HUB_OK);
+    cr_assert_eq(n, sizeof big);
+    cr_assert_eq(buf[n], '\0');
+    hub_free(buf);
+    cr_assert_eq(hub_file_read(path, 1000, &buf, &n, &e), HUB_E_LIMIT);
+    cr_assert_null(buf);
+    cr_assert_eq(hub_file_read("/tmp/no/such/file", 10, &buf, &n, &e), HUB_E_IO);
+    cr_assert(strstr(e.msg, "No such file"), "%s", e.msg);
+    hub_mem_fail_after(1);
+    cr_assert_eq(hub_file_read(path, 1 << 20, &buf, &n, &e), HUB_E_NOMEM);
+    hub_mem_fail_after(0);
+    unlink(path);
+}
