@@ -187,7 +187,9 @@ int hub__cmd_serve(int argc, char **argv) {
                        .threads = cfg.http_threads,
                        .max_connections = cfg.http_max_connections,
                        .max_body = cfg.http_max_body,
-                       .timeout_s = 60};
+                       .timeout_s = 60,
+                       .tls_cert = cfg.tls_cert[0] ? cfg.tls_cert : NULL,
+                       .tls_key = cfg.tls_key};
     hub_http_ops ops = {.store = store,
                         .started_ms = hub_now_ms(),
                         .store_path = hub_store_path(store),
@@ -206,7 +208,11 @@ int hub__cmd_serve(int argc, char **argv) {
     }
     if (cfg.tls_cert[0] == '\0')
         HUB_LOG_WARN("serve", "tls=off reason='no certificate configured' "
-                              "note='for local use only: data travels in clear'");
+                              "note='FOR LOCAL USE ONLY: patient data travels in "
+                              "clear; set --tls-cert and --tls-key'");
+    else
+        HUB_LOG_INFO("serve", "tls=on http=https mllp=tls client_certs=%s",
+                     cfg.tls_client_ca[0] ? "required (mllp)" : "no");
     for (size_t i = 0; i < chans.n; i++)
         HUB_LOG_INFO("serve", "channel name=%s port=%d tls=%s mtls=%s validate=%s",
                      chans.mllp[i].name, hub_mllp_server_port(mllp, i),

@@ -22,6 +22,7 @@ typedef struct {
 struct hub_http_server {
     hub_http_cfg cfg;
     char host[64];
+    char *cert, *key; /* PEM text for libmicrohttpd, kept while it runs */
     struct MHD_Daemon *d;
     route routes[MAX_ROUTES];
     int nroutes;
@@ -223,7 +224,22 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     HUB_LOG_DEBUG("http", "mhd='%s'", msg);
 }
 
+/* TLS 1.2 and 1.3 only, in GnuTLS's priority syntax (libmicrohttpd's TLS
+ * is GnuTLS). */
+static const char TLS_PRIORITIES[] =
+    "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:"
+    "+AES-128-GCM:+CHACHA20-POLY1305:%SAFE_RENEGOTIATION";
+
 hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
+    bool tls = s->cfg.tls_cert && *s->cfg.tls_cert;
+    if (tls) {
+        size_t n;
+        hub_status rc = hub_file_read(s->cfg.tls_cert, 1 << 20, &s->cert, &n, err);
+        if (!rc) rc = hub_file_read(s->cfg.tls_key, 1 << 20, &s->key, &n, err);
+        if (rc)
+            return hub_err_set(err, rc, "http.tls", "cannot read certificate or key: %s",
+                               err->msg);
+    }
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
@@ -232,7 +248,7 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
         return hub_err_set(err, HUB_E_CONFIG, "http.host",
                            "'%s' is not an IPv4 address", s->host);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | (tls ? MHD_USE_TLS : 0);
     s->d = MHD_start_daemon(
         flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -243,11 +259,15 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
         (unsigned)(s->cfg.timeout_s > 0 ? s->cfg.timeout_s : 60),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_END);
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->cert,
+        MHD_OPTION_HTTPS_MEM_KEY, s->key,
+        MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
     if (s->d == NULL)
         return hub_err_set(err, HUB_E_IO, "http",
-                           "cannot listen on %s:%d (port in use?)", s->host,
-                           s->cfg.port);
+                           tls ? "cannot listen on %s:%d (port in use, or the "
+                                 "certificate and key do not load?)"
+                               : "cannot listen on %s:%d (port in use?)",
+                           s->host, s->cfg.port);
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : s->cfg.port;
@@ -259,5 +279,7 @@ int hub_http_server_port(const hub_http_server *s) { return s->port; }
 void hub_http_server_free(hub_http_server *s) {
     if (s == NULL) return;
     if (s->d) MHD_stop_daemon(s->d);
+    hub_free(s->cert);
+    hub_free(s->key);
     hub_free(s);
 }

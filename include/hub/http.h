@@ -16,6 +16,8 @@ typedef struct {
     int max_connections;
     int64_t max_body;
     int timeout_s; /* idle connection timeout */
+    const char *tls_cert; /* PEM chain; HTTPS when set (with tls_key) */
+    const char *tls_key;
 } hub_http_cfg;
 
 #define HUB_HTTP_MAX_HEADERS 16

@@ -79,6 +79,17 @@ Test(e2e_tls, server_tls_and_versions) {
     cr_assert_neq(mt_sh("echo | timeout 10 openssl s_client -connect 127.0.0.1:%d "
                         "-tls1_1 -cipher DEFAULT@SECLEVEL=0 >/dev/null 2>&1",
                         h.mllp_port), 0);
+    /* HTTPS on the HTTP listener, with the same certificate; TLS 1.1 and
+     * plain HTTP are refused. */
+    cr_assert_eq(mt_sh("curl -sf --cacert %s --resolve localhost:%d:127.0.0.1 "
+                       "https://localhost:%d/healthz >/dev/null",
+                       tls_file(3, "ca.pem"), h.http_port, h.http_port), 0);
+    cr_assert_neq(mt_sh("curl -sf --cacert %s --resolve localhost:%d:127.0.0.1 "
+                        "--tlsv1.1 --tls-max 1.1 https://localhost:%d/healthz "
+                        ">/dev/null 2>&1",
+                        tls_file(3, "ca.pem"), h.http_port, h.http_port), 0);
+    cr_assert_neq(mt_sh("curl -sf --max-time 5 http://127.0.0.1:%d/healthz >/dev/null 2>&1",
+                        h.http_port), 0);
     /* Plain MLLP to a TLS port gets no ACK. */
     int fd = hub_test_dial(h.mllp_port);
     hub_test_send_frame(fd, "MSH|^~\\&|A|B|C|D|20261125||ADT^A01|X|P|2.5\r");
@@ -109,10 +120,18 @@ Test(e2e_tls, mutual_tls_identity_is_journaled) {
     cr_assert_eq(hub_send(h.mllp_port, file, tls_file(4, "client.pem"),
                           tls_file(5, "client.key"), &out), 0, "%s", out.p);
     hub_buf_release(&out);
-    hub_buf body;
+    /* The API is HTTPS now, like the MLLP channel. */
+    char resolve[64], url[128];
+    snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", h.http_port);
+    snprintf(url, sizeof url, "https://localhost:%d/api/messages?control_id=MTLS-1",
+             h.http_port);
+    const char *curl[] = {"/usr/bin/curl", "-sf", "--cacert", tls_file(3, "ca.pem"),
+                          "--resolve", resolve, url, NULL};
+    hub_buf body, cerr;
     hub_buf_init(&body);
-    cr_assert_eq(hub_test_http(h.http_port, "GET", "/api/messages?control_id=MTLS-1",
-                               NULL, NULL, 0, &body, NULL), 200);
+    hub_buf_init(&cerr);
+    cr_assert_eq(hub_test_run(curl, NULL, &body, &cerr), 0, "%s", cerr.p);
+    hub_buf_release(&cerr);
     json_t *j = json_loadb(body.p, body.n, 0, NULL);
     json_t *m = json_array_get(json_object_get(j, "messages"), 0);
     cr_assert_not_null(m, "%s", body.p);
