@@ -115,7 +115,13 @@ Test(e2e_crash, kill9_loses_no_acked_message, .timeout = 600) {
             ss[i].stop = &stop;
             pthread_create(&th[i], NULL, sender_main, &ss[i]);
         }
-        sleep_ms(100 + rand() % 400);
+        /* Under load (sanitizers, a busy machine) a round may start
+         * slowly: kill only once this round has seen ACKs, then at a random
+         * moment after that. */
+        int before = atomic_load(&acked_count);
+        for (int w = 0; w < 1000 && atomic_load(&acked_count) < before + 5; w++)
+            sleep_ms(10);
+        sleep_ms(rand() % 400);
         cr_assert_eq(hub_test_signal_wait(&h, SIGKILL), 128 + SIGKILL);
         atomic_store(&stop, true);
         for (int i = 0; i < SENDERS; i++) pthread_join(th[i], NULL);
