@@ -276,6 +276,71 @@ static bool is_seg_id(const char *s) {
 static hub_status parse_elem(hub_arena *a, json_t *e, const char *where,
                              int depth, hub__pnode *n, hub_err *err);
 
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted, without duplicates, into the arena; NULL when out of memory. */
+static uint32_t *key_set(hub_arena *a, uint32_t *tmp, uint32_t n, uint32_t *out_n) {
+    qsort(tmp, n, sizeof *tmp, cmp_u32);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (k == 0 || tmp[k - 1] != tmp[i]) tmp[k++] = tmp[i];
+    uint32_t *set = hub_arena_alloc(a, (k ? k : 1) * sizeof *set);
+    if (set == NULL) return NULL;
+    if (k) memcpy(set, tmp, k * sizeof *set);
+    *out_n = k;
+    return set;
+}
+
+/* The segment ids of a non-group node (itself or its alternatives). */
+static uint32_t leaf_keys(const hub__pnode *k, uint32_t *out) {
+    if (k->kind == HUB__PN_SEG) {
+        out[0] = k->key;
+        return 1;
+    }
+    for (uint32_t j = 0; j < k->nkids; j++) out[j] = k->kids[j].key;
+    return k->nkids;
+}
+
+/* Fills a group's ids and starts from its children (already indexed). */
+static bool index_group(hub_arena *a, hub__pnode *n) {
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const hub__pnode *k = &n->kids[i];
+        total += k->kind == HUB__PN_GROUP ? k->nids : k->kind == HUB__PN_SEG ? 1 : k->nkids;
+    }
+    uint32_t *tmp = hub_malloc((total ? total : 1) * sizeof *tmp);
+    if (tmp == NULL) return false;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const hub__pnode *k = &n->kids[i];
+        if (k->kind == HUB__PN_GROUP) {
+            if (k->nids) memcpy(tmp + m, k->ids, k->nids * sizeof *tmp);
+            m += k->nids;
+        } else {
+            m += leaf_keys(k, tmp + m);
+        }
+    }
+    n->ids = key_set(a, tmp, m, &n->nids);
+    /* As the validator's can_start: children up to the first required. */
+    m = 0;
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const hub__pnode *k = &n->kids[i];
+        if (k->kind == HUB__PN_GROUP) {
+            if (k->nstarts) memcpy(tmp + m, k->starts, k->nstarts * sizeof *tmp);
+            m += k->nstarts;
+        } else {
+            m += leaf_keys(k, tmp + m);
+        }
+        if (k->min >= 1) break;
+    }
+    n->starts = key_set(a, tmp, m, &n->nstarts);
+    hub_free(tmp);
+    return n->ids != NULL && n->starts != NULL;
+}
+
 static hub_status parse_items(hub_arena *a, json_t *arr, size_t from,
                               const char *where, int depth, hub__pnode *n,
                               hub_err *err) {
@@ -288,6 +353,7 @@ static hub_status parse_items(hub_arena *a, json_t *arr, size_t from,
                                    depth + 1, &n->kids[i], err);
         if (rc != HUB_OK) return rc;
     }
+    if (!index_group(a, n)) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
     return HUB_OK;
 }
 
@@ -325,7 +391,8 @@ static hub_status parse_elem(hub_arena *a, json_t *e, const char *where,
                 if (id == NULL) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
                 if (!is_seg_id(id))
                     return hub_err_set(err, HUB_E_CONFIG, where, "bad segment id in choice");
-                n->kids[i] = (hub__pnode){HUB__PN_SEG, 1, false, id, NULL, 0};
+                n->kids[i] = (hub__pnode){HUB__PN_SEG, 1, false, id, NULL, 0,
+                                          hub__seg_key(id), 0, 0, NULL, NULL};
                 q = bar ? bar + 1 : q + l;
             }
             n->nkids = cnt;
@@ -336,6 +403,7 @@ static hub_status parse_elem(hub_arena *a, json_t *e, const char *where,
         if (!is_seg_id(n->name))
             return hub_err_set(err, HUB_E_CONFIG, where, "bad segment id '%.8s'", n->name);
         n->kind = HUB__PN_SEG;
+        n->key = hub__seg_key(n->name);
         return HUB_OK;
     }
     if (json_is_array(e) && json_array_size(e) >= 2 &&

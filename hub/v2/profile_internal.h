@@ -18,7 +18,19 @@ typedef struct hub__pnode {
     const char *name;  /* segment id, group name, or "OBR|RXO" */
     struct hub__pnode *kids;
     uint32_t nkids;
+    /* Resolved when parsed, for the validator: a segment's id as
+     * hub__seg_key; for a group, the sorted keys of every segment inside
+     * it (ids) and of those that can start it (starts). */
+    uint32_t key;
+    uint32_t nids, nstarts;
+    const uint32_t *ids, *starts;
 } hub__pnode;
+
+/* A 3-byte segment id as a number. */
+static inline uint32_t hub__seg_key(const char *id) {
+    return (uint32_t)(unsigned char)id[0] << 16 | (uint32_t)(unsigned char)id[1] << 8 |
+           (uint32_t)(unsigned char)id[2];
+}
 
 typedef struct {
     const char *name;

@@ -323,29 +323,41 @@ typedef struct {
     uint32_t cnt; /* occurrences of the current child */
 } frame;
 
-static bool node_is(const hub__pnode *n, hub_slice id) {
-    if (n->kind == HUB__PN_SEG) return hub_slice_eq_cstr(id, n->name);
-    if (n->kind == HUB__PN_CHOICE) {
-        for (uint32_t i = 0; i < n->nkids; i++)
-            if (hub_slice_eq_cstr(id, n->kids[i].name)) return true;
+static uint32_t slice_key(hub_slice id) {
+    return id.n == 3 ? hub__seg_key(id.p) : UINT32_MAX; /* no id has that key */
+}
+
+static bool key_in(const uint32_t *set, uint32_t n, uint32_t key) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set[mid] == key) return true;
+        if (set[mid] < key) lo = mid + 1;
+        else hi = mid;
     }
     return false;
 }
 
-static bool can_start(const hub__pnode *n, hub_slice id) {
-    if (n->kind != HUB__PN_GROUP) return node_is(n, id);
-    for (uint32_t i = 0; i < n->nkids; i++) {
-        if (can_start(&n->kids[i], id)) return true;
-        if (n->kids[i].min >= 1) return false;
+static bool node_is(const hub__pnode *n, hub_slice id) {
+    uint32_t key = slice_key(id);
+    if (n->kind == HUB__PN_SEG) return n->key == key;
+    if (n->kind == HUB__PN_CHOICE) {
+        for (uint32_t i = 0; i < n->nkids; i++)
+            if (n->kids[i].key == key) return true;
     }
     return false;
+}
+
+/* Whether segment `id` can open node n (for a group: its first segments
+ * up to the first required one); resolved when the structure was parsed. */
+static bool can_start(const hub__pnode *n, hub_slice id) {
+    if (n->kind != HUB__PN_GROUP) return node_is(n, id);
+    return key_in(n->starts, n->nstarts, slice_key(id));
 }
 
 static bool contains(const hub__pnode *n, hub_slice id) {
     if (n->kind != HUB__PN_GROUP) return node_is(n, id);
-    for (uint32_t i = 0; i < n->nkids; i++)
-        if (contains(&n->kids[i], id)) return true;
-    return false;
+    return key_in(n->ids, n->nids, slice_key(id));
 }
 
 /* The first required segment of a node (for "group missing"). */
