@@ -37,6 +37,7 @@ typedef struct {
     size_t n, cap, max, order;
     bool truncated, nomem;
     uint32_t *seq;     /* per segment: ERL-2 occurrence, NULL: computed */
+    bool maybe_esc;    /* a value may hold the escape character */
 } vctx;
 
 enum { LV_FIELD, LV_COMP, LV_SUB };
@@ -540,6 +541,15 @@ static hub_slice piece(hub_slice v, char sep, size_t i, size_t *count) {
     return out;
 }
 
+/* The first `sep` in [p, end), or NULL: most values are short, and a loop
+ * beats a call to memchr on them. */
+static inline const char *find_sep(const char *p, const char *end, char sep) {
+    if (end - p >= 32) return memchr(p, sep, (size_t)(end - p));
+    for (; p < end; p++)
+        if (*p == sep) return p;
+    return NULL;
+}
+
 /* Walks the pieces of a value split at `sep`, left to right. */
 typedef struct {
     const char *p, *end;
@@ -554,7 +564,7 @@ static splitter split_init(hub_slice v, char sep) {
 /* The next piece; absent (p == NULL) after the last. */
 static hub_slice split_next(splitter *s) {
     if (s->done) return (hub_slice){NULL, 0};
-    const char *q = s->sep ? memchr(s->p, s->sep, (size_t)(s->end - s->p)) : NULL;
+    const char *q = s->sep ? find_sep(s->p, s->end, s->sep) : NULL;
     const char *e = q ? q : s->end;
     hub_slice out = {s->p, (size_t)(e - s->p)};
     if (q) s->p = q + 1;
@@ -599,7 +609,7 @@ static const hub__srule *rule_at(const vctx *c, const fctx *fc) {
 
 /* The first piece of v split at sep (v present). */
 static hub_slice first_piece(hub_slice v, char sep) {
-    const char *q = memchr(v.p, sep, v.n);
+    const char *q = find_sep(v.p, v.p + v.n, sep);
     return q ? (hub_slice){v.p, (size_t)(q - v.p)} : v;
 }
 
@@ -643,7 +653,7 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
     const hub__srule *rule = rule_at(c, fc);
     uint32_t lim = rule && rule->max_len ? rule->max_len : def->max_len;
     /* Without escapes a value has at most as many characters as bytes. */
-    if (lim && (raw.n > lim || (c->d.esc && memchr(raw.p, c->d.esc, raw.n)))) {
+    if (lim && (raw.n > lim || (c->maybe_esc && memchr(raw.p, c->d.esc, raw.n)))) {
         size_t len = value_len(c, raw);
         if (len > lim) {
             char a[24], b[24];
@@ -896,6 +906,19 @@ static const hub__pnode *check_header(vctx *c, hub_v2_findings *out) {
 
 /* ---- entry ------------------------------------------------------------------------------- */
 
+/* Whether byte `ch` may occur in a value of m: false only for a parsed
+ * message whose bytes after MSH-2 do not hold it. */
+static bool body_has(const hub_v2_msg *m, char ch) {
+    if (m->in == NULL || m->nseg == 0 || m->segs[0].nfields < 3) return true;
+    for (size_t i = 0; i < m->nseg; i++)
+        if (m->segs[i].dirty) return true;
+    hub_slice enc = m->segs[0].fields[2];
+    const char *end = m->in + m->n;
+    if (enc.p == NULL || enc.p < m->in || enc.p + enc.n > end) return true;
+    const char *from = enc.p + enc.n;
+    return memchr(from, ch, (size_t)(end - from)) != NULL;
+}
+
 /* ERL-2 of every segment in one pass (hub_v2_seg_seq scans from the start
  * for each): a small open-addressing map of segment ids to counts. Leaves
  * c->seq NULL when out of memory or for odd ids (then computed per call). */
@@ -945,6 +968,7 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     c.d = hub_v2_msg_delims(m);
     c.utf8 = hub_v2_msg_charset(m) != HUB_V2_CS_LATIN1;
     seg_seqs(&c);
+    c.maybe_esc = c.d.esc != 0 && body_has(m, c.d.esc);
 
     const hub_v2_msh *h = hub_v2_msg_msh(m);
     hub_v2_loc l = loc_seg(&c, 0);
