@@ -482,7 +482,9 @@ static void check_structure(vctx *c, const hub__pnode *root) {
         frame save[MAXD];
         int sdepth = depth;
         memcpy(save, st, sizeof st);
-        pend pd = {.n = 0, .more = false};
+        pend pd; /* missing[] is written before it is read */
+        pd.n = 0;
+        pd.more = false;
         if (place(st, &depth, id, &pd)) {
             report_missing(c, &pd, i);
             continue;
@@ -665,7 +667,11 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
     const hub__pdt *pdt = res->pdt;
     if (!res->composite || level == LV_SUB || sep == 0) {
         /* Primitive here (or a composite squeezed into a sub-component):
-         * check the first piece as its leading primitive. */
+         * check the first piece as its leading primitive, if anything in
+         * it can be checked. */
+        if (rule == NULL && res->leaf_check == HUB__VK_NONE &&
+            (def->table == 0 || res->leaf_kind == HUB__LK_OTHER))
+            return;
         hub_slice v = sep ? first_piece(raw, sep) : raw;
         check_leaf_value(c, fc, res, def->table, v, rule);
         return;
