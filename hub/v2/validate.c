@@ -912,17 +912,36 @@ static const hub__pnode *check_header(vctx *c, hub_v2_findings *out) {
 
 /* ---- entry ------------------------------------------------------------------------------- */
 
-/* Whether byte `ch` may occur in a value of m: false only for a parsed
- * message whose bytes after MSH-2 do not hold it. */
-static bool body_has(const hub_v2_msg *m, char ch) {
-    if (m->in == NULL || m->nseg == 0 || m->segs[0].nfields < 3) return true;
+/* The bytes of a parsed message after MSH-2, which hold every value the
+ * validator reads; absent when m was changed or built in code. */
+static hub_slice body_of(const hub_v2_msg *m) {
+    hub_slice none = {NULL, 0};
+    if (m->in == NULL || m->nseg == 0 || m->segs[0].nfields < 3) return none;
     for (size_t i = 0; i < m->nseg; i++)
-        if (m->segs[i].dirty) return true;
+        if (m->segs[i].dirty) return none;
     hub_slice enc = m->segs[0].fields[2];
     const char *end = m->in + m->n;
-    if (enc.p == NULL || enc.p < m->in || enc.p + enc.n > end) return true;
-    const char *from = enc.p + enc.n;
-    return memchr(from, ch, (size_t)(end - from)) != NULL;
+    if (enc.p == NULL || enc.p < m->in || enc.p + enc.n > end) return none;
+    return (hub_slice){enc.p + enc.n, (size_t)(end - (enc.p + enc.n))};
+}
+
+/* Whether byte `ch` may occur in a value of m. */
+static bool body_has(hub_slice body, char ch) {
+    return body.p == NULL || memchr(body.p, ch, body.n) != NULL;
+}
+
+/* Whether a value of m may hold a byte >= 0x80. */
+static bool body_high(hub_slice body) {
+    if (body.p == NULL) return true;
+    size_t i = 0;
+    uint64_t acc = 0;
+    for (; i + 8 <= body.n; i += 8) {
+        uint64_t w;
+        memcpy(&w, body.p + i, 8);
+        acc |= w;
+    }
+    for (; i < body.n; i++) acc |= (unsigned char)body.p[i];
+    return (acc & 0x8080808080808080ull) != 0;
 }
 
 /* ERL-2 of every segment in one pass (hub_v2_seg_seq scans from the start
@@ -974,7 +993,8 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     c.d = hub_v2_msg_delims(m);
     c.utf8 = hub_v2_msg_charset(m) != HUB_V2_CS_LATIN1;
     seg_seqs(&c);
-    c.maybe_esc = c.d.esc != 0 && body_has(m, c.d.esc);
+    hub_slice body = body_of(m);
+    c.maybe_esc = c.d.esc != 0 && body_has(body, c.d.esc);
 
     const hub_v2_msh *h = hub_v2_msg_msh(m);
     hub_v2_loc l = loc_seg(&c, 0);
@@ -1026,7 +1046,8 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
         size_t nw = 0;
         const hub_v2_finding *w = hub_v2_msg_warnings(m, &nw);
         hub_v2_finding *cs = NULL;
-        size_t ncs = hub_v2_charset_check(a, m, &cs, 100);
+        /* Only escapes and bytes over 0x7F can contradict the charset. */
+        size_t ncs = c.maybe_esc || body_high(body) ? hub_v2_charset_check(a, m, &cs, 100) : 0;
         for (size_t pass = 0; pass < 2; pass++) {
             const hub_v2_finding *arr = pass ? cs : w;
             size_t cnt = pass ? ncs : nw;
