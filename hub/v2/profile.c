@@ -211,14 +211,23 @@ static bool resolve_items(hub_v2_profile *p, const hub_v2_item_def *items, size_
                                                    : HUB__LK_OTHER;
         const hub__ptable *t = items[i].table ? table_find(p->tables, items[i].table) : NULL;
         r[i].table = t && t->n > 0 ? t : NULL;
+        r[i].leaf_plain = r[i].leaf_check == HUB__VK_NONE &&
+                          (items[i].table == 0 || r[i].leaf_kind == HUB__LK_OTHER);
     }
     *out = r;
     return true;
 }
 
 static bool resolve_profile(hub_v2_profile *p) {
-    for (size_t i = 0; i < p->nsegs; i++)
-        if (!resolve_items(p, p->segs[i].items, p->segs[i].n, &p->segs[i].res)) return false;
+    for (size_t i = 0; i < p->nsegs; i++) {
+        hub__pseg *sg = &p->segs[i];
+        if (!resolve_items(p, sg->items, sg->n, &sg->res)) return false;
+        sg->req = hub_arena_alloc(&p->arena, (sg->n ? sg->n : 1) * sizeof *sg->req);
+        if (sg->req == NULL) return false;
+        sg->nreq = 0;
+        for (size_t f = 0; f < sg->n && f < UINT16_MAX; f++)
+            if (sg->items[f].usage == 'R') sg->req[sg->nreq++] = (uint16_t)(f + 1);
+    }
     for (size_t i = 0; i < p->ndts; i++)
         if (!resolve_items(p, p->dts[i].items, p->dts[i].n, &p->dts[i].res)) return false;
     uint32_t size = 16;

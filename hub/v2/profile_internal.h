@@ -50,6 +50,8 @@ typedef struct {
     hub_v2_item_def *items;
     hub__pres *res; /* per item, resolved at load */
     size_t n;
+    uint16_t *req;  /* numbers of the required fields, ascending */
+    size_t nreq;
 } hub__pseg;
 
 typedef struct hub__pdt {
@@ -85,6 +87,8 @@ struct hub__pres {
     bool coded;                 /* CE, CWE, CNE */
     uint8_t leaf_check;         /* HUB__VK_* */
     uint8_t leaf_kind;          /* HUB__LK_* */
+    bool leaf_plain;            /* as a leaf, only its length can be
+                                 * wrong: no value check, no table */
 };
 
 typedef struct {

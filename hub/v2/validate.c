@@ -649,6 +649,14 @@ static void check_leaf_value(vctx *c, fctx *fc, const hub__pres *res, unsigned t
     }
 }
 
+/* True when check_item would find nothing in a (present) value: a leaf
+ * with neither value check nor table, within its length, no site rules. */
+static inline bool nothing_to_check(const vctx *c, const hub_v2_item_def *def,
+                                    const hub__pres *res, hub_slice v, int level) {
+    return c->site == NULL && res->leaf_plain && (!res->composite || level == LV_SUB) &&
+           (def->max_len == 0 || (v.n <= def->max_len && !c->maybe_esc));
+}
+
 static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
                        const hub__pres *res, hub_slice raw, int level) {
     if (raw.p == NULL || raw.n == 0 || is_null(raw)) return;
@@ -724,7 +732,9 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
             continue;
         }
         if (cd == NULL) continue;
-        check_item(c, fc, cd, &pdt->res[k - 1], pv, level + 1);
+        const hub__pres *cres = &pdt->res[k - 1];
+        if (nothing_to_check(c, cd, cres, pv, level + 1)) continue;
+        check_item(c, fc, cd, cres, pv, level + 1);
     }
     fc->loc = saved;
 }
@@ -744,7 +754,12 @@ static void check_segment(vctx *c, size_t i) {
     fc.seg = id;
     fc.segi = i;
     const hub_v2_loc sloc = loc_seg(c, i);
-    for (size_t f = msh ? 3 : 1; f <= upto && f <= HUB_MAX_FIELDS; f++) {
+    size_t first = msh ? 3 : 1;
+    if (c->site == NULL && upto > nf) {
+        /* Past the last field present only required fields matter. */
+        upto = nf;
+    }
+    for (size_t f = first; f <= upto && f <= HUB_MAX_FIELDS; f++) {
         /* The field's bytes from the parser's index (hub_v2_at). */
         hub_slice raw = f < seg->nfields ? seg->fields[f] : (hub_slice){NULL, 0};
         bool empty = raw.p == NULL || raw.n == 0;
@@ -793,8 +808,17 @@ static void check_segment(vctx *c, size_t i) {
                 add_cat(c, HUB_V2R_FIELD_REPEAT, &fc.loc, i, "field does not repeat: ",
                         def->name, NULL, NULL, NULL);
             }
-            check_item(c, &fc, def, res, rv, LV_FIELD);
+            if (!nothing_to_check(c, def, res, rv, LV_FIELD)) check_item(c, &fc, def, res, rv, LV_FIELD);
         }
+    }
+    if (c->site != NULL) return;
+    for (size_t k = 0; k < ps->nreq; k++) {
+        size_t f = ps->req[k];
+        if (f <= upto || f < first || f > HUB_MAX_FIELDS) continue;
+        fc.loc = sloc;
+        fc.loc.field = (uint16_t)f;
+        add_cat(c, HUB_V2R_FIELD_MISSING, &fc.loc, i, "required field missing: ",
+                ps->items[f - 1].name, NULL, NULL, NULL);
     }
 }
 
