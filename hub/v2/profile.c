@@ -228,8 +228,15 @@ static bool resolve_profile(hub_v2_profile *p) {
         for (size_t f = 0; f < sg->n && f < UINT16_MAX; f++)
             if (sg->items[f].usage == 'R') sg->req[sg->nreq++] = (uint16_t)(f + 1);
     }
-    for (size_t i = 0; i < p->ndts; i++)
-        if (!resolve_items(p, p->dts[i].items, p->dts[i].n, &p->dts[i].res)) return false;
+    for (size_t i = 0; i < p->ndts; i++) {
+        hub__pdt *d = &p->dts[i];
+        if (!resolve_items(p, d->items, d->n, &d->res)) return false;
+        d->req = hub_arena_alloc(&p->arena, (d->n ? d->n : 1) * sizeof *d->req);
+        if (d->req == NULL) return false;
+        d->nreq = 0;
+        for (size_t k = 0; k < d->n && k < UINT16_MAX; k++)
+            if (d->items[k].usage == 'R') d->req[d->nreq++] = (uint16_t)(k + 1);
+    }
     uint32_t size = 16;
     while (size < 4 * p->nsegs) size *= 2;
     if (p->nsegs >= UINT16_MAX) return true; /* binary search */

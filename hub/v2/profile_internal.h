@@ -59,6 +59,8 @@ typedef struct hub__pdt {
     hub_v2_item_def *items;
     hub__pres *res; /* per item, resolved at load */
     size_t n;
+    uint16_t *req;  /* numbers of the required components, ascending */
+    size_t nreq;
 } hub__pdt;
 
 typedef struct {

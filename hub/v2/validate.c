@@ -704,9 +704,13 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
     hub_v2_loc saved = fc->loc;
     splitter sp = split_init(raw, sep);
     /* Components up to the definition's, and any beyond that are present. */
-    for (size_t k = 1; k <= HUB_MAX_COMPONENTS; k++) {
+    size_t k;
+    for (k = 1; k <= HUB_MAX_COMPONENTS; k++) {
         hub_slice pv = split_next(&sp);
         if (pv.p == NULL && k > pdt->n) break;
+        /* Without site rules, past the last component present only the
+         * required ones matter: see below. */
+        if (pv.p == NULL && c->site == NULL) break;
         if (level == LV_FIELD) fc->loc.comp = (uint16_t)k;
         else fc->loc.sub = (uint16_t)k;
         const hub_v2_item_def *cd = k <= pdt->n ? &pdt->items[k - 1] : NULL;
@@ -735,6 +739,16 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
         const hub__pres *cres = &pdt->res[k - 1];
         if (nothing_to_check(c, cd, cres, pv, level + 1)) continue;
         check_item(c, fc, cd, cres, pv, level + 1);
+    }
+    if (c->site == NULL) {
+        for (size_t j = 0; j < pdt->nreq; j++) {
+            size_t rk = pdt->req[j];
+            if (rk < k || rk > HUB_MAX_COMPONENTS) continue;
+            if (level == LV_FIELD) fc->loc.comp = (uint16_t)rk;
+            else fc->loc.sub = (uint16_t)rk;
+            add_cat(c, HUB_V2R_COMP_MISSING, &fc->loc, fc->segi, "required component missing: ",
+                    pdt->items[rk - 1].name, NULL, NULL, NULL);
+        }
     }
     fc->loc = saved;
 }
