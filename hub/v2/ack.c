@@ -62,7 +62,7 @@ typedef struct {
     bool special[256]; /* bytes hub_v2_escape rewrites */
 } w_t;
 
-static void put(w_t *w, const void *p, size_t n) {
+static inline void put(w_t *w, const void *p, size_t n) {
     if (w->fail || n == 0) return;
     hub_buf *b = w->out;
     if (b->cap - b->n > n) { /* the common case: room (and for the NUL) */
@@ -73,8 +73,16 @@ static void put(w_t *w, const void *p, size_t n) {
     }
     if (hub_buf_append(b, p, n) != HUB_OK) w->fail = true;
 }
-static void putc_(w_t *w, char c) { put(w, &c, 1); }
-static void puts_(w_t *w, const char *s) { put(w, s, strlen(s)); }
+static inline void putc_(w_t *w, char c) {
+    hub_buf *b = w->out;
+    if (!w->fail && b->cap - b->n > 1) {
+        b->p[b->n++] = c;
+        b->p[b->n] = '\0';
+        return;
+    }
+    put(w, &c, 1);
+}
+static inline void puts_(w_t *w, const char *s) { put(w, s, strlen(s)); }
 
 static void special_init(w_t *w) {
     const hub_v2_delims *d = &w->src->d;
@@ -169,6 +177,10 @@ static hub_status emit(const ack_src *src, const hub_v2_ack_req *req_in,
     w.src = src;
     w.fail = false;
     special_init(&w);
+    /* Room for the usual ACK at once (it grows as needed). */
+    size_t nreq = req->findings ? req->nfindings : 0;
+    if (nreq > HUB_MAX_ACK_ERRORS) nreq = HUB_MAX_ACK_ERRORS;
+    (void)hub_buf_reserve(out, 512 + nreq * 160); /* a failure shows below */
     const hub_v2_delims *d = &src->d;
     char fs = d->field, cs = d->comp;
     hub_v2_ack_status st = force_reject ? HUB_V2_ACK_REJECT : req->status;
