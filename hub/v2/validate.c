@@ -546,7 +546,7 @@ static hub_slice piece(hub_slice v, char sep, size_t i, size_t *count) {
 /* The first `sep` in [p, end), or NULL: most values are short, and a loop
  * beats a call to memchr on them. */
 static inline const char *find_sep(const char *p, const char *end, char sep) {
-    if (end - p >= 32) return memchr(p, sep, (size_t)(end - p));
+    if (end - p >= 16) return memchr(p, sep, (size_t)(end - p));
     for (; p < end; p++)
         if (*p == sep) return p;
     return NULL;
