@@ -38,6 +38,7 @@ typedef struct {
     bool truncated, nomem;
     uint32_t *seq;     /* per segment: ERL-2 occurrence, NULL: computed */
     bool maybe_esc;    /* a value may hold the escape character */
+    bool maybe_sub;    /* a value may hold the sub-component separator */
 } vctx;
 
 enum { LV_FIELD, LV_COMP, LV_SUB };
@@ -672,6 +673,8 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
         }
     }
     char sep = level == LV_FIELD ? c->d.comp : level == LV_COMP ? c->d.sub : 0;
+    /* The separator to look for: none when the message has none. */
+    char scan = level == LV_COMP && !c->maybe_sub ? 0 : sep;
     const hub__pdt *pdt = res->pdt;
     if (!res->composite || level == LV_SUB || sep == 0) {
         /* Primitive here (or a composite squeezed into a sub-component):
@@ -680,7 +683,7 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
         if (rule == NULL && res->leaf_check == HUB__VK_NONE &&
             (def->table == 0 || res->leaf_kind == HUB__LK_OTHER))
             return;
-        hub_slice v = sep ? first_piece(raw, sep) : raw;
+        hub_slice v = scan ? first_piece(raw, scan) : raw;
         check_leaf_value(c, fc, res, def->table, v, rule);
         return;
     }
@@ -702,7 +705,7 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
         }
     }
     hub_v2_loc saved = fc->loc;
-    splitter sp = split_init(raw, sep);
+    splitter sp = split_init(raw, scan);
     /* Components up to the definition's, and any beyond that are present. */
     size_t k;
     for (k = 1; k <= HUB_MAX_COMPONENTS; k++) {
@@ -1033,6 +1036,7 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     seg_seqs(&c);
     hub_slice body = body_of(m);
     c.maybe_esc = c.d.esc != 0 && body_has(body, c.d.esc);
+    c.maybe_sub = c.d.sub != 0 && body_has(body, c.d.sub);
 
     const hub_v2_msh *h = hub_v2_msg_msh(m);
     hub_v2_loc l = loc_seg(&c, 0);
