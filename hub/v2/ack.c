@@ -207,11 +207,16 @@ static hub_status emit(const ack_src *src, const hub_v2_ack_req *req_in,
     if (req->timestamp) {
         put_text(&w, req->timestamp);
     } else {
-        char ts[32];
+        /* Formatted once per second and thread. */
+        static _Thread_local time_t ts_sec = (time_t)-1;
+        static _Thread_local char ts[32];
         time_t t = (time_t)(hub_now_ms() / 1000);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(ts, sizeof ts, "%Y%m%d%H%M%S+0000", &tm);
+        if (t != ts_sec) {
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(ts, sizeof ts, "%Y%m%d%H%M%S+0000", &tm);
+            ts_sec = t;
+        }
         puts_(&w, ts);
     }
     putc_(&w, fs);
