@@ -2,6 +2,7 @@
 #include "hub/core.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -32,9 +33,33 @@ void hub_time_iso(int64_t ms, char out[32]) {
              tm.tm_sec % 100, (int)(ms % 1000));
 }
 
+/* Random bytes for ids, drawn from OpenSSL 32 ids at a time: one
+ * RAND_bytes call costs as much as building a whole ACK. Per thread; a
+ * forked child discards what it inherited, so parent and child never hand
+ * out the same id. */
+static _Thread_local unsigned char id_pool[512];
+static _Thread_local size_t id_pool_left;
+static pthread_once_t id_pool_once = PTHREAD_ONCE_INIT;
+
+static void id_pool_forked(void) { id_pool_left = 0; }
+static void id_pool_init(void) { pthread_atfork(NULL, NULL, id_pool_forked); }
+
+static bool id_bytes(unsigned char b[16]) {
+    pthread_once(&id_pool_once, id_pool_init);
+    if (id_pool_left < 16) {
+        if (RAND_bytes(id_pool, sizeof id_pool) != 1) return false;
+        id_pool_left = sizeof id_pool;
+    }
+    memcpy(b, id_pool + sizeof id_pool - id_pool_left, 16);
+    /* Handed out once: wipe them from the pool. */
+    memset(id_pool + sizeof id_pool - id_pool_left, 0, 16);
+    id_pool_left -= 16;
+    return true;
+}
+
 void hub_uuid(char out[37]) {
     unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) {
+    if (!id_bytes(b)) {
         /* OpenSSL's generator failing is near impossible; fall back to the
          * kernel rather than hand out a predictable id. */
         int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -44,8 +69,13 @@ void hub_uuid(char out[37]) {
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-             b[11], b[12], b[13], b[14], b[15]);
+    /* 8-4-4-4-12 lower-case hex digits (snprintf costs more than the rest). */
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
+        out[k++] = hex[b[i] >> 4];
+        out[k++] = hex[b[i] & 15];
+    }
+    out[k] = '\0';
 }

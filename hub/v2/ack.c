@@ -59,18 +59,53 @@ typedef struct {
     hub_buf *out;
     const ack_src *src;
     bool fail;
+    bool special[256]; /* bytes hub_v2_escape rewrites */
 } w_t;
 
-static void put(w_t *w, const void *p, size_t n) {
-    if (!w->fail && n && hub_buf_append(w->out, p, n) != HUB_OK) w->fail = true;
+static inline void put(w_t *w, const void *p, size_t n) {
+    if (w->fail || n == 0) return;
+    hub_buf *b = w->out;
+    if (b->cap - b->n > n) { /* the common case: room (and for the NUL) */
+        memcpy(b->p + b->n, p, n);
+        b->n += n;
+        b->p[b->n] = '\0';
+        return;
+    }
+    if (hub_buf_append(b, p, n) != HUB_OK) w->fail = true;
 }
-static void putc_(w_t *w, char c) { put(w, &c, 1); }
-static void puts_(w_t *w, const char *s) { put(w, s, strlen(s)); }
+static inline void putc_(w_t *w, char c) {
+    hub_buf *b = w->out;
+    if (!w->fail && b->cap - b->n > 1) {
+        b->p[b->n++] = c;
+        b->p[b->n] = '\0';
+        return;
+    }
+    put(w, &c, 1);
+}
+static inline void puts_(w_t *w, const char *s) { put(w, s, strlen(s)); }
 
-/* Escaped text. */
+static void special_init(w_t *w) {
+    const hub_v2_delims *d = &w->src->d;
+    memset(w->special, 0, sizeof w->special);
+    w->special[(unsigned char)d->field] = true;
+    w->special[(unsigned char)d->comp] = true;
+    w->special[(unsigned char)d->rep] = true;
+    w->special[(unsigned char)(d->esc ? d->esc : '\\')] = true;
+    if (d->sub) w->special[(unsigned char)d->sub] = true;
+    if (d->trunc) w->special[(unsigned char)d->trunc] = true;
+    w->special['\r'] = w->special['\n'] = true;
+}
+
+/* Escaped text; copied as is when nothing in it needs an escape. */
 static void put_text(w_t *w, const char *s) {
-    if (!w->fail && hub_v2_escape(hub_slice_cstr(s), &w->src->d, w->out) != HUB_OK)
-        w->fail = true;
+    if (w->fail) return;
+    size_t n = 0;
+    while (s[n] && !w->special[(unsigned char)s[n]]) n++;
+    if (s[n] == '\0') {
+        put(w, s, n);
+        return;
+    }
+    if (hub_v2_escape(hub_slice_cstr(s), &w->src->d, w->out) != HUB_OK) w->fail = true;
 }
 
 /* A value copied from the message: as is when it was parsed; from unparsed
@@ -98,10 +133,24 @@ static bool version_ge_25(hub_slice v) {
     return major > 2 || (major == 2 && minor >= 5);
 }
 
+/* Decimal digits of v into b[24]; returns the length. */
+static size_t fmt_int(char *b, long v) {
+    char t[24];
+    size_t n = 0;
+    unsigned long u = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+    do {
+        t[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) t[n++] = '-';
+    for (size_t i = 0; i < n; i++) b[i] = t[n - 1 - i];
+    b[n] = '\0';
+    return n;
+}
+
 static void put_num(w_t *w, unsigned v) {
-    char b[16];
-    snprintf(b, sizeof b, "%u", v);
-    puts_(w, b);
+    char b[24];
+    put(w, b, fmt_int(b, (long)v));
 }
 
 static void put_loc(w_t *w, const hub_v2_loc *l, char sep) {
@@ -123,7 +172,15 @@ static hub_status emit(const ack_src *src, const hub_v2_ack_req *req_in,
     static const hub_v2_ack_req dflt = {HUB_V2_ACK_REJECT, NULL, 0, NULL, NULL,
                                         NULL, NULL, NULL, false};
     const hub_v2_ack_req *req = req_in ? req_in : &dflt;
-    w_t w = {out, src, false};
+    w_t w;
+    w.out = out;
+    w.src = src;
+    w.fail = false;
+    special_init(&w);
+    /* Room for the usual ACK at once (it grows as needed). */
+    size_t nreq = req->findings ? req->nfindings : 0;
+    if (nreq > HUB_MAX_ACK_ERRORS) nreq = HUB_MAX_ACK_ERRORS;
+    (void)hub_buf_reserve(out, 512 + nreq * 160); /* a failure shows below */
     const hub_v2_delims *d = &src->d;
     char fs = d->field, cs = d->comp;
     hub_v2_ack_status st = force_reject ? HUB_V2_ACK_REJECT : req->status;
@@ -150,11 +207,16 @@ static hub_status emit(const ack_src *src, const hub_v2_ack_req *req_in,
     if (req->timestamp) {
         put_text(&w, req->timestamp);
     } else {
-        char ts[32];
+        /* Formatted once per second and thread. */
+        static _Thread_local time_t ts_sec = (time_t)-1;
+        static _Thread_local char ts[32];
         time_t t = (time_t)(hub_now_ms() / 1000);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(ts, sizeof ts, "%Y%m%d%H%M%S+0000", &tm);
+        if (t != ts_sec) {
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(ts, sizeof ts, "%Y%m%d%H%M%S+0000", &tm);
+            ts_sec = t;
+        }
         puts_(&w, ts);
     }
     putc_(&w, fs);
@@ -215,8 +277,9 @@ static hub_status emit(const ack_src *src, const hub_v2_ack_req *req_in,
     size_t nerr = req->nfindings < HUB_MAX_ACK_ERRORS ? req->nfindings : HUB_MAX_ACK_ERRORS;
     for (size_t i = 0; req->findings && i < nerr; i++) {
         const hub_v2_finding *f = &req->findings[i];
-        char code[8];
-        snprintf(code, sizeof code, "%d", f->code);
+        char code[24];
+        if (f->code >= -999999 && f->code <= 9999999) fmt_int(code, f->code);
+        else snprintf(code, 8, "%d", f->code); /* as before: cut to 7 */
         const char *ctext = hub_v2_errcode_text(f->code);
         puts_(&w, "ERR");
         putc_(&w, fs);

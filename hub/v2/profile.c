@@ -105,8 +105,150 @@ const hub__pstruct *hub__profile_struct(const hub_v2_profile *p,
 const hub__pdt *hub__profile_dt(const hub_v2_profile *p, const char *name) {
     FIND_BY_NAME(p->dts, p->ndts, name, name);
 }
+static uint32_t seg_key(const char *id) {
+    return (uint32_t)(unsigned char)id[0] << 16 | (uint32_t)(unsigned char)id[1] << 8 |
+           (uint32_t)(unsigned char)id[2];
+}
+static uint32_t seg_hash(uint32_t key) { return (key * 2654435761u) >> 7; }
+
 const hub__pseg *hub__profile_seg(const hub_v2_profile *p, const char *id) {
-    FIND_BY_NAME(p->segs, p->nsegs, id, id);
+    if (id[0] == '\0' || id[1] == '\0' || id[2] == '\0' || id[3] != '\0') return NULL;
+    if (p->seg_slots == NULL) FIND_BY_NAME(p->segs, p->nsegs, id, id);
+    uint32_t key = seg_key(id);
+    for (uint32_t h = seg_hash(key) & p->seg_mask;; h = (h + 1) & p->seg_mask) {
+        uint16_t k = p->seg_slots[h];
+        if (k == 0) return NULL;
+        if (seg_key(p->segs[k - 1].id) == key) return &p->segs[k - 1];
+    }
+}
+
+/* FNV-1a over a table id and a code. */
+static uint32_t code_hash(hub_slice code) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < code.n; i++) h = (h ^ (unsigned char)code.p[i]) * 16777619u;
+    return h;
+}
+
+bool hub__table_has(const hub__ptable *t, hub_slice code) {
+    if (t->slots == NULL) return hub__codes_has(t->codes, t->n, code);
+    if (code.p == NULL) code.n = 0;
+    for (uint32_t h = code_hash(code) & t->mask;; h = (h + 1) & t->mask) {
+        uint32_t k = t->slots[h];
+        if (k == 0) return false;
+        if (t->lens[k - 1] == code.n && (code.n == 0 || memcmp(t->codes[k - 1], code.p, code.n) == 0))
+            return true;
+    }
+}
+
+/* Builds the hash set of a sorted table; false when out of memory. */
+static bool table_index(hub_arena *a, hub__ptable *t) {
+    uint32_t size = 8;
+    while (size < 2 * t->n + 2) size *= 2;
+    t->lens = hub_arena_alloc(a, (t->n ? t->n : 1) * sizeof *t->lens);
+    t->slots = hub_arena_calloc(a, size * sizeof *t->slots);
+    if (t->lens == NULL || t->slots == NULL) {
+        t->slots = NULL;
+        return false;
+    }
+    t->mask = size - 1;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t len = strlen(t->codes[i]);
+        if (len > UINT16_MAX) { /* cannot be indexed: binary search */
+            t->slots = NULL;
+            return true;
+        }
+        t->lens[i] = (uint16_t)len;
+        uint32_t h = code_hash(hub_slice_of(t->codes[i], len)) & t->mask;
+        while (t->slots[h] != 0) h = (h + 1) & t->mask;
+        t->slots[h] = (uint32_t)i + 1;
+    }
+    return true;
+}
+
+int hub__value_kind(const char *dt) {
+    if (strcmp(dt, "DTM") == 0 || strcmp(dt, "TS") == 0) return HUB__VK_DTM;
+    if (strcmp(dt, "DT") == 0) return HUB__VK_DT;
+    if (strcmp(dt, "TM") == 0) return HUB__VK_TM;
+    if (strcmp(dt, "NM") == 0) return HUB__VK_NM;
+    if (strcmp(dt, "SI") == 0) return HUB__VK_SI;
+    return HUB__VK_NONE;
+}
+
+static const hub__ptable *table_find(const hub__ptables *t, unsigned table) {
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->items[mid].id == table) return &t->items[mid];
+        if (t->items[mid].id > table) hi = mid;
+        else lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* Resolves what the validator needs of each item (after the arrays are
+ * sorted: it keeps pointers into them). */
+static bool resolve_items(hub_v2_profile *p, const hub_v2_item_def *items, size_t n,
+                          hub__pres **out) {
+    hub__pres *r = hub_arena_calloc(&p->arena, (n ? n : 1) * sizeof *r);
+    if (r == NULL) return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *dt = items[i].datatype;
+        const hub__pdt *pdt = hub__profile_dt(p, dt);
+        r[i].pdt = pdt;
+        r[i].composite = pdt && pdt->n > 0 && strcmp(dt, "TS") != 0;
+        r[i].coded = strcmp(dt, "CE") == 0 || strcmp(dt, "CWE") == 0 || strcmp(dt, "CNE") == 0;
+        /* The leading primitive, as the validator descends to it. */
+        const char *leaf = dt;
+        const hub__pdt *d = pdt;
+        for (int guard = 0; d && d->n > 0 && strcmp(leaf, "TS") != 0 && guard < 4; guard++) {
+            leaf = d->items[0].datatype;
+            d = hub__profile_dt(p, leaf);
+        }
+        r[i].leaf = leaf;
+        r[i].leaf_check = (uint8_t)hub__value_kind(leaf);
+        r[i].leaf_kind = strcmp(leaf, "ID") == 0   ? HUB__LK_ID
+                         : strcmp(leaf, "IS") == 0 ? HUB__LK_IS
+                                                   : HUB__LK_OTHER;
+        const hub__ptable *t = items[i].table ? table_find(p->tables, items[i].table) : NULL;
+        r[i].table = t && t->n > 0 ? t : NULL;
+        r[i].leaf_plain = r[i].leaf_check == HUB__VK_NONE &&
+                          (items[i].table == 0 || r[i].leaf_kind == HUB__LK_OTHER);
+    }
+    *out = r;
+    return true;
+}
+
+static bool resolve_profile(hub_v2_profile *p) {
+    for (size_t i = 0; i < p->nsegs; i++) {
+        hub__pseg *sg = &p->segs[i];
+        if (!resolve_items(p, sg->items, sg->n, &sg->res)) return false;
+        sg->req = hub_arena_alloc(&p->arena, (sg->n ? sg->n : 1) * sizeof *sg->req);
+        if (sg->req == NULL) return false;
+        sg->nreq = 0;
+        for (size_t f = 0; f < sg->n && f < UINT16_MAX; f++)
+            if (sg->items[f].usage == 'R') sg->req[sg->nreq++] = (uint16_t)(f + 1);
+    }
+    for (size_t i = 0; i < p->ndts; i++) {
+        hub__pdt *d = &p->dts[i];
+        if (!resolve_items(p, d->items, d->n, &d->res)) return false;
+        d->req = hub_arena_alloc(&p->arena, (d->n ? d->n : 1) * sizeof *d->req);
+        if (d->req == NULL) return false;
+        d->nreq = 0;
+        for (size_t k = 0; k < d->n && k < UINT16_MAX; k++)
+            if (d->items[k].usage == 'R') d->req[d->nreq++] = (uint16_t)(k + 1);
+    }
+    uint32_t size = 16;
+    while (size < 4 * p->nsegs) size *= 2;
+    if (p->nsegs >= UINT16_MAX) return true; /* binary search */
+    p->seg_slots = hub_arena_calloc(&p->arena, size * sizeof *p->seg_slots);
+    if (p->seg_slots == NULL) return false;
+    p->seg_mask = size - 1;
+    for (size_t i = 0; i < p->nsegs; i++) {
+        uint32_t h = seg_hash(seg_key(p->segs[i].id)) & p->seg_mask;
+        while (p->seg_slots[h] != 0) h = (h + 1) & p->seg_mask;
+        p->seg_slots[h] = (uint16_t)(i + 1);
+    }
+    return true;
 }
 static const hub__pevent *find_event(const hub_v2_profile *p, const char *key) {
     FIND_BY_NAME(p->events, p->nevents, key, key);
@@ -150,6 +292,71 @@ static bool is_seg_id(const char *s) {
 static hub_status parse_elem(hub_arena *a, json_t *e, const char *where,
                              int depth, hub__pnode *n, hub_err *err);
 
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted, without duplicates, into the arena; NULL when out of memory. */
+static uint32_t *key_set(hub_arena *a, uint32_t *tmp, uint32_t n, uint32_t *out_n) {
+    qsort(tmp, n, sizeof *tmp, cmp_u32);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (k == 0 || tmp[k - 1] != tmp[i]) tmp[k++] = tmp[i];
+    uint32_t *set = hub_arena_alloc(a, (k ? k : 1) * sizeof *set);
+    if (set == NULL) return NULL;
+    if (k) memcpy(set, tmp, k * sizeof *set);
+    *out_n = k;
+    return set;
+}
+
+/* The segment ids of a non-group node (itself or its alternatives). */
+static uint32_t leaf_keys(const hub__pnode *k, uint32_t *out) {
+    if (k->kind == HUB__PN_SEG) {
+        out[0] = k->key;
+        return 1;
+    }
+    for (uint32_t j = 0; j < k->nkids; j++) out[j] = k->kids[j].key;
+    return k->nkids;
+}
+
+/* Fills a group's ids and starts from its children (already indexed). */
+static bool index_group(hub_arena *a, hub__pnode *n) {
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const hub__pnode *k = &n->kids[i];
+        total += k->kind == HUB__PN_GROUP ? k->nids : k->kind == HUB__PN_SEG ? 1 : k->nkids;
+    }
+    uint32_t *tmp = hub_malloc((total ? total : 1) * sizeof *tmp);
+    if (tmp == NULL) return false;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const hub__pnode *k = &n->kids[i];
+        if (k->kind == HUB__PN_GROUP) {
+            if (k->nids) memcpy(tmp + m, k->ids, k->nids * sizeof *tmp);
+            m += k->nids;
+        } else {
+            m += leaf_keys(k, tmp + m);
+        }
+    }
+    n->ids = key_set(a, tmp, m, &n->nids);
+    /* As the validator's can_start: children up to the first required. */
+    m = 0;
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const hub__pnode *k = &n->kids[i];
+        if (k->kind == HUB__PN_GROUP) {
+            if (k->nstarts) memcpy(tmp + m, k->starts, k->nstarts * sizeof *tmp);
+            m += k->nstarts;
+        } else {
+            m += leaf_keys(k, tmp + m);
+        }
+        if (k->min >= 1) break;
+    }
+    n->starts = key_set(a, tmp, m, &n->nstarts);
+    hub_free(tmp);
+    return n->ids != NULL && n->starts != NULL;
+}
+
 static hub_status parse_items(hub_arena *a, json_t *arr, size_t from,
                               const char *where, int depth, hub__pnode *n,
                               hub_err *err) {
@@ -162,6 +369,7 @@ static hub_status parse_items(hub_arena *a, json_t *arr, size_t from,
                                    depth + 1, &n->kids[i], err);
         if (rc != HUB_OK) return rc;
     }
+    if (!index_group(a, n)) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
     return HUB_OK;
 }
 
@@ -199,7 +407,8 @@ static hub_status parse_elem(hub_arena *a, json_t *e, const char *where,
                 if (id == NULL) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
                 if (!is_seg_id(id))
                     return hub_err_set(err, HUB_E_CONFIG, where, "bad segment id in choice");
-                n->kids[i] = (hub__pnode){HUB__PN_SEG, 1, false, id, NULL, 0};
+                n->kids[i] = (hub__pnode){HUB__PN_SEG, 1, false, id, NULL, 0,
+                                          hub__seg_key(id), 0, 0, NULL, NULL};
                 q = bar ? bar + 1 : q + l;
             }
             n->nkids = cnt;
@@ -210,6 +419,7 @@ static hub_status parse_elem(hub_arena *a, json_t *e, const char *where,
         if (!is_seg_id(n->name))
             return hub_err_set(err, HUB_E_CONFIG, where, "bad segment id '%.8s'", n->name);
         n->kind = HUB__PN_SEG;
+        n->key = hub__seg_key(n->name);
         return HUB_OK;
     }
     if (json_is_array(e) && json_array_size(e) >= 2 &&
@@ -407,6 +617,10 @@ static hub_status load_tables(hub_v2_profset *s, hub_err *err) {
         }
         t->n = k;
         qsort(t->codes, t->n, sizeof *t->codes, cmp_str);
+        if (!table_index(&s->tarena, t)) {
+            rc = hub_err_set(err, HUB_E_NOMEM, "tables.json", "out of memory");
+            goto out;
+        }
         i++;
     }
     s->tables.n = i;
@@ -519,6 +733,10 @@ static hub_status load_version(hub_v2_profset *s, const char *ver,
     qsort(p->structs, p->nstructs, sizeof *p->structs, cmp_struct);
     qsort(p->segs, p->nsegs, sizeof *p->segs, cmp_seg);
     qsort(p->dts, p->ndts, sizeof *p->dts, cmp_dt);
+    if (!resolve_profile(p)) {
+        rc = hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
+        goto fail;
+    }
     json_decref(root);
     *out = p;
     return HUB_OK;
@@ -722,7 +940,7 @@ int hub_v2_profile_table_has(const hub_v2_profile *p, unsigned table,
         if (t->items[mid].id == table) {
             const hub__ptable *tb = &t->items[mid];
             if (tb->n == 0) return -1;
-            return hub__codes_has(tb->codes, tb->n, code) ? 1 : 0;
+            return hub__table_has(tb, code) ? 1 : 0;
         }
         if (t->items[mid].id > table) hi = mid;
         else lo = mid + 1;

@@ -2,6 +2,7 @@
  * optional site profile, and reports findings with HL7 table 0357 codes.
  * Diagnoses name positions, field names, datatypes and table numbers, never
  * values (the MSH-9/-11/-12 protocol ids excepted). */
+#include "internal.h"
 #include "profile_internal.h"
 
 #include <stdarg.h>
@@ -32,43 +33,42 @@ typedef struct {
     bool utf8;
     int vnum;
     bool fallback_older; /* validated with an older version than declared */
-    vitem *items;
+    vitem *items;      /* arena array */
     size_t n, cap, max, order;
     bool truncated, nomem;
+    uint32_t *seq;     /* per segment: ERL-2 occurrence, NULL: computed */
+    bool maybe_esc;    /* a value may hold the escape character */
+    bool maybe_sub;    /* a value may hold the sub-component separator */
 } vctx;
 
 enum { LV_FIELD, LV_COMP, LV_SUB };
 
 /* ---- findings ----------------------------------------------------------------- */
 
-static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
-                 size_t offset, const char *fmt, va_list ap)
-    __attribute__((format(printf, 6, 0)));
-static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
-                 size_t offset, const char *fmt, va_list ap) {
-    char sev = c->pol.sev[r];
-    if (sev == 0 || c->nomem) return;
+/* Whether a finding of rule r is kept; makes room for it. */
+static bool admit(vctx *c, hub_v2_rule r) {
+    if (c->pol.sev[r] == 0 || c->nomem) return false;
     if (c->n >= c->max) {
         c->truncated = true;
-        return;
+        return false;
     }
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 32;
-        vitem *ni = hub_realloc(c->items, nc * sizeof *ni);
+        vitem *ni = hub_arena_grow(c->a, c->items, c->cap * sizeof *ni, nc * sizeof *ni);
         if (ni == NULL) {
             c->nomem = true;
-            return;
+            return false;
         }
         c->items = ni;
         c->cap = nc;
     }
-    char text[200];
-    vsnprintf(text, sizeof text, fmt, ap);
-    char *t = hub_arena_strndup(c->a, text, strlen(text));
-    if (t == NULL) {
-        c->nomem = true;
-        return;
-    }
+    return true;
+}
+
+/* Appends an admitted finding; `t` is a literal or arena text. */
+static void push(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                 size_t offset, const char *t) {
+    char sev = c->pol.sev[r];
     vitem *it = &c->items[c->n++];
     it->f.loc = *loc;
     it->f.code = rule_code[r].code;
@@ -77,6 +77,70 @@ static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
     it->f.text = t;
     it->f.offset = offset;
     it->key = ((uint64_t)(sortseg > 0xffffffu ? 0xffffffu : sortseg) << 40) | c->order++;
+}
+
+static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                 size_t offset, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+static void addv(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                 size_t offset, const char *fmt, va_list ap) {
+    if (!admit(c, r)) return;
+    char text[200];
+    vsnprintf(text, sizeof text, fmt, ap);
+    char *t = hub_arena_strndup(c->a, text, strlen(text));
+    if (t == NULL) {
+        c->nomem = true;
+        return;
+    }
+    push(c, r, loc, sortseg, offset, t);
+}
+
+/* The hot findings, without printf: a literal text as is... */
+static void add_lit(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                    const char *lit) {
+    if (admit(c, r)) push(c, r, loc, sortseg, SIZE_MAX, lit);
+}
+
+/* ...or up to five pieces (NULL: none) joined into the arena, at most 199
+ * bytes as the printf form. */
+static void add_cat(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
+                    const char *p0, const char *p1, const char *p2, const char *p3,
+                    const char *p4) {
+    if (!admit(c, r)) return;
+    const char *parts[5] = {p0, p1, p2, p3, p4};
+    size_t len[5], total = 0;
+    for (int i = 0; i < 5; i++) {
+        len[i] = parts[i] ? strlen(parts[i]) : 0;
+        total += len[i];
+    }
+    if (total > 199) total = 199;
+    char *t = hub_arena_alloc(c->a, total + 1);
+    if (t == NULL) {
+        c->nomem = true;
+        return;
+    }
+    size_t k = 0;
+    for (int i = 0; i < 5 && k < total; i++) {
+        size_t n = len[i] < total - k ? len[i] : total - k;
+        memcpy(t + k, parts[i], n);
+        k += n;
+    }
+    t[k] = '\0';
+    push(c, r, loc, sortseg, SIZE_MAX, t);
+}
+
+/* Decimal digits of v, at least `minw`, NUL-terminated into out[24]. */
+static const char *udec(char *out, uint64_t v, int minw) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < minw) tmp[n++] = '0';
+    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return out;
 }
 
 static void add(vctx *c, hub_v2_rule r, const hub_v2_loc *loc, size_t sortseg,
@@ -95,7 +159,7 @@ static hub_v2_loc loc_seg(const vctx *c, size_t seg) {
     hub_slice id = hub_v2_seg_id(c->m, seg);
     if (id.p && id.n == 3) memcpy(l.seg_id, id.p, 3);
     l.seg = (uint32_t)seg;
-    l.seg_seq = hub_v2_seg_seq(c->m, seg);
+    l.seg_seq = c->seq && seg < c->m->nseg ? c->seq[seg] : hub_v2_seg_seq(c->m, seg);
     return l;
 }
 
@@ -233,16 +297,22 @@ static int check_si(hub_slice v, const char **why) {
     return 0;
 }
 
-int hub_v2_check_value(const char *dt, hub_slice v, const char **why) {
+int hub__check_kind(int kind, hub_slice v, const char **why) {
     static const char *none = "";
     *why = none;
     if (v.p == NULL || v.n == 0) return 0;
-    if (strcmp(dt, "DTM") == 0 || strcmp(dt, "TS") == 0) return check_dtm(v, why);
-    if (strcmp(dt, "DT") == 0) return check_dt(v, why);
-    if (strcmp(dt, "TM") == 0) return check_tm(v, why);
-    if (strcmp(dt, "NM") == 0) return check_nm(v, why);
-    if (strcmp(dt, "SI") == 0) return check_si(v, why);
-    return 0;
+    switch (kind) {
+    case HUB__VK_DTM: return check_dtm(v, why);
+    case HUB__VK_DT: return check_dt(v, why);
+    case HUB__VK_TM: return check_tm(v, why);
+    case HUB__VK_NM: return check_nm(v, why);
+    case HUB__VK_SI: return check_si(v, why);
+    default: return 0;
+    }
+}
+
+int hub_v2_check_value(const char *dt, hub_slice v, const char **why) {
+    return hub__check_kind(hub__value_kind(dt), v, why);
 }
 
 /* ---- structure ------------------------------------------------------------------------ */
@@ -255,29 +325,41 @@ typedef struct {
     uint32_t cnt; /* occurrences of the current child */
 } frame;
 
-static bool node_is(const hub__pnode *n, hub_slice id) {
-    if (n->kind == HUB__PN_SEG) return hub_slice_eq_cstr(id, n->name);
-    if (n->kind == HUB__PN_CHOICE) {
-        for (uint32_t i = 0; i < n->nkids; i++)
-            if (hub_slice_eq_cstr(id, n->kids[i].name)) return true;
+static uint32_t slice_key(hub_slice id) {
+    return id.n == 3 ? hub__seg_key(id.p) : UINT32_MAX; /* no id has that key */
+}
+
+static bool key_in(const uint32_t *set, uint32_t n, uint32_t key) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set[mid] == key) return true;
+        if (set[mid] < key) lo = mid + 1;
+        else hi = mid;
     }
     return false;
 }
 
-static bool can_start(const hub__pnode *n, hub_slice id) {
-    if (n->kind != HUB__PN_GROUP) return node_is(n, id);
-    for (uint32_t i = 0; i < n->nkids; i++) {
-        if (can_start(&n->kids[i], id)) return true;
-        if (n->kids[i].min >= 1) return false;
+static bool node_is(const hub__pnode *n, hub_slice id) {
+    uint32_t key = slice_key(id);
+    if (n->kind == HUB__PN_SEG) return n->key == key;
+    if (n->kind == HUB__PN_CHOICE) {
+        for (uint32_t i = 0; i < n->nkids; i++)
+            if (n->kids[i].key == key) return true;
     }
     return false;
+}
+
+/* Whether segment `id` can open node n (for a group: its first segments
+ * up to the first required one); resolved when the structure was parsed. */
+static bool can_start(const hub__pnode *n, hub_slice id) {
+    if (n->kind != HUB__PN_GROUP) return node_is(n, id);
+    return key_in(n->starts, n->nstarts, slice_key(id));
 }
 
 static bool contains(const hub__pnode *n, hub_slice id) {
     if (n->kind != HUB__PN_GROUP) return node_is(n, id);
-    for (uint32_t i = 0; i < n->nkids; i++)
-        if (contains(&n->kids[i], id)) return true;
-    return false;
+    return key_in(n->ids, n->nids, slice_key(id));
 }
 
 /* The first required segment of a node (for "group missing"). */
@@ -401,7 +483,9 @@ static void check_structure(vctx *c, const hub__pnode *root) {
         frame save[MAXD];
         int sdepth = depth;
         memcpy(save, st, sizeof st);
-        pend pd = {.n = 0, .more = false};
+        pend pd; /* missing[] is written before it is read */
+        pd.n = 0;
+        pd.more = false;
         if (place(st, &depth, id, &pd)) {
             report_missing(c, &pd, i);
             continue;
@@ -460,6 +544,15 @@ static hub_slice piece(hub_slice v, char sep, size_t i, size_t *count) {
     return out;
 }
 
+/* The first `sep` in [p, end), or NULL: most values are short, and a loop
+ * beats a call to memchr on them. */
+static inline const char *find_sep(const char *p, const char *end, char sep) {
+    if (end - p >= 16) return memchr(p, sep, (size_t)(end - p));
+    for (; p < end; p++)
+        if (*p == sep) return p;
+    return NULL;
+}
+
 /* Walks the pieces of a value split at `sep`, left to right. */
 typedef struct {
     const char *p, *end;
@@ -474,7 +567,7 @@ static splitter split_init(hub_slice v, char sep) {
 /* The next piece; absent (p == NULL) after the last. */
 static hub_slice split_next(splitter *s) {
     if (s->done) return (hub_slice){NULL, 0};
-    const char *q = s->sep ? memchr(s->p, s->sep, (size_t)(s->end - s->p)) : NULL;
+    const char *q = s->sep ? find_sep(s->p, s->end, s->sep) : NULL;
     const char *e = q ? q : s->end;
     hub_slice out = {s->p, (size_t)(e - s->p)};
     if (q) s->p = q + 1;
@@ -501,9 +594,6 @@ static size_t value_len(vctx *c, hub_slice raw) {
     return n;
 }
 
-static const char *table_kind(const char *dt) {
-    return strcmp(dt, "IS") == 0 ? "user-defined table" : "HL7 table";
-}
 
 typedef struct {
     const char *seg;
@@ -512,167 +602,219 @@ typedef struct {
     bool skip_tables; /* MSH-9, -11, -12 have their own checks */
 } fctx;
 
-static void check_item(vctx *c, fctx *fc, const char *dt, uint32_t max_len,
-                       unsigned table, hub_slice raw, int level);
+static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
+                       const hub__pres *res, hub_slice raw, int level);
 
-static void check_leaf_value(vctx *c, fctx *fc, const char *dt, unsigned table,
+static const hub__srule *rule_at(const vctx *c, const fctx *fc) {
+    if (c->site == NULL) return NULL;
+    return find_rule(c, fc->seg, fc->loc.field, fc->loc.comp, fc->loc.sub);
+}
+
+/* The first piece of v split at sep (v present). */
+static hub_slice first_piece(hub_slice v, char sep) {
+    const char *q = find_sep(v.p, v.p + v.n, sep);
+    return q ? (hub_slice){v.p, (size_t)(q - v.p)} : v;
+}
+
+static void check_leaf_value(vctx *c, fctx *fc, const hub__pres *res, unsigned table,
                              hub_slice v, const hub__srule *rule) {
     const char *why;
-    int r = hub_v2_check_value(dt, v, &why);
+    int r = res->leaf_check ? hub__check_kind(res->leaf_check, v, &why) : 0;
     if (r) {
         if (r == HUB_V2R_DATE_IMPOSSIBLE)
-            add(c, HUB_V2R_DATE_IMPOSSIBLE, &fc->loc, fc->segi, "%s", why);
+            add_lit(c, HUB_V2R_DATE_IMPOSSIBLE, &fc->loc, fc->segi, why);
         else
-            add(c, (hub_v2_rule)r, &fc->loc, fc->segi, "%s (%s)", why, dt);
+            add_cat(c, (hub_v2_rule)r, &fc->loc, fc->segi, why, " (", res->leaf, ")", NULL);
         return;
     }
     if (rule && rule->codes) {
         if (!hub__codes_has(rule->codes, rule->ncodes, v))
-            add(c, HUB_V2R_TABLE_SITE, &fc->loc, fc->segi, "code not allowed by the site profile");
+            add_lit(c, HUB_V2R_TABLE_SITE, &fc->loc, fc->segi,
+                    "code not allowed by the site profile");
         return;
     }
     if (fc->skip_tables || table == 0) return;
-    bool is_id = strcmp(dt, "ID") == 0, is_is = strcmp(dt, "IS") == 0;
-    if (!is_id && !is_is) return;
+    if (res->leaf_kind == HUB__LK_OTHER) return;
+    bool is_id = res->leaf_kind == HUB__LK_ID;
     if (table == 396 && (v.n >= 2 && ((v.p[0] == '9' && v.p[1] == '9') || v.p[0] == 'L')))
         return; /* local coding systems 99zzz and L are allowed by 0396 */
     /* HL7 tables that realm guides routinely extend (coding systems,
      * universal id types, identifier types) are judged as user-defined. */
     bool open = table == 396 || table == 301 || table == 203;
-    if (hub_v2_profile_table_has(c->p, table, v) == 0)
-        add(c, is_id && !open ? HUB_V2R_TABLE_HL7 : HUB_V2R_TABLE_USER, &fc->loc, fc->segi,
-            "code not in %s %04u", open ? "HL7 table (extensible)" : table_kind(dt), table);
+    if (res->table && !hub__table_has(res->table, v)) {
+        char num[24];
+        add_cat(c, is_id && !open ? HUB_V2R_TABLE_HL7 : HUB_V2R_TABLE_USER, &fc->loc, fc->segi,
+                "code not in ",
+                open ? "HL7 table (extensible) " : is_id ? "HL7 table " : "user-defined table ",
+                udec(num, table, 4), NULL, NULL);
+    }
 }
 
-static bool coded_dt(const char *dt) {
-    return strcmp(dt, "CE") == 0 || strcmp(dt, "CWE") == 0 || strcmp(dt, "CNE") == 0;
+/* True when check_item would find nothing in a (present) value: a leaf
+ * with neither value check nor table, within its length, no site rules. */
+static inline bool nothing_to_check(const vctx *c, const hub_v2_item_def *def,
+                                    const hub__pres *res, hub_slice v, int level) {
+    return c->site == NULL && res->leaf_plain && (!res->composite || level == LV_SUB) &&
+           (def->max_len == 0 || (v.n <= def->max_len && !c->maybe_esc));
 }
 
-static void check_item(vctx *c, fctx *fc, const char *dt, uint32_t max_len,
-                       unsigned table, hub_slice raw, int level) {
+static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
+                       const hub__pres *res, hub_slice raw, int level) {
     if (raw.p == NULL || raw.n == 0 || is_null(raw)) return;
-    const hub__srule *rule =
-        find_rule(c, fc->seg, fc->loc.field, fc->loc.comp, fc->loc.sub);
-    uint32_t lim = rule && rule->max_len ? rule->max_len : max_len;
-    if (lim) {
+    const hub__srule *rule = rule_at(c, fc);
+    uint32_t lim = rule && rule->max_len ? rule->max_len : def->max_len;
+    /* Without escapes a value has at most as many characters as bytes. */
+    if (lim && (raw.n > lim || (c->maybe_esc && memchr(raw.p, c->d.esc, raw.n)))) {
         size_t len = value_len(c, raw);
-        if (len > lim)
-            add(c, HUB_V2R_TOO_LONG, &fc->loc, fc->segi, "value too long (%zu > %u)", len,
-                (unsigned)lim);
+        if (len > lim) {
+            char a[24], b[24];
+            add_cat(c, HUB_V2R_TOO_LONG, &fc->loc, fc->segi, "value too long (",
+                    udec(a, len, 1), " > ", udec(b, lim, 1), ")");
+        }
     }
     char sep = level == LV_FIELD ? c->d.comp : level == LV_COMP ? c->d.sub : 0;
-    const hub__pdt *pdt = hub__profile_dt(c->p, dt);
-    bool composite = pdt && pdt->n > 0 && strcmp(dt, "TS") != 0;
-    if (!composite || level == LV_SUB || sep == 0) {
+    /* The separator to look for: none when the message has none. */
+    char scan = level == LV_COMP && !c->maybe_sub ? 0 : sep;
+    const hub__pdt *pdt = res->pdt;
+    if (!res->composite || level == LV_SUB || sep == 0) {
         /* Primitive here (or a composite squeezed into a sub-component):
-         * check the first piece as its leading primitive. */
-        hub_slice v = sep ? piece(raw, sep, 1, NULL) : raw;
-        const char *leaf = dt;
-        const hub__pdt *d = pdt;
-        for (int guard = 0; d && d->n > 0 && strcmp(leaf, "TS") != 0 && guard < 4; guard++) {
-            leaf = d->items[0].datatype;
-            d = hub__profile_dt(c->p, leaf);
-        }
-        check_leaf_value(c, fc, leaf, table, v, rule);
+         * check the first piece as its leading primitive, if anything in
+         * it can be checked. */
+        if (rule == NULL && res->leaf_check == HUB__VK_NONE &&
+            (def->table == 0 || res->leaf_kind == HUB__LK_OTHER))
+            return;
+        hub_slice v = scan ? first_piece(raw, scan) : raw;
+        check_leaf_value(c, fc, res, def->table, v, rule);
         return;
     }
-    size_t np = 1;
-    for (const char *q = raw.p, *e = raw.p + raw.n;
-         (q = memchr(q, sep, (size_t)(e - q))) != NULL; q++)
-        np++;
-    size_t upto = np > pdt->n ? np : pdt->n;
+    unsigned table = def->table;
     /* A site list of codes on a coded field applies to its identifier. */
     if (rule && rule->codes) {
-        hub_slice v = piece(raw, sep, 1, NULL);
+        hub_slice v = first_piece(raw, sep);
         if (v.n && !is_null(v) && !hub__codes_has(rule->codes, rule->ncodes, v))
-            add(c, HUB_V2R_TABLE_SITE, &fc->loc, fc->segi, "code not allowed by the site profile");
-    } else if (table && coded_dt(dt) && !fc->skip_tables) {
+            add_lit(c, HUB_V2R_TABLE_SITE, &fc->loc, fc->segi,
+                    "code not allowed by the site profile");
+    } else if (table && res->coded && !fc->skip_tables) {
         /* CE/CWE/CNE: checked when the coding system says it is HL7's. */
         hub_slice code = piece(raw, sep, 1, NULL), sys = piece(raw, sep, 3, NULL);
-        if (code.n && sys.n >= 3 && memcmp(sys.p, "HL7", 3) == 0 &&
-            hub_v2_profile_table_has(c->p, table, code) == 0)
-            add(c, HUB_V2R_TABLE_CODED, &fc->loc, fc->segi, "code not in HL7 table %04u", table);
+        if (code.n && sys.n >= 3 && memcmp(sys.p, "HL7", 3) == 0 && res->table &&
+            !hub__table_has(res->table, code)) {
+            char num[24];
+            add_cat(c, HUB_V2R_TABLE_CODED, &fc->loc, fc->segi, "code not in HL7 table ",
+                    udec(num, table, 4), NULL, NULL, NULL);
+        }
     }
     hub_v2_loc saved = fc->loc;
-    splitter sp = split_init(raw, sep);
-    for (size_t k = 1; k <= upto && k <= HUB_MAX_COMPONENTS; k++) {
+    splitter sp = split_init(raw, scan);
+    /* Components up to the definition's, and any beyond that are present. */
+    size_t k;
+    for (k = 1; k <= HUB_MAX_COMPONENTS; k++) {
         hub_slice pv = split_next(&sp);
+        if (pv.p == NULL && k > pdt->n) break;
+        /* Without site rules, past the last component present only the
+         * required ones matter: see below. */
+        if (pv.p == NULL && c->site == NULL) break;
         if (level == LV_FIELD) fc->loc.comp = (uint16_t)k;
         else fc->loc.sub = (uint16_t)k;
         const hub_v2_item_def *cd = k <= pdt->n ? &pdt->items[k - 1] : NULL;
-        const hub__srule *cr =
-            find_rule(c, fc->seg, fc->loc.field, fc->loc.comp, fc->loc.sub);
+        const hub__srule *cr = rule_at(c, fc);
         char usage = cr && cr->usage ? cr->usage : cd ? cd->usage : 'O';
         bool empty = pv.p == NULL || pv.n == 0;
         if (empty) {
             if (usage == 'R') {
                 if (cr && cr->usage == 'R')
-                    add(c, HUB_V2R_FIELD_MISSING, &fc->loc, fc->segi,
-                        "component required by the site profile missing%s%s",
-                        cd ? ": " : "", cd ? cd->name : "");
+                    add_cat(c, HUB_V2R_FIELD_MISSING, &fc->loc, fc->segi,
+                            "component required by the site profile missing",
+                            cd ? ": " : "", cd ? cd->name : "", NULL, NULL);
                 else
-                    add(c, HUB_V2R_COMP_MISSING, &fc->loc, fc->segi,
-                        "required component missing: %s", cd ? cd->name : "?");
+                    add_cat(c, HUB_V2R_COMP_MISSING, &fc->loc, fc->segi,
+                            "required component missing: ", cd ? cd->name : "?", NULL, NULL,
+                            NULL);
             }
             continue;
         }
         if (usage == 'X') {
-            add(c, HUB_V2R_FIELD_UNSUPPORTED, &fc->loc, fc->segi,
-                "component not supported by the site profile");
+            add_lit(c, HUB_V2R_FIELD_UNSUPPORTED, &fc->loc, fc->segi,
+                    "component not supported by the site profile");
             continue;
         }
         if (cd == NULL) continue;
-        check_item(c, fc, cd->datatype, cd->max_len, cd->table, pv, level + 1);
+        const hub__pres *cres = &pdt->res[k - 1];
+        if (nothing_to_check(c, cd, cres, pv, level + 1)) continue;
+        check_item(c, fc, cd, cres, pv, level + 1);
+    }
+    if (c->site == NULL) {
+        for (size_t j = 0; j < pdt->nreq; j++) {
+            size_t rk = pdt->req[j];
+            if (rk < k || rk > HUB_MAX_COMPONENTS) continue;
+            if (level == LV_FIELD) fc->loc.comp = (uint16_t)rk;
+            else fc->loc.sub = (uint16_t)rk;
+            add_cat(c, HUB_V2R_COMP_MISSING, &fc->loc, fc->segi, "required component missing: ",
+                    pdt->items[rk - 1].name, NULL, NULL, NULL);
+        }
     }
     fc->loc = saved;
 }
 
 static void check_segment(vctx *c, size_t i) {
-    hub_slice sid = hub_v2_seg_id(c->m, i);
+    const hub__v2_seg *seg = &c->m->segs[i];
+    hub_slice sid = seg->fields[0];
     if (sid.p == NULL || sid.n != 3) return;
     char id[4] = {sid.p[0], sid.p[1], sid.p[2], 0};
     const hub__pseg *ps = hub__profile_seg(c->p, id);
     if (ps == NULL) return; /* Z-segments and segments the version lacks */
-    bool msh = strcmp(id, "MSH") == 0 || strcmp(id, "BHS") == 0 || strcmp(id, "FHS") == 0;
-    size_t nf = hub_v2_field_count(c->m, i);
+    bool msh = hub__v2_is_header(sid);
+    size_t nf = seg->nfields - 1;
     size_t upto = nf > ps->n ? nf : ps->n;
     bool extra_told = false;
     fctx fc;
     fc.seg = id;
     fc.segi = i;
-    const hub_v2_loc sloc = loc_seg(c, i); /* seg_seq costs a scan: once */
-    for (size_t f = msh ? 3 : 1; f <= upto && f <= HUB_MAX_FIELDS; f++) {
-        hub_slice raw = hub_v2_at(c->m, i, f, 0, 0, 0);
+    const hub_v2_loc sloc = loc_seg(c, i);
+    size_t first = msh ? 3 : 1;
+    if (c->site == NULL && upto > nf) {
+        /* Past the last field present only required fields matter. */
+        upto = nf;
+    }
+    for (size_t f = first; f <= upto && f <= HUB_MAX_FIELDS; f++) {
+        /* The field's bytes from the parser's index (hub_v2_at). */
+        hub_slice raw = f < seg->nfields ? seg->fields[f] : (hub_slice){NULL, 0};
         bool empty = raw.p == NULL || raw.n == 0;
-        fc.loc = sloc;
-        fc.loc.field = (uint16_t)f;
-        fc.skip_tables = msh && (f == 9 || f == 11 || f == 12);
         const hub_v2_item_def *def = f <= ps->n ? &ps->items[f - 1] : NULL;
         if (def == NULL) {
             if (!empty && !extra_told) {
-                add(c, HUB_V2R_FIELD_EXTRA, &fc.loc, i, "field beyond the segment definition");
+                fc.loc = sloc;
+                fc.loc.field = (uint16_t)f;
+                add_lit(c, HUB_V2R_FIELD_EXTRA, &fc.loc, i, "field beyond the segment definition");
                 extra_told = true;
             }
             continue;
         }
-        const hub__srule *rule = find_rule(c, id, (unsigned)f, 0, 0);
+        if (empty && def->usage != 'R' && c->site == NULL) continue; /* the common case */
+        fc.loc = sloc;
+        fc.loc.field = (uint16_t)f;
+        fc.skip_tables = msh && (f == 9 || f == 11 || f == 12);
+        const hub__srule *rule = c->site ? find_rule(c, id, (unsigned)f, 0, 0) : NULL;
         char usage = rule && rule->usage ? rule->usage : def->usage;
         if (empty) {
             if (usage == 'R') {
                 if (rule && rule->usage == 'R')
-                    add(c, HUB_V2R_FIELD_MISSING, &fc.loc, i,
-                        "field required by the site profile missing: %s", def->name);
+                    add_cat(c, HUB_V2R_FIELD_MISSING, &fc.loc, i,
+                            "field required by the site profile missing: ", def->name, NULL,
+                            NULL, NULL);
                 else
-                    add(c, HUB_V2R_FIELD_MISSING, &fc.loc, i, "required field missing: %s",
-                        def->name);
+                    add_cat(c, HUB_V2R_FIELD_MISSING, &fc.loc, i, "required field missing: ",
+                            def->name, NULL, NULL, NULL);
             }
             continue;
         }
         if (usage == 'X') {
-            add(c, HUB_V2R_FIELD_UNSUPPORTED, &fc.loc, i, "field not supported by the site profile");
+            add_lit(c, HUB_V2R_FIELD_UNSUPPORTED, &fc.loc, i,
+                    "field not supported by the site profile");
             continue;
         }
         if (is_null(raw)) continue;
+        const hub__pres *res = &ps->res[f - 1];
         splitter sp = split_init(raw, c->d.rep);
         for (size_t r = 1; r <= HUB_MAX_REPS; r++) {
             hub_slice rv = split_next(&sp);
@@ -680,10 +822,20 @@ static void check_segment(vctx *c, size_t i) {
             fc.loc.rep = (uint16_t)r;
             fc.loc.comp = fc.loc.sub = 0;
             if (r == 2 && !def->repeats && rv.n > 0) {
-                add(c, HUB_V2R_FIELD_REPEAT, &fc.loc, i, "field does not repeat: %s", def->name);
+                add_cat(c, HUB_V2R_FIELD_REPEAT, &fc.loc, i, "field does not repeat: ",
+                        def->name, NULL, NULL, NULL);
             }
-            check_item(c, &fc, def->datatype, def->max_len, def->table, rv, LV_FIELD);
+            if (!nothing_to_check(c, def, res, rv, LV_FIELD)) check_item(c, &fc, def, res, rv, LV_FIELD);
         }
+    }
+    if (c->site != NULL) return;
+    for (size_t k = 0; k < ps->nreq; k++) {
+        size_t f = ps->req[k];
+        if (f <= upto || f < first || f > HUB_MAX_FIELDS) continue;
+        fc.loc = sloc;
+        fc.loc.field = (uint16_t)f;
+        add_cat(c, HUB_V2R_FIELD_MISSING, &fc.loc, i, "required field missing: ",
+                ps->items[f - 1].name, NULL, NULL, NULL);
     }
 }
 
@@ -801,6 +953,66 @@ static const hub__pnode *check_header(vctx *c, hub_v2_findings *out) {
 
 /* ---- entry ------------------------------------------------------------------------------- */
 
+/* The bytes of a parsed message after MSH-2, which hold every value the
+ * validator reads; absent when m was changed or built in code. */
+static hub_slice body_of(const hub_v2_msg *m) {
+    hub_slice none = {NULL, 0};
+    if (m->in == NULL || m->nseg == 0 || m->segs[0].nfields < 3) return none;
+    for (size_t i = 0; i < m->nseg; i++)
+        if (m->segs[i].dirty) return none;
+    hub_slice enc = m->segs[0].fields[2];
+    const char *end = m->in + m->n;
+    if (enc.p == NULL || enc.p < m->in || enc.p + enc.n > end) return none;
+    return (hub_slice){enc.p + enc.n, (size_t)(end - (enc.p + enc.n))};
+}
+
+/* Whether byte `ch` may occur in a value of m. */
+static bool body_has(hub_slice body, char ch) {
+    return body.p == NULL || memchr(body.p, ch, body.n) != NULL;
+}
+
+/* Whether a value of m may hold a byte >= 0x80. */
+static bool body_high(hub_slice body) {
+    if (body.p == NULL) return true;
+    size_t i = 0;
+    uint64_t acc = 0;
+    for (; i + 8 <= body.n; i += 8) {
+        uint64_t w;
+        memcpy(&w, body.p + i, 8);
+        acc |= w;
+    }
+    for (; i < body.n; i++) acc |= (unsigned char)body.p[i];
+    return (acc & 0x8080808080808080ull) != 0;
+}
+
+/* ERL-2 of every segment in one pass (hub_v2_seg_seq scans from the start
+ * for each): a small open-addressing map of segment ids to counts. Leaves
+ * c->seq NULL when out of memory or for odd ids (then computed per call). */
+static void seg_seqs(vctx *c) {
+    size_t n = c->m->nseg;
+    if (n == 0) return;
+    uint32_t size = 64;
+    while (size < 2 * n) size *= 2;
+    uint32_t *seq = hub_arena_alloc(c->a, n * sizeof *seq);
+    uint32_t *keys = hub_arena_calloc(c->a, size * sizeof *keys);
+    uint32_t *cnt = hub_arena_alloc(c->a, size * sizeof *cnt);
+    if (seq == NULL || keys == NULL || cnt == NULL) return;
+    for (size_t i = 0; i < n; i++) {
+        hub_slice id = c->m->segs[i].fields[0];
+        if (id.p == NULL || id.n != 3) return; /* not from the parser: no map */
+        uint32_t key = 1u << 24 | (uint32_t)(unsigned char)id.p[0] << 16 |
+                       (uint32_t)(unsigned char)id.p[1] << 8 | (uint32_t)(unsigned char)id.p[2];
+        uint32_t h = ((key * 2654435761u) >> 8) & (size - 1);
+        while (keys[h] != 0 && keys[h] != key) h = (h + 1) & (size - 1);
+        if (keys[h] == 0) {
+            keys[h] = key;
+            cnt[h] = 0;
+        }
+        seq[i] = ++cnt[h];
+    }
+    c->seq = seq;
+}
+
 static int cmp_vitem(const void *a, const void *b) {
     const vitem *x = a, *y = b;
     return (x->key > y->key) - (x->key < y->key);
@@ -821,6 +1033,10 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     if (c.site && !(opts && opts->policy)) hub_v2_site_policy(c.site, &c.pol);
     c.d = hub_v2_msg_delims(m);
     c.utf8 = hub_v2_msg_charset(m) != HUB_V2_CS_LATIN1;
+    seg_seqs(&c);
+    hub_slice body = body_of(m);
+    c.maybe_esc = c.d.esc != 0 && body_has(body, c.d.esc);
+    c.maybe_sub = c.d.sub != 0 && body_has(body, c.d.sub);
 
     const hub_v2_msh *h = hub_v2_msg_msh(m);
     hub_v2_loc l = loc_seg(&c, 0);
@@ -872,7 +1088,8 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
         size_t nw = 0;
         const hub_v2_finding *w = hub_v2_msg_warnings(m, &nw);
         hub_v2_finding *cs = NULL;
-        size_t ncs = hub_v2_charset_check(a, m, &cs, 100);
+        /* Only escapes and bytes over 0x7F can contradict the charset. */
+        size_t ncs = c.maybe_esc || body_high(body) ? hub_v2_charset_check(a, m, &cs, 100) : 0;
         for (size_t pass = 0; pass < 2; pass++) {
             const hub_v2_finding *arr = pass ? cs : w;
             size_t cnt = pass ? ncs : nw;
@@ -889,16 +1106,12 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
         }
     }
 
-    if (c.nomem) {
-        hub_free(c.items);
-        return hub_err_set(err, HUB_E_NOMEM, "validate", "out of memory");
-    }
-    if (c.n > 1) qsort(c.items, c.n, sizeof *c.items, cmp_vitem);
+    if (c.nomem) return hub_err_set(err, HUB_E_NOMEM, "validate", "out of memory");
+    bool sorted = true;
+    for (size_t i = 1; i < c.n && sorted; i++) sorted = c.items[i - 1].key < c.items[i].key;
+    if (!sorted) qsort(c.items, c.n, sizeof *c.items, cmp_vitem);
     out->items = hub_arena_alloc(a, (c.n ? c.n : 1) * sizeof *out->items);
-    if (out->items == NULL) {
-        hub_free(c.items);
-        return hub_err_set(err, HUB_E_NOMEM, "validate", "out of memory");
-    }
+    if (out->items == NULL) return hub_err_set(err, HUB_E_NOMEM, "validate", "out of memory");
     for (size_t i = 0; i < c.n; i++) {
         out->items[i] = c.items[i].f;
         switch (c.items[i].f.severity) {
@@ -909,6 +1122,5 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     }
     out->n = c.n;
     out->truncated = c.truncated;
-    hub_free(c.items);
     return HUB_OK;
 }

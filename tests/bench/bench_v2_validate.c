@@ -1,0 +1,163 @@
+/* The v2 validation benchmark: over a corpus of one message per line
+ * (segments joined by CR), for each message reset the arena, parse it,
+ * validate it with the default policy against the base profiles, and build
+ * the ACK with one ERR per finding. Single thread, median of N passes.
+ *
+ *   bench_v2_validate CORPUS [--messages N] [--runs N]
+ *
+ * Corpus: python3 /work/shared/bench/gen_v2_corpus.py --count 100000
+ * --seed 42 --out FILE. Defaults: the first 20000 messages, 5 passes
+ * (after one warm-up pass that also loads the profiles). Time is the
+ * process's CPU time (CLOCK_PROCESS_CPUTIME_ID, robust on a shared
+ * machine); wall time is printed too. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hub/v2.h"
+
+typedef struct {
+    const char *p;
+    size_t n;
+} line;
+
+static double now_s(clockid_t clk) {
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_v2_validate CORPUS [--messages N] [--runs N]\n");
+        return 2;
+    }
+    int runs = 5;
+    size_t want = 20000;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+            runs = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--messages") == 0 && i + 1 < argc) {
+            want = (size_t)strtoul(argv[++i], NULL, 10);
+        } else {
+            fprintf(stderr, "bench_v2_validate: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (runs < 1 || runs > 99) runs = 5;
+    FILE *f = fopen(argv[1], "rb");
+    if (!f) {
+        perror(argv[1]);
+        return 1;
+    }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)size + 1);
+    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        fprintf(stderr, "bench_v2_validate: cannot read %s\n", argv[1]);
+        return 1;
+    }
+    fclose(f);
+    size_t cap = 1024, nl = 0, bytes = 0;
+    line *lines = malloc(cap * sizeof *lines);
+    for (char *p = buf, *end = buf + size; p < end && (want == 0 || nl < want);) {
+        char *q = memchr(p, '\n', (size_t)(end - p));
+        if (!q) q = end;
+        if (q > p) {
+            if (nl == cap) lines = realloc(lines, (cap *= 2) * sizeof *lines);
+            lines[nl++] = (line){p, (size_t)(q - p)};
+            bytes += (size_t)(q - p);
+        }
+        p = q + 1;
+    }
+    if (nl == 0) {
+        fprintf(stderr, "bench_v2_validate: no messages in %s\n", argv[1]);
+        return 1;
+    }
+
+    hub_err err;
+    hub_v2_profset *ps = NULL;
+    if (hub_v2_profset_open(HUB_SOURCE_DIR "/conformance/v2", &ps, &err) != HUB_OK) {
+        fprintf(stderr, "bench_v2_validate: profiles: %s: %s\n", err.where, err.msg);
+        return 1;
+    }
+    hub_v2_policy pol;
+    hub_v2_policy_default(&pol);
+    hub_v2_validate_opts vo = {.site = NULL, .policy = &pol, .max = 0};
+    hub_arena a;
+    hub_arena_init(&a, 1 << 16);
+    hub_buf ack;
+    hub_buf_init(&ack);
+
+    double *cpu = malloc((size_t)runs * sizeof *cpu);
+    double *wall = malloc((size_t)runs * sizeof *wall);
+    size_t findings = 0, failed = 0, ackbytes = 0;
+    for (int r = -1; r < runs; r++) { /* r == -1: warm-up */
+        size_t nf = 0, nfail = 0, nack = 0;
+        double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+        for (size_t i = 0; i < nl; i++) {
+            hub_arena_reset(&a);
+            hub_v2_msg *m = NULL;
+            if (hub_v2_parse(&a, lines[i].p, lines[i].n, NULL, &m, &err) != HUB_OK) {
+                nfail++;
+                continue;
+            }
+            hub_v2_findings out;
+            if (hub_v2_validate(&a, ps, m, &vo, &out, &err) != HUB_OK) {
+                nfail++;
+                continue;
+            }
+            nf += out.n;
+            hub_v2_ack_req req;
+            memset(&req, 0, sizeof req);
+            req.status = out.nerrors ? HUB_V2_ACK_ERROR : HUB_V2_ACK_ACCEPT;
+            req.findings = out.items;
+            req.nfindings = out.n;
+            ack.n = 0;
+            if (hub_v2_ack_build(m, &req, &ack, &err) != HUB_OK) {
+                nfail++;
+                continue;
+            }
+            nack += ack.n;
+        }
+        double c1 = now_s(CLOCK_PROCESS_CPUTIME_ID), w1 = now_s(CLOCK_MONOTONIC);
+        if (r >= 0) {
+            cpu[r] = c1 - c0;
+            wall[r] = w1 - w0;
+        }
+        findings = nf;
+        failed = nfail;
+        ackbytes = nack;
+    }
+    double c = median(cpu, runs), w = median(wall, runs);
+    double n = (double)nl;
+    printf("bench_v2_validate: %zu messages, %.1f MB, %d passes (median), "
+           "parse+validate+ack, single thread\n",
+           nl, (double)bytes / 1e6, runs);
+    printf("  cpu : %10.0f msg/s  %8.1f MB/s  %7.2f us/msg\n", n / c,
+           (double)bytes / 1e6 / c, c / n * 1e6);
+    printf("  wall: %10.0f msg/s  %8.1f MB/s  %7.2f us/msg\n", n / w,
+           (double)bytes / 1e6 / w, w / n * 1e6);
+    printf("  findings/msg %.2f  ack bytes/msg %.0f  failed %zu\n", (double)findings / n,
+           (double)ackbytes / n, failed);
+    hub_buf_release(&ack);
+    hub_arena_release(&a);
+    hub_v2_profset_close(ps);
+    free(cpu);
+    free(wall);
+    free(lines);
+    free(buf);
+    return 0;
+}
