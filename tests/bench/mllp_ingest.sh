@@ -29,8 +29,12 @@ if [ ! -f "$corpus" ]; then
 fi
 
 tmp=$(mktemp -d /tmp/hub-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+# Servers are started inside $(...) subshells, so their pids go to a file.
+pidfile=$tmp/pids
+cleanup() {
+  [ -f "$pidfile" ] && while read -r p; do kill "$p" 2>/dev/null || true; done <"$pidfile"
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 start_hub() { # $1 = durable true|false; prints the MLLP port
@@ -38,7 +42,8 @@ start_hub() { # $1 = durable true|false; prints the MLLP port
   "$hub" serve --data "$d" --mllp-port 0 --http-port 0 --mllp-host 127.0.0.1 \
     --http-host 127.0.0.1 --log-level error --set "store.durable=$1" \
     >"$tmp/hub.log" 2>&1 &
-  hub_pid=$!
+  echo $! >"$tmp/server.pid"
+  echo $! >>"$pidfile"
   for _ in $(seq 500); do [ -f "$d/serve.json" ] && break; sleep 0.01; done
   python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['mllp_port'])" "$d/serve.json"
 }
@@ -73,8 +78,11 @@ measure() { # name conns count starter...
 }
 
 stop_server() {
-  if [ -n "${hub_pid:-}" ]; then kill -TERM "$hub_pid" 2>/dev/null; wait "$hub_pid" 2>/dev/null || true; hub_pid=; fi
-  if [ -n "${node_pid:-}" ]; then kill "$node_pid" 2>/dev/null; wait "$node_pid" 2>/dev/null || true; node_pid=; fi
+  [ -f "$tmp/server.pid" ] || return 0
+  local p; p=$(cat "$tmp/server.pid")
+  kill -TERM "$p" 2>/dev/null || true
+  for _ in $(seq 500); do kill -0 "$p" 2>/dev/null || break; sleep 0.01; done
+  rm -f "$tmp/server.pid"
 }
 hub_durable() { start_hub true; }
 hub_fast() { start_hub false; }
@@ -89,7 +97,8 @@ fi
 start_node() { # $1 = medplum|simple
   local port=$((20000 + RANDOM % 20000))
   node "$node_dir/server.js" "$1" "$port" >"$tmp/node.log" 2>&1 &
-  node_pid=$!
+  echo $! >"$tmp/server.pid"
+  echo $! >>"$pidfile"
   for _ in $(seq 300); do grep -q listening "$tmp/node.log" 2>/dev/null && break; sleep 0.02; done
   echo "$port"
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -77,6 +78,9 @@ static void spawn(hub_test_hub *h, const char *const *extra) {
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork");
     if (pid == 0) {
+        /* A failed assertion ends the test process without running
+         * hub_test_stop; the hub must not outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
             dup2(fd, 2);
