@@ -13,12 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_corpus.h"
 #include "hub/v2.h"
 
-typedef struct {
-    const char *p;
-    size_t n;
-} line;
 
 static double cpu_s(void) {
     struct timespec ts;
@@ -46,32 +43,10 @@ int main(int argc, char **argv) {
         }
     }
     if (runs < 1 || runs > 99) runs = 5;
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) {
-        perror(argv[1]);
-        return 1;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)size + 1);
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        fprintf(stderr, "bench_v2_parse: cannot read %s\n", argv[1]);
-        return 1;
-    }
-    fclose(f);
-    size_t cap = 1024, nl = 0, bytes = 0;
-    line *lines = malloc(cap * sizeof *lines);
-    for (char *p = buf, *end = buf + size; p < end;) {
-        char *q = memchr(p, '\n', (size_t)(end - p));
-        if (!q) q = end;
-        if (q > p) {
-            if (nl == cap) lines = realloc(lines, (cap *= 2) * sizeof *lines);
-            lines[nl++] = (line){p, (size_t)(q - p)};
-            bytes += (size_t)(q - p);
-        }
-        p = q + 1;
-    }
+    bench_corpus corpus;
+    if (bench_corpus_load(argv[1], 0, &corpus) != 0) return 1;
+    const hub_slice *lines = corpus.msg;
+    size_t nl = corpus.n, bytes = corpus.bytes;
 
     hub_arena a;
     hub_arena_init(&a, 1 << 16);
@@ -124,7 +99,6 @@ int main(int argc, char **argv) {
     hub_arena_release(&a);
     free(t);
     free(wall);
-    free(lines);
-    free(buf);
+    bench_corpus_release(&corpus);
     return failed ? 1 : 0;
 }

@@ -15,12 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_corpus.h"
 #include "hub/v2.h"
 
-typedef struct {
-    const char *p;
-    size_t n;
-} line;
 
 static double now_s(clockid_t clk) {
     struct timespec ts;
@@ -56,37 +53,10 @@ int main(int argc, char **argv) {
         }
     }
     if (runs < 1 || runs > 99) runs = 5;
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) {
-        perror(argv[1]);
-        return 1;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)size + 1);
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        fprintf(stderr, "bench_v2_validate: cannot read %s\n", argv[1]);
-        return 1;
-    }
-    fclose(f);
-    size_t cap = 1024, nl = 0, bytes = 0;
-    line *lines = malloc(cap * sizeof *lines);
-    for (char *p = buf, *end = buf + size; p < end && (want == 0 || nl < want);) {
-        char *q = memchr(p, '\n', (size_t)(end - p));
-        if (!q) q = end;
-        if (q > p) {
-            if (nl == cap) lines = realloc(lines, (cap *= 2) * sizeof *lines);
-            lines[nl++] = (line){p, (size_t)(q - p)};
-            bytes += (size_t)(q - p);
-        }
-        p = q + 1;
-    }
-    if (nl == 0) {
-        fprintf(stderr, "bench_v2_validate: no messages in %s\n", argv[1]);
-        return 1;
-    }
-
+    bench_corpus corpus;
+    if (bench_corpus_load(argv[1], want, &corpus) != 0) return 1;
+    const hub_slice *lines = corpus.msg;
+    size_t nl = corpus.n, bytes = corpus.bytes;
     hub_err err;
     hub_v2_profset *ps = NULL;
     if (hub_v2_profset_open(HUB_SOURCE_DIR "/conformance/v2", &ps, &err) != HUB_OK) {
@@ -157,7 +127,6 @@ int main(int argc, char **argv) {
     hub_v2_profset_close(ps);
     free(cpu);
     free(wall);
-    free(lines);
-    free(buf);
+    bench_corpus_release(&corpus);
     return 0;
 }
