@@ -415,3 +415,56 @@ Test(cli_channels, bad_channel_config_is_named) {
     hub_buf_release(&err);
     hub_test_rmtree(tmp);
 }
+
+Test(e2e_api, messages_api_bad_input_and_paging, .init = hub_test_up, .fini = hub_test_down) {
+    int fd = hub_test_dial(hub_test_mllp_port());
+    hub_buf ack;
+    hub_buf_init(&ack);
+    const char *ids[] = {"PG-1", "PG-2", "PG-3"};
+    for (int i = 0; i < 3; i++) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "MSH|^~\\&|EHR|GENHOSP|HUB|HUB|20261125101500||ADT^A01^ADT_A01|%s|P|2.5.1\r"
+                 "EVN|A01|20261125101500\rPID|1||MRN%d^^^GENHOSP^MR||DOE^JANE||19800101|F\r"
+                 "PV1|1|I\r",
+                 ids[i], i);
+        cr_assert_str_eq(send_recv(fd, msg, &ack), "AA");
+    }
+    close(fd);
+    hub_buf_release(&ack);
+    int port = hub_test_http_port();
+    hub_buf b;
+    hub_buf_init(&b);
+    cr_assert_eq(hub_test_http(port, "GET", "/api/messages?status=maybe", NULL, NULL, 0, &b, NULL), 400);
+    cr_assert(strstr(b.p, "status must be"), "%s", b.p);
+    cr_assert_eq(hub_test_http(port, "GET", "/api/messages?limit=0", NULL, NULL, 0, NULL, NULL), 400);
+    cr_assert_eq(hub_test_http(port, "GET", "/api/messages?limit=5000", NULL, NULL, 0, NULL, NULL), 400);
+    cr_assert_eq(hub_test_http(port, "GET", "/api/messages?since=yesterday", NULL, NULL, 0, NULL, NULL), 400);
+    cr_assert_eq(hub_test_http(port, "GET", "/api/messages/999999", NULL, NULL, 0, NULL, NULL), 404);
+    cr_assert_eq(hub_test_http(port, "GET", "/api/messages/abc", NULL, NULL, 0, NULL, NULL), 404);
+    /* Two per page: newest first, then the rest through next_before. */
+    json_t *p1 = messages("?limit=2");
+    json_t *arr = json_object_get(p1, "messages");
+    cr_assert_eq(json_array_size(arr), 2);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "control_id")), "PG-3");
+    const char *next = json_string_value(json_object_get(p1, "next_before"));
+    cr_assert_not_null(next);
+    char q[64];
+    snprintf(q, sizeof q, "?limit=2&before=%s", next);
+    json_t *p2 = messages(q);
+    json_t *arr2 = json_object_get(p2, "messages");
+    cr_assert_eq(json_array_size(arr2), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(arr2, 0), "control_id")), "PG-1");
+    cr_assert(json_is_null(json_object_get(p2, "next_before")));
+    /* One message in full: body and ACK for the operator. */
+    char one[64];
+    snprintf(one, sizeof one, "/api/messages/%lld",
+             (long long)json_integer_value(json_object_get(json_array_get(arr2, 0), "id")));
+    json_t *m = api(one);
+    cr_assert(strstr(json_string_value(json_object_get(m, "body")), "PG-1"));
+    cr_assert(strstr(json_string_value(json_object_get(m, "ack")), "MSA|AA|PG-1"));
+    json_decref(m);
+    json_decref(p1);
+    json_decref(p2);
+    hub_buf_release(&b);
+}
