@@ -24,6 +24,22 @@ static void print_err(const char *cmd, const char *file, const hub_err *e) {
             e->msg);
 }
 
+/* Reads FILE and parses it as a batch (a single message is a batch of one)
+ * into `a`. Returns 0, or 1 after printing why; *buf is to be freed either
+ * way (NULL when the file could not be read). */
+static int load_batch(const char *cmd, const char *path, hub_arena *a, char **buf,
+                      hub_v2_batch *b) {
+    size_t n;
+    *buf = read_file(cmd, path, &n);
+    if (*buf == NULL) return 1;
+    hub_err e;
+    if (hub_v2_batch_parse(a, *buf, n, NULL, b, &e) != HUB_OK) {
+        print_err(cmd, path, &e);
+        return 1;
+    }
+    return 0;
+}
+
 /* Prints a decoded value; line breaks inside it are kept. */
 static void print_value(hub_arena *a, const hub_v2_msg *m, hub_slice raw) {
     const char *t = hub_v2_text(a, m, raw);
@@ -55,21 +71,12 @@ int hub__cmd_get(int argc, char **argv) {
             return hub__cli_usage_error("get", "bad path '%s': %s", argv[i + 2], e.msg);
         }
     }
-    size_t n;
-    char *buf = read_file("get", argv[1], &n);
-    if (buf == NULL) {
-        hub_free(paths);
-        return 1;
-    }
     hub_arena a;
     hub_arena_init(&a, 65536);
     hub_v2_batch b;
-    hub_err e;
-    int rc = 0;
-    if (hub_v2_batch_parse(&a, buf, n, NULL, &b, &e) != HUB_OK) {
-        print_err("get", argv[1], &e);
-        rc = 1;
-    } else {
+    char *buf;
+    int rc = load_batch("get", argv[1], &a, &buf, &b);
+    if (rc == 0) {
         for (size_t k = 0; k < b.nmsgs; k++) {
             const hub_v2_msg *m = b.msgs[k];
             if (m == NULL) {
@@ -162,18 +169,13 @@ int hub__cmd_inspect(int argc, char **argv) {
         return 0;
     }
     if (argc != 2) return hub__cli_usage_error("inspect", "needs exactly one FILE");
-    size_t n;
-    char *buf = read_file("inspect", argv[1], &n);
-    if (buf == NULL) return 1;
     hub_arena a;
     hub_arena_init(&a, 65536);
     hub_v2_batch b;
+    char *buf;
     hub_err e;
-    int rc = 0;
-    if (hub_v2_batch_parse(&a, buf, n, NULL, &b, &e) != HUB_OK) {
-        print_err("inspect", argv[1], &e);
-        rc = 1;
-    } else {
+    int rc = load_batch("inspect", argv[1], &a, &buf, &b);
+    if (rc == 0) {
         for (size_t k = 0; k < b.nenv; k++) {
             printf("envelope %zu: %s%s%s\n", k + 1, b.env[k].is_file ? "FHS" : "BHS",
                    b.env[k].trailer.p ? "" : " (no trailer)",

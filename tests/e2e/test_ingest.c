@@ -146,6 +146,15 @@ Test(e2e_ingest, resend_gets_same_ack_and_is_not_stored_twice, .init = hub_test_
     hub_buf_release(&a2);
 }
 
+/* An ADT^A01 with control id `ctl` for patient MRN<n>. */
+static void adt_numbered(char *out, size_t cap, const char *ctl, int n) {
+    snprintf(out, cap,
+             "MSH|^~\\&|EHR|GENHOSP|HUB|HUB|20261125101500||ADT^A01^ADT_A01|%s|P|2.5.1\r"
+             "EVN|A01|20261125101500\rPID|1||MRN%d^^^GENHOSP^MR||DOE^JANE||19800101|F\r"
+             "PV1|1|I\r",
+             ctl, n);
+}
+
 static void write_raw(int fd, const char *p, size_t n) {
     cr_assert_eq(write(fd, p, n), (ssize_t)n);
 }
@@ -158,11 +167,7 @@ Test(e2e_ingest, split_and_pipelined_frames_keep_order, .init = hub_test_up,
     const char *ids[] = {"CTL-P1", "CTL-P2", "CTL-P3"};
     for (int i = 0; i < 3; i++) {
         char msg[512];
-        snprintf(msg, sizeof msg,
-                 "MSH|^~\\&|EHR|GENHOSP|HUB|HUB|20261125101500||ADT^A01^ADT_A01|%s|P|2.5.1\r"
-                 "EVN|A01|20261125101500\rPID|1||MRN%d^^^GENHOSP^MR||DOE^JANE||19800101|F\r"
-                 "PV1|1|I\r",
-                 ids[i], i);
+        adt_numbered(msg, sizeof msg, ids[i], i);
         hub_buf_append(&all, "garbage-before-frame\n", 21); /* skipped */
         hub_buf_append(&all, "\x0b", 1);
         hub_buf_append_cstr(&all, msg);
@@ -423,11 +428,7 @@ Test(e2e_api, messages_api_bad_input_and_paging, .init = hub_test_up, .fini = hu
     const char *ids[] = {"PG-1", "PG-2", "PG-3"};
     for (int i = 0; i < 3; i++) {
         char msg[512];
-        snprintf(msg, sizeof msg,
-                 "MSH|^~\\&|EHR|GENHOSP|HUB|HUB|20261125101500||ADT^A01^ADT_A01|%s|P|2.5.1\r"
-                 "EVN|A01|20261125101500\rPID|1||MRN%d^^^GENHOSP^MR||DOE^JANE||19800101|F\r"
-                 "PV1|1|I\r",
-                 ids[i], i);
+        adt_numbered(msg, sizeof msg, ids[i], i);
         cr_assert_str_eq(send_recv(fd, msg, &ack), "AA");
     }
     close(fd);
