@@ -1,0 +1,128 @@
+/* record: the unified patient record. One function applies a change (a
+ * single REST interaction, or a batch/transaction Bundle from REST or from
+ * the v2 mapping) in one store transaction: conditional references resolved,
+ * new versions and history written, (later) index rows, MPI links and outbox
+ * rows. Reads come from the store's reader connections.
+ *
+ * Nothing here speaks SQL: versions, history and lookups are calls of the
+ * storage interface (hub/store.h). */
+#ifndef HUB_RECORD_H
+#define HUB_RECORD_H
+
+#include <jansson.h>
+
+#include "hub/core.h"
+#include "hub/fhir.h"
+#include "hub/store.h"
+
+typedef struct hub_record hub_record;
+
+typedef struct {
+    hub_store *store;
+    const hub_fhir_defs *defs;
+    hub_fhir_validate_opts validate;
+    int max_bundle_entries; /* a larger Bundle is refused (413-ish) */
+} hub_record_cfg;
+
+hub_status hub_record_open(const hub_record_cfg *c, hub_record **out,
+                           hub_err *err);
+void hub_record_close(hub_record *r);
+
+/* ---- stored versions -------------------------------------------------------- */
+
+/* One version of one resource as stored: the compact JSON, with id,
+ * meta.versionId and meta.lastUpdated already in it, so a read sends these
+ * bytes as they are. */
+typedef struct {
+    char type[64];
+    char id[72];
+    int64_t version;
+    int64_t last_updated_ms;
+    bool deleted; /* a delete marker: no JSON */
+    char *json;   /* heap (hub_free), NUL-terminated; NULL when deleted */
+    size_t json_len;
+} hub_resource;
+
+void hub_resource_release(hub_resource *r);
+
+/* Current version (version 0) or a given one. HUB_E_NOTFOUND when the type
+ * has no such id or version; HUB_OK with deleted=true for a deleted
+ * resource (the REST layer answers 410). Any thread. */
+hub_status hub_record_read(hub_record *r, const char *type, const char *id,
+                           int64_t version, hub_resource *out, hub_err *err);
+
+/* History: instance (type and id), type (id NULL), system (type NULL).
+ * Newest first; `since_ms` 0 for no bound; `before` is a paging cursor
+ * (0 to start; the callback's versions carry what the next page needs
+ * in hub_history_page.next). */
+typedef struct {
+    const char *type;
+    const char *id;
+    int64_t since_ms;
+    int count;         /* 1..1000 */
+    int64_t cursor;    /* 0 = first page; else a value from a previous page */
+} hub_history_query;
+
+typedef hub_status (*hub_resource_fn)(void *ud, const hub_resource *res);
+/* Calls `fn` for each version; sets *next_cursor (0 when no more) and
+ * *total (the number of versions matching, for Bundle.total). */
+hub_status hub_record_history(hub_record *r, const hub_history_query *q,
+                              hub_resource_fn fn, void *ud,
+                              int64_t *next_cursor, int64_t *total,
+                              hub_err *err);
+
+/* ---- changes ------------------------------------------------------------------ */
+
+typedef enum {
+    HUB_OP_READ,   /* GET in a Bundle */
+    HUB_OP_CREATE, /* POST Type (If-None-Exist: conditional create) */
+    HUB_OP_UPDATE, /* PUT Type/id, or PUT Type?criteria (conditional) */
+    HUB_OP_PATCH,  /* PATCH Type/id or Type?criteria, JSON Patch */
+    HUB_OP_DELETE, /* DELETE Type/id, or Type?criteria (conditional) */
+} hub_op_kind;
+
+/* One interaction. The caller fills the request part; apply fills the
+ * result part. Strings are borrowed for the call. */
+typedef struct {
+    /* request */
+    hub_op_kind kind;
+    const char *type;
+    const char *id;            /* NULL for create and conditional forms */
+    int64_t version;           /* READ of a given version (vread), else 0 */
+    const char *criteria;      /* conditional: query string, or NULL */
+    const char *if_match;      /* ETag, W/"3" or "3", or NULL */
+    const char *if_none_exist; /* conditional create's query, or NULL */
+    json_t *resource;          /* CREATE/UPDATE body (borrowed; apply may
+                                  set id and meta on it) */
+    const json_t *patch;       /* PATCH body */
+    const char *full_url;      /* Bundle entry fullUrl (urn:uuid:...) */
+
+    /* result */
+    int status;         /* HTTP status: 200 201 204 400 404 409 410 412 422 */
+    hub_resource res;   /* the version written or read (release it) */
+    bool created;       /* update-as-create, or create */
+    hub_oo *outcome;    /* issues (owned by the op after apply; may be NULL) */
+} hub_record_op;
+
+/* Applies `ops` in one store transaction and waits for the commit.
+ * atomic: a transaction (all or nothing; entries processed in the order
+ * the specification prescribes: DELETE, POST, PUT/PATCH, GET; urn:uuid and
+ * conditional references resolved between entries). Not atomic: a batch,
+ * each op independent (its own savepoint). Every resource written is
+ * validated first. Returns HUB_OK when the commit happened (look at each
+ * op's status), HUB_E_INVALID/HUB_E_CONFLICT/... when an atomic apply
+ * failed (the failing op's status and outcome say why; nothing written),
+ * HUB_E_STORE/HUB_E_STATE when the store failed. */
+hub_status hub_record_apply(hub_record *r, hub_record_op *ops, size_t n,
+                            bool atomic, hub_err *err);
+void hub_record_op_release(hub_record_op *op);
+
+/* A batch or transaction Bundle in, its response Bundle out (a new
+ * reference in *response). Per-entry errors are in the response; a failed
+ * transaction returns non-OK with *outcome set (the caller answers with its
+ * status: *http_status). */
+hub_status hub_record_bundle(hub_record *r, const json_t *bundle,
+                             json_t **response, hub_oo **outcome,
+                             int *http_status, hub_err *err);
+
+#endif
