@@ -3,9 +3,11 @@
 #include "internal.h"
 #include "channels.h"
 #include "demo.h"
+#include "hub/fhir.h"
 #include "hub/http.h"
 #include "hub/ingest.h"
 #include "hub/mllp.h"
+#include "hub/record.h"
 #include "hub/store.h"
 
 #include <errno.h>
@@ -61,6 +63,32 @@ static void *preload_profiles(void *arg) {
     HUB_LOG_DEBUG("serve", "profiles preloaded versions=%zu ms=%.1f", n,
                   (double)(hub_mono_ns() - t0) / 1e6);
     return NULL;
+}
+
+/* The demo shows FHIR too: one made-up Patient written through the record,
+ * and the curl that reads it back. */
+static void demo_fhir(hub_record *record, int http_port) {
+    json_t *pat = json_pack(
+        "{s:s, s:b, s:[{s:s, s:s, s:[s]}], s:s, s:s}", "resourceType", "Patient",
+        "active", 1, "name", "use", "official", "family", "Demo", "given", "Dana",
+        "gender", "female", "birthDate", "1970-01-01");
+    hub_record_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = HUB_OP_CREATE;
+    op.type = "Patient";
+    op.resource = pat;
+    hub_err err;
+    hub_err_clear(&err);
+    if (pat && hub_record_apply(record, &op, 1, true, &err) == HUB_OK && op.status < 300 &&
+        op.res.id[0])
+        HUB_LOG_INFO("demo", "fhir try='curl -s localhost:%d/fhir/Patient/%s' "
+                             "more='curl -s localhost:%d/fhir/metadata'",
+                     http_port, op.res.id, http_port);
+    else
+        HUB_LOG_WARN("demo", "fhir patient not written status=%d err='%s'", op.status,
+                     err.msg);
+    hub_record_op_release(&op);
+    json_decref(pat);
 }
 
 /* Flags, file and environment, in that order of precedence. */
@@ -164,13 +192,21 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_ingest *ingest = NULL;
     hub_mllp_server *mllp = NULL;
     hub_demo *demo = NULL;
+    hub_fhir_defs *defs = NULL;
+    hub_record *record = NULL;
+    hub_http_fhir *fhir = NULL;
     static hub_serve_channels chans;
     int exit_code = 1;
 
     char confdir[600];
-    snprintf(confdir, sizeof confdir, "%s/v2",
-             cfg.conformance_dir[0] ? cfg.conformance_dir
-                                    : HUB_SOURCE_DIR "/conformance");
+    const char *conformance = cfg.conformance_dir[0] ? cfg.conformance_dir
+                                                     : HUB_SOURCE_DIR "/conformance";
+    snprintf(confdir, sizeof confdir, "%s/fhir/r4", conformance);
+    if (hub_fhir_defs_load(confdir, &defs, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: FHIR tables: %s: %s\n", err.where, err.msg);
+        goto out;
+    }
+    snprintf(confdir, sizeof confdir, "%s/v2", conformance);
     if (hub_v2_profset_open(confdir, &profiles, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s: %s\n", err.where, err.msg);
         goto out;
@@ -186,6 +222,15 @@ int hub__cmd_serve(int argc, char **argv) {
                         .commit_batch_max = cfg.commit_batch_max};
     if (hub_store_open(&sc, &store, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg);
+        goto out;
+    }
+
+    hub_record_cfg rc_cfg = {.store = store,
+                             .defs = defs,
+                             .validate = {.lenient = cfg.fhir_lenient},
+                             .max_bundle_entries = cfg.fhir_max_bundle_entries};
+    if (hub_record_open(&rc_cfg, &record, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: record: %s\n", err.msg);
         goto out;
     }
 
@@ -214,9 +259,16 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_http_ops ops = {.store = store,
                         .started_ms = hub_now_ms(),
                         .store_path = hub_store_path(store),
-                        .mllp_port = hub_mllp_server_port(mllp, 0)};
+                        .mllp_port = hub_mllp_server_port(mllp, 0),
+                        .fhir_base = cfg.fhir_base_url[0] ? cfg.fhir_base_url : "/fhir",
+                        .fhir_version = hub_fhir_defs_version(defs)};
+    hub_http_fhir_cfg fc = {.record = record,
+                            .defs = defs,
+                            .base_url = cfg.fhir_base_url,
+                            .max_bundle_entries = cfg.fhir_max_bundle_entries};
     if (hub_http_server_new(&hc, &http, &err) != HUB_OK ||
         hub_http_add_ops_routes(http, &ops) != HUB_OK ||
+        hub_http_add_fhir_routes(http, &fc, &fhir, &err) != HUB_OK ||
         hub_http_server_start(http, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg[0] ? err.msg : "cannot start http");
         goto out;
@@ -241,9 +293,10 @@ int hub__cmd_serve(int argc, char **argv) {
                      chans.mllp[i].tls_client_ca ? "on" : "off",
                      chans.ingest[i].validate ? "on" : "off");
     HUB_LOG_INFO("serve",
-                 "ready version=%s mllp_port=%d http_port=%d store='%s' "
-                 "startup_ms=%.2f",
-                 HUB_VERSION, ops.mllp_port, ops.http_port,
+                 "ready version=%s mllp_port=%d http_port=%d fhir=%s fhir_version=%s "
+                 "resource_types=%zu store='%s' startup_ms=%.2f",
+                 HUB_VERSION, ops.mllp_port, ops.http_port, ops.fhir_base,
+                 ops.fhir_version, hub_fhir_resource_count(defs),
                  hub_store_path(store), (double)(hub_mono_ns() - t0) / 1e6);
     pthread_t preload;
     bool preloading = pthread_create(&preload, NULL, preload_profiles, profiles) == 0;
@@ -256,6 +309,7 @@ int hub__cmd_serve(int argc, char **argv) {
             HUB_LOG_INFO("demo", "started interval_ms=%d port=%d "
                                  "see='curl localhost:%d/api/messages'",
                          cfg.demo_interval_ms, ops.mllp_port, ops.http_port);
+        demo_fhir(record, ops.http_port);
     }
 
     for (;;) {
@@ -279,11 +333,14 @@ out:
     hub_demo_stop(demo);
     if (mllp) hub_mllp_server_stop(mllp, cfg.shutdown_grace_ms);
     hub_http_server_free(http);
+    hub_http_fhir_free(fhir);
+    hub_record_close(record);
     hub_store_close(store);
     hub_mllp_server_free(mllp);
     hub_ingest_free(ingest);
     hub__channels_release(&chans);
     hub_v2_profset_close(profiles);
+    hub_fhir_defs_free(defs);
     if (exit_code == 0) HUB_LOG_INFO("serve", "stopped");
     hub_cfg_release(&cfg);
     return exit_code;

@@ -29,6 +29,9 @@ static void on_healthz(void *ud, const hub_http_req *req, hub_http_resp *resp) {
                           (double)(now - ops->started_ms) / 1000.0, "store",
                           ops->store_path, "mllp_port", ops->mllp_port,
                           "http_port", ops->http_port);
+    if (j && ops->fhir_base)
+        json_object_set_new(j, "fhir", json_pack("{s:s, s:s}", "base", ops->fhir_base,
+                                                 "version", ops->fhir_version));
     send_json(resp, 200, j);
 }
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <microhttpd.h>
 
@@ -15,6 +16,7 @@ typedef struct {
     char method[16];
     char path[128];
     bool prefix;
+    bool oversize; /* also gets requests whose body went over the limit */
     hub_http_handler fn;
     void *ud;
 } route;
@@ -33,7 +35,9 @@ struct hub_http_req {
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
+    char *query; /* the raw query string after '?', or NULL */
     hub_buf body;
+    bool started; /* the first call of the access handler has happened */
     bool too_large;
     char peer[64];
 };
@@ -49,8 +53,9 @@ hub_status hub_http_server_new(const hub_http_cfg *c, hub_http_server **out,
     return HUB_OK;
 }
 
-hub_status hub_http_route(hub_http_server *s, const char *method,
-                          const char *path, hub_http_handler fn, void *ud) {
+static hub_status add_route(hub_http_server *s, const char *method,
+                            const char *path, bool oversize,
+                            hub_http_handler fn, void *ud) {
     if (s->nroutes >= MAX_ROUTES) return HUB_E_LIMIT;
     route *r = &s->routes[s->nroutes++];
     snprintf(r->method, sizeof r->method, "%s", method ? method : "");
@@ -58,9 +63,20 @@ hub_status hub_http_route(hub_http_server *s, const char *method,
     r->prefix = n > 0 && (path[n - 1] == '/' || path[n - 1] == '*');
     if (n > 0 && path[n - 1] == '*') n--;
     snprintf(r->path, sizeof r->path, "%.*s", (int)n, path);
+    r->oversize = oversize;
     r->fn = fn;
     r->ud = ud;
     return HUB_OK;
+}
+
+hub_status hub_http_route(hub_http_server *s, const char *method,
+                          const char *path, hub_http_handler fn, void *ud) {
+    return add_route(s, method, path, false, fn, ud);
+}
+
+hub_status hub_http_route_raw(hub_http_server *s, const char *method,
+                              const char *path, hub_http_handler fn, void *ud) {
+    return add_route(s, method, path, true, fn, ud);
 }
 
 const char *hub_http_req_method(const hub_http_req *r) { return r->method; }
@@ -71,10 +87,43 @@ const char *hub_http_req_query(const hub_http_req *r, const char *key) {
 const char *hub_http_req_header(const hub_http_req *r, const char *name) {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
+const char *hub_http_req_query_string(const hub_http_req *r) {
+    return r->query ? r->query : "";
+}
+bool hub_http_req_too_large(const hub_http_req *r) { return r->too_large; }
+bool hub_http_req_tls(const hub_http_req *r) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_PROTOCOL);
+    return ci != NULL && ci->protocol != 0;
+}
 hub_slice hub_http_req_body(const hub_http_req *r) {
     return (hub_slice){r->body.p ? r->body.p : "", r->body.n};
 }
-const char *hub_http_req_peer(const hub_http_req *r) { return r->peer; }
+/* The peer's address is formatted on first use only: most requests never
+ * ask for it. */
+const char *hub_http_req_peer(const hub_http_req *cr) {
+    hub_http_req *r = (hub_http_req *)cr;
+    if (r->peer[0]) return r->peer;
+    snprintf(r->peer, sizeof r->peer, "?");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        char ip[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (sa->sa_family == AF_INET) {
+            const struct sockaddr_in *in = (const void *)sa;
+            inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+            port = ntohs(in->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const void *)sa;
+            inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+            port = ntohs(in6->sin6_port);
+        }
+        snprintf(r->peer, sizeof r->peer, "%s:%d", ip, port);
+    }
+    return r->peer;
+}
 
 void hub_http_resp_header(hub_http_resp *resp, const char *name,
                           const char *value) {
@@ -147,28 +196,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     (void)version;
     hub_http_server *s = cls;
     hub_http_req *req = *con_cls;
-    if (req == NULL) {
-        req = hub_calloc(1, sizeof *req);
-        if (req == NULL) return MHD_NO;
-        hub_buf_init(&req->body);
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            char ip[INET6_ADDRSTRLEN] = "?";
-            int port = 0;
-            if (sa->sa_family == AF_INET) {
-                const struct sockaddr_in *in = (const void *)sa;
-                inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-                port = ntohs(in->sin_port);
-            } else if (sa->sa_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const void *)sa;
-                inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-                port = ntohs(in6->sin6_port);
-            }
-            snprintf(req->peer, sizeof req->peer, "%s:%d", ip, port);
-        }
-        *con_cls = req;
+    if (req == NULL) return MHD_NO; /* the URI callback could not allocate */
+    if (!req->started) {
+        req->started = true;
+        req->conn = conn;
+        /* A declared length over the limit is refused before any byte of
+         * the body is read into memory. */
+        const char *cl = MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoll(cl, NULL, 10) > s->cfg.max_body) req->too_large = true;
         return MHD_YES;
     }
     if (*upload_size) {
@@ -187,18 +223,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     hub_http_resp resp;
     memset(&resp, 0, sizeof resp);
     hub_buf_init(&resp.body);
-    if (req->too_large) {
+    bool mismatch;
+    const route *r = find_route(s, method, url, &mismatch);
+    if (req->too_large && (r == NULL || !r->oversize))
         hub_http_resp_error(&resp, 413, "request body over the limit");
-    } else {
-        bool mismatch;
-        const route *r = find_route(s, method, url, &mismatch);
-        if (r)
-            r->fn(r->ud, req, &resp);
-        else if (mismatch)
-            hub_http_resp_error(&resp, 405, "method not allowed");
-        else
-            hub_http_resp_error(&resp, 404, "not found");
-    }
+    else if (r)
+        r->fn(r->ud, req, &resp);
+    else if (mismatch)
+        hub_http_resp_error(&resp, 405, "method not allowed");
+    else
+        hub_http_resp_error(&resp, 404, "not found");
     return queue(conn, &resp);
 }
 
@@ -210,9 +244,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     hub_http_req *req = *con_cls;
     if (req) {
         hub_buf_release(&req->body);
+        hub_free(req->query);
         hub_free(req);
         *con_cls = NULL;
     }
+}
+
+/* Called once per request before anything else, with the URI as sent: the
+ * request's state starts here so that the raw query string (which
+ * conditional FHIR interactions pass on as criteria) is kept. What it
+ * returns is the request's *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+    (void)cls;
+    (void)conn;
+    hub_http_req *req = hub_calloc(1, sizeof *req);
+    if (req == NULL) return NULL;
+    hub_buf_init(&req->body);
+    const char *q = strchr(uri, '?');
+    if (q && q[1] && (req->query = hub_strdup(q + 1)) == NULL) {
+        hub_free(req);
+        return NULL;
+    }
+    return req;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -258,6 +311,7 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(s->cfg.timeout_s > 0 ? s->cfg.timeout_s : 60),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->cert,
         MHD_OPTION_HTTPS_MEM_KEY, s->key,

@@ -232,6 +232,9 @@ typedef struct {
     bool demo;
     int demo_interval_ms;
     int shutdown_grace_ms;
+    bool fhir_lenient;          /* unknown elements are warnings */
+    int fhir_max_bundle_entries;
+    char fhir_base_url[256];    /* absolute base for Location; "" = Host */
     /* The configuration file's own JSON (a jansson json_t *), kept so that
      * modules can read structured sections such as "channels"; NULL when no
      * file was given. Owned; freed by hub_cfg_release. */

@@ -43,6 +43,11 @@ hub_status hub_http_server_new(const hub_http_cfg *c, hub_http_server **out,
  * in the order added. */
 hub_status hub_http_route(hub_http_server *s, const char *method,
                           const char *path, hub_http_handler fn, void *ud);
+/* Like hub_http_route, but the handler also gets requests whose body went
+ * over http.max_body (hub_http_req_too_large is then true and the body is
+ * empty), so it can answer 413 in its own format. */
+hub_status hub_http_route_raw(hub_http_server *s, const char *method,
+                              const char *path, hub_http_handler fn, void *ud);
 hub_status hub_http_server_start(hub_http_server *s, hub_err *err);
 int hub_http_server_port(const hub_http_server *s);
 /* Stops accepting, finishes requests in flight, frees. NULL is a no-op. */
@@ -54,6 +59,12 @@ const char *hub_http_req_path(const hub_http_req *r);
 /* A query parameter's (first) value, or NULL. */
 const char *hub_http_req_query(const hub_http_req *r, const char *key);
 const char *hub_http_req_header(const hub_http_req *r, const char *name);
+/* The query string as sent (still percent-encoded), without the '?'; ""
+ * when there is none. */
+const char *hub_http_req_query_string(const hub_http_req *r);
+bool hub_http_req_too_large(const hub_http_req *r);
+/* True when the request came over HTTPS. */
+bool hub_http_req_tls(const hub_http_req *r);
 hub_slice hub_http_req_body(const hub_http_req *r);
 /* The peer address "ip:port". */
 const char *hub_http_req_peer(const hub_http_req *r);
@@ -76,10 +87,40 @@ typedef struct {
     /* Extra fields for /healthz, e.g. the bound ports; may be NULL. */
     int mllp_port;
     int http_port;
+    /* The FHIR base path ("/fhir") and version, or NULL when FHIR is off. */
+    const char *fhir_base;
+    const char *fhir_version;
 } hub_http_ops;
 
 /* Adds GET /healthz, GET /metrics, GET /api/messages, GET
  * /api/messages/<id>. `ops` is borrowed for the server's life. */
 hub_status hub_http_add_ops_routes(hub_http_server *s, hub_http_ops *ops);
+
+/* ---- the FHIR REST API ------------------------------------------------- */
+
+struct hub_record;
+struct hub_fhir_defs;
+typedef struct hub_http_fhir hub_http_fhir;
+
+typedef struct {
+    struct hub_record *record;
+    const struct hub_fhir_defs *defs;
+    /* Absolute base for Location headers and Bundle links, e.g.
+     * "https://hub.example.org/fhir"; "" derives it from the Host header. */
+    const char *base_url;
+    int max_bundle_entries; /* stated in the CapabilityStatement */
+} hub_http_fhir_cfg;
+
+/* Adds the FHIR R4 REST API under /fhir (read, vread, create, update,
+ * patch, delete, their conditional forms, history, batch/transaction,
+ * capabilities). Builds the CapabilityStatement from the tables. `*out`
+ * lives until hub_http_fhir_free, which is called after the server is
+ * freed. */
+hub_status hub_http_add_fhir_routes(hub_http_server *s,
+                                    const hub_http_fhir_cfg *c,
+                                    hub_http_fhir **out, hub_err *err);
+void hub_http_fhir_free(hub_http_fhir *f);
+/* The CapabilityStatement served at /fhir/metadata (compact JSON). */
+const char *hub_http_fhir_capabilities(const hub_http_fhir *f);
 
 #endif

@@ -1,0 +1,1201 @@
+/* The FHIR R4 REST API under /fhir: routing of the interactions to the
+ * record, content negotiation (JSON and XML), the version headers, and
+ * OperationOutcome for every error.
+ *
+ * The read path is the hot one: a read by id sends the compact JSON the
+ * record stored, as it is, from the record's own heap buffer (the response
+ * frees it); nothing is parsed or re-encoded unless the client asked for XML
+ * or _pretty. */
+#include "hub/http.h"
+#include "hub/fhir.h"
+#include "hub/record.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define BASE_PATH "/fhir"
+#define CT_JSON "application/fhir+json;charset=utf-8"
+#define CT_XML "application/fhir+xml;charset=utf-8"
+#define HISTORY_DEFAULT_COUNT 50
+#define HISTORY_MAX_COUNT 1000
+
+struct hub_http_fhir {
+    hub_record *rec;
+    const hub_fhir_defs *defs;
+    char base[256];
+    int max_bundle_entries;
+    json_t *cap;  /* the CapabilityStatement */
+    char *cap_text; /* its compact JSON */
+    size_t cap_len;
+};
+
+/* ---- what the server does: one table ------------------------------------
+ *
+ * The dispatcher maps each request to an interaction code and refuses (405)
+ * any code missing here; the CapabilityStatement lists exactly these. */
+typedef enum { LVL_TYPE, LVL_SYSTEM } level;
+static const struct {
+    const char *code;
+    level lvl;
+} INTERACTIONS[] = {
+    {"read", LVL_TYPE},           {"vread", LVL_TYPE},
+    {"update", LVL_TYPE},         {"patch", LVL_TYPE},
+    {"delete", LVL_TYPE},         {"history-instance", LVL_TYPE},
+    {"history-type", LVL_TYPE},   {"create", LVL_TYPE},
+    {"transaction", LVL_SYSTEM},  {"batch", LVL_SYSTEM},
+    {"history-system", LVL_SYSTEM},
+};
+#define N_INTERACTIONS (sizeof INTERACTIONS / sizeof INTERACTIONS[0])
+
+static bool supported(const char *code) {
+    for (size_t i = 0; i < N_INTERACTIONS; i++)
+        if (strcmp(INTERACTIONS[i].code, code) == 0) return true;
+    return false;
+}
+
+static const char *const FORMATS[] = {"json", "xml", "application/fhir+json",
+                                      "application/fhir+xml"};
+static const char *const PATCH_FORMATS[] = {"application/json-patch+json"};
+
+/* ---- a request in flight -------------------------------------------------- */
+
+typedef enum { FMT_JSON, FMT_XML } fmt;
+
+typedef struct {
+    hub_http_fhir *f;
+    const hub_http_req *req;
+    hub_http_resp *resp;
+    fmt out;      /* the response's format */
+    bool pretty;
+    char base[300]; /* absolute base URL of this request */
+} ctx;
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static bool mime_is(const char *s, size_t n, const char *lit) {
+    return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
+}
+
+/* The format a media type (parameters ignored) or _format value denotes:
+ * 0 JSON, 1 XML, -1 neither. */
+static int media_format(const char *s, size_t n) {
+    while (n && isspace((unsigned char)*s)) s++, n--;
+    const char *semi = memchr(s, ';', n);
+    if (semi) n = (size_t)(semi - s);
+    while (n && isspace((unsigned char)s[n - 1])) n--;
+    if (mime_is(s, n, "application/fhir+json") || mime_is(s, n, "application/json") ||
+        mime_is(s, n, "json") || mime_is(s, n, "text/json") ||
+        mime_is(s, n, "application/json+fhir"))
+        return FMT_JSON;
+    if (mime_is(s, n, "application/fhir+xml") || mime_is(s, n, "application/xml") ||
+        mime_is(s, n, "xml") || mime_is(s, n, "text/xml") ||
+        mime_is(s, n, "application/xml+fhir"))
+        return FMT_XML;
+    return -1;
+}
+
+static bool valid_id(const char *s, size_t n) {
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '-' && c != '.') return false;
+    }
+    return true;
+}
+
+static void http_date(int64_t ms, char out[40]) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* RFC 7231 IMF-fixdate; -1 when it is not one. */
+static int64_t parse_http_date(const char *s) {
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == NULL || *end != '\0') return -1;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static int digits(const char **p, int n) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i])) return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    return v;
+}
+
+/* A FHIR instant, dateTime or date (YYYY, YYYY-MM, YYYY-MM-DD,
+ * YYYY-MM-DDThh:mm[:ss[.fff]](Z|+hh:mm)) as ms since the epoch; -1 when
+ * malformed. */
+static int64_t parse_instant(const char *s) {
+    const char *p = s;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int y = digits(&p, 4), mo = 1, d = 1, h = 0, mi = 0, sec = 0, ms = 0;
+    if (y < 0) return -1;
+    if (*p == '-') {
+        p++;
+        if ((mo = digits(&p, 2)) < 1 || mo > 12) return -1;
+        if (*p == '-') {
+            p++;
+            if ((d = digits(&p, 2)) < 1 || d > 31) return -1;
+        }
+    }
+    int64_t off_s = 0;
+    if (*p == 'T') {
+        p++;
+        if ((h = digits(&p, 2)) < 0 || h > 23 || *p++ != ':') return -1;
+        if ((mi = digits(&p, 2)) < 0 || mi > 59) return -1;
+        if (*p == ':') {
+            p++;
+            if ((sec = digits(&p, 2)) < 0 || sec > 60) return -1;
+            if (*p == '.') {
+                p++;
+                int k = 0, scale = 100;
+                while (isdigit((unsigned char)*p)) {
+                    if (k < 3) ms += (*p - '0') * scale, scale /= 10;
+                    p++, k++;
+                }
+                if (k == 0) return -1;
+            }
+        }
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p == '-' ? -1 : 1;
+            p++;
+            int oh = digits(&p, 2);
+            if (oh < 0 || oh > 14 || *p++ != ':') return -1;
+            int om = digits(&p, 2);
+            if (om < 0 || om > 59) return -1;
+            off_s = sign * (oh * 3600 + om * 60);
+        } else {
+            return -1;
+        }
+    }
+    if (*p != '\0') return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    return ((int64_t)timegm(&tm) - off_s) * 1000 + ms;
+}
+
+/* "W/\"3\"" or "\"3\"" or "3" -> 3; -1 when it is none of these. */
+static int64_t parse_etag(const char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    if (strncmp(s, "W/", 2) == 0) s += 2;
+    bool q = *s == '"';
+    if (q) s++;
+    if (!isdigit((unsigned char)*s)) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || v < 1) return -1;
+    if (q && *end++ != '"') return -1;
+    while (isspace((unsigned char)*end)) end++;
+    return *end == '\0' ? v : -1;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static void resp_header(ctx *c, const char *name, const char *fmtstr, ...)
+    __attribute__((format(printf, 3, 4)));
+static void resp_header(ctx *c, const char *name, const char *fmtstr, ...) {
+    char v[256];
+    va_list ap;
+    va_start(ap, fmtstr);
+    vsnprintf(v, sizeof v, fmtstr, ap);
+    va_end(ap);
+    hub_http_resp_header(c->resp, name, v);
+}
+
+static void set_body(ctx *c, int status, const char *ctype, char *p, size_t n) {
+    /* `p` is taken: the response frees it with hub_free. */
+    hub_buf_release(&c->resp->body);
+    c->resp->status = status;
+    snprintf(c->resp->content_type, sizeof c->resp->content_type, "%s", ctype);
+    c->resp->body.p = p;
+    c->resp->body.n = n;
+    c->resp->body.cap = n;
+}
+
+static void send_internal(ctx *c) {
+    static const char oo[] =
+        "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":"
+        "\"error\",\"code\":\"exception\",\"diagnostics\":\"internal error\"}]}";
+    hub_http_resp_set(c->resp, 500, CT_JSON, oo, sizeof oo - 1);
+}
+
+/* Encodes `v` in the response's format. */
+static void send_json(ctx *c, int status, const json_t *v) {
+    if (c->out == FMT_XML) {
+        hub_buf b;
+        hub_buf_init(&b);
+        hub_err err;
+        if (hub_fhir_json_to_xml(c->f->defs, v, c->pretty, &b, &err) == HUB_OK) {
+            set_body(c, status, CT_XML, b.p, b.n);
+            return;
+        }
+        hub_buf_release(&b);
+        HUB_LOG_WARN("fhir", "xml encode failed err='%s'", err.msg);
+        send_internal(c);
+        return;
+    }
+    size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(17);
+    if (c->pretty) flags = JSON_INDENT(2) | JSON_REAL_PRECISION(17);
+    size_t n = json_dumpb(v, NULL, 0, flags);
+    char *p = n ? hub_malloc(n + 1) : NULL;
+    if (p == NULL || json_dumpb(v, p, n, flags) != n) {
+        hub_free(p);
+        send_internal(c);
+        return;
+    }
+    if (c->pretty) p[n++] = '\n';
+    set_body(c, status, CT_JSON, p, n);
+}
+
+static void send_oo(ctx *c, int status, const hub_oo *oo) {
+    json_t *j = hub_oo_json(oo);
+    if (j == NULL) {
+        send_internal(c);
+        return;
+    }
+    send_json(c, status, j);
+    json_decref(j);
+}
+
+static void send_issue(ctx *c, int status, const char *code, const char *expr,
+                       const char *fmtstr, ...)
+    __attribute__((format(printf, 5, 6)));
+static void send_issue(ctx *c, int status, const char *code, const char *expr,
+                       const char *fmtstr, ...) {
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmtstr);
+    vsnprintf(msg, sizeof msg, fmtstr, ap);
+    va_end(ap);
+    hub_oo *oo = hub_oo_new();
+    if (oo == NULL) {
+        send_internal(c);
+        return;
+    }
+    hub_oo_add(oo, HUB_OO_ERROR, code, expr, "%s", msg);
+    send_oo(c, status, oo);
+    hub_oo_free(oo);
+}
+
+static void send_405(ctx *c, const char *allow, const char *what) {
+    send_issue(c, 405, "not-supported", NULL, "%s is not supported", what);
+    if (allow) hub_http_resp_header(c->resp, "Allow", allow);
+}
+
+/* A stored version: its bytes as they are for compact JSON, else parsed
+ * and encoded in the asked format. Takes res->json. */
+static void send_stored(ctx *c, int status, hub_resource *res) {
+    if (c->out == FMT_JSON && !c->pretty) {
+        set_body(c, status, CT_JSON, res->json, res->json_len);
+        res->json = NULL;
+        return;
+    }
+    hub_oo *oo = hub_oo_new();
+    json_t *j = NULL;
+    if (oo == NULL || hub_fhir_parse_json(res->json, res->json_len, &j, oo) != HUB_OK) {
+        HUB_LOG_WARN("fhir", "stored version unreadable type=%s id=%s version=%" PRId64,
+                     res->type, res->id, res->version);
+        send_internal(c);
+    } else {
+        send_json(c, status, j);
+    }
+    json_decref(j);
+    hub_oo_free(oo);
+}
+
+static void version_headers(ctx *c, const hub_resource *res) {
+    char date[40];
+    resp_header(c, "ETag", "W/\"%" PRId64 "\"", res->version);
+    http_date(res->last_updated_ms, date);
+    hub_http_resp_header(c->resp, "Last-Modified", date);
+}
+
+/* ---- request parsing -------------------------------------------------------- */
+
+/* The response format from _format, then Accept, then the request's own
+ * body; false (and a 406 sent) when the client asked for none we have. */
+static bool negotiate(ctx *c) {
+    const char *f = hub_http_req_query(c->req, "_format");
+    const char *pr = hub_http_req_query(c->req, "_pretty");
+    c->pretty = pr && strcmp(pr, "true") == 0;
+    if (f) {
+        int k = media_format(f, strlen(f));
+        if (k < 0) {
+            c->out = FMT_JSON;
+            send_issue(c, 406, "not-supported", NULL,
+                       "_format: only json and xml are supported");
+            return false;
+        }
+        c->out = (fmt)k;
+        return true;
+    }
+    const char *ct = hub_http_req_header(c->req, "Content-Type");
+    int body = ct ? media_format(ct, strlen(ct)) : -1;
+    c->out = body == FMT_XML ? FMT_XML : FMT_JSON;
+    const char *acc = hub_http_req_header(c->req, "Accept");
+    if (acc == NULL || *acc == '\0') return true;
+    /* The first acceptable type in the list (q=0 excluded); a wildcard
+     * keeps the default. */
+    for (const char *p = acc; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        const char *semi = memchr(p, ';', n);
+        const char *qp = semi ? memmem(semi, (size_t)(p + n - semi), "q=", 2) : NULL;
+        bool q0 = qp && strtod(qp + 2, NULL) <= 0.0;
+        if (!q0) {
+            int k = media_format(p, n);
+            if (k >= 0) {
+                c->out = (fmt)k;
+                return true;
+            }
+            const char *m = p;
+            size_t mn = semi ? (size_t)(semi - p) : n;
+            while (mn && isspace((unsigned char)*m)) m++, mn--;
+            while (mn && isspace((unsigned char)m[mn - 1])) mn--;
+            if (mime_is(m, mn, "*/*") || mime_is(m, mn, "application/*") ||
+                mime_is(m, mn, "text/*"))
+                return true;
+        }
+        if (e == NULL) break;
+        p = e + 1;
+    }
+    send_issue(c, 406, "not-supported", NULL,
+               "Accept: only application/fhir+json and application/fhir+xml "
+               "are supported");
+    return false;
+}
+
+/* The request body as a resource. false (and the answer sent: 413, 415,
+ * 400) when there is none to take. */
+static bool read_resource(ctx *c, json_t **out) {
+    *out = NULL;
+    hub_slice b = hub_http_req_body(c->req);
+    const char *ct = hub_http_req_header(c->req, "Content-Type");
+    int k = ct ? media_format(ct, strlen(ct)) : -1;
+    if (k < 0) {
+        send_issue(c, 415, "not-supported", NULL,
+                   "Content-Type: send application/fhir+json or "
+                   "application/fhir+xml");
+        return false;
+    }
+    if (b.n == 0) {
+        send_issue(c, 400, "structure", NULL, "the request has no body");
+        return false;
+    }
+    hub_oo *oo = hub_oo_new();
+    if (oo == NULL) {
+        send_internal(c);
+        return false;
+    }
+    hub_status rc = k == FMT_XML
+                        ? hub_fhir_xml_to_json(c->f->defs, b.p, b.n, out, oo)
+                        : hub_fhir_parse_json(b.p, b.n, out, oo);
+    if (rc != HUB_OK || *out == NULL) {
+        if (hub_oo_count(oo, HUB_OO_ERROR) == 0)
+            hub_oo_add(oo, HUB_OO_ERROR, "structure", NULL,
+                       "the body is not a FHIR resource");
+        send_oo(c, 400, oo);
+        hub_oo_free(oo);
+        json_decref(*out);
+        *out = NULL;
+        return false;
+    }
+    hub_oo_free(oo);
+    return true;
+}
+
+/* Prefer: return=... ; 0 representation (the default), 1 minimal, 2
+ * OperationOutcome. */
+static int prefer_return(ctx *c) {
+    const char *p = hub_http_req_header(c->req, "Prefer");
+    const char *r = p ? strstr(p, "return=") : NULL;
+    if (r == NULL) return 0;
+    r += 7;
+    if (strncmp(r, "minimal", 7) == 0) return 1;
+    if (strncmp(r, "OperationOutcome", 16) == 0) return 2;
+    return 0;
+}
+
+/* The query string less the parameters that shape the response, for
+ * conditional criteria; "" when nothing is left. In `out`. */
+static void criteria_of(const ctx *c, char *out, size_t cap) {
+    const char *q = hub_http_req_query_string(c->req);
+    size_t n = 0;
+    out[0] = '\0';
+    while (*q) {
+        const char *e = strchr(q, '&');
+        size_t len = e ? (size_t)(e - q) : strlen(q);
+        bool skip = len == 0 || strncmp(q, "_format=", 8) == 0 ||
+                    strncmp(q, "_pretty=", 8) == 0 || strncmp(q, "_format", len) == 0;
+        if (!skip && n + len + 2 < cap) {
+            if (n) out[n++] = '&';
+            memcpy(out + n, q, len);
+            n += len;
+            out[n] = '\0';
+        }
+        if (e == NULL) break;
+        q = e + 1;
+    }
+}
+
+static void base_of(ctx *c) {
+    if (c->f->base[0]) {
+        snprintf(c->base, sizeof c->base, "%s", c->f->base);
+        return;
+    }
+    const char *host = hub_http_req_header(c->req, "Host");
+    bool ok = host && *host && strlen(host) < 200;
+    for (const char *p = host; ok && *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".-:[]_", *p)) ok = false;
+    if (!ok) {
+        snprintf(c->base, sizeof c->base, "%s", BASE_PATH);
+        return;
+    }
+    snprintf(c->base, sizeof c->base, "%s://%s%s",
+             hub_http_req_tls(c->req) ? "https" : "http", host, BASE_PATH);
+}
+
+/* ---- writes ------------------------------------------------------------------ */
+
+static int status_of(hub_status rc) {
+    switch (rc) {
+    case HUB_OK: return 200;
+    case HUB_E_NOTFOUND: return 404;
+    case HUB_E_INVALID: return 422;
+    case HUB_E_PARSE: return 400;
+    case HUB_E_CONFLICT: return 409;
+    case HUB_E_DUP: return 412;
+    case HUB_E_LIMIT: return 413;
+    case HUB_E_UNSUPPORTED: return 405;
+    default: return 500;
+    }
+}
+
+static const char *issue_code_of(int status) {
+    switch (status) {
+    case 400: return "structure";
+    case 404: return "not-found";
+    case 405: return "not-supported";
+    case 409: return "conflict";
+    case 410: return "deleted";
+    case 412: return "conflict";
+    case 413: return "too-long";
+    case 422: return "processing";
+    default: return "exception";
+    }
+}
+
+static const char *status_text(int status) {
+    switch (status) {
+    case 400: return "the request is malformed";
+    case 404: return "no such resource";
+    case 409: return "the resource was changed meanwhile";
+    case 410: return "the resource was deleted";
+    case 412: return "the version given does not match the current one";
+    case 413: return "the request is over a limit";
+    case 422: return "the resource is not valid";
+    default: return "the request failed";
+    }
+}
+
+/* Answers a failed op: its outcome, or one issue naming the status. */
+static void send_failure(ctx *c, int status, hub_oo *outcome) {
+    if (outcome && hub_oo_count(outcome, HUB_OO_WARNING) > 0) {
+        send_oo(c, status, outcome);
+        return;
+    }
+    send_issue(c, status, issue_code_of(status), NULL, "%s", status_text(status));
+}
+
+static void location(ctx *c, const char *hdr, const hub_resource *res) {
+    resp_header(c, hdr, "%s/%s/%s/_history/%" PRId64, c->base, res->type, res->id,
+                res->version);
+}
+
+static void apply_one(ctx *c, hub_record_op *op) {
+    hub_err err;
+    hub_err_clear(&err);
+    hub_status rc = hub_record_apply(c->f->rec, op, 1, true, &err);
+    int status = op->status;
+    if (status == 0) status = status_of(rc);
+    if (status >= 500 || (rc != HUB_OK && status < 400)) {
+        HUB_LOG_WARN("fhir", "write failed type=%s rc=%s where='%s' err='%s'",
+                     op->type, hub_status_name(rc), err.where, err.msg);
+        if (status < 500) status = 500;
+        send_internal(c);
+        return;
+    }
+    if (status >= 400) {
+        send_failure(c, status, op->outcome);
+        if (status == 410 && op->res.version > 0) version_headers(c, &op->res);
+        return;
+    }
+    int want = prefer_return(c);
+    bool has = op->res.version > 0 && op->res.type[0];
+    if (has) {
+        version_headers(c, &op->res);
+        if (op->kind != HUB_OP_DELETE)
+            location(c, status == 201 ? "Location" : "Content-Location", &op->res);
+    }
+    if (op->kind == HUB_OP_DELETE) {
+        if (want == 2) {
+            hub_oo *oo = op->outcome ? op->outcome : hub_oo_new();
+            if (oo && hub_oo_count(oo, HUB_OO_INFORMATION) == 0)
+                hub_oo_add(oo, HUB_OO_INFORMATION, "informational", NULL,
+                           "the resource was deleted");
+            send_oo(c, 200, oo);
+            if (oo != op->outcome) hub_oo_free(oo);
+        } else {
+            c->resp->status = 204;
+        }
+        return;
+    }
+    if (want == 1) {
+        c->resp->status = status;
+        return;
+    }
+    if (want == 2) {
+        hub_oo *oo = op->outcome ? op->outcome : hub_oo_new();
+        if (oo == NULL) {
+            send_internal(c);
+            return;
+        }
+        send_oo(c, status, oo); /* an empty one says "All OK" */
+        if (oo != op->outcome) hub_oo_free(oo);
+        return;
+    }
+    if (op->res.json) {
+        send_stored(c, status, &op->res);
+    } else if (op->resource) {
+        send_json(c, status, op->resource);
+    } else {
+        c->resp->status = status;
+    }
+}
+
+/* The resource's resourceType must be the URL's type. */
+static bool check_type(ctx *c, const json_t *res, const char *type) {
+    const char *rt = json_string_value(json_object_get(res, "resourceType"));
+    if (rt == NULL || strcmp(rt, type) != 0) {
+        send_issue(c, 400, "invalid", "resourceType",
+                   "resourceType does not match the type '%s' of the URL", type);
+        return false;
+    }
+    return true;
+}
+
+static void do_create(ctx *c, const char *type) {
+    json_t *res;
+    if (!read_resource(c, &res)) return;
+    if (!check_type(c, res, type)) {
+        json_decref(res);
+        return;
+    }
+    /* The server assigns the id of a created resource (the specification
+     * lets it ignore one sent). */
+    json_object_del(res, "id");
+    hub_record_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = HUB_OP_CREATE;
+    op.type = type;
+    op.resource = res;
+    const char *ine = hub_http_req_header(c->req, "If-None-Exist");
+    if (ine && *ine) {
+        if (*ine == '?') ine++;
+        op.if_none_exist = ine;
+    }
+    apply_one(c, &op);
+    hub_record_op_release(&op);
+    json_decref(res);
+}
+
+static void do_update(ctx *c, const char *type, const char *id,
+                      const char *criteria) {
+    json_t *res;
+    if (!read_resource(c, &res)) return;
+    if (!check_type(c, res, type)) {
+        json_decref(res);
+        return;
+    }
+    json_t *jid = json_object_get(res, "id");
+    if (id) {
+        if (!json_is_string(jid) || strcmp(json_string_value(jid), id) != 0) {
+            send_issue(c, 400, "invalid", "id",
+                       jid ? "the id in the body does not match the id of the URL"
+                           : "the body has no id (an update needs the URL's)");
+            json_decref(res);
+            return;
+        }
+    }
+    hub_record_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = HUB_OP_UPDATE;
+    op.type = type;
+    op.id = id;
+    op.criteria = criteria;
+    op.resource = res;
+    op.if_match = hub_http_req_header(c->req, "If-Match");
+    apply_one(c, &op);
+    hub_record_op_release(&op);
+    json_decref(res);
+}
+
+static void do_patch(ctx *c, const char *type, const char *id,
+                     const char *criteria) {
+    const char *ct = hub_http_req_header(c->req, "Content-Type");
+    size_t n = ct ? strcspn(ct, ";") : 0;
+    while (n && isspace((unsigned char)ct[n - 1])) n--;
+    if (ct == NULL || !mime_is(ct, n, "application/json-patch+json")) {
+        send_issue(c, 415, "not-supported", NULL,
+                   "Content-Type: patch takes application/json-patch+json");
+        return;
+    }
+    hub_slice b = hub_http_req_body(c->req);
+    json_error_t jerr;
+    json_t *patch = json_loadb(b.p, b.n, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_array(patch)) {
+        if (patch)
+            send_issue(c, 400, "structure", NULL, "a JSON Patch is an array of operations");
+        else
+            send_issue(c, 400, "structure", NULL, "JSON Patch: %s at line %d column %d",
+                       jerr.text, jerr.line, jerr.column);
+        json_decref(patch);
+        return;
+    }
+    hub_record_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = HUB_OP_PATCH;
+    op.type = type;
+    op.id = id;
+    op.criteria = criteria;
+    op.patch = patch;
+    op.if_match = hub_http_req_header(c->req, "If-Match");
+    apply_one(c, &op);
+    hub_record_op_release(&op);
+    json_decref(patch);
+}
+
+static void do_delete(ctx *c, const char *type, const char *id,
+                      const char *criteria) {
+    hub_record_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = HUB_OP_DELETE;
+    op.type = type;
+    op.id = id;
+    op.criteria = criteria;
+    op.if_match = hub_http_req_header(c->req, "If-Match");
+    apply_one(c, &op);
+    hub_record_op_release(&op);
+}
+
+/* ---- reads -------------------------------------------------------------------- */
+
+static void do_read(ctx *c, const char *type, const char *id, int64_t version) {
+    hub_resource res;
+    memset(&res, 0, sizeof res);
+    hub_err err;
+    hub_status rc = hub_record_read(c->f->rec, type, id, version, &res, &err);
+    if (rc == HUB_E_NOTFOUND) {
+        if (version)
+            send_issue(c, 404, "not-found", NULL, "no version %" PRId64 " of %s/%s",
+                       version, type, id);
+        else
+            send_issue(c, 404, "not-found", NULL, "no %s/%s", type, id);
+        hub_resource_release(&res);
+        return;
+    }
+    if (rc != HUB_OK) {
+        HUB_LOG_WARN("fhir", "read failed type=%s rc=%s err='%s'", type,
+                     hub_status_name(rc), err.msg);
+        send_internal(c);
+        hub_resource_release(&res);
+        return;
+    }
+    if (res.deleted) {
+        send_issue(c, 410, "deleted", NULL, "%s/%s was deleted", type, id);
+        version_headers(c, &res);
+        hub_resource_release(&res);
+        return;
+    }
+    /* Conditional reads (not for a given version: it never changes). */
+    const char *inm = version ? NULL : hub_http_req_header(c->req, "If-None-Match");
+    const char *ims = version ? NULL : hub_http_req_header(c->req, "If-Modified-Since");
+    bool not_modified = false;
+    if (inm) {
+        not_modified = strcmp(inm, "*") == 0 || parse_etag(inm) == res.version;
+    } else if (ims) {
+        int64_t t = parse_http_date(ims);
+        not_modified = t >= 0 && res.last_updated_ms / 1000 * 1000 <= t;
+    }
+    version_headers(c, &res);
+    if (not_modified) {
+        c->resp->status = 304;
+    } else {
+        if (version) location(c, "Content-Location", &res);
+        send_stored(c, 200, &res);
+    }
+    hub_resource_release(&res);
+}
+
+typedef struct {
+    ctx *c;
+    json_t *entries;
+    bool failed;
+} hist_acc;
+
+static hub_status hist_entry(void *ud, const hub_resource *r) {
+    hist_acc *h = ud;
+    ctx *c = h->c;
+    char url[448], lm[32], etag[40];
+    snprintf(url, sizeof url, "%s/%s/%s", c->base, r->type, r->id);
+    hub_time_iso(r->last_updated_ms, lm);
+    snprintf(etag, sizeof etag, "W/\"%" PRId64 "\"", r->version);
+    json_t *e = json_object();
+    json_object_set_new(e, "fullUrl", json_string(url));
+    if (!r->deleted && r->json) {
+        json_t *res = NULL;
+        hub_oo *oo = hub_oo_new();
+        if (oo && hub_fhir_parse_json(r->json, r->json_len, &res, oo) == HUB_OK)
+            json_object_set_new(e, "resource", res);
+        else
+            h->failed = true;
+        hub_oo_free(oo);
+    }
+    char rurl[200];
+    const char *method;
+    if (r->deleted) {
+        method = "DELETE";
+        snprintf(rurl, sizeof rurl, "%s/%s", r->type, r->id);
+    } else if (r->version == 1) {
+        method = "POST";
+        snprintf(rurl, sizeof rurl, "%s", r->type);
+    } else {
+        method = "PUT";
+        snprintf(rurl, sizeof rurl, "%s/%s", r->type, r->id);
+    }
+    json_object_set_new(e, "request", json_pack("{s:s, s:s}", "method", method, "url", rurl));
+    json_object_set_new(
+        e, "response",
+        json_pack("{s:s, s:s, s:s}", "status",
+                  r->deleted ? "204 No Content" : r->version == 1 ? "201 Created" : "200 OK",
+                  "etag", etag, "lastModified", lm));
+    json_array_append_new(h->entries, e);
+    return HUB_OK;
+}
+
+static void do_history(ctx *c, const char *type, const char *id) {
+    hub_history_query q = {.type = type, .id = id, .count = HISTORY_DEFAULT_COUNT};
+    const char *s = hub_http_req_query(c->req, "_since");
+    if (s) {
+        q.since_ms = parse_instant(s);
+        if (q.since_ms < 0) {
+            send_issue(c, 400, "value", "_since", "_since is not an instant");
+            return;
+        }
+    }
+    const char *cnt = hub_http_req_query(c->req, "_count");
+    if (cnt) {
+        char *end;
+        errno = 0;
+        long v = strtol(cnt, &end, 10);
+        if (*cnt == '\0' || *end || errno || v < 1) {
+            send_issue(c, 400, "value", "_count", "_count must be a positive whole number");
+            return;
+        }
+        q.count = v > HISTORY_MAX_COUNT ? HISTORY_MAX_COUNT : (int)v;
+    }
+    const char *cur = hub_http_req_query(c->req, "_cursor");
+    if (cur) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(cur, &end, 10);
+        if (*cur == '\0' || *end || errno || v < 1) {
+            send_issue(c, 400, "value", "_cursor", "_cursor is not one this server gave");
+            return;
+        }
+        q.cursor = v;
+    }
+    if (id) {
+        /* The history of a resource that never existed is a 404. */
+        hub_resource r;
+        memset(&r, 0, sizeof r);
+        hub_err err;
+        hub_status rc = hub_record_read(c->f->rec, type, id, 0, &r, &err);
+        hub_resource_release(&r);
+        if (rc == HUB_E_NOTFOUND) {
+            send_issue(c, 404, "not-found", NULL, "no %s/%s", type, id);
+            return;
+        }
+    }
+    hist_acc h = {.c = c, .entries = json_array()};
+    int64_t next = 0, total = 0;
+    hub_err err;
+    hub_status rc = hub_record_history(c->f->rec, &q, hist_entry, &h, &next, &total, &err);
+    if (rc != HUB_OK || h.failed) {
+        HUB_LOG_WARN("fhir", "history failed rc=%s err='%s'", hub_status_name(rc),
+                     rc ? err.msg : "stored version unreadable");
+        json_decref(h.entries);
+        send_internal(c);
+        return;
+    }
+    char path[300];
+    if (type && id) snprintf(path, sizeof path, "/%s/%s/_history", type, id);
+    else if (type) snprintf(path, sizeof path, "/%s/_history", type);
+    else snprintf(path, sizeof path, "/_history");
+    char uuid[37], now[32];
+    hub_uuid(uuid);
+    hub_time_iso(hub_now_ms(), now);
+    json_t *links = json_array();
+    const char *qs = hub_http_req_query_string(c->req);
+    hub_buf u;
+    hub_buf_init(&u);
+    hub_buf_printf(&u, "%s%s%s%s", c->base, path, *qs ? "?" : "", qs);
+    json_array_append_new(links, json_pack("{s:s, s:s#}", "relation", "self", "url", u.p, u.n));
+    if (next) {
+        u.n = 0;
+        hub_buf_printf(&u, "%s%s?", c->base, path);
+        /* The same parameters, the cursor replaced. */
+        for (const char *p = qs; *p;) {
+            const char *e = strchr(p, '&');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            if (len && strncmp(p, "_cursor=", 8) != 0) {
+                hub_buf_append(&u, p, len);
+                hub_buf_append(&u, "&", 1);
+            }
+            if (e == NULL) break;
+            p = e + 1;
+        }
+        hub_buf_printf(&u, "_cursor=%" PRId64, next);
+        json_array_append_new(links, json_pack("{s:s, s:s#}", "relation", "next", "url", u.p, u.n));
+    }
+    hub_buf_release(&u);
+    json_t *b = json_pack("{s:s, s:s, s:{s:s}, s:s, s:I, s:o, s:o}", "resourceType", "Bundle",
+                          "id", uuid, "meta", "lastUpdated", now, "type", "history", "total",
+                          (json_int_t)total, "link", links, "entry", h.entries);
+    if (b == NULL) {
+        send_internal(c);
+        return;
+    }
+    send_json(c, 200, b);
+    json_decref(b);
+}
+
+/* ---- batch and transaction ------------------------------------------------------ */
+
+static void do_bundle(ctx *c) {
+    json_t *b;
+    if (!read_resource(c, &b)) return;
+    const char *rt = json_string_value(json_object_get(b, "resourceType"));
+    const char *ty = json_string_value(json_object_get(b, "type"));
+    if (rt == NULL || strcmp(rt, "Bundle") != 0) {
+        send_issue(c, 400, "invalid", "resourceType",
+                   "POST to the base takes a batch or transaction Bundle");
+        json_decref(b);
+        return;
+    }
+    if (ty == NULL || (strcmp(ty, "batch") != 0 && strcmp(ty, "transaction") != 0)) {
+        send_issue(c, 400, "invalid", "Bundle.type",
+                   "Bundle.type must be batch or transaction");
+        json_decref(b);
+        return;
+    }
+    if (!supported(ty)) {
+        send_405(c, "GET", ty);
+        json_decref(b);
+        return;
+    }
+    json_t *out = NULL;
+    hub_oo *oo = NULL;
+    int status = 0;
+    hub_err err;
+    hub_err_clear(&err);
+    hub_status rc = hub_record_bundle(c->f->rec, b, &out, &oo, &status, &err);
+    json_decref(b);
+    if (rc == HUB_OK && out) {
+        send_json(c, 200, out);
+    } else {
+        if (status == 0) status = status_of(rc);
+        if (status >= 500 || status < 400) {
+            HUB_LOG_WARN("fhir", "bundle failed rc=%s where='%s' err='%s'",
+                         hub_status_name(rc), err.where, err.msg);
+            send_internal(c);
+        } else {
+            send_failure(c, status, oo);
+        }
+    }
+    json_decref(out);
+    hub_oo_free(oo);
+}
+
+static void do_metadata(ctx *c) {
+    if (c->out == FMT_JSON && !c->pretty) {
+        hub_http_resp_set(c->resp, 200, CT_JSON, c->f->cap_text, c->f->cap_len);
+        return;
+    }
+    send_json(c, 200, c->f->cap);
+}
+
+/* ---- routing ---------------------------------------------------------------------- */
+
+#define MAX_SEGS 5
+
+static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
+    ctx c = {.f = ud, .req = req, .resp = resp};
+    if (!negotiate(&c)) return;
+    base_of(&c);
+    const char *m = hub_http_req_method(req);
+    if (hub_http_req_too_large(req)) {
+        send_issue(&c, 413, "too-long", NULL, "the request body is over the limit");
+        return;
+    }
+    /* Split what follows /fhir into segments. */
+    const char *path = hub_http_req_path(req) + strlen(BASE_PATH);
+    char segs[MAX_SEGS][72];
+    int n = 0;
+    for (const char *p = path; *p;) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (n == MAX_SEGS || len >= sizeof segs[0]) {
+            send_issue(&c, 404, "not-found", NULL, "no such endpoint");
+            return;
+        }
+        memcpy(segs[n], p, len);
+        segs[n][len] = '\0';
+        n++;
+        p += len;
+    }
+    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    bool post = strcmp(m, "POST") == 0, put = strcmp(m, "PUT") == 0;
+    bool del = strcmp(m, "DELETE") == 0, patch = strcmp(m, "PATCH") == 0;
+
+    if (n == 0) {
+        if (post) {
+            do_bundle(&c);
+            return;
+        }
+        send_405(&c, "POST", get ? "search-system" : m);
+        return;
+    }
+    if (n == 1 && strcmp(segs[0], "metadata") == 0) {
+        if (get) {
+            do_metadata(&c);
+            return;
+        }
+        send_405(&c, "GET", m);
+        return;
+    }
+    if (n == 1 && strcmp(segs[0], "_history") == 0) {
+        if (get && supported("history-system")) {
+            do_history(&c, NULL, NULL);
+            return;
+        }
+        send_405(&c, "GET", m);
+        return;
+    }
+    const char *type = segs[0];
+    if (!hub_fhir_is_resource(c.f->defs, type)) {
+        send_issue(&c, 404, "not-supported", NULL, "unknown resource type '%.64s'", type);
+        return;
+    }
+    if (n == 1) {
+        char crit[2048];
+        criteria_of(&c, crit, sizeof crit);
+        if (post && supported("create")) {
+            do_create(&c, type);
+            return;
+        }
+        if (crit[0]) {
+            if (put && supported("update")) {
+            do_update(&c, type, NULL, crit);
+            return;
+        }
+            if (patch && supported("patch")) {
+            do_patch(&c, type, NULL, crit);
+            return;
+        }
+            if (del && supported("delete")) {
+            do_delete(&c, type, NULL, crit);
+            return;
+        }
+        }
+        send_405(&c, "POST", get ? "search-type" : m);
+        return;
+    }
+    if (strcmp(segs[1], "_history") == 0) {
+        if (n == 2 && get && supported("history-type")) {
+            do_history(&c, type, NULL);
+            return;
+        }
+        if (n == 2) {
+            send_405(&c, "GET", m);
+            return;
+        }
+        send_issue(&c, 404, "not-found", NULL, "no such endpoint");
+        return;
+    }
+    const char *id = segs[1];
+    if (!valid_id(id, strlen(id)) || id[0] == '$') {
+        send_issue(&c, id[0] == '$' ? 404 : 400, id[0] == '$' ? "not-supported" : "value",
+                   NULL, id[0] == '$' ? "operations are not supported" : "'id' is not a valid id");
+        return;
+    }
+    if (n == 2) {
+        if (get && supported("read")) {
+            do_read(&c, type, id, 0);
+            return;
+        }
+        if (put && supported("update")) {
+            do_update(&c, type, id, NULL);
+            return;
+        }
+        if (patch && supported("patch")) {
+            do_patch(&c, type, id, NULL);
+            return;
+        }
+        if (del && supported("delete")) {
+            do_delete(&c, type, id, NULL);
+            return;
+        }
+        send_405(&c, "GET, PUT, PATCH, DELETE", m);
+        return;
+    }
+    if (strcmp(segs[2], "_history") != 0 || n > 4) {
+        send_issue(&c, 404, "not-found", NULL, "no such endpoint");
+        return;
+    }
+    if (n == 3) {
+        if (get && supported("history-instance")) {
+            do_history(&c, type, id);
+            return;
+        }
+        send_405(&c, "GET", m);
+        return;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(segs[3], &end, 10);
+    if (*end || errno || v < 1) {
+        send_issue(&c, 404, "not-found", NULL, "no such version");
+        return;
+    }
+    if (get && supported("vread")) {
+            do_read(&c, type, id, v);
+            return;
+        }
+    send_405(&c, "GET", m);
+}
+
+/* ---- the CapabilityStatement ---------------------------------------------------------- */
+
+static json_t *str_array(const char *const *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *build_capabilities(const hub_http_fhir *f) {
+    json_t *types = json_array();
+    size_t nt = hub_fhir_resource_count(f->defs);
+    for (size_t i = 0; i < nt; i++) {
+        const char *t = hub_fhir_resource_name(f->defs, i);
+        json_t *ia = json_array();
+        for (size_t k = 0; k < N_INTERACTIONS; k++)
+            if (INTERACTIONS[k].lvl == LVL_TYPE)
+                json_array_append_new(ia, json_pack("{s:s}", "code", INTERACTIONS[k].code));
+        char prof[160];
+        snprintf(prof, sizeof prof, "http://hl7.org/fhir/StructureDefinition/%s", t);
+        json_array_append_new(
+            types,
+            json_pack("{s:s, s:s, s:o, s:s, s:b, s:b, s:b, s:s, s:b, s:s}", "type", t,
+                      "profile", prof, "interaction", ia, "versioning", "versioned-update",
+                      "readHistory", 1, "updateCreate", 1, "conditionalCreate", 1,
+                      "conditionalRead", "full-support", "conditionalUpdate", 1,
+                      "conditionalDelete", "single"));
+    }
+    json_t *sys = json_array();
+    for (size_t k = 0; k < N_INTERACTIONS; k++)
+        if (INTERACTIONS[k].lvl == LVL_SYSTEM)
+            json_array_append_new(sys, json_pack("{s:s}", "code", INTERACTIONS[k].code));
+    char now[32];
+    hub_time_iso(hub_now_ms(), now);
+    now[10] = '\0'; /* a date */
+    char doc[200];
+    snprintf(doc, sizeof doc,
+             "Bundles of up to %d entries; history pages of up to %d versions",
+             f->max_bundle_entries, HISTORY_MAX_COUNT);
+    json_t *impl = json_pack("{s:s}", "description", "hub FHIR R4 REST API");
+    if (f->base[0]) json_object_set_new(impl, "url", json_string(f->base));
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:o, s:s, s:o, s:o,"
+        " s:[{s:s, s:s, s:o, s:o}]}",
+        "resourceType", "CapabilityStatement", "status", "active", "date", now,
+        "publisher", "hub", "kind", "instance", "software", "name", "hub", "version",
+        HUB_VERSION, "implementation", impl, "fhirVersion",
+        hub_fhir_defs_version(f->defs), "format",
+        str_array(FORMATS, sizeof FORMATS / sizeof FORMATS[0]), "patchFormat",
+        str_array(PATCH_FORMATS, sizeof PATCH_FORMATS / sizeof PATCH_FORMATS[0]), "rest",
+        "mode", "server", "documentation", doc, "resource", types, "interaction", sys);
+}
+
+hub_status hub_http_add_fhir_routes(hub_http_server *s, const hub_http_fhir_cfg *c,
+                                    hub_http_fhir **out, hub_err *err) {
+    hub_http_fhir *f = hub_calloc(1, sizeof *f);
+    if (f == NULL) return hub_err_set(err, HUB_E_NOMEM, "fhir", "out of memory");
+    f->rec = c->record;
+    f->defs = c->defs;
+    f->max_bundle_entries = c->max_bundle_entries;
+    snprintf(f->base, sizeof f->base, "%s", c->base_url ? c->base_url : "");
+    size_t bl = strlen(f->base);
+    while (bl && f->base[bl - 1] == '/') f->base[--bl] = '\0';
+    f->cap = build_capabilities(f);
+    char *text = f->cap ? json_dumps(f->cap, JSON_COMPACT) : NULL;
+    if (text) {
+        f->cap_len = strlen(text);
+        f->cap_text = hub_strndup(text, f->cap_len);
+        free(text);
+    }
+    if (f->cap_text == NULL) {
+        hub_http_fhir_free(f);
+        return hub_err_set(err, HUB_E_NOMEM, "fhir", "out of memory");
+    }
+    if (hub_http_route_raw(s, NULL, BASE_PATH, on_fhir, f) != HUB_OK ||
+        hub_http_route_raw(s, NULL, BASE_PATH "/", on_fhir, f) != HUB_OK) {
+        hub_http_fhir_free(f);
+        return hub_err_set(err, HUB_E_LIMIT, "fhir", "too many routes");
+    }
+    *out = f;
+    return HUB_OK;
+}
+
+void hub_http_fhir_free(hub_http_fhir *f) {
+    if (f == NULL) return;
+    json_decref(f->cap);
+    hub_free(f->cap_text);
+    hub_free(f);
+}
+
+const char *hub_http_fhir_capabilities(const hub_http_fhir *f) { return f->cap_text; }
