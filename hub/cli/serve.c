@@ -251,6 +251,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_http_cfg hc = {.host = cfg.http_host,
                        .port = cfg.http_port,
                        .threads = cfg.http_threads,
+                       .blocking_threads = cfg.http_blocking_threads,
                        .max_connections = cfg.http_max_connections,
                        .max_body = cfg.http_max_body,
                        .timeout_s = 60,

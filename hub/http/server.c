@@ -4,6 +4,7 @@
 #include "hub/http.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ typedef struct {
     char path[128];
     bool prefix;
     bool oversize; /* also gets requests whose body went over the limit */
+    bool blocking; /* its non-GET requests run on the blocking pool */
     hub_http_handler fn;
     void *ud;
 } route;
@@ -29,6 +31,16 @@ struct hub_http_server {
     route routes[MAX_ROUTES];
     int nroutes;
     int port;
+    /* The blocking pool: requests whose handler waits (a FHIR write waits
+     * for its commit group) run here on a suspended connection, so that
+     * libmicrohttpd's threads keep serving reads and many writes can share
+     * one commit. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    hub_http_req *qhead, *qtail;
+    bool stopping;
+    pthread_t *workers;
+    int nworkers;
 };
 
 struct hub_http_req {
@@ -38,6 +50,10 @@ struct hub_http_req {
     char *query; /* the raw query string after '?', or NULL */
     hub_buf body;
     bool started; /* the first call of the access handler has happened */
+    const route *rt;      /* a request on the blocking pool: its route */
+    hub_http_resp *done;  /* ... and, once run, its response */
+    bool finished;        /* the pool is done with it */
+    hub_http_req *qnext;
     bool too_large;
     char peer[64];
 };
@@ -49,12 +65,14 @@ hub_status hub_http_server_new(const hub_http_cfg *c, hub_http_server **out,
     s->cfg = *c;
     snprintf(s->host, sizeof s->host, "%s", c->host ? c->host : "0.0.0.0");
     s->cfg.host = s->host;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
     *out = s;
     return HUB_OK;
 }
 
 static hub_status add_route(hub_http_server *s, const char *method,
-                            const char *path, bool oversize,
+                            const char *path, bool oversize, bool blocking,
                             hub_http_handler fn, void *ud) {
     if (s->nroutes >= MAX_ROUTES) return HUB_E_LIMIT;
     route *r = &s->routes[s->nroutes++];
@@ -64,6 +82,7 @@ static hub_status add_route(hub_http_server *s, const char *method,
     if (n > 0 && path[n - 1] == '*') n--;
     snprintf(r->path, sizeof r->path, "%.*s", (int)n, path);
     r->oversize = oversize;
+    r->blocking = blocking;
     r->fn = fn;
     r->ud = ud;
     return HUB_OK;
@@ -71,12 +90,12 @@ static hub_status add_route(hub_http_server *s, const char *method,
 
 hub_status hub_http_route(hub_http_server *s, const char *method,
                           const char *path, hub_http_handler fn, void *ud) {
-    return add_route(s, method, path, false, fn, ud);
+    return add_route(s, method, path, false, false, fn, ud);
 }
 
 hub_status hub_http_route_raw(hub_http_server *s, const char *method,
                               const char *path, hub_http_handler fn, void *ud) {
-    return add_route(s, method, path, true, fn, ud);
+    return add_route(s, method, path, true, true, fn, ud);
 }
 
 const char *hub_http_req_method(const hub_http_req *r) { return r->method; }
@@ -217,14 +236,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         *upload_size = 0;
         return MHD_YES;
     }
+    if (req->done) { /* back from the blocking pool */
+        enum MHD_Result ret = queue(conn, req->done);
+        hub_free(req->done);
+        req->done = NULL;
+        return ret;
+    }
+    if (req->finished) return MHD_NO; /* the pool could not allocate */
+    if (req->rt) return MHD_YES;      /* still running there */
     req->conn = conn;
     req->method = method;
     req->path = url;
+    bool mismatch;
+    const route *r = find_route(s, method, url, &mismatch);
+    if (r && r->blocking && s->nworkers > 0 && strcmp(method, "GET") != 0 &&
+        strcmp(method, "HEAD") != 0) {
+        pthread_mutex_lock(&s->mu);
+        bool ok = !s->stopping;
+        if (ok) {
+            req->rt = r;
+            MHD_suspend_connection(conn);
+            if (s->qtail) s->qtail->qnext = req;
+            else s->qhead = req;
+            s->qtail = req;
+            pthread_cond_signal(&s->cv);
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (ok) return MHD_YES;
+    }
     hub_http_resp resp;
     memset(&resp, 0, sizeof resp);
     hub_buf_init(&resp.body);
-    bool mismatch;
-    const route *r = find_route(s, method, url, &mismatch);
     if (req->too_large && (r == NULL || !r->oversize))
         hub_http_resp_error(&resp, 413, "request body over the limit");
     else if (r)
@@ -236,6 +278,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return queue(conn, &resp);
 }
 
+static void *worker_main(void *arg) {
+    hub_http_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->qhead == NULL && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+        hub_http_req *req = s->qhead;
+        if (req == NULL) break; /* stopping, and nothing left */
+        s->qhead = req->qnext;
+        if (s->qhead == NULL) s->qtail = NULL;
+        req->qnext = NULL;
+        pthread_mutex_unlock(&s->mu);
+        hub_http_resp *resp = hub_calloc(1, sizeof *resp);
+        if (resp) {
+            hub_buf_init(&resp->body);
+            req->rt->fn(req->rt->ud, req, resp);
+        }
+        /* On allocation failure the connection is closed on resume. */
+        req->done = resp;
+        req->finished = true;
+        MHD_resume_connection(req->conn);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     (void)cls;
@@ -243,6 +311,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     hub_http_req *req = *con_cls;
     if (req) {
+        if (req->done) {
+            hub_buf_release(&req->done->body);
+            hub_free(req->done);
+        }
         hub_buf_release(&req->body);
         hub_free(req->query);
         hub_free(req);
@@ -301,7 +373,8 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
         return hub_err_set(err, HUB_E_CONFIG, "http.host",
                            "'%s' is not an IPv4 address", s->host);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | (tls ? MHD_USE_TLS : 0);
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
+                     (tls ? MHD_USE_TLS : 0);
     s->d = MHD_start_daemon(
         flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -322,6 +395,13 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
                                  "certificate and key do not load?)"
                                : "cannot listen on %s:%d (port in use?)",
                            s->host, s->cfg.port);
+    int nw = s->cfg.blocking_threads > 0 ? s->cfg.blocking_threads : 0;
+    if (nw > 0 && (s->workers = hub_calloc((size_t)nw, sizeof *s->workers)) == NULL)
+        nw = 0;
+    for (int i = 0; i < nw; i++) {
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) break;
+        s->nworkers++;
+    }
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : s->cfg.port;
@@ -332,6 +412,18 @@ int hub_http_server_port(const hub_http_server *s) { return s->port; }
 
 void hub_http_server_free(hub_http_server *s) {
     if (s == NULL) return;
+    /* The pool finishes what it holds (resuming those connections) before
+     * the daemon stops: libmicrohttpd must not stop with a suspended one. */
+    if (s->nworkers > 0) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i], NULL);
+    }
+    hub_free(s->workers);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
     if (s->d) MHD_stop_daemon(s->d);
     hub_free(s->cert);
     hub_free(s->key);

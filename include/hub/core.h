@@ -219,6 +219,7 @@ typedef struct {
     int mllp_idle_timeout; /* seconds */
     int64_t http_max_body;
     int http_threads;
+    int http_blocking_threads;
     int http_max_connections;
     bool durable;          /* fsync every commit group */
     int commit_batch_max;  /* messages per commit group */

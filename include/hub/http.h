@@ -13,6 +13,10 @@ typedef struct {
     const char *host; /* bind address */
     int port;         /* 0 picks a free one */
     int threads;
+    /* Threads of the blocking pool that runs the non-GET requests of
+     * hub_http_route_raw routes (FHIR writes wait for their commit there);
+     * 0 runs them on libmicrohttpd's threads. */
+    int blocking_threads;
     int max_connections;
     int64_t max_body;
     int timeout_s; /* idle connection timeout */
@@ -45,7 +49,8 @@ hub_status hub_http_route(hub_http_server *s, const char *method,
                           const char *path, hub_http_handler fn, void *ud);
 /* Like hub_http_route, but the handler also gets requests whose body went
  * over http.max_body (hub_http_req_too_large is then true and the body is
- * empty), so it can answer 413 in its own format. */
+ * empty), so it can answer 413 in its own format; and its requests other
+ * than GET and HEAD run on the blocking pool (the handler may wait). */
 hub_status hub_http_route_raw(hub_http_server *s, const char *method,
                               const char *path, hub_http_handler fn, void *ud);
 hub_status hub_http_server_start(hub_http_server *s, hub_err *err);
