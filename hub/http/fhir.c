@@ -9,6 +9,7 @@
 #include "hub/http.h"
 #include "hub/fhir.h"
 #include "hub/record.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -78,138 +79,6 @@ typedef struct {
 } ctx;
 
 /* ---- small helpers -------------------------------------------------------- */
-
-static bool mime_is(const char *s, size_t n, const char *lit) {
-    return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
-}
-
-/* The format a media type (parameters ignored) or _format value denotes:
- * 0 JSON, 1 XML, -1 neither. */
-static int media_format(const char *s, size_t n) {
-    while (n && isspace((unsigned char)*s)) s++, n--;
-    const char *semi = memchr(s, ';', n);
-    if (semi) n = (size_t)(semi - s);
-    while (n && isspace((unsigned char)s[n - 1])) n--;
-    if (mime_is(s, n, "application/fhir+json") || mime_is(s, n, "application/json") ||
-        mime_is(s, n, "json") || mime_is(s, n, "text/json") ||
-        mime_is(s, n, "application/json+fhir"))
-        return FMT_JSON;
-    if (mime_is(s, n, "application/fhir+xml") || mime_is(s, n, "application/xml") ||
-        mime_is(s, n, "xml") || mime_is(s, n, "text/xml") ||
-        mime_is(s, n, "application/xml+fhir"))
-        return FMT_XML;
-    return -1;
-}
-
-static bool valid_id(const char *s, size_t n) {
-    if (n == 0 || n > 64) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '-' && c != '.') return false;
-    }
-    return true;
-}
-
-static void http_date(int64_t ms, char out[40]) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
-/* RFC 7231 IMF-fixdate; -1 when it is not one. */
-static int64_t parse_http_date(const char *s) {
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (end == NULL || *end != '\0') return -1;
-    return (int64_t)timegm(&tm) * 1000;
-}
-
-static int digits(const char **p, int n) {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*p)[i])) return -1;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    return v;
-}
-
-/* A FHIR instant, dateTime or date (YYYY, YYYY-MM, YYYY-MM-DD,
- * YYYY-MM-DDThh:mm[:ss[.fff]](Z|+hh:mm)) as ms since the epoch; -1 when
- * malformed. */
-static int64_t parse_instant(const char *s) {
-    const char *p = s;
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    int y = digits(&p, 4), mo = 1, d = 1, h = 0, mi = 0, sec = 0, ms = 0;
-    if (y < 0) return -1;
-    if (*p == '-') {
-        p++;
-        if ((mo = digits(&p, 2)) < 1 || mo > 12) return -1;
-        if (*p == '-') {
-            p++;
-            if ((d = digits(&p, 2)) < 1 || d > 31) return -1;
-        }
-    }
-    int64_t off_s = 0;
-    if (*p == 'T') {
-        p++;
-        if ((h = digits(&p, 2)) < 0 || h > 23 || *p++ != ':') return -1;
-        if ((mi = digits(&p, 2)) < 0 || mi > 59) return -1;
-        if (*p == ':') {
-            p++;
-            if ((sec = digits(&p, 2)) < 0 || sec > 60) return -1;
-            if (*p == '.') {
-                p++;
-                int k = 0, scale = 100;
-                while (isdigit((unsigned char)*p)) {
-                    if (k < 3) ms += (*p - '0') * scale, scale /= 10;
-                    p++, k++;
-                }
-                if (k == 0) return -1;
-            }
-        }
-        if (*p == 'Z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p == '-' ? -1 : 1;
-            p++;
-            int oh = digits(&p, 2);
-            if (oh < 0 || oh > 14 || *p++ != ':') return -1;
-            int om = digits(&p, 2);
-            if (om < 0 || om > 59) return -1;
-            off_s = sign * (oh * 3600 + om * 60);
-        } else {
-            return -1;
-        }
-    }
-    if (*p != '\0') return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    return ((int64_t)timegm(&tm) - off_s) * 1000 + ms;
-}
-
-/* "W/\"3\"" or "\"3\"" or "3" -> 3; -1 when it is none of these. */
-static int64_t parse_etag(const char *s) {
-    while (isspace((unsigned char)*s)) s++;
-    if (strncmp(s, "W/", 2) == 0) s += 2;
-    bool q = *s == '"';
-    if (q) s++;
-    if (!isdigit((unsigned char)*s)) return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || v < 1) return -1;
-    if (q && *end++ != '"') return -1;
-    while (isspace((unsigned char)*end)) end++;
-    return *end == '\0' ? v : -1;
-}
 
 /* ---- responses ------------------------------------------------------------ */
 
@@ -328,7 +197,7 @@ static void send_stored(ctx *c, int status, hub_resource *res) {
 static void version_headers(ctx *c, const hub_resource *res) {
     char date[40];
     resp_header(c, "ETag", "W/\"%" PRId64 "\"", res->version);
-    http_date(res->last_updated_ms, date);
+    hub__fhir_http_date(res->last_updated_ms, date);
     hub_http_resp_header(c->resp, "Last-Modified", date);
 }
 
@@ -341,7 +210,7 @@ static bool negotiate(ctx *c) {
     const char *pr = hub_http_req_query(c->req, "_pretty");
     c->pretty = pr && strcmp(pr, "true") == 0;
     if (f) {
-        int k = media_format(f, strlen(f));
+        int k = hub__fhir_media_format(f, strlen(f));
         if (k < 0) {
             c->out = FMT_JSON;
             send_issue(c, 406, "not-supported", NULL,
@@ -352,34 +221,13 @@ static bool negotiate(ctx *c) {
         return true;
     }
     const char *ct = hub_http_req_header(c->req, "Content-Type");
-    int body = ct ? media_format(ct, strlen(ct)) : -1;
+    int body = ct ? hub__fhir_media_format(ct, strlen(ct)) : -1;
     c->out = body == FMT_XML ? FMT_XML : FMT_JSON;
     const char *acc = hub_http_req_header(c->req, "Accept");
-    if (acc == NULL || *acc == '\0') return true;
-    /* The first acceptable type in the list (q=0 excluded); a wildcard
-     * keeps the default. */
-    for (const char *p = acc; *p;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        const char *semi = memchr(p, ';', n);
-        const char *qp = semi ? memmem(semi, (size_t)(p + n - semi), "q=", 2) : NULL;
-        bool q0 = qp && strtod(qp + 2, NULL) <= 0.0;
-        if (!q0) {
-            int k = media_format(p, n);
-            if (k >= 0) {
-                c->out = (fmt)k;
-                return true;
-            }
-            const char *m = p;
-            size_t mn = semi ? (size_t)(semi - p) : n;
-            while (mn && isspace((unsigned char)*m)) m++, mn--;
-            while (mn && isspace((unsigned char)m[mn - 1])) mn--;
-            if (mime_is(m, mn, "*/*") || mime_is(m, mn, "application/*") ||
-                mime_is(m, mn, "text/*"))
-                return true;
-        }
-        if (e == NULL) break;
-        p = e + 1;
+    int k = hub__fhir_accept(acc, c->out);
+    if (k >= 0) {
+        c->out = (fmt)k;
+        return true;
     }
     send_issue(c, 406, "not-supported", NULL,
                "Accept: only application/fhir+json and application/fhir+xml "
@@ -392,8 +240,9 @@ static bool negotiate(ctx *c) {
 static bool read_resource(ctx *c, json_t **out) {
     *out = NULL;
     hub_slice b = hub_http_req_body(c->req);
+    if (b.n >= 3 && memcmp(b.p, "\xEF\xBB\xBF", 3) == 0) b.p += 3, b.n -= 3; /* a BOM */
     const char *ct = hub_http_req_header(c->req, "Content-Type");
-    int k = ct ? media_format(ct, strlen(ct)) : -1;
+    int k = ct ? hub__fhir_media_format(ct, strlen(ct)) : -1;
     if (k < 0) {
         send_issue(c, 415, "not-supported", NULL,
                    "Content-Type: send application/fhir+json or "
@@ -667,7 +516,7 @@ static void do_patch(ctx *c, const char *type, const char *id,
     const char *ct = hub_http_req_header(c->req, "Content-Type");
     size_t n = ct ? strcspn(ct, ";") : 0;
     while (n && isspace((unsigned char)ct[n - 1])) n--;
-    if (ct == NULL || !mime_is(ct, n, "application/json-patch+json")) {
+    if (ct == NULL || !hub__fhir_mime_is(ct, n, "application/json-patch+json")) {
         send_issue(c, 415, "not-supported", NULL,
                    "Content-Type: patch takes application/json-patch+json");
         return;
@@ -744,9 +593,9 @@ static void do_read(ctx *c, const char *type, const char *id, int64_t version) {
     const char *ims = version ? NULL : hub_http_req_header(c->req, "If-Modified-Since");
     bool not_modified = false;
     if (inm) {
-        not_modified = strcmp(inm, "*") == 0 || parse_etag(inm) == res.version;
+        not_modified = strcmp(inm, "*") == 0 || hub__fhir_parse_etag(inm) == res.version;
     } else if (ims) {
-        int64_t t = parse_http_date(ims);
+        int64_t t = hub__fhir_parse_http_date(ims);
         not_modified = t >= 0 && res.last_updated_ms / 1000 * 1000 <= t;
     }
     version_headers(c, &res);
@@ -809,7 +658,7 @@ static void do_history(ctx *c, const char *type, const char *id) {
     hub_history_query q = {.type = type, .id = id, .count = HISTORY_DEFAULT_COUNT};
     const char *s = hub_http_req_query(c->req, "_since");
     if (s) {
-        q.since_ms = parse_instant(s);
+        q.since_ms = hub__fhir_parse_instant(s);
         if (q.since_ms < 0) {
             send_issue(c, 400, "value", "_since", "_since is not an instant");
             return;
@@ -1058,7 +907,7 @@ static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
         return;
     }
     const char *id = segs[1];
-    if (!valid_id(id, strlen(id)) || id[0] == '$') {
+    if (!hub__fhir_valid_id(id, strlen(id)) || id[0] == '$') {
         send_issue(&c, id[0] == '$' ? 404 : 400, id[0] == '$' ? "not-supported" : "value",
                    NULL, id[0] == '$' ? "operations are not supported" : "'id' is not a valid id");
         return;
