@@ -30,6 +30,8 @@
 #define HUB_MAX_HTTP_BODY (16u << 20)
 /* JSON: nesting depth. */
 #define HUB_MAX_JSON_DEPTH 64
+/* XML: nesting depth of elements (FHIR XML, narrative included). */
+#define HUB_MAX_XML_DEPTH 128
 /* Config file size. */
 #define HUB_MAX_CONFIG_FILE (1u << 20)
 
