@@ -8,9 +8,13 @@
  * that resolving a JSON property name is a single probe. */
 #include "internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_FILE (16u << 20)
 #define MAX_FIELDS 4096
@@ -192,6 +196,45 @@ hub_status hub_fhir_vs_contains(const hub_fhir_defs *d, const char *url,
 
 /* ---- loading ------------------------------------------------------------------------ */
 
+static hub_status nomem(hub_err *err) {
+    return hub_err_set(err, HUB_E_NOMEM, "fhir defs", "out of memory");
+}
+
+/* One read into a block of the file's size (+ NUL): no growth, no copy. */
+static hub_status read_all(const char *path, const char *name, char **out, size_t *n,
+                           hub_err *err) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        hub_status rc = hub_err_set(err, HUB_E_IO, "fhir defs", "%s: %s", name,
+                                    strerror(errno));
+        if (fd >= 0) close(fd);
+        return rc;
+    }
+    if ((uint64_t)st.st_size > MAX_FILE) {
+        close(fd);
+        return hub_err_set(err, HUB_E_CONFIG, "fhir defs", "%s: over %u bytes", name,
+                           MAX_FILE);
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    char *p = hub_malloc(size + 1);
+    if (!p) {
+        close(fd);
+        return nomem(err);
+    }
+    while (got < size) {
+        ssize_t k = read(fd, p + got, size - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    p[got] = '\0';
+    *out = p;
+    *n = got;
+    return HUB_OK;
+}
+
 typedef struct {
     const char *file;
     char *p, *end;
@@ -232,9 +275,6 @@ static hub_status bad(hub_err *err, const reader *r, const char *what) {
                        r->line, what);
 }
 
-static hub_status nomem(hub_err *err) {
-    return hub_err_set(err, HUB_E_NOMEM, "fhir defs", "out of memory");
-}
 
 static size_t count_lines(const char *p, const char *end) {
     size_t n = 1;
@@ -553,16 +593,9 @@ hub_status hub_fhir_defs_load(const char *dir, hub_fhir_defs **out, hub_err *err
             rc = hub_err_set(err, HUB_E_IO, "fhir defs", "directory name too long");
             goto fail;
         }
-        size_t n;
-        rc = hub_file_read(path, MAX_FILE, &d->text[f], &n, err);
-        if (rc) {
-            if (rc == HUB_E_IO) {
-                char why[sizeof err->msg];
-                snprintf(why, sizeof why, "%s", err ? err->msg : "");
-                hub_err_set(err, HUB_E_IO, "fhir defs", "%s: %s", FILES[f], why);
-            }
-            goto fail;
-        }
+        size_t n = 0;
+        rc = read_all(path, FILES[f], &d->text[f], &n, err);
+        if (rc) goto fail;
         r->file = FILES[f];
         r->p = d->text[f];
         r->end = d->text[f] + n;

@@ -164,6 +164,7 @@ typedef struct {
     bool parent_is_resource; /* for F_RESOURCE: its own children's id */
     bool has_prim_arrays;    /* obj holds aligned primitive arrays to tidy */
     bool text_reported;
+    bool reported; /* an issue already names this element */
     const hub_fhir_elem *elem; /* its definition; NULL for resources */
     const char *name;          /* its element name (libxml2's dictionary) */
     const char *key;           /* where its children are defined */
@@ -659,10 +660,12 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
             const xmlChar **a = attributes + 5 * i;
             const char *an = (const char *)a[0];
             if (a[2] == NULL && streq(an, "value")) {
-                json_t *v = prim_value(x, type, local, a[3], a[4]);
+                json_t *v = prim_value(x, type, NULL, a[3], a[4]);
                 if (v) {
                     json_decref(f->value);
                     f->value = v;
+                } else {
+                    f->reported = true; /* no second issue for the missing value */
                 }
             } else if (a[2] == NULL && streq(an, "id")) {
                 if (f->obj == NULL && (f->obj = json_object()) == NULL) {
@@ -671,7 +674,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                 }
                 if (!set_new(x, f->obj, "id", attr_string(a[3], a[4]))) return;
             } else {
-                x_invalid(x, "structure", local, "unknown attribute '%s'", an);
+                x_invalid(x, "structure", NULL, "unknown attribute '%s'", an);
             }
         }
         return;
@@ -762,6 +765,7 @@ static void x_end(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         break;
     case F_PRIMITIVE:
         if (f->value == NULL && f->obj == NULL) {
+            if (f->reported) break;
             char path[256];
             x_path(x, NULL, -1, path, sizeof path);
             oo_add(x, HUB_OO_ERROR, "required", path,
@@ -1136,6 +1140,7 @@ typedef struct {
     bool root_ok;  /* the root is div */
     bool root_ns;  /* ... in the XHTML namespace */
     bool root_nons; /* ... in no namespace (we add the declaration) */
+    size_t root_end; /* offset just after the root's end tag */
 } divcheck;
 
 static void dc_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
@@ -1155,11 +1160,15 @@ static void dc_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     dc->root_nons = URI == NULL;
 }
 
+/* The root must end where the text ends: nothing (comment, PI) after it. */
 static void dc_end(void *ctx, const xmlChar *l, const xmlChar *p, const xmlChar *u) {
     (void)l;
     (void)p;
     (void)u;
-    (void)ctx;
+    xmlParserCtxtPtr c = ctx;
+    divcheck *dc = c->_private;
+    if (--dc->depth == 0)
+        dc->root_end = (size_t)c->input->consumed + (size_t)(c->input->cur - c->input->base);
 }
 
 static void dc_bad(void *ctx) {
@@ -1193,8 +1202,7 @@ static void dc_error(void *ctx, xmlErrorPtr e) {
 /* Writes the narrative: `s` must be exactly one well-formed div element in
  * the XHTML namespace (or in none: then the declaration is added). */
 static hub_status w_div(j2x *w, const char *s, size_t n) {
-    if (n < 6 || s[0] != '<' || s[1] == '?' || s[1] == '!' || s[n - 1] != '>' ||
-        s[n - 2] == '?' || n > INT_MAX)
+    if (n < 6 || s[0] != '<' || s[1] == '?' || s[1] == '!' || s[n - 1] != '>' || n > INT_MAX)
         return w_fail(w, HUB_E_INVALID, "narrative is not one XHTML div element");
     xmlSAXHandler h;
     sax_init(&h);
@@ -1216,7 +1224,7 @@ static hub_status w_div(j2x *w, const char *s, size_t n) {
     c->loadsubset = 0;
     /* the same conversion rule as the reader: UTF-8 only */
     xmlParseDocument(c);
-    bool ok = !dc.bad && c->wellFormed && c->nsWellFormed && dc.root_ok &&
+    bool ok = !dc.bad && c->wellFormed && c->nsWellFormed && dc.root_ok && dc.root_end == n &&
               (dc.root_ns || dc.root_nons) &&
               !(c->input && c->input->buf && c->input->buf->encoder);
     xmlFreeParserCtxt(c);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
-#define READER_POOL 16
+#define READER_POOL 64
 
 /* The writer's transaction control, prepared once: parsing these for
  * every message would cost as much as the insert. */
@@ -20,11 +20,80 @@ static const char *const TX_SQL[TX__N] = {"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK
                                           "SAVEPOINT job", "RELEASE job",
                                           "ROLLBACK TO job"};
 
+/* The writer's resource statements. */
+enum {
+    WR_CUR,      /* current row, no JSON */
+    WR_CUR_JSON, /* current row with its JSON */
+    WR_VER,      /* a given version with its JSON */
+    WR_HIST_INS,
+    WR_RES_UPSERT,
+    WR_TOK_DEL,
+    WR_TOK_INS,
+    WR_FIND,
+    WR__N
+};
+static const char *const WR_SQL[WR__N] = {
+    "SELECT version, last_updated, deleted, seq FROM resources WHERE type=?1 "
+    "AND id=?2",
+    "SELECT r.version, r.last_updated, r.deleted, r.seq, h.json FROM "
+    "resources r JOIN history h ON h.seq=r.seq WHERE r.type=?1 AND r.id=?2",
+    "SELECT version, last_updated, deleted, seq, json FROM history WHERE "
+    "type=?1 AND id=?2 AND version=?3",
+    "INSERT INTO history(type, id, version, last_updated, deleted, json) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    "INSERT INTO resources(type, id, version, last_updated, deleted, seq) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(type, id) DO UPDATE SET "
+    "version=excluded.version, last_updated=excluded.last_updated, "
+    "deleted=excluded.deleted, seq=excluded.seq",
+    "DELETE FROM res_tokens WHERE type=?1 AND id=?2",
+    "INSERT INTO res_tokens(type, id, param, system, value) VALUES(?1, ?2, "
+    "?3, ?4, ?5)",
+    "SELECT DISTINCT id FROM res_tokens WHERE type=?1 AND param=?2 AND "
+    "value=?3 AND (?4 IS NULL OR system=?4) LIMIT ?5",
+};
+
 struct hub_store_tx {
     sqlite3 *db;
     sqlite3_stmt *find_dup, *insert, *update;
     sqlite3_stmt *tx[TX__N];
+    sqlite3_stmt *wr[WR__N];
+    sqlite3_stmt *last_read; /* reset before the next read on this tx */
 };
+
+/* The reader side's resource statements, prepared once per pooled
+ * connection (a read is then one bind and one step). */
+enum {
+    RD_CUR,
+    RD_VER,
+    RD_HIST_SYS,
+    RD_HIST_TYPE,
+    RD_HIST_INST,
+    RD_COUNT_SYS,
+    RD_COUNT_TYPE,
+    RD_COUNT_INST,
+    RD__N
+};
+#define HIST_COLS "type, id, version, last_updated, deleted, seq, json"
+#define HIST_PAGE " AND last_updated >= ?3 AND (?4 = 0 OR seq < ?4) ORDER BY seq DESC LIMIT ?5"
+static const char *const RD_SQL[RD__N] = {
+    "SELECT r.version, r.last_updated, r.deleted, r.seq, h.json FROM "
+    "resources r JOIN history h ON h.seq=r.seq WHERE r.type=?1 AND r.id=?2",
+    "SELECT version, last_updated, deleted, seq, json FROM history WHERE "
+    "type=?1 AND id=?2 AND version=?3",
+    "SELECT " HIST_COLS " FROM history WHERE ?1 IS NULL AND ?2 IS NULL" HIST_PAGE,
+    "SELECT " HIST_COLS " FROM history WHERE type=?1 AND ?2 IS NULL" HIST_PAGE,
+    "SELECT " HIST_COLS " FROM history WHERE type=?1 AND id=?2" HIST_PAGE,
+    "SELECT count(*) FROM history WHERE ?1 IS NULL AND ?2 IS NULL AND "
+    "last_updated >= ?3",
+    "SELECT count(*) FROM history WHERE type=?1 AND ?2 IS NULL AND "
+    "last_updated >= ?3",
+    "SELECT count(*) FROM history WHERE type=?1 AND id=?2 AND last_updated >= ?3",
+};
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *st[RD__N];
+} reader;
 
 struct hub_store {
     char dir[512];
@@ -42,7 +111,7 @@ struct hub_store {
     hub_store_stats stats;
 
     pthread_mutex_t rlock;
-    sqlite3 *readers[READER_POOL];
+    reader *readers[READER_POOL];
     int nreaders;
 };
 
@@ -103,12 +172,48 @@ static const char SCHEMA[] =
     "control_id) WHERE status IN (0, 3) AND control_id <> '';"
     "CREATE INDEX IF NOT EXISTS messages_status ON messages(status, id);"
     "CREATE INDEX IF NOT EXISTS messages_received ON messages(received_ms);"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');"
-    "PRAGMA user_version=1;";
+    /* Version 2: FHIR resources. `history` holds every version (the JSON
+     * as sent on reads, a NULL for a delete marker); `resources` is the
+     * small current-version row pointing at its history row, so the JSON
+     * is written once and a read is one primary-key seek plus one rowid
+     * fetch. `res_tokens` is the index of search values (identifier today;
+     * search adds the other parameters through the same rows). */
+    "CREATE TABLE IF NOT EXISTS history("
+    "  seq INTEGER PRIMARY KEY,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  last_updated INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL,"
+    "  json BLOB);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS history_version ON history(type, id, "
+    "version);"
+    "CREATE INDEX IF NOT EXISTS history_type ON history(type, seq);"
+    "CREATE TABLE IF NOT EXISTS resources("
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  last_updated INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY(type, id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS res_tokens("
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  param TEXT NOT NULL,"
+    "  system TEXT NOT NULL,"
+    "  value TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS res_tokens_value ON res_tokens(type, param, "
+    "value, system);"
+    "CREATE INDEX IF NOT EXISTS res_tokens_res ON res_tokens(type, id);"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '2');"
+    "PRAGMA user_version=2;";
 
 /* The schema version this code writes; start-up skips the schema (and its
- * fsync) when the file already has it. */
-#define SCHEMA_VERSION 1
+ * fsync) when the file already has it. Every statement above is
+ * idempotent, so a version-1 journal migrates by running it: the journal's
+ * tables stay as they are and the resource tables are added. */
+#define SCHEMA_VERSION 2
 
 static int user_version(sqlite3 *db) {
     sqlite3_stmt *st;
@@ -164,6 +269,14 @@ static hub_status prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 }
 
 static void *writer_main(void *arg);
+static void tx_last_reset(hub_store_tx *tx);
+
+static void reader_free(reader *r) {
+    if (r == NULL) return;
+    for (int i = 0; i < RD__N; i++) sqlite3_finalize(r->st[i]);
+    sqlite3_close(r->db);
+    hub_free(r);
+}
 
 static hub_status ensure_dir(const char *dir, hub_err *err) {
     struct stat st;
@@ -231,6 +344,8 @@ hub_status hub_store_open(const hub_store_cfg *c, hub_store **out,
                          &s->w.update, err);
         for (int i = 0; i < TX__N && !rc; i++)
             rc = prepare(s->w.db, TX_SQL[i], &s->w.tx[i], err);
+        for (int i = 0; i < WR__N && !rc; i++)
+            rc = prepare(s->w.db, WR_SQL[i], &s->w.wr[i], err);
         if (!rc && pthread_create(&s->writer, NULL, writer_main, s) != 0)
             rc = hub_err_set(err, HUB_E_STORE, "store", "cannot start writer");
         if (rc) {
@@ -256,13 +371,14 @@ void hub_store_close(hub_store *s) {
     sqlite3_finalize(s->w.insert);
     sqlite3_finalize(s->w.update);
     for (int i = 0; i < TX__N; i++) sqlite3_finalize(s->w.tx[i]);
+    for (int i = 0; i < WR__N; i++) sqlite3_finalize(s->w.wr[i]);
     if (s->w.db) {
         /* Fold the WAL back so the database file alone is complete. */
         sqlite3_wal_checkpoint_v2(s->w.db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
                                   NULL, NULL);
         sqlite3_close(s->w.db);
     }
-    for (int i = 0; i < s->nreaders; i++) sqlite3_close(s->readers[i]);
+    for (int i = 0; i < s->nreaders; i++) reader_free(s->readers[i]);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->rlock);
@@ -321,6 +437,7 @@ static void run_group(hub_store *s, hub_store_job *jobs) {
         if (!rc) rc = tx_step(s, TX_SAVEPOINT, e);
         if (!rc) {
             rc = j->run(&s->w, j, e);
+            tx_last_reset(&s->w); /* no read left open across RELEASE */
             if (rc) {
                 hub_err tmp;
                 tx_step(s, TX_ROLLBACK_TO, &tmp);
@@ -389,25 +506,44 @@ static void *writer_main(void *arg) {
 
 /* ---- readers ------------------------------------------------------------ */
 
-static hub_status reader_take(hub_store *s, sqlite3 **db, hub_err *err) {
+static hub_status reader_take(hub_store *s, reader **out, hub_err *err) {
     pthread_mutex_lock(&s->rlock);
     if (s->nreaders > 0) {
-        *db = s->readers[--s->nreaders];
+        *out = s->readers[--s->nreaders];
         pthread_mutex_unlock(&s->rlock);
         return HUB_OK;
     }
     pthread_mutex_unlock(&s->rlock);
-    return open_db(s, false, db, err);
+    reader *r = hub_calloc(1, sizeof *r);
+    if (r == NULL) return hub_err_set(err, HUB_E_NOMEM, "store", "out of memory");
+    hub_status rc = open_db(s, false, &r->db, err);
+    if (rc) {
+        hub_free(r);
+        return rc;
+    }
+    *out = r;
+    return HUB_OK;
 }
 
-static void reader_give(hub_store *s, sqlite3 *db) {
+static void reader_give(hub_store *s, reader *r) {
     pthread_mutex_lock(&s->rlock);
     if (s->nreaders < READER_POOL) {
-        s->readers[s->nreaders++] = db;
-        db = NULL;
+        s->readers[s->nreaders++] = r;
+        r = NULL;
     }
     pthread_mutex_unlock(&s->rlock);
-    if (db) sqlite3_close(db);
+    reader_free(r);
+}
+
+/* The reader's statement `which`, prepared on first use. */
+static hub_status reader_stmt(reader *r, int which, sqlite3_stmt **out,
+                              hub_err *err) {
+    if (r->st[which] == NULL) {
+        hub_status rc = prepare(r->db, RD_SQL[which], &r->st[which], err);
+        if (rc) return rc;
+    }
+    *out = r->st[which];
+    return HUB_OK;
 }
 
 /* ---- journal ------------------------------------------------------------ */
@@ -516,13 +652,14 @@ hub_status hub_journal_update(hub_store_tx *tx, int64_t id,
 static hub_status list_query(hub_store *s, const char *sql, int64_t id,
                              const hub_journal_filter *f, hub_journal_fn fn,
                              void *ud, bool body, bool *any, hub_err *err) {
-    sqlite3 *db;
-    hub_status rc = reader_take(s, &db, err);
+    reader *rd;
+    hub_status rc = reader_take(s, &rd, err);
     if (rc) return rc;
+    sqlite3 *db = rd->db;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rc = db_err(err, db, "journal");
-        reader_give(s, db);
+        reader_give(s, rd);
         return rc;
     }
     if (f) {
@@ -548,7 +685,7 @@ static hub_status list_query(hub_store *s, const char *sql, int64_t id,
     }
     if (!rc && step != SQLITE_DONE) rc = db_err(err, db, "journal");
     sqlite3_finalize(st);
-    reader_give(s, db);
+    reader_give(s, rd);
     return rc;
 }
 
@@ -587,15 +724,16 @@ hub_status hub_journal_get(hub_store *s, int64_t id, hub_journal_fn fn,
 
 hub_status hub_journal_counts(hub_store *s, int64_t counts[4], hub_err *err) {
     memset(counts, 0, 4 * sizeof counts[0]);
-    sqlite3 *db;
-    hub_status rc = reader_take(s, &db, err);
+    reader *rd;
+    hub_status rc = reader_take(s, &rd, err);
     if (rc) return rc;
+    sqlite3 *db = rd->db;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT status, count(*) FROM messages GROUP BY status",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_err(err, db, "journal");
-        reader_give(s, db);
+        reader_give(s, rd);
         return rc;
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -603,6 +741,257 @@ hub_status hub_journal_counts(hub_store *s, int64_t counts[4], hub_err *err) {
         if (k >= 0 && k < 4) counts[k] = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
-    reader_give(s, db);
+    reader_give(s, rd);
     return HUB_OK;
+}
+
+/* ---- resources ------------------------------------------------------------ */
+
+/* Columns: version, last_updated, deleted, seq[, json]. */
+static void version_from(sqlite3_stmt *st, int first, bool json,
+                         hub_store_version *v) {
+    v->version = sqlite3_column_int64(st, first);
+    v->last_updated_ms = sqlite3_column_int64(st, first + 1);
+    v->deleted = sqlite3_column_int(st, first + 2) != 0;
+    v->seq = sqlite3_column_int64(st, first + 3);
+    v->json = NULL;
+    v->json_len = 0;
+    if (json && sqlite3_column_type(st, first + 4) != SQLITE_NULL) {
+        v->json = sqlite3_column_blob(st, first + 4);
+        v->json_len = (size_t)sqlite3_column_bytes(st, first + 4);
+        if (v->json == NULL) v->json = "";
+    }
+}
+
+static void tx_last_reset(hub_store_tx *tx) {
+    if (tx->last_read) {
+        sqlite3_reset(tx->last_read);
+        tx->last_read = NULL;
+    }
+}
+
+static hub_status wr_lookup(hub_store_tx *tx, int which, const char *type,
+                            const char *id, int64_t version,
+                            hub_store_version *out, hub_err *err) {
+    tx_last_reset(tx);
+    sqlite3_stmt *st = tx->wr[which];
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    if (which == WR_VER) sqlite3_bind_int64(st, 3, version);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        out->type = type;
+        out->id = id;
+        version_from(st, 0, which != WR_CUR, out);
+        tx->last_read = st; /* the JSON stays valid until the next read */
+        return HUB_OK;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return HUB_E_NOTFOUND;
+    return db_err(err, tx->db, "resources");
+}
+
+hub_status hub_store_res_current(hub_store_tx *tx, const char *type,
+                                 const char *id, bool want_json,
+                                 hub_store_version *cur, hub_err *err) {
+    return wr_lookup(tx, want_json ? WR_CUR_JSON : WR_CUR, type, id, 0, cur,
+                     err);
+}
+
+hub_status hub_store_res_get(hub_store_tx *tx, const char *type,
+                             const char *id, int64_t version,
+                             hub_store_version *out, hub_err *err) {
+    if (version <= 0) return wr_lookup(tx, WR_CUR_JSON, type, id, 0, out, err);
+    return wr_lookup(tx, WR_VER, type, id, version, out, err);
+}
+
+static hub_status step_done(hub_store_tx *tx, sqlite3_stmt *st,
+                            const char *where, hub_err *err) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return HUB_OK;
+    if (rc == SQLITE_CONSTRAINT)
+        return hub_err_set(err, HUB_E_CONFLICT, where, "version exists already");
+    return db_err(err, tx->db, where);
+}
+
+hub_status hub_store_res_put(hub_store_tx *tx, const hub_store_version *v,
+                             const hub_store_token *toks, size_t ntoks,
+                             hub_err *err) {
+    tx_last_reset(tx);
+    sqlite3_stmt *st = tx->wr[WR_HIST_INS];
+    sqlite3_bind_text(st, 1, v->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, v->version);
+    sqlite3_bind_int64(st, 4, v->last_updated_ms);
+    sqlite3_bind_int(st, 5, v->deleted);
+    if (v->deleted || v->json == NULL)
+        sqlite3_bind_null(st, 6);
+    else
+        sqlite3_bind_blob(st, 6, v->json, (int)v->json_len, SQLITE_STATIC);
+    hub_status rc = step_done(tx, st, "history", err);
+    if (rc) return rc;
+    int64_t seq = sqlite3_last_insert_rowid(tx->db);
+
+    st = tx->wr[WR_RES_UPSERT];
+    sqlite3_bind_text(st, 1, v->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, v->version);
+    sqlite3_bind_int64(st, 4, v->last_updated_ms);
+    sqlite3_bind_int(st, 5, v->deleted);
+    sqlite3_bind_int64(st, 6, seq);
+    rc = step_done(tx, st, "resources", err);
+    if (rc) return rc;
+
+    /* A new resource has no index rows yet: skip the delete. */
+    if (v->version > 1) {
+        st = tx->wr[WR_TOK_DEL];
+        sqlite3_bind_text(st, 1, v->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, v->id, -1, SQLITE_STATIC);
+        rc = step_done(tx, st, "res_tokens", err);
+        if (rc) return rc;
+    }
+    if (v->deleted) return HUB_OK;
+    st = tx->wr[WR_TOK_INS];
+    for (size_t i = 0; i < ntoks; i++) {
+        sqlite3_bind_text(st, 1, v->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, v->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, toks[i].param, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, toks[i].system ? toks[i].system : "", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, toks[i].value, -1, SQLITE_STATIC);
+        rc = step_done(tx, st, "res_tokens", err);
+        if (rc) return rc;
+    }
+    return HUB_OK;
+}
+
+hub_status hub_store_res_find(hub_store_tx *tx, const char *type,
+                              const char *param, const char *system,
+                              const char *value, int limit,
+                              hub_store_id_fn fn, void *ud, int *n,
+                              hub_err *err) {
+    tx_last_reset(tx);
+    *n = 0;
+    sqlite3_stmt *st = tx->wr[WR_FIND];
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, param, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+    if (system)
+        sqlite3_bind_text(st, 4, system, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int(st, 5, limit + 1);
+    int step;
+    hub_status rc = HUB_OK;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        (*n)++;
+        if (*n > limit || fn == NULL) continue;
+        rc = fn(ud, (const char *)sqlite3_column_text(st, 0));
+        if (rc) break;
+    }
+    if (!rc && step != SQLITE_DONE) rc = db_err(err, tx->db, "res_tokens");
+    sqlite3_reset(st);
+    return rc;
+}
+
+hub_status hub_store_res_read(hub_store *s, const char *type, const char *id,
+                              int64_t version, hub_store_version_fn fn,
+                              void *ud, hub_err *err) {
+    reader *rd;
+    hub_status rc = reader_take(s, &rd, err);
+    if (rc) return rc;
+    sqlite3_stmt *st;
+    rc = reader_stmt(rd, version > 0 ? RD_VER : RD_CUR, &st, err);
+    if (rc) {
+        reader_give(s, rd);
+        return rc;
+    }
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    if (version > 0) sqlite3_bind_int64(st, 3, version);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        hub_store_version v;
+        memset(&v, 0, sizeof v);
+        v.type = type;
+        v.id = id;
+        version_from(st, 0, true, &v);
+        rc = fn(ud, &v);
+    } else if (step == SQLITE_DONE) {
+        rc = HUB_E_NOTFOUND;
+    } else {
+        rc = db_err(err, rd->db, "resources");
+    }
+    sqlite3_reset(st);
+    reader_give(s, rd);
+    return rc;
+}
+
+hub_status hub_store_res_history(hub_store *s, const hub_store_history_q *q,
+                                 hub_store_version_fn fn, void *ud,
+                                 int64_t *next_cursor, int64_t *total,
+                                 hub_err *err) {
+    *next_cursor = 0;
+    *total = 0;
+    if (q->id && !q->type)
+        return hub_err_set(err, HUB_E_ARG, "history", "id without type");
+    int count = q->count < 1 ? 1 : q->count > 1000 ? 1000 : q->count;
+    int kind = q->type == NULL ? 0 : q->id == NULL ? 1 : 2;
+    reader *rd;
+    hub_status rc = reader_take(s, &rd, err);
+    if (rc) return rc;
+    sqlite3_stmt *cnt, *st;
+    rc = reader_stmt(rd, RD_COUNT_SYS + kind, &cnt, err);
+    if (!rc) rc = reader_stmt(rd, RD_HIST_SYS + kind, &st, err);
+    if (rc) {
+        reader_give(s, rd);
+        return rc;
+    }
+    /* Both statements run in one read transaction, so the total and the
+     * page agree. */
+    sqlite3_exec(rd->db, "BEGIN", NULL, NULL, NULL);
+    sqlite3_stmt *both[2] = {cnt, st};
+    for (int i = 0; i < 2; i++) {
+        if (q->type)
+            sqlite3_bind_text(both[i], 1, q->type, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(both[i], 1);
+        if (q->id)
+            sqlite3_bind_text(both[i], 2, q->id, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(both[i], 2);
+        sqlite3_bind_int64(both[i], 3, q->since_ms);
+    }
+    int step = sqlite3_step(cnt);
+    if (step == SQLITE_ROW) *total = sqlite3_column_int64(cnt, 0);
+    else rc = db_err(err, rd->db, "history");
+    sqlite3_reset(cnt);
+
+    if (!rc) {
+        sqlite3_bind_int64(st, 4, q->cursor);
+        sqlite3_bind_int(st, 5, count + 1);
+        int seen = 0;
+        int64_t last_seq = 0;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (++seen > count) {
+                *next_cursor = last_seq;
+                continue;
+            }
+            hub_store_version v;
+            memset(&v, 0, sizeof v);
+            v.type = (const char *)sqlite3_column_text(st, 0);
+            v.id = (const char *)sqlite3_column_text(st, 1);
+            version_from(st, 2, true, &v);
+            last_seq = v.seq;
+            rc = fn(ud, &v);
+            if (rc) break;
+        }
+        if (!rc && step != SQLITE_DONE) rc = db_err(err, rd->db, "history");
+        sqlite3_reset(st);
+    }
+    sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
+    reader_give(s, rd);
+    return rc;
 }

@@ -124,4 +124,87 @@ hub_status hub_journal_get(hub_store *s, int64_t id, hub_journal_fn fn,
 /* Counts by status (indexed by hub_msg_status). */
 hub_status hub_journal_counts(hub_store *s, int64_t counts[4], hub_err *err);
 
+/* ---- resources (FHIR) ----------------------------------------------------- */
+
+/* One stored version of one resource. Strings are borrowed: from the
+ * caller (writes) or from the store (reads: valid only during the
+ * callback, or until the next call on the same writer transaction). */
+typedef struct {
+    const char *type;
+    const char *id;
+    int64_t version;
+    int64_t last_updated_ms;
+    bool deleted;       /* a delete marker: json NULL */
+    const char *json;   /* compact JSON text, not NUL-terminated by contract */
+    size_t json_len;
+    int64_t seq;        /* history position (reads): the paging cursor */
+} hub_store_version;
+
+/* One index row of a resource: a search parameter's value. Today only the
+ * token parameter `identifier` is extracted (system may be ""); search will
+ * add every parameter through the same extraction function, so the store
+ * just keeps whatever rows it is given. */
+typedef struct {
+    const char *param;  /* "identifier" */
+    const char *system; /* "" when the value has none */
+    const char *value;
+} hub_store_token;
+
+/* Writer side (inside a job). The current version of type/id: HUB_OK and
+ * fills *cur (json only when want_json; borrowed until the next call on
+ * tx), HUB_E_NOTFOUND when the resource never existed. A deleted resource
+ * is HUB_OK with cur->deleted. */
+hub_status hub_store_res_current(hub_store_tx *tx, const char *type,
+                                 const char *id, bool want_json,
+                                 hub_store_version *cur, hub_err *err);
+/* Writer side: a given version (version > 0) or the current one (0), with
+ * its JSON. HUB_E_NOTFOUND when absent. Borrowed as above. */
+hub_status hub_store_res_get(hub_store_tx *tx, const char *type,
+                             const char *id, int64_t version,
+                             hub_store_version *out, hub_err *err);
+/* Writer side: writes a new version (history row and current row) and
+ * replaces the resource's index rows with `toks` (a delete marker drops
+ * them). v->version must be the next version (1 for a new resource):
+ * HUB_E_CONFLICT when that version exists already. */
+hub_status hub_store_res_put(hub_store_tx *tx, const hub_store_version *v,
+                             const hub_store_token *toks, size_t ntoks,
+                             hub_err *err);
+/* Writer side: ids of live resources of `type` with an index row for
+ * `param` and `value`; `system` NULL matches any system, "" only rows
+ * without one. Calls fn for each (at most `limit`); *n gets the number of
+ * matches seen (stops counting at limit + 1, so callers can tell one from
+ * many). */
+typedef hub_status (*hub_store_id_fn)(void *ud, const char *id);
+hub_status hub_store_res_find(hub_store_tx *tx, const char *type,
+                              const char *param, const char *system,
+                              const char *value, int limit,
+                              hub_store_id_fn fn, void *ud, int *n,
+                              hub_err *err);
+
+/* Reader side (any thread): the current version (version 0) or a given
+ * one. Calls fn once with the row (borrowed during the call) and returns
+ * what fn returns; HUB_E_NOTFOUND when there is no such row. */
+typedef hub_status (*hub_store_version_fn)(void *ud,
+                                           const hub_store_version *v);
+hub_status hub_store_res_read(hub_store *s, const char *type, const char *id,
+                              int64_t version, hub_store_version_fn fn,
+                              void *ud, hub_err *err);
+
+/* Reader side: history, newest first. type NULL = whole system; id NULL =
+ * the whole type. since_ms 0 = no bound. cursor 0 = first page, else the
+ * *next_cursor of the previous page (a history position: stable while new
+ * versions are written). count 1..1000. *total counts every version that
+ * matches (ignoring the cursor). */
+typedef struct {
+    const char *type;
+    const char *id;
+    int64_t since_ms;
+    int count;
+    int64_t cursor;
+} hub_store_history_q;
+hub_status hub_store_res_history(hub_store *s, const hub_store_history_q *q,
+                                 hub_store_version_fn fn, void *ud,
+                                 int64_t *next_cursor, int64_t *total,
+                                 hub_err *err);
+
 #endif

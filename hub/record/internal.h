@@ -1,0 +1,31 @@
+/* record internals shared by record.c, bundle.c and index.c. */
+#ifndef HUB_RECORD_INTERNAL_H
+#define HUB_RECORD_INTERNAL_H
+
+#include "hub/record.h"
+
+struct hub_record {
+    hub_store *store;
+    const hub_fhir_defs *defs;
+    hub_fhir_validate_opts vopts;
+    int max_bundle_entries;
+};
+
+/* Resource ids: [A-Za-z0-9-.]{1,64}. */
+bool hub__record_id_ok(const char *id);
+
+/* The index rows (search values) of one resource: the one place that
+ * knows which values are indexed. Today the `identifier` tokens; search
+ * will extend this function, and the store keeps whatever it returns.
+ * Strings in `out` are borrowed from `res`. Returns how many rows exist
+ * (may be more than `max`; only `max` are filled). */
+size_t hub__record_index(const char *type, const json_t *res,
+                         hub_store_token *out, size_t max);
+
+/* Sets op->status and adds one error issue to op->outcome. Returns the
+ * status. */
+int hub__op_fail(hub_record_op *op, int status, const char *code,
+                 const char *expr, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#endif
