@@ -110,6 +110,10 @@ static void send_internal(ctx *c) {
     hub_http_resp_set(c->resp, 500, CT_JSON, oo, sizeof oo - 1);
 }
 
+static void send_issue(ctx *c, int status, const char *code, const char *expr,
+                       const char *fmtstr, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* Encodes `v` in the response's format. */
 static void send_json(ctx *c, int status, const json_t *v) {
     if (c->out == FMT_XML) {
@@ -121,8 +125,13 @@ static void send_json(ctx *c, int status, const json_t *v) {
             return;
         }
         hub_buf_release(&b);
+        /* A stored resource the XML form cannot carry (a narrative that is
+         * not one XHTML div): not acceptable in XML, fine in JSON. */
         HUB_LOG_WARN("fhir", "xml encode failed err='%s'", err.msg);
-        send_internal(c);
+        c->out = FMT_JSON;
+        c->pretty = false;
+        send_issue(c, 406, "not-supported", NULL,
+                   "this resource cannot be represented in XML; ask for JSON");
         return;
     }
     size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(17);
@@ -148,9 +157,6 @@ static void send_oo(ctx *c, int status, const hub_oo *oo) {
     json_decref(j);
 }
 
-static void send_issue(ctx *c, int status, const char *code, const char *expr,
-                       const char *fmtstr, ...)
-    __attribute__((format(printf, 5, 6)));
 static void send_issue(ctx *c, int status, const char *code, const char *expr,
                        const char *fmtstr, ...) {
     char msg[200];
@@ -363,6 +369,7 @@ static const char *status_text(int status) {
     case 409: return "the resource was changed meanwhile";
     case 410: return "the resource was deleted";
     case 412: return "the version given does not match the current one";
+    case 405: return "the interaction is not supported";
     case 413: return "the request is over a limit";
     case 422: return "the resource is not valid";
     default: return "the request failed";

@@ -5,16 +5,122 @@
  * too, and interactions it does not list are refused. */
 #include "fhir_test.h"
 #include "hub_test.h"
+#include "hub/fhir.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define JSON_CT "Content-Type: application/fhir+json\r\n"
 #define PATCH_CT "Content-Type: application/json-patch+json\r\n"
 
 static int P(void) { return hub_test_http_port(); }
+
+/* ---- a minimal valid instance of any type, from the element table -------
+ *
+ * Required elements get a value of their first type; a required binding's
+ * code is the first its value set lists (conformance valuesets.tsv); an
+ * element left empty gets an extension, which every element may have. */
+static hub_fhir_defs *defs;
+static json_t *vsets; /* url -> [system, first code] */
+
+static void load_tables(void) {
+    hub_err err;
+    cr_assert_eq(hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &defs, &err), HUB_OK,
+                 "%s", err.msg);
+    vsets = json_object();
+    size_t n;
+    char *t = hub_test_read_file(HUB_SOURCE_DIR "/conformance/fhir/r4/valuesets.tsv", &n);
+    cr_assert_not_null(t);
+    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#') continue;
+        char *f[4] = {0};
+        int k = 0;
+        for (char *p = line; k < 4 && p; k++) {
+            f[k] = p;
+            p = strchr(p, '\t');
+            if (p) *p++ = '\0';
+        }
+        if (k == 4 && f[3] && *f[3] && !json_object_get(vsets, f[0])) {
+            char *tab = strchr(f[3], '\t');
+            if (tab) *tab = '\0';
+            json_object_set_new(vsets, f[0], json_pack("[s,s]", f[2], f[3]));
+        }
+    }
+    hub_free(t);
+}
+
+static json_t *minimal_of(const char *key, int depth);
+
+static json_t *extension(void) {
+    return json_pack("[{s:s, s:s}]", "url", "http://example.org/x", "valueString", "x");
+}
+
+static json_t *value_of(const hub_fhir_elem *e, const char *type, int depth) {
+    json_t *vs = NULL;
+    if (e->binding) {
+        char url[256];
+        snprintf(url, sizeof url, "%s", e->binding);
+        char *bar = strchr(url, '|');
+        if (bar) *bar = '\0';
+        vs = json_object_get(vsets, url);
+    }
+    const char *sys = json_string_value(json_array_get(vs, 0));
+    const char *code = json_string_value(json_array_get(vs, 1));
+    if (strcmp(type, "code") == 0) return json_string(code ? code : "x");
+    if (strcmp(type, "Coding") == 0)
+        return code ? json_pack("{s:s, s:s}", "system", sys, "code", code)
+                    : json_pack("{s:s}", "code", "x");
+    if (strcmp(type, "CodeableConcept") == 0)
+        return code ? json_pack("{s:[{s:s, s:s}]}", "coding", "system", sys, "code", code)
+                    : json_pack("{s:s}", "text", "x");
+    if (strcmp(type, "boolean") == 0) return json_true();
+    if (!strcmp(type, "integer") || !strcmp(type, "unsignedInt") || !strcmp(type, "positiveInt"))
+        return json_integer(1);
+    if (strcmp(type, "decimal") == 0) return json_real(1.5);
+    if (strcmp(type, "date") == 0) return json_string("2020-01-01");
+    if (!strcmp(type, "dateTime") || !strcmp(type, "instant"))
+        return json_string("2020-01-01T00:00:00Z");
+    if (strcmp(type, "time") == 0) return json_string("12:00:00");
+    if (!strcmp(type, "uri") || !strcmp(type, "url") || !strcmp(type, "canonical"))
+        return json_string("http://example.org/x");
+    if (strcmp(type, "oid") == 0) return json_string("urn:oid:1.2.3");
+    if (strcmp(type, "uuid") == 0) return json_string("urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0");
+    if (strcmp(type, "id") == 0) return json_string("x1");
+    if (strcmp(type, "base64Binary") == 0) return json_string("AAAA");
+    if (strcmp(type, "xhtml") == 0)
+        return json_string("<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>");
+    if (hub_fhir_is_primitive(defs, type)) return json_string("x");
+    if (strcmp(type, "Reference") == 0) return json_pack("{s:s}", "display", "x");
+    if (strcmp(type, "Resource") == 0)
+        return json_pack("{s:s, s:{s:s}}", "resourceType", "Basic", "code", "text", "x");
+    const char *key = e->children_key && !e->choice ? e->children_key : type;
+    if (strcmp(key, "BackboneElement") == 0 || strcmp(key, "Element") == 0) key = e->path;
+    return minimal_of(key, depth + 1);
+}
+
+static json_t *minimal_of(const char *key, int depth) {
+    json_t *o = json_object();
+    size_t n = 0;
+    const hub_fhir_elem *ch = depth < 8 ? hub_fhir_children(defs, key, &n) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const hub_fhir_elem *e = &ch[i];
+        if (e->min < 1 || e->ntypes == 0) continue;
+        const char *type = e->types[0];
+        char name[128];
+        if (e->choice)
+            snprintf(name, sizeof name, "%s%c%s", e->name, type[0] & ~0x20, type + 1);
+        else
+            snprintf(name, sizeof name, "%s", e->name);
+        json_t *v = value_of(e, type, depth);
+        if (e->max > 1) v = json_pack("[o]", v);
+        json_object_set_new(o, name, v);
+    }
+    if (json_object_size(o) == 0 && depth > 0) json_object_set_new(o, "extension", extension());
+    return o;
+}
 
 static bool listed(json_t *arr, const char *code) {
     size_t i;
@@ -27,9 +133,9 @@ static bool listed(json_t *arr, const char *code) {
 
 /* Does `code` on a resource of `type` whose id is `id`; returns whether it
  * did what the specification says. `why` gets a reason otherwise. */
-static bool do_interaction(const char *type, const char *id, const char *code, char *why,
-                           size_t cap) {
-    char path[256], body[256];
+static bool do_interaction(const char *type, const char *id, const char *made,
+                           const char *code, char *why, size_t cap) {
+    char path[256];
     ft_resp r;
     int st = -1, want = 200;
     if (strcmp(code, "read") == 0) {
@@ -40,9 +146,13 @@ static bool do_interaction(const char *type, const char *id, const char *code, c
         st = ft_req(P(), "GET", path, NULL, NULL, 0, &r);
     } else if (strcmp(code, "update") == 0) {
         snprintf(path, sizeof path, "/fhir/%s/%s", type, id);
-        snprintf(body, sizeof body, "{\"resourceType\":\"%s\",\"id\":\"%s\",\"language\":\"de\"}",
-                 type, id);
-        st = ft_req(P(), "PUT", path, JSON_CT, body, strlen(body), &r);
+        json_t *u = json_loads(made, 0, NULL);
+        json_object_set_new(u, "id", json_string(id));
+        json_object_set_new(u, "language", json_string("de"));
+        char *ub = json_dumps(u, JSON_COMPACT);
+        json_decref(u);
+        st = ft_req(P(), "PUT", path, JSON_CT, ub, strlen(ub), &r);
+        free(ub);
     } else if (strcmp(code, "patch") == 0) {
         snprintf(path, sizeof path, "/fhir/%s/%s", type, id);
         static const char p[] = "[{\"op\":\"add\",\"path\":\"/language\",\"value\":\"en\"}]";
@@ -55,8 +165,7 @@ static bool do_interaction(const char *type, const char *id, const char *code, c
         st = ft_req(P(), "GET", path, NULL, NULL, 0, &r);
     } else if (strcmp(code, "create") == 0) {
         snprintf(path, sizeof path, "/fhir/%s", type);
-        snprintf(body, sizeof body, "{\"resourceType\":\"%s\"}", type);
-        st = ft_req(P(), "POST", path, JSON_CT, body, strlen(body), &r);
+        st = ft_req(P(), "POST", path, JSON_CT, made, strlen(made), &r);
         want = 201;
     } else if (strcmp(code, "delete") == 0) {
         snprintf(path, sizeof path, "/fhir/%s/%s", type, id);
@@ -80,6 +189,7 @@ static bool do_interaction(const char *type, const char *id, const char *code, c
 
 Test(fhir_capability, statement_matches_behaviour, .init = hub_test_up,
      .fini = hub_test_down, .timeout = 600) {
+    load_tables();
     ft_resp r;
     cr_assert_eq(ft_req(P(), "GET", "/fhir/metadata", NULL, NULL, 0, &r), 200);
     json_t *cs = ft_json(&r);
@@ -98,7 +208,19 @@ Test(fhir_capability, statement_matches_behaviour, .init = hub_test_up,
         char path[160], body[160];
         snprintf(path, sizeof path, "/fhir/%s", type);
         snprintf(body, sizeof body, "{\"resourceType\":\"%s\"}", type);
+        char *made = strdup(body);
         int st = ft_req(P(), "POST", path, JSON_CT, body, strlen(body), &r);
+        if (st != 201) {
+            /* Required elements: a minimal instance from the tables. */
+            ft_release(&r);
+            json_t *m = minimal_of(type, 0);
+            json_object_set_new(m, "resourceType", json_string(type));
+            free(made);
+            made = json_dumps(m, JSON_COMPACT);
+            json_decref(m);
+            st = ft_req(P(), "POST", path, JSON_CT, made, strlen(made), &r);
+            if (st != 201) cr_log_warn("%s: minimal %s: %d %s", type, made, st, r.body.p);
+        }
         if (st != 201) {
             /* Required elements: the type is still known (a validation
              * answer, not 404 or 405). */
@@ -109,6 +231,7 @@ Test(fhir_capability, statement_matches_behaviour, .init = hub_test_up,
             cr_assert_str_eq(ft_issue(&r, "code"), "not-found", "%s", type);
             ft_release(&r);
             known_only++;
+            free(made);
             continue;
         }
         json_t *c = ft_json(&r);
@@ -130,16 +253,18 @@ Test(fhir_capability, statement_matches_behaviour, .init = hub_test_up,
                 has_test |= strcmp(order[o], code) == 0;
             cr_assert(has_test, "%s lists '%s', which this test cannot check", type, code);
         }
+        (void)0;
         for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
             if (!listed(ia, order[o])) continue;
             char why[300];
-            cr_assert(do_interaction(type, id, order[o], why, sizeof why), "%s", why);
+            cr_assert(do_interaction(type, id, made, order[o], why, sizeof why), "%s", why);
         }
+        free(made);
         full++;
     }
     cr_log_info("capabilities: %d types through every interaction, %d known only", full,
                 known_only);
-    cr_assert(full > 50, "%d", full);
+    cr_assert_eq(known_only, 0, "%d types could not be created (see the warnings)", known_only);
 
     /* System interactions. */
     json_t *sys = json_object_get(rest, "interaction");
@@ -181,4 +306,6 @@ Test(fhir_capability, statement_matches_behaviour, .init = hub_test_up,
     cr_assert(strstr(r.body.p, "<CapabilityStatement"));
     ft_release(&r);
     json_decref(cs);
+    json_decref(vsets);
+    hub_fhir_defs_free(defs);
 }

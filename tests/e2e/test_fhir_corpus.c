@@ -92,6 +92,25 @@ static void load_defs(void) {
                  "%s", err.msg);
 }
 
+/* Examples of the corpus that are not what R4 allows, and what they get
+ * instead: `create_4xx` is refused on create; otherwise only the XML step
+ * is expected to fail (406). */
+static const struct {
+    const char *file;
+    bool create_4xx;
+    const char *why;
+} KNOWN[] = {
+    {"diagnosticreport-cbc.json", true, "text has no div (Narrative.div is 1..1)"},
+    {"plandefinition-example.json", false,
+     "its narrative is cut short in the corpus (not one XHTML div): no XML for it"},
+};
+
+static int known(const char *file) {
+    for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++)
+        if (strcmp(KNOWN[i].file, file) == 0) return (int)i;
+    return -1;
+}
+
 /* Create, read back, read as XML and convert back, for every example of
  * one corpus folder. Failures are collected and reported together. */
 static void round_trip_folder(const char *rel) {
@@ -117,6 +136,18 @@ static void round_trip_folder(const char *rel) {
         char id[128];
         int st = write_resource(body, len, src, id, &r);
         const char *why = NULL;
+        int kn = known(files[i]);
+        if (kn >= 0 && KNOWN[kn].create_4xx) {
+            if (st < 400 || st >= 500) why = "a known invalid example was not refused";
+            ft_release(&r);
+            if (why) {
+                nfail++;
+                hub_buf_printf(&fails, "\n  %s: %s (%d)", files[i], why, st);
+            }
+            json_decref(src);
+            hub_free(body);
+            continue;
+        }
         if (st != 200 && st != 201) why = "create";
         ft_release(&r);
         char rp[300];
@@ -136,7 +167,10 @@ static void round_trip_folder(const char *rel) {
         if (!why) {
             char xp[320];
             snprintf(xp, sizeof xp, "%s?_format=xml", rp);
-            if (ft_req(hub_test_http_port(), "GET", xp, NULL, NULL, 0, &r) != 200) {
+            int xs = ft_req(hub_test_http_port(), "GET", xp, NULL, NULL, 0, &r);
+            if (kn >= 0) {
+                if (xs != 406) why = "a known example without XML form: not 406";
+            } else if (xs != 200) {
                 why = "read as xml";
             } else {
                 hub_oo *oo = hub_oo_new();
@@ -186,6 +220,12 @@ typedef struct {
     int entry_fail;
     const char *why;
 } expect;
+
+/* Files whose content cannot say where they go. */
+static const char *post_to(const char *file) {
+    if (strcmp(file, "PatientMissingResourceType.json") == 0) return "/fhir/Patient";
+    return NULL;
+}
 
 static const expect TABLE[] = {
     {"Appointment.json", 2, -1, "valid"},
@@ -239,20 +279,20 @@ static const expect TABLE[] = {
     {"InvalidObservation.json", 4, -1, "text is a string, not a Narrative"},
     {"Medication.json", 2, -1, "valid"},
     {"MoneyWithWrongDecimal.json", 404, -1, "Money is a datatype, not a resource type"},
-    {"Observation-For-Patient-f001.json", 2, -1, "valid"},
-    {"ObservationWithBloodPressure.json", 2, -1, "valid"},
+    {"Observation-For-Patient-f001.json", 4, -1, "interpretation is an object (STU3); R4 has an array"},
+    {"ObservationWithBloodPressure.json", 4, -1, "interpretation is an object (STU3); R4 has an array"},
     {"ObservationWithInvalidDecimalSpecification.json", 4, -1, "a decimal that is not one"},
     {"ObservationWithInvalidStatus.json", 4, -1, "status outside its required value set"},
     {"ObservationWithNoCode.json", 4, -1, "Observation.code is required"},
-    {"ObservationWithTemperature.json", 2, -1, "valid"},
+    {"ObservationWithTemperature.json", 4, -1, "interpretation is an object (STU3); R4 has an array"},
     {"Parameter-Convert-Data.json", 2, -1, "a valid Parameters resource"},
     {"Patient-f001.json", 2, -1, "valid"},
-    {"Patient.json", 2, -1, "valid"},
+    {"Patient.json", 4, -1, "meta.lastUpdated has no time zone: not an instant"},
     {"PatientMissingResourceType.json", 400, -1, "resourceType is empty"},
     {"PatientWithMinimalData.json", 2, -1, "valid"},
     {"PatientWithUnknownElements.json", 4, -1, "unknown elements are refused (not lenient)"},
     {"Practitioner.json", 2, -1, "valid"},
-    {"ProvenanceHeader.json", 2, -1, "valid"},
+    {"ProvenanceHeader.json", 4, -1, "made for a header: Provenance.target (1..*) is missing"},
     {"R4-Bundle-TransactionWithReferenceInResourceBody.json", 200, -1,
      "conditional references match the Patient the test creates first"},
     {"R4-CarePlan.json", 2, -1, "valid"},
@@ -276,13 +316,14 @@ static const expect TABLE[] = {
     {"SearchParameterUnsupportedType.json", 2, -1,
      "structurally valid: type against expression is not checked (no search yet)"},
     {"Specimen.json", 2, -1, "valid"},
-    {"Subscription-Backport.json", 2, -1, "valid"},
-    {"SubscriptionForEncounter.json", 2, -1, "valid"},
-    {"SubscriptionForObservationReferenceToPatient.json", 2, -1, "valid"},
-    {"SubscriptionForPatientName.json", 2, -1, "valid"},
+    {"Subscription-Backport.json", 4, -1, "end has no time zone: not an instant"},
+    {"SubscriptionForEncounter.json", 4, -1, "end has no time zone: not an instant"},
+    {"SubscriptionForObservationReferenceToPatient.json", 4, -1,
+     "end has no time zone: not an instant"},
+    {"SubscriptionForPatientName.json", 4, -1, "end has no time zone: not an instant"},
     {"ValidCompartmentDefinition.json", 2, -1, "a collection Bundle stored as a resource"},
     {"Weight.json", 2, -1, "valid"},
-    {"WeightInGrams.json", 2, -1, "valid"},
+    {"WeightInGrams.json", 4, -1, "a Narrative without its required div"},
 };
 #define NTABLE (sizeof TABLE / sizeof TABLE[0])
 
@@ -333,7 +374,9 @@ Test(fhir_corpus, ms_testfiles_outcomes, .timeout = 600) {
                             (strcmp(ty, "batch") == 0 || strcmp(ty, "transaction") == 0));
         int st;
         char id[128];
-        if (bundle_post || j == NULL)
+        if (post_to(x->file))
+            st = ft_req(hub_test_http_port(), "POST", post_to(x->file), JSON_CT, body, len, &r);
+        else if (bundle_post || j == NULL)
             st = ft_req(hub_test_http_port(), "POST", "/fhir", JSON_CT, body, len, &r);
         else
             st = write_resource(body, len, j, id, &r);
