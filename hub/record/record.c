@@ -357,7 +357,7 @@ static bool refs_need_job(const apply_ctx *c, const json_t *v, int depth) {
         if (json_is_string(it) && strcmp(k, "reference") == 0) {
             const char *s = json_string_value(it);
             const char *qm = strchr(s, '?');
-            if (qm && !strchr(s, '/') && qm != s) return true;
+            if (qm && qm != s && !memchr(s, '/', (size_t)(qm - s))) return true;
             if (c->atomic && (strncmp(s, "urn:uuid:", 9) == 0 || strncmp(s, "urn:oid:", 8) == 0))
                 return true;
             if (c->atomic)
