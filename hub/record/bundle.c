@@ -341,19 +341,8 @@ hub_status hub_record_bundle(hub_record *r, const json_t *bundle,
                                "Bundle.type must be batch or transaction");
         return hub_err_set(err, HUB_E_INVALID, "Bundle.type", "not batch or transaction");
     }
-    if (r->defs) {
-        hub_oo *oo = hub_oo_new();
-        if (oo == NULL) return hub_err_set(err, HUB_E_NOMEM, "Bundle", "out of memory");
-        /* The Bundle's own structure (entries' resources are validated one
-         * by one when they are written). */
-        hub_status vrc = hub_fhir_validate(r->defs, bundle, &r->vopts, oo);
-        if (vrc && atomic) {
-            *outcome = oo;
-            *http_status = 400;
-            return hub_err_set(err, HUB_E_INVALID, "Bundle", "invalid Bundle");
-        }
-        hub_oo_free(oo);
-    }
+    /* The entries' resources are validated one by one as they are
+     * prepared (apply), so the Bundle as a whole is not validated again. */
     const json_t *entries = json_object_get(bundle, "entry");
     if (entries && !json_is_array(entries)) {
         *outcome = bundle_fail(http_status, 400, "structure", "Bundle.entry",

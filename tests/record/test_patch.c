@@ -1,6 +1,5 @@
 /* JSON Patch (RFC 6902): the behaviours of the RFC's appendix A, written
  * as our own cases, and malformed patches. */
-#include "fhir_interim.h"
 
 #include "hub/fhir.h"
 
