@@ -204,6 +204,38 @@ static hub_status do_remove(json_t *doc, const char *path, json_t **removed,
     return ptr_fail(oo, PTR_MISSING, i, which);
 }
 
+/* JSON equality for `test`: numbers compare by value (1 equals 1.0),
+ * objects ignore member order (jansson's json_equal, except numbers). */
+static bool values_equal(const json_t *a, const json_t *b, int depth) {
+    if (depth > HUB_MAX_JSON_DEPTH) return false;
+    if (json_is_number(a) && json_is_number(b)) {
+        if (json_is_integer(a) && json_is_integer(b))
+            return json_integer_value(a) == json_integer_value(b);
+        return json_number_value(a) == json_number_value(b);
+    }
+    if (json_typeof(a) != json_typeof(b)) return false;
+    if (json_is_array(a)) {
+        size_t n = json_array_size(a);
+        if (n != json_array_size(b)) return false;
+        for (size_t i = 0; i < n; i++)
+            if (!values_equal(json_array_get(a, i), json_array_get(b, i), depth + 1))
+                return false;
+        return true;
+    }
+    if (json_is_object(a)) {
+        if (json_object_size(a) != json_object_size(b)) return false;
+        const char *k;
+        size_t kl;
+        const json_t *v;
+        json_object_keylen_foreach((json_t *)a, k, kl, v) {
+            const json_t *w = json_object_getn(b, k, kl);
+            if (w == NULL || !values_equal(v, w, depth + 1)) return false;
+        }
+        return true;
+    }
+    return json_equal(a, b);
+}
+
 static bool is_prefix_path(const char *from, const char *path) {
     size_t n = strlen(from);
     return strncmp(from, path, n) == 0 && path[n] == '/';
@@ -274,7 +306,7 @@ hub_status hub_json_patch(json_t *doc, const json_t *patch, hub_oo *oo) {
             json_t *cur;
             ptr_rc prc = get_at(doc, path, &cur);
             if (prc) return ptr_fail(oo, prc, i, "path");
-            rc = json_equal(cur, value) ? HUB_OK
+            rc = values_equal(cur, value, 0) ? HUB_OK
                                         : fail(oo, HUB_E_CONFLICT, i,
                                                "test failed: the value differs");
         }

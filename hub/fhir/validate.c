@@ -543,7 +543,10 @@ static void check_property(vctx *c, const json_t *obj, uint32_t g, const char *k
                 size_t o2 = path_index(c, i);
                 if (json_is_null(x)) {
                     const json_t *xe = json_is_array(ext) ? json_array_get(ext, i) : NULL;
-                    if (!json_is_object(xe))
+                    if (!e->choice && d->elemtype[e->types - d->typenames]->kind !=
+                                          HUB__FK_PRIMITIVE)
+                        ISSUE(c, HUB_OO_ERROR, "structure", "%s item is null", e->name);
+                    else if (!json_is_object(xe))
                         ISSUE(c, HUB_OO_ERROR, "structure",
                               "%s item is null without a matching _%s item", e->name,
                               e->name);

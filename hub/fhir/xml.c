@@ -145,6 +145,9 @@ static bool lex_decimal(const char *s, size_t n, bool *integral) {
     return i == n;
 }
 
+typedef enum { DIV_BAD, DIV_NOMEM, DIV_XHTML, DIV_NO_NS } div_form;
+static div_form div_check(const char *s, size_t n);
+
 /* ======================================================================== */
 /* XML -> JSON                                                              */
 /* ======================================================================== */
@@ -175,6 +178,7 @@ typedef struct {
     size_t div_start;
     const char *div_prefix; /* the div's own namespace needs declaring */
     bool div_declare;
+    bool div_prefixed; /* prefixes inside: check it stands on its own */
     uint8_t nchoices;
     const hub_fhir_elem *choices[MAX_CHOICES_SEEN];
 } frame;
@@ -502,6 +506,17 @@ static void x_start_resource(x2j *x, const char *local, const char *uri, int nat
     complex_attrs(x, f, nattr, attrs, true);
 }
 
+/* Does an element of the narrative use a namespace prefix (xml: aside)?
+ * Then the prefix may be declared outside the div. */
+static bool uses_prefix(const xmlChar *prefix, int nattr, const xmlChar **attrs) {
+    if (prefix != NULL) return true;
+    for (int i = 0; i < nattr; i++) {
+        const char *ap = (const char *)attrs[5 * i + 1];
+        if (ap != NULL && !streq(ap, "xml")) return true;
+    }
+    return false;
+}
+
 static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                     const xmlChar *URI, int nb_namespaces, const xmlChar **namespaces,
                     int nb_attributes, int nb_defaulted, const xmlChar **attributes) {
@@ -516,6 +531,9 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     }
     if (x->skip > 0) {
         x->skip++;
+        frame *top = x->nframes ? &x->frames[x->nframes - 1] : NULL;
+        if (top && top->kind == F_DIV && !top->div_prefixed)
+            top->div_prefixed = uses_prefix(prefix, nb_attributes, attributes);
         return;
     }
     if (x->nframes == 0) {
@@ -647,6 +665,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         }
         f->div_declare = !declared;
         f->div_prefix = (const char *)prefix;
+        f->div_prefixed = uses_prefix(NULL, nb_attributes, attributes);
         x->skip = 1;
         return;
     }
@@ -733,6 +752,20 @@ static void x_end_div(x2j *x, frame *f, frame *p) {
     if (str == NULL) {
         x_nomem(x);
         return;
+    }
+    /* The text must stand on its own (the JSON form has no context). */
+    if (f->div_prefixed) {
+        div_form form = div_check(json_string_value(str), json_string_length(str));
+        if (form != DIV_XHTML) {
+            json_decref(str);
+            if (form == DIV_NOMEM) {
+                x_nomem(x);
+                return;
+            }
+            x_invalid(x, "structure", NULL,
+                      "narrative uses namespace prefixes declared outside it");
+            return;
+        }
     }
     attach(x, p, f->name, f->elem->max > 1, str);
 }
@@ -900,6 +933,7 @@ static xmlParserCtxtPtr safe_ctxt(const char *p, size_t n, const xmlSAXHandler *
     return c;
 }
 
+
 static void sax_init(xmlSAXHandler *h) {
     memset(h, 0, sizeof *h);
     h->initialized = XML_SAX2_MAGIC;
@@ -910,6 +944,107 @@ static void sax_init(xmlSAXHandler *h) {
     h->getEntity = x_get_entity;
     h->getParameterEntity = x_get_entity;
     h->serror = x_error;
+}
+
+/* ---- the narrative ------------------------------------------------------ */
+
+typedef struct {
+    int depth;
+    bool bad;      /* DTD, entity, or not well-formed */
+    bool root_ok;  /* the root is div */
+    bool root_ns;  /* ... in the XHTML namespace */
+    bool root_nons; /* ... in no namespace (we add the declaration) */
+    size_t root_end; /* offset just after the root's end tag */
+} divcheck;
+
+static void dc_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
+                     const xmlChar *URI, int nb_namespaces, const xmlChar **namespaces,
+                     int nb_attributes, int nb_defaulted, const xmlChar **attributes) {
+    (void)prefix;
+    (void)nb_namespaces;
+    (void)namespaces;
+    (void)nb_attributes;
+    (void)nb_defaulted;
+    (void)attributes;
+    xmlParserCtxtPtr c = ctx;
+    divcheck *dc = c->_private;
+    if (dc->depth++ > 0) return;
+    dc->root_ok = streq((const char *)localname, "div");
+    dc->root_ns = URI != NULL && streq((const char *)URI, XHTML_NS);
+    dc->root_nons = URI == NULL;
+}
+
+/* The root must end where the text ends: nothing (comment, PI) after it. */
+static void dc_end(void *ctx, const xmlChar *l, const xmlChar *p, const xmlChar *u) {
+    (void)l;
+    (void)p;
+    (void)u;
+    xmlParserCtxtPtr c = ctx;
+    divcheck *dc = c->_private;
+    if (--dc->depth == 0)
+        dc->root_end = (size_t)c->input->consumed + (size_t)(c->input->cur - c->input->base);
+}
+
+static void dc_bad(void *ctx) {
+    xmlParserCtxtPtr c = ctx;
+    ((divcheck *)c->_private)->bad = true;
+    xmlStopParser(c);
+}
+static void dc_dtd(void *ctx, const xmlChar *a, const xmlChar *b, const xmlChar *e) {
+    (void)a;
+    (void)b;
+    (void)e;
+    dc_bad(ctx);
+}
+static void dc_entity_decl(void *ctx, const xmlChar *a, int t, const xmlChar *b,
+                           const xmlChar *e, xmlChar *f) {
+    (void)a;
+    (void)t;
+    (void)b;
+    (void)e;
+    (void)f;
+    dc_bad(ctx);
+}
+static void dc_reference(void *ctx, const xmlChar *name) {
+    (void)name;
+    dc_bad(ctx);
+}
+static void dc_error(void *ctx, xmlErrorPtr e) {
+    if (e && e->level >= XML_ERR_ERROR && e->code != XML_ERR_USER_STOP) dc_bad(ctx);
+}
+
+/* Is `s` exactly one well-formed div element in the XHTML namespace (or in
+ * none: the caller adds the declaration), with no DTD, no entity, nothing
+ * before or after it? */
+static div_form div_check(const char *s, size_t n) {
+    if (n < 6 || s[0] != '<' || s[1] == '?' || s[1] == '!' || s[n - 1] != '>' || n > INT_MAX)
+        return DIV_BAD;
+    xmlSAXHandler h;
+    sax_init(&h);
+    h.internalSubset = dc_dtd;
+    h.externalSubset = dc_dtd;
+    h.entityDecl = dc_entity_decl;
+    h.reference = dc_reference;
+    h.serror = dc_error;
+    h.startElementNs = dc_start;
+    h.endElementNs = dc_end;
+    divcheck dc = {0};
+    xmlParserCtxtPtr c = xmlCreateMemoryParserCtxt(s, (int)n);
+    if (c == NULL) return DIV_NOMEM;
+    xmlCtxtUseOptions(c, XML_PARSE_NONET);
+    memcpy(c->sax, &h, sizeof h);
+    c->userData = c;
+    c->_private = &dc;
+    c->replaceEntities = 0;
+    c->loadsubset = 0;
+    xmlParseDocument(c);
+    /* UTF-8 only, as for documents */
+    bool ok = !dc.bad && c->wellFormed && c->nsWellFormed && dc.root_ok && dc.root_end == n &&
+              (dc.root_ns || dc.root_nons) &&
+              !(c->input && c->input->buf && c->input->buf->encoder);
+    xmlFreeParserCtxt(c);
+    if (!ok) return DIV_BAD;
+    return dc.root_ns ? DIV_XHTML : DIV_NO_NS;
 }
 
 hub_status hub_fhir_xml_to_json(const hub_fhir_defs *d, const char *p, size_t n,
@@ -1132,104 +1267,13 @@ static hub_status prim_text(j2x *w, const char *type, const json_t *v, char *num
     }
 }
 
-/* ---- the narrative ----------------------------------------------------- */
-
-typedef struct {
-    int depth;
-    bool bad;      /* DTD, entity, or not well-formed */
-    bool root_ok;  /* the root is div */
-    bool root_ns;  /* ... in the XHTML namespace */
-    bool root_nons; /* ... in no namespace (we add the declaration) */
-    size_t root_end; /* offset just after the root's end tag */
-} divcheck;
-
-static void dc_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
-                     const xmlChar *URI, int nb_namespaces, const xmlChar **namespaces,
-                     int nb_attributes, int nb_defaulted, const xmlChar **attributes) {
-    (void)prefix;
-    (void)nb_namespaces;
-    (void)namespaces;
-    (void)nb_attributes;
-    (void)nb_defaulted;
-    (void)attributes;
-    xmlParserCtxtPtr c = ctx;
-    divcheck *dc = c->_private;
-    if (dc->depth++ > 0) return;
-    dc->root_ok = streq((const char *)localname, "div");
-    dc->root_ns = URI != NULL && streq((const char *)URI, XHTML_NS);
-    dc->root_nons = URI == NULL;
-}
-
-/* The root must end where the text ends: nothing (comment, PI) after it. */
-static void dc_end(void *ctx, const xmlChar *l, const xmlChar *p, const xmlChar *u) {
-    (void)l;
-    (void)p;
-    (void)u;
-    xmlParserCtxtPtr c = ctx;
-    divcheck *dc = c->_private;
-    if (--dc->depth == 0)
-        dc->root_end = (size_t)c->input->consumed + (size_t)(c->input->cur - c->input->base);
-}
-
-static void dc_bad(void *ctx) {
-    xmlParserCtxtPtr c = ctx;
-    ((divcheck *)c->_private)->bad = true;
-    xmlStopParser(c);
-}
-static void dc_dtd(void *ctx, const xmlChar *a, const xmlChar *b, const xmlChar *e) {
-    (void)a;
-    (void)b;
-    (void)e;
-    dc_bad(ctx);
-}
-static void dc_entity_decl(void *ctx, const xmlChar *a, int t, const xmlChar *b,
-                           const xmlChar *e, xmlChar *f) {
-    (void)a;
-    (void)t;
-    (void)b;
-    (void)e;
-    (void)f;
-    dc_bad(ctx);
-}
-static void dc_reference(void *ctx, const xmlChar *name) {
-    (void)name;
-    dc_bad(ctx);
-}
-static void dc_error(void *ctx, xmlErrorPtr e) {
-    if (e && e->level >= XML_ERR_ERROR && e->code != XML_ERR_USER_STOP) dc_bad(ctx);
-}
-
-/* Writes the narrative: `s` must be exactly one well-formed div element in
- * the XHTML namespace (or in none: then the declaration is added). */
+/* Writes the narrative, checked first (see div_check). */
 static hub_status w_div(j2x *w, const char *s, size_t n) {
-    if (n < 6 || s[0] != '<' || s[1] == '?' || s[1] == '!' || s[n - 1] != '>' || n > INT_MAX)
-        return w_fail(w, HUB_E_INVALID, "narrative is not one XHTML div element");
-    xmlSAXHandler h;
-    sax_init(&h);
-    h.internalSubset = dc_dtd;
-    h.externalSubset = dc_dtd;
-    h.entityDecl = dc_entity_decl;
-    h.reference = dc_reference;
-    h.serror = dc_error;
-    h.startElementNs = dc_start;
-    h.endElementNs = dc_end;
-    divcheck dc = {0};
-    xmlParserCtxtPtr c = xmlCreateMemoryParserCtxt(s, (int)n);
-    if (c == NULL) return w_fail(w, HUB_E_NOMEM, "out of memory");
-    xmlCtxtUseOptions(c, XML_PARSE_NONET);
-    memcpy(c->sax, &h, sizeof h);
-    c->userData = c;
-    c->_private = &dc;
-    c->replaceEntities = 0;
-    c->loadsubset = 0;
-    /* the same conversion rule as the reader: UTF-8 only */
-    xmlParseDocument(c);
-    bool ok = !dc.bad && c->wellFormed && c->nsWellFormed && dc.root_ok && dc.root_end == n &&
-              (dc.root_ns || dc.root_nons) &&
-              !(c->input && c->input->buf && c->input->buf->encoder);
-    xmlFreeParserCtxt(c);
-    if (!ok) return w_fail(w, HUB_E_INVALID, "narrative is not one well-formed XHTML div element");
-    if (dc.root_ns) {
+    div_form f = div_check(s, n);
+    if (f == DIV_NOMEM) return w_fail(w, HUB_E_NOMEM, "out of memory");
+    if (f == DIV_BAD)
+        return w_fail(w, HUB_E_INVALID, "narrative is not one well-formed XHTML div element");
+    if (f == DIV_XHTML) {
         put(w, s, n);
     } else {
         put(w, s, 4); /* "<div" */
@@ -1469,6 +1513,14 @@ static hub_status w_object(j2x *w, const json_t *obj, const char *key, bool is_r
             j--;
         }
         w->props[j] = t;
+    }
+    /* after the sort, two types of one choice sit side by side */
+    for (size_t i = base + 1; i < w->nprops; i++) {
+        if (w->props[i].elem == w->props[i - 1].elem) {
+            const char *a = w->props[i - 1].name, *b = w->props[i].name;
+            w->nprops = base;
+            return w_fail(w, HUB_E_INVALID, "'%.60s' and '%.60s' are one element", a, b);
+        }
     }
     bool children = false;
     for (size_t i = base; i < w->nprops; i++) {

@@ -357,7 +357,9 @@ static bool refs_need_job(const apply_ctx *c, const json_t *v, int depth) {
         if (json_is_string(it) && strcmp(k, "reference") == 0) {
             const char *s = json_string_value(it);
             const char *qm = strchr(s, '?');
-            if (qm && !strchr(s, '/') && qm != s) return true;
+            if (qm && qm != s && !memchr(s, '/', (size_t)(qm - s))) return true;
+            if (c->atomic && (strncmp(s, "urn:uuid:", 9) == 0 || strncmp(s, "urn:oid:", 8) == 0))
+                return true;
             if (c->atomic)
                 for (size_t i = 0; i < c->n; i++)
                     if (c->x[i].op->full_url && strcmp(c->x[i].op->full_url, s) == 0)
@@ -782,6 +784,11 @@ static int rewrite_refs(hub_store_tx *tx, apply_ctx *c, opx *self, json_t *v,
                 }
             }
         }
+        if (!set && c->atomic &&
+            (strncmp(s, "urn:uuid:", 9) == 0 || strncmp(s, "urn:oid:", 8) == 0))
+            return hub__op_fail(self->op, 400, "not-found", NULL,
+                                "reference to a urn that is not an entry of the "
+                                "transaction");
         const char *qm = strchr(s, '?');
         if (!set && qm && qm != s && !memchr(s, '/', (size_t)(qm - s))) {
             char type[64];

@@ -435,6 +435,9 @@ Test(fhir_xml, json_to_xml_bad_input) {
                  HUB_E_INVALID);
     cr_assert_eq(j2x_err("{\"resourceType\":\"Patient\",\"contained\":[{\"id\":\"x\"}]}", &err),
                  HUB_E_INVALID);
+    cr_assert_eq(j2x_err("{\"resourceType\":\"Patient\",\"deceasedBoolean\":true,"
+                         "\"deceasedDateTime\":\"2000\"}", &err), HUB_E_INVALID);
+    cr_assert_str_eq(err.where, "Patient");
     /* characters XML 1.0 cannot carry */
     cr_assert_eq(j2x_err("{\"resourceType\":\"Patient\",\"gender\":\"a\\u0001b\"}", &err),
                  HUB_E_INVALID);
@@ -560,6 +563,18 @@ Test(fhir_xml, unknown_element_has_expression) {
              "structure", "Patient.name[0].id");
     X2J_FAIL("<Patient" NS "><extension><url value=\"x\"/></extension></Patient>",
              HUB_E_INVALID, "structure", "Patient.extension[0].url");
+    /* the narrative's text must stand on its own in JSON */
+    X2J_FAIL("<Patient" NS " xmlns:o=\"urn:other\"><text><status value=\"generated\"/>"
+             "<div" XNS "><o:p>x</o:p></div></text></Patient>",
+             HUB_E_INVALID, "structure", "Patient.text.div");
+    X2J_FAIL("<Patient" NS " xmlns:o=\"urn:other\"><text><status value=\"generated\"/>"
+             "<div" XNS "><p o:a=\"1\">x</p></div></text></Patient>",
+             HUB_E_INVALID, "structure", "Patient.text.div");
+    x2j_expect("<Patient" NS "><text><status value=\"generated\"/>"
+               "<div" XNS " xmlns:o=\"urn:o\" xml:lang=\"en\"><o:p>x</o:p></div></text></Patient>",
+               "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":"
+               "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\" xmlns:o=\\\"urn:o\\\" "
+               "xml:lang=\\\"en\\\"><o:p>x</o:p></div>\"}}");
     /* the narrative must be XHTML */
     X2J_FAIL("<Patient" NS "><text><status value=\"generated\"/><div>x</div></text></Patient>",
              HUB_E_INVALID, "structure", "Patient.text.div");
@@ -662,7 +677,7 @@ static const struct {
     /* its narrative string is cut short: it ends in "<p></p>\n" with no
      * closing </div>, so it is not well-formed XHTML */
     {"plandefinition-example.json", "PlanDefinition.text.div",
-     "narrative is not one XHTML div element"},
+     "narrative is not one well-formed XHTML div element"},
 };
 
 static int known_bad_seen;

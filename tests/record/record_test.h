@@ -21,26 +21,24 @@ static inline void rt_open(bool with_defs) {
     hub_store_cfg sc = {.dir = rt_dir, .durable = false, .commit_batch_max = 512};
     cr_assert_eq(hub_store_open(&sc, &rt_store, &err), HUB_OK, "%s", err.msg);
     rt_defs = NULL;
-#ifdef RT_WITH_DEFS
     if (with_defs)
         cr_assert_eq(hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4",
                                         &rt_defs, &err),
                      HUB_OK, "%s", err.msg);
-#else
-    (void)with_defs;
-#endif
     hub_record_cfg rc = {.store = rt_store, .defs = rt_defs, .max_bundle_entries = 100};
     cr_assert_eq(hub_record_open(&rc, &rt_rec, &err), HUB_OK, "%s", err.msg);
 }
 
-static inline void rt_up(void) { rt_open(false); }
+/* Every write validated against the R4 tables, as the hub runs. */
+static inline void rt_up(void) { rt_open(true); }
+/* No tables: the record's own logic alone (the JSON stays minimal). */
+static inline void rt_up_bare(void) { rt_open(false); }
 
 static inline void rt_down(void) {
     hub_record_close(rt_rec);
     hub_store_close(rt_store);
-#ifdef RT_WITH_DEFS
     hub_fhir_defs_free(rt_defs);
-#endif
+    rt_defs = NULL;
     hub_test_rmtree(rt_dir);
 }
 
