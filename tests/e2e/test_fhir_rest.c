@@ -497,20 +497,21 @@ Test(fhir_rest, transaction_and_batch) {
     /* All or nothing: a bad entry leaves nothing written. */
     static const char bad[] =
         "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":["
-        "{\"resource\":{\"resourceType\":\"Patient\",\"active\":true},"
+        "{\"resource\":{\"resourceType\":\"Patient\",\"id\":\"tx-keep-out\",\"active\":true},"
         "\"request\":{\"method\":\"PUT\",\"url\":\"Patient/tx-keep-out\"}},"
         "{\"resource\":{\"resourceType\":\"Patient\",\"gender\":\"nope\"},"
         "\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}}]}";
     int st = req("POST", "/fhir", JSON_CT, bad, &r);
     cr_assert(st == 400 || st == 422, "%d %s", st, r.body.p);
     assert_oo(&r);
+    cr_assert(strstr(ft_issue(&r, "expression"), "gender"), "the failing entry: %s", r.body.p);
     ft_release(&r);
     cr_assert_eq(req("GET", "/fhir/Patient/tx-keep-out", NULL, NULL, &r), 404);
     ft_release(&r);
 
     static const char batch[] =
         "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":["
-        "{\"resource\":{\"resourceType\":\"Patient\",\"active\":true},"
+        "{\"resource\":{\"resourceType\":\"Patient\",\"id\":\"batch-ok\",\"active\":true},"
         "\"request\":{\"method\":\"PUT\",\"url\":\"Patient/batch-ok\"}},"
         "{\"resource\":{\"resourceType\":\"Patient\",\"gender\":\"nope\"},"
         "\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}},"
