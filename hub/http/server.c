@@ -147,8 +147,12 @@ const char *hub_http_req_peer(const hub_http_req *cr) {
 void hub_http_resp_header(hub_http_resp *resp, const char *name,
                           const char *value) {
     if (resp->nheaders >= HUB_HTTP_MAX_HEADERS) return;
-    snprintf(resp->headers[resp->nheaders][0], 256, "%s", name);
-    snprintf(resp->headers[resp->nheaders][1], 256, "%s", value);
+    char(*h)[256] = resp->headers[resp->nheaders];
+    size_t n = strnlen(name, 255), v = strnlen(value, 255);
+    memcpy(h[0], name, n);
+    h[0][n] = '\0';
+    memcpy(h[1], value, v);
+    h[1][v] = '\0';
     resp->nheaders++;
 }
 
@@ -264,8 +268,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         pthread_mutex_unlock(&s->mu);
         if (ok) return MHD_YES;
     }
+    /* Only the scalars are cleared: the header table is 8 KiB, and clearing
+     * it on every request showed in profiles of the read path. */
     hub_http_resp resp;
-    memset(&resp, 0, sizeof resp);
+    resp.status = 0;
+    resp.content_type[0] = '\0';
+    resp.nheaders = 0;
     hub_buf_init(&resp.body);
     if (req->too_large && (r == NULL || !r->oversize))
         hub_http_resp_error(&resp, 413, "request body over the limit");
