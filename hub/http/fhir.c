@@ -200,9 +200,24 @@ static void send_stored(ctx *c, int status, hub_resource *res) {
     hub_oo_free(oo);
 }
 
+/* ETag and Last-Modified, on every read: no printf. */
 static void version_headers(ctx *c, const hub_resource *res) {
-    char date[40];
-    resp_header(c, "ETag", "W/\"%" PRId64 "\"", res->version);
+    char etag[32], date[40];
+    char digits[24];
+    int nd = 0;
+    uint64_t v = res->version > 0 ? (uint64_t)res->version : 0;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t n = 0;
+    etag[n++] = 'W';
+    etag[n++] = '/';
+    etag[n++] = '"';
+    while (nd) etag[n++] = digits[--nd];
+    etag[n++] = '"';
+    etag[n] = '\0';
+    hub_http_resp_header(c->resp, "ETag", etag);
     hub__fhir_http_date(res->last_updated_ms, date);
     hub_http_resp_header(c->resp, "Last-Modified", date);
 }
@@ -315,10 +330,13 @@ static void criteria_of(const ctx *c, char *out, size_t cap) {
     }
 }
 
-static void base_of(ctx *c) {
+/* The absolute base of this request, computed on first use (reads by id
+ * never need it). */
+static const char *base_of(ctx *c) {
+    if (c->base[0]) return c->base;
     if (c->f->base[0]) {
         snprintf(c->base, sizeof c->base, "%s", c->f->base);
-        return;
+        return c->base;
     }
     const char *host = hub_http_req_header(c->req, "Host");
     bool ok = host && *host && strlen(host) < 200;
@@ -326,10 +344,11 @@ static void base_of(ctx *c) {
         if (!isalnum((unsigned char)*p) && !strchr(".-:[]_", *p)) ok = false;
     if (!ok) {
         snprintf(c->base, sizeof c->base, "%s", BASE_PATH);
-        return;
+        return c->base;
     }
     snprintf(c->base, sizeof c->base, "%s://%s%s",
              hub_http_req_tls(c->req) ? "https" : "http", host, BASE_PATH);
+    return c->base;
 }
 
 /* ---- writes ------------------------------------------------------------------ */
@@ -386,7 +405,7 @@ static void send_failure(ctx *c, int status, hub_oo *outcome) {
 }
 
 static void location(ctx *c, const char *hdr, const hub_resource *res) {
-    resp_header(c, hdr, "%s/%s/%s/_history/%" PRId64, c->base, res->type, res->id,
+    resp_header(c, hdr, "%s/%s/%s/_history/%" PRId64, base_of(c), res->type, res->id,
                 res->version);
 }
 
@@ -625,7 +644,7 @@ static hub_status hist_entry(void *ud, const hub_resource *r) {
     hist_acc *h = ud;
     ctx *c = h->c;
     char url[448], lm[32], etag[40];
-    snprintf(url, sizeof url, "%s/%s/%s", c->base, r->type, r->id);
+    snprintf(url, sizeof url, "%s/%s/%s", base_of(c), r->type, r->id);
     hub_time_iso(r->last_updated_ms, lm);
     snprintf(etag, sizeof etag, "W/\"%" PRId64 "\"", r->version);
     json_t *e = json_object();
@@ -727,11 +746,11 @@ static void do_history(ctx *c, const char *type, const char *id) {
     const char *qs = hub_http_req_query_string(c->req);
     hub_buf u;
     hub_buf_init(&u);
-    hub_buf_printf(&u, "%s%s%s%s", c->base, path, *qs ? "?" : "", qs);
+    hub_buf_printf(&u, "%s%s%s%s", base_of(c), path, *qs ? "?" : "", qs);
     json_array_append_new(links, json_pack("{s:s, s:s#}", "relation", "self", "url", u.p, u.n));
     if (next) {
         u.n = 0;
-        hub_buf_printf(&u, "%s%s?", c->base, path);
+        hub_buf_printf(&u, "%s%s?", base_of(c), path);
         /* The same parameters, the cursor replaced. */
         for (const char *p = qs; *p;) {
             const char *e = strchr(p, '&');
@@ -820,7 +839,6 @@ static void do_metadata(ctx *c) {
 static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     ctx c = {.f = ud, .req = req, .resp = resp};
     if (!negotiate(&c)) return;
-    base_of(&c);
     const char *m = hub_http_req_method(req);
     if (hub_http_req_too_large(req)) {
         send_issue(&c, 413, "too-long", NULL, "the request body is over the limit");

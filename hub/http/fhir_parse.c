@@ -45,10 +45,24 @@ bool hub__fhir_valid_id(const char *s, size_t n) {
 }
 
 void hub__fhir_http_date(int64_t ms, char out[40]) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    /* The same second as last time on this thread is the usual case on a
+     * hot resource: formatted once. */
+    static _Thread_local int64_t last_s = INT64_MIN;
+    static _Thread_local char last[40];
+    int64_t sec = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    if (sec != last_s) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+        static const char mons[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+        snprintf(last, sizeof last, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+                 tm.tm_mday, mons[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec);
+        last_s = sec;
+    }
+    memcpy(out, last, 40);
 }
 
 /* RFC 7231 IMF-fixdate; -1 when it is not one. */
