@@ -272,7 +272,9 @@ Test(fhir_xml, narrative_namespace_inherited_is_declared) {
                        "<status value=\"generated\"/><h:div><h:p>hi</h:p></h:div></text></Patient>");
     const char *got = json_string_value(json_object_get(json_object_get(j, "text"), "div"));
     cr_assert_str_eq(got, "<h:div xmlns:h=\"http://www.w3.org/1999/xhtml\"><h:p>hi</h:p></h:div>");
-    roundtrip_json(json_dumps(j, 0));
+    char *text = json_dumps(j, 0);
+    roundtrip_json(text);
+    free(text);
     json_decref(j);
 }
 
