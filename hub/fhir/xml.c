@@ -148,6 +148,24 @@ static bool lex_decimal(const char *s, size_t n, bool *integral) {
 typedef enum { DIV_BAD, DIV_NOMEM, DIV_XHTML, DIV_NO_NS } div_form;
 static div_form div_check(const char *s, size_t n);
 
+/* As hub_fhir_parse_json: more significant digits than FHIR asks
+ * implementations to keep would be lost silently in a double. */
+#define MAX_DECIMAL_DIGITS 18
+
+/* Significant digits of a valid decimal: leading zeros do not count,
+ * trailing ones do (they state precision). */
+static int sig_digits(const char *p, size_t n) {
+    int k = 0;
+    bool lead = true;
+    for (size_t i = 0; i < n && p[i] != 'e' && p[i] != 'E'; i++) {
+        if (p[i] == '-' || p[i] == '.') continue;
+        if (lead && p[i] == '0') continue;
+        lead = false;
+        k++;
+    }
+    return k;
+}
+
 /* ======================================================================== */
 /* XML -> JSON                                                              */
 /* ======================================================================== */
@@ -332,6 +350,12 @@ static json_t *prim_value(x2j *x, const char *type, const char *elname,
         char buf[64];
         if (!lex_decimal(p, n, &integral) || n >= sizeof buf) {
             x_invalid(x, "value", elname, "value is not a valid 'decimal'");
+            return NULL;
+        }
+        if (sig_digits(p, n) > MAX_DECIMAL_DIGITS) {
+            /* a double holds no more; the JSON parser refuses them too */
+            x_invalid(x, "value", elname, "decimal has more than %d significant digits",
+                      MAX_DECIMAL_DIGITS);
             return NULL;
         }
         memcpy(buf, p, n);

@@ -619,6 +619,13 @@ Test(fhir_xml, structure_errors) {
     X2J_FAIL("<Observation" NS "><valueQuantity><value value=\"1.\"/></valueQuantity>"
              "</Observation>",
              HUB_E_INVALID, "value", "Observation.valueQuantity.value");
+    X2J_FAIL("<Observation" NS "><valueQuantity><value value=\"0.1234567890123456789\"/>"
+             "</valueQuantity></Observation>",
+             HUB_E_INVALID, "value", "Observation.valueQuantity.value");
+    x2j_expect("<Observation" NS "><valueQuantity><value value=\"0.000123456789012345678\"/>"
+               "</valueQuantity></Observation>",
+               "{\"resourceType\":\"Observation\",\"valueQuantity\":{\"value\":"
+               "0.000123456789012345678}}");
     X2J_FAIL("<Observation" NS "><valueQuantity><value value=\" 1\"/></valueQuantity>"
              "</Observation>",
              HUB_E_INVALID, "value", "Observation.valueQuantity.value");
@@ -667,6 +674,46 @@ Test(fhir_xml, no_values_in_diagnostics) {
     free(t);
     json_decref(o);
     hub_oo_free(oo);
+}
+
+/* Each allocation of ours failing in turn gives HUB_E_NOMEM (or success
+ * when the failing one was not needed) and leaks nothing (ASan checks). */
+Test(fhir_xml, allocation_failures) {
+    const char *xml = "<Patient" NS "><text><status value=\"generated\"/><h:div xmlns:h="
+                      "\"http://www.w3.org/1999/xhtml\">x</h:div></text><name><given value=\"a\"/>"
+                      "<given id=\"b\"/></name></Patient>";
+    json_t *good = x2j_ok(xml);
+    int ok = 0, nomem = 0;
+    for (long i = 1; i < 40; i++) {
+        hub_oo *oo = hub_oo_new();
+        json_t *out = NULL;
+        hub_mem_fail_after(i);
+        hub_status rc = hub_fhir_xml_to_json(defs, xml, strlen(xml), &out, oo);
+        hub_mem_fail_after(0);
+        cr_assert(rc == HUB_OK || rc == HUB_E_NOMEM, "%ld: %s", i, hub_status_name(rc));
+        if (rc == HUB_OK) {
+            cr_assert(json_equal(out, good));
+            ok++;
+        } else {
+            cr_assert_null(out);
+            nomem++;
+        }
+        json_decref(out);
+        hub_oo_free(oo);
+
+        hub_buf b;
+        hub_buf_init(&b);
+        hub_err err = {0};
+        hub_mem_fail_after(i);
+        rc = hub_fhir_json_to_xml(defs, good, i % 2 == 0, &b, &err);
+        hub_mem_fail_after(0);
+        cr_assert(rc == HUB_OK || rc == HUB_E_NOMEM, "%ld: %s", i, hub_status_name(rc));
+        if (rc != HUB_OK) cr_assert_eq(b.n, 0);
+        hub_buf_release(&b);
+    }
+    cr_assert_gt(nomem, 0);
+    cr_assert_gt(ok, 0);
+    json_decref(good);
 }
 
 /* ---- the shared corpus ------------------------------------------------------ */
