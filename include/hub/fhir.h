@@ -149,11 +149,22 @@ hub_status hub_fhir_validate(const hub_fhir_defs *d, const json_t *res,
 /* FHIR XML -> the JSON form, driven by the element table: arrays where max >
  * 1, primitives' id/extension into the _element form, choice names, xhtml
  * narrative as a string. libxml2 with no DTD, no entity expansion, no
- * network. Errors go to `oo`: HUB_E_PARSE (not well-formed, DTD, entity),
- * HUB_E_INVALID (an element the table does not know). */
+ * network. Errors go to `oo`: HUB_E_PARSE (not well-formed, DTD, entity,
+ * not UTF-8), HUB_E_INVALID (an element or attribute the table does not
+ * know, a value its type refuses; every such issue is reported, with its
+ * FHIRPath), HUB_E_LIMIT (over HUB_MAX_HTTP_BODY bytes or
+ * HUB_MAX_XML_DEPTH levels), HUB_E_NOMEM. The narrative is the exact text
+ * of the div element. A decimal becomes a JSON integer when its text has
+ * no '.' or exponent, a real otherwise (jansson keeps no lexical form:
+ * "1.50" reads as 1.5). */
 hub_status hub_fhir_xml_to_json(const hub_fhir_defs *d, const char *p, size_t n,
                                 json_t **out, hub_oo *oo);
-/* The JSON form -> FHIR XML, elements in definition order. */
+/* The JSON form -> FHIR XML, elements in definition order, appended to
+ * `out` (nothing appended on failure). No XML declaration; the root
+ * declares the FHIR namespace. Reals are written in the shortest form that
+ * reads back the same double. Errors: HUB_E_INVALID (unknown element, wrong
+ * JSON kind, a narrative that is not one well-formed XHTML div, a character
+ * XML cannot carry; err->where is the FHIRPath), HUB_E_LIMIT, HUB_E_NOMEM. */
 hub_status hub_fhir_json_to_xml(const hub_fhir_defs *d, const json_t *res,
                                 bool pretty, hub_buf *out, hub_err *err);
 

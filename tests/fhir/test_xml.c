@@ -267,6 +267,18 @@ Test(fhir_xml, narrative_is_the_exact_div_text) {
     json_decref(j);
 }
 
+Test(fhir_xml, narrative_empty_cdata_and_pi) {
+    x2j_expect("<Patient" NS "><text><status value=\"empty\"/><div" XNS "/></text></Patient>",
+               "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"empty\",\"div\":"
+               "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"/>\"}}");
+    x2j_expect("<Patient" NS "><text><status value=\"generated\"/><div" XNS
+               "><![CDATA[a < b]]><?pi x?></div ></text></Patient>",
+               "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":"
+               "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><![CDATA[a < b]]><?pi x?></div >\"}}");
+    roundtrip_json("{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":"
+                   "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><![CDATA[a < b]]></div>\"}}");
+}
+
 Test(fhir_xml, narrative_namespace_inherited_is_declared) {
     json_t *j = x2j_ok("<Patient" NS " xmlns:h=\"http://www.w3.org/1999/xhtml\"><text>"
                        "<status value=\"generated\"/><h:div><h:p>hi</h:p></h:div></text></Patient>");
