@@ -202,7 +202,6 @@ typedef enum {
 
 typedef struct {
     frame_kind kind;
-    bool parent_is_resource; /* for F_RESOURCE: its own children's id */
     bool has_prim_arrays;    /* obj holds aligned primitive arrays to tidy */
     bool text_reported;
     bool reported; /* an issue already names this element */
@@ -325,7 +324,7 @@ static json_t *attr_string(const xmlChar *v, const xmlChar *end) {
     const char *p = (const char *)v;
     size_t n = (size_t)(end - v);
     if (memchr(p, '&', n) == NULL) return json_stringn(p, n);
-    char *tmp = malloc(n + 1);
+    char *tmp = hub_malloc(n + 1);
     if (tmp == NULL) return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -337,7 +336,7 @@ static json_t *attr_string(const xmlChar *v, const xmlChar *end) {
         }
     }
     json_t *s = json_stringn(tmp, k);
-    free(tmp);
+    hub_free(tmp);
     return s;
 }
 
@@ -460,11 +459,12 @@ static void attach_primitive(x2j *x, frame *p, frame *f) {
         ua = json_array();
         if (!set_new(x, p->obj, ukey, ua)) return;
     }
-    /* Both arrays stay aligned because every item appends to both. */
-    if (json_array_append_new(va, f->value ? f->value : json_null()) != 0 ||
-        json_array_append_new(ua, f->obj ? f->obj : json_null()) != 0)
-        x_nomem(x);
+    /* Both arrays stay aligned because every item appends to both (the
+     * _new calls take their value even when they fail). */
+    int r1 = json_array_append_new(va, f->value ? f->value : json_null());
+    int r2 = json_array_append_new(ua, f->obj ? f->obj : json_null());
     f->value = f->obj = NULL;
+    if (r1 != 0 || r2 != 0) x_nomem(x);
     p->has_prim_arrays = true;
 }
 
@@ -475,7 +475,9 @@ static bool all_null(const json_t *arr) {
     return true;
 }
 
-/* Drops the all-null side of aligned primitive arrays. */
+/* Drops the all-null side of aligned primitive arrays. "x" was inserted
+ * before "_x" (attach_primitive), so deleting it while at "_x" leaves the
+ * iteration's next entry alone. */
 static void tidy_prim_arrays(json_t *obj) {
     const char *k;
     json_t *v;
