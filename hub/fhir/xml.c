@@ -45,8 +45,23 @@
 #define XHTML_NS "http://www.w3.org/1999/xhtml"
 #define XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
 
+/* libxml2 reports some errors (encoding conversion) with no parser context,
+ * to its "generic" handler, which prints to stderr; ours come through the
+ * parser's structured handler, so those are dropped. The handler is per
+ * thread: set for new threads once and for the calling thread each time. */
+static void xml_silent(void *ctx, const char *msg, ...) {
+    (void)ctx;
+    (void)msg;
+}
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-static void xml_init(void) { xmlInitParser(); }
+static void xml_init(void) {
+    xmlInitParser();
+    xmlThrDefSetGenericErrorFunc(NULL, xml_silent);
+}
+static void xml_enter(void) {
+    pthread_once(&xml_once, xml_init);
+    xmlSetGenericErrorFunc(NULL, xml_silent);
+}
 
 /* ---- shared helpers ---------------------------------------------------- */
 
@@ -1104,7 +1119,7 @@ static div_form div_check(const char *s, size_t n) {
 hub_status hub_fhir_xml_to_json(const hub_fhir_defs *d, const char *p, size_t n,
                                 json_t **out, hub_oo *oo) {
     *out = NULL;
-    pthread_once(&xml_once, xml_init);
+    xml_enter();
     if (n > HUB_MAX_HTTP_BODY || n > INT_MAX) {
         if (oo)
             hub_oo_add(oo, HUB_OO_FATAL, "too-costly", NULL, "XML document over %u bytes",
@@ -1615,7 +1630,7 @@ static hub_status w_object(j2x *w, const json_t *obj, const char *key, bool is_r
 
 hub_status hub_fhir_json_to_xml(const hub_fhir_defs *d, const json_t *res, bool pretty,
                                 hub_buf *out, hub_err *err) {
-    pthread_once(&xml_once, xml_init);
+    xml_enter();
     j2x w = {0};
     w.d = d;
     w.out = out;

@@ -555,6 +555,9 @@ Test(fhir_xml, not_utf8_rejected) {
     /* UTF-16LE with a BOM */
     const char u16[] = "\xFF\xFE<\0P\0/\0>\0";
     x2j_fail(u16, sizeof u16 - 1, HUB_E_PARSE, "structure", NULL);
+    /* UCS-4, broken: a conversion error libxml2 reports without a parser */
+    const char u32[] = "\0\0\0<\0\0\0P\0\0\0\0\0\0\0\0";
+    x2j_fail(u32, sizeof u32 - 1, HUB_E_PARSE, "structure", NULL);
 }
 
 Test(fhir_xml, unknown_element_has_expression) {
