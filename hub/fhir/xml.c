@@ -27,8 +27,8 @@
  * that form would look like an integer. So JSON -> XML -> JSON gives back an
  * equal json_t; XML -> JSON -> XML keeps every value but may rewrite "1.50"
  * as "1.5" and "1e3" as "1000.0". */
-#include "hub/fhir.h"
 #include "hub/limits.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -45,25 +45,27 @@
 #define XHTML_NS "http://www.w3.org/1999/xhtml"
 #define XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
 
+/* libxml2 reports some errors (encoding conversion) with no parser context,
+ * to its "generic" handler, which prints to stderr; ours come through the
+ * parser's structured handler, so those are dropped. The handler is per
+ * thread: set for new threads once and for the calling thread each time. */
+static void xml_silent(void *ctx, const char *msg, ...) {
+    (void)ctx;
+    (void)msg;
+}
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-static void xml_init(void) { xmlInitParser(); }
+static void xml_init(void) {
+    xmlInitParser();
+    xmlThrDefSetGenericErrorFunc(NULL, xml_silent);
+}
+static void xml_enter(void) {
+    pthread_once(&xml_once, xml_init);
+    xmlSetGenericErrorFunc(NULL, xml_silent);
+}
 
 /* ---- shared helpers ---------------------------------------------------- */
 
 static bool streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
-
-/* Element.id and the other System.* types of the table are plain strings. */
-static bool is_primitive_type(const hub_fhir_defs *d, const char *type) {
-    return strncmp(type, "http://hl7.org/fhirpath/System.", 31) == 0 ||
-           hub_fhir_is_primitive(d, type);
-}
-
-/* An element whose type is a resource: contained, Bundle.entry.resource,
- * Parameters.parameter.resource. In XML it wraps the resource's element. */
-static bool is_resource_type(const hub_fhir_defs *d, const char *type) {
-    return streq(type, "Resource") || streq(type, "DomainResource") ||
-           hub_fhir_is_resource(d, type);
-}
 
 /* Element.id (on everything but resources) and Extension.url are XML
  * attributes, not elements (the spec's xml-representation = xmlAttr). */
@@ -78,32 +80,65 @@ static const char *children_key(const hub_fhir_elem *e, const char *type) {
     return e->children_key;
 }
 
-typedef enum { PK_STRING, PK_BOOLEAN, PK_INTEGER, PK_DECIMAL, PK_XHTML } prim_kind;
+typedef enum { PK_STRING, PK_BOOLEAN, PK_INTEGER, PK_DECIMAL } prim_kind;
+typedef enum { TC_COMPLEX, TC_PRIMITIVE, TC_XHTML, TC_RESOURCE } type_class;
 
-static prim_kind prim_kind_of(const char *type) {
-    switch (type[0]) {
-    case 'b':
-        if (streq(type, "boolean")) return PK_BOOLEAN;
-        break;
-    case 'd':
-        if (streq(type, "decimal")) return PK_DECIMAL;
-        break;
-    case 'i':
-        if (streq(type, "integer") || streq(type, "integer64")) return PK_INTEGER;
-        break;
-    case 'p':
-        if (streq(type, "positiveInt")) return PK_INTEGER;
-        break;
-    case 'u':
-        if (streq(type, "unsignedInt")) return PK_INTEGER;
-        break;
-    case 'x':
-        if (streq(type, "xhtml")) return PK_XHTML;
+/* What a child element is: its definition, the type its name chose, and
+ * how that type is written. The table's internals (hub/fhir/internal.h)
+ * spare us a lookup of the parent's group per child. */
+typedef struct {
+    const hub_fhir_elem *e;
+    const char *type;
+    type_class cls;
+    prim_kind pk;
+} child_info;
+
+static uint32_t group_of(const hub_fhir_defs *d, const char *key) {
+    return hub__fhir_group_get(d, key, strlen(key));
+}
+
+static void classify(const hub_fhir_defs *d, const char *type, child_info *ci) {
+    const hub__fhir_type *t = hub__fhir_type_get(d, type, strlen(type));
+    ci->cls = TC_COMPLEX;
+    ci->pk = PK_STRING;
+    if (t == NULL) {
+        /* Resource/DomainResource are always in the table; anything
+         * unknown is treated as a structure */
+        return;
+    }
+    switch ((hub__fhir_kind)t->kind) {
+    case HUB__FK_RESOURCE:
+    case HUB__FK_ABSTRACT_RESOURCE:
+        ci->cls = TC_RESOURCE;
+        return;
+    case HUB__FK_PRIMITIVE:
         break;
     default:
-        break;
+        return;
     }
-    return PK_STRING;
+    ci->cls = TC_PRIMITIVE;
+    switch ((hub__fhir_prim)t->prim) {
+    case HUB__FP_BOOLEAN: ci->pk = PK_BOOLEAN; break;
+    case HUB__FP_INTEGER:
+    case HUB__FP_UNSIGNED:
+    case HUB__FP_POSITIVE: ci->pk = PK_INTEGER; break;
+    case HUB__FP_DECIMAL: ci->pk = PK_DECIMAL; break;
+    case HUB__FP_XHTML: ci->cls = TC_XHTML; break;
+    default: break;
+    }
+}
+
+/* The child of group `g` named (p, n); false when there is none. */
+static bool child_lookup(const hub_fhir_defs *d, uint32_t g, const char *p, size_t n,
+                         child_info *ci) {
+    if (g == HUB__FHIR_NONE) return false;
+    uint32_t t = 0;
+    uint32_t i = hub__fhir_child_get(d, g, p, n, &t);
+    if (i == HUB__FHIR_NONE) return false;
+    ci->e = &d->elems[i];
+    ci->type = ci->e->types[t];
+    classify(d, ci->type, ci);
+    return true;
 }
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -148,6 +183,24 @@ static bool lex_decimal(const char *s, size_t n, bool *integral) {
 typedef enum { DIV_BAD, DIV_NOMEM, DIV_XHTML, DIV_NO_NS } div_form;
 static div_form div_check(const char *s, size_t n);
 
+/* As hub_fhir_parse_json: more significant digits than FHIR asks
+ * implementations to keep would be lost silently in a double. */
+#define MAX_DECIMAL_DIGITS 18
+
+/* Significant digits of a valid decimal: leading zeros do not count,
+ * trailing ones do (they state precision). */
+static int sig_digits(const char *p, size_t n) {
+    int k = 0;
+    bool lead = true;
+    for (size_t i = 0; i < n && p[i] != 'e' && p[i] != 'E'; i++) {
+        if (p[i] == '-' || p[i] == '.') continue;
+        if (lead && p[i] == '0') continue;
+        lead = false;
+        k++;
+    }
+    return k;
+}
+
 /* ======================================================================== */
 /* XML -> JSON                                                              */
 /* ======================================================================== */
@@ -164,13 +217,13 @@ typedef enum {
 
 typedef struct {
     frame_kind kind;
-    bool parent_is_resource; /* for F_RESOURCE: its own children's id */
     bool has_prim_arrays;    /* obj holds aligned primitive arrays to tidy */
     bool text_reported;
     bool reported; /* an issue already names this element */
     const hub_fhir_elem *elem; /* its definition; NULL for resources */
     const char *name;          /* its element name (libxml2's dictionary) */
     const char *key;           /* where its children are defined */
+    uint32_t group;            /* ... as the table's group */
     const char *type;
     json_t *obj;
     json_t *value;
@@ -196,6 +249,8 @@ typedef struct {
     size_t nframes;
     frame frames[HUB_MAX_XML_DEPTH];
     json_t *root;
+    const hub_fhir_elem *elem_ext; /* Element.extension */
+    uint32_t ext_group;            /* the children of Extension */
 } x2j;
 
 static void oo_add(x2j *x, hub_oo_severity sev, const char *code, const char *expr,
@@ -284,7 +339,7 @@ static json_t *attr_string(const xmlChar *v, const xmlChar *end) {
     const char *p = (const char *)v;
     size_t n = (size_t)(end - v);
     if (memchr(p, '&', n) == NULL) return json_stringn(p, n);
-    char *tmp = malloc(n + 1);
+    char *tmp = hub_malloc(n + 1);
     if (tmp == NULL) return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -296,16 +351,16 @@ static json_t *attr_string(const xmlChar *v, const xmlChar *end) {
         }
     }
     json_t *s = json_stringn(tmp, k);
-    free(tmp);
+    hub_free(tmp);
     return s;
 }
 
 /* A primitive's value attribute as the JSON value its type asks for. */
-static json_t *prim_value(x2j *x, const char *type, const char *elname,
+static json_t *prim_value(x2j *x, prim_kind pk, const char *type, const char *elname,
                           const xmlChar *v, const xmlChar *end) {
     const char *p = (const char *)v;
     size_t n = (size_t)(end - v);
-    switch (prim_kind_of(type)) {
+    switch (pk) {
     case PK_BOOLEAN:
         if (n == 4 && memcmp(p, "true", 4) == 0) return json_true();
         if (n == 5 && memcmp(p, "false", 5) == 0) return json_false();
@@ -332,6 +387,12 @@ static json_t *prim_value(x2j *x, const char *type, const char *elname,
         char buf[64];
         if (!lex_decimal(p, n, &integral) || n >= sizeof buf) {
             x_invalid(x, "value", elname, "value is not a valid 'decimal'");
+            return NULL;
+        }
+        if (sig_digits(p, n) > MAX_DECIMAL_DIGITS) {
+            /* a double holds no more; the JSON parser refuses them too */
+            x_invalid(x, "value", elname, "decimal has more than %d significant digits",
+                      MAX_DECIMAL_DIGITS);
             return NULL;
         }
         memcpy(buf, p, n);
@@ -413,11 +474,12 @@ static void attach_primitive(x2j *x, frame *p, frame *f) {
         ua = json_array();
         if (!set_new(x, p->obj, ukey, ua)) return;
     }
-    /* Both arrays stay aligned because every item appends to both. */
-    if (json_array_append_new(va, f->value ? f->value : json_null()) != 0 ||
-        json_array_append_new(ua, f->obj ? f->obj : json_null()) != 0)
-        x_nomem(x);
+    /* Both arrays stay aligned because every item appends to both (the
+     * _new calls take their value even when they fail). */
+    int r1 = json_array_append_new(va, f->value ? f->value : json_null());
+    int r2 = json_array_append_new(ua, f->obj ? f->obj : json_null());
     f->value = f->obj = NULL;
+    if (r1 != 0 || r2 != 0) x_nomem(x);
     p->has_prim_arrays = true;
 }
 
@@ -428,7 +490,9 @@ static bool all_null(const json_t *arr) {
     return true;
 }
 
-/* Drops the all-null side of aligned primitive arrays. */
+/* Drops the all-null side of aligned primitive arrays. "x" was inserted
+ * before "_x" (attach_primitive), so deleting it while at "_x" leaves the
+ * iteration's next entry alone. */
 static void tidy_prim_arrays(json_t *obj) {
     const char *k;
     json_t *v;
@@ -500,6 +564,7 @@ static void x_start_resource(x2j *x, const char *local, const char *uri, int nat
     }
     frame *f = push(x, F_RESOURCE, local);
     f->key = local;
+    f->group = group_of(x->d, local);
     f->type = local;
     f->obj = json_object();
     if (!set_new(x, f->obj, "resourceType", json_string(local))) return;
@@ -555,6 +620,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         }
         frame *f = push(x, F_RESOURCE, local);
         f->key = local;
+        f->group = group_of(x->d, local);
         f->type = local;
         f->obj = json_object();
         if (!set_new(x, f->obj, "resourceType", json_string(local))) return;
@@ -569,9 +635,8 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
             x->skip = 1;
             return;
         }
-        const char *type = NULL;
-        const hub_fhir_elem *e = hub_fhir_child(x->d, "Element", "extension", &type);
-        if (e == NULL) {
+        const hub_fhir_elem *e = x->elem_ext;
+        if (e == NULL || x->ext_group == HUB__FHIR_NONE) {
             x_fatal(x, HUB_E_CONFIG, "exception", NULL, "element table lacks Element.extension");
             return;
         }
@@ -584,6 +649,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         f->elem = e;
         f->type = "Extension";
         f->key = "Extension";
+        f->group = x->ext_group;
         f->index = (long)json_array_size(arr);
         f->obj = json_object();
         if (f->obj == NULL) {
@@ -596,14 +662,16 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
 
     if (p->kind != F_RESOURCE && p->kind != F_COMPLEX) return; /* not reached */
 
-    const char *type = NULL;
-    const hub_fhir_elem *e = hub_fhir_child(x->d, p->key, local, &type);
-    if (e == NULL || type == NULL || is_attr_elem(e, p->kind == F_RESOURCE)) {
+    child_info ci;
+    if (!child_lookup(x->d, p->group, local, strlen(local), &ci) ||
+        is_attr_elem(ci.e, p->kind == F_RESOURCE)) {
         x_invalid(x, "structure", local, "unknown element '%s'", local);
         x->skip = 1;
         return;
     }
-    bool xhtml = streq(type, "xhtml");
+    const hub_fhir_elem *e = ci.e;
+    const char *type = ci.type;
+    bool xhtml = ci.cls == TC_XHTML;
     if (uri == NULL || !streq(uri, xhtml ? XHTML_NS : FHIR_NS)) {
         x_invalid(x, "structure", local, "element '%s' is not in the %s namespace", local,
                   xhtml ? "XHTML" : "FHIR");
@@ -614,7 +682,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     long index = -1;
     if (repeats) {
         index = (long)json_array_size(json_object_get(p->obj, local));
-        if (index == 0 && is_primitive_type(x->d, type)) {
+        if (index == 0 && ci.cls == TC_PRIMITIVE) {
             char ub[128];
             const char *uk = under_key(local, ub, sizeof ub);
             if (uk) index = (long)json_array_size(json_object_get(p->obj, uk));
@@ -670,7 +738,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         return;
     }
 
-    if (is_primitive_type(x->d, type)) {
+    if (ci.cls == TC_PRIMITIVE) {
         frame *f = push(x, F_PRIMITIVE, local);
         f->elem = e;
         f->type = type;
@@ -679,7 +747,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
             const xmlChar **a = attributes + 5 * i;
             const char *an = (const char *)a[0];
             if (a[2] == NULL && streq(an, "value")) {
-                json_t *v = prim_value(x, type, NULL, a[3], a[4]);
+                json_t *v = prim_value(x, ci.pk, type, NULL, a[3], a[4]);
                 if (v) {
                     json_decref(f->value);
                     f->value = v;
@@ -699,7 +767,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         return;
     }
 
-    bool wrapper = is_resource_type(x->d, type);
+    bool wrapper = ci.cls == TC_RESOURCE;
     frame *f = push(x, wrapper ? F_WRAPPER : F_COMPLEX, local);
     f->elem = e;
     f->type = type;
@@ -711,6 +779,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         return;
     }
     f->key = children_key(e, type);
+    f->group = group_of(x->d, f->key);
     f->obj = json_object();
     if (f->obj == NULL) {
         x_nomem(x);
@@ -1050,7 +1119,7 @@ static div_form div_check(const char *s, size_t n) {
 hub_status hub_fhir_xml_to_json(const hub_fhir_defs *d, const char *p, size_t n,
                                 json_t **out, hub_oo *oo) {
     *out = NULL;
-    pthread_once(&xml_once, xml_init);
+    xml_enter();
     if (n > HUB_MAX_HTTP_BODY || n > INT_MAX) {
         if (oo)
             hub_oo_add(oo, HUB_OO_FATAL, "too-costly", NULL, "XML document over %u bytes",
@@ -1067,6 +1136,8 @@ hub_status hub_fhir_xml_to_json(const hub_fhir_defs *d, const char *p, size_t n,
         return HUB_E_NOMEM;
     }
     x->d = d;
+    x->elem_ext = hub_fhir_child(d, "Element", "extension", NULL);
+    x->ext_group = group_of(d, "Extension");
     x->in = p;
     x->n = n;
     x->oo = oo;
@@ -1111,8 +1182,7 @@ hub_status hub_fhir_xml_to_json(const hub_fhir_defs *d, const char *p, size_t n,
 /* ======================================================================== */
 
 typedef struct {
-    const hub_fhir_elem *elem;
-    const char *type;
+    child_info ci;
     const char *name; /* the JSON key, without '_' */
     const json_t *val, *ext;
     size_t order;
@@ -1231,10 +1301,9 @@ static void format_real(double v, char *buf, size_t cap) {
 }
 
 /* The value attribute's text for a JSON scalar of a primitive type. */
-static hub_status prim_text(j2x *w, const char *type, const json_t *v, char *num,
-                            size_t cap, const char **s, size_t *n) {
-    prim_kind k = prim_kind_of(type);
-    switch (k) {
+static hub_status prim_text(j2x *w, prim_kind pk, const char *type, const json_t *v,
+                            char *num, size_t cap, const char **s, size_t *n) {
+    switch (pk) {
     case PK_BOOLEAN:
         if (!json_is_boolean(v))
             return w_fail(w, HUB_E_INVALID, "value of type 'boolean' is not a JSON boolean");
@@ -1306,7 +1375,8 @@ static hub_status w_resource(j2x *w, const json_t *res, int depth, bool root) {
 }
 
 /* A primitive element: value attribute, id attribute, extension children. */
-static hub_status w_primitive(j2x *w, const char *name, const char *type, const json_t *v,
+static hub_status w_primitive(j2x *w, const char *name, prim_kind pk, const char *type,
+                              const json_t *v,
                               const json_t *ext, int depth) {
     if (v && json_is_null(v)) v = NULL;
     if (ext && json_is_null(ext)) ext = NULL;
@@ -1334,7 +1404,7 @@ static hub_status w_primitive(j2x *w, const char *name, const char *type, const 
     if (v) {
         if (json_is_object(v) || json_is_array(v))
             return w_fail(w, HUB_E_INVALID, "value of primitive '%s' is not a JSON scalar", name);
-        if (prim_text(w, type, v, num, sizeof num, &s, &sn) != HUB_OK) return w->rc;
+        if (prim_text(w, pk, type, v, num, sizeof num, &s, &sn) != HUB_OK) return w->rc;
     }
     indent(w, depth);
     put(w, "<", 1);
@@ -1366,18 +1436,18 @@ static hub_status w_primitive(j2x *w, const char *name, const char *type, const 
 
 /* One child (non-attribute) property: its element(s). */
 static hub_status w_child(j2x *w, const wprop *pr, int depth) {
-    const hub_fhir_elem *e = pr->elem;
+    const hub_fhir_elem *e = pr->ci.e;
     bool repeats = e->max > 1;
-    bool prim = is_primitive_type(w->d, pr->type);
+    bool prim = pr->ci.cls == TC_PRIMITIVE;
     const json_t *val = pr->val, *ext = pr->ext;
 
-    if (prim && !streq(pr->type, "xhtml")) {
+    if (prim) {
         if (!repeats) {
             if (val && (json_is_array(val)))
                 return w_fail(w, HUB_E_INVALID, "'%s' is an array but repeats at most once",
                               pr->name);
             size_t old = path_push(w, pr->name, -1);
-            hub_status rc = w_primitive(w, pr->name, pr->type, val, ext, depth);
+            hub_status rc = w_primitive(w, pr->name, pr->ci.pk, pr->ci.type, val, ext, depth);
             path_pop(w, old);
             return rc;
         }
@@ -1391,7 +1461,8 @@ static hub_status w_child(j2x *w, const wprop *pr, int depth) {
         if (cnt == 0) return w_fail(w, HUB_E_INVALID, "'%s' is an empty array", pr->name);
         for (size_t i = 0; i < cnt; i++) {
             size_t old = path_push(w, pr->name, (long)i);
-            hub_status rc = w_primitive(w, pr->name, pr->type, val ? json_array_get(val, i) : NULL,
+            hub_status rc = w_primitive(w, pr->name, pr->ci.pk, pr->ci.type,
+                                        val ? json_array_get(val, i) : NULL,
                                         ext ? json_array_get(ext, i) : NULL, depth);
             path_pop(w, old);
             if (rc != HUB_OK) return rc;
@@ -1409,9 +1480,9 @@ static hub_status w_child(j2x *w, const wprop *pr, int depth) {
     } else if (json_is_array(val)) {
         return w_fail(w, HUB_E_INVALID, "'%s' is an array but repeats at most once", pr->name);
     }
-    bool wrapper = is_resource_type(w->d, pr->type);
-    bool xhtml = streq(pr->type, "xhtml");
-    const char *key = children_key(e, pr->type);
+    bool wrapper = pr->ci.cls == TC_RESOURCE;
+    bool xhtml = pr->ci.cls == TC_XHTML;
+    const char *key = children_key(e, pr->ci.type);
     for (size_t i = 0; i < cnt; i++) {
         const json_t *v = repeats ? json_array_get(val, i) : val;
         size_t old = path_push(w, pr->name, repeats ? (long)i : -1);
@@ -1454,22 +1525,15 @@ static hub_status add_prop(j2x *w, const wprop *pr) {
     return HUB_OK;
 }
 
-/* Position of `e` among the children of `key` (definition order). */
-static size_t elem_order(const hub_fhir_elem *kids, size_t nkids, const hub_fhir_elem *e) {
-    if (kids && e >= kids && e < kids + nkids) return (size_t)(e - kids);
-    for (size_t i = 0; i < nkids; i++)
-        if (&kids[i] == e || streq(kids[i].path, e->path)) return i;
-    return nkids;
-}
-
 /* Writes the rest of an element whose "<tag" is out: attributes, then "/>",
  * or ">", its children in definition order, and "</tag>". */
 static hub_status w_object(j2x *w, const json_t *obj, const char *key, bool is_resource,
                            const char *tag, int depth) {
     if (depth >= HUB_MAX_XML_DEPTH) return w_fail(w, HUB_E_LIMIT, "resource nested too deep");
-    size_t nkids = 0;
-    const hub_fhir_elem *kids = hub_fhir_children(w->d, key, &nkids);
-    if (kids == NULL) return w_fail(w, HUB_E_INVALID, "no definition for '%.64s'", key);
+    uint32_t g = group_of(w->d, key);
+    if (g == HUB__FHIR_NONE) return w_fail(w, HUB_E_INVALID, "no definition for '%.64s'", key);
+    /* a group's elements are contiguous, in definition order */
+    const hub_fhir_elem *kids = &w->d->elems[w->d->groups[g].start];
     size_t base = w->nprops;
     const char *k;
     json_t *v;
@@ -1477,15 +1541,17 @@ static hub_status w_object(j2x *w, const json_t *obj, const char *key, bool is_r
         if (is_resource && streq(k, "resourceType")) continue;
         bool under = k[0] == '_';
         const char *nm = under ? k + 1 : k;
-        const char *type = NULL;
-        const hub_fhir_elem *e = hub_fhir_child(w->d, key, nm, &type);
-        if (e == NULL || type == NULL) {
+        wprop pr;
+        if (!child_lookup(w->d, g, nm, strlen(nm), &pr.ci)) {
             w->nprops = base;
             return w_fail(w, HUB_E_INVALID, "unknown element '%.64s'", k);
         }
-        wprop pr = {e, type, nm, v, NULL, elem_order(kids, nkids, e), false};
-        bool prim = is_primitive_type(w->d, type) && !streq(type, "xhtml");
-        pr.attr = is_attr_elem(e, is_resource);
+        pr.name = nm;
+        pr.val = v;
+        pr.ext = NULL;
+        pr.order = (size_t)(pr.ci.e - kids);
+        bool prim = pr.ci.cls == TC_PRIMITIVE;
+        pr.attr = is_attr_elem(pr.ci.e, is_resource);
         if (under) {
             if (!prim || pr.attr) {
                 w->nprops = base;
@@ -1516,7 +1582,7 @@ static hub_status w_object(j2x *w, const json_t *obj, const char *key, bool is_r
     }
     /* after the sort, two types of one choice sit side by side */
     for (size_t i = base + 1; i < w->nprops; i++) {
-        if (w->props[i].elem == w->props[i - 1].elem) {
+        if (w->props[i].ci.e == w->props[i - 1].ci.e) {
             const char *a = w->props[i - 1].name, *b = w->props[i].name;
             w->nprops = base;
             return w_fail(w, HUB_E_INVALID, "'%.60s' and '%.60s' are one element", a, b);
@@ -1564,7 +1630,7 @@ static hub_status w_object(j2x *w, const json_t *obj, const char *key, bool is_r
 
 hub_status hub_fhir_json_to_xml(const hub_fhir_defs *d, const json_t *res, bool pretty,
                                 hub_buf *out, hub_err *err) {
-    pthread_once(&xml_once, xml_init);
+    xml_enter();
     j2x w = {0};
     w.d = d;
     w.out = out;

@@ -405,11 +405,11 @@ static int serialize_marked(opx *x) {
     hub_record_op *op = x->op;
     int st = set_meta(op, op->resource, MARK_V, MARK_T);
     if (st) return st;
-    size_t n = json_dumpb(op->resource, NULL, 0, JSON_COMPACT);
-    if (n == 0) return hub__op_fail(op, 500, "exception", NULL, "cannot encode");
-    x->pre = hub_malloc(n);
-    if (x->pre == NULL) return hub__op_fail(op, 500, "exception", NULL, "out of memory");
-    x->pre_len = json_dumpb(op->resource, x->pre, n, JSON_COMPACT);
+    /* One encoding pass (jansson allocates with malloc, which hub_free
+     * releases: hub_malloc is malloc underneath). */
+    x->pre = json_dumps(op->resource, JSON_COMPACT);
+    if (x->pre == NULL) return hub__op_fail(op, 500, "exception", NULL, "cannot encode");
+    x->pre_len = strlen(x->pre);
     const char *v = memmem(x->pre, x->pre_len, MARK_V_JSON, MARK_LEN);
     const char *t = memmem(x->pre, x->pre_len, MARK_T_JSON, MARK_LEN);
     if (v == NULL || t == NULL)

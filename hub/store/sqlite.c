@@ -239,6 +239,9 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
     }
     sqlite3_busy_timeout(db, 10000);
     hub_status rc = HUB_OK;
+    /* Reads map the database instead of copying pages in with pread (the
+     * resource read path is one seek into mapped pages). */
+    if (!writer) rc = exec(db, "PRAGMA mmap_size=1073741824;", err);
     if (writer && !s->read_only) {
         rc = exec(db, "PRAGMA journal_mode=WAL;", err);
         if (!rc)

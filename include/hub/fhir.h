@@ -126,7 +126,12 @@ json_t *hub_oo_json(const hub_oo *oo);
 
 /* Parses a JSON resource: depth limit HUB_FHIR_MAX_DEPTH, duplicate keys
  * rejected, must be an object with a string resourceType. On failure adds
- * issues to `oo` (with the line and column) and returns HUB_E_PARSE. */
+ * issues to `oo` (with the line and column) and returns HUB_E_PARSE
+ * (HUB_E_NOMEM when out of memory). A leading UTF-8 BOM is skipped. Numbers
+ * with more than 18 significant digits (the precision FHIR asks
+ * implementations to keep; jansson holds numbers as doubles) are rejected,
+ * the issue's expression naming the element. Diagnostics never quote the
+ * input. */
 #define HUB_FHIR_MAX_DEPTH 64
 hub_status hub_fhir_parse_json(const char *p, size_t n, json_t **out,
                                hub_oo *oo);
@@ -149,11 +154,22 @@ hub_status hub_fhir_validate(const hub_fhir_defs *d, const json_t *res,
 /* FHIR XML -> the JSON form, driven by the element table: arrays where max >
  * 1, primitives' id/extension into the _element form, choice names, xhtml
  * narrative as a string. libxml2 with no DTD, no entity expansion, no
- * network. Errors go to `oo`: HUB_E_PARSE (not well-formed, DTD, entity),
- * HUB_E_INVALID (an element the table does not know). */
+ * network. Errors go to `oo`: HUB_E_PARSE (not well-formed, DTD, entity,
+ * not UTF-8), HUB_E_INVALID (an element or attribute the table does not
+ * know, a value its type refuses; every such issue is reported, with its
+ * FHIRPath), HUB_E_LIMIT (over HUB_MAX_HTTP_BODY bytes or
+ * HUB_MAX_XML_DEPTH levels), HUB_E_NOMEM. The narrative is the exact text
+ * of the div element. A decimal becomes a JSON integer when its text has
+ * no '.' or exponent, a real otherwise (jansson keeps no lexical form:
+ * "1.50" reads as 1.5). */
 hub_status hub_fhir_xml_to_json(const hub_fhir_defs *d, const char *p, size_t n,
                                 json_t **out, hub_oo *oo);
-/* The JSON form -> FHIR XML, elements in definition order. */
+/* The JSON form -> FHIR XML, elements in definition order, appended to
+ * `out` (nothing appended on failure). No XML declaration; the root
+ * declares the FHIR namespace. Reals are written in the shortest form that
+ * reads back the same double. Errors: HUB_E_INVALID (unknown element, wrong
+ * JSON kind, a narrative that is not one well-formed XHTML div, a character
+ * XML cannot carry; err->where is the FHIRPath), HUB_E_LIMIT, HUB_E_NOMEM. */
 hub_status hub_fhir_json_to_xml(const hub_fhir_defs *d, const json_t *res,
                                 bool pretty, hub_buf *out, hub_err *err);
 

@@ -21,8 +21,10 @@ typedef struct {
     hub_store *store;
     const hub_fhir_defs *defs;
     hub_fhir_validate_opts validate;
-    int max_bundle_entries; /* a larger Bundle is refused (413-ish) */
+    int max_bundle_entries; /* a larger Bundle is refused (413); <= 0: 1000 */
 } hub_record_cfg;
+/* defs may be NULL (tests of the record's own logic): then nothing is
+ * validated and any capitalised name is a resource type. */
 
 hub_status hub_record_open(const hub_record_cfg *c, hub_record **out,
                            hub_err *err);
@@ -63,6 +65,8 @@ typedef struct {
     int64_t cursor;    /* 0 = first page; else a value from a previous page */
 } hub_history_query;
 
+/* In the callback, res->json is borrowed (valid during the call only; do
+ * not release it): history pages are not copied. */
 typedef hub_status (*hub_resource_fn)(void *ud, const hub_resource *res);
 /* Calls `fn` for each version; sets *next_cursor (0 when no more) and
  * *total (the number of versions matching, for Bundle.total). */
@@ -103,6 +107,34 @@ typedef struct {
     bool created;       /* update-as-create, or create */
     hub_oo *outcome;    /* issues (owned by the op after apply; may be NULL) */
 } hub_record_op;
+
+/* Statuses apply() sets (op->status):
+ *   READ    200; 404 no such resource/version; 410 deleted (res says which
+ *           version).
+ *   CREATE  201 (server-assigned random id, the body's id is ignored);
+ *           If-None-Exist: 0 matches 201, 1 match 200 with the existing
+ *           resource in res, >1 412.
+ *   UPDATE  200; 201 when it creates (new id from the client, or a deleted
+ *           resource re-created as a new version); body without id or with
+ *           another id 400; conditional: 0 matches create (the body's id if
+ *           any, 409 if that id is taken), 1 match update it (400 if the
+ *           body's id differs), >1 412.
+ *   PATCH   200; 404 missing, 410 deleted, 400 malformed patch, 422 a failed
+ *           test/missing path or an invalid result, conditional 0 -> 404,
+ *           >1 -> 412. Runs on the writer (it needs the stored version).
+ *   DELETE  204 (a delete marker version; history kept); 204 with no new
+ *           version when the resource is missing or already deleted
+ *           (idempotent); conditional 0 -> 204, 1 -> delete, >1 -> 412.
+ *   If-Match (W/"n", "n" or n): stale 412; given for a missing resource
+ *           412 (RFC 7232: no current representation to match).
+ *   Conditional criteria: `_id` and `identifier` (system|value, |value,
+ *           value), ANDed; any other parameter 400 (not-supported).
+ *   Invalid resource (hub_fhir_validate) 400 with its issues; resourceType
+ *   not matching op->type 400; unknown type 404 (400 when empty).
+ * In a transaction, references equal to another entry's fullUrl become
+ * Type/id of that entry's target; "Type?criteria" references are resolved
+ * (0 matches 400, >1 412); a urn:uuid/urn:oid reference naming no entry is
+ * 400; one resource changed by two entries 400. */
 
 /* Applies `ops` in one store transaction and waits for the commit.
  * atomic: a transaction (all or nothing; entries processed in the order

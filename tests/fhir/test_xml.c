@@ -267,12 +267,26 @@ Test(fhir_xml, narrative_is_the_exact_div_text) {
     json_decref(j);
 }
 
+Test(fhir_xml, narrative_empty_cdata_and_pi) {
+    x2j_expect("<Patient" NS "><text><status value=\"empty\"/><div" XNS "/></text></Patient>",
+               "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"empty\",\"div\":"
+               "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"/>\"}}");
+    x2j_expect("<Patient" NS "><text><status value=\"generated\"/><div" XNS
+               "><![CDATA[a < b]]><?pi x?></div ></text></Patient>",
+               "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":"
+               "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><![CDATA[a < b]]><?pi x?></div >\"}}");
+    roundtrip_json("{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":"
+                   "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><![CDATA[a < b]]></div>\"}}");
+}
+
 Test(fhir_xml, narrative_namespace_inherited_is_declared) {
     json_t *j = x2j_ok("<Patient" NS " xmlns:h=\"http://www.w3.org/1999/xhtml\"><text>"
                        "<status value=\"generated\"/><h:div><h:p>hi</h:p></h:div></text></Patient>");
     const char *got = json_string_value(json_object_get(json_object_get(j, "text"), "div"));
     cr_assert_str_eq(got, "<h:div xmlns:h=\"http://www.w3.org/1999/xhtml\"><h:p>hi</h:p></h:div>");
-    roundtrip_json(json_dumps(j, 0));
+    char *text = json_dumps(j, 0);
+    roundtrip_json(text);
+    free(text);
     json_decref(j);
 }
 
@@ -541,6 +555,9 @@ Test(fhir_xml, not_utf8_rejected) {
     /* UTF-16LE with a BOM */
     const char u16[] = "\xFF\xFE<\0P\0/\0>\0";
     x2j_fail(u16, sizeof u16 - 1, HUB_E_PARSE, "structure", NULL);
+    /* UCS-4, broken: a conversion error libxml2 reports without a parser */
+    const char u32[] = "\0\0\0<\0\0\0P\0\0\0\0\0\0\0\0";
+    x2j_fail(u32, sizeof u32 - 1, HUB_E_PARSE, "structure", NULL);
 }
 
 Test(fhir_xml, unknown_element_has_expression) {
@@ -617,6 +634,13 @@ Test(fhir_xml, structure_errors) {
     X2J_FAIL("<Observation" NS "><valueQuantity><value value=\"1.\"/></valueQuantity>"
              "</Observation>",
              HUB_E_INVALID, "value", "Observation.valueQuantity.value");
+    X2J_FAIL("<Observation" NS "><valueQuantity><value value=\"0.1234567890123456789\"/>"
+             "</valueQuantity></Observation>",
+             HUB_E_INVALID, "value", "Observation.valueQuantity.value");
+    x2j_expect("<Observation" NS "><valueQuantity><value value=\"0.000123456789012345678\"/>"
+               "</valueQuantity></Observation>",
+               "{\"resourceType\":\"Observation\",\"valueQuantity\":{\"value\":"
+               "0.000123456789012345678}}");
     X2J_FAIL("<Observation" NS "><valueQuantity><value value=\" 1\"/></valueQuantity>"
              "</Observation>",
              HUB_E_INVALID, "value", "Observation.valueQuantity.value");
@@ -665,6 +689,46 @@ Test(fhir_xml, no_values_in_diagnostics) {
     free(t);
     json_decref(o);
     hub_oo_free(oo);
+}
+
+/* Each allocation of ours failing in turn gives HUB_E_NOMEM (or success
+ * when the failing one was not needed) and leaks nothing (ASan checks). */
+Test(fhir_xml, allocation_failures) {
+    const char *xml = "<Patient" NS "><text><status value=\"generated\"/><h:div xmlns:h="
+                      "\"http://www.w3.org/1999/xhtml\">x</h:div></text><name><given value=\"a\"/>"
+                      "<given id=\"b\"/></name></Patient>";
+    json_t *good = x2j_ok(xml);
+    int ok = 0, nomem = 0;
+    for (long i = 1; i < 40; i++) {
+        hub_oo *oo = hub_oo_new();
+        json_t *out = NULL;
+        hub_mem_fail_after(i);
+        hub_status rc = hub_fhir_xml_to_json(defs, xml, strlen(xml), &out, oo);
+        hub_mem_fail_after(0);
+        cr_assert(rc == HUB_OK || rc == HUB_E_NOMEM, "%ld: %s", i, hub_status_name(rc));
+        if (rc == HUB_OK) {
+            cr_assert(json_equal(out, good));
+            ok++;
+        } else {
+            cr_assert_null(out);
+            nomem++;
+        }
+        json_decref(out);
+        hub_oo_free(oo);
+
+        hub_buf b;
+        hub_buf_init(&b);
+        hub_err err = {0};
+        hub_mem_fail_after(i);
+        rc = hub_fhir_json_to_xml(defs, good, i % 2 == 0, &b, &err);
+        hub_mem_fail_after(0);
+        cr_assert(rc == HUB_OK || rc == HUB_E_NOMEM, "%ld: %s", i, hub_status_name(rc));
+        if (rc != HUB_OK) cr_assert_eq(b.n, 0);
+        hub_buf_release(&b);
+    }
+    cr_assert_gt(nomem, 0);
+    cr_assert_gt(ok, 0);
+    json_decref(good);
 }
 
 /* ---- the shared corpus ------------------------------------------------------ */

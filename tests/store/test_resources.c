@@ -1,0 +1,182 @@
+/* store: the resource calls (writer side inside jobs, reader side from
+ * any thread), as a backend must implement them. */
+#include "hub/store.h"
+#include "hub_test.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    hub_store_job job;
+    hub_status (*body)(hub_store_tx *tx, void *arg, hub_err *err);
+    void *arg;
+    hub_status rc;
+    bool done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} sync_job;
+
+static hub_status sj_run(hub_store_tx *tx, hub_store_job *j, hub_err *err) {
+    sync_job *s = (sync_job *)j;
+    return s->body(tx, s->arg, err);
+}
+
+static void sj_done(hub_store_job *j, hub_status rc, const hub_err *err) {
+    (void)err;
+    sync_job *s = (sync_job *)j;
+    pthread_mutex_lock(&s->mu);
+    s->rc = rc;
+    s->done = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Runs `body` as one writer job and waits for its commit. */
+static hub_status in_job(hub_store *st, hub_status (*body)(hub_store_tx *, void *, hub_err *),
+                         void *arg) {
+    sync_job s = {.job = {.run = sj_run, .done = sj_done}, .body = body, .arg = arg};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    hub_err err;
+    cr_assert_eq(hub_store_submit(st, &s.job, &err), HUB_OK);
+    pthread_mutex_lock(&s.mu);
+    while (!s.done) pthread_cond_wait(&s.cv, &s.mu);
+    pthread_mutex_unlock(&s.mu);
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.cv);
+    return s.rc;
+}
+
+static char dir[256];
+static hub_store *st;
+
+static void up(void) {
+    hub_test_tmpdir(dir);
+    hub_store_cfg c = {.dir = dir, .durable = false};
+    hub_err err;
+    cr_assert_eq(hub_store_open(&c, &st, &err), HUB_OK, "%s", err.msg);
+}
+static void down(void) {
+    hub_store_close(st);
+    hub_test_rmtree(dir);
+}
+
+static hub_status put_three(hub_store_tx *tx, void *arg, hub_err *err) {
+    (void)arg;
+    hub_store_token t1[] = {{"identifier", "urn:a", "1"}, {"identifier", "", "2"}};
+    hub_store_version v = {"Patient", "p1", 1, 1000, false, "{\"v\":1}", 7, 0};
+    hub_status rc = hub_store_res_put(tx, &v, t1, 2, err);
+    if (rc) return rc;
+    hub_store_token t2[] = {{"identifier", "urn:b", "1"}};
+    v = (hub_store_version){"Patient", "p1", 2, 2000, false, "{\"v\":2}", 7, 0};
+    rc = hub_store_res_put(tx, &v, t2, 1, err);
+    if (rc) return rc;
+    v = (hub_store_version){"Patient", "p2", 1, 3000, false, "{\"w\":1}", 7, 0};
+    return hub_store_res_put(tx, &v, t2, 1, err);
+}
+
+typedef struct {
+    int n;
+    char ids[8][72];
+} ids;
+
+static hub_status add_id(void *ud, const char *id) {
+    ids *s = ud;
+    snprintf(s->ids[s->n++], 72, "%s", id);
+    return HUB_OK;
+}
+
+static hub_status checks(hub_store_tx *tx, void *arg, hub_err *err) {
+    (void)arg;
+    hub_store_version cur;
+    cr_assert_eq(hub_store_res_current(tx, "Patient", "p1", false, &cur, err), HUB_OK);
+    cr_assert_eq(cur.version, 2);
+    cr_assert_null(cur.json);
+    cr_assert_eq(hub_store_res_current(tx, "Patient", "p1", true, &cur, err), HUB_OK);
+    cr_assert_eq(cur.json_len, 7);
+    cr_assert_eq(memcmp(cur.json, "{\"v\":2}", 7), 0);
+    cr_assert_eq(hub_store_res_get(tx, "Patient", "p1", 1, &cur, err), HUB_OK);
+    cr_assert_eq(memcmp(cur.json, "{\"v\":1}", 7), 0);
+    cr_assert_eq(hub_store_res_current(tx, "Patient", "zz", false, &cur, err), HUB_E_NOTFOUND);
+    cr_assert_eq(hub_store_res_get(tx, "Patient", "p1", 3, &cur, err), HUB_E_NOTFOUND);
+    /* index rows follow the current version only */
+    ids s = {0};
+    int n;
+    cr_assert_eq(hub_store_res_find(tx, "Patient", "identifier", "urn:a", "1", 5, add_id, &s, &n, err), HUB_OK);
+    cr_assert_eq(n, 0, "v1's identifiers were replaced");
+    cr_assert_eq(hub_store_res_find(tx, "Patient", "identifier", NULL, "1", 5, add_id, &s, &n, err), HUB_OK);
+    cr_assert_eq(n, 2, "any system");
+    memset(&s, 0, sizeof s);
+    cr_assert_eq(hub_store_res_find(tx, "Patient", "identifier", "urn:b", "1", 1, add_id, &s, &n, err), HUB_OK);
+    cr_assert_eq(n, 2, "counts one past the limit");
+    cr_assert_eq(s.n, 1, "calls back at most limit times");
+    cr_assert_eq(hub_store_res_find(tx, "Patient", "identifier", "", "1", 5, NULL, NULL, &n, err), HUB_OK);
+    cr_assert_eq(n, 0, "\"\" matches rows without a system only");
+    cr_assert_eq(hub_store_res_find(tx, "Observation", "identifier", NULL, "1", 5, NULL, NULL, &n, err), HUB_OK);
+    cr_assert_eq(n, 0, "per type");
+    /* the same version twice is a conflict */
+    hub_store_version v = {"Patient", "p1", 2, 9, false, "{}", 2, 0};
+    cr_assert_eq(hub_store_res_put(tx, &v, NULL, 0, err), HUB_E_CONFLICT);
+    /* a delete marker drops the index rows */
+    v = (hub_store_version){"Patient", "p2", 2, 4000, true, NULL, 0, 0};
+    cr_assert_eq(hub_store_res_put(tx, &v, NULL, 0, err), HUB_OK);
+    cr_assert_eq(hub_store_res_find(tx, "Patient", "identifier", "urn:b", "1", 5, NULL, NULL, &n, err), HUB_OK);
+    cr_assert_eq(n, 1);
+    return HUB_OK;
+}
+
+typedef struct {
+    int n;
+    int64_t versions[16], seqs[16];
+    char ids[16][72];
+    bool deleted[16];
+} seen;
+
+static hub_status on_version(void *ud, const hub_store_version *v) {
+    seen *s = ud;
+    s->versions[s->n] = v->version;
+    s->seqs[s->n] = v->seq;
+    s->deleted[s->n] = v->deleted;
+    snprintf(s->ids[s->n], 72, "%s", v->id);
+    s->n++;
+    return HUB_OK;
+}
+
+Test(store_resources, writer_and_reader_calls, .init = up, .fini = down) {
+    cr_assert_eq(in_job(st, put_three, NULL), HUB_OK);
+    cr_assert_eq(in_job(st, checks, NULL), HUB_OK);
+    hub_err err;
+    seen s = {0};
+    cr_assert_eq(hub_store_res_read(st, "Patient", "p1", 0, on_version, &s, &err), HUB_OK);
+    cr_assert_eq(s.versions[0], 2);
+    cr_assert_eq(hub_store_res_read(st, "Patient", "p1", 1, on_version, &s, &err), HUB_OK);
+    cr_assert_eq(s.versions[1], 1);
+    cr_assert_eq(hub_store_res_read(st, "Patient", "p2", 0, on_version, &s, &err), HUB_OK);
+    cr_assert(s.deleted[2]);
+    cr_assert_eq(hub_store_res_read(st, "Patient", "p9", 0, on_version, &s, &err), HUB_E_NOTFOUND);
+
+    int64_t next, total;
+    memset(&s, 0, sizeof s);
+    hub_store_history_q q = {.count = 2};
+    cr_assert_eq(hub_store_res_history(st, &q, on_version, &s, &next, &total, &err), HUB_OK);
+    cr_assert_eq(total, 4);
+    cr_assert_eq(s.n, 2);
+    cr_assert_str_eq(s.ids[0], "p2");
+    cr_assert(s.deleted[0]);
+    cr_assert_neq(next, 0);
+    q.cursor = next;
+    cr_assert_eq(hub_store_res_history(st, &q, on_version, &s, &next, &total, &err), HUB_OK);
+    cr_assert_eq(s.n, 4);
+    cr_assert_eq(next, 0, "last page");
+    cr_assert_gt(s.seqs[1], s.seqs[2], "newest first across pages");
+    memset(&s, 0, sizeof s);
+    hub_store_history_q qi = {.type = "Patient", .id = "p1", .since_ms = 1500, .count = 10};
+    cr_assert_eq(hub_store_res_history(st, &qi, on_version, &s, &next, &total, &err), HUB_OK);
+    cr_assert_eq(s.n, 1);
+    cr_assert_eq(total, 1);
+    cr_assert_eq(s.versions[0], 2);
+    hub_store_history_q bad = {.id = "p1", .count = 10};
+    cr_assert_eq(hub_store_res_history(st, &bad, on_version, &s, &next, &total, &err), HUB_E_ARG);
+}
