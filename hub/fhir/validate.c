@@ -661,11 +661,7 @@ static void check_resource(vctx *c, const json_t *obj, bool root) {
 
 hub_status hub_fhir_validate(const hub_fhir_defs *d, const json_t *res,
                              const hub_fhir_validate_opts *opts, hub_oo *oo) {
-    vctx *c = hub_malloc(sizeof *c);
-    if (!c) {
-        hub_oo_add(oo, HUB_OO_FATAL, "exception", NULL, "out of memory");
-        return HUB_E_NOMEM;
-    }
+    vctx ctx, *c = &ctx; /* on the stack: a valid resource allocates nothing */
     c->d = d;
     c->oo = oo;
     c->lenient = opts && opts->lenient;
@@ -679,7 +675,5 @@ hub_status hub_fhir_validate(const hub_fhir_defs *d, const json_t *res,
     } else {
         check_resource(c, res, true);
     }
-    size_t errors = c->errors;
-    hub_free(c);
-    return errors ? HUB_E_INVALID : HUB_OK;
+    return c->errors ? HUB_E_INVALID : HUB_OK;
 }

@@ -365,8 +365,9 @@ Test(fhir_defs_load, out_of_memory) {
 }
 
 Test(fhir_defs_load, load_time) {
-    /* Start-up budget: the full R4 tables load in well under 50 ms even in
-     * a sanitizer build; the figure is printed for the report. */
+    /* Start-up budget: the full R4 tables load in a few ms (bench_fhir_validate
+     * prints the figure); the bound is loose enough for a sanitizer build on
+     * a busy machine and still catches a load gone quadratic. */
     int64_t t0 = hub_mono_ns();
     hub_fhir_defs *d = NULL;
     hub_err err = {0};
@@ -377,5 +378,5 @@ Test(fhir_defs_load, load_time) {
     }
     double ms = (double)(hub_mono_ns() - t0) / 1e6 / runs;
     cr_log_info("fhir defs load: %.2f ms", ms);
-    cr_assert_lt(ms, 50.0);
+    cr_assert_lt(ms, 250.0);
 }
