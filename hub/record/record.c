@@ -207,6 +207,9 @@ typedef struct {
     opx *x;
     size_t n;
     bool atomic;
+    /* A transaction Bundle's entries (not one REST write): a urn:uuid or
+     * urn:oid reference must name one of them. */
+    bool urn_refs_local;
     hub_arena arena; /* criteria and other per-apply strings */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -358,7 +361,8 @@ static bool refs_need_job(const apply_ctx *c, const json_t *v, int depth) {
             const char *s = json_string_value(it);
             const char *qm = strchr(s, '?');
             if (qm && qm != s && !memchr(s, '/', (size_t)(qm - s))) return true;
-            if (c->atomic && (strncmp(s, "urn:uuid:", 9) == 0 || strncmp(s, "urn:oid:", 8) == 0))
+            if (c->urn_refs_local &&
+                (strncmp(s, "urn:uuid:", 9) == 0 || strncmp(s, "urn:oid:", 8) == 0))
                 return true;
             if (c->atomic)
                 for (size_t i = 0; i < c->n; i++)
@@ -784,7 +788,7 @@ static int rewrite_refs(hub_store_tx *tx, apply_ctx *c, opx *self, json_t *v,
                 }
             }
         }
-        if (!set && c->atomic &&
+        if (!set && c->urn_refs_local &&
             (strncmp(s, "urn:uuid:", 9) == 0 || strncmp(s, "urn:oid:", 8) == 0))
             return hub__op_fail(self->op, 400, "not-found", NULL,
                                 "reference to a urn that is not an entry of the "
@@ -1132,6 +1136,7 @@ hub_status hub_record_apply(hub_record *r, hub_record_op *ops, size_t n,
     c.r = r;
     c.n = n;
     c.atomic = atomic;
+    c.urn_refs_local = atomic && (n > 1 || ops[0].full_url != NULL);
     hub_arena_init(&c.arena, 4096);
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);

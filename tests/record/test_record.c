@@ -791,3 +791,17 @@ Test(record, version_1_journal_migrates) {
     hub_store_close(rt_store);
     hub_test_rmtree(dir);
 }
+
+Test(record, a_single_write_keeps_urn_references, .init = rt_up, .fini = rt_down) {
+    /* Outside a transaction Bundle a urn reference names nothing of ours:
+     * it is stored as sent. */
+    json_t *res = rt_json("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
+                          "\"subject\":{\"reference\":\"urn:uuid:0a0b0c0d-0000-4000-8000-000000000001\"}}");
+    hub_record_op op = {.kind = HUB_OP_CREATE, .type = "Observation", .resource = res};
+    hub_err err;
+    cr_assert_eq(hub_record_apply(rt_rec, &op, 1, true, &err), HUB_OK);
+    cr_assert_eq(op.status, 201);
+    cr_assert(strstr(op.res.json, "urn:uuid:0a0b0c0d-0000-4000-8000-000000000001"));
+    hub_record_op_release(&op);
+    json_decref(res);
+}
