@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,10 +44,25 @@ static inline uint32_t mix(uint32_t h, uint32_t v) {
     return h;
 }
 
+/* Open addressing at a load of at most 3/4. */
 static uint32_t table_size(size_t n) {
     uint32_t s = 64;
-    while (s < n * 2) s <<= 1;
+    while ((size_t)s * 3 < n * 4) s <<= 1;
     return s;
+}
+
+/* Fresh memory costs a page fault per page on first touch; asking the
+ * kernel to populate a large table in one call is cheaper (Linux 5.14+;
+ * elsewhere a no-op). */
+static void prefault(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+    uintptr_t pg = 4096, a = ((uintptr_t)p + pg - 1) & ~(pg - 1);
+    uintptr_t e = ((uintptr_t)p + n) & ~(pg - 1);
+    if (e > a + 16 * pg) (void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 static bool streq_n(const char *s, const char *p, size_t n) {
@@ -93,10 +109,11 @@ static uint32_t child_hash(uint32_t g, const char *p, size_t n) {
 uint32_t hub__fhir_child_get(const hub_fhir_defs *d, uint32_t g, const char *p,
                              size_t n, uint32_t *tidx) {
     uint32_t h = child_hash(g, p, n);
+    uint16_t hh = (uint16_t)(h >> 16);
     for (uint32_t i = h & d->child_mask;; i = (i + 1) & d->child_mask) {
         const hub__fhir_child_slot *s = &d->child_slots[i];
-        if (s->elem == HUB__FHIR_NONE) return HUB__FHIR_NONE;
-        if (s->hash != h || s->group != g) continue;
+        if (s->elem == HUB__FHIR_SLOT_EMPTY) return HUB__FHIR_NONE;
+        if (s->hash != hh || s->group != g) continue;
         const hub_fhir_elem *e = &d->elems[s->elem];
         bool eq = e->choice ? choice_name_eq(e->name, e->types[s->tidx], p, n)
                             : streq_n(e->name, p, n);
@@ -222,6 +239,7 @@ static hub_status read_all(const char *path, const char *name, char **out, size_
         close(fd);
         return nomem(err);
     }
+    prefault(p, size);
     while (got < size) {
         ssize_t k = read(fd, p + got, size - got);
         if (k < 0 && errno == EINTR) continue;
@@ -387,21 +405,24 @@ static bool parse_u32(const char *s, uint32_t *out) {
 static void child_add(hub_fhir_defs *d, uint32_t g, uint32_t ei, uint32_t ti,
                       uint32_t h) {
     uint32_t i = h & d->child_mask;
-    while (d->child_slots[i].elem != HUB__FHIR_NONE) i = (i + 1) & d->child_mask;
-    d->child_slots[i] = (hub__fhir_child_slot){h, g, ei, ti};
+    while (d->child_slots[i].elem != HUB__FHIR_SLOT_EMPTY) i = (i + 1) & d->child_mask;
+    d->child_slots[i] = (hub__fhir_child_slot){(uint16_t)(h >> 16), (uint16_t)g,
+                                               (uint16_t)ei, (uint16_t)ti};
 }
 
-/* A temporary row: the fields, and the group it belongs to. */
+/* What the first pass keeps of a row: where it starts (its fields are
+ * NUL-separated by then), its line and its group. */
 typedef struct {
-    hub_fhir_elem e;
-    char *types;
-    uint32_t group;
-    unsigned line;
+    char *p;
+    uint32_t line, group;
 } row;
 
+/* Two passes: the first splits the rows and counts each group's children,
+ * the second fills each row into its group's place, so that a key's
+ * children are contiguous and in definition order. */
 static hub_status load_elems(hub_fhir_defs *d, reader *r, hub_err *err) {
     size_t cap = count_lines(r->p, r->end);
-    row *rows = hub_calloc(cap, sizeof *rows);
+    row *rows = hub_malloc(cap * sizeof *rows);
     d->capgroups = cap + d->ntypes;
     d->groups = hub_calloc(d->capgroups, sizeof *d->groups);
     d->group_mask = table_size(d->capgroups) - 1;
@@ -418,41 +439,35 @@ static hub_status load_elems(hub_fhir_defs *d, reader *r, hub_err *err) {
             rc = bad(err, r, "too few fields");
             goto out;
         }
-        row *w = &rows[nrows];
-        hub_fhir_elem *e = &w->e;
-        e->path = r->f[0];
-        e->name = r->f[1];
-        e->choice = r->f[2][0] == '1';
-        const char *dot = strrchr(e->path, '.');
-        if (!dot || !*e->name || !parse_u32(r->f[3], &e->min) ||
-            !parse_u32(r->f[4], &e->max) || !*r->f[5]) {
-            rc = bad(err, r, "bad path, name, cardinality or types");
+        const char *path = r->f[0];
+        const char *dot = strrchr(path, '.');
+        if (!dot || !*r->f[1] || !*r->f[5]) {
+            rc = bad(err, r, "bad path, name or types");
             goto out;
         }
-        w->types = r->f[5];
-        for (const char *c = w->types; c; c = strchr(c + 1, ',')) ntypenames++;
-        e->children_key = *r->f[6] ? r->f[6] : NULL;
-        e->binding = *r->f[7] ? r->f[7] : NULL;
-        e->summary = strchr(r->f[8], 'S') != NULL;
-        e->modifier = strchr(r->f[8], 'M') != NULL;
-        w->group = group_add(d, e->path, (size_t)(dot - e->path));
-        w->line = r->line;
-        d->groups[w->group].n++;
-        nrows++;
+        for (const char *c = r->f[5]; c; c = strchr(c + 1, ',')) ntypenames++;
+        uint32_t g = group_add(d, path, (size_t)(dot - path));
+        d->groups[g].n++;
+        rows[nrows++] = (row){r->f[0], r->line, g};
     }
-    /* Place each group's rows together, in file (definition) order. */
     d->elems = hub_calloc(nrows ? nrows : 1, sizeof *d->elems);
     d->elem_group = hub_calloc(nrows ? nrows : 1, sizeof(uint32_t));
     d->typenames = hub_calloc(ntypenames ? ntypenames : 1, sizeof(char *));
     d->elemtype = hub_calloc(ntypenames ? ntypenames : 1, sizeof(void *));
-    d->child_mask = table_size(nrows + ntypenames) - 1;
-    d->child_slots = hub_calloc((size_t)d->child_mask + 1, sizeof *d->child_slots);
+    d->child_mask = table_size(ntypenames) - 1;
+    d->child_slots = hub_malloc(((size_t)d->child_mask + 1) * sizeof *d->child_slots);
     if (!d->elems || !d->elem_group || !d->typenames || !d->elemtype ||
         !d->child_slots) {
         rc = nomem(err);
         goto out;
     }
-    for (size_t i = 0; i <= d->child_mask; i++) d->child_slots[i].elem = HUB__FHIR_NONE;
+    /* The compact child slots index elements and groups in 16 bits. */
+    if (nrows >= HUB__FHIR_SLOT_EMPTY || d->ngroups >= HUB__FHIR_SLOT_EMPTY) {
+        rc = bad(err, r, "too many elements");
+        goto out;
+    }
+    prefault(d->elems, nrows * sizeof *d->elems);
+    memset(d->child_slots, 0xff, ((size_t)d->child_mask + 1) * sizeof *d->child_slots);
     uint32_t at = 0;
     for (size_t g = 0; g < d->ngroups; g++) {
         d->groups[g].start = at;
@@ -462,14 +477,27 @@ static hub_status load_elems(hub_fhir_defs *d, reader *r, hub_err *err) {
     size_t tn = 0;
     for (size_t i = 0; i < nrows; i++) {
         row *w = &rows[i];
+        char *f[9];
+        f[0] = w->p;
+        for (int k = 1; k < 9; k++) f[k] = f[k - 1] + strlen(f[k - 1]) + 1;
+        r->line = w->line;
         hub__fhir_group *g = &d->groups[w->group];
         uint32_t ei = g->start + g->n++;
         hub_fhir_elem *e = &d->elems[ei];
-        *e = w->e;
-        r->line = w->line;
+        e->path = f[0];
+        e->name = f[1];
+        e->choice = f[2][0] == '1';
+        if (!parse_u32(f[3], &e->min) || !parse_u32(f[4], &e->max)) {
+            rc = bad(err, r, "bad cardinality");
+            goto out;
+        }
+        e->children_key = *f[6] ? f[6] : NULL;
+        e->binding = *f[7] ? f[7] : NULL;
+        e->summary = strchr(f[8], 'S') != NULL;
+        e->modifier = strchr(f[8], 'M') != NULL;
         /* Types: split in place, resolved to the interned type names. */
         e->types = &d->typenames[tn];
-        for (char *c = w->types; c;) {
+        for (char *c = f[5]; c;) {
             char *comma = strchr(c, ',');
             if (comma) *comma = '\0';
             const hub__fhir_type *t = hub__fhir_type_get(d, c, strlen(c));

@@ -55,9 +55,12 @@ typedef struct {
     uint32_t start, n;
 } hub__fhir_group;
 
+/* 8 bytes: the table is probed for every property validated. */
 typedef struct {
-    uint32_t hash, group, elem, tidx;
+    uint16_t hash; /* high bits of the hash */
+    uint16_t group, elem, tidx; /* elem == HUB__FHIR_SLOT_EMPTY: empty */
 } hub__fhir_child_slot;
+#define HUB__FHIR_SLOT_EMPTY UINT16_MAX
 
 typedef struct {
     const char *url;
@@ -92,7 +95,7 @@ struct hub_fhir_defs {
     uint32_t *group_slots; /* key -> index + 1 */
     uint32_t group_mask;
 
-    hub__fhir_child_slot *child_slots; /* elem == NONE: empty */
+    hub__fhir_child_slot *child_slots;
     uint32_t child_mask;
 
     hub__fhir_vs *vs;

@@ -39,9 +39,20 @@ static size_t path_push(vctx *c, const char *name, size_t n) {
 
 static size_t path_index(vctx *c, size_t i) {
     size_t old = c->plen;
-    int k = snprintf(c->path + c->plen, sizeof c->path - c->plen, "[%zu]", i);
-    if (k > 0 && c->plen + (size_t)k < sizeof c->path) c->plen += (size_t)k;
-    else c->path[c->plen] = '\0';
+    char tmp[24];
+    size_t k = sizeof tmp;
+    do {
+        tmp[--k] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    size_t digits = sizeof tmp - k;
+    if (c->plen + digits + 3 < sizeof c->path) {
+        c->path[c->plen++] = '[';
+        memcpy(c->path + c->plen, tmp + k, digits);
+        c->plen += digits;
+        c->path[c->plen++] = ']';
+        c->path[c->plen] = '\0';
+    }
     return old;
 }
 
@@ -543,7 +554,10 @@ static void check_property(vctx *c, const json_t *obj, uint32_t g, const char *k
                 size_t o2 = path_index(c, i);
                 if (json_is_null(x)) {
                     const json_t *xe = json_is_array(ext) ? json_array_get(ext, i) : NULL;
-                    if (!json_is_object(xe))
+                    if (!e->choice && d->elemtype[e->types - d->typenames]->kind !=
+                                          HUB__FK_PRIMITIVE)
+                        ISSUE(c, HUB_OO_ERROR, "structure", "%s item is null", e->name);
+                    else if (!json_is_object(xe))
                         ISSUE(c, HUB_OO_ERROR, "structure",
                               "%s item is null without a matching _%s item", e->name,
                               e->name);
@@ -658,11 +672,7 @@ static void check_resource(vctx *c, const json_t *obj, bool root) {
 
 hub_status hub_fhir_validate(const hub_fhir_defs *d, const json_t *res,
                              const hub_fhir_validate_opts *opts, hub_oo *oo) {
-    vctx *c = hub_malloc(sizeof *c);
-    if (!c) {
-        hub_oo_add(oo, HUB_OO_FATAL, "exception", NULL, "out of memory");
-        return HUB_E_NOMEM;
-    }
+    vctx ctx, *c = &ctx; /* on the stack: a valid resource allocates nothing */
     c->d = d;
     c->oo = oo;
     c->lenient = opts && opts->lenient;
@@ -676,7 +686,5 @@ hub_status hub_fhir_validate(const hub_fhir_defs *d, const json_t *res,
     } else {
         check_resource(c, res, true);
     }
-    size_t errors = c->errors;
-    hub_free(c);
-    return errors ? HUB_E_INVALID : HUB_OK;
+    return c->errors ? HUB_E_INVALID : HUB_OK;
 }

@@ -126,7 +126,12 @@ json_t *hub_oo_json(const hub_oo *oo);
 
 /* Parses a JSON resource: depth limit HUB_FHIR_MAX_DEPTH, duplicate keys
  * rejected, must be an object with a string resourceType. On failure adds
- * issues to `oo` (with the line and column) and returns HUB_E_PARSE. */
+ * issues to `oo` (with the line and column) and returns HUB_E_PARSE
+ * (HUB_E_NOMEM when out of memory). A leading UTF-8 BOM is skipped. Numbers
+ * with more than 18 significant digits (the precision FHIR asks
+ * implementations to keep; jansson holds numbers as doubles) are rejected,
+ * the issue's expression naming the element. Diagnostics never quote the
+ * input. */
 #define HUB_FHIR_MAX_DEPTH 64
 hub_status hub_fhir_parse_json(const char *p, size_t n, json_t **out,
                                hub_oo *oo);
