@@ -1130,13 +1130,18 @@ static void finish_op(opx *x) {
 
 hub_status hub_record_apply(hub_record *r, hub_record_op *ops, size_t n,
                             bool atomic, hub_err *err) {
+    return hub__record_apply(r, ops, n, atomic, false, err);
+}
+
+hub_status hub__record_apply(hub_record *r, hub_record_op *ops, size_t n,
+                             bool atomic, bool bundle, hub_err *err) {
     if (n == 0) return HUB_OK;
     apply_ctx c;
     memset(&c, 0, sizeof c);
     c.r = r;
     c.n = n;
     c.atomic = atomic;
-    c.urn_refs_local = atomic && (n > 1 || ops[0].full_url != NULL);
+    c.urn_refs_local = atomic && bundle;
     hub_arena_init(&c.arena, 4096);
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
