@@ -638,6 +638,8 @@ static void check_leaf_value(vctx *c, fctx *fc, const hub__pres *res, unsigned t
     bool is_id = res->leaf_kind == HUB__LK_ID;
     if (table == 396 && (v.n >= 2 && ((v.p[0] == '9' && v.p[1] == '9') || v.p[0] == 'L')))
         return; /* local coding systems 99zzz and L are allowed by 0396 */
+    if (table == 396 && v.n == 7 && memcmp(v.p, "HL7", 3) == 0 && ndigits(v, 3) == 4)
+        return; /* 0396 names HL7's own tables as HL7nnnn; the source lists none */
     /* HL7 tables that realm guides routinely extend (coding systems,
      * universal id types, identifier types) are judged as user-defined. */
     bool open = table == 396 || table == 301 || table == 203;
