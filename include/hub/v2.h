@@ -550,7 +550,7 @@ const char *const *hub_v2_profset_versions(const hub_v2_profset *s, size_t *n);
 
 /* Picks the version whose base profile validates a message declaring
  * `declared` (MSH-12.1): itself when shipped; the newest shipped version
- * for a newer 2.x (e.g. 2.8 -> 2.7.1); the oldest for an older 2.x.
+ * for a newer 2.x (e.g. 2.8.2 -> 2.8); the oldest for an older 2.x.
  * Writes it to out[size]; returns 0 for an exact match, 1 for a fallback,
  * -1 when `declared` is not a 2.x version id (nothing written). */
 int hub_v2_profset_pick(const hub_v2_profset *s, hub_slice declared,
