@@ -816,6 +816,11 @@ static void check_segment(vctx *c, size_t i) {
             continue;
         }
         if (is_null(raw)) continue;
+        /* A field the version withdrew; a site rule's usage overrides. */
+        if (usage == 'W') {
+            add_lit(c, HUB_V2R_FIELD_UNSUPPORTED, &fc.loc, i, "field withdrawn in this version");
+            continue;
+        }
         const hub__pres *res = &ps->res[f - 1];
         splitter sp = split_init(raw, c->d.rep);
         for (size_t r = 1; r <= HUB_MAX_REPS; r++) {

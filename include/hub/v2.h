@@ -579,7 +579,8 @@ typedef struct {
     const char *name;     /* "Patient Identifier List" */
     const char *datatype; /* "CX" */
     char usage;           /* 'R' required, 'O' optional, 'C' conditional,
-                           * 'B' backward compatible, 'X' not supported */
+                           * 'B' backward compatible, 'X' not supported,
+                           * 'W' withdrawn by the version (base profiles) */
     bool repeats;         /* fields only */
     uint32_t max_len;     /* 0: no limit known */
     uint16_t table;       /* HL7 table number, 0: none */

@@ -137,6 +137,23 @@ Test(v2_v28, profile_is_271_plus_delta, .init = up, .fini = down) {
     /* table 0914 (Root Cause) is new in 2.8 */
     cr_assert_eq(hub_v2_profile_table_has(p, 914, hub_slice_cstr("L")), 1);
     cr_assert_eq(hub_v2_profile_table_has(p, 914, hub_slice_cstr("ZZ")), 0);
+    /* more fields new in 2.8 */
+    cr_assert_str_eq(hub_v2_profile_field(p, "ORC", 34)->name, "Order Workflow Profile");
+    cr_assert_null(hub_v2_profile_field(o, "ORC", 34));
+    cr_assert_str_eq(hub_v2_profile_field(p, "RXA", 29)->datatype, "EI");
+    cr_assert_str_eq(hub_v2_profile_field(p, "RXD", 35)->name, "Dispense Tag Identifier");
+    cr_assert_str_eq(hub_v2_profile_field(p, "RXG", 33)->name, "Dispense Units");
+    cr_assert_null(hub_v2_profile_field(o, "RXG", 31));
+    /* changed: ORC-4 is an EIP, PV1-50 repeats */
+    cr_assert_str_eq(hub_v2_profile_field(p, "ORC", 4)->datatype, "EIP");
+    cr_assert_str_eq(hub_v2_profile_field(o, "ORC", 4)->datatype, "EI");
+    cr_assert(hub_v2_profile_field(p, "PV1", 50)->repeats);
+    cr_assert_not(hub_v2_profile_field(o, "PV1", 50)->repeats);
+    /* withdrawn: RXE-8 was a backward-compatible field in 2.7.1 */
+    cr_assert_eq(hub_v2_profile_field(p, "RXE", 8)->usage, 'W');
+    cr_assert_eq(hub_v2_profile_field(o, "RXE", 8)->usage, 'B');
+    cr_assert_eq(hub_v2_profile_field(p, "RXA", 11)->usage, 'W');
+    cr_assert_str_eq(hub_v2_profile_field(o, "RXA", 11)->datatype, "LA2");
     /* unchanged parts are 2.7.1's */
     cr_assert_str_eq(hub_v2_profile_field(p, "PID", 3)->name, "Patient Identifier List");
     cr_assert_eq(hub_v2_profile_field(p, "PID", 3)->usage, 'R');
@@ -239,4 +256,87 @@ Test(v2_v28, obx28_repeats, .init = up, .fini = down) {
     clean(&fs);
     fs = run(oru("2.8", "L^x^HL70914~AP^y^HL70914"), NULL);
     must(&fs, "OBX-27(2)", 102, 'W');
+}
+
+/* ---- withdrawn fields ------------------------------------------------------------ */
+
+#define MSH_ADT(ver) \
+    "MSH|^~\\&|SND|SFAC|RCV|RFAC|20230115120000||ADT^A01^ADT_A01|MSG1|P|" ver "\r"
+#define ADT_BODY(pid2)                                                    \
+    "EVN|A01|20230115120000\r"                                            \
+    "PID|1|" pid2 "|12345^^^HOSP^MR||DOE^JOHN^^^^^L||19800101|M\r"        \
+    "PV1|1|I\r"
+
+Test(v2_v28, withdrawn_field_valued_is_a_finding, .init = up, .fini = down) {
+    hub_v2_findings fs = run(MSH_ADT("2.8") ADT_BODY("OLD123"), NULL);
+    const hub_v2_finding *f = must(&fs, "PID-2", 102, 'W');
+    cr_assert(strstr(f->text, "withdrawn"));
+    cr_assert_null(strstr(f->text, "OLD123"));
+    cr_assert_eq(fs.n, 1);
+    /* empty or an explicit null: nothing to say */
+    fs = run(MSH_ADT("2.8") ADT_BODY(""), NULL);
+    clean(&fs);
+    fs = run(MSH_ADT("2.8") ADT_BODY("\"\""), NULL);
+    clean(&fs);
+    /* 2.7.1 shows PID-2 as backward-compatible: no finding */
+    fs = run(MSH_ADT("2.7.1") ADT_BODY("OLD123"), NULL);
+    clean(&fs);
+    /* the policy decides the severity, as for any field_unsupported */
+    hub_v2_policy pol;
+    hub_v2_policy_default(&pol);
+    hub_err err;
+    cr_assert_eq(hub_v2_policy_set(&pol, "field_unsupported", "error", &err), HUB_OK);
+    fs = run(MSH_ADT("2.8") ADT_BODY("OLD123"), &pol);
+    must(&fs, "PID-2", 102, 'E');
+}
+
+Test(v2_v28, site_rule_can_allow_a_withdrawn_field, .init = up, .fini = down) {
+    const char *json = "{\"name\": \"legacy\", \"fields\": {\"PID-2\": {\"usage\": \"O\"}}}";
+    hub_v2_site *site = NULL;
+    hub_err err;
+    cr_assert_eq(hub_v2_site_parse(set, json, strlen(json), "test", &site, &err), HUB_OK,
+                 "%s: %s", err.where, err.msg);
+    const char *m = MSH_ADT("2.8") ADT_BODY("OLD123");
+    hub_v2_msg *msg = NULL;
+    cr_assert_eq(hub_v2_parse(&arena, m, strlen(m), NULL, &msg, &err), HUB_OK);
+    hub_v2_findings fs;
+    hub_v2_validate_opts o = {.site = site};
+    cr_assert_eq(hub_v2_validate(&arena, set, msg, &o, &fs, &err), HUB_OK);
+    clean(&fs);
+    hub_v2_site_free(site);
+}
+
+Test(v2_v28, rxe8_withdrawn_in_28, .init = up, .fini = down) {
+    /* RXE-8 Deliver-to Location: backward-compatible in 2.7.1, withdrawn in 2.8 */
+    const char *tail = "PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r"
+                       "ORC|NW|ORD1\r"
+                       "RXE||1234^DRUG^LOCAL|10||mg^mg^UCUM|||WARD1\r"
+                       "TQ1|1\r"
+                       "RXR|PO^Oral^LOCAL\r";
+    char m[512];
+    snprintf(m, sizeof m, "%s%s", MSH_RDE("2.8"), tail);
+    hub_v2_findings fs = run(m, NULL);
+    must(&fs, "RXE-8", 102, 'W');
+    cr_assert_eq(fs.n, 1);
+    snprintf(m, sizeof m, "%s%s", MSH_RDE("2.7.1"), tail);
+    fs = run(m, NULL);
+    clean(&fs);
+}
+
+/* ---- a field that repeats from 2.8 on --------------------------------------------- */
+
+Test(v2_v28, pv1_50_repeats_in_28, .init = up, .fini = down) {
+    /* PV1-50 Alternate Visit ID */
+    char pv1[128];
+    snprintf(pv1, sizeof pv1, "PV1|1|I%.*s|V1^^^HOSP^VN~V2^^^HOSP^VN\r", 47,
+             "||||||||||||||||||||||||||||||||||||||||||||||||");
+    char m[512];
+    snprintf(m, sizeof m, "%s%s%s", MSH_ADT("2.8"),
+             "EVN|A01|20230115120000\rPID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r", pv1);
+    hub_v2_findings fs = run(m, NULL);
+    clean(&fs);
+    snprintf(m, sizeof m, "%s%s%s", MSH_ADT("2.7.1"),
+             "EVN|A01|20230115120000\rPID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r", pv1);
+    fs = run(m, NULL);
+    must(&fs, "PV1-50(2)", 102, 'W');
 }

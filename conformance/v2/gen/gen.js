@@ -170,7 +170,7 @@ function fail(where, msg) {
 
 function checkFieldRow(r, where) {
   if (!Array.isArray(r) || r.length < 5 || r.length > 6 || typeof r[0] !== 'string' ||
-      typeof r[1] !== 'string' || !/^[ORCB]$/.test(r[2]) || !/^(1|\*)$/.test(r[3]) ||
+      typeof r[1] !== 'string' || !/^[ORCBW]$/.test(r[2]) || !/^(1|\*)$/.test(r[3]) ||
       !Number.isInteger(r[4]) || (r.length === 6 && !/^[0-9]{4}$/.test(r[5])))
     fail(where, 'bad field row ' + j(r));
 }
@@ -212,13 +212,26 @@ function applyDelta(base, delta, deltaName, tablesUsed, extraTables) {
     a.rows.forEach((r) => checkFieldRow(r, where + ' ' + id));
     rows.push(...a.rows);
   }
-  for (const [id, m] of Object.entries(segs.rename || {})) {
+  for (const [id, m] of Object.entries(segs.change || {})) {
     const rows = p.segments[id];
-    if (!rows) fail(where, 'no segment ' + id + ' to rename in');
-    for (const [n, [from, to]] of Object.entries(m)) {
+    if (!rows) fail(where, 'no segment ' + id + ' to change');
+    for (const [n, c] of Object.entries(m)) {
       const r = rows[Number(n) - 1];
-      if (!r || r[0] !== from) fail(where, id + '-' + n + ' is not ' + j(from));
-      r[0] = to;
+      if (!r || j(r) !== j(c.was)) fail(where, id + '-' + n + ' is not ' + j(c.was));
+      checkFieldRow(c.now, where + ' ' + id + '-' + n);
+      rows[Number(n) - 1] = c.now;
+    }
+  }
+  /* A withdrawn field keeps its place and name; a value there is a
+   * finding (usage W), its datatype no longer matters. */
+  for (const [id, m] of Object.entries(segs.withdraw || {})) {
+    const rows = p.segments[id];
+    if (!rows) fail(where, 'no segment ' + id + ' to withdraw from');
+    for (const [n, name] of Object.entries(m)) {
+      const r = rows[Number(n) - 1];
+      if (!r || r[0] !== name) fail(where, id + '-' + n + ' is not ' + j(name));
+      if (r[2] === 'R' || r[2] === 'W') fail(where, id + '-' + n + ' is ' + r[2] + ' in ' + base.version);
+      rows[Number(n) - 1] = [r[0], 'ST', 'W', r[3], 0];
     }
   }
   for (const ins of (delta.structures || {}).insert || []) {
