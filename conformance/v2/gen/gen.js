@@ -311,4 +311,9 @@ function main() {
   fs.writeFileSync(path.join(OUT, 'versions.txt'), made.join('\n') + '\n');
 }
 
-main();
+try {
+  main();
+} catch (e) {
+  console.error('gen.js: ' + e.message);
+  process.exit(1);
+}
