@@ -144,6 +144,8 @@ Test(v2_v28, profile_is_271_plus_delta, .init = up, .fini = down) {
     cr_assert_str_eq(hub_v2_profile_field(p, "RXD", 35)->name, "Dispense Tag Identifier");
     cr_assert_str_eq(hub_v2_profile_field(p, "RXG", 33)->name, "Dispense Units");
     cr_assert_null(hub_v2_profile_field(o, "RXG", 31));
+    cr_assert_eq(hub_v2_profile_field(p, "IN1", 55)->table, 206);
+    cr_assert_null(hub_v2_profile_field(o, "IN1", 55));
     /* changed: ORC-4 is an EIP, PV1-50 repeats */
     cr_assert_str_eq(hub_v2_profile_field(p, "ORC", 4)->datatype, "EIP");
     cr_assert_str_eq(hub_v2_profile_field(o, "ORC", 4)->datatype, "EI");
