@@ -68,6 +68,25 @@ const hub_fhir_elem *hub_fhir_children(const hub_fhir_defs *d, const char *key,
 const hub_fhir_elem *hub_fhir_child(const hub_fhir_defs *d, const char *key,
                                     const char *name, const char **type);
 
+/* The children of element `e` when it holds a value of `type` (one of
+ * e->types): e's own children_key, or for a choice element the children of
+ * the chosen type. NULL when there are none (a primitive's value). */
+const hub_fhir_elem *hub_fhir_children_of_type(const hub_fhir_defs *d,
+                                               const hub_fhir_elem *e,
+                                               const char *type, size_t *n);
+
+/* How a value of `type` appears in JSON: primitives as a string, number or
+ * boolean (integer, decimal, positiveInt, unsignedInt are numbers), every
+ * other type as an object. HUB_FHIR_JSON_NONE when the type is unknown. */
+typedef enum {
+    HUB_FHIR_JSON_NONE,
+    HUB_FHIR_JSON_OBJECT,
+    HUB_FHIR_JSON_STRING,
+    HUB_FHIR_JSON_NUMBER,
+    HUB_FHIR_JSON_BOOLEAN
+} hub_fhir_json_kind;
+hub_fhir_json_kind hub_fhir_type_json(const hub_fhir_defs *d, const char *type);
+
 /* Is `code` (with `system`, which may be NULL) in the value set `url`
  * (a required binding's)? HUB_OK yes, HUB_E_NOTFOUND no, HUB_E_UNSUPPORTED
  * when the table cannot enumerate that value set (then nothing is
@@ -107,7 +126,12 @@ json_t *hub_oo_json(const hub_oo *oo);
 
 /* Parses a JSON resource: depth limit HUB_FHIR_MAX_DEPTH, duplicate keys
  * rejected, must be an object with a string resourceType. On failure adds
- * issues to `oo` (with the line and column) and returns HUB_E_PARSE. */
+ * issues to `oo` (with the line and column) and returns HUB_E_PARSE
+ * (HUB_E_NOMEM when out of memory). A leading UTF-8 BOM is skipped. Numbers
+ * with more than 18 significant digits (the precision FHIR asks
+ * implementations to keep; jansson holds numbers as doubles) are rejected,
+ * the issue's expression naming the element. Diagnostics never quote the
+ * input. */
 #define HUB_FHIR_MAX_DEPTH 64
 hub_status hub_fhir_parse_json(const char *p, size_t n, json_t **out,
                                hub_oo *oo);
