@@ -50,14 +50,26 @@ void hub_record_op_release(hub_record_op *op) {
     op->outcome = NULL;
 }
 
+/* [A-Za-z0-9-.] by table: this runs on every read. */
+static const bool ID_CHAR[256] = {
+    ['-'] = 1, ['.'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+    ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+    ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
+    ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 bool hub__record_id_ok(const char *id) {
     if (id == NULL) return false;
     size_t n = 0;
-    for (const char *p = id; *p; p++, n++) {
-        unsigned char ch = (unsigned char)*p;
-        if (!(isalnum(ch) || ch == '-' || ch == '.') || n >= 64) return false;
-    }
-    return n > 0;
+    while (n <= 64 && ID_CHAR[(unsigned char)id[n]]) n++;
+    return n > 0 && n <= 64 && id[n] == '\0';
 }
 
 static bool type_ok(const hub_record *r, const char *type) {

@@ -822,3 +822,18 @@ Test(record, server_ids_are_random_and_time_ordered, .init = rt_up_bare, .fini =
     cr_assert(a[19] == '8' || a[19] == '9' || a[19] == 'a' || a[19] == 'b', "RFC 4122 variant");
     cr_assert_neq(memcmp(b + 24, c + 24, 12), 0, "random tail");
 }
+
+Test(record, id_length_bounds, .init = rt_up_bare, .fini = rt_down) {
+    char id64[65], id65[66], body[256];
+    memset(id64, 'a', 64);
+    id64[64] = '\0';
+    memset(id65, 'b', 65);
+    id65[65] = '\0';
+    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\"}", id64);
+    cr_assert_eq(rt_update("Patient", id64, body, NULL, NULL), 201, "64 characters");
+    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\"}", id65);
+    cr_assert_eq(rt_update("Patient", id65, body, NULL, NULL), 400, "65 characters");
+    cr_assert_eq(rt_update("Patient", "a b", "{\"resourceType\":\"Patient\",\"id\":\"a b\"}", NULL, NULL), 400);
+    cr_assert_eq(rt_update("Patient", "a_b", "{\"resourceType\":\"Patient\",\"id\":\"a_b\"}", NULL, NULL), 400);
+    cr_assert_eq(rt_update("Patient", "A-z.9", "{\"resourceType\":\"Patient\",\"id\":\"A-z.9\"}", NULL, NULL), 201);
+}
