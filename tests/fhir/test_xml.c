@@ -2,6 +2,7 @@
  * and every kind of bad XML with its defined answer. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,6 +358,41 @@ Test(fhir_xml, recursive_content_reference) {
                    "\"type\":\"group\",\"item\":[{\"linkId\":\"1.1.1\",\"type\":\"string\","
                    "\"enableWhen\":[{\"question\":\"1\",\"operator\":\"exists\","
                    "\"answerBoolean\":true}]}]}]}]}");
+}
+
+Test(fhir_xml, prefixed_fhir_namespace) {
+    x2j_expect("<f:Patient xmlns:f=\"http://hl7.org/fhir\"><f:id value=\"1\"/><f:name>"
+               "<f:family value=\"X\"/></f:name></f:Patient>",
+               "{\"resourceType\":\"Patient\",\"id\":\"1\",\"name\":[{\"family\":\"X\"}]}");
+}
+
+/* Conversions share nothing but the read-only tables: threads at once. */
+static void *convert_loop(void *arg) {
+    const char *xml = arg;
+    for (int i = 0; i < 200; i++) {
+        json_t *j = NULL;
+        if (hub_fhir_xml_to_json(defs, xml, strlen(xml), &j, NULL) != HUB_OK) return (void *)1;
+        hub_buf b;
+        hub_buf_init(&b);
+        hub_err err;
+        hub_status rc = hub_fhir_json_to_xml(defs, j, i % 2, &b, &err);
+        json_decref(j);
+        hub_buf_release(&b);
+        if (rc != HUB_OK) return (void *)1;
+    }
+    return NULL;
+}
+
+Test(fhir_xml, threads) {
+    const char *xml = "<Patient" NS "><text><status value=\"generated\"/><div" XNS ">x</div>"
+                      "</text><name><given value=\"a\"/><given id=\"b\"/></name></Patient>";
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, convert_loop, (void *)xml);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        cr_assert_null(r, "thread %d", i);
+    }
 }
 
 /* ---- JSON -> XML ----------------------------------------------------------- */
