@@ -268,6 +268,35 @@ Test(fhir_xml, narrative_is_the_exact_div_text) {
     json_decref(j);
 }
 
+/* The narrative's offsets hold where the parser has long moved its buffer
+ * on (a megabyte before it, a large div). */
+Test(fhir_xml, narrative_in_a_large_document) {
+    hub_buf b, div;
+    hub_buf_init(&b);
+    hub_buf_init(&div);
+    hub_buf_append_cstr(&b, "<Patient" NS ">");
+    for (int i = 0; i < 20000; i++)
+        hub_buf_printf(&b, "<identifier><value value=\"id-%d &amp; more\"/></identifier>\n", i);
+    hub_buf_append_cstr(&div, "<div" XNS ">");
+    for (int i = 0; i < 5000; i++)
+        hub_buf_printf(&div, "<p class=\"c%d\">row %d &lt;&#233;&gt;</p>\n", i, i);
+    hub_buf_append_cstr(&div, "</div>");
+    hub_buf_append_cstr(&b, "<text><status value=\"generated\"/>");
+    hub_buf_append(&b, div.p, div.n);
+    hub_buf_append_cstr(&b, "</text></Patient>");
+    json_t *j = NULL;
+    hub_oo *oo = hub_oo_new();
+    cr_assert_eq(hub_fhir_xml_to_json(defs, b.p, b.n, &j, oo), HUB_OK);
+    json_t *d = json_object_get(json_object_get(j, "text"), "div");
+    cr_assert_eq(json_string_length(d), div.n);
+    cr_assert_eq(memcmp(json_string_value(d), div.p, div.n), 0);
+    cr_assert_eq(json_array_size(json_object_get(j, "identifier")), 20000);
+    json_decref(j);
+    hub_oo_free(oo);
+    hub_buf_release(&b);
+    hub_buf_release(&div);
+}
+
 Test(fhir_xml, narrative_empty_cdata_and_pi) {
     x2j_expect("<Patient" NS "><text><status value=\"empty\"/><div" XNS "/></text></Patient>",
                "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"empty\",\"div\":"
