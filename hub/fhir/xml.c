@@ -229,6 +229,7 @@ typedef struct {
     uint32_t group;            /* ... as the table's group */
     const hub_fhir_elem *kids; /* the group's first element */
     uint64_t seen;             /* children met, by position in the group */
+    long last_pos;             /* position of the last child met, or -1 */
     const char *type;
     json_t *obj;
     json_t *value;
@@ -517,6 +518,7 @@ static frame *push(x2j *x, frame_kind kind, const char *name) {
     f->kind = kind;
     f->name = name;
     f->index = -1;
+    f->last_pos = -1;
     return f;
 }
 
@@ -678,6 +680,16 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     const hub_fhir_elem *e = ci.e;
     const char *type = ci.type;
     bool xhtml = ci.cls == TC_XHTML;
+    /* FHIR XML keeps definition order; repeats of an element together */
+    if (p->kids && e >= p->kids) {
+        long pos = (long)(e - p->kids);
+        if (pos < p->last_pos) {
+            x_invalid(x, "structure", local, "element '%s' is out of order", local);
+            x->skip = 1;
+            return;
+        }
+        p->last_pos = pos;
+    }
     if (uri == NULL || !streq(uri, xhtml ? XHTML_NS : FHIR_NS)) {
         x_invalid(x, "structure", local, "element '%s' is not in the %s namespace", local,
                   xhtml ? "XHTML" : "FHIR");

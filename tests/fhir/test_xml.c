@@ -274,9 +274,10 @@ Test(fhir_xml, narrative_in_a_large_document) {
     hub_buf b, div;
     hub_buf_init(&b);
     hub_buf_init(&div);
-    hub_buf_append_cstr(&b, "<Patient" NS ">");
+    hub_buf_append_cstr(&b, "<Patient" NS "><meta>");
     for (int i = 0; i < 20000; i++)
-        hub_buf_printf(&b, "<identifier><value value=\"id-%d &amp; more\"/></identifier>\n", i);
+        hub_buf_printf(&b, "<tag><code value=\"id-%d &amp; more\"/></tag>\n", i);
+    hub_buf_append_cstr(&b, "</meta>");
     hub_buf_append_cstr(&div, "<div" XNS ">");
     for (int i = 0; i < 5000; i++)
         hub_buf_printf(&div, "<p class=\"c%d\">row %d &lt;&#233;&gt;</p>\n", i, i);
@@ -290,7 +291,7 @@ Test(fhir_xml, narrative_in_a_large_document) {
     json_t *d = json_object_get(json_object_get(j, "text"), "div");
     cr_assert_eq(json_string_length(d), div.n);
     cr_assert_eq(memcmp(json_string_value(d), div.p, div.n), 0);
-    cr_assert_eq(json_array_size(json_object_get(j, "identifier")), 20000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(j, "meta"), "tag")), 20000);
     json_decref(j);
     hub_oo_free(oo);
     hub_buf_release(&b);
@@ -688,6 +689,17 @@ Test(fhir_xml, structure_errors) {
     X2J_FAIL("<Patient" NS "><deceasedBoolean value=\"true\"/><deceasedDateTime value=\"2000\"/>"
              "</Patient>",
              HUB_E_INVALID, "structure", "Patient.deceasedDateTime");
+    /* definition order, and repeats side by side */
+    X2J_FAIL("<Patient" NS "><gender value=\"male\"/><active value=\"true\"/></Patient>",
+             HUB_E_INVALID, "structure", "Patient.active");
+    X2J_FAIL("<Patient" NS "><name><given value=\"a\"/><family value=\"b\"/></name></Patient>",
+             HUB_E_INVALID, "structure", "Patient.name[0].family");
+    X2J_FAIL("<Patient" NS "><name><given value=\"a\"/><prefix value=\"b\"/><given value=\"c\"/>"
+             "</name></Patient>",
+             HUB_E_INVALID, "structure", "Patient.name[0].given");
+    X2J_FAIL("<Patient" NS "><active value=\"true\"/><extension url=\"u\"><valueString "
+             "value=\"x\"/></extension></Patient>",
+             HUB_E_INVALID, "structure", "Patient.extension");
     /* primitives: no value and no extension; values their type refuses */
     X2J_FAIL("<Patient" NS "><active/></Patient>", HUB_E_INVALID, "required", "Patient.active");
     X2J_FAIL("<Patient" NS "><active value=\"yes\"/></Patient>", HUB_E_INVALID, "value",
