@@ -485,6 +485,7 @@ static void run_group(hub_store *s, hub_store_job *jobs) {
 
 static void *writer_main(void *arg) {
     hub_store *s = arg;
+    pthread_setname_np(pthread_self(), "hub-writer"); /* for top and perf */
     for (;;) {
         pthread_mutex_lock(&s->lock);
         while (s->head == NULL && !s->closing)
