@@ -311,3 +311,59 @@ write('valuesets.tsv', ['url', 'completeness', 'system', 'codes...'], vsRows);
 const partial = new Set(vsRows.filter((r) => r[1] === 'partial').map((r) => r[0]));
 process.stdout.write(`types ${typeRows.length}, elements ${rows.length}, value sets ${bindings.size} `
   + `(${partial.size} not enumerable: ${[...partial].join(' ')})\nskipped definitions: ${dropped.join(' ')}\n`);
+
+/* ---- search parameters (searchparams.tsv) and the Patient compartment --------------- */
+
+/* The official R4 SearchParameters (version 4.0.1; medplum adds one R5
+ * snapshot, skipped). A definition with several bases becomes one row per
+ * base, its expression cut to the `|` terms rooted at that base (or at
+ * Resource/DomainResource), so the hub evaluates only what applies. */
+const spAll = resources(load('search-parameters.json')).filter((p) => p.version === VERSION);
+const spByUrl = new Map(spAll.map((p) => [p.url, p]));
+function splitTop(expr) {
+  const out = [];
+  let depth = 0;
+  let quote = false;
+  let cur = '';
+  for (let i = 0; i < expr.length; i++) {
+    const ch = expr[i];
+    if (ch === "'") quote = !quote;
+    if (!quote && ch === '(') depth++;
+    if (!quote && ch === ')') depth--;
+    if (!quote && depth === 0 && ch === '|') {
+      out.push(cur.trim());
+      cur = '';
+      continue;
+    }
+    cur += ch;
+  }
+  out.push(cur.trim());
+  return out;
+}
+const rootOf = (term) => (term.replace(/^\(+/, '').match(/^[A-Za-z]+/) || [''])[0];
+const spRows = [];
+let spDefs = 0;
+for (const p of spAll) {
+  if (!p.expression) continue; /* _text, _content, _query: no expression */
+  spDefs++;
+  for (const base of p.base) {
+    if (!byId.has(base) && base !== 'Resource' && base !== 'DomainResource') continue;
+    const terms = splitTop(p.expression).filter((t) => [base, 'Resource', 'DomainResource'].includes(rootOf(t)));
+    if (!terms.length) continue;
+    const comps = (p.component || []).map((c) => {
+      const d = spByUrl.get(c.definition);
+      if (!d) fail(`composite ${p.id}: unknown component ${c.definition}`);
+      return `${d.code}=${d.type}=${clean(c.expression, p.id)}`;
+    });
+    spRows.push([base, clean(p.code, p.id), p.type, clean(terms.join(' | '), p.id),
+      (p.target || []).slice().sort().join(',') || '-', ...comps]);
+  }
+}
+spRows.sort((a, b) => (a[0] + '\t' + a[1] < b[0] + '\t' + b[1] ? -1 : 1));
+write('searchparams.tsv', ['base', 'code', 'type', 'expression', 'targets', 'components (code=type=expression)...'], spRows);
+
+const comp = load('compartmentdefinition-patient.json');
+const compRows = comp.resource.filter((r) => r.param && r.param.length)
+  .map((r) => [r.code, r.param.join(',')]);
+write('compartment-patient.tsv', ['resource', 'params'], compRows);
+process.stdout.write(`search parameters: ${spDefs} definitions, ${spRows.length} rows; Patient compartment: ${compRows.length} types\n`);
