@@ -181,4 +181,81 @@ hub_status hub_fhir_json_to_xml(const hub_fhir_defs *d, const json_t *res,
  * missing path). */
 hub_status hub_json_patch(json_t *doc, const json_t *patch, hub_oo *oo);
 
+/* ---- FHIRPath (the subset search parameters use) ------------------------------ */
+
+/* Paths, `|`, parentheses, indexers, where(resolve() is X), where(a='b'),
+ * ofType(T), `as T`, `is T`, exists(), first(), extension('url'), `and`,
+ * `=`, `!=`. Compiled once, evaluated on any number of resources from any
+ * thread. */
+typedef struct hub_fhirpath hub_fhirpath;
+/* HUB_E_UNSUPPORTED when the expression leaves the subset. */
+hub_status hub_fhirpath_compile(const char *expr, hub_fhirpath **out,
+                                hub_err *err);
+void hub_fhirpath_free(hub_fhirpath *fp);
+/* Called for each value of the result: the JSON value (borrowed from the
+ * resource, or jansson's true/false) and its FHIR type ("CodeableConcept",
+ * "dateTime", ...; NULL when the element table does not say). */
+typedef hub_status (*hub_fhirpath_fn)(void *ud, const json_t *v,
+                                      const char *type);
+/* Evaluates `fp` on `res` (of type `rtype`); temporaries go to `a`. `d` may
+ * be NULL (then values carry no type and choice elements are not found).
+ * Returns what fn returns, or HUB_E_NOMEM. */
+hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
+                             hub_arena *a, const char *rtype, const json_t *res,
+                             hub_fhirpath_fn fn, void *ud);
+
+/* ---- search parameters --------------------------------------------------------- */
+
+typedef enum {
+    HUB_SP_NUMBER,
+    HUB_SP_DATE,
+    HUB_SP_STRING,
+    HUB_SP_TOKEN,
+    HUB_SP_REFERENCE,
+    HUB_SP_COMPOSITE,
+    HUB_SP_QUANTITY,
+    HUB_SP_URI,
+    HUB_SP_SPECIAL,
+} hub_sp_type;
+
+/* One search parameter of one resource type (a row of
+ * conformance/fhir/r4/searchparams.tsv). Strings live as long as the
+ * table. */
+typedef struct {
+    const char *base;       /* "Observation", or "Resource" for _id etc. */
+    const char *code;       /* "patient" */
+    hub_sp_type type;
+    const char *expression; /* the FHIRPath, cut to this base's terms */
+    const hub_fhirpath *path; /* compiled; NULL when outside the subset */
+    size_t ntargets;
+    const char *const *targets; /* reference targets, sorted */
+    size_t ncomp;           /* composite: the components */
+    const char *comp_code[3];
+    hub_sp_type comp_type[3];
+    const hub_fhirpath *comp_path[3];
+} hub_fhir_sp;
+
+typedef struct hub_fhir_sps hub_fhir_sps;
+
+/* Loads searchparams.tsv and compartment-patient.tsv from `dir` and
+ * compiles every expression. Errors: HUB_E_IO, HUB_E_CONFIG (malformed
+ * row), HUB_E_NOMEM. An expression outside the FHIRPath subset is not an
+ * error: its parameter has path NULL (hub_fhir_sps_stats counts them). */
+hub_status hub_fhir_sps_load(const char *dir, hub_fhir_sps **out, hub_err *err);
+void hub_fhir_sps_free(hub_fhir_sps *t);
+/* Rows loaded and rows whose expression compiled. */
+void hub_fhir_sps_stats(const hub_fhir_sps *t, size_t *rows, size_t *compiled);
+/* The parameter `code` of `type` (its own, else Resource's). NULL if none. */
+const hub_fhir_sp *hub_fhir_sp_find(const hub_fhir_sps *t, const char *type,
+                                    const char *code);
+/* The parameters `type` declares itself, sorted by code (Resource's _id,
+ * _lastUpdated, ... are the list of "Resource"). NULL and 0 when none. */
+const hub_fhir_sp *const *hub_fhir_sp_list(const hub_fhir_sps *t,
+                                           const char *type, size_t *n);
+/* The Patient compartment: the parameters that put a resource of `type` in
+ * a patient's compartment ("subject", "performer"...), NULL when the type
+ * is not in it. */
+const char *const *hub_fhir_compartment_params(const hub_fhir_sps *t,
+                                               const char *type, size_t *n);
+
 #endif

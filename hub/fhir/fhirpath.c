@@ -1,0 +1,607 @@
+/* A small FHIRPath evaluator: the subset the official search parameters
+ * use. Paths, `|`, parentheses, indexers, `where(...)` with `resolve() is
+ * X` or `field = 'literal'`, `ofType(T)`, `as T`, `is T`, `exists()`,
+ * `first()`, `extension('url')`, `and`, `=` and `!=`.
+ *
+ * An expression is compiled once (the search table does it at load time)
+ * into a tree; evaluation walks the resource's jansson values and knows
+ * each value's FHIR type from the element table, so `value.ofType(Quantity)`
+ * finds `valueQuantity` and a date parameter can tell a Period from a
+ * dateTime. */
+#include "hub/fhir.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+    N_CHILD,   /* a.name (or name from the context) */
+    N_UNION,   /* a | b */
+    N_INDEX,   /* a[n] */
+    N_WHERE,   /* a.where(b) */
+    N_OFTYPE,  /* a.ofType(T), a as T */
+    N_IS,      /* a is T */
+    N_EXISTS,  /* a.exists() */
+    N_FIRST,   /* a.first() */
+    N_EXT,     /* a.extension('url') */
+    N_RESOLVE, /* a.resolve() */
+    N_AND,
+    N_EQ,
+    N_NE,
+    N_STR,     /* 'literal' */
+    N_BOOL,    /* true, false */
+    N_THIS,    /* the context (a path's start) */
+} node_kind;
+
+typedef struct fp_node fp_node;
+struct fp_node {
+    node_kind kind;
+    fp_node *a, *b;
+    char *name; /* child name, type name, literal, url */
+    long index;
+};
+
+struct hub_fhirpath {
+    fp_node *root;
+};
+
+/* ---- parsing ------------------------------------------------------------- */
+
+typedef struct {
+    const char *p;
+    bool bad;
+} lexer;
+
+static void skip_ws(lexer *l) {
+    while (*l->p == ' ' || *l->p == '\t' || *l->p == '\n' || *l->p == '\r') l->p++;
+}
+
+static bool accept(lexer *l, const char *tok) {
+    skip_ws(l);
+    size_t n = strlen(tok);
+    if (strncmp(l->p, tok, n) != 0) return false;
+    /* A keyword must not run into an identifier ("and" vs "andrew"). */
+    if (isalpha((unsigned char)tok[0]) && (isalnum((unsigned char)l->p[n]) || l->p[n] == '_'))
+        return false;
+    l->p += n;
+    return true;
+}
+
+static char *ident(lexer *l) {
+    skip_ws(l);
+    const char *s = l->p;
+    if (*s == '`') {
+        const char *e = strchr(s + 1, '`');
+        if (!e) return NULL;
+        l->p = e + 1;
+        return hub_strndup(s + 1, (size_t)(e - s - 1));
+    }
+    if (!isalpha((unsigned char)*s) && *s != '_') return NULL;
+    while (isalnum((unsigned char)*l->p) || *l->p == '_') l->p++;
+    return hub_strndup(s, (size_t)(l->p - s));
+}
+
+static char *str_lit(lexer *l) {
+    skip_ws(l);
+    if (*l->p != '\'') return NULL;
+    const char *s = ++l->p;
+    while (*l->p && *l->p != '\'') l->p++;
+    if (*l->p != '\'') return NULL;
+    char *out = hub_strndup(s, (size_t)(l->p - s));
+    l->p++;
+    return out;
+}
+
+static fp_node *mk(node_kind k, fp_node *a, fp_node *b, char *name) {
+    fp_node *n = hub_calloc(1, sizeof *n);
+    if (!n) {
+        hub_free(name);
+        return NULL;
+    }
+    n->kind = k;
+    n->a = a;
+    n->b = b;
+    n->name = name;
+    return n;
+}
+
+static void node_free(fp_node *n) {
+    if (!n) return;
+    node_free(n->a);
+    node_free(n->b);
+    hub_free(n->name);
+    hub_free(n);
+}
+
+static fp_node *p_expr(lexer *l, int depth);
+
+/* A function call or a name, applied to `on` (N_THIS for a path start). */
+static fp_node *p_invocation(lexer *l, fp_node *on, int depth) {
+    char *name = ident(l);
+    if (!name) {
+        l->bad = true;
+        node_free(on);
+        return NULL;
+    }
+    if (!accept(l, "(")) return mk(N_CHILD, on, NULL, name);
+    fp_node *n = NULL;
+    if (strcmp(name, "where") == 0) {
+        fp_node *cond = p_expr(l, depth + 1);
+        n = cond ? mk(N_WHERE, on, cond, NULL) : NULL;
+        if (!n) node_free(cond);
+    } else if (strcmp(name, "ofType") == 0 || strcmp(name, "as") == 0 ||
+               strcmp(name, "is") == 0) {
+        char *t = ident(l);
+        n = t ? mk(name[0] == 'i' ? N_IS : N_OFTYPE, on, NULL, t) : NULL;
+    } else if (strcmp(name, "extension") == 0) {
+        char *u = str_lit(l);
+        n = u ? mk(N_EXT, on, NULL, u) : NULL;
+    } else if (strcmp(name, "exists") == 0) {
+        n = mk(N_EXISTS, on, NULL, NULL);
+    } else if (strcmp(name, "first") == 0) {
+        n = mk(N_FIRST, on, NULL, NULL);
+    } else if (strcmp(name, "resolve") == 0) {
+        n = mk(N_RESOLVE, on, NULL, NULL);
+    }
+    hub_free(name);
+    if (!n || !accept(l, ")")) {
+        l->bad = true;
+        if (n) node_free(n);
+        else node_free(on);
+        return NULL;
+    }
+    return n;
+}
+
+static fp_node *p_term(lexer *l, int depth) {
+    skip_ws(l);
+    if (accept(l, "(")) {
+        fp_node *e = p_expr(l, depth + 1);
+        if (!e || !accept(l, ")")) {
+            l->bad = true;
+            node_free(e);
+            return NULL;
+        }
+        return e;
+    }
+    if (*l->p == '\'') {
+        char *s = str_lit(l);
+        if (!s) {
+            l->bad = true;
+            return NULL;
+        }
+        return mk(N_STR, NULL, NULL, s);
+    }
+    if (accept(l, "true")) return mk(N_BOOL, NULL, NULL, hub_strdup("true"));
+    if (accept(l, "false")) return mk(N_BOOL, NULL, NULL, hub_strdup("false"));
+    fp_node *self = mk(N_THIS, NULL, NULL, NULL);
+    return self ? p_invocation(l, self, depth) : NULL;
+}
+
+static fp_node *p_postfix(lexer *l, int depth) {
+    fp_node *n = p_term(l, depth);
+    while (n && !l->bad) {
+        if (accept(l, ".")) {
+            n = p_invocation(l, n, depth);
+        } else if (accept(l, "[")) {
+            skip_ws(l);
+            char *end;
+            long i = strtol(l->p, &end, 10);
+            if (end == l->p || i < 0) {
+                l->bad = true;
+                break;
+            }
+            l->p = end;
+            if (!accept(l, "]")) {
+                l->bad = true;
+                break;
+            }
+            fp_node *x = mk(N_INDEX, n, NULL, NULL);
+            if (!x) {
+                node_free(n);
+                return NULL;
+            }
+            x->index = i;
+            n = x;
+        } else {
+            break;
+        }
+    }
+    if (l->bad) {
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static fp_node *p_type(lexer *l, int depth) {
+    fp_node *n = p_postfix(l, depth);
+    if (!n) return NULL;
+    bool is = accept(l, "is");
+    if (is || accept(l, "as")) {
+        char *t = ident(l);
+        if (!t) {
+            l->bad = true;
+            node_free(n);
+            return NULL;
+        }
+        fp_node *x = mk(is ? N_IS : N_OFTYPE, n, NULL, t);
+        if (!x) node_free(n);
+        return x;
+    }
+    return n;
+}
+
+static fp_node *p_union(lexer *l, int depth) {
+    fp_node *n = p_type(l, depth);
+    while (n && accept(l, "|")) {
+        fp_node *r = p_type(l, depth);
+        fp_node *x = r ? mk(N_UNION, n, r, NULL) : NULL;
+        if (!x) {
+            node_free(n);
+            node_free(r);
+            return NULL;
+        }
+        n = x;
+    }
+    return n;
+}
+
+static fp_node *p_eq(lexer *l, int depth) {
+    fp_node *n = p_union(l, depth);
+    if (!n) return NULL;
+    node_kind k;
+    if (accept(l, "!=")) k = N_NE;
+    else if (accept(l, "=")) k = N_EQ;
+    else return n;
+    fp_node *r = p_union(l, depth);
+    fp_node *x = r ? mk(k, n, r, NULL) : NULL;
+    if (!x) {
+        node_free(n);
+        node_free(r);
+    }
+    return x;
+}
+
+static fp_node *p_expr(lexer *l, int depth) {
+    if (depth > 16) {
+        l->bad = true;
+        return NULL;
+    }
+    fp_node *n = p_eq(l, depth);
+    while (n && accept(l, "and")) {
+        fp_node *r = p_eq(l, depth);
+        fp_node *x = r ? mk(N_AND, n, r, NULL) : NULL;
+        if (!x) {
+            node_free(n);
+            node_free(r);
+            return NULL;
+        }
+        n = x;
+    }
+    return n;
+}
+
+hub_status hub_fhirpath_compile(const char *expr, hub_fhirpath **out, hub_err *err) {
+    *out = NULL;
+    lexer l = {expr, false};
+    fp_node *root = p_expr(&l, 0);
+    skip_ws(&l);
+    if (!root || l.bad || *l.p) {
+        node_free(root);
+        return hub_err_set(err, HUB_E_UNSUPPORTED, "fhirpath",
+                           "expression not in the supported subset at offset %zu",
+                           (size_t)(l.p - expr));
+    }
+    hub_fhirpath *fp = hub_malloc(sizeof *fp);
+    if (!fp) {
+        node_free(root);
+        return hub_err_set(err, HUB_E_NOMEM, "fhirpath", "out of memory");
+    }
+    fp->root = root;
+    *out = fp;
+    return HUB_OK;
+}
+
+void hub_fhirpath_free(hub_fhirpath *fp) {
+    if (!fp) return;
+    node_free(fp->root);
+    hub_free(fp);
+}
+
+/* ---- evaluation ------------------------------------------------------------ */
+
+typedef struct {
+    const json_t *v;
+    const char *type; /* FHIR type name, or NULL when unknown */
+    const char *key;  /* where the children are defined (type or backbone path) */
+} item;
+
+typedef struct {
+    item *it;
+    size_t n, cap;
+} coll;
+
+typedef struct {
+    const hub_fhir_defs *d;
+    hub_arena *a;
+    const char *rtype;
+    bool nomem;
+} ev;
+
+static bool push(ev *e, coll *c, item x) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        item *p = hub_arena_grow(e->a, c->it, c->cap * sizeof *p, cap * sizeof *p);
+        if (!p) {
+            e->nomem = true;
+            return false;
+        }
+        c->it = p;
+        c->cap = cap;
+    }
+    c->it[c->n++] = x;
+    return true;
+}
+
+static const json_t *const_bool(bool b) {
+    /* jansson's true and false are static singletons. */
+    return b ? json_true() : json_false();
+}
+
+/* The value of `name` (a JSON property) on object x, with its type from the
+ * element table; arrays are flattened. */
+static void child_of(ev *e, const item *x, const char *name, coll *out) {
+    if (!json_is_object(x->v)) return;
+    const json_t *v = json_object_get(x->v, name);
+    const char *type = NULL;
+    const char *key = NULL;
+    const hub_fhir_elem *el = NULL;
+    if (v) {
+        if (e->d && x->key) el = hub_fhir_child(e->d, x->key, name, &type);
+    } else if (e->d && x->key) {
+        /* A choice element: value -> valueQuantity, valueString, ... */
+        size_t n = strlen(name);
+        const char *k;
+        const json_t *cv;
+        json_object_foreach((json_t *)x->v, k, cv) {
+            if (strncmp(k, name, n) != 0 || !isupper((unsigned char)k[n])) continue;
+            const char *t = NULL;
+            const hub_fhir_elem *ce = hub_fhir_child(e->d, x->key, k, &t);
+            if (ce && ce->choice && strcmp(ce->name, name) == 0) {
+                v = cv;
+                el = ce;
+                type = t;
+                break;
+            }
+        }
+    }
+    if (!v) return;
+    if (el && type) {
+        size_t nk = 0;
+        if (el->choice || el->children_key == NULL) {
+            if (hub_fhir_children_of_type(e->d, el, type, &nk)) key = type;
+            if (el->children_key && !el->choice) key = el->children_key;
+        } else {
+            key = el->children_key;
+        }
+    }
+    size_t i;
+    const json_t *one;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, one) {
+            item y = {one, type, key};
+            /* A resource in Bundle.entry.resource or contained: its type is
+             * its resourceType. */
+            if (type && strcmp(type, "Resource") == 0) {
+                y.type = y.key = json_string_value(json_object_get(one, "resourceType"));
+            }
+            if (!push(e, out, y)) return;
+        }
+    } else {
+        item y = {v, type, key};
+        if (type && strcmp(type, "Resource") == 0)
+            y.type = y.key = json_string_value(json_object_get(v, "resourceType"));
+        push(e, out, y);
+    }
+}
+
+static bool type_is(const char *have, const char *want) {
+    if (!have) return false;
+    if (strcasecmp(have, want) == 0) return true; /* DateTime vs dateTime */
+    return false;
+}
+
+/* The resource type a Reference points at: "Patient/1", ".../Patient/1",
+ * Reference.type. */
+static const char *ref_type(ev *e, const json_t *ref, size_t *n) {
+    const char *t = json_string_value(json_object_get(ref, "type"));
+    if (t) {
+        *n = strlen(t);
+        return t;
+    }
+    const char *r = json_string_value(json_object_get(ref, "reference"));
+    if (!r || r[0] == '#') return NULL;
+    const char *q = strchr(r, '?');
+    size_t len = q ? (size_t)(q - r) : strlen(r);
+    /* Type/id[/_history/v]: the type is the segment before the id. */
+    const char *segs[8];
+    size_t ns = 0;
+    const char *s = r;
+    while (s < r + len && ns < 8) {
+        segs[ns++] = s;
+        const char *sl = memchr(s, '/', (size_t)(r + len - s));
+        if (!sl) break;
+        s = sl + 1;
+    }
+    (void)e;
+    if (ns >= 4 && strncmp(segs[ns - 2], "_history/", 9) == 0) ns -= 2;
+    if (ns < 2) return NULL;
+    const char *ts = segs[ns - 2];
+    *n = (size_t)(segs[ns - 1] - 1 - ts);
+    return ts;
+}
+
+static bool truthy(const coll *c) {
+    if (c->n != 1) return c->n > 0;
+    return !json_is_false(c->it[0].v);
+}
+
+static bool item_eq(const item *x, const item *y) {
+    if (json_is_string(x->v) && json_is_string(y->v))
+        return strcmp(json_string_value(x->v), json_string_value(y->v)) == 0;
+    if (json_is_boolean(x->v) && json_is_boolean(y->v))
+        return json_is_true(x->v) == json_is_true(y->v);
+    if (json_is_number(x->v) && json_is_number(y->v))
+        return json_number_value(x->v) == json_number_value(y->v);
+    return false;
+}
+
+static void eval(ev *e, const fp_node *n, const coll *in, coll *out, int depth);
+
+static void eval_each(ev *e, const fp_node *n, const item *x, coll *out, int depth) {
+    coll one = {(item *)x, 1, 1};
+    eval(e, n, &one, out, depth);
+}
+
+static void eval(ev *e, const fp_node *n, const coll *in, coll *out, int depth) {
+    if (e->nomem || depth > 64) return;
+    coll src = {0};
+    switch (n->kind) {
+    case N_THIS:
+        for (size_t i = 0; i < in->n; i++) push(e, out, in->it[i]);
+        return;
+    case N_STR:
+    case N_BOOL: {
+        json_t *lit = n->kind == N_BOOL ? (json_t *)const_bool(n->name[0] == 't') : NULL;
+        if (n->kind == N_STR) {
+            /* Literal strings live as long as the tree: a jansson string
+             * would need freeing, so compare through a borrowed view. */
+            item y = {NULL, "string", (const char *)n->name};
+            push(e, out, y);
+            return;
+        }
+        item y = {lit, "boolean", NULL};
+        push(e, out, y);
+        return;
+    }
+    default:
+        break;
+    }
+    if (n->a) eval(e, n->a, in, &src, depth + 1);
+    switch (n->kind) {
+    case N_CHILD:
+        for (size_t i = 0; i < src.n; i++) {
+            const item *x = &src.it[i];
+            /* A path's first name may be the resource's type. */
+            if (n->a->kind == N_THIS && x->type && json_is_object(x->v) &&
+                (strcmp(n->name, x->type) == 0 || strcmp(n->name, "Resource") == 0 ||
+                 strcmp(n->name, "DomainResource") == 0) &&
+                json_object_get(x->v, "resourceType")) {
+                push(e, out, *x);
+                continue;
+            }
+            child_of(e, x, n->name, out);
+        }
+        return;
+    case N_UNION:
+        for (size_t i = 0; i < src.n; i++) push(e, out, src.it[i]);
+        eval(e, n->b, in, out, depth + 1);
+        return;
+    case N_INDEX:
+        if ((size_t)n->index < src.n) push(e, out, src.it[n->index]);
+        return;
+    case N_FIRST:
+        if (src.n) push(e, out, src.it[0]);
+        return;
+    case N_WHERE:
+        for (size_t i = 0; i < src.n; i++) {
+            coll r = {0};
+            eval_each(e, n->b, &src.it[i], &r, depth + 1);
+            if (r.n && truthy(&r)) push(e, out, src.it[i]);
+        }
+        return;
+    case N_OFTYPE:
+        for (size_t i = 0; i < src.n; i++)
+            if (type_is(src.it[i].type, n->name)) push(e, out, src.it[i]);
+        return;
+    case N_IS: {
+        bool yes = src.n == 1 && type_is(src.it[0].type, n->name);
+        if (src.n) push(e, out, (item){const_bool(yes), "boolean", NULL});
+        return;
+    }
+    case N_EXISTS:
+        push(e, out, (item){const_bool(src.n > 0), "boolean", NULL});
+        return;
+    case N_RESOLVE:
+        /* No fetch: the reference's target type is what `is` needs. */
+        for (size_t i = 0; i < src.n; i++) {
+            size_t tn = 0;
+            const char *t = ref_type(e, src.it[i].v, &tn);
+            if (!t) continue;
+            char *tt = hub_arena_strndup(e->a, t, tn);
+            if (!tt) {
+                e->nomem = true;
+                return;
+            }
+            push(e, out, (item){src.it[i].v, tt, NULL});
+        }
+        return;
+    case N_EXT:
+        for (size_t i = 0; i < src.n; i++) {
+            const json_t *exts = json_object_get(src.it[i].v, "extension");
+            size_t k;
+            const json_t *x;
+            json_array_foreach(exts, k, x) {
+                const char *url = json_string_value(json_object_get(x, "url"));
+                if (url && strcmp(url, n->name) == 0)
+                    push(e, out, (item){x, "Extension", "Extension"});
+            }
+        }
+        return;
+    case N_AND: {
+        coll r = {0};
+        eval(e, n->b, in, &r, depth + 1);
+        if (!src.n || !r.n) return; /* empty propagates */
+        push(e, out, (item){const_bool(truthy(&src) && truthy(&r)), "boolean", NULL});
+        return;
+    }
+    case N_EQ:
+    case N_NE: {
+        coll r = {0};
+        eval(e, n->b, in, &r, depth + 1);
+        if (src.n != 1 || r.n != 1) return;
+        item x = src.it[0], y = r.it[0];
+        bool eq;
+        if (x.v == NULL || y.v == NULL) {
+            /* A string literal: x.key holds its text. */
+            const char *xs = x.v ? json_string_value(x.v) : x.key;
+            const char *ys = y.v ? json_string_value(y.v) : y.key;
+            eq = xs && ys && strcmp(xs, ys) == 0;
+        } else {
+            eq = item_eq(&x, &y);
+        }
+        push(e, out, (item){const_bool(n->kind == N_EQ ? eq : !eq), "boolean", NULL});
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
+                             hub_arena *a, const char *rtype, const json_t *res,
+                             hub_fhirpath_fn fn, void *ud) {
+    ev e = {d, a, rtype, false};
+    item root = {res, rtype, rtype};
+    coll in = {&root, 1, 1};
+    coll out = {0};
+    eval(&e, fp->root, &in, &out, 0);
+    if (e.nomem) return HUB_E_NOMEM;
+    for (size_t i = 0; i < out.n; i++) {
+        if (out.it[i].v == NULL) continue; /* a bare literal */
+        hub_status rc = fn(ud, out.it[i].v, out.it[i].type);
+        if (rc) return rc;
+    }
+    return HUB_OK;
+}

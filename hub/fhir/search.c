@@ -1,0 +1,278 @@
+/* The search-parameter table: conformance/fhir/r4/searchparams.tsv (one row
+ * per parameter and base type, generated from the official R4
+ * SearchParameters) and compartment-patient.tsv, loaded once with every
+ * expression compiled. */
+#include "hub/fhir.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TABLE (16u << 20)
+
+typedef struct {
+    const char *type;
+    size_t first; /* index into strs (which may move while loading) */
+    size_t n;
+} comp_row;
+
+struct hub_fhir_sps {
+    char *text[2];
+    hub_fhir_sp *rows;
+    const hub_fhir_sp **byref; /* rows by (base, code), pointers */
+    size_t n, compiled;
+    const char **strs;         /* every split list (targets, params) */
+    size_t nstrs, capstrs;
+    comp_row *comp;
+    size_t ncomp;
+};
+
+static const struct {
+    const char *name;
+    hub_sp_type t;
+} TYPES[] = {
+    {"number", HUB_SP_NUMBER},       {"date", HUB_SP_DATE},   {"string", HUB_SP_STRING},
+    {"token", HUB_SP_TOKEN},         {"reference", HUB_SP_REFERENCE},
+    {"composite", HUB_SP_COMPOSITE}, {"quantity", HUB_SP_QUANTITY},
+    {"uri", HUB_SP_URI},             {"special", HUB_SP_SPECIAL},
+};
+
+static bool type_of(const char *s, hub_sp_type *out) {
+    for (size_t i = 0; i < sizeof TYPES / sizeof *TYPES; i++)
+        if (strcmp(TYPES[i].name, s) == 0) {
+            *out = TYPES[i].t;
+            return true;
+        }
+    return false;
+}
+
+/* Splits `s` at `sep` in place (NUL-terminating fields); returns the
+ * count, at most max. */
+static size_t split(char *s, char sep, char **f, size_t max) {
+    size_t n = 0;
+    while (n < max) {
+        f[n++] = s;
+        char *e = strchr(s, sep);
+        if (!e) break;
+        *e = '\0';
+        s = e + 1;
+    }
+    return n;
+}
+
+/* A comma list as a pointer array kept in t->strs (one allocation for
+ * the table: pointers are indexes until the end, fixed up by the caller). */
+static hub_status list_of(hub_fhir_sps *t, char *s, size_t *first, size_t *n) {
+    *first = t->nstrs;
+    *n = 0;
+    if (strcmp(s, "-") == 0 || *s == '\0') return HUB_OK;
+    for (;;) {
+        if (t->nstrs == t->capstrs) {
+            size_t cap = t->capstrs ? t->capstrs * 2 : 1024;
+            const char **p = hub_realloc(t->strs, cap * sizeof *p);
+            if (!p) return HUB_E_NOMEM;
+            t->strs = p;
+            t->capstrs = cap;
+        }
+        t->strs[t->nstrs++] = s;
+        (*n)++;
+        char *c = strchr(s, ',');
+        if (!c) break;
+        *c = '\0';
+        s = c + 1;
+    }
+    return HUB_OK;
+}
+
+static int cmp_sp(const void *a, const void *b) {
+    const hub_fhir_sp *x = *(const hub_fhir_sp *const *)a, *y = *(const hub_fhir_sp *const *)b;
+    int c = strcmp(x->base, y->base);
+    return c ? c : strcmp(x->code, y->code);
+}
+
+static hub_status bad(hub_err *err, const char *file, size_t line, const char *what) {
+    return hub_err_set(err, HUB_E_CONFIG, "fhir search", "%s line %zu: %s", file, line, what);
+}
+
+static hub_status load_params(hub_fhir_sps *t, char *text, hub_err *err) {
+    size_t lines = 0;
+    for (char *p = text; *p; p++) lines += *p == '\n';
+    t->rows = hub_calloc(lines + 1, sizeof *t->rows);
+    if (!t->rows) return hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+    size_t *tfirst = hub_calloc(lines + 1, sizeof *tfirst);
+    if (!tfirst) return hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+    size_t lineno = 0;
+    hub_status rc = HUB_OK;
+    for (char *line = text; line && *line && !rc;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        lineno++;
+        if (*line && *line != '#') {
+            char *f[8];
+            size_t nf = split(line, '\t', f, 8);
+            hub_fhir_sp *sp = &t->rows[t->n];
+            if (nf < 5 || !type_of(f[2], &sp->type)) {
+                rc = bad(err, "searchparams.tsv", lineno, "malformed row");
+                break;
+            }
+            sp->base = f[0];
+            sp->code = f[1];
+            sp->expression = f[3];
+            rc = list_of(t, f[4], &tfirst[t->n], &sp->ntargets);
+            if (rc) {
+                hub_err_set(err, rc, "fhir search", "out of memory");
+                break;
+            }
+            hub_err ce;
+            hub_fhirpath *fp = NULL;
+            if (hub_fhirpath_compile(sp->expression, &fp, &ce) == HUB_E_NOMEM) {
+                rc = hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+                break;
+            }
+            sp->path = fp;
+            bool ok = fp != NULL;
+            for (size_t c = 5; c < nf && sp->ncomp < 3; c++) {
+                char *cf[3];
+                if (split(f[c], '=', cf, 3) != 3 || !type_of(cf[1], &sp->comp_type[sp->ncomp])) {
+                    rc = bad(err, "searchparams.tsv", lineno, "malformed component");
+                    break;
+                }
+                sp->comp_code[sp->ncomp] = cf[0];
+                hub_fhirpath *cp = NULL;
+                hub_fhirpath_compile(cf[2], &cp, &ce);
+                sp->comp_path[sp->ncomp++] = cp;
+                ok = ok && cp;
+            }
+            if (ok) t->compiled++;
+            t->n++;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    if (!rc) {
+        for (size_t i = 0; i < t->n; i++)
+            t->rows[i].targets = t->rows[i].ntargets ? &t->strs[tfirst[i]] : NULL;
+        t->byref = hub_malloc((t->n + 1) * sizeof *t->byref);
+        if (!t->byref) rc = hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+    }
+    if (!rc) {
+        for (size_t i = 0; i < t->n; i++) t->byref[i] = &t->rows[i];
+        qsort(t->byref, t->n, sizeof *t->byref, cmp_sp);
+    }
+    hub_free(tfirst);
+    return rc;
+}
+
+static hub_status load_comp(hub_fhir_sps *t, char *text, hub_err *err) {
+    size_t lines = 0;
+    for (char *p = text; *p; p++) lines += *p == '\n';
+    t->comp = hub_calloc(lines + 1, sizeof *t->comp);
+    hub_status rc = HUB_OK;
+    if (!t->comp) rc = hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+    size_t lineno = 0;
+    for (char *line = text; !rc && line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        lineno++;
+        if (*line && *line != '#') {
+            char *f[2];
+            if (split(line, '\t', f, 2) != 2) {
+                rc = bad(err, "compartment-patient.tsv", lineno, "malformed row");
+                break;
+            }
+            comp_row *c = &t->comp[t->ncomp++];
+            c->type = f[0];
+            if (list_of(t, f[1], &c->first, &c->n))
+                rc = hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return rc;
+}
+
+hub_status hub_fhir_sps_load(const char *dir, hub_fhir_sps **out, hub_err *err) {
+    *out = NULL;
+    hub_fhir_sps *t = hub_calloc(1, sizeof *t);
+    if (!t) return hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+    static const char *const FILES[2] = {"searchparams.tsv", "compartment-patient.tsv"};
+    hub_status rc = HUB_OK;
+    for (int f = 0; f < 2 && !rc; f++) {
+        char path[1024];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, FILES[f]) >= sizeof path) {
+            rc = hub_err_set(err, HUB_E_IO, "fhir search", "directory name too long");
+            break;
+        }
+        size_t n;
+        rc = hub_file_read(path, MAX_TABLE, &t->text[f], &n, err);
+    }
+    if (!rc) rc = load_comp(t, t->text[1], err);
+    if (!rc) rc = load_params(t, t->text[0], err);
+    if (rc) {
+        hub_fhir_sps_free(t);
+        return rc;
+    }
+    *out = t;
+    return HUB_OK;
+}
+
+void hub_fhir_sps_free(hub_fhir_sps *t) {
+    if (!t) return;
+    for (size_t i = 0; i < t->n; i++) {
+        hub_fhirpath_free((hub_fhirpath *)t->rows[i].path);
+        for (size_t c = 0; c < t->rows[i].ncomp; c++)
+            hub_fhirpath_free((hub_fhirpath *)t->rows[i].comp_path[c]);
+    }
+    hub_free(t->rows);
+    hub_free(t->byref);
+    hub_free((void *)t->strs);
+    hub_free(t->comp);
+    hub_free(t->text[0]);
+    hub_free(t->text[1]);
+    hub_free(t);
+}
+
+void hub_fhir_sps_stats(const hub_fhir_sps *t, size_t *rows, size_t *compiled) {
+    *rows = t->n;
+    *compiled = t->compiled;
+}
+
+static size_t lower_bound(const hub_fhir_sps *t, const char *type, const char *code) {
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(t->byref[mid]->base, type);
+        if (c == 0 && code) c = strcmp(t->byref[mid]->code, code);
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+const hub_fhir_sp *hub_fhir_sp_find(const hub_fhir_sps *t, const char *type,
+                                    const char *code) {
+    const char *bases[3] = {type, "DomainResource", "Resource"};
+    for (int b = 0; b < 3; b++) {
+        size_t i = lower_bound(t, bases[b], code);
+        if (i < t->n && strcmp(t->byref[i]->base, bases[b]) == 0 &&
+            strcmp(t->byref[i]->code, code) == 0)
+            return t->byref[i];
+    }
+    return NULL;
+}
+
+const hub_fhir_sp *const *hub_fhir_sp_list(const hub_fhir_sps *t,
+                                           const char *type, size_t *n) {
+    size_t i = lower_bound(t, type, NULL), j = i;
+    while (j < t->n && strcmp(t->byref[j]->base, type) == 0) j++;
+    *n = j - i;
+    return *n ? &t->byref[i] : NULL;
+}
+
+const char *const *hub_fhir_compartment_params(const hub_fhir_sps *t,
+                                               const char *type, size_t *n) {
+    for (size_t i = 0; i < t->ncomp; i++)
+        if (strcmp(t->comp[i].type, type) == 0) {
+            *n = t->comp[i].n;
+            return &t->strs[t->comp[i].first];
+        }
+    *n = 0;
+    return NULL;
+}
