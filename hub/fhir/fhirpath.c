@@ -379,12 +379,8 @@ static void child_of(ev *e, const item *x, const char *name, coll *out) {
     if (!v) return;
     if (el && type) {
         size_t nk = 0;
-        if (el->choice || el->children_key == NULL) {
-            if (hub_fhir_children_of_type(e->d, el, type, &nk)) key = type;
-            if (el->children_key && !el->choice) key = el->children_key;
-        } else {
-            key = el->children_key;
-        }
+        if (el->choice) key = hub_fhir_children_of_type(e->d, el, type, &nk) ? type : NULL;
+        else key = el->children_key;
     }
     size_t i;
     const json_t *one;
@@ -592,15 +588,21 @@ static void eval(ev *e, const fp_node *n, const coll *in, coll *out, int depth) 
 hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
                              hub_arena *a, const char *rtype, const json_t *res,
                              hub_fhirpath_fn fn, void *ud) {
-    ev e = {d, a, rtype, false};
-    item root = {res, rtype, rtype};
+    return hub_fhirpath_eval_at(d, fp, a, rtype, rtype, res, fn, ud);
+}
+
+hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
+                                hub_arena *a, const char *type, const char *key,
+                                const json_t *v, hub_fhirpath_fn fn, void *ud) {
+    ev e = {d, a, type, false};
+    item root = {v, type, key};
     coll in = {&root, 1, 1};
     coll out = {0};
     eval(&e, fp->root, &in, &out, 0);
     if (e.nomem) return HUB_E_NOMEM;
     for (size_t i = 0; i < out.n; i++) {
         if (out.it[i].v == NULL) continue; /* a bare literal */
-        hub_status rc = fn(ud, out.it[i].v, out.it[i].type);
+        hub_status rc = fn(ud, out.it[i].v, out.it[i].type, out.it[i].key);
         if (rc) return rc;
     }
     return HUB_OK;

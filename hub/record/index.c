@@ -1,45 +1,364 @@
-/* Index extraction: what a resource contributes to the token table. This is
- * the seam search will widen to every search parameter (driven by the
- * SearchParameter table); the writer only ever sees the rows. */
+/* Index extraction: the one function that turns a resource into its index
+ * rows (hub_store_token), driven by the search-parameter table. The writer
+ * stores the rows; subscription matching will run the same function. */
 #include "internal.h"
 
 #include <string.h>
 
-static bool add(hub_store_token *out, size_t max, size_t *n, const char *param,
-                const char *system, const char *value) {
-    if (*n < max) {
-        out[*n].param = param;
-        out[*n].system = system ? system : "";
-        out[*n].value = value;
+typedef struct {
+    hub_arena *a;
+    hub_store_token *rows;
+    size_t n, cap;
+    const hub_fhir_sp *sp;
+    const char *param; /* the row name (sp->code, or a composite's) */
+    bool nomem, over;
+} sink;
+
+static hub_store_token *row(sink *k, const char *param, hub_ix_kind kind) {
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 32;
+        if (cap > HUB__RECORD_MAX_ROWS) {
+            k->over = true;
+            return NULL;
+        }
+        hub_store_token *p = hub_arena_grow(k->a, k->rows, k->cap * sizeof *p, cap * sizeof *p);
+        if (!p) {
+            k->nomem = true;
+            return NULL;
+        }
+        k->rows = p;
+        k->cap = cap;
     }
-    (*n)++;
-    return true;
+    hub_store_token *t = &k->rows[k->n++];
+    memset(t, 0, sizeof *t);
+    t->param = param;
+    t->system = "";
+    t->value = "";
+    t->kind = kind;
+    return t;
 }
 
-size_t hub__record_index(const char *type, const json_t *res,
-                         hub_store_token *out, size_t max) {
-    (void)type;
-    size_t n = 0;
-    const json_t *ids = json_object_get(res, "identifier");
-    if (json_is_object(ids)) {
-        /* A few resources (e.g. Bundle, QuestionnaireResponse) have a
-         * single identifier. */
-        const json_t *v = json_object_get(ids, "value");
-        if (json_is_string(v))
-            add(out, max, &n, "identifier",
-                json_string_value(json_object_get(ids, "system")),
-                json_string_value(v));
-        return n;
+static const char *sget(const json_t *o, const char *k) {
+    return json_string_value(json_object_get(o, k));
+}
+
+static const char *derived(sink *k, const char *suffix) {
+    char *s = hub_arena_sprintf(k->a, "%s:%s", k->param, suffix);
+    if (!s) k->nomem = true;
+    return s;
+}
+
+static void token(sink *k, const char *param, const char *system, const char *code) {
+    if (!code) return;
+    hub_store_token *t = row(k, param, HUB_IX_TOKEN);
+    if (!t) return;
+    t->system = system ? system : "";
+    t->value = code;
+}
+
+static void text_row(sink *k, const char *param, const char *text) {
+    if (!text) return;
+    size_t n = strlen(text);
+    char *norm = hub_arena_alloc(k->a, n * 2 + 1);
+    if (!norm) {
+        k->nomem = true;
+        return;
     }
-    size_t i;
-    const json_t *it;
-    json_array_foreach(ids, i, it) {
-        const json_t *v = json_object_get(it, "value");
-        if (!json_is_string(v)) continue;
-        const json_t *sys = json_object_get(it, "system");
-        add(out, max, &n, "identifier",
-            json_is_string(sys) ? json_string_value(sys) : "",
-            json_string_value(v));
+    hub_fhir_str_norm(text, n, norm, n * 2 + 1);
+    hub_store_token *t = row(k, param, HUB_IX_TOKEN);
+    if (!t) return;
+    t->system = text;
+    t->value = norm;
+}
+
+static void date_row(sink *k, const char *s, int64_t lo_default, int64_t hi_default,
+                     const char *end) {
+    int64_t lo = lo_default, hi = hi_default, l2, h2;
+    if (s && hub_fhir_date_range(s, strlen(s), &lo, &hi) != HUB_OK) return;
+    if (end) {
+        if (hub_fhir_date_range(end, strlen(end), &l2, &h2) != HUB_OK) return;
+        hi = h2;
     }
-    return n;
+    hub_store_token *t = row(k, k->param, HUB_IX_DATE);
+    if (!t) return;
+    t->lo = lo;
+    t->hi = hi;
+}
+
+static void num_row(sink *k, double v, const char *system, const char *code) {
+    hub_store_token *t = row(k, k->param, HUB_IX_NUMBER);
+    if (!t) return;
+    t->num = v;
+    t->system = system ? system : "";
+    t->value = code ? code : "";
+}
+
+#define TIME_MIN INT64_MIN / 4
+#define TIME_MAX INT64_MAX / 4
+
+static void ref_rows(sink *k, const json_t *v) {
+    const char *ref = sget(v, "reference");
+    const json_t *ident = json_object_get(v, "identifier");
+    if (json_is_object(ident)) {
+        const char *p = derived(k, "identifier");
+        if (p) token(k, p, sget(ident, "system"), sget(ident, "value"));
+    }
+    if (!ref || ref[0] == '#') return;
+    const char *q = strchr(ref, '?');
+    if (q) return; /* a conditional reference left unresolved */
+    /* Type/id (relative), or an absolute URL: kept whole, and split into
+     * type and id when it ends in Type/id so that either form matches. */
+    const char *slash = strrchr(ref, '/');
+    const char *hist = strstr(ref, "/_history/");
+    if (hist) {
+        /* Type/id/_history/n: the version is not part of the match. */
+        const char *e = hist;
+        const char *s = e;
+        while (s > ref && s[-1] != '/') s--;
+        const char *ts = s > ref ? s - 1 : ref;
+        while (ts > ref && ts[-1] != '/') ts--;
+        char *type = hub_arena_strndup(k->a, ts, (size_t)(s - 1 - ts));
+        char *id = hub_arena_strndup(k->a, s, (size_t)(e - s));
+        if (!type || !id) {
+            k->nomem = true;
+            return;
+        }
+        token(k, k->param, s > ref ? type : "", id);
+        return;
+    }
+    bool absolute = strstr(ref, "://") != NULL;
+    if (slash) {
+        const char *ts = slash;
+        while (ts > ref && ts[-1] != '/') ts--;
+        char *type = hub_arena_strndup(k->a, ts, (size_t)(slash - ts));
+        if (!type) {
+            k->nomem = true;
+            return;
+        }
+        token(k, k->param, type, slash + 1);
+    }
+    if (absolute) token(k, k->param, "", ref);
+}
+
+/* One value of a parameter, by the parameter's type and the value's. */
+static void value_rows(sink *k, hub_sp_type pt, const json_t *v, const char *type) {
+    const char *t = type ? type : "";
+    switch (pt) {
+    case HUB_SP_TOKEN:
+        if (json_is_string(v)) {
+            token(k, k->param, "", json_string_value(v));
+        } else if (json_is_boolean(v)) {
+            token(k, k->param, "", json_is_true(v) ? "true" : "false");
+        } else if (strcmp(t, "Coding") == 0) {
+            token(k, k->param, sget(v, "system"), sget(v, "code"));
+            if (sget(v, "display")) text_row(k, derived(k, "text"), sget(v, "display"));
+        } else if (strcmp(t, "CodeableConcept") == 0) {
+            size_t i;
+            const json_t *c;
+            json_array_foreach(json_object_get(v, "coding"), i, c) {
+                token(k, k->param, sget(c, "system"), sget(c, "code"));
+                if (sget(c, "display")) text_row(k, derived(k, "text"), sget(c, "display"));
+            }
+            if (sget(v, "text")) text_row(k, derived(k, "text"), sget(v, "text"));
+        } else if (strcmp(t, "Identifier") == 0) {
+            token(k, k->param, sget(v, "system"), sget(v, "value"));
+            /* :of-type: the identifier type's system|code with the value. */
+            size_t i;
+            const json_t *c;
+            json_array_foreach(json_object_get(json_object_get(v, "type"), "coding"), i, c) {
+                const char *code = sget(c, "code");
+                const char *val = sget(v, "value");
+                if (!code || !val) continue;
+                char *ov = hub_arena_sprintf(k->a, "%s|%s", code, val);
+                const char *p = derived(k, "of-type");
+                if (!ov || !p) return;
+                token(k, p, sget(c, "system"), ov);
+            }
+            if (sget(json_object_get(v, "type"), "text"))
+                text_row(k, derived(k, "text"), sget(json_object_get(v, "type"), "text"));
+        } else if (strcmp(t, "ContactPoint") == 0) {
+            token(k, k->param, sget(v, "system"), sget(v, "value"));
+        } else if (json_is_object(v) && sget(v, "code")) {
+            /* Quantity and the like used as tokens. */
+            token(k, k->param, sget(v, "system"), sget(v, "code"));
+        }
+        return;
+    case HUB_SP_STRING:
+        if (json_is_string(v)) {
+            text_row(k, k->param, json_string_value(v));
+        } else if (strcmp(t, "HumanName") == 0) {
+            if (sget(v, "text")) text_row(k, k->param, sget(v, "text"));
+            if (sget(v, "family")) text_row(k, k->param, sget(v, "family"));
+            static const char *const parts[] = {"given", "prefix", "suffix"};
+            for (int p = 0; p < 3; p++) {
+                size_t i;
+                const json_t *g;
+                json_array_foreach(json_object_get(v, parts[p]), i, g)
+                    if (json_is_string(g)) text_row(k, k->param, json_string_value(g));
+            }
+        } else if (strcmp(t, "Address") == 0) {
+            static const char *const parts[] = {"text", "city", "district", "state",
+                                                "postalCode", "country"};
+            for (int p = 0; p < 6; p++)
+                if (sget(v, parts[p])) text_row(k, k->param, sget(v, parts[p]));
+            size_t i;
+            const json_t *g;
+            json_array_foreach(json_object_get(v, "line"), i, g)
+                if (json_is_string(g)) text_row(k, k->param, json_string_value(g));
+        } else if (json_is_object(v) && sget(v, "text")) {
+            text_row(k, k->param, sget(v, "text"));
+        }
+        return;
+    case HUB_SP_URI:
+        if (json_is_string(v)) token(k, k->param, "", json_string_value(v));
+        return;
+    case HUB_SP_REFERENCE:
+        if (json_is_object(v) && strcmp(t, "Attachment") != 0) {
+            if (json_object_get(v, "resourceType")) {
+                /* Bundle.entry[0].resource: the resource itself. */
+                token(k, k->param, sget(v, "resourceType"), sget(v, "id"));
+            } else {
+                ref_rows(k, v);
+            }
+        } else if (json_is_string(v)) {
+            /* canonical / uri references */
+            token(k, k->param, "", json_string_value(v));
+        }
+        return;
+    case HUB_SP_DATE:
+        if (json_is_string(v)) {
+            date_row(k, json_string_value(v), 0, 0, NULL);
+        } else if (strcmp(t, "Period") == 0) {
+            const char *s = sget(v, "start"), *e = sget(v, "end");
+            if (!s && !e) return;
+            int64_t lo = TIME_MIN, hi = TIME_MAX, l2, h2;
+            if (s && hub_fhir_date_range(s, strlen(s), &lo, &h2)) return;
+            if (e && hub_fhir_date_range(e, strlen(e), &l2, &hi)) return;
+            hub_store_token *r = row(k, k->param, HUB_IX_DATE);
+            if (r) {
+                r->lo = lo;
+                r->hi = hi;
+            }
+        } else if (strcmp(t, "Timing") == 0) {
+            size_t i;
+            const json_t *ev;
+            json_array_foreach(json_object_get(v, "event"), i, ev)
+                if (json_is_string(ev)) date_row(k, json_string_value(ev), 0, 0, NULL);
+        }
+        return;
+    case HUB_SP_NUMBER:
+        if (json_is_number(v)) num_row(k, json_number_value(v), NULL, NULL);
+        return;
+    case HUB_SP_QUANTITY:
+        if (json_is_object(v) && json_is_number(json_object_get(v, "value"))) {
+            double n = json_number_value(json_object_get(v, "value"));
+            const char *code = sget(v, "code") ? sget(v, "code") : sget(v, "unit");
+            num_row(k, n, sget(v, "system"), code);
+        } else if (strcmp(t, "Range") == 0) {
+            /* A range contributes its bounds. */
+            value_rows(k, pt, json_object_get(v, "low"), "Quantity");
+            value_rows(k, pt, json_object_get(v, "high"), "Quantity");
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+typedef struct {
+    sink *k;
+    hub_sp_type pt;
+} cb_ctx;
+
+static hub_status on_value(void *ud, const json_t *v, const char *type, const char *key) {
+    cb_ctx *c = ud;
+    (void)key;
+    value_rows(c->k, c->pt, v, type);
+    return c->k->nomem ? HUB_E_NOMEM : HUB_OK;
+}
+
+/* A composite's values: for each item the expression finds, the
+ * components' rows under "code$component" names, tied together by a
+ * shared system: "#<n>" where n numbers the item. Searching a composite
+ * then asks for two rows with the same tie. */
+typedef struct {
+    sink *k;
+    const hub_fhir_defs *d;
+    const hub_fhir_sp *sp;
+    const char *rtype;
+    int item;
+} comp_ctx;
+
+static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
+                               const char *key) {
+    comp_ctx *c = ud;
+    c->item++;
+    for (size_t i = 0; i < c->sp->ncomp; i++) {
+        if (!c->sp->comp_path[i]) continue;
+        size_t before = c->k->n;
+        c->k->param = hub_arena_sprintf(c->k->a, "%s$%zu", c->sp->code, i);
+        if (!c->k->param) return HUB_E_NOMEM;
+        cb_ctx cc = {c->k, c->sp->comp_type[i]};
+        /* Component expressions are relative to the item: evaluated with
+         * the item as a resource of the item's type. */
+        hub_status rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[i], c->k->a, type,
+                                             key, v, on_value, &cc);
+        if (rc) return rc;
+        char *tie = hub_arena_sprintf(c->k->a, "#%d", c->item);
+        if (!tie) return HUB_E_NOMEM;
+        for (size_t r = before; r < c->k->n; r++) {
+            /* The tie goes in front of the system: "#2|http://loinc.org". */
+            const char *sys = c->k->rows[r].system;
+            char *s = hub_arena_sprintf(c->k->a, "%s|%s", tie, sys);
+            if (!s) return HUB_E_NOMEM;
+            c->k->rows[r].system = s;
+        }
+    }
+    return HUB_OK;
+}
+
+hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
+                              hub_arena *a, const char *type, const json_t *res,
+                              hub_store_token **rows, size_t *n) {
+    sink k = {.a = a};
+    *rows = NULL;
+    *n = 0;
+    if (sps == NULL) {
+        /* No table (tests of the record's own logic): identifiers only. */
+        const json_t *ids = json_object_get(res, "identifier");
+        k.param = "identifier";
+        if (json_is_object(ids)) value_rows(&k, HUB_SP_TOKEN, ids, "Identifier");
+        size_t i;
+        const json_t *it;
+        json_array_foreach(ids, i, it) value_rows(&k, HUB_SP_TOKEN, it, "Identifier");
+    } else {
+        for (int pass = 0; pass < 2 && !k.nomem; pass++) {
+            size_t np = 0;
+            const hub_fhir_sp *const *ps = hub_fhir_sp_list(sps, pass ? "Resource" : type, &np);
+            for (size_t i = 0; i < np; i++) {
+                const hub_fhir_sp *sp = ps[i];
+                if (!sp->path) continue;
+                /* _id and _lastUpdated are columns of the resource row. */
+                if (strcmp(sp->code, "_id") == 0 || strcmp(sp->code, "_lastUpdated") == 0)
+                    continue;
+                k.sp = sp;
+                k.param = sp->code;
+                hub_status rc;
+                if (sp->type == HUB_SP_COMPOSITE) {
+                    comp_ctx cc = {&k, d, sp, type, 0};
+                    rc = hub_fhirpath_eval(d, sp->path, a, type, res, on_comp_item, &cc);
+                } else {
+                    cb_ctx cc = {&k, sp->type};
+                    rc = hub_fhirpath_eval(d, sp->path, a, type, res, on_value, &cc);
+                }
+                if (rc == HUB_E_NOMEM) k.nomem = true;
+                if (k.nomem) break;
+            }
+        }
+    }
+    if (k.nomem) return HUB_E_NOMEM;
+    if (k.over) return HUB_E_LIMIT;
+    *rows = k.rows;
+    *n = k.n;
+    return HUB_OK;
 }

@@ -7,6 +7,7 @@
 struct hub_record {
     hub_store *store;
     const hub_fhir_defs *defs;
+    const hub_fhir_sps *search;
     hub_fhir_validate_opts vopts;
     int max_bundle_entries;
 };
@@ -14,13 +15,8 @@ struct hub_record {
 /* Resource ids: [A-Za-z0-9-.]{1,64}. */
 bool hub__record_id_ok(const char *id);
 
-/* The index rows (search values) of one resource: the one place that
- * knows which values are indexed. Today the `identifier` tokens; search
- * will extend this function, and the store keeps whatever it returns.
- * Strings in `out` are borrowed from `res`. Returns how many rows exist
- * (may be more than `max`; only `max` are filled). */
-size_t hub__record_index(const char *type, const json_t *res,
-                         hub_store_token *out, size_t max);
+/* Index rows a resource may have (hub_record_extract's limit). */
+#define HUB__RECORD_MAX_ROWS 8192
 
 /* hub_record_apply; `bundle` says the ops are a Bundle's entries (then a
  * transaction's urn:uuid/urn:oid references must name one of them). */

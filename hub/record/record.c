@@ -28,6 +28,7 @@ hub_status hub_record_open(const hub_record_cfg *c, hub_record **out,
     if (r == NULL) return hub_err_set(err, HUB_E_NOMEM, "record", "out of memory");
     r->store = c->store;
     r->defs = c->defs;
+    r->search = c->search;
     r->vopts = c->validate;
     r->max_bundle_entries = c->max_bundle_entries > 0 ? c->max_bundle_entries : 1000;
     *out = r;
@@ -203,7 +204,7 @@ typedef struct {
     bool conditional;     /* criteria (or If-None-Exist) given */
     char *pre;            /* prepared JSON with the markers */
     size_t pre_len, ver_at, lu_at;
-    hub_store_token toks[MAX_TOKS];
+    hub_store_token *toks; /* in the apply's arena */
     size_t ntoks;
     bool late;            /* serialize in the job */
     bool done;            /* result final before the job */
@@ -229,6 +230,18 @@ typedef struct {
     hub_status store_rc; /* a store or commit failure */
     hub_err store_err;
 } apply_ctx;
+
+/* The resource's index rows, into the apply's arena. */
+static int index_rows(apply_ctx *c, opx *x, const json_t *res) {
+    hub_record_op *op = x->op;
+    hub_status rc = hub_record_extract(c->r->defs, c->r->search, &c->arena, op->type, res,
+                                       &x->toks, &x->ntoks);
+    if (rc == HUB_E_LIMIT)
+        return hub__op_fail(op, 400, "too-costly", NULL,
+                            "more than %d search index values", HUB__RECORD_MAX_ROWS);
+    if (rc) return hub__op_fail(op, 500, "exception", NULL, "out of memory");
+    return 0;
+}
 
 static int64_t parse_etag(const char *s) {
     if (s == NULL) return -1;
@@ -473,11 +486,8 @@ static int prep_body(apply_ctx *c, opx *x) {
     x->late = x->conditional && op->kind == HUB_OP_UPDATE;
     if (!x->late && refs_need_job(c, res, 0)) x->late = true;
     if (x->late) return 0;
-    size_t nt = hub__record_index(op->type, res, x->toks, MAX_TOKS);
-    if (nt > MAX_TOKS)
-        return hub__op_fail(op, 400, "too-costly", "identifier",
-                            "more than %d identifiers", MAX_TOKS);
-    x->ntoks = nt;
+    int ist = index_rows(c, x, res);
+    if (ist) return ist;
     return serialize_marked(x);
 }
 
@@ -902,11 +912,8 @@ static int serialize_now(apply_ctx *c, opx *x, json_t *res, int64_t version,
     snprintf(vbuf, sizeof vbuf, "%lld", (long long)version);
     st = set_meta(op, res, vbuf, iso);
     if (st) return st;
-    size_t nt = hub__record_index(op->type, res, x->toks, MAX_TOKS);
-    if (nt > MAX_TOKS)
-        return hub__op_fail(op, 400, "too-costly", "identifier",
-                            "more than %d identifiers", MAX_TOKS);
-    x->ntoks = nt;
+    int ist = index_rows(c, x, res);
+    if (ist) return ist;
     x->final = json_dumps(res, JSON_COMPACT);
     if (x->final == NULL) return hub__op_fail(op, 500, "exception", NULL, "cannot encode");
     x->final_len = strlen(x->final);

@@ -1,6 +1,6 @@
 /* The SQLite store: schema, the writer thread with grouped commits, the
  * reader pool, and the message journal. */
-#include "hub/store.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +30,10 @@ enum {
     WR_TOK_DEL,
     WR_TOK_INS,
     WR_FIND,
+    WR_DATE_DEL,
+    WR_DATE_INS,
+    WR_NUM_DEL,
+    WR_NUM_INS,
     WR__N
 };
 static const char *const WR_SQL[WR__N] = {
@@ -50,6 +54,11 @@ static const char *const WR_SQL[WR__N] = {
     "?3, ?4, ?5)",
     "SELECT DISTINCT id FROM res_tokens WHERE type=?1 AND param=?2 AND "
     "value=?3 AND (?4 IS NULL OR system=?4) LIMIT ?5",
+    "DELETE FROM res_dates WHERE type=?1 AND id=?2",
+    "INSERT INTO res_dates(type, id, param, lo, hi) VALUES(?1, ?2, ?3, ?4, ?5)",
+    "DELETE FROM res_nums WHERE type=?1 AND id=?2",
+    "INSERT INTO res_nums(type, id, param, num, system, value) VALUES(?1, ?2, ?3, "
+    "?4, ?5, ?6)",
 };
 
 struct hub_store_tx {
@@ -205,15 +214,39 @@ static const char SCHEMA[] =
     "  value TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS res_tokens_value ON res_tokens(type, param, "
     "value, system);"
-    "CREATE INDEX IF NOT EXISTS res_tokens_res ON res_tokens(type, id);"
-    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '2');"
-    "PRAGMA user_version=2;";
+    "CREATE INDEX IF NOT EXISTS res_tokens_res ON res_tokens(type, id, param);"
+    /* Version 3: search. Dates as [lo, hi) ms ranges (a value's precision:
+     * 2024-05 is the whole month), numbers and quantities with their unit.
+     * Each table is looked up by (type, param, value) for search and by
+     * (type, id) when a resource's rows are replaced or sorted on. */
+    "DROP INDEX IF EXISTS res_tokens_res;"
+    "CREATE INDEX IF NOT EXISTS res_tokens_res ON res_tokens(type, id, param);"
+    "CREATE TABLE IF NOT EXISTS res_dates("
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  param TEXT NOT NULL,"
+    "  lo INTEGER NOT NULL,"
+    "  hi INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS res_dates_lo ON res_dates(type, param, lo);"
+    "CREATE INDEX IF NOT EXISTS res_dates_hi ON res_dates(type, param, hi);"
+    "CREATE INDEX IF NOT EXISTS res_dates_res ON res_dates(type, id, param);"
+    "CREATE TABLE IF NOT EXISTS res_nums("
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  param TEXT NOT NULL,"
+    "  num REAL NOT NULL,"
+    "  system TEXT NOT NULL,"
+    "  value TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS res_nums_value ON res_nums(type, param, num);"
+    "CREATE INDEX IF NOT EXISTS res_nums_res ON res_nums(type, id, param);"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '3');"
+    "PRAGMA user_version=3;";
 
 /* The schema version this code writes; start-up skips the schema (and its
  * fsync) when the file already has it. Every statement above is
  * idempotent, so a version-1 journal migrates by running it: the journal's
  * tables stay as they are and the resource tables are added. */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static int user_version(sqlite3 *db) {
     sqlite3_stmt *st;
@@ -853,22 +886,35 @@ hub_status hub_store_res_put(hub_store_tx *tx, const hub_store_version *v,
 
     /* A new resource has no index rows yet: skip the delete. */
     if (v->version > 1) {
-        st = tx->wr[WR_TOK_DEL];
-        sqlite3_bind_text(st, 1, v->type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, v->id, -1, SQLITE_STATIC);
-        rc = step_done(tx, st, "res_tokens", err);
-        if (rc) return rc;
+        static const int DEL[3] = {WR_TOK_DEL, WR_DATE_DEL, WR_NUM_DEL};
+        for (int k = 0; k < 3; k++) {
+            st = tx->wr[DEL[k]];
+            sqlite3_bind_text(st, 1, v->type, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, v->id, -1, SQLITE_STATIC);
+            rc = step_done(tx, st, "index", err);
+            if (rc) return rc;
+        }
     }
     if (v->deleted) return HUB_OK;
-    st = tx->wr[WR_TOK_INS];
     for (size_t i = 0; i < ntoks; i++) {
+        const hub_store_token *t = &toks[i];
+        st = tx->wr[t->kind == HUB_IX_DATE ? WR_DATE_INS
+                    : t->kind == HUB_IX_NUMBER ? WR_NUM_INS : WR_TOK_INS];
         sqlite3_bind_text(st, 1, v->type, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, v->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, toks[i].param, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, toks[i].system ? toks[i].system : "", -1,
-                          SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, toks[i].value, -1, SQLITE_STATIC);
-        rc = step_done(tx, st, "res_tokens", err);
+        sqlite3_bind_text(st, 3, t->param, -1, SQLITE_STATIC);
+        if (t->kind == HUB_IX_DATE) {
+            sqlite3_bind_int64(st, 4, t->lo);
+            sqlite3_bind_int64(st, 5, t->hi);
+        } else if (t->kind == HUB_IX_NUMBER) {
+            sqlite3_bind_double(st, 4, t->num);
+            sqlite3_bind_text(st, 5, t->system ? t->system : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 6, t->value ? t->value : "", -1, SQLITE_STATIC);
+        } else {
+            sqlite3_bind_text(st, 4, t->system ? t->system : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, t->value ? t->value : "", -1, SQLITE_STATIC);
+        }
+        rc = step_done(tx, st, "index", err);
         if (rc) return rc;
     }
     return HUB_OK;
@@ -1000,5 +1046,142 @@ hub_status hub_store_res_history(hub_store *s, const hub_store_history_q *q,
     }
     sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
     reader_give(s, rd);
+    return rc;
+}
+
+/* ---- search ------------------------------------------------------------------ */
+
+static void bind_all(sqlite3_stmt *st, const hub__sq *b) {
+    int n = sqlite3_bind_parameter_count(st);
+    for (int i = 1; i <= n && (size_t)i <= b->nbinds; i++) {
+        const hub__bind *v = &b->binds[i - 1];
+        if (v->kind == HUB__B_TEXT) sqlite3_bind_text(st, i, v->s, -1, SQLITE_STATIC);
+        else if (v->kind == HUB__B_INT) sqlite3_bind_int64(st, i, v->i);
+        else sqlite3_bind_double(st, i, v->d);
+    }
+}
+
+static int64_t max_seq(sqlite3 *db) {
+    sqlite3_stmt *st;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db, "SELECT max(seq) FROM history", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+hub_status hub_store_search(hub_store *s, const hub_store_query *q,
+                            hub_store_version_fn fn, void *ud,
+                            hub_store_page *page, hub_err *err) {
+    page->total = -1;
+    page->next[0] = '\0';
+    int count = q->count < 0 ? 0 : q->count > 1000 ? 1000 : q->count;
+    reader *rd;
+    hub_status rc = reader_take(s, &rd, err);
+    if (rc) return rc;
+    hub__sq b = {0};
+    hub_buf_init(&b.sql);
+    hub_arena_init(&b.arena, 1024);
+    sqlite3_exec(rd->db, "BEGIN", NULL, NULL, NULL);
+    int64_t snap = q->cursor ? 0 : max_seq(rd->db);
+    if (snap == 0 && !q->cursor) snap = 1; /* an empty store: nothing to see yet */
+    size_t page_len = 0;
+    rc = hub__store_search_sql(q, snap, false, count, &b, &page_len, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc && q->want_total) {
+        const char *csql = b.sql.p + page_len + 1;
+        if (sqlite3_prepare_v2(rd->db, csql, -1, &st, NULL) != SQLITE_OK) {
+            rc = db_err(err, rd->db, "search");
+        } else {
+            bind_all(st, &b);
+            if (sqlite3_step(st) == SQLITE_ROW) page->total = sqlite3_column_int64(st, 0);
+            else rc = db_err(err, rd->db, "search");
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (!rc && count > 0) {
+        if (sqlite3_prepare_v2(rd->db, b.sql.p, (int)page_len, &st, NULL) != SQLITE_OK) {
+            rc = db_err(err, rd->db, "search");
+        } else {
+            bind_all(st, &b);
+            int seen = 0, step;
+            while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+                if (++seen > count) {
+                    /* one more row: the page is full, and a next exists;
+                     * the cursor is the last returned row's keys. */
+                    break;
+                }
+                hub_store_version v;
+                memset(&v, 0, sizeof v);
+                v.type = q->type;
+                v.id = (const char *)sqlite3_column_text(st, 0);
+                version_from(st, 1, true, &v);
+                /* Remember this row's keys for the cursor. */
+                const char *keys[4];
+                int types[4];
+                char kb[4][32];
+                for (size_t k = 0; k < q->nsort; k++) {
+                    int col = 6 + (int)k;
+                    int ct = sqlite3_column_type(st, col);
+                    if (ct == SQLITE_INTEGER) {
+                        snprintf(kb[k], sizeof kb[k], "%lld", (long long)sqlite3_column_int64(st, col));
+                        keys[k] = kb[k];
+                        types[k] = 'i';
+                    } else if (ct == SQLITE_FLOAT) {
+                        snprintf(kb[k], sizeof kb[k], "%.17g", sqlite3_column_double(st, col));
+                        keys[k] = kb[k];
+                        types[k] = 'r';
+                    } else {
+                        keys[k] = (const char *)sqlite3_column_text(st, col);
+                        types[k] = 's';
+                    }
+                }
+                if (hub__store_cursor(q, b.snapshot, keys, types, v.id, page->next,
+                                      sizeof page->next) != HUB_OK)
+                    page->next[0] = '\0';
+                rc = fn(ud, &v);
+                if (rc) break;
+            }
+            if (seen <= count) page->next[0] = '\0';
+            if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+                rc = db_err(err, rd->db, "search");
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
+    hub__sq_release(&b);
+    reader_give(s, rd);
+    return rc;
+}
+
+hub_status hub_store_search_tx(hub_store_tx *tx, const hub_store_query *q,
+                               int limit, hub_store_id_fn fn, void *ud, int *n,
+                               hub_err *err) {
+    tx_last_reset(tx);
+    *n = 0;
+    hub__sq b = {0};
+    hub_buf_init(&b.sql);
+    hub_arena_init(&b.arena, 1024);
+    size_t page_len = 0;
+    /* The writer sees everything: no snapshot bound. */
+    hub_status rc = hub__store_search_sql(q, INT64_MAX, true, limit, &b, &page_len, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc && sqlite3_prepare_v2(tx->db, b.sql.p, (int)page_len, &st, NULL) != SQLITE_OK)
+        rc = db_err(err, tx->db, "search");
+    if (!rc) {
+        bind_all(st, &b);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            (*n)++;
+            if (*n > limit || fn == NULL) continue;
+            rc = fn(ud, (const char *)sqlite3_column_text(st, 0));
+            if (rc) break;
+        }
+        if (!rc && step != SQLITE_DONE) rc = db_err(err, tx->db, "search");
+    }
+    sqlite3_finalize(st);
+    hub__sq_release(&b);
     return rc;
 }

@@ -193,16 +193,36 @@ hub_status hub_fhirpath_compile(const char *expr, hub_fhirpath **out,
                                 hub_err *err);
 void hub_fhirpath_free(hub_fhirpath *fp);
 /* Called for each value of the result: the JSON value (borrowed from the
- * resource, or jansson's true/false) and its FHIR type ("CodeableConcept",
- * "dateTime", ...; NULL when the element table does not say). */
+ * resource, or jansson's true/false), its FHIR type ("CodeableConcept",
+ * "dateTime", ...; NULL when the element table does not say) and where its
+ * children are defined (a type or backbone path such as
+ * "Observation.component", for hub_fhirpath_eval_at). */
 typedef hub_status (*hub_fhirpath_fn)(void *ud, const json_t *v,
-                                      const char *type);
+                                      const char *type, const char *key);
 /* Evaluates `fp` on `res` (of type `rtype`); temporaries go to `a`. `d` may
  * be NULL (then values carry no type and choice elements are not found).
  * Returns what fn returns, or HUB_E_NOMEM. */
 hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
                              hub_arena *a, const char *rtype, const json_t *res,
                              hub_fhirpath_fn fn, void *ud);
+
+/* The same on any value: `type` and `key` as the callback gave them
+ * (composite components are evaluated on the composite's items). */
+hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
+                                hub_arena *a, const char *type, const char *key,
+                                const json_t *v, hub_fhirpath_fn fn, void *ud);
+
+/* ---- search values ------------------------------------------------------------ */
+
+/* A FHIR date, dateTime or instant ("2024", "2024-05", "2024-05-17",
+ * "2024-05-17T10:30", "...:15", "...:15.250", with Z or +hh:mm; no zone
+ * means UTC) as the range [*lo, *hi) in ms its precision covers.
+ * HUB_E_PARSE when malformed. */
+hub_status hub_fhir_date_range(const char *s, size_t n, int64_t *lo, int64_t *hi);
+/* A string search value: lower case, Latin accents folded (é -> e, ß ->
+ * ss), written to `out` (at most `cap` bytes with the NUL; longer input is
+ * cut at a character boundary). Returns the length. */
+size_t hub_fhir_str_norm(const char *s, size_t n, char *out, size_t cap);
 
 /* ---- search parameters --------------------------------------------------------- */
 

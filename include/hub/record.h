@@ -20,6 +20,9 @@ typedef struct hub_record hub_record;
 typedef struct {
     hub_store *store;
     const hub_fhir_defs *defs;
+    /* The search-parameter table: what is indexed. NULL indexes only
+     * identifiers (tests of the record's own logic). Borrowed. */
+    const hub_fhir_sps *search;
     hub_fhir_validate_opts validate;
     int max_bundle_entries; /* a larger Bundle is refused (413); <= 0: 1000 */
 } hub_record_cfg;
@@ -74,6 +77,18 @@ hub_status hub_record_history(hub_record *r, const hub_history_query *q,
                               hub_resource_fn fn, void *ud,
                               int64_t *next_cursor, int64_t *total,
                               hub_err *err);
+
+/* ---- index extraction ---------------------------------------------------------- */
+
+/* The one function that turns a resource into its index rows (search,
+ * conditional operations, and later subscription matching): every search
+ * parameter of `type` in `sps` evaluated on `res`. Rows (and any string
+ * they need: normalized text, split references) are in `a`; the other
+ * strings are borrowed from `res`. `d` gives the values' types (may be
+ * NULL). HUB_E_LIMIT over 8192 rows, HUB_E_NOMEM. */
+hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
+                              hub_arena *a, const char *type, const json_t *res,
+                              hub_store_token **rows, size_t *n);
 
 /* ---- changes ------------------------------------------------------------------ */
 

@@ -140,14 +140,27 @@ typedef struct {
     int64_t seq;        /* history position (reads): the paging cursor */
 } hub_store_version;
 
-/* One index row of a resource: a search parameter's value. Today only the
- * token parameter `identifier` is extracted (system may be ""); search will
- * add every parameter through the same extraction function, so the store
- * just keeps whatever rows it is given. */
+/* One index row of a resource: a search parameter's value, produced by
+ * hub_record_extract (the one extraction function). Three kinds, each its
+ * own table:
+ *   HUB_IX_TOKEN   token (system, code), uri (value), reference (system =
+ *                  target type or "", value = id or the absolute URL),
+ *                  string (value = lower case, accents folded; system = the
+ *                  exact text). Derived rows use "param:text" (a token's
+ *                  display text, normalized) and "param:identifier" (a
+ *                  reference's identifier).
+ *   HUB_IX_DATE    [lo, hi) in ms since the epoch: the value's whole
+ *                  precision range (2024-05 is the month).
+ *   HUB_IX_NUMBER  number and quantity: num, system (unit system), value
+ *                  (unit code); "" when none. */
+typedef enum { HUB_IX_TOKEN, HUB_IX_DATE, HUB_IX_NUMBER } hub_ix_kind;
 typedef struct {
     const char *param;  /* "identifier" */
     const char *system; /* "" when the value has none */
     const char *value;
+    hub_ix_kind kind;
+    int64_t lo, hi;
+    double num;
 } hub_store_token;
 
 /* Writer side (inside a job). The current version of type/id: HUB_OK and
@@ -206,5 +219,92 @@ hub_status hub_store_res_history(hub_store *s, const hub_store_history_q *q,
                                  hub_store_version_fn fn, void *ud,
                                  int64_t *next_cursor, int64_t *total,
                                  hub_err *err);
+
+/* ---- search ----------------------------------------------------------------- */
+
+/* A search, as a structure (the store builds its own SQL from it; nothing
+ * above this header writes SQL). The record module fills it from the
+ * FHIR query string. */
+typedef enum {
+    HUB_SQ_EQ, HUB_SQ_NE, HUB_SQ_LT, HUB_SQ_GT, HUB_SQ_LE, HUB_SQ_GE,
+    HUB_SQ_SA, HUB_SQ_EB, HUB_SQ_AP,
+    HUB_SQ_PREFIX,   /* string: value starts with (the default) */
+    HUB_SQ_CONTAINS, /* string: value contains */
+    HUB_SQ_EXACT,    /* string: the exact text (system column) */
+    HUB_SQ_BELOW,    /* uri: starts with */
+    HUB_SQ_ABOVE,    /* uri: is a prefix of the value */
+} hub_sq_op;
+
+typedef struct hub_store_query hub_store_query;
+
+/* One value of a clause (a clause's values are ORed). */
+typedef struct {
+    hub_sq_op op;
+    const char *system; /* token/reference/quantity: NULL any, "" none */
+    const char *value;  /* code, normalized text, uri, id; NULL any */
+    int64_t lo, hi;     /* date: [lo, hi) */
+    double num, num_lo, num_hi; /* number: the value and its precision range */
+    /* reference chain: the referenced resource (of type chain->type, whose
+     * id is in the row's value) must match this query; system must then
+     * be chain->type. */
+    const hub_store_query *chain;
+} hub_store_qval;
+
+typedef enum {
+    HUB_QC_INDEX,    /* rows of `param` in the table of `kind` */
+    HUB_QC_ID,       /* the resource id (token values) */
+    HUB_QC_UPDATED,  /* lastUpdated (date values) */
+    HUB_QC_MISSING,  /* :missing=true (missing) or false */
+    HUB_QC_HAS,      /* _has: a resource of has->type whose index row
+                        `param` (a reference) names this resource */
+    HUB_QC_IN,       /* the resource is one of vals[].value (ids) */
+} hub_qc_kind;
+
+typedef struct {
+    hub_qc_kind kind;
+    const char *param;
+    hub_ix_kind ix;     /* the table */
+    bool negate;        /* :not, :missing=false-of-missing */
+    size_t nvals;
+    const hub_store_qval *vals; /* ORed */
+    const hub_store_query *has;
+} hub_store_qclause;
+
+typedef struct {
+    const char *param;  /* "_id", "_lastUpdated", or an index row name */
+    hub_ix_kind ix;
+    bool desc;
+} hub_store_qsort;
+
+struct hub_store_query {
+    const char *type;
+    size_t nclauses;
+    const hub_store_qclause *clauses; /* ANDed */
+    size_t nsort;
+    hub_store_qsort sort[4];
+    int count;          /* page size, 0..1000 (0: only the total) */
+    bool want_total;
+    const char *cursor; /* a previous page's next cursor, or NULL */
+};
+
+/* A page's outcome. */
+typedef struct {
+    int64_t total;      /* -1 unless want_total */
+    char next[1024];    /* the cursor of the next page, "" when none */
+} hub_store_page;
+
+/* Reader side: the current versions of the resources matching q, in the
+ * sort order (then id), at most q->count. Pages after the first see the
+ * data as of the first page (resources written later are left out), so
+ * paging stays stable while data changes. HUB_E_ARG for a malformed
+ * cursor or query. */
+hub_status hub_store_search(hub_store *s, const hub_store_query *q,
+                            hub_store_version_fn fn, void *ud,
+                            hub_store_page *page, hub_err *err);
+/* Writer side (conditional operations): ids of the resources matching q,
+ * at most `limit` to fn; *n the matches seen (stops at limit + 1). */
+hub_status hub_store_search_tx(hub_store_tx *tx, const hub_store_query *q,
+                               int limit, hub_store_id_fn fn, void *ud, int *n,
+                               hub_err *err);
 
 #endif

@@ -1,0 +1,416 @@
+/* Search: a hub_store_query (a structure) into SQLite SQL and its bound
+ * values. Every clause is an `r.id IN (SELECT id FROM <index table> ...)`
+ * over the (type, param, value) indexes, so SQLite drives the result from
+ * the most selective index and probes the rest; chains nest the same form
+ * for the referenced type. */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 4
+
+static const char *const TABLE[3] = {"res_tokens", "res_dates", "res_nums"};
+
+static hub_status nomem(hub_err *err) {
+    return hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
+}
+
+static int bind(hub__sq *b, hub__bind v) {
+    if (b->nbinds == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 32;
+        hub__bind *p = hub_realloc(b->binds, cap * sizeof *p);
+        if (!p) return -1;
+        b->binds = p;
+        b->cap = cap;
+    }
+    b->binds[b->nbinds++] = v;
+    return (int)b->nbinds; /* ?NNN, 1-based */
+}
+
+static int btext(hub__sq *b, const char *s) { return bind(b, (hub__bind){HUB__B_TEXT, s, 0, 0}); }
+static int bint(hub__sq *b, int64_t i) { return bind(b, (hub__bind){HUB__B_INT, NULL, i, 0}); }
+static int breal(hub__sq *b, double d) { return bind(b, (hub__bind){HUB__B_REAL, NULL, 0, d}); }
+
+typedef struct {
+    hub__sq *b;
+    hub_buf *o;
+    bool bad;
+    hub_err *err;
+} gen;
+
+static void out(gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(gen *g, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp || hub_buf_append(g->o, tmp, (size_t)n)) g->bad = true;
+}
+
+/* ?N of a text bind, or marks the build failed. */
+static int T(gen *g, const char *s) {
+    int k = btext(g->b, s);
+    if (k < 0) g->bad = true;
+    return k;
+}
+static int I(gen *g, int64_t v) {
+    int k = bint(g->b, v);
+    if (k < 0) g->bad = true;
+    return k;
+}
+static int R(gen *g, double v) {
+    int k = breal(g->b, v);
+    if (k < 0) g->bad = true;
+    return k;
+}
+
+static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth);
+
+/* The upper bound of "starts with p": p followed by U+10FFFF. */
+static const char *prefix_hi(gen *g, const char *p) {
+    char *s = hub_arena_sprintf(&g->b->arena, "%s\xf4\x8f\xbf\xbf", p);
+    if (!s) g->bad = true;
+    return s ? s : "";
+}
+
+static const char *like_of(gen *g, const char *p) {
+    size_t n = strlen(p);
+    char *s = hub_arena_alloc(&g->b->arena, 2 * n + 3);
+    if (!s) {
+        g->bad = true;
+        return "";
+    }
+    size_t o = 0;
+    s[o++] = '%';
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '%' || p[i] == '_' || p[i] == '\\') s[o++] = '\\';
+        s[o++] = p[i];
+    }
+    s[o++] = '%';
+    s[o] = '\0';
+    return s;
+}
+
+/* Date predicates: the resource's [c.lo, c.hi) against the search's
+ * [lo, hi) with the specification's prefix semantics. */
+static void date_pred(gen *g, const char *lo_col, const char *hi_col, const hub_store_qval *v) {
+    int l = I(g, v->lo), h = I(g, v->hi);
+    switch (v->op) {
+    case HUB_SQ_NE:
+        out(g, "NOT (%s >= ?%d AND %s <= ?%d)", lo_col, l, hi_col, h);
+        break;
+    case HUB_SQ_GT: out(g, "%s > ?%d", hi_col, h); break;
+    case HUB_SQ_LT: out(g, "%s < ?%d", lo_col, l); break;
+    case HUB_SQ_GE:
+        out(g, "(%s > ?%d OR (%s >= ?%d AND %s <= ?%d))", hi_col, h, lo_col, l, hi_col, h);
+        break;
+    case HUB_SQ_LE:
+        out(g, "(%s < ?%d OR (%s >= ?%d AND %s <= ?%d))", lo_col, l, lo_col, l, hi_col, h);
+        break;
+    case HUB_SQ_SA: out(g, "%s >= ?%d", lo_col, h); break;
+    case HUB_SQ_EB: out(g, "%s <= ?%d", hi_col, l); break;
+    case HUB_SQ_AP: {
+        /* 10% of the distance to now, at least a day, on either side. */
+        int64_t now = hub_now_ms();
+        int64_t d = (v->lo > now ? v->lo - now : now - v->lo) / 10;
+        if (d < 86400000) d = 86400000;
+        out(g, "(%s < ?%d AND %s > ?%d)", lo_col, I(g, v->hi + d), hi_col, I(g, v->lo - d));
+        break;
+    }
+    default: /* eq: the resource's range inside the search's */
+        out(g, "(%s >= ?%d AND %s <= ?%d)", lo_col, l, hi_col, h);
+        break;
+    }
+}
+
+static void num_pred(gen *g, const hub_store_qval *v) {
+    switch (v->op) {
+    case HUB_SQ_NE: out(g, "NOT (t.num >= ?%d AND t.num < ?%d)", R(g, v->num_lo), R(g, v->num_hi)); break;
+    case HUB_SQ_GT: out(g, "t.num > ?%d", R(g, v->num)); break;
+    case HUB_SQ_LT: out(g, "t.num < ?%d", R(g, v->num)); break;
+    case HUB_SQ_GE: out(g, "t.num >= ?%d", R(g, v->num)); break;
+    case HUB_SQ_LE: out(g, "t.num <= ?%d", R(g, v->num)); break;
+    case HUB_SQ_SA: out(g, "t.num > ?%d", R(g, v->num)); break;
+    case HUB_SQ_EB: out(g, "t.num < ?%d", R(g, v->num)); break;
+    case HUB_SQ_AP: {
+        double d = v->num * 0.1;
+        if (d < 0) d = -d;
+        out(g, "(t.num >= ?%d AND t.num <= ?%d)", R(g, v->num - d), R(g, v->num + d));
+        break;
+    }
+    default: out(g, "(t.num >= ?%d AND t.num < ?%d)", R(g, v->num_lo), R(g, v->num_hi)); break;
+    }
+    if (v->value) out(g, " AND t.value = ?%d", T(g, v->value));
+    if (v->system) out(g, " AND t.system = ?%d", T(g, v->system));
+}
+
+static void token_pred(gen *g, const hub_store_qval *v, int depth) {
+    bool any = true;
+    if (v->chain) {
+        if (depth >= MAX_DEPTH) {
+            g->bad = true;
+            return;
+        }
+        out(g, "t.system = ?%d AND t.value IN (SELECT c%d.id FROM resources c%d WHERE ",
+            T(g, v->chain->type), depth, depth);
+        char alias[16];
+        snprintf(alias, sizeof alias, "c%d", depth);
+        where_query(g, v->chain, alias, depth + 1);
+        out(g, ")");
+        return;
+    }
+    if (v->value) {
+        any = false;
+        switch (v->op) {
+        case HUB_SQ_PREFIX:
+        case HUB_SQ_BELOW:
+            out(g, "t.value >= ?%d AND t.value <= ?%d", T(g, v->value), T(g, prefix_hi(g, v->value)));
+            break;
+        case HUB_SQ_CONTAINS:
+            out(g, "t.value LIKE ?%d ESCAPE '\\'", T(g, like_of(g, v->value)));
+            break;
+        case HUB_SQ_EXACT: out(g, "t.system = ?%d", T(g, v->value)); break;
+        case HUB_SQ_ABOVE: {
+            int k = T(g, v->value);
+            out(g, "t.value <= ?%d AND substr(?%d, 1, length(t.value)) = t.value", k, k);
+            break;
+        }
+        default: out(g, "t.value = ?%d", T(g, v->value)); break;
+        }
+    }
+    if (v->system && v->op != HUB_SQ_EXACT) {
+        out(g, "%st.system = ?%d", any ? "" : " AND ", T(g, v->system));
+        any = false;
+    }
+    if (any) out(g, "1");
+}
+
+static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
+                   const char *alias, int depth) {
+    switch (c->kind) {
+    case HUB_QC_ID:
+    case HUB_QC_IN:
+        out(g, "%s%s.id IN (", c->negate ? "NOT " : "", alias);
+        for (size_t i = 0; i < c->nvals; i++)
+            out(g, "%s?%d", i ? ", " : "", T(g, c->vals[i].value ? c->vals[i].value : ""));
+        out(g, ")");
+        return;
+    case HUB_QC_UPDATED: {
+        out(g, "(");
+        char lo[32], hi[32];
+        snprintf(lo, sizeof lo, "%s.last_updated", alias);
+        snprintf(hi, sizeof hi, "(%s.last_updated + 1)", alias);
+        for (size_t i = 0; i < c->nvals; i++) {
+            if (i) out(g, " OR ");
+            date_pred(g, lo, hi, &c->vals[i]);
+        }
+        out(g, ")");
+        return;
+    }
+    case HUB_QC_MISSING:
+        /* negate = missing=false: the resource has a row */
+        out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND t.param = ?%d)",
+            c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias, T(g, c->param));
+        return;
+    case HUB_QC_HAS:
+        if (depth >= MAX_DEPTH || !c->has) {
+            g->bad = true;
+            return;
+        }
+        /* ids referenced from the other type's rows of `param` */
+        out(g, "%s.id IN (SELECT t.value FROM res_tokens t JOIN resources h%d ON h%d.type = t.type "
+               "AND h%d.id = t.id WHERE t.type = ?%d AND t.param = ?%d AND t.system = ?%d AND ",
+            alias, depth, depth, depth, T(g, c->has->type), T(g, c->param), T(g, q->type));
+        char a2[16];
+        snprintf(a2, sizeof a2, "h%d", depth);
+        where_query(g, c->has, a2, depth + 1);
+        out(g, ")");
+        return;
+    case HUB_QC_INDEX:
+        break;
+    }
+    out(g, "%s%s.id IN (SELECT t.id FROM %s t WHERE t.type = ?%d AND t.param = ?%d AND (",
+        c->negate ? "NOT " : "", alias, TABLE[c->ix], T(g, q->type), T(g, c->param));
+    for (size_t i = 0; i < c->nvals; i++) {
+        out(g, "%s(", i ? " OR " : "");
+        if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
+        else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
+        else token_pred(g, &c->vals[i], depth);
+        out(g, ")");
+    }
+    if (c->nvals == 0) out(g, "1");
+    out(g, "))");
+}
+
+/* The conditions on the current row `alias` of q->type (live, in the
+ * snapshot, every clause). */
+static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth) {
+    out(g, "%s.type = ?%d AND %s.deleted = 0", alias, T(g, q->type), alias);
+    for (size_t i = 0; i < q->nclauses && !g->bad; i++) {
+        out(g, " AND ");
+        clause(g, q, &q->clauses[i], alias, depth);
+    }
+}
+
+/* A sort key's SQL: never NULL (missing values sort last ascending and
+ * first... last descending too, by the sentinel's side). */
+static void sort_key(gen *g, const hub_store_query *q, const hub_store_qsort *k) {
+    if (strcmp(k->param, "_id") == 0) {
+        out(g, "r.id");
+    } else if (strcmp(k->param, "_lastUpdated") == 0) {
+        out(g, "r.last_updated");
+    } else if (k->ix == HUB_IX_DATE) {
+        out(g, "COALESCE((SELECT %s(%s) FROM res_dates s WHERE s.type = ?%d AND s.id = r.id AND "
+               "s.param = ?%d), %s)",
+            k->desc ? "MAX" : "MIN", k->desc ? "hi" : "lo", T(g, q->type), T(g, k->param),
+            k->desc ? "-9223372036854775807" : "9223372036854775807");
+    } else if (k->ix == HUB_IX_NUMBER) {
+        out(g, "COALESCE((SELECT %s(num) FROM res_nums s WHERE s.type = ?%d AND s.id = r.id AND "
+               "s.param = ?%d), %s)",
+            k->desc ? "MAX" : "MIN", T(g, q->type), T(g, k->param), k->desc ? "-1e308" : "1e308");
+    } else {
+        out(g, "COALESCE((SELECT %s(value) FROM res_tokens s WHERE s.type = ?%d AND s.id = r.id "
+               "AND s.param = ?%d), %s)",
+            k->desc ? "MAX" : "MIN", T(g, q->type), T(g, k->param),
+            k->desc ? "''" : "char(1114111)");
+    }
+}
+
+/* Cursor: "<snapshot>" then ".<kind><text>" per sort key and the id,
+ * kind i (integer), r (real), s (text, hex). */
+static hub_status parse_cursor(const char *c, size_t nkeys, int64_t *snap, hub__bind *keys,
+                               hub_arena *a, hub_err *err) {
+    char *end;
+    long long v = strtoll(c, &end, 10);
+    if (end == c || v <= 0) return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
+    *snap = v;
+    c = end;
+    for (size_t i = 0; i < nkeys + 1; i++) {
+        if (*c != '.') return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
+        char kind = c[1];
+        c += 2;
+        const char *e = strchr(c, '.');
+        size_t n = e ? (size_t)(e - c) : strlen(c);
+        if (kind == 'i') {
+            keys[i] = (hub__bind){HUB__B_INT, NULL, strtoll(c, NULL, 10), 0};
+        } else if (kind == 'r') {
+            keys[i] = (hub__bind){HUB__B_REAL, NULL, 0, strtod(c, NULL)};
+        } else if (kind == 's' && n % 2 == 0) {
+            char *s = hub_arena_alloc(a, n / 2 + 1);
+            if (!s) return nomem(err);
+            for (size_t k = 0; k < n / 2; k++) {
+                unsigned x;
+                if (sscanf(c + 2 * k, "%2x", &x) != 1)
+                    return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
+                s[k] = (char)x;
+            }
+            s[n / 2] = '\0';
+            keys[i] = (hub__bind){HUB__B_TEXT, s, 0, 0};
+        } else {
+            return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
+        }
+        c += n;
+    }
+    if (*c) return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
+    return HUB_OK;
+}
+
+hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot,
+                             const char *const *keys, const int *key_types,
+                             const char *id, char *outp, size_t cap) {
+    hub_buf b;
+    hub_buf_init(&b);
+    hub_status rc = hub_buf_printf(&b, "%" PRId64, snapshot);
+    for (size_t i = 0; i <= q->nsort && !rc; i++) {
+        const char *v = i < q->nsort ? keys[i] : id;
+        int t = i < q->nsort ? key_types[i] : 's';
+        if (!v) v = "";
+        if (t == 'i' || t == 'r') {
+            rc = hub_buf_printf(&b, ".%c%s", t, v);
+        } else {
+            rc = hub_buf_append_cstr(&b, ".s");
+            for (const unsigned char *p = (const unsigned char *)v; *p && !rc; p++)
+                rc = hub_buf_printf(&b, "%02x", *p);
+        }
+    }
+    if (!rc && b.n + 1 > cap) rc = HUB_E_LIMIT;
+    if (!rc) {
+        memcpy(outp, b.p, b.n);
+        outp[b.n] = '\0';
+    }
+    hub_buf_release(&b);
+    return rc;
+}
+
+hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
+                                 bool ids_only, int limit, hub__sq *b,
+                                 size_t *page_len, hub_err *err) {
+    gen g = {b, &b->sql, false, err};
+    b->snapshot = snapshot;
+    hub__bind keys[5];
+    if (q->nsort > 4) return hub_err_set(err, HUB_E_ARG, "_sort", "more than 4 sort keys");
+    if (q->cursor) {
+        hub_status rc = parse_cursor(q->cursor, q->nsort, &b->snapshot, keys, &b->arena, err);
+        if (rc) return rc;
+    }
+    /* ?1 is the snapshot. */
+    if (I(&g, b->snapshot) != 1) return nomem(err);
+
+    /* The page. */
+    if (ids_only) {
+        out(&g, "SELECT r.id FROM resources r WHERE r.seq <= ?1 AND ");
+        where_query(&g, q, "r", 0);
+        out(&g, " LIMIT %d", limit + 1);
+    } else {
+        out(&g, "SELECT r.id, r.version, r.last_updated, r.deleted, r.seq, h.json");
+        for (size_t i = 0; i < q->nsort; i++) {
+            out(&g, ", ");
+            sort_key(&g, q, &q->sort[i]);
+        }
+        out(&g, " FROM resources r JOIN history h ON h.seq = r.seq WHERE r.seq <= ?1 AND ");
+        where_query(&g, q, "r", 0);
+        if (q->cursor) {
+            /* Keyset: rows after the cursor's keys in the sort order. */
+            out(&g, " AND (");
+            for (size_t i = 0; i <= q->nsort; i++) {
+                out(&g, "%s(", i ? " OR " : "");
+                for (size_t j = 0; j < i; j++) {
+                    sort_key(&g, q, &q->sort[j]);
+                    out(&g, " = ?%d AND ", bind(b, keys[j]));
+                }
+                if (i < q->nsort) {
+                    sort_key(&g, q, &q->sort[i]);
+                    out(&g, " %s ?%d)", q->sort[i].desc ? "<" : ">", bind(b, keys[i]));
+                } else {
+                    out(&g, "r.id > ?%d)", bind(b, keys[i]));
+                }
+            }
+            out(&g, ")");
+        }
+        out(&g, " ORDER BY ");
+        for (size_t i = 0; i < q->nsort; i++) {
+            sort_key(&g, q, &q->sort[i]);
+            out(&g, "%s, ", q->sort[i].desc ? " DESC" : "");
+        }
+        out(&g, "r.id LIMIT %d", limit + 1);
+    }
+    *page_len = b->sql.n;
+    if (hub_buf_append(&b->sql, "", 1)) g.bad = true;
+    if (!ids_only && q->want_total) {
+        out(&g, "SELECT count(*) FROM resources r WHERE r.seq <= ?1 AND ");
+        where_query(&g, q, "r", 0);
+    }
+    if (hub_buf_append(&b->sql, "", 1)) g.bad = true;
+    if (g.bad) return hub_err_set(err, HUB_E_ARG, "search", "query too complex or out of memory");
+    return HUB_OK;
+}
+
+void hub__sq_release(hub__sq *b) {
+    hub_buf_release(&b->sql);
+    hub_free(b->binds);
+    hub_arena_release(&b->arena);
+}
