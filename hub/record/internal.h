@@ -29,4 +29,9 @@ int hub__op_fail(hub_record_op *op, int status, const char *code,
                  const char *expr, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Conditional criteria into a store query (strict: an unknown parameter
+ * is a 400); strings in `a`. 0 or the HTTP status, with issues in oo. */
+int hub__search_criteria(hub_record *r, hub_arena *a, const char *type, const char *criteria,
+                         hub_store_query **q, hub_oo *oo);
+
 #endif

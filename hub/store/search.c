@@ -230,11 +230,26 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
         where_query(g, c->has, a2, depth + 1);
         out(g, ")");
         return;
+    case HUB_QC_REFBY:
+        out(g, "%s.id IN (SELECT t.value FROM res_tokens t WHERE t.type = ?%d AND t.param = ?%d "
+               "AND t.system = ?%d AND t.id IN (",
+            alias, T(g, c->ref_type), T(g, c->param), T(g, q->type));
+        for (size_t i = 0; i < c->nvals; i++)
+            out(g, "%s?%d", i ? ", " : "", T(g, c->vals[i].value ? c->vals[i].value : ""));
+        out(g, "))");
+        return;
     case HUB_QC_INDEX:
         break;
     }
-    out(g, "%s%s.id IN (SELECT t.id FROM %s t WHERE t.type = ?%d AND t.param = ?%d AND (",
-        c->negate ? "NOT " : "", alias, TABLE[c->ix], T(g, q->type), T(g, c->param));
+    out(g, "%s%s.id IN (SELECT t.id FROM %s t WHERE t.type = ?%d AND ", c->negate ? "NOT " : "",
+        alias, TABLE[c->ix], T(g, q->type));
+    if (c->nparams) {
+        out(g, "t.param IN (");
+        for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
+        out(g, ") AND (");
+    } else {
+        out(g, "t.param = ?%d AND (", T(g, c->param));
+    }
     for (size_t i = 0; i < c->nvals; i++) {
         out(g, "%s(", i ? " OR " : "");
         if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);

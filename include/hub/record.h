@@ -90,6 +90,37 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                               hub_arena *a, const char *type, const json_t *res,
                               hub_store_token **rows, size_t *n);
 
+/* ---- search ------------------------------------------------------------------------ */
+
+/* A search request: GET [base]/Type?query, POST [base]/Type/_search (the
+ * form body as `query`), compartment search [base]/Patient/<id>/Type. */
+typedef struct {
+    const char *type;
+    const char *query;        /* the raw query string (no '?'), may be NULL */
+    const char *base;         /* absolute base URL for fullUrl and links */
+    const char *path;         /* "Observation" or "Patient/1/Observation": links */
+    const char *compartment;  /* a Patient id: the Patient compartment, or NULL */
+    bool strict;              /* Prefer: handling=strict */
+} hub_search_req;
+
+/* Runs a search: the searchset Bundle as compact JSON text in *out (appended),
+ * with self/next links (next carries an opaque _cursor), entries with
+ * search.mode match or include, and an OperationOutcome entry (mode outcome)
+ * listing ignored parameters when lenient. Returns HUB_OK with
+ * *http_status 200, or a 4xx in *http_status with *outcome (owned by the
+ * caller): 400 for an unknown parameter under strict handling, a malformed
+ * value, an unsupported modifier; the issue's expression names the
+ * parameter. HUB_E_STORE etc. when the store failed. */
+hub_status hub_record_search(hub_record *r, const hub_search_req *req, hub_buf *out,
+                             int *http_status, hub_oo **outcome, hub_err *err);
+
+/* The search parameters that work for `type` (for the CapabilityStatement):
+ * calls fn for each with its code, type and the definition's canonical URL. */
+typedef void (*hub_search_param_fn)(void *ud, const char *code, const char *type,
+                                    const char *url);
+void hub_record_search_params(hub_record *r, const char *type, hub_search_param_fn fn,
+                              void *ud);
+
 /* ---- changes ------------------------------------------------------------------ */
 
 typedef enum {

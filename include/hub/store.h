@@ -258,6 +258,9 @@ typedef enum {
     HUB_QC_HAS,      /* _has: a resource of has->type whose index row
                         `param` (a reference) names this resource */
     HUB_QC_IN,       /* the resource is one of vals[].value (ids) */
+    HUB_QC_REFBY,    /* the resource is referenced by index row `param`
+                        of a resource of type ref_type whose id is one of
+                        vals[].value (_include) */
 } hub_qc_kind;
 
 typedef struct {
@@ -268,6 +271,9 @@ typedef struct {
     size_t nvals;
     const hub_store_qval *vals; /* ORed */
     const hub_store_query *has;
+    const char *ref_type;       /* HUB_QC_REFBY */
+    size_t nparams;             /* > 0: rows of any of these params */
+    const char *const *params;  /* (the compartment's) instead of `param` */
 } hub_store_qclause;
 
 typedef struct {
