@@ -193,6 +193,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_mllp_server *mllp = NULL;
     hub_demo *demo = NULL;
     hub_fhir_defs *defs = NULL;
+    hub_fhir_sps *sps = NULL;
     hub_record *record = NULL;
     hub_http_fhir *fhir = NULL;
     static hub_serve_channels chans;
@@ -205,6 +206,10 @@ int hub__cmd_serve(int argc, char **argv) {
     int64_t t_defs = hub_mono_ns();
     if (hub_fhir_defs_load(confdir, &defs, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: FHIR tables: %s: %s\n", err.where, err.msg);
+        goto out;
+    }
+    if (hub_fhir_sps_load(confdir, &sps, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: FHIR search parameters: %s: %s\n", err.where, err.msg);
         goto out;
     }
     HUB_LOG_DEBUG("serve", "fhir tables loaded ms=%.2f",
@@ -230,6 +235,7 @@ int hub__cmd_serve(int argc, char **argv) {
 
     hub_record_cfg rc_cfg = {.store = store,
                              .defs = defs,
+                             .search = sps,
                              .validate = {.lenient = cfg.fhir_lenient},
                              .max_bundle_entries = cfg.fhir_max_bundle_entries};
     int64_t t_rec = hub_mono_ns();
@@ -347,6 +353,7 @@ out:
     hub__channels_release(&chans);
     hub_v2_profset_close(profiles);
     hub_fhir_defs_free(defs);
+    hub_fhir_sps_free(sps);
     if (exit_code == 0) HUB_LOG_INFO("serve", "stopped");
     hub_cfg_release(&cfg);
     return exit_code;

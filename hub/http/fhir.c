@@ -50,6 +50,7 @@ static const struct {
     {"update", LVL_TYPE},         {"patch", LVL_TYPE},
     {"delete", LVL_TYPE},         {"history-instance", LVL_TYPE},
     {"history-type", LVL_TYPE},   {"create", LVL_TYPE},
+    {"search-type", LVL_TYPE},
     {"transaction", LVL_SYSTEM},  {"batch", LVL_SYSTEM},
     {"history-system", LVL_SYSTEM},
 };
@@ -840,6 +841,57 @@ static void do_metadata(ctx *c) {
 
 #define MAX_SEGS 5
 
+/* ---- search ------------------------------------------------------------------ */
+
+/* GET [base]/Type?query, POST [base]/Type/_search (form body), and the
+ * Patient compartment [base]/Patient/<id>/Type. The Bundle comes back as
+ * JSON text and is sent as it is unless XML or pretty output is asked. */
+static void do_search(ctx *c, const char *type, const char *compartment, const char *query) {
+    const char *prefer = hub_http_req_header(c->req, "Prefer");
+    char path[200];
+    if (compartment) snprintf(path, sizeof path, "Patient/%s/%s", compartment, type);
+    else snprintf(path, sizeof path, "%s", type);
+    hub_search_req sr = {.type = type,
+                         .query = query,
+                         .base = base_of(c),
+                         .path = path,
+                         .compartment = compartment,
+                         .strict = prefer && strstr(prefer, "handling=strict") != NULL};
+    hub_buf out;
+    hub_buf_init(&out);
+    int st = 200;
+    hub_oo *oo = NULL;
+    hub_err err;
+    hub_err_clear(&err);
+    hub_status rc = hub_record_search(c->f->rec, &sr, &out, &st, &oo, &err);
+    if (rc) {
+        HUB_LOG_WARN("fhir", "search failed rc=%s err='%s'", hub_status_name(rc), err.msg);
+        hub_buf_release(&out);
+        hub_oo_free(oo);
+        send_internal(c);
+        return;
+    }
+    if (st != 200) {
+        hub_buf_release(&out);
+        send_oo(c, st, oo);
+        hub_oo_free(oo);
+        return;
+    }
+    if (c->out == FMT_XML || c->pretty) {
+        json_error_t je;
+        json_t *j = json_loadb(out.p, out.n, 0, &je);
+        hub_buf_release(&out);
+        if (!j) {
+            send_internal(c);
+            return;
+        }
+        send_json(c, 200, j);
+        json_decref(j);
+        return;
+    }
+    set_body(c, 200, CT_JSON, out.p, out.n);
+}
+
 static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     ctx c = {.f = ud, .req = req, .resp = resp};
     if (!negotiate(&c)) return;
@@ -920,7 +972,37 @@ static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
             return;
         }
         }
-        send_405(&c, "POST", get ? "search-type" : m);
+        if (get && supported("search-type")) {
+            do_search(&c, type, NULL, hub_http_req_query_string(req));
+            return;
+        }
+        send_405(&c, "GET, POST", m);
+        return;
+    }
+    if (n == 2 && strcmp(segs[1], "_search") == 0) {
+        if (post && supported("search-type")) {
+            /* The form body's parameters, then the URL's. */
+            hub_slice body = hub_http_req_body(req);
+            const char *qs = hub_http_req_query_string(req);
+            char *q = hub_malloc(body.n + strlen(qs) + 2);
+            if (!q) {
+                send_internal(&c);
+                return;
+            }
+            memcpy(q, body.p, body.n);
+            size_t k = body.n;
+            while (k && (q[k - 1] == '\n' || q[k - 1] == '\r')) k--;
+            if (*qs) {
+                if (k) q[k++] = '&';
+                memcpy(q + k, qs, strlen(qs));
+                k += strlen(qs);
+            }
+            q[k] = '\0';
+            do_search(&c, type, NULL, q);
+            hub_free(q);
+            return;
+        }
+        send_405(&c, "POST", m);
         return;
     }
     if (strcmp(segs[1], "_history") == 0) {
@@ -961,6 +1043,14 @@ static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
         send_405(&c, "GET, PUT, PATCH, DELETE", m);
         return;
     }
+    if (n == 3 && strcmp(type, "Patient") == 0 && hub_fhir_is_resource(c.f->defs, segs[2])) {
+        if (get && supported("search-type")) {
+            do_search(&c, segs[2], id, hub_http_req_query_string(req));
+            return;
+        }
+        send_405(&c, "GET", m);
+        return;
+    }
     if (strcmp(segs[2], "_history") != 0 || n > 4) {
         send_issue(&c, 404, "not-found", NULL, "no such endpoint");
         return;
@@ -995,6 +1085,11 @@ static json_t *str_array(const char *const *v, size_t n) {
     return a;
 }
 
+static void add_search_param(void *ud, const char *code, const char *type, const char *url) {
+    json_array_append_new(ud, json_pack("{s:s, s:s, s:s}", "name", code, "definition", url,
+                                        "type", type));
+}
+
 static json_t *build_capabilities(const hub_http_fhir *f) {
     json_t *types = json_array();
     size_t nt = hub_fhir_resource_count(f->defs);
@@ -1006,10 +1101,13 @@ static json_t *build_capabilities(const hub_http_fhir *f) {
                 json_array_append_new(ia, json_pack("{s:s}", "code", INTERACTIONS[k].code));
         char prof[160];
         snprintf(prof, sizeof prof, "http://hl7.org/fhir/StructureDefinition/%s", t);
+        json_t *sps = json_array();
+        hub_record_search_params(f->rec, t, add_search_param, sps);
         json_array_append_new(
             types,
-            json_pack("{s:s, s:s, s:o, s:s, s:b, s:b, s:b, s:s, s:b, s:s}", "type", t,
-                      "profile", prof, "interaction", ia, "versioning", "versioned-update",
+            json_pack("{s:s, s:s, s:o, s:o, s:s, s:b, s:b, s:b, s:s, s:b, s:s}", "type", t,
+                      "profile", prof, "interaction", ia, "searchParam", sps,
+                      "versioning", "versioned-update",
                       "readHistory", 1, "updateCreate", 1, "conditionalCreate", 1,
                       "conditionalRead", "full-support", "conditionalUpdate", 1,
                       "conditionalDelete", "single"));
