@@ -31,6 +31,7 @@ typedef enum {
     N_STR,     /* 'literal' */
     N_BOOL,    /* true, false */
     N_THIS,    /* the context (a path's start) */
+    N_ROOT,    /* %resource */
 } node_kind;
 
 typedef struct fp_node fp_node;
@@ -171,6 +172,12 @@ static fp_node *p_term(lexer *l, int depth) {
             return NULL;
         }
         return mk(N_STR, NULL, NULL, s);
+    }
+    if (accept(l, "%resource")) {
+        fp_node *root = mk(N_ROOT, NULL, NULL, NULL);
+        if (!root) return NULL;
+        /* a following .name applies to it */
+        return root;
     }
     if (accept(l, "true")) return mk(N_BOOL, NULL, NULL, hub_strdup("true"));
     if (accept(l, "false")) return mk(N_BOOL, NULL, NULL, hub_strdup("false"));
@@ -327,6 +334,7 @@ typedef struct {
     hub_arena *a;
     const char *rtype;
     bool nomem;
+    item root; /* %resource (the outermost evaluation's value) */
 } ev;
 
 static bool push(ev *e, coll *c, item x) {
@@ -467,6 +475,9 @@ static void eval(ev *e, const fp_node *n, const coll *in, coll *out, int depth) 
     case N_THIS:
         for (size_t i = 0; i < in->n; i++) push(e, out, in->it[i]);
         return;
+    case N_ROOT:
+        if (e->root.v) push(e, out, e->root);
+        return;
     case N_STR:
     case N_BOOL: {
         json_t *lit = n->kind == N_BOOL ? (json_t *)const_bool(n->name[0] == 't') : NULL;
@@ -588,13 +599,14 @@ static void eval(ev *e, const fp_node *n, const coll *in, coll *out, int depth) 
 hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
                              hub_arena *a, const char *rtype, const json_t *res,
                              hub_fhirpath_fn fn, void *ud) {
-    return hub_fhirpath_eval_at(d, fp, a, rtype, rtype, res, fn, ud);
+    return hub_fhirpath_eval_at(d, fp, a, rtype, rtype, res, rtype, res, fn, ud);
 }
 
 hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
                                 hub_arena *a, const char *type, const char *key,
-                                const json_t *v, hub_fhirpath_fn fn, void *ud) {
-    ev e = {d, a, type, false};
+                                const json_t *v, const char *rtype, const json_t *res,
+                                hub_fhirpath_fn fn, void *ud) {
+    ev e = {d, a, type, false, {res, rtype, rtype}};
     item root = {v, type, key};
     coll in = {&root, 1, 1};
     coll out = {0};

@@ -286,6 +286,7 @@ typedef struct {
     const hub_fhir_defs *d;
     const hub_fhir_sp *sp;
     const char *rtype;
+    const json_t *res;
     int item;
 } comp_ctx;
 
@@ -302,7 +303,7 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
         /* Component expressions are relative to the item: evaluated with
          * the item as a resource of the item's type. */
         hub_status rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[i], c->k->a, type,
-                                             key, v, on_value, &cc);
+                                             key, v, c->rtype, c->res, on_value, &cc);
         if (rc) return rc;
         char *tie = hub_arena_sprintf(c->k->a, "#%d", c->item);
         if (!tie) return HUB_E_NOMEM;
@@ -345,7 +346,7 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                 k.param = sp->code;
                 hub_status rc;
                 if (sp->type == HUB_SP_COMPOSITE) {
-                    comp_ctx cc = {&k, d, sp, type, 0};
+                    comp_ctx cc = {&k, d, sp, type, res, 0};
                     rc = hub_fhirpath_eval(d, sp->path, a, type, res, on_comp_item, &cc);
                 } else {
                     cb_ctx cc = {&k, sp->type};

@@ -504,13 +504,16 @@ typedef struct {
     hub_buf self;   /* the query as understood, for links */
 } request;
 
+/* Result parameters (_count, _sort, ...) as opposed to the search
+ * parameters that start with '_' (_id, _lastUpdated, _tag, _has, ...). */
 static bool is_control(const char *n) {
-    return n[0] == '_' && strncmp(n, "_has:", 5) != 0 && strcmp(n, "_id") != 0 &&
-           strcmp(n, "_lastUpdated") != 0 && strncmp(n, "_id:", 4) != 0 &&
-           strncmp(n, "_lastUpdated:", 13) != 0 && strcmp(n, "_tag") != 0 &&
-           strcmp(n, "_profile") != 0 && strcmp(n, "_security") != 0 &&
-           strncmp(n, "_tag:", 5) != 0 && strncmp(n, "_security:", 10) != 0 &&
-           strcmp(n, "_source") != 0;
+    if (n[0] != '_' || strncmp(n, "_has:", 5) == 0) return false;
+    static const char *const SEARCH[] = {"_id", "_lastUpdated", "_tag", "_profile",
+                                         "_security", "_source"};
+    size_t len = strcspn(n, ":.");
+    for (size_t i = 0; i < sizeof SEARCH / sizeof *SEARCH; i++)
+        if (strlen(SEARCH[i]) == len && strncmp(n, SEARCH[i], len) == 0) return false;
+    return true;
 }
 
 static bool parse_include(pctx *c, char *v, include *in, const char *name) {

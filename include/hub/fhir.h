@@ -206,11 +206,13 @@ hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
                              hub_arena *a, const char *rtype, const json_t *res,
                              hub_fhirpath_fn fn, void *ud);
 
-/* The same on any value: `type` and `key` as the callback gave them
- * (composite components are evaluated on the composite's items). */
+/* The same on any value v of the resource `res` (for %resource): `type`
+ * and `key` as the callback gave them (composite components are evaluated
+ * on the composite's items). */
 hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
                                 hub_arena *a, const char *type, const char *key,
-                                const json_t *v, hub_fhirpath_fn fn, void *ud);
+                                const json_t *v, const char *rtype, const json_t *res,
+                                hub_fhirpath_fn fn, void *ud);
 
 /* ---- search values ------------------------------------------------------------ */
 

@@ -1,0 +1,539 @@
+/* FHIR search over a fixed data set: every parameter type, prefix and
+ * modifier, dates at every precision and with time zones, chains, _has,
+ * includes, paging while inserting, compartments, errors; the FHIRPath
+ * coverage of the official definitions; every search parameter the
+ * CapabilityStatement lists checked against a brute-force filter. */
+#include "hub/record.h"
+#include "hub_test.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define R4 HUB_SOURCE_DIR "/conformance/fhir/r4"
+
+static char dir[256];
+static hub_store *store;
+static hub_record *rec;
+static hub_fhir_defs *defs;
+static hub_fhir_sps *sps;
+
+static void put(const char *type, const char *id, const char *body) {
+    json_error_t je;
+    json_t *res = json_loads(body, 0, &je);
+    cr_assert_not_null(res, "bad fixture %s/%s: %s", type, id, je.text);
+    json_object_set_new(res, "id", json_string(id));
+    hub_record_op op = {.kind = HUB_OP_UPDATE, .type = type, .id = id, .resource = res};
+    hub_err err;
+    cr_assert_eq(hub_record_apply(rec, &op, 1, false, &err), HUB_OK, "%s", err.msg);
+    cr_assert(op.status == 201 || op.status == 200, "%s/%s: %d", type, id, op.status);
+    hub_record_op_release(&op);
+    json_decref(res);
+}
+
+static const char *const FIXTURES[][3] = {
+    {"Practitioner", "dr1", "{\"resourceType\":\"Practitioner\",\"name\":[{\"family\":\"Doctor\",\"given\":[\"Carl\"]}]}"},
+    {"Patient", "p1",
+     "{\"resourceType\":\"Patient\",\"active\":true,\"identifier\":[{\"type\":{\"coding\":[{\"system\":"
+     "\"http://terminology.hl7.org/CodeSystem/v2-0203\",\"code\":\"MR\"}]},\"system\":\"urn:mrn\","
+     "\"value\":\"M1\"}],\"name\":[{\"family\":\"M\xc3\xbcller\",\"given\":[\"Ann\"]}],\"gender\":"
+     "\"female\",\"birthDate\":\"1970-05-03\",\"telecom\":[{\"system\":\"phone\",\"value\":"
+     "\"555-1234\"}],\"address\":[{\"city\":\"Berlin\"}],\"deceasedBoolean\":false}"},
+    {"Patient", "p2",
+     "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:mrn\",\"value\":\"M2\"}],"
+     "\"name\":[{\"family\":\"Smith\",\"given\":[\"Bob\"]}],\"gender\":\"male\",\"birthDate\":"
+     "\"1980-01\",\"generalPractitioner\":[{\"reference\":\"Practitioner/dr1\"}],"
+     "\"deceasedDateTime\":\"2020-02-02\"}"},
+    {"Patient", "p3",
+     "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:other\",\"value\":\"M1\"}],"
+     "\"name\":[{\"family\":\"\xc3\x85ngstr\xc3\xb6m\",\"given\":[\"Zo\xc3\xab\"]}],\"gender\":"
+     "\"female\",\"birthDate\":\"1970\"}"},
+    {"Patient", "p4",
+     "{\"resourceType\":\"Patient\",\"meta\":{\"tag\":[{\"system\":\"urn:tag\",\"code\":\"vip\"}],"
+     "\"profile\":[\"http://example.org/fhir/StructureDefinition/my-patient\"]},\"name\":[{\"text\":"
+     "\"Anna Annaberg\"}],\"gender\":\"other\"}"},
+    {"Observation", "o1",
+     "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":"
+     "\"http://loinc.org\",\"code\":\"8867-4\",\"display\":\"Heart rate\"}]},\"subject\":{"
+     "\"reference\":\"Patient/p1\"},\"effectiveDateTime\":\"2024-05-17T10:30:00+02:00\","
+     "\"valueQuantity\":{\"value\":72,\"unit\":\"/min\",\"system\":\"http://unitsofmeasure.org\","
+     "\"code\":\"/min\"}}"},
+    {"Observation", "o2",
+     "{\"resourceType\":\"Observation\",\"status\":\"amended\",\"category\":[{\"coding\":[{"
+     "\"system\":\"http://terminology.hl7.org/CodeSystem/observation-category\",\"code\":"
+     "\"vital-signs\"}]}],\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":"
+     "\"8310-5\"}]},\"subject\":{\"reference\":\"Patient/p1\"},\"effectiveDateTime\":\"2024-05-18\","
+     "\"valueQuantity\":{\"value\":37.5,\"system\":\"http://unitsofmeasure.org\",\"code\":\"Cel\"}}"},
+    {"Observation", "o3",
+     "{\"resourceType\":\"Observation\",\"status\":\"preliminary\",\"code\":{\"coding\":[{"
+     "\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}]},\"subject\":{\"reference\":"
+     "\"Patient/p2\"},\"performer\":[{\"reference\":\"Practitioner/dr1\"}],\"effectivePeriod\":{"
+     "\"start\":\"2024-06-01T00:00:00Z\",\"end\":\"2024-06-30T23:59:00Z\"},\"valueQuantity\":{"
+     "\"value\":100,\"system\":\"http://unitsofmeasure.org\",\"code\":\"/min\"}}"},
+    {"Observation", "o4",
+     "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":"
+     "\"http://loinc.org\",\"code\":\"29463-7\"}]},\"subject\":{\"reference\":\"Patient/p3\"},"
+     "\"effectiveDateTime\":\"2023\",\"valueQuantity\":{\"value\":80,\"system\":"
+     "\"http://unitsofmeasure.org\",\"code\":\"kg\"}}"},
+    {"Observation", "o5",
+     "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":"
+     "\"http://loinc.org\",\"code\":\"8867-4\"}]},\"subject\":{\"reference\":\"Group/g1\"},"
+     "\"effectiveInstant\":\"2024-05-17T08:30:00.000Z\",\"valueString\":\"hello\"}"},
+};
+#define NFIX (sizeof FIXTURES / sizeof FIXTURES[0])
+
+static void up(void) {
+    hub_err err;
+    hub_test_tmpdir(dir);
+    hub_store_cfg sc = {.dir = dir, .commit_batch_max = 512};
+    cr_assert_eq(hub_store_open(&sc, &store, &err), HUB_OK, "%s", err.msg);
+    cr_assert_eq(hub_fhir_defs_load(R4, &defs, &err), HUB_OK, "%s", err.msg);
+    cr_assert_eq(hub_fhir_sps_load(R4, &sps, &err), HUB_OK, "%s", err.msg);
+    hub_record_cfg rc = {.store = store, .defs = defs, .search = sps, .max_bundle_entries = 100};
+    cr_assert_eq(hub_record_open(&rc, &rec, &err), HUB_OK, "%s", err.msg);
+    for (size_t i = 0; i < NFIX; i++) put(FIXTURES[i][0], FIXTURES[i][1], FIXTURES[i][2]);
+}
+
+static void down(void) {
+    hub_record_close(rec);
+    hub_store_close(store);
+    hub_fhir_sps_free(sps);
+    hub_fhir_defs_free(defs);
+    hub_test_rmtree(dir);
+}
+
+/* Runs a search; returns the Bundle (or the OperationOutcome) and sets
+ * *status. */
+static json_t *search(const char *type, const char *q, const char *compartment, bool strict,
+                      int *status) {
+    hub_search_req req = {.type = type, .query = q, .base = "http://h/fhir", .path = type,
+                          .compartment = compartment, .strict = strict};
+    hub_buf out;
+    hub_buf_init(&out);
+    hub_oo *oo = NULL;
+    hub_err err;
+    cr_assert_eq(hub_record_search(rec, &req, &out, status, &oo, &err), HUB_OK, "%s", err.msg);
+    json_t *j;
+    if (*status != 200) {
+        cr_assert_not_null(oo);
+        j = hub_oo_json(oo);
+        hub_oo_free(oo);
+    } else {
+        json_error_t je;
+        j = json_loadb(out.p, out.n, 0, &je);
+        cr_assert_not_null(j, "bundle is not JSON: %s", je.text);
+    }
+    hub_buf_release(&out);
+    return j;
+}
+
+static int cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The match ids of a Bundle, sorted, comma-joined. */
+static void ids_of(const json_t *b, const char *mode, char *out, size_t cap) {
+    const char *ids[200];
+    size_t n = 0, i;
+    const json_t *e;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        const char *m = json_string_value(json_object_get(json_object_get(e, "search"), "mode"));
+        if (m && strcmp(m, mode) == 0 && n < 200)
+            ids[n++] = json_string_value(json_object_get(json_object_get(e, "resource"), "id"));
+    }
+    qsort(ids, n, sizeof *ids, cmp);
+    out[0] = '\0';
+    size_t o = 0;
+    for (size_t k = 0; k < n; k++) o += (size_t)snprintf(out + o, cap - o, "%s%s", k ? "," : "", ids[k]);
+}
+
+static const struct {
+    const char *type, *query, *expect;
+} CASES[] = {
+    /* token */
+    {"Patient", "identifier=urn:mrn|M1", "p1"},
+    {"Patient", "identifier=M1", "p1,p3"},
+    {"Patient", "identifier=urn:mrn|", "p1,p2"},
+    {"Patient", "identifier=|M1", ""},
+    {"Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|M1", "p1"},
+    {"Patient", "gender=female", "p1,p3"},
+    {"Patient", "gender:not=female", "p2,p4"},
+    {"Patient", "gender=female,male", "p1,p2,p3"},
+    {"Patient", "gender=female&identifier=urn:other|", "p3"},
+    {"Patient", "phone=555-1234", "p1"},
+    {"Patient", "deceased=true", "p2"},
+    {"Patient", "deceased=false", "p1"},
+    {"Patient", "active=true", "p1"},
+    {"Patient", "_tag=urn:tag|vip", "p4"},
+    {"Patient", "_id=p1,p2", "p1,p2"},
+    {"Observation", "code=http://loinc.org|8867-4", "o1,o3,o5"},
+    {"Observation", "code=8867-4&code=8310-5", ""},
+    {"Observation", "code:text=heart", "o1"},
+    {"Observation", "code:missing=true", ""},
+    {"Observation", "category=vital-signs", "o2"},
+    {"Observation", "category:missing=true", "o1,o3,o4,o5"},
+    {"Observation", "status=final,amended", "o1,o2,o4,o5"},
+    /* string */
+    {"Patient", "name=ann", "p1,p4"},
+    {"Patient", "name:exact=Ann", "p1"},
+    {"Patient", "name:exact=ann", ""},
+    {"Patient", "name:contains=str", "p3"},
+    {"Patient", "name=ANGSTROM", "p3"},
+    {"Patient", "name=zoe", "p3"},
+    {"Patient", "family=muller", "p1"},
+    {"Patient", "address-city=berlin", "p1"},
+    {"Observation", "value-string=hel", "o5"},
+    {"Practitioner", "name=doc", "dr1"},
+    /* date */
+    {"Patient", "birthdate=1970", "p1,p3"},
+    {"Patient", "birthdate=1970-05", "p1"},
+    {"Patient", "birthdate=1970-05-03", "p1"},
+    {"Patient", "birthdate=ne1970-05-03", "p2,p3"},
+    {"Patient", "birthdate=lt1975", "p1,p3"},
+    {"Patient", "birthdate=gt1975", "p2"},
+    {"Patient", "birthdate=ge1970-05-03", "p1,p2,p3"},
+    {"Patient", "birthdate=le1970-05-03", "p1,p3"},
+    {"Patient", "birthdate=sa1970-12-31", "p2"},
+    {"Patient", "birthdate=eb1975", "p1,p3"},
+    {"Patient", "birthdate:missing=true", "p4"},
+    {"Patient", "birthdate=1980", "p2"},
+    {"Patient", "birthdate=1980-01-15", ""},
+    {"Observation", "date=2024-05-17", "o1,o5"},
+    {"Observation", "date=2024-05-17T08:30Z", "o1,o5"},
+    {"Observation", "date=2024-05-17T10:30:00%2B02:00", "o1,o5"},
+    {"Observation", "date=2024-05-17T10:30:00-02:00", ""},
+    {"Observation", "date=2024-05-17T08:30:00.000Z", "o5"},
+    {"Observation", "date=2024-06", "o3"},
+    {"Observation", "date=2024-06-15", ""},
+    {"Observation", "date=lt2024", "o4"},
+    {"Observation", "date=ge2024-06", "o3"},
+    {"Observation", "date=gt2024-05-17&date=lt2024-06", "o2"},
+    {"Patient", "_lastUpdated=gt2000", "p1,p2,p3,p4"},
+    {"Patient", "_lastUpdated=lt2000", ""},
+    /* reference */
+    {"Observation", "patient=Patient/p1", "o1,o2"},
+    {"Observation", "patient=p1", "o1,o2"},
+    {"Observation", "subject=Group/g1", "o5"},
+    {"Observation", "subject:Patient=p1", "o1,o2"},
+    {"Observation", "subject=Patient/p1,Patient/p2", "o1,o2,o3"},
+    {"Patient", "general-practitioner=Practitioner/dr1", "p2"},
+    {"Observation", "code=8867-4&patient=p1", "o1"},
+    /* quantity, number */
+    {"Observation", "value-quantity=72", "o1"},
+    {"Observation", "value-quantity=gt75", "o3,o4"},
+    {"Observation", "value-quantity=le72", "o1,o2"},
+    {"Observation", "value-quantity=gt75|http://unitsofmeasure.org|kg", "o4"},
+    {"Observation", "value-quantity=37.5|http://unitsofmeasure.org|Cel", "o2"},
+    {"Observation", "value-quantity=37|http://unitsofmeasure.org|Cel", ""},
+    {"Observation", "value-quantity=ap99", "o3"},
+    /* uri */
+    {"Patient", "_profile=http://example.org/fhir/StructureDefinition/my-patient", "p4"},
+    {"Patient", "_profile:below=http://example.org/fhir", "p4"},
+    {"Patient", "_profile:above=http://example.org/fhir/StructureDefinition/my-patient/x", "p4"},
+    {"Patient", "_profile=http://example.org/fhir", ""},
+    /* chains, reverse chains */
+    {"Observation", "subject.name=smith", "o3"},
+    {"Observation", "subject:Patient.name=smith", "o3"},
+    {"Observation", "patient.identifier=urn:mrn|M1", "o1,o2"},
+    {"Observation", "patient.birthdate=1970", "o1,o2,o4"},
+    {"Observation", "performer.name=carl", "o3"},
+    {"Observation", "patient.general-practitioner.name=doctor", "o3"},
+    {"Patient", "_has:Observation:patient:code=29463-7", "p3"},
+    {"Patient", "_has:Observation:patient:status=final", "p1,p3"},
+};
+
+Test(search, table, .init = up, .fini = down) {
+    char got[2048];
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        int st;
+        json_t *b = search(CASES[i].type, CASES[i].query, NULL, true, &st);
+        cr_assert_eq(st, 200, "%s?%s: %d %s", CASES[i].type, CASES[i].query, st,
+                     json_dumps(b, JSON_COMPACT));
+        ids_of(b, "match", got, sizeof got);
+        const char *exp = CASES[i].expect;
+        cr_expect_str_eq(got, exp, "%s?%s", CASES[i].type, CASES[i].query);
+        json_int_t total = json_integer_value(json_object_get(b, "total"));
+        size_t n = got[0] ? 1 : 0;
+        for (const char *p = got; *p; p++) n += *p == ',';
+        cr_expect_eq((size_t)total, n, "%s?%s total", CASES[i].type, CASES[i].query);
+        json_decref(b);
+    }
+}
+
+static const struct {
+    const char *type, *query;
+    int status;
+    const char *expr;
+} ERRORS[] = {
+    {"Patient", "foo=1", 400, "foo"},
+    {"Patient", "birthdate=1970-13", 400, "birthdate"},
+    {"Patient", "birthdate=yesterday", 400, "birthdate"},
+    {"Patient", "name:below=x", 400, "name"},
+    {"Patient", "gender:missing=maybe", 400, "gender"},
+    {"Observation", "value-quantity=abc", 400, "value-quantity"},
+    {"Observation", "code-value-quantity=8867-4$gt5", 400, "code-value-quantity"},
+    {"Observation", "subject.foo=1", 400, "subject"},
+    {"Observation", "code.name=x", 400, "code"},
+    {"Patient", "_sort=foo", 400, "_sort"},
+    {"Patient", "_count=-1", 400, "_count"},
+    {"Patient", "_summary=maybe", 400, "_summary"},
+    {"Patient", "_include=Patient:name", 400, "_include"},
+    {"Patient", "_has:Observation:code:status=final", 400, "_has"},
+    {"Patient", "name=%zz", 400, NULL},
+    {"Patient", "_cursor=garbage", 400, "_cursor"},
+};
+
+Test(search, errors_name_the_parameter, .init = up, .fini = down) {
+    for (size_t i = 0; i < sizeof ERRORS / sizeof ERRORS[0]; i++) {
+        int st;
+        json_t *o = search(ERRORS[i].type, ERRORS[i].query, NULL, true, &st);
+        cr_expect_eq(st, ERRORS[i].status, "%s?%s: %d", ERRORS[i].type, ERRORS[i].query, st);
+        cr_expect_str_eq(json_string_value(json_object_get(o, "resourceType")), "OperationOutcome");
+        json_t *issue = json_array_get(json_object_get(o, "issue"), 0);
+        if (ERRORS[i].expr)
+            cr_expect_str_eq(json_string_value(json_array_get(json_object_get(issue, "expression"), 0)),
+                             ERRORS[i].expr, "%s?%s", ERRORS[i].type, ERRORS[i].query);
+        /* never the value itself */
+        char *t = json_dumps(o, 0);
+        if (strstr(ERRORS[i].query, "yesterday")) cr_expect_null(strstr(t, "yesterday"));
+        free(t);
+        json_decref(o);
+    }
+}
+
+Test(search, lenient_reports_unknown_in_the_bundle, .init = up, .fini = down) {
+    int st;
+    json_t *b = search("Patient", "foo=1&gender=male", NULL, false, &st);
+    cr_assert_eq(st, 200);
+    char got[256];
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "p2");
+    size_t i;
+    json_t *e;
+    bool outcome = false;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        const char *m = json_string_value(json_object_get(json_object_get(e, "search"), "mode"));
+        if (strcmp(m, "outcome") == 0) {
+            outcome = true;
+            json_t *iss = json_array_get(json_object_get(json_object_get(e, "resource"), "issue"), 0);
+            cr_expect_str_eq(json_string_value(json_array_get(json_object_get(iss, "expression"), 0)),
+                             "foo");
+        }
+    }
+    cr_expect(outcome);
+    json_decref(b);
+}
+
+Test(search, include_and_revinclude, .init = up, .fini = down) {
+    int st;
+    char got[256];
+    json_t *b = search("Observation", "code=8867-4&_include=Observation:patient", NULL, true, &st);
+    cr_assert_eq(st, 200);
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "o1,o3,o5");
+    ids_of(b, "include", got, sizeof got);
+    cr_expect_str_eq(got, "p1,p2");
+    json_decref(b);
+    b = search("Patient", "gender=female&_revinclude=Observation:subject", NULL, true, &st);
+    ids_of(b, "include", got, sizeof got);
+    cr_expect_str_eq(got, "o1,o2,o4");
+    json_decref(b);
+    b = search("Observation", "_id=o3&_include=Observation:performer:Practitioner", NULL, true, &st);
+    ids_of(b, "include", got, sizeof got);
+    cr_expect_str_eq(got, "dr1");
+    json_decref(b);
+}
+
+Test(search, sort_count_summary_elements, .init = up, .fini = down) {
+    int st;
+    json_t *b = search("Patient", "_sort=-birthdate,_id", NULL, true, &st);
+    cr_assert_eq(st, 200);
+    const char *order[4];
+    for (size_t i = 0; i < 4; i++)
+        order[i] = json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(b, "entry"), i), "resource"), "id"));
+    /* p2 1980-01, p3 1970 (its year ends last of the 1970s: MAX(hi)), p1,
+     * then p4 without a birth date */
+    cr_expect_str_eq(order[0], "p2");
+    cr_expect_str_eq(order[1], "p3");
+    cr_expect_str_eq(order[2], "p1");
+    cr_expect_str_eq(order[3], "p4");
+    json_decref(b);
+    b = search("Patient", "_sort=family", NULL, true, &st);
+    cr_expect_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource"), "id")),
+                     "p3"); /* folded: angstrom < muller < smith */
+    json_decref(b);
+
+    b = search("Observation", "_summary=count", NULL, true, &st);
+    cr_expect_eq(json_integer_value(json_object_get(b, "total")), 5);
+    cr_expect_null(json_object_get(b, "entry"));
+    json_decref(b);
+
+    b = search("Patient", "_id=p1&_elements=gender", NULL, true, &st);
+    json_t *r = json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource");
+    cr_expect_str_eq(json_string_value(json_object_get(r, "gender")), "female");
+    cr_expect_null(json_object_get(r, "name"));
+    cr_expect_str_eq(json_string_value(json_object_get(r, "id")), "p1");
+    json_decref(b);
+
+    b = search("Patient", "_id=p1&_summary=true", NULL, true, &st);
+    r = json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource");
+    cr_expect_not_null(json_object_get(r, "name")); /* a summary element */
+    json_t *tag = json_array_get(json_object_get(json_object_get(r, "meta"), "tag"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(tag, "code")), "SUBSETTED");
+    json_decref(b);
+
+    b = search("Patient", "_total=none", NULL, true, &st);
+    cr_expect_null(json_object_get(b, "total"));
+    json_decref(b);
+}
+
+Test(search, compartment, .init = up, .fini = down) {
+    int st;
+    char got[256];
+    json_t *b = search("Observation", NULL, "p1", true, &st);
+    cr_assert_eq(st, 200);
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "o1,o2");
+    json_decref(b);
+    b = search("Observation", "code=8310-5", "p1", true, &st);
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "o2");
+    json_decref(b);
+    b = search("Practitioner", NULL, "p1", true, &st);
+    cr_expect_eq(st, 400);
+    json_decref(b);
+}
+
+/* The next link's _cursor, or NULL. */
+static char *next_cursor(const json_t *b) {
+    size_t i;
+    const json_t *l;
+    json_array_foreach(json_object_get(b, "link"), i, l) {
+        if (strcmp(json_string_value(json_object_get(l, "relation")), "next") == 0) {
+            const char *u = strstr(json_string_value(json_object_get(l, "url")), "?");
+            return strdup(u + 1);
+        }
+    }
+    return NULL;
+}
+
+Test(search, paging_is_stable_while_inserting, .init = up, .fini = down) {
+    int st;
+    /* 12 more patients, then page by 5 while adding one per page */
+    for (int i = 0; i < 12; i++) {
+        char id[16], body[128];
+        snprintf(id, sizeof id, "q%02d", i);
+        snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"gender\":\"%s\"}",
+                 i % 2 ? "male" : "female");
+        put("Patient", id, body);
+    }
+    json_t *b = search("Patient", "_count=5&_sort=gender", NULL, true, &st);
+    cr_assert_eq(st, 200);
+    cr_expect_eq(json_integer_value(json_object_get(b, "total")), 16);
+    char seen[64][16];
+    size_t nseen = 0;
+    for (int page = 0; page < 10; page++) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(b, "entry"), i, e) {
+            const char *id = json_string_value(json_object_get(json_object_get(e, "resource"), "id"));
+            for (size_t k = 0; k < nseen; k++) cr_expect_str_neq(seen[k], id, "%s twice", id);
+            cr_assert_lt(nseen, 64);
+            snprintf(seen[nseen++], 16, "%s", id);
+        }
+        char *nq = next_cursor(b);
+        json_decref(b);
+        if (!nq) break;
+        char id[16];
+        snprintf(id, sizeof id, "new%d", page);
+        put("Patient", id, "{\"resourceType\":\"Patient\",\"gender\":\"female\"}");
+        b = search("Patient", nq, NULL, true, &st);
+        cr_assert_eq(st, 200, "page %d", page);
+        free(nq);
+    }
+    cr_expect_eq(nseen, 16, "every resource of the first page's snapshot once");
+}
+
+Test(search, fhirpath_covers_every_definition) {
+    hub_err err;
+    hub_fhir_sps *t;
+    cr_assert_eq(hub_fhir_sps_load(R4, &t, &err), HUB_OK, "%s", err.msg);
+    size_t rows, compiled;
+    hub_fhir_sps_stats(t, &rows, &compiled);
+    cr_log_info("search parameters: %zu rows (definition x base), %zu compiled", rows, compiled);
+    cr_expect_eq(compiled, rows, "%zu of %zu expressions outside the FHIRPath subset",
+                 rows - compiled, rows);
+    cr_expect_gt(rows, 1377);
+    hub_fhir_sps_free(t);
+}
+
+typedef struct {
+    int n;
+    const char *type;
+    bool last_true;
+} fp_got;
+
+static hub_status on_fp(void *ud, const json_t *v, const char *type, const char *key) {
+    fp_got *g = ud;
+    (void)key;
+    g->n++;
+    g->type = type;
+    g->last_true = json_is_true(v);
+    return HUB_OK;
+}
+
+Test(search, fhirpath_subset) {
+    hub_err err;
+    hub_fhir_defs *d;
+    cr_assert_eq(hub_fhir_defs_load(R4, &d, &err), HUB_OK);
+    json_error_t je;
+    json_t *obs = json_loads(
+        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
+        "\"subject\":{\"reference\":\"http://x/fhir/Patient/1/_history/2\"},\"valueQuantity\":{"
+        "\"value\":1},\"component\":[{\"code\":{\"text\":\"a\"},\"valueString\":\"s\"},{\"code\":{"
+        "\"text\":\"b\"},\"valueQuantity\":{\"value\":2}}],\"extension\":[{\"url\":\"u\","
+        "\"valueString\":\"e\"}]}",
+        0, &je);
+    static const struct {
+        const char *expr;
+        int n;
+        const char *type;
+    } C[] = {
+        {"Observation.subject.where(resolve() is Patient)", 1, "Reference"},
+        {"Observation.subject.where(resolve() is Group)", 0, NULL},
+        {"Observation.value.ofType(Quantity)", 1, "Quantity"},
+        {"Observation.value as Quantity", 1, "Quantity"},
+        {"(Observation.value.ofType(string))", 0, NULL},
+        {"Observation.component.value.ofType(Quantity) | Observation.value", 2, "Quantity"},
+        {"Observation.component[1].code", 1, "CodeableConcept"},
+        {"Observation.component.code.first()", 1, "CodeableConcept"},
+        {"Observation.component.where(code.text='b').value", 1, "Quantity"},
+        {"Observation.extension('u').value", 1, "string"},
+        {"Observation.value.exists()", 1, "boolean"},
+        {"Observation.status != 'draft'", 1, "boolean"},
+        {"Observation.value is Quantity", 1, "boolean"},
+        {"Patient.name", 0, NULL},
+    };
+    hub_arena a;
+    hub_arena_init(&a, 4096);
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        hub_fhirpath *fp;
+        cr_assert_eq(hub_fhirpath_compile(C[i].expr, &fp, &err), HUB_OK, "%s", C[i].expr);
+        fp_got got = {0, NULL, false};
+        cr_assert_eq(hub_fhirpath_eval(d, fp, &a, "Observation", obs, on_fp, &got), HUB_OK);
+        hub_fhirpath_free(fp);
+        cr_expect_eq(got.n, C[i].n, "%s: %d values", C[i].expr, got.n);
+        if (C[i].type) cr_expect_str_eq(got.type ? got.type : "(none)", C[i].type, "%s", C[i].expr);
+        if (C[i].type && strcmp(C[i].type, "boolean") == 0)
+            cr_expect(got.last_true, "%s is true", C[i].expr);
+    }
+    hub_arena_release(&a);
+    json_decref(obs);
+    hub_fhir_defs_free(d);
+    hub_fhirpath *fp;
+    cr_expect_eq(hub_fhirpath_compile("Observation.where(", &fp, &err), HUB_E_UNSUPPORTED);
+    cr_expect_eq(hub_fhirpath_compile("Observation.code.memberOf('x')", &fp, &err), HUB_E_UNSUPPORTED);
+}
