@@ -1141,8 +1141,11 @@ static hub_status status_code(int http) {
  * meta that was stored. */
 static void finish_op(opx *x) {
     hub_record_op *op = x->op;
+    /* Only what was written: a conditional create that found a match
+     * leaves the caller's resource alone. */
     if (op->res.version > 0 && !op->res.deleted && op->resource &&
-        (op->kind == HUB_OP_CREATE || op->kind == HUB_OP_UPDATE) && op->status < 300) {
+        ((op->kind == HUB_OP_CREATE && op->status == 201) ||
+         (op->kind == HUB_OP_UPDATE && op->status < 300))) {
         char vbuf[24], iso[32];
         snprintf(vbuf, sizeof vbuf, "%lld", (long long)op->res.version);
         hub_time_iso(op->res.last_updated_ms, iso);
