@@ -423,7 +423,7 @@ static int serialize_marked(opx *x) {
     if (st) return st;
     /* One encoding pass (jansson allocates with malloc, which hub_free
      * releases: hub_malloc is malloc underneath). */
-    x->pre = json_dumps(op->resource, JSON_COMPACT);
+    x->pre = hub_json_dumps(op->resource, JSON_COMPACT);
     if (x->pre == NULL) return hub__op_fail(op, 500, "exception", NULL, "cannot encode");
     x->pre_len = strlen(x->pre);
     const char *v = memmem(x->pre, x->pre_len, MARK_V_JSON, MARK_LEN);
@@ -907,7 +907,7 @@ static int serialize_now(apply_ctx *c, opx *x, json_t *res, int64_t version,
         return hub__op_fail(op, 400, "too-costly", "identifier",
                             "more than %d identifiers", MAX_TOKS);
     x->ntoks = nt;
-    x->final = json_dumps(res, JSON_COMPACT);
+    x->final = hub_json_dumps(res, JSON_COMPACT);
     if (x->final == NULL) return hub__op_fail(op, 500, "exception", NULL, "cannot encode");
     x->final_len = strlen(x->final);
     return 0;
