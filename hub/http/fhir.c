@@ -135,17 +135,16 @@ static void send_json(ctx *c, int status, const json_t *v) {
                    "this resource cannot be represented in XML; ask for JSON");
         return;
     }
-    size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(17);
-    if (c->pretty) flags = JSON_INDENT(2) | JSON_REAL_PRECISION(17);
-    size_t n = json_dumpb(v, NULL, 0, flags);
-    char *p = n ? hub_malloc(n + 1) : NULL;
-    if (p == NULL || json_dumpb(v, p, n, flags) != n) {
-        hub_free(p);
+    hub_buf b;
+    hub_buf_init(&b);
+    if (hub_json_dump_buf(v, c->pretty ? JSON_INDENT(2) : JSON_COMPACT, &b) !=
+            HUB_OK ||
+        (c->pretty && hub_buf_append(&b, "\n", 1) != HUB_OK)) {
+        hub_buf_release(&b);
         send_internal(c);
         return;
     }
-    if (c->pretty) p[n++] = '\n';
-    set_body(c, status, CT_JSON, p, n);
+    set_body(c, status, CT_JSON, b.p, b.n);
 }
 
 static void send_oo(ctx *c, int status, const hub_oo *oo) {
@@ -1148,7 +1147,7 @@ hub_status hub_http_add_fhir_routes(hub_http_server *s, const hub_http_fhir_cfg 
     size_t bl = strlen(f->base);
     while (bl && f->base[bl - 1] == '/') f->base[--bl] = '\0';
     f->cap = build_capabilities(f);
-    char *text = f->cap ? json_dumps(f->cap, JSON_COMPACT) : NULL;
+    char *text = f->cap ? hub_json_dumps(f->cap, JSON_COMPACT) : NULL;
     if (text) {
         f->cap_len = strlen(text);
         f->cap_text = hub_strndup(text, f->cap_len);

@@ -1,15 +1,17 @@
 /* Operations routes: health, metrics, and the journal API the dashboard's
  * message list and error queue read. */
 #include "hub/http.h"
-#include "hub/store.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/fhir.h"
+#include "hub/store.h"
+
 static void send_json(hub_http_resp *resp, int status, json_t *j) {
-    char *text = json_dumps(j, JSON_COMPACT);
+    char *text = hub_json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (text == NULL) {
         hub_http_resp_error(resp, 500, "out of memory");

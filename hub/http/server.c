@@ -348,6 +348,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
     return req;
 }
 
+/* libmicrohttpd hands us its own format strings. */
+__attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char msg[256];

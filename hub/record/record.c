@@ -193,7 +193,6 @@ typedef struct {
     const char *value;
 } crit;
 
-#define MAX_TOKS 64
 
 typedef struct {
     hub_record_op *op;
@@ -436,7 +435,7 @@ static int serialize_marked(opx *x) {
     if (st) return st;
     /* One encoding pass (jansson allocates with malloc, which hub_free
      * releases: hub_malloc is malloc underneath). */
-    x->pre = json_dumps(op->resource, JSON_COMPACT);
+    x->pre = hub_json_dumps(op->resource, JSON_COMPACT);
     if (x->pre == NULL) return hub__op_fail(op, 500, "exception", NULL, "cannot encode");
     x->pre_len = strlen(x->pre);
     const char *v = memmem(x->pre, x->pre_len, MARK_V_JSON, MARK_LEN);
@@ -914,7 +913,7 @@ static int serialize_now(apply_ctx *c, opx *x, json_t *res, int64_t version,
     if (st) return st;
     int ist = index_rows(c, x, res);
     if (ist) return ist;
-    x->final = json_dumps(res, JSON_COMPACT);
+    x->final = hub_json_dumps(res, JSON_COMPACT);
     if (x->final == NULL) return hub__op_fail(op, 500, "exception", NULL, "cannot encode");
     x->final_len = strlen(x->final);
     return 0;
@@ -1148,8 +1147,11 @@ static hub_status status_code(int http) {
  * meta that was stored. */
 static void finish_op(opx *x) {
     hub_record_op *op = x->op;
+    /* Only what was written: a conditional create that found a match
+     * leaves the caller's resource alone. */
     if (op->res.version > 0 && !op->res.deleted && op->resource &&
-        (op->kind == HUB_OP_CREATE || op->kind == HUB_OP_UPDATE) && op->status < 300) {
+        ((op->kind == HUB_OP_CREATE && op->status == 201) ||
+         (op->kind == HUB_OP_UPDATE && op->status < 300))) {
         char vbuf[24], iso[32];
         snprintf(vbuf, sizeof vbuf, "%lld", (long long)op->res.version);
         hub_time_iso(op->res.last_updated_ms, iso);

@@ -762,7 +762,7 @@ static hub_status add_entry(void *ud, const hub_store_version *v) {
         json_error_t je;
         json_t *res = json_loadb(v->json, v->json_len, 0, &je);
         json_t *sub = res ? subset(c, v->type, res) : NULL;
-        char *t = sub ? json_dumps(sub, JSON_COMPACT) : NULL;
+        char *t = sub ? hub_json_dumps(sub, JSON_COMPACT) : NULL;
         json_decref(res);
         json_decref(sub);
         if (!t) return HUB_E_NOMEM;
@@ -909,7 +909,7 @@ hub_status hub_record_search(hub_record *r, const hub_search_req *req, hub_buf *
         if (!rc && ent.n) rc = hub_buf_append(out, ent.p, ent.n);
         if (!rc && warn) {
             json_t *o = hub_oo_json(oo);
-            char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            char *t = o ? hub_json_dumps(o, JSON_COMPACT) : NULL;
             json_decref(o);
             if (!t) rc = HUB_E_NOMEM;
             if (!rc) rc = hub_buf_printf(out, "%s{\"resource\":%s,\"search\":{\"mode\":\"outcome\"}}",

@@ -173,6 +173,17 @@ hub_status hub_fhir_xml_to_json(const hub_fhir_defs *d, const char *p, size_t n,
 hub_status hub_fhir_json_to_xml(const hub_fhir_defs *d, const json_t *res,
                                 bool pretty, hub_buf *out, hub_err *err);
 
+/* ---- JSON text out ------------------------------------------------------------ */
+
+/* What json_dumps writes (flags: JSON_COMPACT, JSON_INDENT(n)), except that
+ * each real is printed in the shortest form that reads back to the same
+ * double: 98.6 stays 98.6 (jansson writes 98.599999999999994). Use these,
+ * never json_dumps, for anything stored or sent. hub_json_dumps returns a
+ * malloc'd string (free() it, as json_dumps's) or NULL; hub_json_dump_buf
+ * appends to `out`. */
+char *hub_json_dumps(const json_t *j, size_t flags);
+hub_status hub_json_dump_buf(const json_t *j, size_t flags, hub_buf *out);
+
 /* ---- JSON Patch (RFC 6902) ------------------------------------------------------- */
 
 /* Applies `patch` (an array of operations) to `doc` in place. On failure

@@ -844,3 +844,26 @@ Test(fhir_rest_limits, clean_exit_after_every_kind_of_request) {
     hub_test_current.pid = 0;
     hub_test_stop(&hub_test_current);
 }
+
+/* Decimals come back as they were written, in JSON and in XML: the stored
+ * text never carries jansson's 17-digit form (98.6 -> 98.599999999999994). */
+Test(fhir_rest, decimals_read_back_as_written) {
+    static const char OBS[] =
+        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":"
+        "\"temp\"},\"valueQuantity\":{\"value\":98.6,\"unit\":\"F\"},"
+        "\"component\":[{\"code\":{\"text\":\"a\"},\"valueQuantity\":{\"value\":0.1}},"
+        "{\"code\":{\"text\":\"b\"},\"valueQuantity\":{\"value\":120.3}}]}";
+    char id[72], path[160];
+    create("Observation", OBS, id);
+    snprintf(path, sizeof path, "/fhir/Observation/%s", id);
+    ft_resp r;
+    cr_assert_eq(req("GET", path, NULL, NULL, &r), 200);
+    cr_expect(strstr(r.body.p, "\"value\":98.6,") != NULL, "%s", r.body.p);
+    cr_expect(strstr(r.body.p, "\"value\":0.1}") != NULL, "%s", r.body.p);
+    cr_expect(strstr(r.body.p, "\"value\":120.3}") != NULL, "%s", r.body.p);
+    cr_expect(strstr(r.body.p, "99999") == NULL, "%s", r.body.p);
+    ft_release(&r);
+    cr_assert_eq(req("GET", path, "Accept: application/fhir+xml\r\n", NULL, &r), 200);
+    cr_expect(strstr(r.body.p, "<value value=\"98.6\"/>") != NULL, "%s", r.body.p);
+    ft_release(&r);
+}
