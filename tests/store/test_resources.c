@@ -65,11 +65,11 @@ static void down(void) {
 
 static hub_status put_three(hub_store_tx *tx, void *arg, hub_err *err) {
     (void)arg;
-    hub_store_token t1[] = {{"identifier", "urn:a", "1"}, {"identifier", "", "2"}};
+    hub_store_token t1[] = {{.param = "identifier", .system = "urn:a", .value = "1"}, {.param = "identifier", .system = "", .value = "2"}};
     hub_store_version v = {"Patient", "p1", 1, 1000, false, "{\"v\":1}", 7, 0};
     hub_status rc = hub_store_res_put(tx, &v, t1, 2, err);
     if (rc) return rc;
-    hub_store_token t2[] = {{"identifier", "urn:b", "1"}};
+    hub_store_token t2[] = {{.param = "identifier", .system = "urn:b", .value = "1"}};
     v = (hub_store_version){"Patient", "p1", 2, 2000, false, "{\"v\":2}", 7, 0};
     rc = hub_store_res_put(tx, &v, t2, 1, err);
     if (rc) return rc;
