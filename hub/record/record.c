@@ -191,6 +191,8 @@ typedef struct {
     const char *param;
     const char *system; /* NULL: any system */
     const char *value;
+    hub_store_query *q; /* the whole criteria as a search (when the record
+                           has the search table): then the only crit */
 } crit;
 
 
@@ -295,8 +297,8 @@ static char *url_decode(hub_arena *a, const char *p, size_t n) {
 /* Parses conditional criteria ("identifier=sys|v&_id=x"). Only `_id` and
  * `identifier` are supported here (search widens this); anything else is a
  * 400 naming the parameter. Returns 0 or the failing status. */
-static int parse_criteria(apply_ctx *c, hub_record_op *op, const char *q,
-                          crit **out, size_t *nout) {
+static int parse_criteria(apply_ctx *c, hub_record_op *op, const char *type_of_crit,
+                          const char *q, crit **out, size_t *nout) {
     *out = NULL;
     *nout = 0;
     if (q == NULL || *q == '\0')
@@ -307,8 +309,25 @@ static int parse_criteria(apply_ctx *c, hub_record_op *op, const char *q,
     if (cap > 16)
         return hub__op_fail(op, 400, "too-costly", NULL,
                             "too many search criteria for a conditional operation");
-    crit *cr = hub_arena_alloc(&c->arena, cap * sizeof *cr);
+    crit *cr = hub_arena_calloc(&c->arena, cap * sizeof *cr);
     if (cr == NULL) return hub__op_fail(op, 500, "exception", NULL, "out of memory");
+    if (c->r->search) {
+        /* Any search parameter: the criteria are a search (strict: an
+         * unknown parameter is a 400, never silently ignored). */
+        if (op->outcome == NULL) op->outcome = hub_oo_new();
+        if (op->outcome == NULL) return hub__op_fail(op, 500, "exception", NULL, "out of memory");
+        int st = hub__search_criteria(c->r, &c->arena, type_of_crit, q, &cr[0].q, op->outcome);
+        if (st) {
+            op->status = st;
+            return st;
+        }
+        if (cr[0].q->nclauses == 0)
+            return hub__op_fail(op, 400, "invalid", NULL,
+                                "conditional %s without search criteria", op->type);
+        *out = cr;
+        *nout = 1;
+        return 0;
+    }
     size_t n = 0;
     const char *p = q;
     while (*p) {
@@ -522,7 +541,7 @@ static int prep(apply_ctx *c, opx *x) {
     const char *cq = op->kind == HUB_OP_CREATE ? op->if_none_exist : op->criteria;
     if (cq && op->kind != HUB_OP_READ) {
         x->conditional = true;
-        int st = parse_criteria(c, op, cq, &x->crit, &x->ncrit);
+        int st = parse_criteria(c, op, op->type, cq, &x->crit, &x->ncrit);
         if (st) return st;
     }
     switch (op->kind) {
@@ -593,6 +612,15 @@ static hub_status match(hub_store_tx *tx, const char *type, const crit *cr,
     size_t nids = 0;
     bool first = true;
     *n = 0;
+    if (ncr == 1 && cr[0].q) {
+        id_set s = {ids, 0, 1};
+        int cnt = 0;
+        hub_status rc = hub_store_search_tx(tx, cr[0].q, 1, collect_id, &s, &cnt, err);
+        if (rc) return rc;
+        *n = cnt > 1 ? 2 : cnt;
+        if (cnt == 1) snprintf(id, 72, "%s", ids[0]);
+        return HUB_OK;
+    }
     for (size_t k = 0; k < ncr; k++) {
         char got[MATCH_MAX][72];
         size_t ngot = 0;
@@ -843,7 +871,7 @@ static int rewrite_refs(hub_store_tx *tx, apply_ctx *c, opx *self, json_t *v,
                                     "conditional reference to an unknown type");
             crit *cr;
             size_t ncr;
-            int st = parse_criteria(c, self->op, qm + 1, &cr, &ncr);
+            int st = parse_criteria(c, self->op, type, qm + 1, &cr, &ncr);
             if (st) return st;
             int n;
             char id[72];

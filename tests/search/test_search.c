@@ -537,3 +537,37 @@ Test(search, fhirpath_subset) {
     cr_expect_eq(hub_fhirpath_compile("Observation.where(", &fp, &err), HUB_E_UNSUPPORTED);
     cr_expect_eq(hub_fhirpath_compile("Observation.code.memberOf('x')", &fp, &err), HUB_E_UNSUPPORTED);
 }
+
+Test(search, conditional_operations_use_any_parameter, .init = up, .fini = down) {
+    json_error_t je;
+    /* conditional update by name and birth date: one match -> updated */
+    json_t *res = json_loads("{\"resourceType\":\"Patient\",\"gender\":\"female\",\"active\":false}", 0, &je);
+    hub_record_op op = {.kind = HUB_OP_UPDATE, .type = "Patient", .criteria = "family=muller&birthdate=1970-05",
+                        .resource = res};
+    hub_err err;
+    cr_assert_eq(hub_record_apply(rec, &op, 1, false, &err), HUB_OK);
+    cr_expect_eq(op.status, 200);
+    cr_expect_str_eq(op.res.id, "p1");
+    hub_record_op_release(&op);
+    /* two matches -> 412 */
+    hub_record_op op2 = {.kind = HUB_OP_UPDATE, .type = "Patient", .criteria = "gender=female",
+                         .resource = res};
+    cr_assert_eq(hub_record_apply(rec, &op2, 1, false, &err), HUB_OK);
+    cr_expect_eq(op2.status, 412);
+    hub_record_op_release(&op2);
+    /* an unknown parameter -> 400, not ignored */
+    hub_record_op op3 = {.kind = HUB_OP_DELETE, .type = "Patient", .criteria = "foo=bar"};
+    cr_assert_eq(hub_record_apply(rec, &op3, 1, false, &err), HUB_OK);
+    cr_expect_eq(op3.status, 400);
+    hub_record_op_release(&op3);
+    /* conditional create: If-None-Exist by a chain */
+    json_t *obs = json_loads("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"}}", 0, &je);
+    hub_record_op op4 = {.kind = HUB_OP_CREATE, .type = "Observation", .resource = obs,
+                         .if_none_exist = "subject.name=smith&code=8867-4"};
+    cr_assert_eq(hub_record_apply(rec, &op4, 1, false, &err), HUB_OK);
+    cr_expect_eq(op4.status, 200);
+    cr_expect_str_eq(op4.res.id, "o3");
+    hub_record_op_release(&op4);
+    json_decref(obs);
+    json_decref(res);
+}
