@@ -672,9 +672,13 @@ Test(fhir_rest, errors) {
              "{\"resourceType\":\"Patient\",\"favouriteColour\":\"blue\"}", &r);
     cr_assert(st == 400 || st == 422, "unknown elements are refused: %d", st);
     ft_release(&r);
-    /* Interactions this server does not have. */
-    cr_assert_eq(req("GET", "/fhir/Patient", NULL, NULL, &r), 405);
+    /* Search is a searchset (tests/search and e2e_test_fhir_search); an
+     * unknown parameter under handling=strict is a 400. */
+    cr_assert_eq(req("GET", "/fhir/Patient?foo=1", "Prefer: handling=strict\r\n", NULL, &r), 400);
     assert_oo(&r);
+    ft_release(&r);
+    /* Interactions this server does not have. */
+    cr_assert_eq(req("PUT", "/fhir/Patient/_search", JSON_CT, PATIENT, &r), 405);
     ft_release(&r);
     cr_assert_eq(req("GET", "/fhir", NULL, NULL, &r), 405);
     ft_release(&r);
