@@ -12,6 +12,7 @@ typedef struct {
     const hub_fhir_sp *sp;
     const char *param; /* the row name (sp->code, or a composite's) */
     bool nomem, over;
+    bool composites; /* extract composite component rows */
 } sink;
 
 static hub_store_token *row(sink *k, const char *param, hub_ix_kind kind) {
@@ -346,6 +347,9 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                 k.param = sp->code;
                 hub_status rc;
                 if (sp->type == HUB_SP_COMPOSITE) {
+                    /* Composite search is not offered yet (its component
+                     * rows would double the token rows for nothing). */
+                    if (!k.composites) continue;
                     comp_ctx cc = {&k, d, sp, type, res, 0};
                     rc = hub_fhirpath_eval(d, sp->path, a, type, res, on_comp_item, &cc);
                 } else {

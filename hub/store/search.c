@@ -12,7 +12,7 @@
 
 #define MAX_DEPTH 4
 
-static const char *const TABLE[3] = {"res_tokens", "res_dates", "res_nums"};
+static const char *const TABLE[3] = {"res_tok", "res_dates", "res_nums"};
 
 static hub_status nomem(hub_err *err) {
     return hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
@@ -222,7 +222,7 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
             return;
         }
         /* ids referenced from the other type's rows of `param` */
-        out(g, "%s.id IN (SELECT t.value FROM res_tokens t JOIN resources h%d ON h%d.type = t.type "
+        out(g, "%s.id IN (SELECT t.value FROM res_tok t JOIN resources h%d ON h%d.type = t.type "
                "AND h%d.id = t.id WHERE t.type = ?%d AND t.param = ?%d AND t.system = ?%d AND ",
             alias, depth, depth, depth, T(g, c->has->type), T(g, c->param), T(g, q->type));
         char a2[16];
@@ -231,7 +231,7 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
         out(g, ")");
         return;
     case HUB_QC_REFBY:
-        out(g, "%s.id IN (SELECT t.value FROM res_tokens t WHERE t.type = ?%d AND t.param = ?%d "
+        out(g, "%s.id IN (SELECT t.value FROM res_tok t WHERE t.type = ?%d AND t.param = ?%d "
                "AND t.system = ?%d AND t.id IN (",
             alias, T(g, c->ref_type), T(g, c->param), T(g, q->type));
         for (size_t i = 0; i < c->nvals; i++)
@@ -288,7 +288,7 @@ static void sort_key(gen *g, const hub_store_query *q, const hub_store_qsort *k)
                "s.param = ?%d), %s)",
             k->desc ? "MAX" : "MIN", T(g, q->type), T(g, k->param), k->desc ? "-1e308" : "1e308");
     } else {
-        out(g, "COALESCE((SELECT %s(value) FROM res_tokens s WHERE s.type = ?%d AND s.id = r.id "
+        out(g, "COALESCE((SELECT %s(value) FROM res_tok s WHERE s.type = ?%d AND s.id = r.id "
                "AND s.param = ?%d), %s)",
             k->desc ? "MAX" : "MIN", T(g, q->type), T(g, k->param),
             k->desc ? "''" : "char(1114111)");

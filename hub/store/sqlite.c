@@ -49,10 +49,10 @@ static const char *const WR_SQL[WR__N] = {
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(type, id) DO UPDATE SET "
     "version=excluded.version, last_updated=excluded.last_updated, "
     "deleted=excluded.deleted, seq=excluded.seq",
-    "DELETE FROM res_tokens WHERE type=?1 AND id=?2",
-    "INSERT INTO res_tokens(type, id, param, system, value) VALUES(?1, ?2, "
+    "DELETE FROM res_tok WHERE type=?1 AND id=?2",
+    "INSERT OR IGNORE INTO res_tok(type, id, param, system, value) VALUES(?1, ?2, "
     "?3, ?4, ?5)",
-    "SELECT DISTINCT id FROM res_tokens WHERE type=?1 AND param=?2 AND "
+    "SELECT DISTINCT id FROM res_tok WHERE type=?1 AND param=?2 AND "
     "value=?3 AND (?4 IS NULL OR system=?4) LIMIT ?5",
     "DELETE FROM res_dates WHERE type=?1 AND id=?2",
     "INSERT INTO res_dates(type, id, param, lo, hi) VALUES(?1, ?2, ?3, ?4, ?5)",
@@ -219,8 +219,20 @@ static const char SCHEMA[] =
      * 2024-05 is the whole month), numbers and quantities with their unit.
      * Each table is looked up by (type, param, value) for search and by
      * (type, id) when a resource's rows are replaced or sorted on. */
-    "DROP INDEX IF EXISTS res_tokens_res;"
-    "CREATE INDEX IF NOT EXISTS res_tokens_res ON res_tokens(type, id, param);"
+    /* Token-like rows in a table clustered on the search key (no rowid
+     * table beside the two indexes: a third less to write per row); the
+     * version-2 rows move over. */
+    "CREATE TABLE IF NOT EXISTS res_tok("
+    "  type TEXT NOT NULL,"
+    "  param TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  system TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  PRIMARY KEY(type, param, value, system, id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS res_tok_res ON res_tok(type, id);"
+    "INSERT OR IGNORE INTO res_tok(type, param, value, system, id) SELECT type, param, "
+    "value, system, id FROM res_tokens;"
+    "DROP TABLE res_tokens;"
     "CREATE TABLE IF NOT EXISTS res_dates("
     "  type TEXT NOT NULL,"
     "  id TEXT NOT NULL,"
