@@ -360,7 +360,9 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
         *cl = (hub_store_qclause){.kind = HUB_QC_UPDATED, .nvals = nv, .vals = vs};
         return true;
     }
-    *cl = (hub_store_qclause){.kind = HUB_QC_INDEX, .param = sp->code, .ix = ix_of(sp->type)};
+    *cl = (hub_store_qclause){.kind = HUB_QC_INDEX, .param = sp->code, .ix = ix_of(sp->type),
+                              .selective = (sp->type == HUB_SP_REFERENCE && !chain) ||
+                                           strcmp(sp->code, "identifier") == 0};
     if (sp->type == HUB_SP_TOKEN && mod && (strcmp(mod, "text") == 0 || strcmp(mod, "of-type") == 0)) {
         cl->param = hub_arena_sprintf(c->a, "%s:%s", sp->code, mod);
     } else if (sp->type == HUB_SP_TOKEN && mod && strcmp(mod, "not") == 0) {
@@ -659,7 +661,7 @@ static int parse_request(pctx *c, const hub_search_req *req, request *rq) {
         if (ps && strcmp(req->type, "Patient") != 0) {
             cls[rq->q->nclauses++] = (hub_store_qclause){.kind = HUB_QC_INDEX, .ix = HUB_IX_TOKEN,
                                                           .nvals = 1, .vals = v, .nparams = np,
-                                                          .params = ps};
+                                                          .params = ps, .selective = true};
         } else {
             cls[rq->q->nclauses++] = (hub_store_qclause){.kind = HUB_QC_ID, .nvals = 1, .vals = v};
         }
@@ -822,7 +824,7 @@ static hub_status run_includes(bctx *c, hub_err *err) {
             const hub_fhir_sp *sp = hub_fhir_sp_find(c->r->search, in->type, in->param);
             if (!sp) continue;
             hub_store_qclause cl = {.kind = HUB_QC_INDEX, .param = sp->code, .ix = HUB_IX_TOKEN,
-                                    .nvals = c->nids, .vals = vs};
+                                    .nvals = c->nids, .vals = vs, .selective = true};
             hub_store_query q = {.type = in->type, .nclauses = 1, .clauses = &cl, .count = MAX_COUNT};
             hub_status rc = hub_store_search(c->r->store, &q, add_entry, c, &page, err);
             if (rc) return rc;

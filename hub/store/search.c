@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ static int R(gen *g, double v) {
 }
 
 static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth);
+static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth);
 
 /* The upper bound of "starts with p": p followed by U+10FFFF. */
 static const char *prefix_hi(gen *g, const char *p) {
@@ -189,6 +191,29 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
     if (any) out(g, "1");
 }
 
+/* SELECT t.id FROM <table> t WHERE <the clause's rows>: an index clause's
+ * resources (also the driving subquery of a search). */
+static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth) {
+    out(g, "SELECT t.id FROM %s t WHERE t.type = ?%d AND ", TABLE[c->ix], T(g, q->type));
+    if (c->nparams) {
+        out(g, "t.param IN (");
+        for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
+        out(g, ") AND (");
+    } else {
+        out(g, "t.param = ?%d AND (", T(g, c->param));
+    }
+    for (size_t i = 0; i < c->nvals; i++) {
+        out(g, "%s(", i ? " OR " : "");
+        if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
+        else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
+        else token_pred(g, &c->vals[i], depth);
+        out(g, ")");
+    }
+    if (c->nvals == 0) out(g, "1");
+    out(g, ")");
+}
+
+
 static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
                    const char *alias, int depth) {
     switch (c->kind) {
@@ -241,34 +266,47 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
     case HUB_QC_INDEX:
         break;
     }
-    out(g, "%s%s.id IN (SELECT t.id FROM %s t WHERE t.type = ?%d AND ", c->negate ? "NOT " : "",
-        alias, TABLE[c->ix], T(g, q->type));
-    if (c->nparams) {
-        out(g, "t.param IN (");
-        for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
-        out(g, ") AND (");
-    } else {
-        out(g, "t.param = ?%d AND (", T(g, c->param));
-    }
-    for (size_t i = 0; i < c->nvals; i++) {
-        out(g, "%s(", i ? " OR " : "");
-        if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
-        else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
-        else token_pred(g, &c->vals[i], depth);
-        out(g, ")");
-    }
-    if (c->nvals == 0) out(g, "1");
-    out(g, "))");
+    out(g, "%s%s.id IN (", c->negate ? "NOT " : "", alias);
+    index_select(g, q, c, depth);
+    out(g, ")");
 }
 
 /* The conditions on the current row `alias` of q->type (live, in the
  * snapshot, every clause). */
-static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth) {
+static void where_skip(gen *g, const hub_store_query *q, const char *alias, int depth, size_t skip) {
     out(g, "%s.type = ?%d AND %s.deleted = 0", alias, T(g, q->type), alias);
     for (size_t i = 0; i < q->nclauses && !g->bad; i++) {
+        if (i == skip) continue;
         out(g, " AND ");
         clause(g, q, &q->clauses[i], alias, depth);
     }
+}
+
+static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth) {
+    where_skip(g, q, alias, depth, SIZE_MAX);
+}
+
+/* The clause that drives the search (SQLite has no statistics to pick
+ * one): a selective one (identifier, a reference, the compartment) that
+ * is a plain positive index lookup; SIZE_MAX when none. */
+static size_t driver_of(const hub_store_query *q) {
+    for (size_t i = 0; i < q->nclauses; i++) {
+        const hub_store_qclause *c = &q->clauses[i];
+        if (c->kind == HUB_QC_INDEX && c->selective && !c->negate && c->nvals > 0) return i;
+    }
+    return SIZE_MAX;
+}
+
+/* FROM: the driving clause's ids first (CROSS JOIN keeps SQLite from
+ * reordering), then the resource rows. */
+static void from_clause(gen *g, const hub_store_query *q, size_t drv) {
+    if (drv == SIZE_MAX) {
+        out(g, " FROM resources r");
+        return;
+    }
+    out(g, " FROM (SELECT DISTINCT id FROM (");
+    index_select(g, q, &q->clauses[drv], 0);
+    out(g, ")) d CROSS JOIN resources r ON r.type = ?%d AND r.id = d.id", T(g, q->type));
 }
 
 /* A sort key's SQL: never NULL (missing values sort last ascending and
@@ -377,8 +415,11 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
 
     /* The page. */
     if (ids_only) {
-        out(&g, "SELECT r.id FROM resources r WHERE r.seq <= ?1 AND ");
-        where_query(&g, q, "r", 0);
+        size_t drv = driver_of(q);
+        out(&g, "SELECT r.id");
+        from_clause(&g, q, drv);
+        out(&g, " WHERE r.seq <= ?1 AND ");
+        where_skip(&g, q, "r", 0, drv);
         out(&g, " LIMIT %d", limit + 1);
     } else {
         out(&g, "SELECT r.id, r.version, r.last_updated, r.deleted, r.seq, h.json");
@@ -386,8 +427,10 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
             out(&g, ", ");
             sort_key(&g, q, &q->sort[i]);
         }
-        out(&g, " FROM resources r JOIN history h ON h.seq = r.seq WHERE r.seq <= ?1 AND ");
-        where_query(&g, q, "r", 0);
+        size_t drv = driver_of(q);
+        from_clause(&g, q, drv);
+        out(&g, " JOIN history h ON h.seq = r.seq WHERE r.seq <= ?1 AND ");
+        where_skip(&g, q, "r", 0, drv);
         if (q->cursor) {
             /* Keyset: rows after the cursor's keys in the sort order. */
             out(&g, " AND (");
@@ -416,8 +459,11 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
     *page_len = b->sql.n;
     if (hub_buf_append(&b->sql, "", 1)) g.bad = true;
     if (!ids_only && q->want_total) {
-        out(&g, "SELECT count(*) FROM resources r WHERE r.seq <= ?1 AND ");
-        where_query(&g, q, "r", 0);
+        size_t drv = driver_of(q);
+        out(&g, "SELECT count(*)");
+        from_clause(&g, q, drv);
+        out(&g, " WHERE r.seq <= ?1 AND ");
+        where_skip(&g, q, "r", 0, drv);
     }
     if (hub_buf_append(&b->sql, "", 1)) g.bad = true;
     if (g.bad) return hub_err_set(err, HUB_E_ARG, "search", "query too complex or out of memory");

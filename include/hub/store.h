@@ -274,6 +274,8 @@ typedef struct {
     const char *ref_type;       /* HUB_QC_REFBY */
     size_t nparams;             /* > 0: rows of any of these params */
     const char *const *params;  /* (the compartment's) instead of `param` */
+    bool selective;             /* few rows per value (identifier, a
+                                   reference): the search may start here */
 } hub_store_qclause;
 
 typedef struct {
