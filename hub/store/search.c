@@ -40,6 +40,7 @@ typedef struct {
     hub_buf *o;
     bool bad;
     hub_err *err;
+    bool correlated; /* a driver gives few candidates: probe each one */
 } gen;
 
 static void out(gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -193,8 +194,14 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
 
 /* SELECT t.id FROM <table> t WHERE <the clause's rows>: an index clause's
  * resources (also the driving subquery of a search). */
+static void index_where(gen *g, const hub_store_qclause *c, int depth);
 static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth) {
     out(g, "SELECT t.id FROM %s t WHERE t.type = ?%d AND ", TABLE[c->ix], T(g, q->type));
+    index_where(g, c, depth);
+}
+
+/* The param and value conditions on index rows `t`. */
+static void index_where(gen *g, const hub_store_qclause *c, int depth) {
     if (c->nparams) {
         out(g, "t.param IN (");
         for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
@@ -265,6 +272,16 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
         return;
     case HUB_QC_INDEX:
         break;
+    }
+    if (g->correlated && depth == 0) {
+        /* Few candidate rows (a driver picked them): look each one's index
+         * rows up by (type, id) instead of collecting every match of this
+         * clause first. */
+        out(g, "%sEXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND ",
+            c->negate ? "NOT " : "", TABLE[c->ix], T(g, q->type), alias);
+        index_where(g, c, depth);
+        out(g, ")");
+        return;
     }
     out(g, "%s%s.id IN (", c->negate ? "NOT " : "", alias);
     index_select(g, q, c, depth);
@@ -419,6 +436,7 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
         out(&g, "SELECT r.id");
         from_clause(&g, q, drv);
         out(&g, " WHERE r.seq <= ?1 AND ");
+        g.correlated = drv != SIZE_MAX;
         where_skip(&g, q, "r", 0, drv);
         out(&g, " LIMIT %d", limit + 1);
     } else {
@@ -430,6 +448,7 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
         size_t drv = driver_of(q);
         from_clause(&g, q, drv);
         out(&g, " JOIN history h ON h.seq = r.seq WHERE r.seq <= ?1 AND ");
+        g.correlated = drv != SIZE_MAX;
         where_skip(&g, q, "r", 0, drv);
         if (q->cursor) {
             /* Keyset: rows after the cursor's keys in the sort order. */
@@ -463,6 +482,7 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
         out(&g, "SELECT count(*)");
         from_clause(&g, q, drv);
         out(&g, " WHERE r.seq <= ?1 AND ");
+        g.correlated = drv != SIZE_MAX;
         where_skip(&g, q, "r", 0, drv);
     }
     if (hub_buf_append(&b->sql, "", 1)) g.bad = true;
