@@ -419,7 +419,7 @@ hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot,
 hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
                                  bool ids_only, int limit, hub__sq *b,
                                  size_t *page_len, hub_err *err) {
-    gen g = {b, &b->sql, false, err};
+    gen g = {b, &b->sql, false, err, false};
     b->snapshot = snapshot;
     hub__bind keys[5];
     if (q->nsort > 4) return hub_err_set(err, HUB_E_ARG, "_sort", "more than 4 sort keys");
