@@ -14,6 +14,15 @@
 #define MAX_DEPTH 4
 
 static const char *const TABLE[3] = {"res_tok", "res_dates", "res_nums"};
+/* Index choices SQLite cannot make without statistics: a lookup by value
+ * goes through the token table's primary key (type, param, value, ...)
+ * (the id is selected as +t.id, or SQLite reads the (type, id) index to
+ * have the ids in order for DISTINCT); a probe of
+ * one resource's rows through the (type, id) indexes. */
+static const char *const BY_VALUE[3] = {"res_tok t", "res_dates t", "res_nums t"};
+static const char *const BY_ID[3] = {"res_tok t INDEXED BY res_tok_res",
+                                     "res_dates t INDEXED BY res_dates_res",
+                                     "res_nums t INDEXED BY res_nums_res"};
 
 static hub_status nomem(hub_err *err) {
     return hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
@@ -196,7 +205,7 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
  * resources (also the driving subquery of a search). */
 static void index_where(gen *g, const hub_store_qclause *c, int depth);
 static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth) {
-    out(g, "SELECT t.id FROM %s t WHERE t.type = ?%d AND ", TABLE[c->ix], T(g, q->type));
+    out(g, "SELECT +t.id AS id FROM %s WHERE t.type = ?%d AND ", BY_VALUE[c->ix], T(g, q->type));
     index_where(g, c, depth);
 }
 
@@ -277,8 +286,8 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
         /* Few candidate rows (a driver picked them): look each one's index
          * rows up by (type, id) instead of collecting every match of this
          * clause first. */
-        out(g, "%sEXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND ",
-            c->negate ? "NOT " : "", TABLE[c->ix], T(g, q->type), alias);
+        out(g, "%sEXISTS (SELECT 1 FROM %s WHERE t.type = ?%d AND t.id = %s.id AND ",
+            c->negate ? "NOT " : "", BY_ID[c->ix], T(g, q->type), alias);
         index_where(g, c, depth);
         out(g, ")");
         return;
