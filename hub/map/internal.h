@@ -84,6 +84,7 @@ typedef struct mrow {
     const char *vocab_name;
     struct mtable *vocab;   /* resolved */
     bool each;              /* the source's repetitions each map */
+    bool strict;            /* "date!": a bad value fails the message */
     /* message tables */
     char seg[4];
     const char *group;      /* "ORDER_OBSERVATION" or NULL */

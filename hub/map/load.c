@@ -303,6 +303,11 @@ static hub_status parse_mapping(lctx *c, char *s, mrow *r) {
         r->ref = sdup(c, trim(s + 4), strlen(trim(s + 4)));
         return HUB_OK;
     }
+    size_t sl = strlen(s);
+    if (sl > 1 && s[sl - 1] == '!') {
+        r->strict = true;
+        s[--sl] = 0;
+    }
     for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++) {
         if (strcmp(s, prims[i].name) == 0) {
             r->kind = MK_PRIM;

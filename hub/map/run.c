@@ -328,8 +328,36 @@ static const char *coding_system(rctx *c, const char *t) {
     const mtable *cs = c->map->coding_systems;
     const mrow *r = cs ? hub__map_vocab(cs, t, strlen(t)) : NULL;
     if (r) return r->code;
-    if (strchr(t, ':')) return t;
-    return hub_arena_sprintf(&c->a, "urn:id:%s", t);
+    if (strchr(t, ':') && !strpbrk(t, " \"<>\\^`{|}")) return t;
+    hub_buf b;
+    hub_buf_init(&b);
+    hub_buf_append_cstr(&b, "urn:id:");
+    for (const char *p = t; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (isalnum(ch) || strchr("-._~", ch)) hub_buf_append(&b, p, 1);
+        else hub_buf_printf(&b, "%%%02X", ch);
+    }
+    const char *u = hub_arena_strndup(&c->a, b.p ? b.p : "", b.n);
+    hub_buf_release(&b);
+    return u;
+}
+
+/* A value its type refuses: a strict row fails the message; any other
+ * leaves the element out and records a warning. */
+static hub_status soft(rctx *c, const mrow *row, const mval *v, const char *what) {
+    if (row->strict) return fail(c, v, HUB_V2_E_DATA_TYPE, HUB_E_INVALID, what);
+    hub_map_result *o = c->out;
+    if (o->nwarnings < 16) {
+        hub_v2_finding *f = &o->warnings[o->nwarnings];
+        memset(f, 0, sizeof *f);
+        loc_of(c, v, &f->loc);
+        f->code = HUB_V2_E_DATA_TYPE;
+        f->severity = HUB_V2_SEV_WARNING;
+        f->text = what;
+        f->offset = SIZE_MAX;
+    }
+    o->nwarnings++;
+    return HUB_OK;
 }
 
 /* The FHIR value of a primitive row; NULL when there is none (empty).
@@ -372,14 +400,14 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
         /* TS: the time is its first component. */
         size_t n = strlen(t);
         if (!hub_map_dtm(t, n, k, c->tz, buf))
-            return fail(c, v, HUB_V2_E_DATA_TYPE, HUB_E_INVALID,
+            return soft(c, row, v,
                         k == 'D' ? "not a valid date" : "not a valid date/time");
         *out = json_string(buf);
         break;
     }
     case P_TIME: {
         size_t n = strlen(t);
-        if (n < 2 || n > 16) return fail(c, v, HUB_V2_E_DATA_TYPE, HUB_E_INVALID, "not a valid time");
+        if (n < 2 || n > 16) return soft(c, row, v, "not a valid time");
         snprintf(buf, sizeof buf, "%.2s:%.2s:%.2s", t, n >= 4 ? t + 2 : "00", n >= 6 ? t + 4 : "00");
         *out = json_string(buf);
         break;
@@ -392,14 +420,14 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
         while (*t == ' ') t++;
         if (row->prim == P_DECIMAL) {
             double d = strtod(t, &e);
-            if (e == t || *e) return fail(c, v, HUB_V2_E_DATA_TYPE, HUB_E_INVALID, "not a number");
+            if (e == t || *e) return soft(c, row, v, "not a number");
             /* Whole numbers stay integers (no "5.0"). */
             if (!strchr(t, '.') && !strchr(t, 'e') && !strchr(t, 'E')) *out = json_integer((json_int_t)d);
             else *out = json_real(d);
         } else {
             long long l = strtoll(t, &e, 10);
             if (e == t || *e || (row->prim == P_POSINT && l < 1) || (row->prim == P_UNSIGNED && l < 0))
-                return fail(c, v, HUB_V2_E_DATA_TYPE, HUB_E_INVALID, "not an integer");
+                return soft(c, row, v, "not an integer");
             *out = json_integer(l);
         }
         break;
@@ -407,7 +435,7 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
     case P_BOOLEAN:
         if (strcmp(t, "Y") == 0 || strcmp(t, "y") == 0 || strcmp(t, "1") == 0) *out = json_true();
         else if (strcmp(t, "N") == 0 || strcmp(t, "n") == 0 || strcmp(t, "0") == 0) *out = json_false();
-        else return fail(c, v, HUB_V2_E_DATA_TYPE, HUB_E_INVALID, "not a yes/no value");
+        else return soft(c, row, v, "not a yes/no value");
         break;
     }
     if (*out == NULL) return nomem(c);
@@ -905,6 +933,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     out->nresources = out->nunmapped = 0;
     out->table = NULL;
     out->v2_code = 0;
+    out->nwarnings = 0;
     memset(&out->loc, 0, sizeof out->loc);
     hub_buf_init(&out->explain);
     hub_map_opts defo = {0};
