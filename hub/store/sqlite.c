@@ -15,10 +15,12 @@
 
 /* The writer's transaction control, prepared once: parsing these for
  * every message would cost as much as the insert. */
-enum { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLLBACK_TO, TX__N };
+enum { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLLBACK_TO,
+       TX_SP_IN, TX_SP_RELEASE, TX_SP_ROLLBACK, TX__N };
 static const char *const TX_SQL[TX__N] = {"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK",
                                           "SAVEPOINT job", "RELEASE job",
-                                          "ROLLBACK TO job"};
+                                          "ROLLBACK TO job", "SAVEPOINT part",
+                                          "RELEASE part", "ROLLBACK TO part"};
 
 /* The writer's resource statements. */
 enum {
@@ -419,6 +421,27 @@ static hub_status tx_step(hub_store *s, int which, hub_err *err) {
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return db_err(err, s->w.db, TX_SQL[which]);
     return HUB_OK;
+}
+
+static hub_status tx_step_w(hub_store_tx *w, int which, hub_err *err) {
+    tx_last_reset(w);
+    sqlite3_stmt *st = w->tx[which];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return db_err(err, w->db, TX_SQL[which]);
+    return HUB_OK;
+}
+
+hub_status hub_store_sp_begin(hub_store_tx *tx, hub_err *err) {
+    return tx_step_w(tx, TX_SP_IN, err);
+}
+
+hub_status hub_store_sp_end(hub_store_tx *tx, bool keep, hub_err *err) {
+    if (!keep) {
+        hub_status rc = tx_step_w(tx, TX_SP_ROLLBACK, err);
+        if (rc) return rc;
+    }
+    return tx_step_w(tx, TX_SP_RELEASE, err);
 }
 
 /* Runs one commit group: every job in its own savepoint, one COMMIT. */

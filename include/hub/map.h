@@ -61,6 +61,11 @@ typedef struct {
      * code (table 0357) for ERR-3. */
     hub_v2_loc loc;
     int v2_code;
+    /* Values a lenient row could not convert: the element was left out.
+     * Severity W, code 102, text a literal; at most 16 kept, nwarnings
+     * counts all. */
+    hub_v2_finding warnings[16];
+    size_t nwarnings;
     /* With opts.explain: one line per FHIR element produced,
      *   Patient/patient.identifier[0].value <- PID-3(1).1  segments/PID.map:12 > datatypes/CX.map:3
      * (heap; hub_buf_release via hub_map_result_release). */
