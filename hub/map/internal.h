@@ -110,8 +110,8 @@ typedef struct mtable {
     size_t nstructures;
     const char *events[32];
     size_t nevents;
-    mrow *rows;
-    size_t nrows;
+    mrow *rows;         /* heap */
+    size_t nrows, cap;
     /* vocab and local: rows sorted by `from` for bsearch */
     bool sorted;
 } mtable;

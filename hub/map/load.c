@@ -358,11 +358,12 @@ static hub_status parse_row(lctx *c, char *line) {
     char *cells[MAX_CELLS];
     size_t n = split_cells(line, cells);
     for (size_t i = n; i < MAX_CELLS; i++) cells[i] = "";
-    if (t->nrows % 32 == 0) {
-        mrow *nr = hub_arena_grow(&c->m->arena, t->rows, t->nrows * sizeof *nr,
-                                  (t->nrows + 32) * sizeof *nr);
+    if (t->nrows == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 16;
+        mrow *nr = hub_realloc(t->rows, nc * sizeof *nr);
         if (nr == NULL) return hub_err_set(c->err, HUB_E_NOMEM, "map", "out of memory");
         t->rows = nr;
+        t->cap = nc;
     }
     mrow *r = &t->rows[t->nrows];
     memset(r, 0, sizeof *r);
@@ -461,6 +462,13 @@ static hub_status parse_header(lctx *c, char *line) {
     return HUB_OK;
 }
 
+static void table_free(mtable *t) {
+    for (size_t k = 0; k < t->nrows; k++) json_decref(t->rows[k].fixed);
+    hub_free(t->rows);
+    t->rows = NULL;
+    t->nrows = 0;
+}
+
 static int row_cmp(const void *a, const void *b) {
     return strcmp(((const mrow *)a)->from, ((const mrow *)b)->from);
 }
@@ -501,8 +509,12 @@ static hub_status load_file(hub_map *m, const char *path, const char *label,
         if ((rc = parse_row(&c, line))) break;
     }
     hub_free(buf);
-    if (rc) return rc;
+    if (rc) {
+        table_free(t);
+        return rc;
+    }
     if (t->name == NULL || (int)t->kind < 0) {
+        table_free(t);
         c.line = 1;
         return bad(&c, "no @table or @kind%s", "");
     }
@@ -513,8 +525,7 @@ static hub_status load_file(hub_map *m, const char *path, const char *label,
     /* A later table of the same name and kind (the site's) replaces it. */
     for (size_t i = 0; i < m->ntables; i++) {
         if (m->tables[i]->kind == t->kind && strcmp(m->tables[i]->name, t->name) == 0) {
-            for (size_t k = 0; k < m->tables[i]->nrows; k++)
-                json_decref(m->tables[i]->rows[k].fixed);
+            table_free(m->tables[i]);
             m->tables[i] = t;
             return HUB_OK;
         }
@@ -522,7 +533,10 @@ static hub_status load_file(hub_map *m, const char *path, const char *label,
     if (m->ntables == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 64;
         mtable **nt = hub_realloc(m->tables, nc * sizeof *nt);
-        if (nt == NULL) return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
+        if (nt == NULL) {
+            table_free(t);
+            return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
+        }
         m->tables = nt;
         m->cap = nc;
     }
@@ -655,9 +669,7 @@ hub_status hub_map_load(const hub_map_cfg *c, hub_map **out, hub_err *err) {
 
 void hub_map_free(hub_map *m) {
     if (m == NULL) return;
-    for (size_t i = 0; i < m->ntables; i++)
-        for (size_t k = 0; k < m->tables[i]->nrows; k++)
-            json_decref(m->tables[i]->rows[k].fixed);
+    for (size_t i = 0; i < m->ntables; i++) table_free(m->tables[i]);
     hub_free(m->tables);
     hub_arena_release(&m->arena);
     hub_free(m);
