@@ -106,6 +106,7 @@ typedef struct mtable {
     const char *key;        /* datatype tables making a resource */
     const char *system;     /* vocab: default target system */
     const char *source_system; /* local: CWE-3 covered ("*": any) */
+    const char *extends;    /* message tables: rows appended to that table */
     const char *structures[16];
     size_t nstructures;
     const char *events[32];

@@ -448,6 +448,7 @@ static hub_status parse_header(lctx *c, char *line) {
     else if (strcmp(key, "key") == 0) t->key = v;
     else if (strcmp(key, "system") == 0 || strcmp(key, "target-system") == 0) t->system = v;
     else if (strcmp(key, "source-system") == 0) t->source_system = v;
+    else if (strcmp(key, "extends") == 0) t->extends = v;
     else if (strcmp(key, "structure") == 0 || strcmp(key, "events") == 0) {
         bool ev = key[0] == 'e';
         char *save = NULL;
@@ -617,6 +618,27 @@ const mrow *hub__map_vocab(const mtable *t, const char *code, size_t n) {
 /* Table references resolved once; a dangling one is a configuration
  * error at start, never a surprise per message. */
 static hub_status resolve(hub_map *m, hub_err *err) {
+    /* A site's message table may extend a shipped one (a Z-segment row):
+     * its rows run after the shipped rows. */
+    for (size_t i = 0; i < m->ntables; i++) {
+        mtable *t = m->tables[i];
+        if (t->extends == NULL) continue;
+        mtable *base = (mtable *)hub__map_find(m, t->extends, t->kind);
+        if (base == NULL || base == t)
+            return hub_err_set(err, HUB_E_CONFIG, t->file, "@extends names no table '%.60s'",
+                               t->extends);
+        if (base->nrows + t->nrows > base->cap) {
+            size_t nc = base->nrows + t->nrows;
+            mrow *nr = hub_realloc(base->rows, nc * sizeof *nr);
+            if (nr == NULL) return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
+            base->rows = nr;
+            base->cap = nc;
+        }
+        memcpy(base->rows + base->nrows, t->rows, t->nrows * sizeof *t->rows);
+        base->nrows += t->nrows;
+        /* The rows (and their fixed values) belong to base now. */
+        t->nrows = 0;
+    }
     for (size_t i = 0; i < m->ntables; i++) {
         mtable *t = m->tables[i];
         for (size_t k = 0; k < t->nrows; k++) {
