@@ -366,9 +366,9 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
     *out = NULL;
     hub_slice raw = v->raw;
     /* A primitive from a composite value: its first component. */
-    if (v->level == 0 && row->prim != P_STRING && row->prim != P_MARKDOWN)
-        raw = hub_v2_split(raw, c->d.comp, 1, NULL);
-    if (v->level == 1 && c->d.sub && row->prim != P_STRING && row->prim != P_MARKDOWN)
+    bool whole = row->prim == P_STRING || row->prim == P_MARKDOWN || row->prim == P_BASE64;
+    if (v->level == 0 && !whole) raw = hub_v2_split(raw, c->d.comp, 1, NULL);
+    if (v->level == 1 && c->d.sub && !whole)
         raw = hub_v2_split(raw, c->d.sub, 1, NULL);
     if (!valued(raw)) return HUB_OK;
     const char *t = text(c, raw);
@@ -430,6 +430,42 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
                 return soft(c, row, v, "not an integer");
             *out = json_integer(l);
         }
+        break;
+    }
+    case P_BASE64: {
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t n = strlen(t);
+        char *o = hub_arena_alloc(&c->a, (n + 2) / 3 * 4 + 1);
+        if (o == NULL) return nomem(c);
+        const unsigned char *u = (const unsigned char *)t;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += 3) {
+            uint32_t w = (uint32_t)u[i] << 16 | (i + 1 < n ? (uint32_t)u[i + 1] << 8 : 0) |
+                         (i + 2 < n ? u[i + 2] : 0);
+            o[k++] = b64[w >> 18 & 63];
+            o[k++] = b64[w >> 12 & 63];
+            o[k++] = i + 1 < n ? b64[w >> 6 & 63] : '=';
+            o[k++] = i + 2 < n ? b64[w & 63] : '=';
+        }
+        *out = json_stringn(o, k);
+        break;
+    }
+    case P_B64BIN: {
+        /* Kept as sent when it is base64 (line breaks and spaces removed). */
+        size_t n = strlen(t), k = 0, pad = 0;
+        char *o = hub_arena_alloc(&c->a, n + 1);
+        if (o == NULL) return nomem(c);
+        for (size_t i = 0; i < n; i++) {
+            char ch = t[i];
+            if (ch == ' ' || ch == '\r' || ch == '\n' || ch == '\t') continue;
+            bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                      ch == '+' || ch == '/';
+            if (ch == '=') pad++;
+            else if (!ok || pad) return soft(c, row, v, "not base64");
+            o[k++] = ch;
+        }
+        if (k == 0 || k % 4 != 0 || pad > 2) return soft(c, row, v, "not base64");
+        *out = json_stringn(o, k);
         break;
     }
     case P_BOOLEAN:
@@ -778,11 +814,18 @@ static const mtable *message_table(const hub_map *m, const hub_v2_msg *msg, char
     return NULL;
 }
 
+/* `GROUP/SEG`: the segment is somewhere inside GROUP; `GROUP>SEG` (the
+ * group stored with a leading '>'): GROUP is the segment's innermost group
+ * (an ORDER_OBSERVATION's own NTE, not its OBSERVATION's). */
 static bool in_group(const rctx *c, size_t seg, const char *group) {
     if (!c->have_groups) return true;
+    bool direct = group[0] == '>';
+    if (direct) group++;
     const hub_v2_group *g = c->groups.seg_node[seg];
-    for (g = g ? g->parent : NULL; g; g = g->parent)
+    for (g = g ? g->parent : NULL; g; g = g->parent) {
         if (g->name && strcmp(g->name, group) == 0) return true;
+        if (direct) return false;
+    }
     return false;
 }
 
