@@ -204,10 +204,13 @@ int hub__cmd_serve(int argc, char **argv) {
     const char *conformance = cfg.conformance_dir[0] ? cfg.conformance_dir
                                                      : HUB_SOURCE_DIR "/conformance";
     snprintf(confdir, sizeof confdir, "%s/fhir/r4", conformance);
+    int64_t t_defs = hub_mono_ns();
     if (hub_fhir_defs_load(confdir, &defs, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: FHIR tables: %s: %s\n", err.where, err.msg);
         goto out;
     }
+    HUB_LOG_DEBUG("serve", "fhir tables loaded ms=%.2f",
+                  (double)(hub_mono_ns() - t_defs) / 1e6);
     snprintf(confdir, sizeof confdir, "%s/v2", conformance);
     if (hub_v2_profset_open(confdir, &profiles, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s: %s\n", err.where, err.msg);
@@ -255,10 +258,12 @@ int hub__cmd_serve(int argc, char **argv) {
                              .defs = defs,
                              .validate = {.lenient = cfg.fhir_lenient},
                              .max_bundle_entries = cfg.fhir_max_bundle_entries};
+    int64_t t_rec = hub_mono_ns();
     if (hub_record_open(&rc_cfg, &record, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: record: %s\n", err.msg);
         goto out;
     }
+    HUB_LOG_DEBUG("serve", "record open ms=%.2f", (double)(hub_mono_ns() - t_rec) / 1e6);
 
     hub_ingest_cfg ic = {.store = store, .profiles = profiles,
                          .channels = chans.ingest, .nchannels = chans.n,

@@ -39,9 +39,20 @@ static size_t path_push(vctx *c, const char *name, size_t n) {
 
 static size_t path_index(vctx *c, size_t i) {
     size_t old = c->plen;
-    int k = snprintf(c->path + c->plen, sizeof c->path - c->plen, "[%zu]", i);
-    if (k > 0 && c->plen + (size_t)k < sizeof c->path) c->plen += (size_t)k;
-    else c->path[c->plen] = '\0';
+    char tmp[24];
+    size_t k = sizeof tmp;
+    do {
+        tmp[--k] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    size_t digits = sizeof tmp - k;
+    if (c->plen + digits + 3 < sizeof c->path) {
+        c->path[c->plen++] = '[';
+        memcpy(c->path + c->plen, tmp + k, digits);
+        c->plen += digits;
+        c->path[c->plen++] = ']';
+        c->path[c->plen] = '\0';
+    }
     return old;
 }
 

@@ -97,6 +97,11 @@ static uint32_t group_of(const hub_fhir_defs *d, const char *key) {
     return hub__fhir_group_get(d, key, strlen(key));
 }
 
+/* A group's elements are contiguous in the table, in definition order. */
+static const hub_fhir_elem *group_first(const hub_fhir_defs *d, uint32_t g) {
+    return g == HUB__FHIR_NONE ? NULL : &d->elems[d->groups[g].start];
+}
+
 static void classify(const hub_fhir_defs *d, const char *type, child_info *ci) {
     const hub__fhir_type *t = hub__fhir_type_get(d, type, strlen(type));
     ci->cls = TC_COMPLEX;
@@ -213,8 +218,6 @@ typedef enum {
     F_DIV        /* the narrative: skipped, copied from the input as text */
 } frame_kind;
 
-#define MAX_CHOICES_SEEN 8
-
 typedef struct {
     frame_kind kind;
     bool has_prim_arrays;    /* obj holds aligned primitive arrays to tidy */
@@ -224,6 +227,9 @@ typedef struct {
     const char *name;          /* its element name (libxml2's dictionary) */
     const char *key;           /* where its children are defined */
     uint32_t group;            /* ... as the table's group */
+    const hub_fhir_elem *kids; /* the group's first element */
+    uint64_t seen;             /* children met, by position in the group */
+    long last_pos;             /* position of the last child met, or -1 */
     const char *type;
     json_t *obj;
     json_t *value;
@@ -232,8 +238,6 @@ typedef struct {
     const char *div_prefix; /* the div's own namespace needs declaring */
     bool div_declare;
     bool div_prefixed; /* prefixes inside: check it stands on its own */
-    uint8_t nchoices;
-    const hub_fhir_elem *choices[MAX_CHOICES_SEEN];
 } frame;
 
 typedef struct {
@@ -510,10 +514,11 @@ static void tidy_prim_arrays(json_t *obj) {
 
 static frame *push(x2j *x, frame_kind kind, const char *name) {
     frame *f = &x->frames[x->nframes++];
-    memset(f, 0, offsetof(frame, choices));
+    memset(f, 0, sizeof *f);
     f->kind = kind;
     f->name = name;
     f->index = -1;
+    f->last_pos = -1;
     return f;
 }
 
@@ -565,6 +570,7 @@ static void x_start_resource(x2j *x, const char *local, const char *uri, int nat
     frame *f = push(x, F_RESOURCE, local);
     f->key = local;
     f->group = group_of(x->d, local);
+    f->kids = group_first(x->d, f->group);
     f->type = local;
     f->obj = json_object();
     if (!set_new(x, f->obj, "resourceType", json_string(local))) return;
@@ -621,6 +627,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         frame *f = push(x, F_RESOURCE, local);
         f->key = local;
         f->group = group_of(x->d, local);
+        f->kids = group_first(x->d, f->group);
         f->type = local;
         f->obj = json_object();
         if (!set_new(x, f->obj, "resourceType", json_string(local))) return;
@@ -650,6 +657,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
         f->type = "Extension";
         f->key = "Extension";
         f->group = x->ext_group;
+        f->kids = group_first(x->d, f->group);
         f->index = (long)json_array_size(arr);
         f->obj = json_object();
         if (f->obj == NULL) {
@@ -672,6 +680,16 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     const hub_fhir_elem *e = ci.e;
     const char *type = ci.type;
     bool xhtml = ci.cls == TC_XHTML;
+    /* FHIR XML keeps definition order; repeats of an element together */
+    if (p->kids && e >= p->kids) {
+        long pos = (long)(e - p->kids);
+        if (pos < p->last_pos) {
+            x_invalid(x, "structure", local, "element '%s' is out of order", local);
+            x->skip = 1;
+            return;
+        }
+        p->last_pos = pos;
+    }
     if (uri == NULL || !streq(uri, xhtml ? XHTML_NS : FHIR_NS)) {
         x_invalid(x, "structure", local, "element '%s' is not in the %s namespace", local,
                   xhtml ? "XHTML" : "FHIR");
@@ -688,12 +706,13 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
             if (uk) index = (long)json_array_size(json_object_get(p->obj, uk));
         }
     } else {
-        /* once only; for a choice, one of its types only */
+        /* once only; for a choice, one of its types only (no group of
+         * the table has more than 64 children; a bit per child) */
         bool dup = false;
-        if (e->choice) {
-            for (unsigned i = 0; i < p->nchoices; i++)
-                if (p->choices[i] == e) dup = true;
-            if (!dup && p->nchoices < MAX_CHOICES_SEEN) p->choices[p->nchoices++] = e;
+        size_t bit = (size_t)(e - p->kids);
+        if (p->kids && e >= p->kids && bit < 64) {
+            dup = (p->seen >> bit) & 1u;
+            p->seen |= (uint64_t)1 << bit;
         } else if (json_object_get(p->obj, local) != NULL) {
             dup = true;
         } else {
@@ -780,6 +799,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
     }
     f->key = children_key(e, type);
     f->group = group_of(x->d, f->key);
+    f->kids = group_first(x->d, f->group);
     f->obj = json_object();
     if (f->obj == NULL) {
         x_nomem(x);

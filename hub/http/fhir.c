@@ -437,7 +437,11 @@ static void apply_one(ctx *c, hub_record_op *op) {
     if (op->kind == HUB_OP_DELETE) {
         if (want == 2) {
             hub_oo *oo = op->outcome ? op->outcome : hub_oo_new();
-            if (oo && hub_oo_count(oo, HUB_OO_INFORMATION) == 0)
+            if (oo == NULL) {
+                send_internal(c);
+                return;
+            }
+            if (hub_oo_count(oo, HUB_OO_INFORMATION) == 0)
                 hub_oo_add(oo, HUB_OO_INFORMATION, "informational", NULL,
                            "the resource was deleted");
             send_oo(c, 200, oo);

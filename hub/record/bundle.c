@@ -417,7 +417,7 @@ hub_status hub_record_bundle(hub_record *r, const json_t *bundle,
         }
         hub_err aerr;
         hub_err_clear(&aerr);
-        hub_status arc = hub_record_apply(r, ops, nops, atomic, &aerr);
+        hub_status arc = hub__record_apply(r, ops, nops, atomic, true, &aerr);
         for (size_t k = 0; k < nops; k++) es[map[k]].op = ops[k];
         if (arc == HUB_E_STORE || arc == HUB_E_STATE || arc == HUB_E_NOMEM) {
             if (err) *err = aerr;

@@ -22,6 +22,11 @@ bool hub__record_id_ok(const char *id);
 size_t hub__record_index(const char *type, const json_t *res,
                          hub_store_token *out, size_t max);
 
+/* hub_record_apply; `bundle` says the ops are a Bundle's entries (then a
+ * transaction's urn:uuid/urn:oid references must name one of them). */
+hub_status hub__record_apply(hub_record *r, hub_record_op *ops, size_t n,
+                             bool atomic, bool bundle, hub_err *err);
+
 /* Sets op->status and adds one error issue to op->outcome. Returns the
  * status. */
 int hub__op_fail(hub_record_op *op, int status, const char *code,

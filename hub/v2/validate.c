@@ -638,6 +638,8 @@ static void check_leaf_value(vctx *c, fctx *fc, const hub__pres *res, unsigned t
     bool is_id = res->leaf_kind == HUB__LK_ID;
     if (table == 396 && (v.n >= 2 && ((v.p[0] == '9' && v.p[1] == '9') || v.p[0] == 'L')))
         return; /* local coding systems 99zzz and L are allowed by 0396 */
+    if (table == 396 && v.n == 7 && memcmp(v.p, "HL7", 3) == 0 && ndigits(v, 3) == 4)
+        return; /* 0396 names HL7's own tables as HL7nnnn; the source lists none */
     /* HL7 tables that realm guides routinely extend (coding systems,
      * universal id types, identifier types) are judged as user-defined. */
     bool open = table == 396 || table == 301 || table == 203;
@@ -814,6 +816,11 @@ static void check_segment(vctx *c, size_t i) {
             continue;
         }
         if (is_null(raw)) continue;
+        /* A field the version withdrew; a site rule's usage overrides. */
+        if (usage == 'W') {
+            add_lit(c, HUB_V2R_FIELD_UNSUPPORTED, &fc.loc, i, "field withdrawn in this version");
+            continue;
+        }
         const hub__pres *res = &ps->res[f - 1];
         splitter sp = split_init(raw, c->d.rep);
         for (size_t r = 1; r <= HUB_MAX_REPS; r++) {

@@ -156,8 +156,8 @@ hub_status hub_fhir_validate(const hub_fhir_defs *d, const json_t *res,
  * narrative as a string. libxml2 with no DTD, no entity expansion, no
  * network. Errors go to `oo`: HUB_E_PARSE (not well-formed, DTD, entity,
  * not UTF-8), HUB_E_INVALID (an element or attribute the table does not
- * know, a value its type refuses; every such issue is reported, with its
- * FHIRPath), HUB_E_LIMIT (over HUB_MAX_HTTP_BODY bytes or
+ * know, elements out of definition order, a value its type refuses; every
+ * such issue is reported, with its FHIRPath), HUB_E_LIMIT (over HUB_MAX_HTTP_BODY bytes or
  * HUB_MAX_XML_DEPTH levels), HUB_E_NOMEM. The narrative is the exact text
  * of the div element. A decimal becomes a JSON integer when its text has
  * no '.' or exponent, a real otherwise (jansson keeps no lexical form:

@@ -550,7 +550,7 @@ const char *const *hub_v2_profset_versions(const hub_v2_profset *s, size_t *n);
 
 /* Picks the version whose base profile validates a message declaring
  * `declared` (MSH-12.1): itself when shipped; the newest shipped version
- * for a newer 2.x (e.g. 2.8 -> 2.7.1); the oldest for an older 2.x.
+ * for a newer 2.x (e.g. 2.8.2 -> 2.8); the oldest for an older 2.x.
  * Writes it to out[size]; returns 0 for an exact match, 1 for a fallback,
  * -1 when `declared` is not a 2.x version id (nothing written). */
 int hub_v2_profset_pick(const hub_v2_profset *s, hub_slice declared,
@@ -579,7 +579,8 @@ typedef struct {
     const char *name;     /* "Patient Identifier List" */
     const char *datatype; /* "CX" */
     char usage;           /* 'R' required, 'O' optional, 'C' conditional,
-                           * 'B' backward compatible, 'X' not supported */
+                           * 'B' backward compatible, 'X' not supported,
+                           * 'W' withdrawn by the version (base profiles) */
     bool repeats;         /* fields only */
     uint32_t max_len;     /* 0: no limit known */
     uint16_t table;       /* HL7 table number, 0: none */

@@ -380,3 +380,41 @@ Test(fhir_defs_load, load_time) {
     cr_log_info("fhir defs load: %.2f ms", ms);
     cr_assert_lt(ms, 250.0);
 }
+
+/* Every JSON name of every element resolves back to that element (and a
+ * choice name to its type): no choice expansion shadows another element. */
+Test(fhir_defs, every_json_name_resolves) {
+    size_t checked = 0;
+    for (size_t r = 0; r < hub_fhir_resource_count(defs); r++) {
+        /* The resource and its backbone elements, depth first. */
+        const char *stack[256];
+        size_t top = 0;
+        stack[top++] = hub_fhir_resource_name(defs, r);
+        while (top) {
+            const char *key = stack[--top];
+            size_t n;
+            const hub_fhir_elem *k = hub_fhir_children(defs, key, &n);
+            for (size_t i = 0; i < n; i++) {
+                const hub_fhir_elem *e = &k[i];
+                for (size_t t = 0; t < e->ntypes; t++) {
+                    char name[160];
+                    if (e->choice) {
+                        snprintf(name, sizeof name, "%s%c%s", e->name,
+                                 e->types[t][0] >= 'a' ? e->types[t][0] - 32 : e->types[t][0],
+                                 e->types[t] + 1);
+                    } else {
+                        snprintf(name, sizeof name, "%s", e->name);
+                    }
+                    const char *type = NULL;
+                    cr_assert_eq(hub_fhir_child(defs, key, name, &type), e, "%s %s", key, name);
+                    cr_assert_str_eq(type, e->types[t], "%s %s", key, name);
+                    checked++;
+                }
+                /* Nested backbones of this resource (not content references). */
+                if (e->children_key && strcmp(e->children_key, e->path) == 0 && top < 256)
+                    stack[top++] = e->children_key;
+            }
+        }
+    }
+    cr_assert_gt(checked, 5000, "%zu", checked);
+}

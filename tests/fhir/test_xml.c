@@ -2,6 +2,7 @@
  * and every kind of bad XML with its defined answer. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,36 @@ Test(fhir_xml, narrative_is_the_exact_div_text) {
     json_decref(j);
 }
 
+/* The narrative's offsets hold where the parser has long moved its buffer
+ * on (a megabyte before it, a large div). */
+Test(fhir_xml, narrative_in_a_large_document) {
+    hub_buf b, div;
+    hub_buf_init(&b);
+    hub_buf_init(&div);
+    hub_buf_append_cstr(&b, "<Patient" NS "><meta>");
+    for (int i = 0; i < 20000; i++)
+        hub_buf_printf(&b, "<tag><code value=\"id-%d &amp; more\"/></tag>\n", i);
+    hub_buf_append_cstr(&b, "</meta>");
+    hub_buf_append_cstr(&div, "<div" XNS ">");
+    for (int i = 0; i < 5000; i++)
+        hub_buf_printf(&div, "<p class=\"c%d\">row %d &lt;&#233;&gt;</p>\n", i, i);
+    hub_buf_append_cstr(&div, "</div>");
+    hub_buf_append_cstr(&b, "<text><status value=\"generated\"/>");
+    hub_buf_append(&b, div.p, div.n);
+    hub_buf_append_cstr(&b, "</text></Patient>");
+    json_t *j = NULL;
+    hub_oo *oo = hub_oo_new();
+    cr_assert_eq(hub_fhir_xml_to_json(defs, b.p, b.n, &j, oo), HUB_OK);
+    json_t *d = json_object_get(json_object_get(j, "text"), "div");
+    cr_assert_eq(json_string_length(d), div.n);
+    cr_assert_eq(memcmp(json_string_value(d), div.p, div.n), 0);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(j, "meta"), "tag")), 20000);
+    json_decref(j);
+    hub_oo_free(oo);
+    hub_buf_release(&b);
+    hub_buf_release(&div);
+}
+
 Test(fhir_xml, narrative_empty_cdata_and_pi) {
     x2j_expect("<Patient" NS "><text><status value=\"empty\"/><div" XNS "/></text></Patient>",
                "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"empty\",\"div\":"
@@ -357,6 +388,41 @@ Test(fhir_xml, recursive_content_reference) {
                    "\"type\":\"group\",\"item\":[{\"linkId\":\"1.1.1\",\"type\":\"string\","
                    "\"enableWhen\":[{\"question\":\"1\",\"operator\":\"exists\","
                    "\"answerBoolean\":true}]}]}]}]}");
+}
+
+Test(fhir_xml, prefixed_fhir_namespace) {
+    x2j_expect("<f:Patient xmlns:f=\"http://hl7.org/fhir\"><f:id value=\"1\"/><f:name>"
+               "<f:family value=\"X\"/></f:name></f:Patient>",
+               "{\"resourceType\":\"Patient\",\"id\":\"1\",\"name\":[{\"family\":\"X\"}]}");
+}
+
+/* Conversions share nothing but the read-only tables: threads at once. */
+static void *convert_loop(void *arg) {
+    const char *xml = arg;
+    for (int i = 0; i < 200; i++) {
+        json_t *j = NULL;
+        if (hub_fhir_xml_to_json(defs, xml, strlen(xml), &j, NULL) != HUB_OK) return (void *)1;
+        hub_buf b;
+        hub_buf_init(&b);
+        hub_err err;
+        hub_status rc = hub_fhir_json_to_xml(defs, j, i % 2, &b, &err);
+        json_decref(j);
+        hub_buf_release(&b);
+        if (rc != HUB_OK) return (void *)1;
+    }
+    return NULL;
+}
+
+Test(fhir_xml, threads) {
+    const char *xml = "<Patient" NS "><text><status value=\"generated\"/><div" XNS ">x</div>"
+                      "</text><name><given value=\"a\"/><given id=\"b\"/></name></Patient>";
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, convert_loop, (void *)xml);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        cr_assert_null(r, "thread %d", i);
+    }
 }
 
 /* ---- JSON -> XML ----------------------------------------------------------- */
@@ -623,6 +689,17 @@ Test(fhir_xml, structure_errors) {
     X2J_FAIL("<Patient" NS "><deceasedBoolean value=\"true\"/><deceasedDateTime value=\"2000\"/>"
              "</Patient>",
              HUB_E_INVALID, "structure", "Patient.deceasedDateTime");
+    /* definition order, and repeats side by side */
+    X2J_FAIL("<Patient" NS "><gender value=\"male\"/><active value=\"true\"/></Patient>",
+             HUB_E_INVALID, "structure", "Patient.active");
+    X2J_FAIL("<Patient" NS "><name><given value=\"a\"/><family value=\"b\"/></name></Patient>",
+             HUB_E_INVALID, "structure", "Patient.name[0].family");
+    X2J_FAIL("<Patient" NS "><name><given value=\"a\"/><prefix value=\"b\"/><given value=\"c\"/>"
+             "</name></Patient>",
+             HUB_E_INVALID, "structure", "Patient.name[0].given");
+    X2J_FAIL("<Patient" NS "><active value=\"true\"/><extension url=\"u\"><valueString "
+             "value=\"x\"/></extension></Patient>",
+             HUB_E_INVALID, "structure", "Patient.extension");
     /* primitives: no value and no extension; values their type refuses */
     X2J_FAIL("<Patient" NS "><active/></Patient>", HUB_E_INVALID, "required", "Patient.active");
     X2J_FAIL("<Patient" NS "><active value=\"yes\"/></Patient>", HUB_E_INVALID, "value",

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define PAT "{\"resourceType\":\"Patient\",\"active\":true}"
 
@@ -790,4 +791,49 @@ Test(record, version_1_journal_migrates) {
     hub_record_close(rt_rec);
     hub_store_close(rt_store);
     hub_test_rmtree(dir);
+}
+
+Test(record, a_single_write_keeps_urn_references, .init = rt_up, .fini = rt_down) {
+    /* Outside a transaction Bundle a urn reference names nothing of ours:
+     * it is stored as sent. */
+    json_t *res = rt_json("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
+                          "\"subject\":{\"reference\":\"urn:uuid:0a0b0c0d-0000-4000-8000-000000000001\"}}");
+    hub_record_op op = {.kind = HUB_OP_CREATE, .type = "Observation", .resource = res};
+    hub_err err;
+    cr_assert_eq(hub_record_apply(rt_rec, &op, 1, true, &err), HUB_OK);
+    cr_assert_eq(op.status, 201);
+    cr_assert(strstr(op.res.json, "urn:uuid:0a0b0c0d-0000-4000-8000-000000000001"));
+    hub_record_op_release(&op);
+    json_decref(res);
+}
+
+Test(record, server_ids_are_random_and_time_ordered, .init = rt_up_bare, .fini = rt_down) {
+    char a[72], b[72], c[72];
+    cr_assert_eq(rt_create("Patient", PAT, a), 201);
+    struct timespec ts = {0, 3000000};
+    nanosleep(&ts, NULL);
+    cr_assert_eq(rt_create("Patient", PAT, b), 201);
+    cr_assert_eq(rt_create("Patient", PAT, c), 201);
+    cr_assert_lt(strcmp(a, b), 0, "later ids sort after earlier ones: %s %s", a, b);
+    cr_assert_str_neq(b, c);
+    for (const char *p = a; *p; p++) cr_assert(strchr("0123456789abcdef-", *p));
+    cr_assert_eq(strlen(a), 36);
+    cr_assert_eq(a[14], '7', "UUID version 7 layout");
+    cr_assert(a[19] == '8' || a[19] == '9' || a[19] == 'a' || a[19] == 'b', "RFC 4122 variant");
+    cr_assert_neq(memcmp(b + 24, c + 24, 12), 0, "random tail");
+}
+
+Test(record, id_length_bounds, .init = rt_up_bare, .fini = rt_down) {
+    char id64[65], id65[66], body[256];
+    memset(id64, 'a', 64);
+    id64[64] = '\0';
+    memset(id65, 'b', 65);
+    id65[65] = '\0';
+    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\"}", id64);
+    cr_assert_eq(rt_update("Patient", id64, body, NULL, NULL), 201, "64 characters");
+    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\"}", id65);
+    cr_assert_eq(rt_update("Patient", id65, body, NULL, NULL), 400, "65 characters");
+    cr_assert_eq(rt_update("Patient", "a b", "{\"resourceType\":\"Patient\",\"id\":\"a b\"}", NULL, NULL), 400);
+    cr_assert_eq(rt_update("Patient", "a_b", "{\"resourceType\":\"Patient\",\"id\":\"a_b\"}", NULL, NULL), 400);
+    cr_assert_eq(rt_update("Patient", "A-z.9", "{\"resourceType\":\"Patient\",\"id\":\"A-z.9\"}", NULL, NULL), 201);
 }

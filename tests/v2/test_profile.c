@@ -28,7 +28,7 @@ static const hub_v2_profile *get(const char *v) {
 Test(v2_profile, versions_shipped, .init = up, .fini = down) {
     size_t n;
     const char *const *v = hub_v2_profset_versions(set, &n);
-    const char *want[] = {"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1"};
+    const char *want[] = {"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8"};
     cr_assert_eq(n, sizeof want / sizeof *want);
     for (size_t i = 0; i < n; i++) cr_assert_str_eq(v[i], want[i]);
 }
@@ -72,7 +72,7 @@ Test(v2_profile, load_times, .init = up, .fini = down) {
 Test(v2_profile, unknown_version, .init = up, .fini = down) {
     const hub_v2_profile *p;
     hub_err err;
-    cr_assert_eq(hub_v2_profset_get(set, "2.8", &p, &err), HUB_E_NOTFOUND);
+    cr_assert_eq(hub_v2_profset_get(set, "2.9", &p, &err), HUB_E_NOTFOUND);
     cr_assert_null(p);
     cr_assert_str_eq(err.where, "MSH-12");
 }
@@ -89,9 +89,16 @@ Test(v2_profile, pick_version, .init = up, .fini = down) {
     char out[16];
     cr_assert_eq(hub_v2_profset_pick(set, hub_slice_cstr("2.5.1"), out, sizeof out), 0);
     cr_assert_str_eq(out, "2.5.1");
-    cr_assert_eq(hub_v2_profset_pick(set, hub_slice_cstr("2.8"), out, sizeof out), 1);
-    cr_assert_str_eq(out, "2.7.1");
+    cr_assert_eq(hub_v2_profset_pick(set, hub_slice_cstr("2.8"), out, sizeof out), 0);
+    cr_assert_str_eq(out, "2.8");
+    /* 2.8.1 and 2.8.2 are validated with 2.8, anything newer too */
+    cr_assert_eq(hub_v2_profset_pick(set, hub_slice_cstr("2.8.1"), out, sizeof out), 1);
+    cr_assert_str_eq(out, "2.8");
+    cr_assert_eq(hub_v2_profset_pick(set, hub_slice_cstr("2.8.2"), out, sizeof out), 1);
+    cr_assert_str_eq(out, "2.8");
     cr_assert_eq(hub_v2_profset_pick(set, hub_slice_cstr("2.9.1"), out, sizeof out), 1);
+    cr_assert_str_eq(out, "2.8");
+    cr_assert_eq(hub_v2_profset_pick(set, hub_slice_cstr("2.7.2"), out, sizeof out), 1);
     cr_assert_str_eq(out, "2.7.1");
     cr_assert_eq(hub_v2_profset_pick(set, hub_slice_cstr("2.2"), out, sizeof out), 1);
     cr_assert_str_eq(out, "2.3");

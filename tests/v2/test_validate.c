@@ -406,22 +406,22 @@ Test(v2_validate, e203_unsupported_version, .init = up, .fini = down) {
 }
 
 Test(v2_validate, w203_newer_version_falls_back, .init = up, .fini = down) {
-    hub_v2_findings fs = run(replace(ADT, "|P|2.5.1\r", "|P|2.8\r"), NULL, NULL);
+    hub_v2_findings fs = run(replace(ADT, "|P|2.5.1\r", "|P|2.9\r"), NULL, NULL);
     const hub_v2_finding *f = must(&fs, "MSH-12", 203, 'W');
-    cr_assert(strstr(f->text, "2.7.1"));
-    cr_assert_str_eq(fs.version, "2.7.1");
+    cr_assert(strstr(f->text, "2.8"));
+    cr_assert_str_eq(fs.version, "2.8");
     cr_assert_eq(fs.nerrors, 0);
 }
 
 Test(v2_validate, newer_segments_warn_after_fallback, .init = up, .fini = down) {
-    /* CDO (v2.8) is not a segment of v2.7.1; with a 2.8 message it is
-     * a warning, with a 2.5.1 message an error */
-    char *m = replace(replace(ADT, "|P|2.5.1\r", "|P|2.8\r"), "PV1|", "CDO|1\rPV1|");
+    /* OH1 is not a segment of the newest profile (2.8); with a 2.9
+     * message it is a warning, with a 2.5.1 message an error */
+    char *m = replace(replace(ADT, "|P|2.5.1\r", "|P|2.9\r"), "PV1|", "OH1|1\rPV1|");
     hub_v2_findings fs = run(m, NULL, strict_order());
-    must(&fs, "CDO", 100, 'W');
+    must(&fs, "OH1", 100, 'W');
     cr_assert_eq(fs.nerrors, 0);
-    fs = run(replace(ADT, "PV1|", "CDO|1\rPV1|"), NULL, strict_order());
-    must(&fs, "CDO", 100, 'E');
+    fs = run(replace(ADT, "PV1|", "OH1|1\rPV1|"), NULL, strict_order());
+    must(&fs, "OH1", 100, 'E');
 }
 
 Test(v2_validate, e207_profile_cannot_be_loaded, .init = up, .fini = down) {

@@ -67,7 +67,10 @@ function compRow(f) {
 
 /* Compact, diffable JSON: one structure, field or component per line. */
 function j(x) { return JSON.stringify(x); }
-function writeVersion(v, def, tablesUsed) {
+
+/* A version's profile as data: events, structures, segment and datatype
+ * rows, from the source's definition. */
+function buildVersion(v, def, tablesUsed) {
   const used = new Set();
   const keys = Object.keys(def.messages).sort();
   /* Trigger event -> structure: HL7 table 0354 (in the source's tables,
@@ -99,17 +102,32 @@ function writeVersion(v, def, tablesUsed) {
     /* "ACK" and the bare "ORU"/"QRY" entries stand for every event. */
     if (!events[ev]) events[ev] = k;
   }
-  const segNames = Object.keys(def.segments).filter((s) => /^[A-Z0-9]{3}$/.test(s)).sort();
-  const dtNames = Object.keys(def.fields).sort();
-  for (const s of segNames)
-    for (const f of def.segments[s].fields) { const t = tableId(f.table); if (t) tablesUsed.add(t); }
-  for (const d of dtNames)
-    for (const f of def.fields[d].subfields) { const t = tableId(f.table); if (t) tablesUsed.add(t); }
+  const segments = {};
+  for (const s of Object.keys(def.segments).filter((x) => /^[A-Z0-9]{3}$/.test(x)))
+    segments[s] = def.segments[s].fields.map(fieldRow);
+  const datatypes = {};
+  for (const d of Object.keys(def.fields)) datatypes[d] = def.fields[d].subfields.map(compRow);
+  noteTables(segments, datatypes, tablesUsed);
+  return { version: v, source: 'hl7-dictionary ' + srcVersion + ' (npm, MIT)',
+           events, structures, segments, datatypes };
+}
 
+/* The tables a profile's rows refer to (a row's 6th/5th item). */
+function noteTables(segments, datatypes, tablesUsed) {
+  for (const rows of Object.values(segments))
+    for (const r of rows) if (r.length > 5) tablesUsed.add(r[5]);
+  for (const rows of Object.values(datatypes))
+    for (const r of rows) if (r.length > 4) tablesUsed.add(r[4]);
+}
+
+function writeVersion(prof) {
+  const { version: v, events, structures, segments, datatypes } = prof;
+  const segNames = Object.keys(segments).sort();
+  const dtNames = Object.keys(datatypes).sort();
   const L = [];
   L.push('{');
   L.push(' "version": ' + j(v) + ',');
-  L.push(' "source": ' + j('hl7-dictionary ' + srcVersion + ' (npm, MIT)') + ',');
+  L.push(' "source": ' + j(prof.source) + ',');
   L.push(' "events": {');
   const evk = Object.keys(events).sort();
   evk.forEach((e, i) => L.push('  ' + j(e) + ': ' + j(events[e]) + (i + 1 < evk.length ? ',' : '')));
@@ -120,7 +138,7 @@ function writeVersion(v, def, tablesUsed) {
   L.push(' },');
   L.push(' "segments": {');
   segNames.forEach((s, i) => {
-    const rows = def.segments[s].fields.map(fieldRow);
+    const rows = segments[s];
     L.push('  ' + j(s) + ': [' + (rows.length ? '' : ']' + (i + 1 < segNames.length ? ',' : '')));
     rows.forEach((r, k) => L.push('   ' + j(r) + (k + 1 < rows.length ? ',' : '')));
     if (rows.length) L.push('  ]' + (i + 1 < segNames.length ? ',' : ''));
@@ -128,7 +146,7 @@ function writeVersion(v, def, tablesUsed) {
   L.push(' },');
   L.push(' "datatypes": {');
   dtNames.forEach((d, i) => {
-    const rows = def.fields[d].subfields.map(compRow);
+    const rows = datatypes[d];
     const sep = i + 1 < dtNames.length ? ',' : '';
     if (!rows.length) { L.push('  ' + j(d) + ': []' + sep); return; }
     L.push('  ' + j(d) + ': [');
@@ -144,29 +162,145 @@ function writeVersion(v, def, tablesUsed) {
            datatypes: dtNames.length, bytes: text.length };
 }
 
+/* ---- a version the source lacks: an older one + a hand-written delta ---- */
+
+function fail(where, msg) {
+  throw new Error(where + ': ' + msg);
+}
+
+function checkFieldRow(r, where) {
+  if (!Array.isArray(r) || r.length < 5 || r.length > 6 || typeof r[0] !== 'string' ||
+      typeof r[1] !== 'string' || !/^[ORCBW]$/.test(r[2]) || !/^(1|\*)$/.test(r[3]) ||
+      !Number.isInteger(r[4]) || (r.length === 6 && !/^[0-9]{4}$/.test(r[5])))
+    fail(where, 'bad field row ' + j(r));
+}
+
+/* The list holding the element a path ends at ("ORDER+/GIVE+/RXC*"), and
+ * its index there. Each step names an element exactly as the structure
+ * writes it (a group by its first item). */
+function findPath(list, steps, where) {
+  let cur = list;
+  for (let s = 0; s < steps.length; s++) {
+    const i = cur.findIndex((e, k) => (Array.isArray(e) ? (k > 0 && e[0] === steps[s]) : e === steps[s]));
+    if (i < 0) fail(where, 'no element ' + j(steps[s]));
+    if (s + 1 === steps.length) return [cur, i];
+    if (!Array.isArray(cur[i])) fail(where, j(steps[s]) + ' is not a group');
+    cur = cur[i];
+  }
+  return null;
+}
+
+function applyDelta(base, delta, deltaName, tablesUsed, extraTables) {
+  const where = deltaName;
+  if (delta.base !== base.version) fail(where, 'delta is for ' + delta.base + ', not ' + base.version);
+  const p = JSON.parse(JSON.stringify(base)); /* the base stays as written */
+  p.version = delta.version;
+  p.base = base.version;
+  p.source = base.source + ' v' + base.version + ' + gen/' + deltaName + ' (hand-written)';
+  const segs = delta.segments || {};
+  for (const [id, rows] of Object.entries(segs.new || {})) {
+    if (!/^[A-Z][A-Z0-9]{2}$/.test(id)) fail(where, 'bad segment id ' + j(id));
+    if (p.segments[id]) fail(where, 'segment ' + id + ' already in ' + base.version);
+    rows.forEach((r) => checkFieldRow(r, where + ' ' + id));
+    p.segments[id] = rows;
+  }
+  for (const [id, a] of Object.entries(segs.append || {})) {
+    const rows = p.segments[id];
+    if (!rows) fail(where, 'no segment ' + id + ' to append to');
+    /* "after" pins the field count the edit was written against. */
+    if (rows.length !== a.after) fail(where, id + ' has ' + rows.length + ' fields, not ' + a.after);
+    a.rows.forEach((r) => checkFieldRow(r, where + ' ' + id));
+    rows.push(...a.rows);
+  }
+  for (const [id, m] of Object.entries(segs.change || {})) {
+    const rows = p.segments[id];
+    if (!rows) fail(where, 'no segment ' + id + ' to change');
+    for (const [n, c] of Object.entries(m)) {
+      const r = rows[Number(n) - 1];
+      if (!r || j(r) !== j(c.was)) fail(where, id + '-' + n + ' is not ' + j(c.was));
+      checkFieldRow(c.now, where + ' ' + id + '-' + n);
+      rows[Number(n) - 1] = c.now;
+    }
+  }
+  /* A withdrawn field keeps its place and name; a value there is a
+   * finding (usage W), its datatype no longer matters. */
+  for (const [id, m] of Object.entries(segs.withdraw || {})) {
+    const rows = p.segments[id];
+    if (!rows) fail(where, 'no segment ' + id + ' to withdraw from');
+    for (const [n, name] of Object.entries(m)) {
+      const r = rows[Number(n) - 1];
+      if (!r || r[0] !== name) fail(where, id + '-' + n + ' is not ' + j(name));
+      if (r[2] === 'R' || r[2] === 'W') fail(where, id + '-' + n + ' is ' + r[2] + ' in ' + base.version);
+      rows[Number(n) - 1] = [r[0], 'ST', 'W', r[3], 0];
+    }
+  }
+  for (const ins of (delta.structures || {}).insert || []) {
+    const st = p.structures[ins.structure];
+    if (!st) fail(where, 'no structure ' + ins.structure);
+    const [list, i] = findPath(st, ins.after.split('/'), where + ' ' + ins.structure);
+    const seg = ins.element.replace(/[?*+]$/, '');
+    if (!p.segments[seg]) fail(where, 'segment ' + seg + ' is not defined');
+    list.splice(i + 1, 0, ins.element);
+  }
+  for (const [id, t] of Object.entries(delta.tables || {})) {
+    if (!/^[0-9]{4}$/.test(id) || !Array.isArray(t.codes) || !t.codes.length) fail(where, 'bad table ' + id);
+    if (dict.tables[String(Number(id))]) fail(where, 'table ' + id + ' is in the source already');
+    extraTables[id] = { name: t.name || '', codes: [...t.codes].sort() };
+  }
+  noteTables(p.segments, p.datatypes, tablesUsed);
+  return p;
+}
+
+/* Versions the source lacks, built from an older one and a delta here. */
+const DELTAS = { '2.8': 'v2.8-delta.json' };
+
 function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const tablesUsed = new Set();
+  const extraTables = {};
+  const built = {};
   const made = [];
   for (const v of VERSIONS) {
     const def = dict.definitions[v];
-    if (!def) { console.log('v' + v + ': not in hl7-dictionary ' + srcVersion + ', skipped'); continue; }
-    const st = writeVersion(v, def, tablesUsed);
+    let prof;
+    if (def) {
+      prof = buildVersion(v, def, tablesUsed);
+    } else if (DELTAS[v]) {
+      const delta = JSON.parse(fs.readFileSync(path.join(__dirname, DELTAS[v]), 'utf8'));
+      if (delta.version !== v) fail(DELTAS[v], 'version is ' + delta.version);
+      if (!built[delta.base]) fail(DELTAS[v], 'base ' + delta.base + ' not built before ' + v);
+      prof = applyDelta(built[delta.base], delta, DELTAS[v], tablesUsed, extraTables);
+    } else {
+      console.log('v' + v + ': not in hl7-dictionary ' + srcVersion + ', skipped');
+      continue;
+    }
+    built[v] = prof;
+    const st = writeVersion(prof);
     made.push(v);
     console.log('v' + v + ': ' + st.structures + ' structures, ' + st.events + ' events, ' +
-                st.segments + ' segments, ' + st.datatypes + ' datatypes, ' + st.bytes + ' bytes');
+                st.segments + ' segments, ' + st.datatypes + ' datatypes, ' + st.bytes + ' bytes' +
+                (def ? '' : ' (v' + prof.base + ' + ' + DELTAS[v] + ')'));
   }
   /* Tables are not versioned in the source: one file for all versions.
-   * Only tables a field or component refers to, and only codes. */
+   * Only tables a field or component refers to, and only codes. Tables
+   * a delta adds are new in its version, so no older row refers to them. */
   const ids = [...tablesUsed].sort();
   const L = ['{'];
   const rows = [];
   for (const id of ids) {
+    let name, codes;
     const t = dict.tables[String(Number(id))];
-    if (!t || !t.values) continue;
-    const codes = Object.keys(t.values).filter((c) => c !== '' && c.length <= 64).sort();
+    if (t && t.values) {
+      name = t.desc || '';
+      codes = Object.keys(t.values).filter((c) => c !== '' && c.length <= 64).sort();
+    } else if (extraTables[id]) {
+      name = extraTables[id].name;
+      codes = extraTables[id].codes;
+    } else {
+      continue;
+    }
     if (!codes.length) continue;
-    rows.push(' ' + j(id) + ': {"name": ' + j(t.desc || '') + ', "codes": ' + j(codes) + '}');
+    rows.push(' ' + j(id) + ': {"name": ' + j(name) + ', "codes": ' + j(codes) + '}');
   }
   L.push(rows.join(',\n'));
   L.push('}');
@@ -177,4 +311,9 @@ function main() {
   fs.writeFileSync(path.join(OUT, 'versions.txt'), made.join('\n') + '\n');
 }
 
-main();
+try {
+  main();
+} catch (e) {
+  console.error('gen.js: ' + e.message);
+  process.exit(1);
+}

@@ -1,0 +1,344 @@
+/* The v2.8 base profile (generated 2.7.1 + gen/v2.8-delta.json): a 2.8
+ * message is validated with it, without the version fallback, and the
+ * 2.8 differences the delta carries show up as findings or their
+ * absence, against the same message declared 2.7.1. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hub/v2.h"
+
+#define CONF HUB_SOURCE_DIR "/conformance/v2"
+
+static hub_v2_profset *set;
+static hub_arena arena;
+
+static void up(void) {
+    hub_err err;
+    cr_assert_eq(hub_v2_profset_open(CONF, &set, &err), HUB_OK, "%s", err.msg);
+    hub_arena_init(&arena, 1 << 16);
+}
+
+static void down(void) {
+    hub_arena_release(&arena);
+    hub_v2_profset_close(set);
+}
+
+static const hub_v2_profile *get(const char *v) {
+    const hub_v2_profile *p = NULL;
+    hub_err err;
+    cr_assert_eq(hub_v2_profset_get(set, v, &p, &err), HUB_OK, "%s: %s", err.where, err.msg);
+    return p;
+}
+
+/* A pharmacy encoded order; CDO (v2.8) follows RXC in the ORDER group. */
+#define MSH_RDE(ver) \
+    "MSH|^~\\&|PHA|HOSP|EHR|HOSP|20230115120000||RDE^O11^RDE_O11|MSG3|P|" ver "\r"
+#define RDE_BODY_TO_RXC                       \
+    "PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r" \
+    "ORC|NW|ORD1\r"                           \
+    "RXE||1234^DRUG^LOCAL|10||mg^mg^UCUM\r"   \
+    "TQ1|1\r"                                 \
+    "RXR|PO^Oral^LOCAL\r"                     \
+    "RXC|B|5678^BASE^LOCAL|100|mL^mL^UCUM\r"
+#define CDO "CDO|1|A|500^mg&mg&UCUM|1^d&day&UCUM\r"
+
+static hub_v2_findings run(const char *text, const hub_v2_policy *pol) {
+    hub_v2_msg *m = NULL;
+    hub_err err;
+    cr_assert_eq(hub_v2_parse(&arena, text, strlen(text), NULL, &m, &err), HUB_OK,
+                 "parse: %s %s", err.where, err.msg);
+    hub_v2_findings fs;
+    hub_v2_validate_opts o = {.policy = pol};
+    cr_assert_eq(hub_v2_validate(&arena, set, m, &o, &fs, &err), HUB_OK);
+    return fs;
+}
+
+/* A result declared `ver` whose OBX carries `tail` from OBX-27 on. */
+static const char *oru(const char *ver, const char *tail) {
+    char *out = hub_arena_alloc(&arena, 512);
+    cr_assert_not_null(out);
+    snprintf(out, 512,
+             "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20230115120000||ORU^R01^ORU_R01|MSG2|P|%s\r"
+             "PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r"
+             "OBR|1||ORD1|1234-5^GLUCOSE^LN|||20230115110000\r"
+             "OBX|1|NM|1234-5^GLUCOSE^LN||95|mg/dL|70-100|N|||C" /* OBX-11 */
+             "||||||||||||||||%s\r",
+             ver, tail);
+    return out;
+}
+
+static void dump(const hub_v2_findings *fs) {
+    for (size_t i = 0; i < fs->n; i++) {
+        char p[64];
+        hub_v2_loc_format(&fs->items[i].loc, p, sizeof p);
+        fprintf(stderr, "  %s %c %d %s\n", p, fs->items[i].severity, fs->items[i].code,
+                fs->items[i].text);
+    }
+}
+
+static const hub_v2_finding *find(const hub_v2_findings *fs, const char *path, int code) {
+    for (size_t i = 0; i < fs->n; i++) {
+        char p[64];
+        hub_v2_loc_format(&fs->items[i].loc, p, sizeof p);
+        if (strcmp(p, path) == 0 && fs->items[i].code == code) return &fs->items[i];
+    }
+    return NULL;
+}
+
+static const hub_v2_finding *must(const hub_v2_findings *fs, const char *path, int code,
+                                  char sev) {
+    const hub_v2_finding *f = find(fs, path, code);
+    if (f == NULL) dump(fs);
+    cr_assert_not_null(f, "no %d at %s", code, path);
+    cr_assert_eq(f->severity, sev, "%s: severity %c, want %c", path, f->severity, sev);
+    return f;
+}
+
+static void clean(const hub_v2_findings *fs) {
+    if (fs->n) dump(fs);
+    cr_assert_eq(fs->n, 0, "%zu findings", fs->n);
+}
+
+static const hub_v2_policy *strict_order(void) {
+    static hub_v2_policy p;
+    hub_v2_policy_default(&p);
+    hub_err e;
+    hub_v2_policy_set(&p, "seg_unexpected", "error", &e);
+    return &p;
+}
+
+/* ---- the profile ----------------------------------------------------------------- */
+
+Test(v2_v28, profile_is_271_plus_delta, .init = up, .fini = down) {
+    const hub_v2_profile *p = get("2.8"), *o = get("2.7.1");
+    cr_assert_str_eq(hub_v2_profile_version(p), "2.8");
+    /* the delta adds no structure; it changes four */
+    cr_assert_eq(hub_v2_profile_nstructs(p), hub_v2_profile_nstructs(o));
+    /* CDO: a segment of 2.8, not of 2.7.1 */
+    const hub_v2_item_def *f = hub_v2_profile_field(p, "CDO", 2);
+    cr_assert_not_null(f);
+    cr_assert_str_eq(f->name, "Action Code");
+    cr_assert_eq(f->table, 206);
+    cr_assert_null(hub_v2_profile_field(p, "CDO", 5));
+    cr_assert_null(hub_v2_profile_field(o, "CDO", 1));
+    /* OBX-27 and OBX-28 are new in 2.8 */
+    f = hub_v2_profile_field(p, "OBX", 27);
+    cr_assert_str_eq(f->name, "Root Cause");
+    cr_assert_str_eq(f->datatype, "CWE");
+    cr_assert_eq(f->table, 914);
+    cr_assert(hub_v2_profile_field(p, "OBX", 28)->repeats);
+    cr_assert_null(hub_v2_profile_field(p, "OBX", 29));
+    cr_assert_null(hub_v2_profile_field(o, "OBX", 27));
+    /* PID-35 renamed in 2.8, same datatype and table */
+    cr_assert_str_eq(hub_v2_profile_field(p, "PID", 35)->name, "Taxonomic Classification Code");
+    cr_assert_str_eq(hub_v2_profile_field(o, "PID", 35)->name, "Species Code");
+    cr_assert_eq(hub_v2_profile_field(p, "PID", 35)->table, 446);
+    /* table 0914 (Root Cause) is new in 2.8 */
+    cr_assert_eq(hub_v2_profile_table_has(p, 914, hub_slice_cstr("L")), 1);
+    cr_assert_eq(hub_v2_profile_table_has(p, 914, hub_slice_cstr("ZZ")), 0);
+    /* more fields new in 2.8 */
+    cr_assert_str_eq(hub_v2_profile_field(p, "ORC", 34)->name, "Order Workflow Profile");
+    cr_assert_null(hub_v2_profile_field(o, "ORC", 34));
+    cr_assert_str_eq(hub_v2_profile_field(p, "RXA", 29)->datatype, "EI");
+    cr_assert_str_eq(hub_v2_profile_field(p, "RXD", 35)->name, "Dispense Tag Identifier");
+    cr_assert_str_eq(hub_v2_profile_field(p, "RXG", 33)->name, "Dispense Units");
+    cr_assert_null(hub_v2_profile_field(o, "RXG", 31));
+    cr_assert_eq(hub_v2_profile_field(p, "IN1", 55)->table, 206);
+    cr_assert_null(hub_v2_profile_field(o, "IN1", 55));
+    /* changed: ORC-4 is an EIP, PV1-50 repeats */
+    cr_assert_str_eq(hub_v2_profile_field(p, "ORC", 4)->datatype, "EIP");
+    cr_assert_str_eq(hub_v2_profile_field(o, "ORC", 4)->datatype, "EI");
+    cr_assert(hub_v2_profile_field(p, "PV1", 50)->repeats);
+    cr_assert_not(hub_v2_profile_field(o, "PV1", 50)->repeats);
+    /* withdrawn: RXE-8 was a backward-compatible field in 2.7.1 */
+    cr_assert_eq(hub_v2_profile_field(p, "RXE", 8)->usage, 'W');
+    cr_assert_eq(hub_v2_profile_field(o, "RXE", 8)->usage, 'B');
+    cr_assert_eq(hub_v2_profile_field(p, "RXA", 11)->usage, 'W');
+    cr_assert_str_eq(hub_v2_profile_field(o, "RXA", 11)->datatype, "LA2");
+    /* unchanged parts are 2.7.1's */
+    cr_assert_str_eq(hub_v2_profile_field(p, "PID", 3)->name, "Patient Identifier List");
+    cr_assert_eq(hub_v2_profile_field(p, "PID", 3)->usage, 'R');
+}
+
+/* ---- version selection --------------------------------------------------------- */
+
+Test(v2_v28, message_28_uses_28_without_fallback, .init = up, .fini = down) {
+    hub_v2_findings fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC CDO, NULL);
+    cr_assert_str_eq(fs.version, "2.8");
+    cr_assert_null(find(&fs, "MSH-12", 203));
+    clean(&fs);
+}
+
+Test(v2_v28, message_281_falls_back_to_28, .init = up, .fini = down) {
+    hub_v2_findings fs = run(MSH_RDE("2.8.1") RDE_BODY_TO_RXC CDO, NULL);
+    cr_assert_str_eq(fs.version, "2.8");
+    const hub_v2_finding *f = must(&fs, "MSH-12", 203, 'W');
+    cr_assert(strstr(f->text, "2.8"));
+    cr_assert_eq(fs.nerrors, 0);
+    /* CDO is known to 2.8: nothing but the fallback */
+    cr_assert_eq(fs.n, 1);
+}
+
+/* ---- a segment: CDO -------------------------------------------------------------- */
+
+Test(v2_v28, cdo_in_place_in_28_unexpected_in_271, .init = up, .fini = down) {
+    hub_v2_findings fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC CDO, strict_order());
+    clean(&fs);
+    /* the same message declared 2.7.1: CDO is no segment of that version */
+    fs = run(MSH_RDE("2.7.1") RDE_BODY_TO_RXC CDO, NULL);
+    must(&fs, "CDO", 100, 'W');
+    fs = run(MSH_RDE("2.7.1") RDE_BODY_TO_RXC CDO, strict_order());
+    must(&fs, "CDO", 100, 'E');
+    /* without CDO the 2.7.1 message is clean: the finding is CDO's */
+    fs = run(MSH_RDE("2.7.1") RDE_BODY_TO_RXC, NULL);
+    clean(&fs);
+}
+
+Test(v2_v28, cdo_only_where_28_places_it, .init = up, .fini = down) {
+    /* 2.8 puts CDO in pharmacy orders, not in ADT_A01 */
+    const char *m = "MSH|^~\\&|SND|SFAC|RCV|RFAC|20230115120000||ADT^A01^ADT_A01|MSG1|P|2.8\r"
+                    "EVN|A01|20230115120000\r"
+                    "PID|1||12345^^^HOSP^MR||DOE^JOHN^^^^^L||19800101|M\r" CDO
+                    "PV1|1|I\r";
+    hub_v2_findings fs = run(m, strict_order());
+    must(&fs, "CDO", 100, 'E');
+    cr_assert_eq(fs.nerrors, 1);
+    /* and after the observations of RDE_O11 it is out of place */
+    fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC "OBX|1|NM|1234-5^GLUCOSE^LN||95||||||F\r" CDO,
+             strict_order());
+    must(&fs, "CDO", 100, 'E');
+}
+
+Test(v2_v28, cdo_fields_are_checked, .init = up, .fini = down) {
+    /* CDO-2 Action Code: ID, HL7 table 0206 (A, D, U, X) */
+    hub_v2_findings fs =
+        run(MSH_RDE("2.8") RDE_BODY_TO_RXC "CDO|1|Q|500^mg&mg&UCUM\r", NULL);
+    must(&fs, "CDO-2", 103, 'W');
+    /* CDO-1 Set ID: SI */
+    fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC "CDO|x|A\r", NULL);
+    must(&fs, "CDO-1", 102, 'E');
+}
+
+/* ---- fields: OBX-27 / OBX-28, and table 0914 -------------------------------------- */
+
+Test(v2_v28, obx27_is_a_field_of_28, .init = up, .fini = down) {
+    hub_v2_findings fs = run(oru("2.8", "L^Laboratory^HL70914"), NULL);
+    clean(&fs);
+    /* 2.7.1 ends OBX at field 26: OBX-27 is beyond the definition */
+    fs = run(oru("2.7.1", "L^Laboratory^HL70914"), NULL);
+    must(&fs, "OBX-27", 102, 'I');
+    cr_assert_eq(fs.n, 1);
+}
+
+Test(v2_v28, obx27_root_cause_table_0914, .init = up, .fini = down) {
+    /* codes of 0914 pass, others are a table_coded warning */
+    const char *ok[] = {"AP^x^HL70914", "IM^x^HL70914", "L^x^HL70914", "NA^x^HL70914",
+                        "PD^x^HL70914"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        hub_v2_findings fs = run(oru("2.8", ok[i]), NULL);
+        cr_assert_eq(fs.n, 0, "%s", ok[i]);
+    }
+    hub_v2_findings fs = run(oru("2.8", "ZZ^Other^HL70914"), NULL);
+    const hub_v2_finding *f = must(&fs, "OBX-27", 103, 'W');
+    cr_assert(strstr(f->text, "0914"));
+    /* no PHI (the code) in the diagnosis */
+    cr_assert_null(strstr(f->text, "ZZ"));
+    /* a local coding system is not checked against the HL7 table */
+    fs = run(oru("2.8", "ZZ^Other^LOCAL"), NULL);
+    clean(&fs);
+    /* in 2.7.1 the same value is only an extra field, no table check */
+    fs = run(oru("2.7.1", "ZZ^Other^HL70914"), NULL);
+    cr_assert_null(find(&fs, "OBX-27", 103));
+}
+
+Test(v2_v28, obx28_repeats, .init = up, .fini = down) {
+    /* OBX-28 Local Process Control repeats; OBX-27 does not */
+    hub_v2_findings fs = run(oru("2.8", "|A^x^LOCAL~B^y^LOCAL"), NULL);
+    clean(&fs);
+    fs = run(oru("2.8", "L^x^HL70914~AP^y^HL70914"), NULL);
+    must(&fs, "OBX-27(2)", 102, 'W');
+}
+
+/* ---- withdrawn fields ------------------------------------------------------------ */
+
+#define MSH_ADT(ver) \
+    "MSH|^~\\&|SND|SFAC|RCV|RFAC|20230115120000||ADT^A01^ADT_A01|MSG1|P|" ver "\r"
+#define ADT_BODY(pid2)                                                    \
+    "EVN|A01|20230115120000\r"                                            \
+    "PID|1|" pid2 "|12345^^^HOSP^MR||DOE^JOHN^^^^^L||19800101|M\r"        \
+    "PV1|1|I\r"
+
+Test(v2_v28, withdrawn_field_valued_is_a_finding, .init = up, .fini = down) {
+    hub_v2_findings fs = run(MSH_ADT("2.8") ADT_BODY("OLD123"), NULL);
+    const hub_v2_finding *f = must(&fs, "PID-2", 102, 'W');
+    cr_assert(strstr(f->text, "withdrawn"));
+    cr_assert_null(strstr(f->text, "OLD123"));
+    cr_assert_eq(fs.n, 1);
+    /* empty or an explicit null: nothing to say */
+    fs = run(MSH_ADT("2.8") ADT_BODY(""), NULL);
+    clean(&fs);
+    fs = run(MSH_ADT("2.8") ADT_BODY("\"\""), NULL);
+    clean(&fs);
+    /* 2.7.1 shows PID-2 as backward-compatible: no finding */
+    fs = run(MSH_ADT("2.7.1") ADT_BODY("OLD123"), NULL);
+    clean(&fs);
+    /* the policy decides the severity, as for any field_unsupported */
+    hub_v2_policy pol;
+    hub_v2_policy_default(&pol);
+    hub_err err;
+    cr_assert_eq(hub_v2_policy_set(&pol, "field_unsupported", "error", &err), HUB_OK);
+    fs = run(MSH_ADT("2.8") ADT_BODY("OLD123"), &pol);
+    must(&fs, "PID-2", 102, 'E');
+}
+
+Test(v2_v28, site_rule_can_allow_a_withdrawn_field, .init = up, .fini = down) {
+    const char *json = "{\"name\": \"legacy\", \"fields\": {\"PID-2\": {\"usage\": \"O\"}}}";
+    hub_v2_site *site = NULL;
+    hub_err err;
+    cr_assert_eq(hub_v2_site_parse(set, json, strlen(json), "test", &site, &err), HUB_OK,
+                 "%s: %s", err.where, err.msg);
+    const char *m = MSH_ADT("2.8") ADT_BODY("OLD123");
+    hub_v2_msg *msg = NULL;
+    cr_assert_eq(hub_v2_parse(&arena, m, strlen(m), NULL, &msg, &err), HUB_OK);
+    hub_v2_findings fs;
+    hub_v2_validate_opts o = {.site = site};
+    cr_assert_eq(hub_v2_validate(&arena, set, msg, &o, &fs, &err), HUB_OK);
+    clean(&fs);
+    hub_v2_site_free(site);
+}
+
+Test(v2_v28, rxe8_withdrawn_in_28, .init = up, .fini = down) {
+    /* RXE-8 Deliver-to Location: backward-compatible in 2.7.1, withdrawn in 2.8 */
+    const char *tail = "PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r"
+                       "ORC|NW|ORD1\r"
+                       "RXE||1234^DRUG^LOCAL|10||mg^mg^UCUM|||WARD1\r"
+                       "TQ1|1\r"
+                       "RXR|PO^Oral^LOCAL\r";
+    char m[512];
+    snprintf(m, sizeof m, "%s%s", MSH_RDE("2.8"), tail);
+    hub_v2_findings fs = run(m, NULL);
+    must(&fs, "RXE-8", 102, 'W');
+    cr_assert_eq(fs.n, 1);
+    snprintf(m, sizeof m, "%s%s", MSH_RDE("2.7.1"), tail);
+    fs = run(m, NULL);
+    clean(&fs);
+}
+
+/* ---- a field that repeats from 2.8 on --------------------------------------------- */
+
+Test(v2_v28, pv1_50_repeats_in_28, .init = up, .fini = down) {
+    /* PV1-50 Alternate Visit ID */
+    char pv1[128];
+    snprintf(pv1, sizeof pv1, "PV1|1|I%.*s|V1^^^HOSP^VN~V2^^^HOSP^VN\r", 47,
+             "||||||||||||||||||||||||||||||||||||||||||||||||");
+    char m[512];
+    snprintf(m, sizeof m, "%s%s%s", MSH_ADT("2.8"),
+             "EVN|A01|20230115120000\rPID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r", pv1);
+    hub_v2_findings fs = run(m, NULL);
+    clean(&fs);
+    snprintf(m, sizeof m, "%s%s%s", MSH_ADT("2.7.1"),
+             "EVN|A01|20230115120000\rPID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r", pv1);
+    fs = run(m, NULL);
+    must(&fs, "PV1-50(2)", 102, 'W');
+}
