@@ -164,7 +164,14 @@ static mval at_pos(const rctx *c, const mval *v, const mpos *p, uint16_t rep) {
     return sub_of(c, &r, p->comp, p->sub);
 }
 
-static bool valued(hub_slice s) { return s.p && s.n && !hub_v2_is_null(s); }
+/* Present, not the null "", and not only spaces (senders pad empty
+ * fields: `| |` carries no value). */
+static bool valued(hub_slice s) {
+    if (!s.p || !s.n || hub_v2_is_null(s)) return false;
+    for (size_t i = 0; i < s.n; i++)
+        if (s.p[i] != ' ') return true;
+    return false;
+}
 
 static const char *text(rctx *c, hub_slice raw) {
     /* Most values hold no escape: copy without decoding. */
