@@ -121,7 +121,7 @@ static const char *oru(const char *ctl, const char *status) {
              MSH("ORU^R01^ORU_R01", "%s") PID PV1
              "ORC|RE|PL1^ORD^1.2.3^ISO|FL1^LAB^9.8.7^ISO||CM\r"
              "OBR|1|PL1^ORD^1.2.3^ISO|FL1^LAB^9.8.7^ISO|24331-1^Lipid panel^LN|||20240102083000|||||||||"
-             "77^Smith^Ann|||||20240102100000|||F||||||||||||||\r"
+             "77^Smith^Ann||||||20240102100000|||F\r"
              "NTE|1||Fasting sample\r"
              "OBX|1|NM|2093-3^Cholesterol^LN||190|mg/dL^mg/dL^UCUM|<200|N|||%s|||20240102090000\r"
              "NTE|1||Repeat in a year\r"
@@ -342,13 +342,13 @@ Test(map_orders, vxu_immunizations_one_per_dose) {
     snprintf(g_msg, sizeof g_msg,
              MSH("VXU^V04^VXU_V04", "V1") PID
              "ORC|RE||IZ1^CLINIC\r"
-             "RXA|0|1|20240102||08^HepB^CVX|0.5|mL^mL^UCUM||00^New^NIP001|9^Nurse^Ann||||L123|20251231|MSD^Merck^MVX|||CP|A\r"
+             "RXA|0|1|20240102||08^HepB^CVX|0.5|mL^mL^UCUM||00^New^NIP001|9^Nurse^Ann|||||L123|20251231|MSD^Merck^MVX|||CP|A\r"
              "RXR|C28161^IM^NCIT|LD^Left Deltoid^HL70163\r"
              "OBX|1|CE|64994-7^Eligibility^LN|1|V01^Not VFC^HL70064||||||F\r"
              "ORC|RE||IZ1^CLINIC\r"
              "RXA|0|1|20230101||88^Flu^CVX|999||||||||||||||CP\r"
              "ORC|RE||IZ1^CLINIC\r"
-             "RXA|0|1|20220101||88^Flu^CVX|999|||||||||||||RE\r");
+             "RXA|0|1|20220101||88^Flu^CVX|999||||||||||||||RE\r");
     conv_ok(g_msg);
     cr_assert_eq(count_of("Immunization"), 3, "doses of one order stay apart");
     json_t *im = res_of("Immunization", 0);
@@ -381,7 +381,7 @@ static const char *siu(const char *event, const char *ctl, const char *status) {
              "AIS|1||99213^Office visit^CPT\r"
              "AIG|1||ROOM1^Room 1\r"
              "AIL|1||CLINIC^^^^^^^^Main Clinic\r"
-             "AIP|1||55^Ray^Sam|ATND^Attending|||||||Booked\r",
+             "AIP|1||55^Ray^Sam|ATND^Attending||||||||Booked\r",
              event, ctl, status);
     return g_msg;
 }
