@@ -609,6 +609,30 @@ static mres *find_res(rctx *c, const char *name, size_t seg) {
     return best;
 }
 
+/* Adds r's elements q lacks. A choice element (value[x]: valueQuantity,
+ * valueString) that q already has under another type is not added: one
+ * resource holds one value[x]. */
+static bool has_choice(json_t *q, const char *k) {
+    size_t b = 1;
+    while (k[b] && !(k[b] >= 'A' && k[b] <= 'Z')) b++;
+    if (k[b] == 0) return false;
+    const char *qk;
+    json_t *qv;
+    json_object_foreach(q, qk, qv) {
+        (void)qv;
+        if (strncmp(qk, k, b) == 0 && qk[b] >= 'A' && qk[b] <= 'Z') return true;
+    }
+    return false;
+}
+static void merge_missing(json_t *q, json_t *r) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(r, k, v) {
+        if (json_object_get(q, k) || has_choice(q, k)) continue;
+        json_object_set(q, k, v);
+    }
+}
+
 static json_t *ref_to(const mres *r) {
     json_t *o = json_object();
     json_object_set_new(o, "reference", json_string(r->url));
@@ -1087,7 +1111,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             bool same = (r->criteria && q->criteria && strcmp(r->criteria, q->criteria) == 0) ||
                         (!r->criteria && !q->criteria && strcmp(r->id, q->id) == 0);
             if (same) {
-                json_object_update_missing(q->res, r->res);
+                merge_missing(q->res, r->res);
                 r->alias = (int)k;
                 /* References already made to r point at q now. */
                 snprintf(r->url, sizeof r->url, "%s", q->url);
