@@ -382,9 +382,16 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
     if (t == NULL) return nomem(c);
     char buf[40];
     switch (row->prim) {
+    case P_URI:
+        /* "urn:oid:" + a namespace that is no OID, a name with spaces:
+         * no URI. */
+        for (const char *q = t; *q; q++)
+            if (*q == ' ' || *q == '\t' || *q == '"' || *q == '<' || *q == '>')
+                return soft(c, row, v, "not a valid URI");
+        *out = json_string(t);
+        break;
     case P_STRING:
     case P_MARKDOWN:
-    case P_URI:
     case P_ID:
         *out = json_string(t);
         break;
@@ -1153,11 +1160,17 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
         json_array_append_new(entries, e);
         out->nresources++;
     }
-    if ((rc = provenance(&c, entries))) {
-        json_decref(bundle);
-        goto done;
+    /* A message that made nothing (an MSH alone) has no Provenance: its
+     * target would be empty. */
+    if (out->nresources > 0) {
+        if ((rc = provenance(&c, entries))) {
+            json_decref(bundle);
+            goto done;
+        }
+        out->nresources++;
+    } else {
+        json_object_del(bundle, "entry"); /* FHIR has no empty arrays */
     }
-    out->nresources++;
     out->bundle = bundle;
 done:
     for (size_t i = 0; i < c.nres; i++) {

@@ -482,3 +482,48 @@ Test(map_orders, ig_messages_convert_and_validate) {
     }
     hub_fhir_defs_free(defs);
 }
+
+/* ---- engine additions the tables rely on ------------------------------------ */
+
+Test(map_orders, message_without_resources_is_an_empty_bundle) {
+    /* An ORU whose only segment is the MSH: no entry, no Provenance. */
+    conv_ok(MSH("ORU^R01^ORU_R01", "E1"));
+    cr_assert_eq(g_res.nresources, 0);
+    cr_assert_null(json_object_get(g_res.bundle, "entry"));
+}
+
+Test(map_orders, namespace_that_is_no_oid_is_no_uri) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "E2") PID "OBR|1||F1^LAB^Not An Oid^ISO|1^T^L\r");
+    conv_ok(g_msg);
+    json_t *dr = res_of("DiagnosticReport", 0);
+    /* The namespace id stays the system; the bad OID is left out, warned. */
+    ASSERT_STR(dr, "identifier[0].system", "urn:id:LAB");
+    cr_assert_geq(g_res.nwarnings, 1);
+}
+
+Test(map_orders, same_key_twice_keeps_one_value) {
+    /* Two OBX with the same set id and code: one Observation, one value[x]. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "E3") PID "OBR|1||F1^LAB|1^T^L\r"
+             "OBX|1|NM|2^X^L||5||||||F\rOBX|1|ST|2^X^L||five||||||F\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Observation"), 1);
+    json_t *o = res_of("Observation", 0);
+    ASSERT_NUM(o, "valueQuantity.value", 5);
+    ASSERT_ABSENT(o, "valueString");
+}
+
+Test(map_orders, oru_group_notes_go_to_their_owner) {
+    /* ORDER_OBSERVATION>NTE: the order's note; OBSERVATION>NTE: the result's. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "E4") PID "OBR|1||F1^LAB|1^T^L\rNTE|1||order note\r"
+             "OBX|1|ST|2^X^L||v||||||F\rNTE|1||result note\r");
+    conv_ok(g_msg);
+    json_t *sr = res_of("ServiceRequest", 0);
+    json_t *o = res_of("Observation", 0);
+    cr_assert_eq(json_array_size(json_object_get(sr, "note")), 1);
+    ASSERT_STR(sr, "note[0].text", "order note");
+    cr_assert_eq(json_array_size(json_object_get(o, "note")), 1);
+    ASSERT_STR(o, "note[0].text", "result note");
+}
