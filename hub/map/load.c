@@ -526,7 +526,7 @@ static hub_status load_file(hub_map *m, const char *path, const char *label,
         c.line = 1;
         return bad(&c, "no @table or @kind%s", "");
     }
-    if (t->kind == TK_VOCAB || t->kind == TK_LOCAL) {
+    if ((t->kind == TK_VOCAB || t->kind == TK_LOCAL) && t->nrows) {
         qsort(t->rows, t->nrows, sizeof *t->rows, row_cmp);
         t->sorted = true;
     }
@@ -588,7 +588,7 @@ static hub_status load_dir(hub_map *m, const char *dir, const char *sub,
         nn++;
     }
     closedir(d);
-    if (rc == HUB_OK) qsort(names, nn, sizeof *names, name_cmp);
+    if (rc == HUB_OK && nn) qsort(names, nn, sizeof *names, name_cmp);
     for (size_t i = 0; i < nn && rc == HUB_OK; i++) {
         char full[1400], label[300];
         snprintf(full, sizeof full, "%s/%s", path, names[i]);
@@ -641,7 +641,7 @@ static hub_status resolve(hub_map *m, hub_err *err) {
             base->rows = nr;
             base->cap = nc;
         }
-        memcpy(base->rows + base->nrows, t->rows, t->nrows * sizeof *t->rows);
+        if (t->nrows) memcpy(base->rows + base->nrows, t->rows, t->nrows * sizeof *t->rows);
         base->nrows += t->nrows;
         /* The rows (and their fixed values) belong to base now. */
         t->nrows = 0;

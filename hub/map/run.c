@@ -876,6 +876,38 @@ static void qenc(hub_buf *b, const char *s) {
     }
 }
 
+static uint64_t hash_json(uint64_t h, const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        h = fnv(h, "{", 1);
+        json_object_foreach((json_t *)v, k, x) {
+            h = fnv(h, k, strlen(k) + 1);
+            h = hash_json(h, x);
+        }
+        return fnv(h, "}", 1);
+    }
+    case JSON_ARRAY:
+        h = fnv(h, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) h = hash_json(h, json_array_get(v, i));
+        return fnv(h, "]", 1);
+    case JSON_STRING:
+        return fnv(fnv(h, "s", 1), json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: {
+        json_int_t i = json_integer_value(v);
+        return fnv(fnv(h, "i", 1), &i, sizeof i);
+    }
+    case JSON_REAL: {
+        double d = json_real_value(v);
+        return fnv(fnv(h, "r", 1), &d, sizeof d);
+    }
+    case JSON_TRUE: return fnv(h, "T", 1);
+    case JSON_FALSE: return fnv(h, "F", 1);
+    default: return fnv(h, "N", 1);
+    }
+}
+
 static hub_status key_of(rctx *c, mres *r) {
     const char *key = r->key ? r->key : "message";
     bool required = key[strlen(key) - 1] == '!';
@@ -922,11 +954,10 @@ static hub_status key_of(rctx *c, mres *r) {
 hashed:;
     uint64_t a, b2;
     if (strncmp(key, "content", 7) == 0) {
-        char *js = json_dumps(r->res, JSON_COMPACT | JSON_SORT_KEYS);
-        if (js == NULL) return nomem(c);
-        a = fnv(14695981039346656037ULL, js, strlen(js));
-        b2 = fnv(0x84222325cbf29ce4ULL, js, strlen(js));
-        free(js);
+        /* The tables build a resource in a fixed order, so the same
+         * content walks the same way: no sorting or encoding needed. */
+        a = hash_json(14695981039346656037ULL, r->res);
+        b2 = hash_json(0x84222325cbf29ce4ULL, r->res);
     } else {
         a = fnv(c->h0, r->name, strlen(r->name));
         a = fnv(a, &r->ord, sizeof r->ord);
@@ -1098,8 +1129,8 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
                 r->mrow = row;
             }
             size_t ri = (size_t)(r - c.res);
-            char tr[128];
-            snprintf(tr, sizeof tr, "%s:%d", mt->file, row->line);
+            char tr[128] = "";
+            if (c.ex) snprintf(tr, sizeof tr, "%s:%d", mt->file, row->line);
             if ((rc = run_table(&c, row->table, &sv, r->res, r, "", tr, true, 0))) goto done;
             r = &c.res[ri];
             (void)r;

@@ -977,7 +977,7 @@ static void drop_forms(const apply_ctx *c, json_t *doc, const json_t *body,
 /* UPDATE with merge of an existing resource: the stored version with the
  * body's top-level elements overlaid and the `clear` names removed. */
 static int merge_stored(hub_store_tx *tx, apply_ctx *c, opx *x, json_t **out,
-                        hub_status *src, hub_err *err) {
+                        bool *same, hub_status *src, hub_err *err) {
     hub_record_op *op = x->op;
     hub_store_version cur;
     *src = hub_store_res_current(tx, op->type, x->id, true, &cur, err);
@@ -988,6 +988,8 @@ static int merge_stored(hub_store_tx *tx, apply_ctx *c, opx *x, json_t **out,
         *src = hub_err_set(err, HUB_E_STORE, "record", "stored JSON unreadable");
         return 500;
     }
+    /* What was stored, to tell a change from a resend of the same facts. */
+    json_t *before = json_deep_copy(doc);
     const char *k;
     json_t *v;
     json_object_foreach(op->resource, k, v) {
@@ -1002,6 +1004,8 @@ static int merge_stored(hub_store_tx *tx, apply_ctx *c, opx *x, json_t **out,
         if (nm == NULL || json_object_get(op->resource, nm)) continue;
         drop_forms(c, doc, op->resource, op->type, nm);
     }
+    *same = before && json_equal(before, doc);
+    json_decref(before);
     *out = doc;
     return 0;
 }
@@ -1022,7 +1026,21 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
     } else if (op->kind == HUB_OP_PATCH) {
         st = do_patch(c, x, version, iso, tx, &patched, src, err);
     } else if (x->late && op->merge && x->exists && !x->deleted) {
-        st = merge_stored(tx, c, x, &patched, src, err);
+        bool same = false;
+        st = merge_stored(tx, c, x, &patched, &same, src, err);
+        if (st == 0 && same) {
+            /* Nothing changed (a resent message, the same practitioner in
+             * another message): no new version; the current one answers. */
+            json_decref(patched);
+            hub_status rc = res_from_store(tx, op, x->id, 0, err);
+            if (rc) {
+                *src = rc;
+                return 500;
+            }
+            op->status = 200;
+            op->created = false;
+            return 0;
+        }
         if (st == 0) st = serialize_now(c, x, patched, version, iso, tx, src, err);
     } else if (x->late) {
         st = serialize_now(c, x, op->resource, version, iso, tx, src, err);

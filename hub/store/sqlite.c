@@ -244,6 +244,10 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
     /* Reads map the database instead of copying pages in with pread (the
      * resource read path is one seek into mapped pages). */
     if (!writer) rc = exec(db, "PRAGMA mmap_size=1073741824;", err);
+    /* The writer's lookups (conditional upserts by identifier, current
+     * versions for merges) must not re-read pages from the file each time:
+     * a page cache of 64 MiB keeps the indexes' hot pages. */
+    if (writer && !rc) rc = exec(db, "PRAGMA cache_size=-65536;", err);
     if (writer && !s->read_only) {
         rc = exec(db, "PRAGMA journal_mode=WAL;", err);
         if (!rc)
