@@ -110,7 +110,7 @@ Test(e2e_map, resend_and_corrections_update_never_duplicate, .init = up, .fini =
     cr_assert_eq(nv, 2, "a second version");
     json_decref(pats);
     json_t *prov = current("Provenance", NULL);
-    cr_assert_eq(json_array_size(prov), 2, "one Provenance per message");
+    cr_assert_eq(json_array_size(prov), 3, "one Provenance per applied message (R-1..R-3)");
     json_decref(prov);
 }
 
