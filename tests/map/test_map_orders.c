@@ -527,3 +527,31 @@ Test(map_orders, oru_group_notes_go_to_their_owner) {
     cr_assert_eq(json_array_size(json_object_get(o, "note")), 1);
     ASSERT_STR(o, "note[0].text", "result note");
 }
+
+/* ---- specimen-oriented results and general orders ---------------------------- */
+
+Test(map_orders, oul_obr_before_its_orc_is_one_order) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("OUL^R22^OUL_R22", "U1") PID
+             "SPM|1|S5&LAB||BLD^Blood^HL70487\r"
+             "OBR|1|PL5^ORD|FL5^LAB|1558-6^Glucose^LN\r"
+             "ORC|SC|PL5^ORD|FL5^LAB||CM\r"
+             "OBX|1|NM|1558-6^Glucose^LN||98|mg/dL||||||F\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("ServiceRequest"), 1);
+    ASSERT_STR(res_of("ServiceRequest", 0), "status", "completed");
+    json_t *dr = res_of("DiagnosticReport", 0);
+    cr_assert_eq(target_of(dr, "specimen[0].reference"), res_of("Specimen", 0));
+    cr_assert_eq(target_of(dr, "result[0].reference"), res_of("Observation", 0));
+    cr_assert_str_eq(url_of("Observation", 0), "Observation?identifier=urn:id:LAB|FL5-1-1558-6");
+}
+
+Test(map_orders, omg_order) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("OMG^O19^OMG_O19", "G1") PID "ORC|NW|PG1^ORD\rOBR|1|PG1^ORD||71045^Chest X-ray^CPT\r");
+    conv_ok(g_msg);
+    cr_assert_str_eq(g_res.table, "OMG_O19");
+    json_t *sr = res_of("ServiceRequest", 0);
+    ASSERT_STR(sr, "status", "active");
+    ASSERT_STR(sr, "code.coding[0].code", "71045");
+}
