@@ -282,6 +282,7 @@ static const struct { const char *name; prim p; } prims[] = {
     {"time", P_TIME}, {"decimal", P_DECIMAL}, {"integer", P_INTEGER},
     {"positiveInt", P_POSINT}, {"unsignedInt", P_UNSIGNED},
     {"boolean", P_BOOLEAN}, {"markdown", P_MARKDOWN}, {"system", P_SYSTEM},
+    {"base64", P_BASE64}, {"base64Binary", P_B64BIN},
 };
 
 static hub_status parse_mapping(lctx *c, char *s, mrow *r) {
@@ -388,7 +389,13 @@ static hub_status parse_row(lctx *c, char *line) {
     case TK_MESSAGE: {
         char *seg = cells[0];
         char *slash = strrchr(seg, '/');
-        if (slash) {
+        char *gt = strrchr(seg, '>');
+        if (gt && (!slash || gt > slash)) {
+            /* GROUP>SEG: GROUP must be the innermost one (kept as ">GROUP"). */
+            *gt = 0;
+            r->group = hub_arena_sprintf(&c->m->arena, ">%s", seg);
+            seg = gt + 1;
+        } else if (slash) {
             r->group = sdup(c, seg, (size_t)(slash - seg));
             seg = slash + 1;
         }

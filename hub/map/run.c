@@ -164,7 +164,14 @@ static mval at_pos(const rctx *c, const mval *v, const mpos *p, uint16_t rep) {
     return sub_of(c, &r, p->comp, p->sub);
 }
 
-static bool valued(hub_slice s) { return s.p && s.n && !hub_v2_is_null(s); }
+/* Present, not the null "", and not only spaces (senders pad empty
+ * fields: `| |` carries no value). */
+static bool valued(hub_slice s) {
+    if (!s.p || !s.n || hub_v2_is_null(s)) return false;
+    for (size_t i = 0; i < s.n; i++)
+        if (s.p[i] != ' ') return true;
+    return false;
+}
 
 static const char *text(rctx *c, hub_slice raw) {
     /* Most values hold no escape: copy without decoding. */
@@ -366,18 +373,25 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
     *out = NULL;
     hub_slice raw = v->raw;
     /* A primitive from a composite value: its first component. */
-    if (v->level == 0 && row->prim != P_STRING && row->prim != P_MARKDOWN)
-        raw = hub_v2_split(raw, c->d.comp, 1, NULL);
-    if (v->level == 1 && c->d.sub && row->prim != P_STRING && row->prim != P_MARKDOWN)
+    bool whole = row->prim == P_STRING || row->prim == P_MARKDOWN || row->prim == P_BASE64;
+    if (v->level == 0 && !whole) raw = hub_v2_split(raw, c->d.comp, 1, NULL);
+    if (v->level == 1 && c->d.sub && !whole)
         raw = hub_v2_split(raw, c->d.sub, 1, NULL);
     if (!valued(raw)) return HUB_OK;
     const char *t = text(c, raw);
     if (t == NULL) return nomem(c);
     char buf[40];
     switch (row->prim) {
+    case P_URI:
+        /* "urn:oid:" + a namespace that is no OID, a name with spaces:
+         * no URI. */
+        for (const char *q = t; *q; q++)
+            if (*q == ' ' || *q == '\t' || *q == '"' || *q == '<' || *q == '>')
+                return soft(c, row, v, "not a valid URI");
+        *out = json_string(t);
+        break;
     case P_STRING:
     case P_MARKDOWN:
-    case P_URI:
     case P_ID:
         *out = json_string(t);
         break;
@@ -430,6 +444,42 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
                 return soft(c, row, v, "not an integer");
             *out = json_integer(l);
         }
+        break;
+    }
+    case P_BASE64: {
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t n = strlen(t);
+        char *o = hub_arena_alloc(&c->a, (n + 2) / 3 * 4 + 1);
+        if (o == NULL) return nomem(c);
+        const unsigned char *u = (const unsigned char *)t;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += 3) {
+            uint32_t w = (uint32_t)u[i] << 16 | (i + 1 < n ? (uint32_t)u[i + 1] << 8 : 0) |
+                         (i + 2 < n ? u[i + 2] : 0);
+            o[k++] = b64[w >> 18 & 63];
+            o[k++] = b64[w >> 12 & 63];
+            o[k++] = i + 1 < n ? b64[w >> 6 & 63] : '=';
+            o[k++] = i + 2 < n ? b64[w & 63] : '=';
+        }
+        *out = json_stringn(o, k);
+        break;
+    }
+    case P_B64BIN: {
+        /* Kept as sent when it is base64 (line breaks and spaces removed). */
+        size_t n = strlen(t), k = 0, pad = 0;
+        char *o = hub_arena_alloc(&c->a, n + 1);
+        if (o == NULL) return nomem(c);
+        for (size_t i = 0; i < n; i++) {
+            char ch = t[i];
+            if (ch == ' ' || ch == '\r' || ch == '\n' || ch == '\t') continue;
+            bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                      ch == '+' || ch == '/';
+            if (ch == '=') pad++;
+            else if (!ok || pad) return soft(c, row, v, "not base64");
+            o[k++] = ch;
+        }
+        if (k == 0 || k % 4 != 0 || pad > 2) return soft(c, row, v, "not base64");
+        *out = json_stringn(o, k);
         break;
     }
     case P_BOOLEAN:
@@ -564,6 +614,30 @@ static mres *find_res(rctx *c, const char *name, size_t seg) {
     }
     while (best && best->alias >= 0) best = &c->res[best->alias];
     return best;
+}
+
+/* Adds r's elements q lacks. A choice element (value[x]: valueQuantity,
+ * valueString) that q already has under another type is not added: one
+ * resource holds one value[x]. */
+static bool has_choice(json_t *q, const char *k) {
+    size_t b = 1;
+    while (k[b] && !(k[b] >= 'A' && k[b] <= 'Z')) b++;
+    if (k[b] == 0) return false;
+    const char *qk;
+    json_t *qv;
+    json_object_foreach(q, qk, qv) {
+        (void)qv;
+        if (strncmp(qk, k, b) == 0 && qk[b] >= 'A' && qk[b] <= 'Z') return true;
+    }
+    return false;
+}
+static void merge_missing(json_t *q, json_t *r) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(r, k, v) {
+        if (json_object_get(q, k) || has_choice(q, k)) continue;
+        json_object_set(q, k, v);
+    }
 }
 
 static json_t *ref_to(const mres *r) {
@@ -778,11 +852,18 @@ static const mtable *message_table(const hub_map *m, const hub_v2_msg *msg, char
     return NULL;
 }
 
+/* `GROUP/SEG`: the segment is somewhere inside GROUP; `GROUP>SEG` (the
+ * group stored with a leading '>'): GROUP is the segment's innermost group
+ * (an ORDER_OBSERVATION's own NTE, not its OBSERVATION's). */
 static bool in_group(const rctx *c, size_t seg, const char *group) {
     if (!c->have_groups) return true;
+    bool direct = group[0] == '>';
+    if (direct) group++;
     const hub_v2_group *g = c->groups.seg_node[seg];
-    for (g = g ? g->parent : NULL; g; g = g->parent)
+    for (g = g ? g->parent : NULL; g; g = g->parent) {
         if (g->name && strcmp(g->name, group) == 0) return true;
+        if (direct) return false;
+    }
     return false;
 }
 
@@ -1068,7 +1149,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             bool same = (r->criteria && q->criteria && strcmp(r->criteria, q->criteria) == 0) ||
                         (!r->criteria && !q->criteria && strcmp(r->id, q->id) == 0);
             if (same) {
-                json_object_update_missing(q->res, r->res);
+                merge_missing(q->res, r->res);
                 r->alias = (int)k;
                 /* References already made to r point at q now. */
                 snprintf(r->url, sizeof r->url, "%s", q->url);
@@ -1110,11 +1191,17 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
         json_array_append_new(entries, e);
         out->nresources++;
     }
-    if ((rc = provenance(&c, entries))) {
-        json_decref(bundle);
-        goto done;
+    /* A message that made nothing (an MSH alone) has no Provenance: its
+     * target would be empty. */
+    if (out->nresources > 0) {
+        if ((rc = provenance(&c, entries))) {
+            json_decref(bundle);
+            goto done;
+        }
+        out->nresources++;
+    } else {
+        json_object_del(bundle, "entry"); /* FHIR has no empty arrays */
     }
-    out->nresources++;
     out->bundle = bundle;
 done:
     for (size_t i = 0; i < c.nres; i++) {

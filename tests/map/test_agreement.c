@@ -255,6 +255,21 @@ Test(map_agreement, reportstream_cases) {
     }
     check("reportstream.cases", pct(r->cases_ok, r->cases));
     check("reportstream.leaves", pct(h, e));
+    /* The order/result tables' own figures (map-orders). */
+    static const char *msgs[] = {"ORU^R01", "OML^O21", "ORM^O01"};
+    static const char *res[] = {"Observation", "DiagnosticReport", "ServiceRequest", "Specimen"};
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        tally *t = tally_of(&r->by_msg, msgs[i]);
+        char key[64];
+        snprintf(key, sizeof key, "reportstream.msg.%s", msgs[i]);
+        check(key, pct(t->hit, t->exp));
+    }
+    for (size_t i = 0; i < sizeof res / sizeof res[0]; i++) {
+        tally *t = tally_of(&r->by_res, res[i]);
+        char key[64];
+        snprintf(key, sizeof key, "reportstream.%s", res[i]);
+        check(key, pct(t->hit, t->exp));
+    }
     hub_map_free(r->map);
     free(r);
 }
@@ -275,6 +290,24 @@ Test(map_agreement, fhir_converter_pairs) {
         tally *t = tally_of(&r->by_res, types[i]);
         char key[64];
         snprintf(key, sizeof key, "fhir-converter.%s", types[i]);
+        check(key, pct(t->hit, t->exp));
+    }
+    /* The order, result, pharmacy, immunization, scheduling and document
+     * tables (map-orders): per message type and per resource type. */
+    static const char *msgs[] = {"ORU^R01", "ORM^O01", "OML^O21", "RDE^O11", "VXU^V04",
+                                 "SIU^S12", "SIU^S15", "MDM^T02", "OUL^R22", "OMG^O19"};
+    static const char *more[] = {"ServiceRequest", "Specimen", "MedicationRequest",
+                                 "Immunization", "Appointment", "DocumentReference"};
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        tally *t = tally_of(&r->by_msg, msgs[i]);
+        char key[64];
+        snprintf(key, sizeof key, "fhir-converter.msg.%s", msgs[i]);
+        check(key, pct(t->hit, t->exp));
+    }
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        tally *t = tally_of(&r->by_res, more[i]);
+        char key[64];
+        snprintf(key, sizeof key, "fhir-converter.%s", more[i]);
         check(key, pct(t->hit, t->exp));
     }
     hub_map_free(r->map);
