@@ -15,7 +15,7 @@ static const char *str_or(json_t *o, const char *k, const char *def) {
 static const char *const CHANNEL_KEYS[] = {
     "name", "host", "port", "tls_cert", "tls_key", "tls_client_ca", "identity",
     "profile", "validate", "policy", "allow", "max_frame", "idle_timeout",
-    "max_connections", "ack_mode", NULL};
+    "max_connections", "ack_mode", "map", "local_codes", NULL};
 
 static hub_status load_one(hub_serve_channels *cs, size_t i, json_t *o,
                            const hub_cfg *cfg, hub_v2_profset *profiles,
@@ -107,6 +107,27 @@ static hub_status load_one(hub_serve_channels *cs, size_t i, json_t *o,
     g->identity = str_or(o, "identity", NULL);
     json_t *val = json_object_get(o, "validate");
     g->validate = val ? json_is_true(val) : true;
+    json_t *mp = json_object_get(o, "map");
+    if (mp && !json_is_boolean(mp))
+        return hub_err_set(err, HUB_E_CONFIG, where, "'map' is true or false");
+    g->map = mp ? json_is_true(mp) : true;
+    json_t *lc = json_object_get(o, "local_codes");
+    if (lc) {
+        if (!json_is_array(lc))
+            return hub_err_set(err, HUB_E_CONFIG, where,
+                               "'local_codes' is a list of local-code table names");
+        size_t nl = json_array_size(lc);
+        const char **list = hub_calloc(nl ? nl : 1, sizeof *list);
+        if (list == NULL) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
+        cs->locals[i] = list;
+        for (size_t q = 0; q < nl; q++) {
+            list[q] = json_string_value(json_array_get(lc, q));
+            if (list[q] == NULL)
+                return hub_err_set(err, HUB_E_CONFIG, where, "'local_codes' entries are strings");
+        }
+        g->local_codes = list;
+        g->nlocal = nl;
+    }
     const char *am = str_or(o, "ack_mode", "auto");
     if (strcmp(am, "auto") == 0) {
         g->force_original = false;
@@ -168,6 +189,7 @@ hub_status hub__channels_load(hub_serve_channels *cs, const hub_cfg *cfg,
         m->max_connections = cfg->mllp_max_connections;
         cs->ingest[0].name = "default";
         cs->ingest[0].validate = true;
+        cs->ingest[0].map = true;
         cs->n = 1;
         if ((m->tls_cert == NULL) != (m->tls_key == NULL))
             return hub_err_set(err, HUB_E_CONFIG, "tls",
@@ -186,6 +208,7 @@ void hub__channels_release(hub_serve_channels *cs) {
     for (size_t i = 0; i < HUB_SERVE_MAX_CHANNELS; i++) {
         hub_v2_site_free(cs->sites[i]);
         hub_free((void *)cs->allow[i]);
+        hub_free((void *)cs->locals[i]);
     }
     memset(cs, 0, sizeof *cs);
 }

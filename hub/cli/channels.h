@@ -13,6 +13,7 @@ typedef struct {
     hub_ingest_channel ingest[HUB_SERVE_MAX_CHANNELS];
     hub_v2_site *sites[HUB_SERVE_MAX_CHANNELS];
     const char **allow[HUB_SERVE_MAX_CHANNELS];
+    const char **locals[HUB_SERVE_MAX_CHANNELS];
 } hub_serve_channels;
 
 /* Strings point into cfg (and its file JSON): keep cfg alive. */

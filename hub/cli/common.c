@@ -11,6 +11,8 @@ const hub_cli_cmd hub__cli_cmds[] = {
     {"inspect", hub__cmd_inspect, "print HL7 v2 messages as an indented tree"},
     {"send", hub__cmd_send, "send HL7 v2 files over MLLP and summarize the ACKs"},
     {"validate", hub__cmd_validate, "check HL7 v2 files against conformance profiles"},
+    {"convert", hub__cmd_convert, "map HL7 v2 files to FHIR transaction Bundles"},
+    {"replay", hub__cmd_replay, "re-run journaled messages through the current mapping tables"},
     {"version", hub__cmd_version, "print the version"},
     {"help", hub__cmd_help, "list the commands, or explain one"},
     {NULL, NULL, NULL},

@@ -6,6 +6,7 @@
 #include "hub/fhir.h"
 #include "hub/http.h"
 #include "hub/ingest.h"
+#include "hub/map.h"
 #include "hub/mllp.h"
 #include "hub/record.h"
 #include "hub/store.h"
@@ -194,6 +195,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_demo *demo = NULL;
     hub_fhir_defs *defs = NULL;
     hub_fhir_sps *sps = NULL;
+    hub_map *map = NULL;
     hub_record *record = NULL;
     hub_http_fhir *fhir = NULL;
     static hub_serve_channels chans;
@@ -225,6 +227,30 @@ int hub__cmd_serve(int argc, char **argv) {
         goto out;
     }
 
+    {
+        int64_t tm = hub_mono_ns();
+        char mdir[600];
+        snprintf(mdir, sizeof mdir, "%s", cfg.mappings_dir[0] ? cfg.mappings_dir
+                                                              : HUB_SOURCE_DIR "/mappings");
+        hub_map_cfg mcf = {.dir = mdir, .site_dir = cfg.map_site_dir[0] ? cfg.map_site_dir : NULL};
+        if (hub_map_load(&mcf, &map, &err) != HUB_OK) {
+            fprintf(stderr, "hub serve: mapping tables: %s: %s\n", err.where, err.msg);
+            exit_code = 2;
+            goto out;
+        }
+        size_t nrows = 0, ntab = hub_map_table_count(map, &nrows);
+        HUB_LOG_INFO("serve", "mappings tables=%zu rows=%zu site='%s' load_ms=%.2f", ntab, nrows,
+                     cfg.map_site_dir, (double)(hub_mono_ns() - tm) / 1e6);
+        for (size_t i = 0; i < chans.n; i++)
+            for (size_t k = 0; k < chans.ingest[i].nlocal; k++)
+                if (!hub_map_has_local(map, chans.ingest[i].local_codes[k])) {
+                    fprintf(stderr, "hub serve: channel '%s': no local-code table '%s'\n",
+                            chans.ingest[i].name, chans.ingest[i].local_codes[k]);
+                    exit_code = 2;
+                    goto out;
+                }
+    }
+
     hub_store_cfg sc = {.dir = cfg.data_dir,
                         .durable = cfg.durable,
                         .commit_batch_max = cfg.commit_batch_max};
@@ -246,7 +272,8 @@ int hub__cmd_serve(int argc, char **argv) {
     HUB_LOG_DEBUG("serve", "record open ms=%.2f", (double)(hub_mono_ns() - t_rec) / 1e6);
 
     hub_ingest_cfg ic = {.store = store, .profiles = profiles,
-                         .channels = chans.ingest, .nchannels = chans.n};
+                         .channels = chans.ingest, .nchannels = chans.n,
+                         .map = map, .record = record};
     if (hub_ingest_new(&ic, &ingest, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg);
         goto out;
@@ -354,6 +381,7 @@ out:
     hub_v2_profset_close(profiles);
     hub_fhir_defs_free(defs);
     hub_fhir_sps_free(sps);
+    hub_map_free(map);
     if (exit_code == 0) HUB_LOG_INFO("serve", "stopped");
     hub_cfg_release(&cfg);
     return exit_code;

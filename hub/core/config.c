@@ -57,6 +57,8 @@ const hub_cfg_entry hub_cfg_table[] = {
      "PEM CA bundle; when set, clients must present a certificate"},
     {"mappings", HUB_CFG_STR, "", 0, STRMAX(mappings_dir), F(mappings_dir),
      "--mappings", "directory of mapping tables (default: the built-in one)"},
+    {"map.site_dir", HUB_CFG_STR, "", 0, STRMAX(map_site_dir), F(map_site_dir),
+     "--map-site", "directory of a site's own mapping tables (*.map), loaded after the shipped ones"},
     {"conformance", HUB_CFG_STR, "", 0, STRMAX(conformance_dir),
      F(conformance_dir), "--conformance",
      "directory of conformance data (default: the built-in one)"},

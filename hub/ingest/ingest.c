@@ -12,6 +12,7 @@ struct hub_ingest {
     hub_mllp_server *srv;
     atomic_llong in_flight;
     hub_metric *m_accepted, *m_errored, *m_rejected, *m_dup, *m_failed;
+    hub_metric *m_mapped, *m_map_failed, *m_unmapped;
 };
 
 typedef struct {
@@ -28,6 +29,11 @@ typedef struct {
     bool send_ack; /* false when MSH-15/16 ask for no ACK */
     bool dup;      /* answered from the journal */
     hub_buf dup_ack;
+    hub_v2_msg *msg;       /* parsed (in arena), NULL when it did not parse */
+    json_t *bundle;        /* the mapped Bundle */
+    hub_record_txn *txn;   /* prepared for the writer */
+    bool apply_failed;     /* the record refused it (set by the writer) */
+    bool force_original;
     char channel[64], peer[64], identity[256], sender[160], control_id[200],
         msg_type[80], version[16], ack_code[4];
 } ingest_job;
@@ -49,6 +55,12 @@ hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,
                                "result=\"duplicate\"", "MLLP messages by result.");
     in->m_failed = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
                                   "result=\"store_failed\"", "MLLP messages by result.");
+    in->m_mapped = hub_metric_get(HUB_METRIC_COUNTER, "hub_map_messages_total",
+                                  "result=\"applied\"", "Messages mapped to FHIR, by result.");
+    in->m_map_failed = hub_metric_get(HUB_METRIC_COUNTER, "hub_map_messages_total",
+                                      "result=\"failed\"", "Messages mapped to FHIR, by result.");
+    in->m_unmapped = hub_metric_get(HUB_METRIC_COUNTER, "hub_map_unmapped_codes_total", NULL,
+                                    "Codes kept and flagged because no table mapped them.");
     *out = in;
     return HUB_OK;
 }
@@ -62,6 +74,8 @@ int64_t hub_ingest_in_flight(const hub_ingest *in) {
 void hub_ingest_free(hub_ingest *in) { hub_free(in); }
 
 static void job_free(ingest_job *j) {
+    hub_record_txn_free(j->txn);
+    json_decref(j->bundle);
     hub_arena_release(&j->arena);
     hub_buf_release(&j->ack);
     hub_buf_release(&j->dup_ack);
@@ -129,6 +143,41 @@ static char *findings_json(const hub_v2_finding *f, size_t n) {
     return b.p;
 }
 
+/* The record refused the mapped Bundle (on the writer: rare). The message
+ * stays journaled as errored with an AE naming what failed, without the
+ * values. */
+static void refused(ingest_job *j, hub_oo *oo) {
+    j->apply_failed = true;
+    j->row.status = HUB_MSG_ERRORED;
+    char text[200] = "the record refused the mapped resources";
+    json_t *oj = oo ? hub_oo_json(oo) : NULL;
+    const char *expr = json_string_value(
+        json_array_get(json_object_get(json_array_get(json_object_get(oj, "issue"), 0),
+                                       "expression"),
+                       0));
+    if (expr) snprintf(text, sizeof text, "the record refused the mapped resources at %.140s", expr);
+    json_decref(oj);
+    hub_v2_finding f = {.code = HUB_V2_E_INTERNAL, .severity = HUB_V2_SEV_ERROR,
+                        .text = text, .offset = SIZE_MAX};
+    f.loc.seg = UINT32_MAX;
+    hub_free((char *)j->row.errors);
+    j->row.errors = findings_json(&f, 1);
+    if (j->msg) {
+        hub_buf_release(&j->ack);
+        hub_buf_init(&j->ack);
+        hub_v2_ack_req req = {.status = HUB_V2_ACK_ERROR, .findings = &f, .nfindings = 1,
+                              .app = j->in->cfg.ack_app, .facility = j->in->cfg.ack_facility,
+                              .force_original = j->force_original};
+        hub_v2_ack_build(j->msg, &req, &j->ack, NULL);
+        j->send_ack = req.force_original || hub_v2_ack_wanted(j->msg, req.status);
+        j->row.ack = j->ack.p;
+        j->row.ack_len = j->ack.n;
+        snprintf(j->ack_code, sizeof j->ack_code, "%s",
+                 hub_v2_msg_ack_mode(j->msg) == HUB_V2_ACKMODE_ENHANCED && !j->force_original
+                     ? "CE" : "AE");
+    }
+}
+
 static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
     ingest_job *j = (ingest_job *)sj;
     if (j->row.status == HUB_MSG_ACCEPTED) {
@@ -143,6 +192,33 @@ static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
             return HUB_OK;
         }
         if (rc != HUB_E_NOTFOUND) return rc;
+    }
+    if (j->txn) {
+        /* The mapped Bundle and the journal row commit together; a Bundle
+         * the record refuses is undone alone and the row says so. */
+        hub_status rc = hub_store_sp_begin(tx, err);
+        if (rc) return rc;
+        hub_oo *oo = NULL;
+        hub_err aerr;
+        hub_err_clear(&aerr);
+        rc = hub_record_bundle_tx(j->txn, tx, &oo, &aerr);
+        if (rc == HUB_E_STORE || rc == HUB_E_NOMEM || rc == HUB_E_STATE) {
+            hub_oo_free(oo);
+            if (err) *err = aerr;
+            hub_store_sp_end(tx, false, NULL);
+            return rc;
+        }
+        hub_status rc2 = hub_store_sp_end(tx, rc == HUB_OK, err);
+        if (rc2) {
+            hub_oo_free(oo);
+            return rc2;
+        }
+        if (rc == HUB_OK) {
+            j->row.status = HUB_MSG_PROCESSED;
+        } else {
+            refused(j, oo);
+        }
+        hub_oo_free(oo);
     }
     return hub_journal_insert(tx, &j->row, err);
 }
@@ -197,10 +273,13 @@ static void job_done(hub_store_job *sj, hub_status rc, const hub_err *err) {
                      j->control_id);
         reply(j, j->dup_ack.p, j->dup_ack.n);
     } else {
-        hub_metric_add(j->row.status == HUB_MSG_ACCEPTED ? in->m_accepted
+        hub_metric_add(j->row.status == HUB_MSG_ACCEPTED || j->row.status == HUB_MSG_PROCESSED
+                           ? in->m_accepted
                        : j->row.status == HUB_MSG_ERRORED ? in->m_errored
                                                          : in->m_rejected,
                        1);
+        if (j->row.status == HUB_MSG_PROCESSED) hub_metric_add(in->m_mapped, 1);
+        if (j->apply_failed) hub_metric_add(in->m_map_failed, 1);
         HUB_LOG(j->row.status == HUB_MSG_ACCEPTED ? HUB_LOG_DEBUG : HUB_LOG_INFO,
                 "ingest",
                 "journaled id=%lld conn=%llu channel=%s sender='%s' type=%s "
@@ -212,6 +291,90 @@ static void job_done(hub_store_job *sj, hub_status rc, const hub_err *err) {
     }
     atomic_fetch_sub(&in->in_flight, 1);
     job_free(j);
+}
+
+/* The message structure for segment groups: the profile's, when known. */
+static const hub_v2_struct_def *structure_of(hub_ingest *in, const hub_v2_msg *m) {
+    if (in->cfg.profiles == NULL) return NULL;
+    const hub_v2_msh *h = hub_v2_msg_msh(m);
+    char ver[32];
+    if (hub_v2_profset_pick(in->cfg.profiles, h->version, ver, sizeof ver) < 0) return NULL;
+    const hub_v2_profile *p = NULL;
+    if (hub_v2_profset_get(in->cfg.profiles, ver, &p, NULL) != HUB_OK) return NULL;
+    const char *sn = hub_v2_profile_struct_for(p, h->msg_code, h->trigger, h->structure);
+    return sn ? hub_v2_profile_struct_def(p, sn) : NULL;
+}
+
+/* Maps an accepted message and prepares its Bundle for the writer. A
+ * mapping failure turns the answer into AE with one ERR naming the field;
+ * the mapper's warnings (values left out) join the ACK's findings. */
+static void map_message(hub_ingest *in, ingest_job *j, const hub_ingest_channel *ch,
+                        const hub_v2_msg *m, hub_v2_ack_req *req) {
+    hub_map_opts o = {.sender = j->sender, .local = ch->local_codes, .nlocal = ch->nlocal,
+                      .structure = structure_of(in, m)};
+    hub_map_result r;
+    hub_err err;
+    hub_err_clear(&err);
+    hub_v2_finding *all = NULL;
+    hub_status rc = hub_map_message(in->cfg.map, m, &o, &r, &err);
+    if (rc == HUB_OK) {
+        hub_metric_add(in->m_unmapped, (int64_t)r.nunmapped);
+        hub_oo *oo = NULL;
+        j->bundle = r.bundle;
+        r.bundle = NULL;
+        rc = hub_record_bundle_prepare(in->cfg.record, j->bundle, &j->txn, &oo, &err);
+        if (rc == HUB_OK) {
+            size_t nw = r.nwarnings < 16 ? r.nwarnings : 16;
+            if (nw) {
+                all = hub_arena_alloc(&j->arena, (req->nfindings + nw) * sizeof *all);
+                if (all) {
+                    if (req->nfindings) memcpy(all, req->findings, req->nfindings * sizeof *all);
+                    memcpy(all + req->nfindings, r.warnings, nw * sizeof *all);
+                    req->findings = all;
+                    req->nfindings += nw;
+                }
+            }
+            hub_map_result_release(&r);
+            return;
+        }
+        /* The mapped resources are not valid FHIR: the tables are wrong
+         * for this message. Say where, without values. */
+        json_t *oj = oo ? hub_oo_json(oo) : NULL;
+        const char *expr = json_string_value(json_array_get(
+            json_object_get(json_array_get(json_object_get(oj, "issue"), 0), "expression"), 0));
+        const char *why = json_string_value(
+            json_object_get(json_array_get(json_object_get(oj, "issue"), 0), "diagnostics"));
+        char *t = hub_arena_sprintf(&j->arena, "mapped resources are not valid: %.80s (%.60s)",
+                                    expr ? expr : "Bundle", why ? why : "invalid");
+        json_decref(oj);
+        hub_oo_free(oo);
+        memset(&r.loc, 0, sizeof r.loc);
+        r.loc.seg = UINT32_MAX;
+        r.v2_code = HUB_V2_E_INTERNAL;
+        snprintf(err.msg, sizeof err.msg, "%s", t ? t : "mapped resources are not valid");
+    }
+    hub_metric_add(in->m_map_failed, 1);
+    HUB_LOG_INFO("ingest", "map failed sender='%s' control_id='%s' where=%s err='%s'",
+                 j->sender, j->control_id, err.where, err.msg);
+    all = hub_arena_alloc(&j->arena, (req->nfindings + 1) * sizeof *all);
+    if (all) {
+        if (req->nfindings) memcpy(all, req->findings, req->nfindings * sizeof *all);
+        hub_v2_finding *f = &all[req->nfindings];
+        memset(f, 0, sizeof *f);
+        f->loc = r.loc;
+        if (f->loc.seg_id[0] == 0) f->loc.seg = UINT32_MAX;
+        f->code = r.v2_code ? r.v2_code : HUB_V2_E_INTERNAL;
+        f->severity = HUB_V2_SEV_ERROR;
+        f->text = hub_arena_strndup(&j->arena, err.msg, strlen(err.msg));
+        f->offset = SIZE_MAX;
+        req->findings = all;
+        req->nfindings++;
+    }
+    req->status = HUB_V2_ACK_ERROR;
+    j->row.status = HUB_MSG_ERRORED;
+    hub_record_txn_free(j->txn);
+    j->txn = NULL;
+    hub_map_result_release(&r);
 }
 
 /* Builds the job: parse, validate, decide, build the ACK. */
@@ -229,7 +392,9 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
     one.loc.seg = UINT32_MAX;
     hub_status prc = ctx->oversize ? HUB_E_LIMIT
                                    : hub_v2_parse(a, j->frame, j->n, NULL, &m, &perr);
+    j->force_original = ch && ch->force_original;
     if (prc == HUB_OK) {
+        j->msg = m;
         const hub_v2_msh *h = hub_v2_msg_msh(m);
         snprintf(j->sender, sizeof j->sender, "%s^%s",
                  hd_name(a, m, h->sending_app), hd_name(a, m, h->sending_fac));
@@ -278,6 +443,8 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
             req.findings = fs.items;
             req.nfindings = fs.n;
             j->row.status = fs.nerrors ? HUB_MSG_ERRORED : HUB_MSG_ACCEPTED;
+            if (!fs.nerrors && ch && ch->map && in->cfg.map && in->cfg.record)
+                map_message(in, j, ch, m, &req);
         }
         j->row.errors = findings_json(req.findings, req.nfindings);
         hub_v2_ack_build(m, &req, &j->ack, NULL);

@@ -20,6 +20,7 @@ typedef struct {
     char ident[200];       /* "Type/id" or "Type?criteria": one change per
                               resource in a transaction */
     bool parsed;           /* op is ready for apply */
+    json_t *clear;         /* v2-clear names */
 } entry;
 
 static const char *reason(int st) {
@@ -239,6 +240,21 @@ static int parse_entry(hub_record *r, entry *e, const json_t *je, size_t i,
         return fail(e, 400, "not-supported", expr, "unknown request method");
     }
     e->op.if_match = if_match;
+    /* The v2 mapping's merge upserts (hub/map.h, mappings/README.md). */
+    const json_t *rext = json_object_get(req, "extension");
+    for (size_t k = 0; k < json_array_size(rext); k++) {
+        const json_t *x = json_array_get(rext, k);
+        const char *u = json_string_value(json_object_get(x, "url"));
+        if (u == NULL) continue;
+        if (strcmp(u, "https://hub.example.org/fhir/StructureDefinition/v2-merge") == 0)
+            e->op.merge = json_is_true(json_object_get(x, "valueBoolean"));
+        else if (strcmp(u, "https://hub.example.org/fhir/StructureDefinition/v2-clear") == 0 &&
+                 json_is_string(json_object_get(x, "valueString"))) {
+            if (e->clear == NULL) e->clear = json_array();
+            json_array_append(e->clear, json_object_get(x, "valueString"));
+            e->op.clear = e->clear;
+        }
+    }
 
     if (e->op.kind == HUB_OP_CREATE || e->op.kind == HUB_OP_UPDATE) {
         if (!json_is_object(res))
@@ -466,9 +482,95 @@ out:
         hub_free(es[i].criteria);
         json_decref(es[i].res);
         json_decref(es[i].patch);
+        json_decref(es[i].clear);
     }
     hub_free(es);
     hub_free(ops);
     hub_free(map);
     return rc;
+}
+
+/* ---- a transaction prepared for another writer job ------------------------- */
+
+typedef struct {
+    entry *es;
+    size_t n;
+    hub_record_op *ops;
+    size_t *map;
+    size_t nops;
+} prepared;
+
+static void prepared_free(void *ud) {
+    prepared *p = ud;
+    if (p == NULL) return;
+    for (size_t k = 0; k < p->nops; k++) p->es[p->map[k]].op = p->ops[k];
+    for (size_t i = 0; p->es && i < p->n; i++) {
+        hub_record_op_release(&p->es[i].op);
+        hub_free(p->es[i].criteria);
+        json_decref(p->es[i].res);
+        json_decref(p->es[i].patch);
+        json_decref(p->es[i].clear);
+    }
+    hub_free(p->es);
+    hub_free(p->ops);
+    hub_free(p->map);
+    hub_free(p);
+}
+
+hub_status hub_record_bundle_prepare(hub_record *r, const json_t *bundle,
+                                     hub_record_txn **out, hub_oo **outcome,
+                                     hub_err *err) {
+    *out = NULL;
+    *outcome = NULL;
+    int st;
+    const char *type = json_string_value(json_object_get(bundle, "type"));
+    if (type == NULL || strcmp(type, "transaction") != 0) {
+        *outcome = bundle_fail(&st, 400, "invalid", "Bundle.type", "not a transaction");
+        return hub_err_set(err, HUB_E_INVALID, "Bundle.type", "not a transaction");
+    }
+    const json_t *entries = json_object_get(bundle, "entry");
+    size_t n = json_array_size(entries);
+    if (n > (size_t)r->max_bundle_entries) {
+        *outcome = bundle_fail(&st, 413, "too-costly", "Bundle.entry", "too many entries");
+        return hub_err_set(err, HUB_E_LIMIT, "Bundle.entry", "over %d entries",
+                           r->max_bundle_entries);
+    }
+    prepared *p = hub_calloc(1, sizeof *p);
+    if (p) {
+        p->es = hub_calloc(n ? n : 1, sizeof *p->es);
+        p->ops = hub_calloc(n ? n : 1, sizeof *p->ops);
+        p->map = hub_calloc(n ? n : 1, sizeof *p->map);
+        p->n = n;
+    }
+    if (p == NULL || p->es == NULL || p->ops == NULL || p->map == NULL) {
+        prepared_free(p);
+        return hub_err_set(err, HUB_E_NOMEM, "Bundle", "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (parse_entry(r, &p->es[i], json_array_get(entries, i), i, true)) {
+            entry *fe = &p->es[i];
+            *outcome = fe->op.outcome;
+            fe->op.outcome = NULL;
+            hub_status rc = hub_err_set(err, HUB_E_INVALID, "Bundle",
+                                        "entry %zu: %d", i, fe->op.status);
+            prepared_free(p);
+            return rc;
+        }
+        p->ops[p->nops] = p->es[i].op;
+        p->map[p->nops++] = i;
+    }
+    int failed = -1;
+    hub_record_txn *t = NULL;
+    hub_status rc = hub__txn_prepare(r, p->ops, p->nops, p, prepared_free, &t, &failed, err);
+    if (rc && failed >= 0) {
+        size_t nn;
+        hub_record_op *ops = hub__txn_ops(t, &nn);
+        *outcome = ops[failed].outcome;
+        ops[failed].outcome = NULL;
+        hub_record_txn_free(t);
+        return rc;
+    }
+    if (rc) return rc;
+    *out = t;
+    return HUB_OK;
 }

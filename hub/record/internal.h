@@ -34,4 +34,13 @@ int hub__op_fail(hub_record_op *op, int status, const char *code,
 int hub__search_criteria(hub_record *r, hub_arena *a, const char *type, const char *criteria,
                          hub_store_query **q, hub_oo *oo);
 
+/* bundle.c -> record.c: prepares `ops` (n of them; `owner` holds what
+ * they point into and is freed with owner_free by hub_record_txn_free, or
+ * at once on allocation failure). On a failing op, *failed_at is its index
+ * and *out is still set (free it). */
+hub_status hub__txn_prepare(hub_record *r, hub_record_op *ops, size_t n,
+                            void *owner, void (*owner_free)(void *),
+                            hub_record_txn **out, int *failed_at, hub_err *err);
+hub_record_op *hub__txn_ops(hub_record_txn *t, size_t *n);
+
 #endif

@@ -501,7 +501,8 @@ static int prep_body(apply_ctx *c, opx *x) {
         if (json_object_set_new(res, "id", json_string(x->id)))
             return hub__op_fail(op, 500, "exception", NULL, "out of memory");
     }
-    x->late = x->conditional && op->kind == HUB_OP_UPDATE;
+    x->late = (x->conditional && op->kind == HUB_OP_UPDATE) ||
+              (op->merge && op->kind == HUB_OP_UPDATE);
     if (!x->late && refs_need_job(c, res, 0)) x->late = true;
     if (x->late) return 0;
     int ist = index_rows(c, x, res);
@@ -984,6 +985,65 @@ static int do_patch(apply_ctx *c, opx *x, int64_t version, const char *iso,
     return serialize_now(c, x, doc, version, iso, tx, src, err);
 }
 
+/* Removes from `doc` the other forms of element `k` of `type`: `_k` or
+ * `k` (the primitive's value and its extensions go together) and, for a
+ * choice element (deceasedBoolean), every other choice (deceasedDateTime),
+ * unless the body `body` has them too. */
+static void drop_forms(const apply_ctx *c, json_t *doc, const json_t *body,
+                       const char *type, const char *k) {
+    const char *base = k[0] == '_' ? k + 1 : k;
+    const hub_fhir_elem *el = NULL;
+    const char *ty;
+    if (c->r->defs) el = hub_fhir_child(c->r->defs, type, base, &ty);
+    const char *key;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(doc, tmp, key, v) {
+        if (json_object_get(body, key)) continue;
+        const char *kb = key[0] == '_' ? key + 1 : key;
+        bool same = strcmp(kb, base) == 0;
+        if (!same && el && el->choice && c->r->defs)
+            same = hub_fhir_child(c->r->defs, type, kb, &ty) == el;
+        if (same) json_object_del(doc, key);
+    }
+}
+
+/* UPDATE with merge of an existing resource: the stored version with the
+ * body's top-level elements overlaid and the `clear` names removed. */
+static int merge_stored(hub_store_tx *tx, apply_ctx *c, opx *x, json_t **out,
+                        bool *same, hub_status *src, hub_err *err) {
+    hub_record_op *op = x->op;
+    hub_store_version cur;
+    *src = hub_store_res_current(tx, op->type, x->id, true, &cur, err);
+    if (*src) return 500;
+    json_error_t je;
+    json_t *doc = json_loadb(cur.json, cur.json_len, 0, &je);
+    if (doc == NULL) {
+        *src = hub_err_set(err, HUB_E_STORE, "record", "stored JSON unreadable");
+        return 500;
+    }
+    /* What was stored, to tell a change from a resend of the same facts. */
+    json_t *before = json_deep_copy(doc);
+    const char *k;
+    json_t *v;
+    json_object_foreach(op->resource, k, v) {
+        if (strcmp(k, "resourceType") == 0 || strcmp(k, "id") == 0 || strcmp(k, "meta") == 0)
+            continue;
+        drop_forms(c, doc, op->resource, op->type, k);
+        if (json_object_set(doc, k, v))
+            return hub__op_fail(op, 500, "exception", NULL, "out of memory");
+    }
+    for (size_t i = 0; i < json_array_size(op->clear); i++) {
+        const char *nm = json_string_value(json_array_get(op->clear, i));
+        if (nm == NULL || json_object_get(op->resource, nm)) continue;
+        drop_forms(c, doc, op->resource, op->type, nm);
+    }
+    *same = before && json_equal(before, doc);
+    json_decref(before);
+    *out = doc;
+    return 0;
+}
+
 /* Phase 2: writes one version. Returns 0, a failing status (op says why),
  * or 500 with *src set for a store failure. */
 static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
@@ -999,6 +1059,23 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
         v.deleted = true;
     } else if (op->kind == HUB_OP_PATCH) {
         st = do_patch(c, x, version, iso, tx, &patched, src, err);
+    } else if (x->late && op->merge && x->exists && !x->deleted) {
+        bool same = false;
+        st = merge_stored(tx, c, x, &patched, &same, src, err);
+        if (st == 0 && same) {
+            /* Nothing changed (a resent message, the same practitioner in
+             * another message): no new version; the current one answers. */
+            json_decref(patched);
+            hub_status rc = res_from_store(tx, op, x->id, 0, err);
+            if (rc) {
+                *src = rc;
+                return 500;
+            }
+            op->status = 200;
+            op->created = false;
+            return 0;
+        }
+        if (st == 0) st = serialize_now(c, x, patched, version, iso, tx, src, err);
     } else if (x->late) {
         st = serialize_now(c, x, op->resource, version, iso, tx, src, err);
     } else {
@@ -1327,4 +1404,116 @@ out:
     pthread_mutex_destroy(&c.mu);
     pthread_cond_destroy(&c.cv);
     return rc;
+}
+
+/* ---- applying inside another writer job ------------------------------------ */
+
+struct hub_record_txn {
+    apply_ctx c;
+    size_t *order;
+    rec_job rj;
+    hub_record_op *ops;
+    size_t n;
+    bool ran, ok;
+    void *owner;                /* the Bundle's parsed entries */
+    void (*owner_free)(void *);
+};
+
+hub_status hub__txn_prepare(hub_record *r, hub_record_op *ops, size_t n,
+                            void *owner, void (*owner_free)(void *),
+                            hub_record_txn **out, int *failed_at, hub_err *err) {
+    *failed_at = -1;
+    hub_record_txn *t = hub_calloc(1, sizeof *t);
+    if (t == NULL) {
+        owner_free(owner);
+        return hub_err_set(err, HUB_E_NOMEM, "record", "out of memory");
+    }
+    t->owner = owner;
+    t->owner_free = owner_free;
+    t->ops = ops;
+    t->n = n;
+    apply_ctx *c = &t->c;
+    c->r = r;
+    c->n = n;
+    c->atomic = true;
+    hub_arena_init(&c->arena, 4096);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->x = hub_calloc(n ? n : 1, sizeof *c->x);
+    t->order = hub_calloc(n ? n : 1, sizeof *t->order);
+    if (c->x == NULL || t->order == NULL) {
+        hub_record_txn_free(t);
+        return hub_err_set(err, HUB_E_NOMEM, "record", "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        c->x[i].op = &ops[i];
+        ops[i].outcome = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (prep(c, &c->x[i])) {
+            *failed_at = (int)i;
+            *out = t;
+            return hub_err_set(err, status_code(ops[i].status), "record",
+                               "operation %zu of the transaction failed", i);
+        }
+    }
+    for (size_t i = 0; i < n; i++) t->order[i] = i;
+    for (size_t i = 1; i < n; i++) {
+        size_t v = t->order[i], k = i;
+        while (k > 0 && rank(ops[t->order[k - 1]].kind) > rank(ops[v].kind)) {
+            t->order[k] = t->order[k - 1];
+            k--;
+        }
+        t->order[k] = v;
+    }
+    t->rj.ctx = c;
+    t->rj.idx = t->order;
+    t->rj.nidx = n;
+    t->rj.failed = -1;
+    *out = t;
+    return HUB_OK;
+}
+
+hub_record_op *hub__txn_ops(hub_record_txn *t, size_t *n) {
+    *n = t->n;
+    return t->ops;
+}
+
+hub_status hub_record_bundle_tx(hub_record_txn *t, hub_store_tx *tx,
+                                hub_oo **outcome, hub_err *err) {
+    if (outcome) *outcome = NULL;
+    if (t->ran) return hub_err_set(err, HUB_E_STATE, "record", "transaction applied already");
+    t->ran = true;
+    hub_status rc = job_run(tx, &t->rj.job, err);
+    if (rc == HUB_OK) {
+        t->ok = true;
+        return HUB_OK;
+    }
+    if (t->rj.failed < 0) return rc; /* the store's failure */
+    size_t i = t->order[t->rj.failed];
+    hub_record_op *op = &t->ops[i];
+    if (outcome) {
+        *outcome = op->outcome;
+        op->outcome = NULL;
+    }
+    return hub_err_set(err, status_code(op->status), "record",
+                       "entry %zu of the mapped Bundle failed (%d)", i, op->status);
+}
+
+size_t hub_record_txn_count(const hub_record_txn *t) { return t && t->ok ? t->n : 0; }
+
+void hub_record_txn_free(hub_record_txn *t) {
+    if (t == NULL) return;
+    apply_ctx *c = &t->c;
+    for (size_t i = 0; c->x && i < t->n; i++) {
+        hub_free(c->x[i].pre);
+        hub_free(c->x[i].final);
+    }
+    hub_free(c->x);
+    hub_free(t->order);
+    hub_arena_release(&c->arena);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    if (t->owner_free) t->owner_free(t->owner);
+    hub_free(t);
 }

@@ -229,6 +229,7 @@ typedef struct {
     char tls_key[512];
     char tls_client_ca[512];
     char mappings_dir[512];
+    char map_site_dir[512];     /* site mapping tables (Z-segments, local codes) */
     char conformance_dir[512];
     bool demo;
     int demo_interval_ms;

@@ -1,11 +1,15 @@
 /* ingest: the path of a received HL7 v2 message, from its frame to its
- * ACK. Parse, validate against the channel's profile, journal (and, as the
- * later stages land, map and apply) in one store transaction, then
- * acknowledge: an AA means the message is durably in the store.
+ * ACK. Parse, validate against the channel's profile, map to a FHIR
+ * transaction Bundle (hub/map.h) and prepare it (hub_record_bundle_prepare),
+ * then in one writer job: the duplicate check, the Bundle's apply and the
+ * journal row, in one transaction; then acknowledge: an AA means the
+ * record has it (journal status "processed"). A mapping failure, or a
+ * Bundle the record refuses, is an AE with an ERR naming the field; the
+ * message is journaled as "errored" and `hub replay` re-runs it.
  *
  * Threads: hub_ingest_frame runs on the MLLP loop thread and does the CPU
- * work (parse, validate, build the ACK); the store's writer thread runs the
- * transaction; the reply is queued to the MLLP server when the commit has
+ * work (parse, validate, map, prepare, build the ACK); the store's writer
+ * thread runs the transaction; the reply is queued to the MLLP server when the commit has
  * returned. */
 #ifndef HUB_INGEST_H
 #define HUB_INGEST_H
@@ -13,7 +17,8 @@
 #include "hub/core.h"
 #include "hub/mllp.h"
 #include "hub/store.h"
-#include "hub/v2.h"
+#include "hub/map.h"
+#include "hub/record.h"
 #include "hub/v2.h"
 
 typedef struct hub_ingest hub_ingest;
@@ -27,6 +32,10 @@ typedef struct {
     bool validate;          /* false: parse only */
     bool force_original;    /* ack_mode "original": always AA/AE/AR, even
                              * when MSH-15/16 ask for enhanced mode */
+    bool map;               /* map to FHIR and apply (default on; needs
+                             * hub_ingest_cfg.map and .record) */
+    const char *const *local_codes; /* the sender's local-code tables */
+    size_t nlocal;
 } hub_ingest_channel;
 
 typedef struct {
@@ -36,6 +45,8 @@ typedef struct {
     size_t nchannels;
     const char *ack_app;           /* ACK MSH-3, default "HUB" */
     const char *ack_facility;      /* ACK MSH-4, default "HUB" */
+    const hub_map *map;            /* mapping tables, or NULL: no mapping */
+    hub_record *record;            /* where mapped Bundles are applied */
 } hub_ingest_cfg;
 
 hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,

@@ -146,6 +146,16 @@ typedef struct {
                                   set id and meta on it) */
     const json_t *patch;       /* PATCH body */
     const char *full_url;      /* Bundle entry fullUrl (urn:uuid:...) */
+    /* UPDATE only: overlay the body on the stored resource instead of
+     * replacing it (the v2 mapping's upserts, mappings/README.md): each
+     * top-level element of the body replaces the stored one (a choice
+     * element replaces every form of it, `x` and `_x` go together), stored
+     * elements the body lacks are kept, and the names in `clear` (a JSON
+     * array of strings, borrowed) are removed. A Bundle entry asks for it
+     * with request.extension v2-merge (valueBoolean true) and v2-clear
+     * (valueString, repeatable). */
+    bool merge;
+    const json_t *clear;
 
     /* result */
     int status;         /* HTTP status: 200 201 204 400 404 409 410 412 422 */
@@ -202,5 +212,33 @@ void hub_record_op_release(hub_record_op *op);
 hub_status hub_record_bundle(hub_record *r, const json_t *bundle,
                              json_t **response, hub_oo **outcome,
                              int *http_status, hub_err *err);
+
+/* ---- applying inside another writer job ----------------------------------- */
+
+/* A transaction Bundle prepared on the caller's thread (entries parsed,
+ * resources validated and encoded as far as can be done without the
+ * store), to be applied inside a writer job that does more in the same
+ * transaction (ingest: the journal row and the mapped Bundle commit
+ * together, so an AA means the record has it). */
+typedef struct hub_record_txn hub_record_txn;
+
+/* Prepares `bundle` (type transaction; the Bundle must outlive the txn).
+ * Errors: HUB_E_INVALID / HUB_E_NOTFOUND / HUB_E_CONFLICT / HUB_E_LIMIT
+ * with *outcome (owned by the caller) saying which entry and why;
+ * HUB_E_NOMEM. */
+hub_status hub_record_bundle_prepare(hub_record *r, const json_t *bundle,
+                                     hub_record_txn **out, hub_oo **outcome,
+                                     hub_err *err);
+/* Inside a writer job: applies the prepared Bundle on `tx`. HUB_OK when
+ * every entry succeeded. An entry that fails (412 several matches, 409,
+ * 400 a reference naming no entry) returns HUB_E_INVALID/HUB_E_CONFLICT
+ * with *outcome set (owned by the caller) after writing nothing the caller
+ * must keep: the caller rolls back (hub_store_sp_end(tx, false)). A store
+ * failure returns HUB_E_STORE. Call once. */
+hub_status hub_record_bundle_tx(hub_record_txn *t, hub_store_tx *tx,
+                                hub_oo **outcome, hub_err *err);
+/* Entries (the Provenance included) applied; 0 before bundle_tx. */
+size_t hub_record_txn_count(const hub_record_txn *t);
+void hub_record_txn_free(hub_record_txn *t); /* NULL is a no-op */
 
 #endif

@@ -45,6 +45,13 @@ struct hub_store_job {
     hub_store_job *next; /* queue link: the store's */
 };
 
+/* Inside a job: a nested savepoint, so that a part of the job can be
+ * undone while the rest of it stays (ingest keeps the journal row when
+ * the record refuses the mapped Bundle). Not nestable further. */
+hub_status hub_store_sp_begin(hub_store_tx *tx, hub_err *err);
+/* keep: release the savepoint; else roll back to it, then release. */
+hub_status hub_store_sp_end(hub_store_tx *tx, bool keep, hub_err *err);
+
 /* Queues a job. HUB_E_STATE once the store is closing. Thread-safe. */
 hub_status hub_store_submit(hub_store *s, hub_store_job *job, hub_err *err);
 

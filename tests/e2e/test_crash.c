@@ -82,7 +82,7 @@ static hub_status scan_row(void *ud, const hub_journal_row *r) {
         char want[48];
         snprintf(want, sizeof want, "MSA|AA|%s", r->control_id);
         ok = r->ack_len > 0 && memmem(r->ack, r->ack_len, want, strlen(want)) != NULL &&
-             r->status == HUB_MSG_ACCEPTED;
+             (r->status == HUB_MSG_ACCEPTED || r->status == HUB_MSG_PROCESSED);
     }
     if (!ok) c->bad++;
     if (c->rows < c->cap) snprintf(c->ids[c->rows], 32, "%s", r->control_id);

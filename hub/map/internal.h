@@ -1,0 +1,134 @@
+/* map internals: the loaded tables, shared by load.c, run.c and conv.c. */
+#ifndef HUB_MAP_INTERNAL_H
+#define HUB_MAP_INTERNAL_H
+
+#include "hub/map.h"
+
+typedef enum { TK_MESSAGE, TK_SEGMENT, TK_DATATYPE, TK_VOCAB, TK_LOCAL } table_kind;
+
+/* A position: a field of a segment (segment tables) or a component of the
+ * current value (datatype tables). seg[0] == 0: the current segment or
+ * value. */
+typedef struct {
+    char seg[4];
+    uint16_t field, rep, comp, sub; /* rep 0: every repetition */
+} mpos;
+
+/* A source: one position, or a concatenation of positions and literals. */
+typedef struct {
+    bool self;        /* "." or empty: the current value itself */
+    uint8_t nterms;
+    struct {
+        bool lit;
+        const char *text; /* literal */
+        mpos pos;
+    } terms[6];
+} msrc;
+
+typedef enum { C_VALUED, C_NOT_VALUED, C_EQ, C_NE, C_IN, C_NOT_IN } cop;
+
+typedef struct {
+    mpos pos;
+    bool self;
+    cop op;
+    uint8_t nvals;
+    const char *vals[12];
+} mclause;
+
+typedef struct {
+    uint8_t n;
+    mclause c[4]; /* ANDed */
+} mcond;
+
+/* One step of a target path: name, and how the array index is chosen. */
+typedef enum { IX_NONE, IX_APPEND, IX_AT, IX_SELECT } ixkind;
+typedef struct {
+    const char *name;
+    ixkind ix;
+    unsigned at;
+    const char *key, *val; /* IX_SELECT: [key=val] */
+} mstep;
+
+/* A message-table link: this resource's `elem` refers to resource `name`,
+ * or (back) resource `name`'s `elem` refers to this one. */
+typedef struct {
+    const char *name;
+    bool back;
+    mstep *steps;
+    uint8_t nsteps;
+} mlink;
+
+typedef enum { MK_NONE, MK_TABLE, MK_PRIM, MK_FIXED, MK_REF } mkind;
+
+typedef enum {
+    P_STRING, P_CODE, P_ID, P_URI, P_DATE, P_DATETIME, P_INSTANT, P_TIME,
+    P_DECIMAL, P_INTEGER, P_POSINT, P_UNSIGNED, P_BOOLEAN, P_MARKDOWN,
+    P_SYSTEM, /* a coding-system name (CWE-3) as a URI */
+    P_BASE64, /* text, encoded as base64 (Attachment.data of a text) */
+    P_B64BIN  /* a value already base64 (ED-5): checked, kept */
+} prim;
+
+struct mtable;
+
+typedef struct mrow {
+    int line;
+    /* segment and datatype tables */
+    msrc src;
+    mcond cond;
+    mstep *steps;
+    uint8_t nsteps;
+    mkind kind;
+    prim prim;
+    const char *table_name;
+    struct mtable *table;   /* resolved MK_TABLE */
+    json_t *fixed;          /* MK_FIXED */
+    const char *ref;        /* MK_REF: a resource name */
+    const char *vocab_name;
+    struct mtable *vocab;   /* resolved */
+    bool each;              /* the source's repetitions each map */
+    bool strict;            /* "date!": a bad value fails the message */
+    /* message tables */
+    char seg[4];
+    const char *group;      /* "ORDER_OBSERVATION" or NULL */
+    const char *rtype;      /* resource type */
+    bool into;              /* "@name": into an existing resource */
+    const char *name;       /* the resource's name in the message */
+    const char *key;        /* identifier, content, message */
+    mlink links[6];
+    uint8_t nlinks;
+    /* vocab and local tables */
+    const char *from, *code, *display, *system;
+} mrow;
+
+typedef struct mtable {
+    char *file;        /* "segments/PID.map" */
+    char *name;        /* "PID[Patient]" */
+    table_kind kind;
+    const char *resource;   /* segment/datatype tables making a resource */
+    const char *key;        /* datatype tables making a resource */
+    const char *system;     /* vocab: default target system */
+    const char *source_system; /* local: CWE-3 covered ("*": any) */
+    const char *extends;    /* message tables: rows appended to that table */
+    const char *structures[16];
+    size_t nstructures;
+    const char *events[32];
+    size_t nevents;
+    mrow *rows;         /* heap */
+    size_t nrows, cap;
+    /* vocab and local: rows sorted by `from` for bsearch */
+    bool sorted;
+} mtable;
+
+struct hub_map {
+    hub_arena arena;   /* every string and row */
+    mtable **tables;
+    size_t ntables, cap;
+    size_t nrows;
+    const mtable *coding_systems; /* vocab "CodingSystem" */
+};
+
+const mtable *hub__map_find(const hub_map *m, const char *name, int kind);
+/* Looks up `code` (and `system` when the row names one). */
+const mrow *hub__map_vocab(const mtable *t, const char *code, size_t n);
+
+#endif

@@ -1,0 +1,1221 @@
+/* The interpreter: runs a message table over a parsed message, segment
+ * tables over segments, datatype tables over fields and components, and
+ * builds the transaction Bundle. Values are read as slices of the message
+ * and decoded only when they become FHIR values; JSON is built with jansson
+ * once per element. */
+#include "internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A value being mapped: a field repetition (level 0: components split at
+ * '^'), a component (1: sub-components at '&') or a sub-component (2). */
+typedef struct {
+    hub_slice raw;
+    int level;
+    size_t seg;
+    uint16_t field, rep, comp, sub;
+} mval;
+
+/* A resource the message makes. */
+typedef struct {
+    const char *type;
+    const char *name;
+    json_t *res;
+    json_t *clears;      /* top-level elements a `""` cleared */
+    const mtable *table; /* its segment or datatype table */
+    const mrow *mrow;    /* its message-table row (links), or NULL */
+    const char *key;
+    size_t seg;
+    int alias;           /* merged into another entry: its index, else -1 */
+    char url[48];        /* urn:uuid:... */
+    char id[72];
+    char *criteria;
+    size_t ord;
+} mres;
+
+typedef struct {
+    const hub_map *map;
+    const hub_v2_msg *msg;
+    const hub_map_opts *o;
+    hub_map_result *out;
+    hub_err *err;
+    hub_arena a;
+    hub_v2_delims d;
+    hub_v2_groups groups;
+    bool have_groups;
+    mres *res;
+    size_t nres, cap;
+    const mtable *locals[16];
+    size_t nlocal;
+    char tz[8];
+    char sender[200], control[200];
+    uint64_t h0;
+    hub_buf *ex; /* explain, or NULL */
+} rctx;
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void hex_id(uint64_t a, uint64_t b, char out[33]) {
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+static void uuid_of(uint64_t a, uint64_t b, char out[48]) {
+    char h[33];
+    hex_id(a, b, h);
+    snprintf(out, 48, "urn:uuid:%.8s-%.4s-4%.3s-8%.3s-%.12s", h, h + 8, h + 13, h + 17, h + 20);
+}
+
+static hub_status nomem(rctx *c) {
+    return hub_err_set(c->err, HUB_E_NOMEM, "map", "out of memory");
+}
+
+static void loc_of(const rctx *c, const mval *v, hub_v2_loc *l) {
+    memset(l, 0, sizeof *l);
+    hub_slice id = hub_v2_seg_id(c->msg, v->seg);
+    if (id.p && id.n == 3) memcpy(l->seg_id, id.p, 3);
+    l->seg = (uint32_t)v->seg;
+    l->seg_seq = hub_v2_seg_seq(c->msg, v->seg);
+    l->field = v->field;
+    l->rep = v->rep;
+    l->comp = v->comp;
+    l->sub = v->sub;
+}
+
+static void where_of(const rctx *c, const mval *v, char *out, size_t n) {
+    hub_v2_loc l;
+    loc_of(c, v, &l);
+    hub_v2_loc_format(&l, out, n);
+}
+
+static hub_status fail(rctx *c, const mval *v, int code, hub_status st,
+                       const char *what) {
+    char w[48];
+    where_of(c, v, w, sizeof w);
+    loc_of(c, v, &c->out->loc);
+    c->out->v2_code = code;
+    return hub_err_set(c->err, st, w, "%s", what);
+}
+
+/* Component `comp` (sub-component `sub`) of a value, absent when it has
+ * none. comp 0: the value itself. */
+static mval sub_of(const rctx *c, const mval *v, uint16_t comp, uint16_t sub) {
+    mval r = *v;
+    if (comp == 0) return r;
+    if (v->raw.p == NULL) return r;
+    if (v->level == 0) {
+        r.raw = hub_v2_split(v->raw, c->d.comp, comp, NULL);
+        r.level = 1;
+        r.comp = comp;
+        if (sub && c->d.sub) {
+            r.raw = hub_v2_split(r.raw, c->d.sub, sub, NULL);
+            r.level = 2;
+            r.sub = sub;
+        } else if (sub > 1) {
+            r.raw = (hub_slice){NULL, 0};
+        }
+    } else if (v->level == 1) {
+        if (c->d.sub) r.raw = hub_v2_split(v->raw, c->d.sub, comp, NULL);
+        else if (comp > 1) r.raw = (hub_slice){NULL, 0};
+        r.level = 2;
+        r.sub = comp;
+    } else if (comp > 1) {
+        r.raw = (hub_slice){NULL, 0};
+    }
+    return r;
+}
+
+/* The segment a position in another segment names: the nearest one before
+ * `from` (an OBX's OBR), else the first after it. */
+static size_t other_seg(const rctx *c, const char *id, size_t from) {
+    for (size_t s = from + 1; s-- > 0;) {
+        hub_slice sid = hub_v2_seg_id(c->msg, s);
+        if (sid.n == 3 && memcmp(sid.p, id, 3) == 0) return s;
+    }
+    return hub_v2_seg_find(c->msg, id, from, 1);
+}
+
+/* The value at a position, relative to `v`. A field without a repetition
+ * number means its first repetition. */
+static mval at_pos(const rctx *c, const mval *v, const mpos *p, uint16_t rep) {
+    if (p->field == 0) return sub_of(c, v, p->comp, p->sub);
+    mval r = {.seg = v->seg};
+    if (p->seg[0]) {
+        hub_slice id = hub_v2_seg_id(c->msg, v->seg);
+        if (!(id.n == 3 && memcmp(id.p, p->seg, 3) == 0)) r.seg = other_seg(c, p->seg, v->seg);
+    }
+    if (r.seg == SIZE_MAX) return (mval){.raw = {NULL, 0}, .seg = v->seg};
+    r.field = p->field;
+    r.rep = rep ? rep : (p->rep ? p->rep : 1);
+    r.raw = hub_v2_at(c->msg, r.seg, p->field, r.rep, 0, 0);
+    r.level = 0;
+    /* MSH-1/MSH-2 and single values split like any other. */
+    return sub_of(c, &r, p->comp, p->sub);
+}
+
+/* Present, not the null "", and not only spaces (senders pad empty
+ * fields: `| |` carries no value). */
+static bool valued(hub_slice s) {
+    if (!s.p || !s.n || hub_v2_is_null(s)) return false;
+    for (size_t i = 0; i < s.n; i++)
+        if (s.p[i] != ' ') return true;
+    return false;
+}
+
+static const char *text(rctx *c, hub_slice raw) {
+    /* Most values hold no escape: copy without decoding. */
+    if (c->d.esc == 0 || memchr(raw.p, c->d.esc, raw.n) == NULL) {
+        char *t = hub_arena_strndup(&c->a, raw.p, raw.n);
+        return t;
+    }
+    return hub_v2_text(&c->a, c->msg, raw);
+}
+
+/* Compares a value with a literal; escapes decoded only when present. */
+static bool eq_text(rctx *c, hub_slice raw, const char *lit) {
+    if (raw.p == NULL) return lit[0] == 0;
+    if (c->d.esc && memchr(raw.p, c->d.esc, raw.n)) {
+        const char *t = hub_v2_text(&c->a, c->msg, raw);
+        return t && strcmp(t, lit) == 0;
+    }
+    return strlen(lit) == raw.n && memcmp(lit, raw.p, raw.n) == 0;
+}
+
+static bool cond_ok(rctx *c, const mcond *cd, const mval *v) {
+    for (size_t i = 0; i < cd->n; i++) {
+        const mclause *cl = &cd->c[i];
+        mval x = cl->self ? *v : at_pos(c, v, &cl->pos, 0);
+        /* A component condition on a value: its first component. */
+        hub_slice s = x.raw;
+        bool ok;
+        switch (cl->op) {
+        case C_VALUED: ok = valued(s); break;
+        case C_NOT_VALUED: ok = !valued(s); break;
+        case C_EQ:
+        case C_IN:
+        case C_NE:
+        case C_NOT_IN: {
+            if (cl->self && x.level == 0) s = hub_v2_split(s, c->d.comp, 1, NULL);
+            bool any = false;
+            for (size_t k = 0; k < cl->nvals && !any; k++) any = eq_text(c, s, cl->vals[k]);
+            ok = (cl->op == C_EQ || cl->op == C_IN) ? any : !any;
+            break;
+        }
+        default: ok = false;
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* ---- placing values -------------------------------------------------------- */
+
+/* The index the final step of an array path will take, for explain. */
+static void path_of(const json_t *obj, const mstep *st, size_t n, hub_buf *b) {
+    const json_t *cur = obj;
+    for (size_t i = 0; i < n; i++) {
+        hub_buf_printf(b, ".%s", st[i].name);
+        const json_t *child = cur ? json_object_get(cur, st[i].name) : NULL;
+        size_t idx = 0;
+        if (st[i].ix == IX_NONE) {
+            cur = child;
+            continue;
+        }
+        if (st[i].ix == IX_APPEND) idx = json_is_array(child) ? json_array_size(child) : 0;
+        else if (st[i].ix == IX_AT) idx = st[i].at;
+        else {
+            idx = json_is_array(child) ? json_array_size(child) : 0;
+            for (size_t k = 0; json_is_array(child) && k < json_array_size(child); k++) {
+                const char *kv = json_string_value(json_object_get(json_array_get(child, k), st[i].key));
+                if (kv && strcmp(kv, st[i].val) == 0) {
+                    idx = k;
+                    break;
+                }
+            }
+        }
+        hub_buf_printf(b, "[%zu]", idx);
+        cur = json_is_array(child) ? json_array_get(child, idx) : NULL;
+    }
+}
+
+/* Walks `st` from `obj`, creating what is missing, and stores `val`
+ * (taken) at the last step. Returns the stored value (borrowed) or NULL. */
+static json_t *place(json_t *obj, const mstep *st, size_t n, json_t *val) {
+    if (val == NULL) return NULL;
+    json_t *cur = obj;
+    for (size_t i = 0; i < n; i++) {
+        bool last = i + 1 == n;
+        const mstep *s = &st[i];
+        json_t *child = json_object_get(cur, s->name);
+        if (s->ix == IX_NONE) {
+            if (last) {
+                if (json_is_object(child) && json_is_object(val)) {
+                    json_object_update(child, val);
+                    json_decref(val);
+                    return child;
+                }
+                json_object_set_new(cur, s->name, val);
+                return val;
+            }
+            if (!json_is_object(child)) {
+                child = json_object();
+                json_object_set_new(cur, s->name, child);
+            }
+            cur = child;
+            continue;
+        }
+        if (!json_is_array(child)) {
+            child = json_array();
+            json_object_set_new(cur, s->name, child);
+        }
+        json_t *elem = NULL;
+        if (s->ix == IX_AT) {
+            /* Pad, so that [1] is the second element even when [0] is
+             * still empty (pruned at the end if it stays so). */
+            while (json_array_size(child) < s->at) json_array_append_new(child, json_object());
+            elem = json_array_get(child, s->at);
+        } else if (s->ix == IX_SELECT) {
+            for (size_t k = 0; k < json_array_size(child); k++) {
+                json_t *e = json_array_get(child, k);
+                const char *kv = json_string_value(json_object_get(e, s->key));
+                if (kv && strcmp(kv, s->val) == 0) {
+                    elem = e;
+                    break;
+                }
+            }
+        }
+        if (last) {
+            if (elem && json_is_object(elem) && json_is_object(val)) {
+                json_object_update(elem, val);
+                json_decref(val);
+                return elem;
+            }
+            if (elem && s->ix == IX_AT) {
+                json_array_set_new(child, s->at, val);
+                return val;
+            }
+            json_array_append_new(child, val);
+            return val;
+        }
+        if (elem == NULL) {
+            elem = json_object();
+            if (s->ix == IX_SELECT) json_object_set_new(elem, s->key, json_string(s->val));
+            json_array_append_new(child, elem);
+        }
+        cur = elem;
+    }
+    json_decref(val);
+    return NULL;
+}
+
+static void explain(rctx *c, const mres *r, const char *prefix, const mstep *st,
+                    size_t n, const json_t *obj, const mval *v, const char *trail) {
+    if (!c->ex) return;
+    char w[48] = "";
+    if (v) where_of(c, v, w, sizeof w);
+    hub_buf_printf(c->ex, "%s(%s)%s", r->type, r->name, prefix);
+    path_of(obj, st, n, c->ex);
+    hub_buf_printf(c->ex, " <- %s  %s\n", w[0] ? w : "(fixed)", trail);
+}
+
+/* ---- primitives ------------------------------------------------------------- */
+
+static const char *coding_system(rctx *c, const char *t) {
+    const mtable *cs = c->map->coding_systems;
+    const mrow *r = cs ? hub__map_vocab(cs, t, strlen(t)) : NULL;
+    if (r) return r->code;
+    if (strchr(t, ':') && !strpbrk(t, " \"<>\\^`{|}")) return t;
+    hub_buf b;
+    hub_buf_init(&b);
+    hub_buf_append_cstr(&b, "urn:id:");
+    for (const char *p = t; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (isalnum(ch) || strchr("-._~", ch)) hub_buf_append(&b, p, 1);
+        else hub_buf_printf(&b, "%%%02X", ch);
+    }
+    const char *u = hub_arena_strndup(&c->a, b.p ? b.p : "", b.n);
+    hub_buf_release(&b);
+    return u;
+}
+
+/* A value its type refuses: a strict row fails the message; any other
+ * leaves the element out and records a warning. */
+static hub_status soft(rctx *c, const mrow *row, const mval *v, const char *what) {
+    if (row->strict) return fail(c, v, HUB_V2_E_DATA_TYPE, HUB_E_INVALID, what);
+    hub_map_result *o = c->out;
+    if (o->nwarnings < 16) {
+        hub_v2_finding *f = &o->warnings[o->nwarnings];
+        memset(f, 0, sizeof *f);
+        loc_of(c, v, &f->loc);
+        f->code = HUB_V2_E_DATA_TYPE;
+        f->severity = HUB_V2_SEV_WARNING;
+        f->text = what;
+        f->offset = SIZE_MAX;
+    }
+    o->nwarnings++;
+    return HUB_OK;
+}
+
+/* The FHIR value of a primitive row; NULL when there is none (empty).
+ * A value the type refuses fails the message. */
+static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **out) {
+    *out = NULL;
+    hub_slice raw = v->raw;
+    /* A primitive from a composite value: its first component. */
+    bool whole = row->prim == P_STRING || row->prim == P_MARKDOWN || row->prim == P_BASE64;
+    if (v->level == 0 && !whole) raw = hub_v2_split(raw, c->d.comp, 1, NULL);
+    if (v->level == 1 && c->d.sub && !whole)
+        raw = hub_v2_split(raw, c->d.sub, 1, NULL);
+    if (!valued(raw)) return HUB_OK;
+    const char *t = text(c, raw);
+    if (t == NULL) return nomem(c);
+    char buf[40];
+    switch (row->prim) {
+    case P_URI:
+        /* "urn:oid:" + a namespace that is no OID, a name with spaces:
+         * no URI. */
+        for (const char *q = t; *q; q++)
+            if (*q == ' ' || *q == '\t' || *q == '"' || *q == '<' || *q == '>')
+                return soft(c, row, v, "not a valid URI");
+        *out = json_string(t);
+        break;
+    case P_STRING:
+    case P_MARKDOWN:
+    case P_ID:
+        *out = json_string(t);
+        break;
+    case P_CODE: {
+        /* Codes carry no surrounding spaces. */
+        while (*t == ' ') t++;
+        size_t n = strlen(t);
+        while (n && t[n - 1] == ' ') n--;
+        if (n == 0) return HUB_OK;
+        *out = json_stringn(t, n);
+        break;
+    }
+    case P_SYSTEM:
+        *out = json_string(coding_system(c, t));
+        break;
+    case P_DATE:
+    case P_DATETIME:
+    case P_INSTANT: {
+        char k = row->prim == P_DATE ? 'D' : row->prim == P_DATETIME ? 'T' : 'I';
+        /* TS: the time is its first component. */
+        size_t n = strlen(t);
+        if (!hub_map_dtm(t, n, k, c->tz, buf))
+            return soft(c, row, v,
+                        k == 'D' ? "not a valid date" : "not a valid date/time");
+        *out = json_string(buf);
+        break;
+    }
+    case P_TIME: {
+        size_t n = strlen(t);
+        if (n < 2 || n > 16) return soft(c, row, v, "not a valid time");
+        snprintf(buf, sizeof buf, "%.2s:%.2s:%.2s", t, n >= 4 ? t + 2 : "00", n >= 6 ? t + 4 : "00");
+        *out = json_string(buf);
+        break;
+    }
+    case P_DECIMAL:
+    case P_INTEGER:
+    case P_POSINT:
+    case P_UNSIGNED: {
+        char *e;
+        while (*t == ' ') t++;
+        if (row->prim == P_DECIMAL) {
+            double d = strtod(t, &e);
+            if (e == t || *e) return soft(c, row, v, "not a number");
+            /* Whole numbers stay integers (no "5.0"). */
+            if (!strchr(t, '.') && !strchr(t, 'e') && !strchr(t, 'E')) *out = json_integer((json_int_t)d);
+            else *out = json_real(d);
+        } else {
+            long long l = strtoll(t, &e, 10);
+            if (e == t || *e || (row->prim == P_POSINT && l < 1) || (row->prim == P_UNSIGNED && l < 0))
+                return soft(c, row, v, "not an integer");
+            *out = json_integer(l);
+        }
+        break;
+    }
+    case P_BASE64: {
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t n = strlen(t);
+        char *o = hub_arena_alloc(&c->a, (n + 2) / 3 * 4 + 1);
+        if (o == NULL) return nomem(c);
+        const unsigned char *u = (const unsigned char *)t;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += 3) {
+            uint32_t w = (uint32_t)u[i] << 16 | (i + 1 < n ? (uint32_t)u[i + 1] << 8 : 0) |
+                         (i + 2 < n ? u[i + 2] : 0);
+            o[k++] = b64[w >> 18 & 63];
+            o[k++] = b64[w >> 12 & 63];
+            o[k++] = i + 1 < n ? b64[w >> 6 & 63] : '=';
+            o[k++] = i + 2 < n ? b64[w & 63] : '=';
+        }
+        *out = json_stringn(o, k);
+        break;
+    }
+    case P_B64BIN: {
+        /* Kept as sent when it is base64 (line breaks and spaces removed). */
+        size_t n = strlen(t), k = 0, pad = 0;
+        char *o = hub_arena_alloc(&c->a, n + 1);
+        if (o == NULL) return nomem(c);
+        for (size_t i = 0; i < n; i++) {
+            char ch = t[i];
+            if (ch == ' ' || ch == '\r' || ch == '\n' || ch == '\t') continue;
+            bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                      ch == '+' || ch == '/';
+            if (ch == '=') pad++;
+            else if (!ok || pad) return soft(c, row, v, "not base64");
+            o[k++] = ch;
+        }
+        if (k == 0 || k % 4 != 0 || pad > 2) return soft(c, row, v, "not base64");
+        *out = json_stringn(o, k);
+        break;
+    }
+    case P_BOOLEAN:
+        if (strcmp(t, "Y") == 0 || strcmp(t, "y") == 0 || strcmp(t, "1") == 0) *out = json_true();
+        else if (strcmp(t, "N") == 0 || strcmp(t, "n") == 0 || strcmp(t, "0") == 0) *out = json_false();
+        else return soft(c, row, v, "not a yes/no value");
+        break;
+    }
+    if (*out == NULL) return nomem(c);
+    return HUB_OK;
+}
+
+/* ---- vocabulary ------------------------------------------------------------- */
+
+static json_t *unmapped_ext(const char *table) {
+    json_t *e = json_object();
+    json_object_set_new(e, "url", json_string(HUB_MAP_UNMAPPED_URL));
+    json_object_set_new(e, "valueString", json_string(table));
+    return e;
+}
+
+static json_t *coding_of(const char *system, const char *code, const char *display) {
+    json_t *cd = json_object();
+    if (system) json_object_set_new(cd, "system", json_string(system));
+    json_object_set_new(cd, "code", json_string(code));
+    if (display) json_object_set_new(cd, "display", json_string(display));
+    return cd;
+}
+
+/* A CodeableConcept (or Coding) just made from a coded value: the row's
+ * vocabulary adds the FHIR coding in front; the sender's local tables add
+ * the standard coding they know; a code that a table covering it does not
+ * know keeps its coding, flagged. */
+static void apply_vocab(rctx *c, const mrow *row, const mval *v, json_t *obj) {
+    json_t *codings = json_object_get(obj, "coding");
+    bool is_cc = json_is_array(codings);
+    if (!is_cc && !json_object_get(obj, "code")) return;
+    mval cm = sub_of(c, v, v->level < 2 ? 1 : 0, 0);
+    mval sm = sub_of(c, v, v->level < 2 ? 3 : 0, 0);
+    if (v->level == 2) sm.raw = (hub_slice){NULL, 0};
+    if (!valued(cm.raw)) return;
+    const char *code = text(c, cm.raw);
+    const char *sys = valued(sm.raw) ? text(c, sm.raw) : "";
+    if (code == NULL || sys == NULL) return;
+    json_t *orig = is_cc ? json_array_get(codings, 0) : obj;
+    bool flagged = false;
+    for (size_t i = 0; i < c->nlocal; i++) {
+        const mtable *lt = c->locals[i];
+        if (!(strcmp(lt->source_system ? lt->source_system : "*", "*") == 0 ||
+              strcmp(lt->source_system, sys) == 0))
+            continue;
+        const mrow *hit = hub__map_vocab(lt, code, strlen(code));
+        if (hit) {
+            if (is_cc)
+                json_array_append_new(codings, coding_of(hit->system ? hit->system : lt->system,
+                                                         hit->code, hit->display));
+            flagged = false;
+            break;
+        }
+        flagged = true;
+        if (orig && !flagged) break;
+        if (orig) {
+            json_t *ext = json_object_get(orig, "extension");
+            if (!json_is_array(ext)) json_object_set_new(orig, "extension", ext = json_array());
+            json_array_append_new(ext, unmapped_ext(lt->name));
+            c->out->nunmapped++;
+        }
+        break;
+    }
+    if (row->vocab) {
+        const mrow *hit = hub__map_vocab(row->vocab, code, strlen(code));
+        if (hit && is_cc) {
+            json_array_insert_new(codings, 0, coding_of(hit->system ? hit->system : row->vocab->system,
+                                                        hit->code, hit->display));
+        } else if (hit) {
+            json_object_set_new(obj, "system", json_string(hit->system ? hit->system : row->vocab->system));
+            json_object_set_new(obj, "code", json_string(hit->code));
+            if (hit->display) json_object_set_new(obj, "display", json_string(hit->display));
+        } else if (orig) {
+            json_t *ext = json_object_get(orig, "extension");
+            if (!json_is_array(ext)) json_object_set_new(orig, "extension", ext = json_array());
+            json_array_append_new(ext, unmapped_ext(row->vocab->name));
+            c->out->nunmapped++;
+        }
+    }
+}
+
+/* ---- tables ------------------------------------------------------------------- */
+
+static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj,
+                            mres *r, const char *prefix, const char *trail,
+                            bool top, int depth);
+
+static hub_status new_res(rctx *c, const char *type, const char *name, const mtable *t,
+                          size_t seg, mres **out) {
+    if (c->nres == HUB_MAP_MAX_RESOURCES)
+        return hub_err_set(c->err, HUB_E_LIMIT, "message", "more than %d resources",
+                           HUB_MAP_MAX_RESOURCES);
+    if (c->nres == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        mres *nr = hub_realloc(c->res, nc * sizeof *nr);
+        if (nr == NULL) return nomem(c);
+        c->res = nr;
+        c->cap = nc;
+    }
+    mres *r = &c->res[c->nres];
+    memset(r, 0, sizeof *r);
+    r->type = type;
+    r->name = name;
+    r->table = t;
+    r->seg = seg;
+    r->alias = -1;
+    r->ord = c->nres;
+    r->res = json_object();
+    if (r->res == NULL) return nomem(c);
+    json_object_set_new(r->res, "resourceType", json_string(type));
+    uuid_of(fnv(c->h0, &r->ord, sizeof r->ord), fnv(c->h0 ^ 0x9e3779b97f4a7c15ULL, &r->ord, sizeof r->ord),
+            r->url);
+    c->nres++;
+    *out = r;
+    return HUB_OK;
+}
+
+static mres *find_res(rctx *c, const char *name, size_t seg) {
+    mres *best = NULL;
+    for (size_t i = 0; i < c->nres; i++) {
+        mres *r = &c->res[i];
+        if (strcmp(r->name, name) != 0) continue;
+        if (r->seg <= seg) best = r; /* the nearest one before */
+        else if (best == NULL) return r;
+        else break;
+    }
+    while (best && best->alias >= 0) best = &c->res[best->alias];
+    return best;
+}
+
+/* Adds r's elements q lacks. A choice element (value[x]: valueQuantity,
+ * valueString) that q already has under another type is not added: one
+ * resource holds one value[x]. */
+static bool has_choice(json_t *q, const char *k) {
+    size_t b = 1;
+    while (k[b] && !(k[b] >= 'A' && k[b] <= 'Z')) b++;
+    if (k[b] == 0) return false;
+    const char *qk;
+    json_t *qv;
+    json_object_foreach(q, qk, qv) {
+        (void)qv;
+        if (strncmp(qk, k, b) == 0 && qk[b] >= 'A' && qk[b] <= 'Z') return true;
+    }
+    return false;
+}
+static void merge_missing(json_t *q, json_t *r) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(r, k, v) {
+        if (json_object_get(q, k) || has_choice(q, k)) continue;
+        json_object_set(q, k, v);
+    }
+}
+
+static json_t *ref_to(const mres *r) {
+    json_t *o = json_object();
+    json_object_set_new(o, "reference", json_string(r->url));
+    return o;
+}
+
+/* One row over one value. */
+static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mval *sv,
+                            json_t *obj, mres *r, const char *prefix, const char *trail,
+                            bool top, int depth) {
+    char tr[256];
+    if (c->ex) snprintf(tr, sizeof tr, "%s%s%s:%d", trail, trail[0] ? " > " : "", t->file, row->line);
+    else tr[0] = 0;
+    if (row->kind == MK_FIXED) {
+        if (c->ex) explain(c, r, prefix, row->steps, row->nsteps, obj, NULL, tr);
+        place(obj, row->steps, row->nsteps, json_deep_copy(row->fixed));
+        return HUB_OK;
+    }
+    if (row->kind == MK_REF) {
+        mres *to = find_res(c, row->ref, sv->seg);
+        if (to == NULL) return HUB_OK;
+        if (c->ex) explain(c, r, prefix, row->steps, row->nsteps, obj, sv, tr);
+        place(obj, row->steps, row->nsteps, ref_to(to));
+        return HUB_OK;
+    }
+    if (row->kind == MK_PRIM) {
+        json_t *val;
+        hub_status rc = prim_value(c, row, sv, &val);
+        if (rc) return rc;
+        if (val == NULL) return HUB_OK;
+        if (row->vocab) {
+            const char *code = json_string_value(val);
+            const mrow *hit = code ? hub__map_vocab(row->vocab, code, strlen(code)) : NULL;
+            if (hit) {
+                json_decref(val);
+                val = json_string(hit->code);
+            } else if (row->nsteps && row->steps[row->nsteps - 1].ix == IX_NONE) {
+                /* Unmapped: the element stays out, the code is kept in its
+                 * extension and flagged. */
+                json_t *holder = json_object();
+                json_t *ext = json_array();
+                json_t *e = unmapped_ext(row->vocab->name);
+                json_object_set_new(e, "valueCode", val);
+                json_object_del(e, "valueString");
+                json_array_append_new(ext, e);
+                json_object_set_new(holder, "extension", ext);
+                mstep st[16];
+                memcpy(st, row->steps, row->nsteps * sizeof *st);
+                char nm[80];
+                snprintf(nm, sizeof nm, "_%s", st[row->nsteps - 1].name);
+                st[row->nsteps - 1].name = nm;
+                place(obj, st, row->nsteps, holder);
+                c->out->nunmapped++;
+                return HUB_OK;
+            }
+        }
+        if (c->ex) explain(c, r, prefix, row->steps, row->nsteps, obj, sv, tr);
+        place(obj, row->steps, row->nsteps, val);
+        return HUB_OK;
+    }
+    /* A datatype (or segment) table. */
+    const mtable *sub = row->table;
+    if (depth > 12) return hub_err_set(c->err, HUB_E_CONFIG, t->file, "tables nest deeper than 12");
+    if (sub->resource && sub->kind == TK_DATATYPE) {
+        /* The table makes a resource of its own (an XCN's Practitioner):
+         * the element refers to it. */
+        mres *nr;
+        size_t ri = (size_t)(r - c->res);
+        hub_status rc = new_res(c, sub->resource, sub->name, sub, sv->seg, &nr);
+        if (rc) return rc;
+        r = &c->res[ri];
+        nr->key = sub->key ? sub->key : "identifier/content";
+        rc = run_table(c, sub, sv, nr->res, nr, "", tr, true, depth + 1);
+        if (rc) return rc;
+        r = &c->res[ri];
+        nr = &c->res[c->nres - 1];
+        if (json_object_size(nr->res) <= 1) {
+            json_decref(nr->res);
+            c->nres--;
+            return HUB_OK;
+        }
+        place(obj, row->steps, row->nsteps, ref_to(nr));
+        return HUB_OK;
+    }
+    json_t *o = row->nsteps ? json_object() : obj;
+    hub_buf pre;
+    hub_buf_init(&pre);
+    if (c->ex) {
+        hub_buf_append_cstr(&pre, prefix);
+        path_of(obj, row->steps, row->nsteps, &pre);
+        hub_buf_append(&pre, "", 1);
+    }
+    size_t ri = (size_t)(r - c->res);
+    hub_status rc = run_table(c, sub, sv, o, r, c->ex ? pre.p : "", tr, false, depth + 1);
+    r = &c->res[ri];
+    hub_buf_release(&pre);
+    if (rc) {
+        if (o != obj) json_decref(o);
+        return rc;
+    }
+    if (row->vocab || c->nlocal) apply_vocab(c, row, sv, o);
+    if (o != obj) {
+        if (json_object_size(o) == 0) json_decref(o);
+        else place(obj, row->steps, row->nsteps, o);
+    }
+    (void)top;
+    return HUB_OK;
+}
+
+static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj,
+                            mres *r, const char *prefix, const char *trail,
+                            bool top, int depth) {
+    size_t ri = (size_t)(r - c->res);
+    for (size_t i = 0; i < t->nrows; i++) {
+        const mrow *row = &t->rows[i];
+        r = &c->res[ri];
+        if (row->cond.n && !cond_ok(c, &row->cond, v)) continue;
+        hub_status rc;
+        if (row->src.self) {
+            if (row->kind != MK_FIXED && row->kind != MK_REF && !valued(v->raw)) continue;
+            rc = run_value(c, row, t, v, obj, r, prefix, trail, top, depth);
+            if (rc) return rc;
+            continue;
+        }
+        if (row->src.nterms > 1 || row->src.terms[0].lit) {
+            /* A concatenation: one text value. */
+            hub_buf b;
+            hub_buf_init(&b);
+            bool any = false;
+            mval first = *v;
+            for (size_t k = 0; k < row->src.nterms; k++) {
+                if (row->src.terms[k].lit) {
+                    hub_buf_append_cstr(&b, row->src.terms[k].text);
+                    continue;
+                }
+                mval x = at_pos(c, v, &row->src.terms[k].pos, 0);
+                if (!any) first = x;
+                if (valued(x.raw)) {
+                    const char *tx = text(c, x.raw);
+                    if (tx) hub_buf_append_cstr(&b, tx);
+                    any = true;
+                }
+            }
+            if (any) {
+                first.raw = (hub_slice){hub_arena_strndup(&c->a, b.p ? b.p : "", b.n), b.n};
+                first.level = 2;
+                /* The joined text is decoded already: no escape left. */
+                hub_v2_delims sd = c->d;
+                c->d.esc = 0;
+                rc = first.raw.p ? run_value(c, row, t, &first, obj, r, prefix, trail, top, depth)
+                                 : nomem(c);
+                c->d = sd;
+                hub_buf_release(&b);
+                if (rc) return rc;
+            } else {
+                hub_buf_release(&b);
+            }
+            continue;
+        }
+        const mpos *p = &row->src.terms[0].pos;
+        size_t nreps = 1;
+        if (row->each && p->field && p->rep == 0) {
+            mval probe = at_pos(c, v, p, 1);
+            nreps = hub_v2_rep_count(c->msg, probe.seg, p->field);
+            if (nreps == 0) nreps = 1;
+        }
+        for (size_t k = 1; k <= nreps; k++) {
+            mval sv = at_pos(c, v, p, p->field ? (uint16_t)k : 0);
+            if (row->kind == MK_FIXED || row->kind == MK_REF) {
+                if (!valued(sv.raw)) continue;
+            } else if (sv.raw.p && hub_v2_is_null(sv.raw)) {
+                /* `""`: delete the stored value (top-level elements). */
+                if (top && row->nsteps) {
+                    if (r->clears == NULL) r->clears = json_array();
+                    json_array_append_new(r->clears, json_string(row->steps[0].name));
+                }
+                continue;
+            } else if (!valued(sv.raw)) {
+                continue;
+            }
+            rc = run_value(c, row, t, &sv, obj, r, prefix, trail, top, depth);
+            if (rc) return rc;
+        }
+    }
+    return HUB_OK;
+}
+
+/* ---- the message ---------------------------------------------------------------- */
+
+static const mtable *message_table(const hub_map *m, const hub_v2_msg *msg, char *sname,
+                                   size_t sn) {
+    const hub_v2_msh *h = hub_v2_msg_msh(msg);
+    char ev[40];
+    snprintf(ev, sizeof ev, "%.*s^%.*s", (int)(h->msg_code.n < 8 ? h->msg_code.n : 8),
+             h->msg_code.p ? h->msg_code.p : "", (int)(h->trigger.n < 8 ? h->trigger.n : 8),
+             h->trigger.p ? h->trigger.p : "");
+    hub_v2_struct_name(msg, sname, sn);
+    for (size_t i = 0; i < m->ntables; i++) {
+        const mtable *t = m->tables[i];
+        if (t->kind != TK_MESSAGE) continue;
+        for (size_t k = 0; k < t->nevents; k++)
+            if (strcmp(t->events[k], ev) == 0) return t;
+    }
+    for (size_t i = 0; i < m->ntables; i++) {
+        const mtable *t = m->tables[i];
+        if (t->kind != TK_MESSAGE) continue;
+        for (size_t k = 0; k < t->nstructures; k++)
+            if (strcmp(t->structures[k], sname) == 0) return t;
+    }
+    return NULL;
+}
+
+/* `GROUP/SEG`: the segment is somewhere inside GROUP; `GROUP>SEG` (the
+ * group stored with a leading '>'): GROUP is the segment's innermost group
+ * (an ORDER_OBSERVATION's own NTE, not its OBSERVATION's). */
+static bool in_group(const rctx *c, size_t seg, const char *group) {
+    if (!c->have_groups) return true;
+    bool direct = group[0] == '>';
+    if (direct) group++;
+    const hub_v2_group *g = c->groups.seg_node[seg];
+    for (g = g ? g->parent : NULL; g; g = g->parent) {
+        if (g->name && strcmp(g->name, group) == 0) return true;
+        if (direct) return false;
+    }
+    return false;
+}
+
+/* URL-encodes the characters a query value cannot hold. */
+static void qenc(hub_buf *b, const char *s) {
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || strchr("-._~:/@!$'()*,;", ch)) hub_buf_append(b, s, 1);
+        else hub_buf_printf(b, "%%%02X", ch);
+    }
+}
+
+static uint64_t hash_json(uint64_t h, const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        h = fnv(h, "{", 1);
+        json_object_foreach((json_t *)v, k, x) {
+            h = fnv(h, k, strlen(k) + 1);
+            h = hash_json(h, x);
+        }
+        return fnv(h, "}", 1);
+    }
+    case JSON_ARRAY:
+        h = fnv(h, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) h = hash_json(h, json_array_get(v, i));
+        return fnv(h, "]", 1);
+    case JSON_STRING:
+        return fnv(fnv(h, "s", 1), json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: {
+        json_int_t i = json_integer_value(v);
+        return fnv(fnv(h, "i", 1), &i, sizeof i);
+    }
+    case JSON_REAL: {
+        double d = json_real_value(v);
+        return fnv(fnv(h, "r", 1), &d, sizeof d);
+    }
+    case JSON_TRUE: return fnv(h, "T", 1);
+    case JSON_FALSE: return fnv(h, "F", 1);
+    default: return fnv(h, "N", 1);
+    }
+}
+
+static hub_status key_of(rctx *c, mres *r) {
+    const char *key = r->key ? r->key : "message";
+    bool required = key[strlen(key) - 1] == '!';
+    if (strncmp(key, "identifier", 10) == 0) {
+        json_t *ids = json_object_get(r->res, "identifier");
+        for (size_t i = 0; i < json_array_size(ids); i++) {
+            json_t *id = json_array_get(ids, i);
+            const char *val = json_string_value(json_object_get(id, "value"));
+            const char *sys = json_string_value(json_object_get(id, "system"));
+            if (val == NULL) continue;
+            hub_buf b;
+            hub_buf_init(&b);
+            hub_buf_printf(&b, "%s?identifier=", r->type);
+            if (sys) {
+                qenc(&b, sys);
+                hub_buf_append(&b, "|", 1);
+            }
+            qenc(&b, val);
+            hub_buf_append(&b, "", 1);
+            r->criteria = hub_arena_strndup(&c->a, b.p, b.n);
+            hub_buf_release(&b);
+            return r->criteria ? HUB_OK : nomem(c);
+        }
+        if (strstr(key, "/content")) {
+            key = "content";
+            goto hashed;
+        }
+        if (required) {
+            /* Name the field the identifier comes from. */
+            mval v = {.seg = r->seg};
+            for (size_t i = 0; r->table && i < r->table->nrows; i++) {
+                const mrow *row = &r->table->rows[i];
+                if (row->nsteps && strcmp(row->steps[0].name, "identifier") == 0 &&
+                    !row->src.self && !row->src.terms[0].lit) {
+                    v.field = row->src.terms[0].pos.field;
+                    break;
+                }
+            }
+            return fail(c, &v, HUB_V2_E_REQUIRED_MISSING, HUB_E_INVALID,
+                        "no identifier to key the resource on");
+        }
+        key = "message";
+    }
+hashed:;
+    uint64_t a, b2;
+    if (strncmp(key, "content", 7) == 0) {
+        /* The tables build a resource in a fixed order, so the same
+         * content walks the same way: no sorting or encoding needed. */
+        a = hash_json(14695981039346656037ULL, r->res);
+        b2 = hash_json(0x84222325cbf29ce4ULL, r->res);
+    } else {
+        a = fnv(c->h0, r->name, strlen(r->name));
+        a = fnv(a, &r->ord, sizeof r->ord);
+        b2 = fnv(a ^ 0x9e3779b97f4a7c15ULL, r->type, strlen(r->type));
+    }
+    hex_id(a, b2, r->id);
+    return HUB_OK;
+}
+
+static hub_status provenance(rctx *c, json_t *entries) {
+    json_t *p = json_object();
+    json_object_set_new(p, "resourceType", json_string("Provenance"));
+    json_t *targets = json_array();
+    for (size_t i = 0; i < c->nres; i++)
+        if (c->res[i].alias < 0) json_array_append_new(targets, ref_to(&c->res[i]));
+    json_object_set_new(p, "target", targets);
+    char iso[32];
+    hub_time_iso(c->o && c->o->now_ms ? c->o->now_ms : hub_now_ms(), iso);
+    json_object_set_new(p, "recorded", json_string(iso));
+    json_object_set_new(p, "activity",
+                        json_pack("{s:[{s:s,s:s}]}", "coding", "system",
+                                  "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                                  "code", "UPDATE"));
+    json_object_set_new(p, "agent",
+                        json_pack("[{s:{s:[{s:s,s:s}]},s:{s:s}}]", "type", "coding", "system",
+                                  "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                  "code", "author", "who", "display", c->sender));
+    char val[420];
+    snprintf(val, sizeof val, "%s|%s", c->sender, c->control);
+    json_object_set_new(p, "entity",
+                        json_pack("[{s:s,s:{s:{s:s,s:s},s:s}}]", "role", "source", "what",
+                                  "identifier", "system", "urn:hub:v2-message", "value", val,
+                                  "display", "HL7 v2 message in the hub's journal"));
+    char id[33];
+    hex_id(fnv(c->h0, "prov", 4), fnv(c->h0 ^ 7, "prov", 4), id);
+    json_object_set_new(p, "id", json_string(id));
+    char url[48];
+    uuid_of(fnv(c->h0, "provurl", 7), fnv(c->h0 ^ 3, "provurl", 7), url);
+    char rurl[64];
+    snprintf(rurl, sizeof rurl, "Provenance/%s", id);
+    json_t *e = json_pack("{s:s,s:o,s:{s:s,s:s}}", "fullUrl", url, "resource", p, "request",
+                          "method", "PUT", "url", rurl);
+    if (e == NULL) return nomem(c);
+    json_array_append_new(entries, e);
+    return HUB_OK;
+}
+
+/* Drops empty objects and arrays left by rows whose values were empty. */
+static bool prune(json_t *v) {
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        void *tmp;
+        json_object_foreach_safe(v, tmp, k, x) {
+            if (prune(x)) json_object_del(v, k);
+        }
+        return json_object_size(v) == 0;
+    }
+    if (json_is_array(v)) {
+        for (size_t i = json_array_size(v); i-- > 0;)
+            if (prune(json_array_get(v, i))) json_array_remove(v, i);
+        return json_array_size(v) == 0;
+    }
+    return false;
+}
+
+static hub_status link_res(rctx *c, mres *r) {
+    const mrow *mr = r->mrow;
+    if (mr == NULL) return HUB_OK;
+    for (size_t i = 0; i < mr->nlinks; i++) {
+        const mlink *lk = &mr->links[i];
+        mres *to = find_res(c, lk->name, r->seg);
+        if (to == NULL || to == r) continue;
+        if (lk->back) place(to->res, lk->steps, lk->nsteps, ref_to(r));
+        else place(r->res, lk->steps, lk->nsteps, ref_to(to));
+    }
+    return HUB_OK;
+}
+
+hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
+                           const hub_map_opts *opts, hub_map_result *out,
+                           hub_err *err) {
+    memset(out, 0, sizeof out->loc);
+    out->bundle = NULL;
+    out->nresources = out->nunmapped = 0;
+    out->table = NULL;
+    out->v2_code = 0;
+    out->nwarnings = 0;
+    memset(&out->loc, 0, sizeof out->loc);
+    hub_buf_init(&out->explain);
+    hub_map_opts defo = {0};
+    if (opts == NULL) opts = &defo;
+    rctx c;
+    memset(&c, 0, sizeof c);
+    c.map = map;
+    c.msg = msg;
+    c.o = opts;
+    c.out = out;
+    c.err = err;
+    c.d = hub_v2_msg_delims(msg);
+    c.ex = opts->explain ? &out->explain : NULL;
+    hub_arena_init(&c.a, 16384);
+    hub_status rc = HUB_OK;
+    const hub_v2_msh *h = hub_v2_msg_msh(msg);
+
+    /* Sender and control id: the ids and the Provenance stand on them. */
+    if (opts->sender) {
+        snprintf(c.sender, sizeof c.sender, "%s", opts->sender);
+    } else {
+        const char *a1 = text(&c, hub_v2_split(h->sending_app, c.d.comp, 1, NULL));
+        const char *f1 = text(&c, hub_v2_split(h->sending_fac, c.d.comp, 1, NULL));
+        snprintf(c.sender, sizeof c.sender, "%s^%s", a1 ? a1 : "", f1 ? f1 : "");
+    }
+    {
+        const char *ct = h->control_id.p ? text(&c, h->control_id) : "";
+        snprintf(c.control, sizeof c.control, "%s", ct ? ct : "");
+    }
+    c.h0 = fnv(fnv(14695981039346656037ULL, c.sender, strlen(c.sender)), "|", 1);
+    c.h0 = fnv(c.h0, c.control, strlen(c.control));
+    /* Times without an offset are the sender's local time: MSH-7's offset. */
+    if (h->datetime.p) {
+        hub_slice ts = hub_v2_split(h->datetime, c.d.comp, 1, NULL);
+        for (size_t i = 0; i < ts.n; i++)
+            if ((ts.p[i] == '+' || ts.p[i] == '-') && ts.n - i == 5) {
+                snprintf(c.tz, sizeof c.tz, "%.5s", ts.p + i);
+                break;
+            }
+    }
+    for (size_t i = 0; i < opts->nlocal && c.nlocal < 16; i++) {
+        const mtable *lt = hub__map_find(map, opts->local[i], TK_LOCAL);
+        if (lt) c.locals[c.nlocal++] = lt;
+    }
+
+    char sname[40];
+    const mtable *mt = message_table(map, msg, sname, sizeof sname);
+    if (mt == NULL) {
+        memset(&out->loc, 0, sizeof out->loc);
+        snprintf(out->loc.seg_id, sizeof out->loc.seg_id, "MSH");
+        out->loc.seg_seq = 1;
+        out->loc.field = 9;
+        out->v2_code = HUB_V2_E_UNSUPPORTED_MSG_TYPE;
+        rc = hub_err_set(err, HUB_E_UNSUPPORTED, "MSH-9", "no mapping table for message type");
+        goto done;
+    }
+    out->table = mt->name;
+    const hub_v2_struct_def *def = opts->structure ? opts->structure : hub_v2_struct_builtin(sname);
+    if (def) {
+        if ((rc = hub_v2_group_match(&c.a, msg, def, &c.groups, err))) goto done;
+        c.have_groups = true;
+    }
+
+    size_t nseg = hub_v2_seg_count(msg);
+    for (size_t s = 0; s < nseg; s++) {
+        hub_slice sid = hub_v2_seg_id(msg, s);
+        if (sid.n != 3) continue;
+        for (size_t k = 0; k < mt->nrows; k++) {
+            const mrow *row = &mt->rows[k];
+            if (memcmp(row->seg, sid.p, 3) != 0) continue;
+            if (row->group && !in_group(&c, s, row->group)) continue;
+            mval sv = {.raw = hub_v2_seg_raw(msg, s), .level = 0, .seg = s};
+            if (row->cond.n && !cond_ok(&c, &row->cond, &sv)) continue;
+            mres *r;
+            if (row->into) {
+                r = find_res(&c, row->name, s);
+                if (r == NULL) continue;
+            } else {
+                if ((rc = new_res(&c, row->rtype, row->name, row->table, s, &r))) goto done;
+                r->key = row->key;
+                r->mrow = row;
+            }
+            size_t ri = (size_t)(r - c.res);
+            char tr[128] = "";
+            if (c.ex) snprintf(tr, sizeof tr, "%s:%d", mt->file, row->line);
+            if ((rc = run_table(&c, row->table, &sv, r->res, r, "", tr, true, 0))) goto done;
+            r = &c.res[ri];
+            (void)r;
+        }
+    }
+    /* Links, keys, and one entry per resource (the same key twice in one
+     * message is one resource). */
+    for (size_t i = 0; i < c.nres; i++) prune(c.res[i].res);
+    for (size_t i = 0; i < c.nres; i++)
+        if ((rc = key_of(&c, &c.res[i]))) goto done;
+    for (size_t i = 0; i < c.nres; i++) {
+        mres *r = &c.res[i];
+        for (size_t k = 0; k < i; k++) {
+            mres *q = &c.res[k];
+            if (q->alias >= 0 || strcmp(q->type, r->type) != 0) continue;
+            bool same = (r->criteria && q->criteria && strcmp(r->criteria, q->criteria) == 0) ||
+                        (!r->criteria && !q->criteria && strcmp(r->id, q->id) == 0);
+            if (same) {
+                merge_missing(q->res, r->res);
+                r->alias = (int)k;
+                /* References already made to r point at q now. */
+                snprintf(r->url, sizeof r->url, "%s", q->url);
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < c.nres; i++)
+        if (c.res[i].alias < 0 && (rc = link_res(&c, &c.res[i]))) goto done;
+
+    json_t *bundle = json_object();
+    json_t *entries = json_array();
+    json_object_set_new(bundle, "resourceType", json_string("Bundle"));
+    json_object_set_new(bundle, "type", json_string("transaction"));
+    json_object_set_new(bundle, "entry", entries);
+    for (size_t i = 0; i < c.nres; i++) {
+        mres *r = &c.res[i];
+        if (r->alias >= 0) continue;
+        json_t *req = json_object();
+        json_object_set_new(req, "method", json_string("PUT"));
+        if (r->criteria) {
+            json_object_set_new(req, "url", json_string(r->criteria));
+        } else {
+            json_object_set_new(r->res, "id", json_string(r->id));
+            json_object_set_new(req, "url", json_string(hub_arena_sprintf(&c.a, "%s/%s", r->type, r->id)));
+        }
+        json_t *ext = json_array();
+        json_array_append_new(ext, json_pack("{s:s,s:b}", "url", HUB_MAP_MERGE_URL, "valueBoolean", 1));
+        for (size_t k = 0; k < json_array_size(r->clears); k++) {
+            const char *nm = json_string_value(json_array_get(r->clears, k));
+            if (json_object_get(r->res, nm)) continue; /* another row set it */
+            json_array_append_new(ext, json_pack("{s:s,s:s}", "url", HUB_MAP_CLEAR_URL, "valueString", nm));
+        }
+        json_object_set_new(req, "extension", ext);
+        json_t *e = json_object();
+        json_object_set_new(e, "fullUrl", json_string(r->url));
+        json_object_set(e, "resource", r->res);
+        json_object_set_new(e, "request", req);
+        json_array_append_new(entries, e);
+        out->nresources++;
+    }
+    /* A message that made nothing (an MSH alone) has no Provenance: its
+     * target would be empty. */
+    if (out->nresources > 0) {
+        if ((rc = provenance(&c, entries))) {
+            json_decref(bundle);
+            goto done;
+        }
+        out->nresources++;
+    } else {
+        json_object_del(bundle, "entry"); /* FHIR has no empty arrays */
+    }
+    out->bundle = bundle;
+done:
+    for (size_t i = 0; i < c.nres; i++) {
+        json_decref(c.res[i].res);
+        json_decref(c.res[i].clears);
+    }
+    hub_free(c.res);
+    hub_arena_release(&c.a);
+    return rc;
+}
+
+void hub_map_result_release(hub_map_result *r) {
+    if (r == NULL) return;
+    json_decref(r->bundle);
+    r->bundle = NULL;
+    hub_buf_release(&r->explain);
+}

@@ -1,0 +1,122 @@
+/* The mapping benchmark: conversions/s on one core over a
+ * gen_v2_corpus.py corpus (one message per line, segments joined by CR):
+ * parse + map to the transaction Bundle, and the Bundle's encoding to JSON
+ * (what ingest hands the record). Messages of a type without a table yet
+ * (ORU until the order/result tables land) are counted apart, as failing
+ * fast. Time is the thread's CPU time; wall time is printed too. Median of
+ * N runs.
+ *
+ *   bench_map CORPUS [--runs N] [--count N]
+ *
+ * Also prints the tables' load time. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_corpus.h"
+#include "hub/map.h"
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_map CORPUS [--runs N] [--count N]\n");
+        return 2;
+    }
+    int runs = 3;
+    size_t want = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) want = (size_t)atol(argv[++i]);
+        else {
+            fprintf(stderr, "bench_map: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (runs < 1 || runs > 99) runs = 3;
+    int64_t l0 = hub_mono_ns();
+    hub_map *map = NULL;
+    hub_err err;
+    hub_map_cfg mc = {.dir = HUB_SOURCE_DIR "/mappings"};
+    if (hub_map_load(&mc, &map, &err) != HUB_OK) {
+        fprintf(stderr, "bench_map: tables: %s: %s\n", err.where, err.msg);
+        return 1;
+    }
+    double load_ms = (double)(hub_mono_ns() - l0) / 1e6;
+    bench_corpus corpus;
+    if (bench_corpus_load(argv[1], want, &corpus) != 0) return 1;
+    hub_arena a;
+    hub_arena_init(&a, 1 << 16);
+    /* Untimed pass: which messages have a table (ORU has none until the
+     * order/result tables land); the timed runs convert those. */
+    size_t ok = 0, unsupported = 0, failed = 0, entries = 0, bytes = 0;
+    hub_slice *conv = malloc(corpus.n * sizeof *conv);
+    for (size_t i = 0; i < corpus.n; i++) {
+        hub_arena_reset(&a);
+        hub_v2_msg *m;
+        if (hub_v2_parse(&a, corpus.msg[i].p, corpus.msg[i].n, NULL, &m, NULL) != HUB_OK) {
+            failed++;
+            continue;
+        }
+        hub_map_opts o = {.now_ms = 1};
+        hub_map_result res;
+        hub_status rc = hub_map_message(map, m, &o, &res, &err);
+        if (rc == HUB_OK) {
+            conv[ok++] = corpus.msg[i];
+            entries += res.nresources;
+        } else if (rc == HUB_E_UNSUPPORTED) {
+            unsupported++;
+        } else {
+            failed++;
+        }
+        hub_map_result_release(&res);
+    }
+    double *t = malloc((size_t)runs * sizeof *t), *wall = malloc((size_t)runs * sizeof *wall);
+    for (int r = 0; r < runs; r++) {
+        bytes = 0;
+        int64_t w0 = hub_mono_ns();
+        double t0 = cpu_s();
+        for (size_t i = 0; i < ok; i++) {
+            hub_arena_reset(&a);
+            hub_v2_msg *m;
+            hub_v2_parse(&a, conv[i].p, conv[i].n, NULL, &m, NULL);
+            hub_map_opts o = {.now_ms = 1};
+            hub_map_result res;
+            if (hub_map_message(map, m, &o, &res, &err) == HUB_OK) {
+                char *js = json_dumps(res.bundle, JSON_COMPACT);
+                bytes += js ? strlen(js) : 0;
+                free(js);
+            }
+            hub_map_result_release(&res);
+        }
+        t[r] = cpu_s() - t0;
+        wall[r] = (double)(hub_mono_ns() - w0) / 1e9;
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    qsort(wall, (size_t)runs, sizeof *wall, cmp_double);
+    double med = t[runs / 2];
+    printf("tables loaded in %.2f ms\n", load_ms);
+    printf("messages %zu: converted %zu, no table yet %zu, failed %zu\n", corpus.n, ok, unsupported,
+           failed);
+    printf("%.0f conversions/s per core (parse + map + Bundle JSON; median CPU %.3f s, "
+           "wall %.3f s for %zu messages), %.1f entries and %.0f bytes of Bundle per message\n",
+           med > 0 ? (double)ok / med : 0, med, wall[runs / 2], ok,
+           ok ? (double)entries / (double)ok : 0, ok ? (double)bytes / (double)ok : 0);
+    free(t);
+    free(conv);
+    free(wall);
+    hub_arena_release(&a);
+    bench_corpus_release(&corpus);
+    hub_map_free(map);
+    return 0;
+}

@@ -1,0 +1,315 @@
+/* Agreement with other converters, measured: every input of
+ * ../shared/corpus/v2-to-fhir with an expected output is converted by our
+ * tables (the same code `hub convert` runs) and each expected element is
+ * looked for in our output.
+ *
+ * Comparison rules:
+ *  - elements are compared per resource type, as leaves: the path with the
+ *    array indexes removed (Patient.name.given) and the JSON value; an
+ *    expected leaf agrees when any of our resources of that type has the
+ *    same path with the same value;
+ *  - ignored, being converter-specific: id, meta, every Reference.reference
+ *    (ids differ by design), narrative div, fullUrl and request, the
+ *    resources that describe the conversion itself (MessageHeader,
+ *    Provenance), and extensions whose url is not a core FHIR one
+ *    (http://hl7.org/fhir/StructureDefinition/...);
+ *  - values compare exactly (a time zone or precision difference is a
+ *    disagreement), except that a value naming the converter itself (its
+ *    made-up systems, http://example.com/v2-to-fhir-converter/...) is not
+ *    scored;
+ *  - a message we do not convert (no table yet, or a failure) agrees on
+ *    nothing.
+ * ReportStream cases (one datatype or segment each) also count as a whole:
+ * a case agrees when at least 90% of its leaves do.
+ * Figures are printed; the test fails when one drops below the level
+ * recorded in tests/map/agreement_floor.txt. */
+#include "hub/map.h"
+#include "hub_test.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    char key[64];
+    long exp, hit;
+} tally;
+
+typedef struct {
+    tally t[256];
+    size_t n;
+} tallies;
+
+static tally *tally_of(tallies *ts, const char *key) {
+    for (size_t i = 0; i < ts->n; i++)
+        if (strcmp(ts->t[i].key, key) == 0) return &ts->t[i];
+    if (ts->n == 256) return &ts->t[255];
+    tally *t = &ts->t[ts->n++];
+    snprintf(t->key, sizeof t->key, "%s", key);
+    return t;
+}
+
+static bool skip_type(const char *t) {
+    return strcmp(t, "MessageHeader") == 0 || strcmp(t, "Provenance") == 0 ||
+           strcmp(t, "Bundle") == 0;
+}
+
+/* Leaves of `v` under `path` into `set` ("Type|path|json" -> true). */
+static void leaves(json_t *v, const char *path, json_t *set) {
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) {
+            if (strcmp(k, "id") == 0 || strcmp(k, "meta") == 0 || strcmp(k, "reference") == 0 ||
+                strcmp(k, "div") == 0)
+                continue;
+            if (strcmp(k, "extension") == 0 || strcmp(k, "modifierExtension") == 0) {
+                for (size_t i = 0; i < json_array_size(x); i++) {
+                    json_t *e = json_array_get(x, i);
+                    const char *u = json_string_value(json_object_get(e, "url"));
+                    if (u && strncmp(u, "http://hl7.org/fhir/StructureDefinition/", 40) == 0) {
+                        char p[512];
+                        snprintf(p, sizeof p, "%s.extension(%s)", path, u + 40);
+                        leaves(e, p, set);
+                    }
+                }
+                continue;
+            }
+            char p[512];
+            snprintf(p, sizeof p, "%s.%s", path, k);
+            leaves(x, p, set);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) leaves(json_array_get(v, i), path, set);
+    } else {
+        const char *sv = json_string_value(v);
+        if (sv && strstr(sv, "example.com/v2-to-fhir-converter")) return;
+        char *js = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (js) {
+            size_t n = strlen(path) + strlen(js) + 2;
+            char *key = malloc(n);
+            snprintf(key, n, "%s|%s", path, js);
+            json_t *c = json_object_get(set, key);
+            json_object_set_new(set, key, json_integer(c ? json_integer_value(c) + 1 : 1));
+            free(key);
+            free(js);
+        }
+    }
+}
+
+static void bundle_leaves(json_t *b, json_t *set) {
+    json_t *e = json_object_get(b, "entry");
+    for (size_t i = 0; i < json_array_size(e); i++) {
+        json_t *r = json_object_get(json_array_get(e, i), "resource");
+        const char *t = json_string_value(json_object_get(r, "resourceType"));
+        if (t == NULL || skip_type(t)) continue;
+        leaves(r, t, set);
+    }
+}
+
+typedef struct {
+    hub_map *map;
+    tallies by_msg, by_res;
+    long cases, cases_ok;
+} run;
+
+/* Converts `hl7`, compares with `expected`; returns the case's agreement
+ * (hit/exp), or -1 when it has nothing to score. */
+static double compare(run *r, const char *hl7, const char *expected) {
+    size_t n, en;
+    char *buf = hub_test_read_file(hl7, &n);
+    char *ej = hub_test_read_file(expected, &en);
+    if (buf == NULL || ej == NULL) {
+        hub_free(buf);
+        hub_free(ej);
+        return -1;
+    }
+    json_t *exp = json_loadb(ej, en, 0, NULL);
+    hub_free(ej);
+    if (exp == NULL) {
+        hub_free(buf);
+        return -1;
+    }
+    json_t *eset = json_object(), *oset = json_object();
+    bundle_leaves(exp, eset);
+    hub_arena a;
+    hub_arena_init(&a, 16384);
+    hub_v2_msg *m = NULL;
+    char type[32] = "unparsed";
+    if (hub_v2_parse(&a, buf, n, NULL, &m, NULL) == HUB_OK) {
+        const hub_v2_msh *h = hub_v2_msg_msh(m);
+        snprintf(type, sizeof type, "%.*s^%.*s", (int)(h->msg_code.n < 8 ? h->msg_code.n : 8),
+                 h->msg_code.p ? h->msg_code.p : "", (int)(h->trigger.n < 8 ? h->trigger.n : 8),
+                 h->trigger.p ? h->trigger.p : "");
+        hub_map_result res;
+        hub_err err;
+        if (hub_map_message(r->map, m, NULL, &res, &err) == HUB_OK) bundle_leaves(res.bundle, oset);
+        hub_map_result_release(&res);
+    }
+    hub_arena_release(&a);
+    hub_free(buf);
+    long exp_n = 0, hit_n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(eset, k, v) {
+        long c = (long)json_integer_value(v);
+        long have = (long)json_integer_value(json_object_get(oset, k));
+        long hit = have < c ? have : c;
+        char rt[64];
+        snprintf(rt, sizeof rt, "%.*s", (int)strcspn(k, ".|"), k);
+        tally *tr = tally_of(&r->by_res, rt), *tm = tally_of(&r->by_msg, type);
+        tr->exp += c;
+        tr->hit += hit;
+        tm->exp += c;
+        tm->hit += hit;
+        exp_n += c;
+        hit_n += hit;
+    }
+    json_decref(eset);
+    json_decref(oset);
+    json_decref(exp);
+    if (exp_n == 0) return -1;
+    return (double)hit_n / (double)exp_n;
+}
+
+static void walk(run *r, const char *dir, bool reportstream, int depth) {
+    DIR *d = opendir(dir);
+    if (d == NULL || depth > 6) {
+        if (d) closedir(d);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            walk(r, p, reportstream, depth + 1);
+            continue;
+        }
+        size_t l = strlen(p);
+        if (l < 5 || strcmp(p + l - 4, ".hl7") != 0) continue;
+        char ex[1100];
+        snprintf(ex, sizeof ex, "%.*s%s", (int)(l - 4), p, reportstream ? ".fhir" : "-expected.json");
+        if (stat(ex, &st) != 0) continue;
+        double a = compare(r, p, ex);
+        if (a < 0) continue;
+        r->cases++;
+        if (a >= 0.9) r->cases_ok++;
+    }
+    closedir(d);
+}
+
+static double pct(long hit, long exp) { return exp ? 100.0 * (double)hit / (double)exp : 0; }
+
+static void print(const char *title, const tallies *ts) {
+    printf("%s\n", title);
+    for (size_t i = 0; i < ts->n; i++)
+        printf("  %-22s %6ld / %6ld  %5.1f%%\n", ts->t[i].key, ts->t[i].hit, ts->t[i].exp,
+               pct(ts->t[i].hit, ts->t[i].exp));
+}
+
+static double floor_of(const char *key) {
+    FILE *f = fopen(HUB_SOURCE_DIR "/tests/map/agreement_floor.txt", "r");
+    cr_assert_not_null(f, "tests/map/agreement_floor.txt is missing");
+    char line[256];
+    double v = -1;
+    while (fgets(line, sizeof line, f)) {
+        char k[128];
+        double x;
+        if (line[0] != '#' && sscanf(line, "%127s %lf", k, &x) == 2 && strcmp(k, key) == 0) v = x;
+    }
+    fclose(f);
+    cr_assert_geq(v, 0, "no floor recorded for '%s'", key);
+    return v;
+}
+
+static void check(const char *key, double got) {
+    double fl = floor_of(key);
+    printf("  %-40s %6.1f%%  (floor %.1f%%)\n", key, got, fl);
+    cr_expect_geq(got + 0.05, fl, "%s dropped to %.1f%% (floor %.1f%%)", key, got, fl);
+}
+
+Test(map_agreement, reportstream_cases) {
+    char dir[512];
+    if (!hub_test_corpus("v2-to-fhir/cdc-prime-reportstream/mappinginventory", dir))
+        cr_skip("corpus absent: %s", dir);
+    run *r = calloc(1, sizeof *r);
+    hub_err err;
+    hub_map_cfg c = {.dir = HUB_SOURCE_DIR "/mappings"};
+    cr_assert_eq(hub_map_load(&c, &r->map, &err), HUB_OK);
+    walk(r, dir, true, 0);
+    printf("ReportStream mapping-inventory cases: %ld, agreeing (>= 90%% of leaves) %ld\n",
+           r->cases, r->cases_ok);
+    print("by message type (leaves)", &r->by_msg);
+    print("by resource type (leaves)", &r->by_res);
+    long e = 0, h = 0;
+    for (size_t i = 0; i < r->by_res.n; i++) {
+        e += r->by_res.t[i].exp;
+        h += r->by_res.t[i].hit;
+    }
+    check("reportstream.cases", pct(r->cases_ok, r->cases));
+    check("reportstream.leaves", pct(h, e));
+    /* The order/result tables' own figures (map-orders). */
+    static const char *msgs[] = {"ORU^R01", "OML^O21", "ORM^O01"};
+    static const char *res[] = {"Observation", "DiagnosticReport", "ServiceRequest", "Specimen"};
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        tally *t = tally_of(&r->by_msg, msgs[i]);
+        char key[64];
+        snprintf(key, sizeof key, "reportstream.msg.%s", msgs[i]);
+        check(key, pct(t->hit, t->exp));
+    }
+    for (size_t i = 0; i < sizeof res / sizeof res[0]; i++) {
+        tally *t = tally_of(&r->by_res, res[i]);
+        char key[64];
+        snprintf(key, sizeof key, "reportstream.%s", res[i]);
+        check(key, pct(t->hit, t->exp));
+    }
+    hub_map_free(r->map);
+    free(r);
+}
+
+Test(map_agreement, fhir_converter_pairs) {
+    char dir[512];
+    if (!hub_test_corpus("v2-to-fhir/fhir-converter", dir)) cr_skip("corpus absent: %s", dir);
+    run *r = calloc(1, sizeof *r);
+    hub_err err;
+    hub_map_cfg c = {.dir = HUB_SOURCE_DIR "/mappings"};
+    cr_assert_eq(hub_map_load(&c, &r->map, &err), HUB_OK);
+    walk(r, dir, false, 0);
+    printf("FHIR-Converter pairs: %ld\n", r->cases);
+    print("by message type (leaves)", &r->by_msg);
+    print("by resource type (leaves)", &r->by_res);
+    static const char *types[] = {"Patient", "Encounter", "Observation", "DiagnosticReport"};
+    for (size_t i = 0; i < 4; i++) {
+        tally *t = tally_of(&r->by_res, types[i]);
+        char key[64];
+        snprintf(key, sizeof key, "fhir-converter.%s", types[i]);
+        check(key, pct(t->hit, t->exp));
+    }
+    /* The order, result, pharmacy, immunization, scheduling and document
+     * tables (map-orders): per message type and per resource type. */
+    static const char *msgs[] = {"ORU^R01", "ORM^O01", "OML^O21", "RDE^O11", "VXU^V04",
+                                 "SIU^S12", "SIU^S15", "MDM^T02", "OUL^R22", "OMG^O19"};
+    static const char *more[] = {"ServiceRequest", "Specimen", "MedicationRequest",
+                                 "Immunization", "Appointment", "DocumentReference"};
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        tally *t = tally_of(&r->by_msg, msgs[i]);
+        char key[64];
+        snprintf(key, sizeof key, "fhir-converter.msg.%s", msgs[i]);
+        check(key, pct(t->hit, t->exp));
+    }
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        tally *t = tally_of(&r->by_res, more[i]);
+        char key[64];
+        snprintf(key, sizeof key, "fhir-converter.%s", more[i]);
+        check(key, pct(t->hit, t->exp));
+    }
+    hub_map_free(r->map);
+    free(r);
+}

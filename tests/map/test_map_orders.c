@@ -1,0 +1,557 @@
+/* The order, result, pharmacy, immunization, scheduling and document
+ * tables: every message type converts, values land where they belong,
+ * keys make a resend or a correction update instead of duplicate. */
+#include "hub/fhir.h"
+#include "hub/map.h"
+#include "hub_test.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static hub_map *g_map;
+static hub_arena g_arena;
+static hub_map_result g_res;
+
+static void up(void) {
+    hub_err err;
+    hub_map_cfg c = {.dir = HUB_SOURCE_DIR "/mappings"};
+    cr_assert_eq(hub_map_load(&c, &g_map, &err), HUB_OK, "%s: %s", err.where, err.msg);
+    hub_arena_init(&g_arena, 16384);
+    memset(&g_res, 0, sizeof g_res);
+}
+static void down(void) {
+    hub_map_result_release(&g_res);
+    hub_map_free(g_map);
+    hub_arena_release(&g_arena);
+}
+
+/* Maps `msg` ('\r' separated); the Bundle is in g_res. */
+static hub_status conv(const char *msg, hub_err *err) {
+    hub_v2_msg *m = NULL;
+    hub_map_result_release(&g_res);
+    hub_arena_reset(&g_arena);
+    cr_assert_eq(hub_v2_parse(&g_arena, msg, strlen(msg), NULL, &m, err), HUB_OK);
+    return hub_map_message(g_map, m, NULL, &g_res, err);
+}
+static void conv_ok(const char *msg) {
+    hub_err err;
+    hub_status rc = conv(msg, &err);
+    cr_assert_eq(rc, HUB_OK, "%s: %s", err.where, err.msg);
+}
+
+static json_t *entry_of(const char *type, int nth) {
+    json_t *e = json_object_get(g_res.bundle, "entry");
+    for (size_t i = 0; i < json_array_size(e); i++) {
+        json_t *en = json_array_get(e, i);
+        json_t *r = json_object_get(en, "resource");
+        if (strcmp(json_string_value(json_object_get(r, "resourceType")), type) == 0 && nth-- == 0)
+            return en;
+    }
+    return NULL;
+}
+static json_t *res_of(const char *type, int nth) {
+    return json_object_get(entry_of(type, nth), "resource");
+}
+static size_t count_of(const char *type) {
+    size_t n = 0;
+    while (entry_of(type, (int)n)) n++;
+    return n;
+}
+static const char *url_of(const char *type, int nth) {
+    return json_string_value(json_object_get(json_object_get(entry_of(type, nth), "request"), "url"));
+}
+/* "a.b[1].c" -> the JSON value there. */
+static json_t *at(json_t *v, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *tok = strtok(buf, "."); tok && v; tok = strtok(NULL, ".")) {
+        char *br = strchr(tok, '[');
+        if (br) {
+            *br = 0;
+            v = json_array_get(json_object_get(v, tok), (size_t)atoi(br + 1));
+        } else {
+            v = json_object_get(v, tok);
+        }
+    }
+    return v;
+}
+#define ASSERT_STR(v, path, want)                                                    \
+    do {                                                                             \
+        json_t *j_ = at((v), (path));                                                \
+        const char *got_ = json_is_string(j_) ? json_string_value(j_) : NULL;        \
+        cr_assert(got_ && strcmp(got_, (want)) == 0, "%s: got '%s', want '%s'", (path), \
+                  got_ ? got_ : "(absent)", (want));                                 \
+    } while (0)
+#define ASSERT_NUM(v, path, want)                                                    \
+    do {                                                                             \
+        json_t *j_ = at((v), (path));                                                \
+        cr_assert(json_is_number(j_), "%s: not a number", (path));                   \
+        cr_assert_float_eq(json_number_value(j_), (want), 1e-9, "%s", (path));       \
+    } while (0)
+#define ASSERT_ABSENT(v, path) cr_assert_null(at((v), (path)), "%s: present", (path))
+
+/* Every reference of `r` at `path` resolves to an entry of the Bundle. */
+static json_t *target_of(json_t *r, const char *path) {
+    const char *ref = json_string_value(at(r, path));
+    cr_assert_not_null(ref, "%s: no reference", path);
+    json_t *e = json_object_get(g_res.bundle, "entry");
+    for (size_t i = 0; i < json_array_size(e); i++) {
+        json_t *en = json_array_get(e, i);
+        if (strcmp(json_string_value(json_object_get(en, "fullUrl")), ref) == 0)
+            return json_object_get(en, "resource");
+    }
+    cr_assert_fail("%s: %s names no entry", path, ref);
+    return NULL;
+}
+
+TestSuite(map_orders, .init = up, .fini = down);
+
+#define MSH(type, ctl) "MSH|^~\\&|LAB|HOSP|HUB|HUB|20240102101500-0500||" type "|" ctl "|P|2.5.1\r"
+#define PID "PID|1||555^^^HOSP^MR||Doe^Jane||19800101|F\r"
+#define PV1 "PV1|1|I|W^1^2||||||||||||||||V77^^^HOSP^VN\r"
+
+static char g_msg[16384];
+
+/* ---- ORU^R01: values of every type ------------------------------------------- */
+
+static const char *oru(const char *ctl, const char *status) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "%s") PID PV1
+             "ORC|RE|PL1^ORD^1.2.3^ISO|FL1^LAB^9.8.7^ISO||CM\r"
+             "OBR|1|PL1^ORD^1.2.3^ISO|FL1^LAB^9.8.7^ISO|24331-1^Lipid panel^LN|||20240102083000|||||||||"
+             "77^Smith^Ann||||||20240102100000|||F\r"
+             "NTE|1||Fasting sample\r"
+             "OBX|1|NM|2093-3^Cholesterol^LN||190|mg/dL^mg/dL^UCUM|<200|N|||%s|||20240102090000\r"
+             "NTE|1||Repeat in a year\r"
+             "OBX|2|SN|2085-9^HDL^LN||>^60|mg/dL|||||F\r"
+             "OBX|3|SN|X1^Range^L||^10^-^20|mg/dL|||||F\r"
+             "OBX|4|SN|X2^Titer^L||^1^:^128||||||F\r"
+             "OBX|5|ST|X3^Remark^L||hemolyzed||||||F\r"
+             "OBX|6|FT|X4^Report^L||line one\\.br\\line two||||||F\r"
+             "OBX|7|CWE|X5^Culture^L||260373001^Detected^SCT||||||F\r"
+             "OBX|8|DT|X6^Onset^L||20231215||||||F\r"
+             "OBX|9|TM|X7^Time^L||0830||||||F\r"
+             "OBX|10|ED|X8^Scan^L||^AP^PDF^Base64^SGVsbG8=||||||F\r"
+             "OBX|11|CQ|X9^Volume^L||250^mL&milliliter&UCUM||||||F\r"
+             "OBX|12|NA|X10^Wave^L||1^2^3||||||F\r"
+             "OBX|13|NR|X11^Bounds^L||3.5^5.5||||||F\r"
+             "OBX|14|DR|X12^Stay^L||20240101^20240103||||||F\r"
+             "OBX|15|TX|X13^Text^L||free text||||||F\r"
+             "SPM|1|SP1&LAB&9.8.7&ISO||SER^Serum^HL70487|||VENIP^Venipuncture^HL70488|||||2^mL&&UCUM|||||"
+             "20240102080000|20240102083000||Y\r",
+             ctl, status);
+    return g_msg;
+}
+
+Test(map_orders, oru_makes_order_report_observations_specimen) {
+    conv_ok(oru("R1", "F"));
+    cr_assert_str_eq(g_res.table, "ORU_R01");
+    cr_assert_eq(count_of("ServiceRequest"), 1, "ORC and OBR are one order");
+    cr_assert_eq(count_of("DiagnosticReport"), 1);
+    cr_assert_eq(count_of("Observation"), 15);
+    cr_assert_eq(count_of("Specimen"), 1);
+
+    json_t *sr = res_of("ServiceRequest", 0);
+    ASSERT_STR(sr, "status", "completed");
+    ASSERT_STR(sr, "intent", "order");
+    ASSERT_STR(sr, "note[0].text", "Fasting sample");
+    cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:oid:1.2.3|PL1");
+
+    json_t *dr = res_of("DiagnosticReport", 0);
+    cr_assert_str_eq(url_of("DiagnosticReport", 0), "DiagnosticReport?identifier=urn:oid:9.8.7|FL1");
+    ASSERT_STR(dr, "status", "final");
+    ASSERT_STR(dr, "code.coding[0].system", "http://loinc.org");
+    ASSERT_STR(dr, "effectiveDateTime", "2024-01-02T08:30:00-05:00");
+    ASSERT_STR(dr, "issued", "2024-01-02T10:00:00-05:00");
+    cr_assert_eq(json_array_size(json_object_get(dr, "result")), 15);
+    cr_assert_eq(target_of(dr, "basedOn[0].reference"), sr);
+    cr_assert_eq(target_of(dr, "specimen[0].reference"), res_of("Specimen", 0));
+    ASSERT_STR(target_of(dr, "subject.reference"), "resourceType", "Patient");
+
+    json_t *o = res_of("Observation", 0);
+    cr_assert_str_eq(url_of("Observation", 0), "Observation?identifier=urn:oid:9.8.7|FL1-1-2093-3");
+    ASSERT_STR(o, "status", "final");
+    ASSERT_NUM(o, "valueQuantity.value", 190);
+    ASSERT_STR(o, "valueQuantity.code", "mg/dL");
+    ASSERT_STR(o, "valueQuantity.system", "http://unitsofmeasure.org");
+    ASSERT_STR(o, "referenceRange[0].text", "<200");
+    ASSERT_STR(o, "interpretation[0].coding[0].code", "N");
+    ASSERT_STR(o, "effectiveDateTime", "2024-01-02T09:00:00-05:00");
+    ASSERT_STR(o, "note[0].text", "Repeat in a year");
+    cr_assert_eq(target_of(o, "basedOn[0].reference"), sr);
+
+    o = res_of("Observation", 1); /* SN >^60 */
+    ASSERT_STR(o, "valueQuantity.comparator", ">");
+    ASSERT_NUM(o, "valueQuantity.value", 60);
+    ASSERT_ABSENT(o, "note");
+    o = res_of("Observation", 2); /* SN range */
+    ASSERT_NUM(o, "valueRange.low.value", 10);
+    ASSERT_NUM(o, "valueRange.high.value", 20);
+    ASSERT_STR(o, "valueRange.high.unit", "mg/dL");
+    o = res_of("Observation", 3); /* SN ratio */
+    ASSERT_NUM(o, "valueRatio.numerator.value", 1);
+    ASSERT_NUM(o, "valueRatio.denominator.value", 128);
+    ASSERT_STR(res_of("Observation", 4), "valueString", "hemolyzed");
+    ASSERT_STR(res_of("Observation", 5), "valueString", "line one\nline two");
+    o = res_of("Observation", 6);
+    ASSERT_STR(o, "valueCodeableConcept.coding[0].code", "260373001");
+    ASSERT_STR(o, "valueCodeableConcept.coding[0].system", "http://snomed.info/sct");
+    ASSERT_STR(res_of("Observation", 7), "valueDateTime", "2023-12-15");
+    ASSERT_STR(res_of("Observation", 8), "valueTime", "08:30:00");
+    o = res_of("Observation", 9);
+    json_t *ext = json_array_get(json_object_get(o, "extension"), 0);
+    ASSERT_STR(ext, "valueAttachment.contentType", "application/pdf");
+    ASSERT_STR(ext, "valueAttachment.data", "SGVsbG8=");
+    o = res_of("Observation", 10);
+    ASSERT_NUM(o, "valueQuantity.value", 250);
+    ASSERT_STR(o, "valueQuantity.unit", "milliliter");
+    ASSERT_STR(res_of("Observation", 11), "valueString", "1^2^3");
+    o = res_of("Observation", 12);
+    ASSERT_NUM(o, "valueRange.low.value", 3.5);
+    ASSERT_NUM(o, "valueRange.high.value", 5.5);
+    o = res_of("Observation", 13);
+    ASSERT_STR(o, "valuePeriod.start", "2024-01-01");
+    ASSERT_STR(o, "valuePeriod.end", "2024-01-03");
+    ASSERT_STR(res_of("Observation", 14), "valueString", "free text");
+
+    json_t *sp = res_of("Specimen", 0);
+    cr_assert_str_eq(url_of("Specimen", 0), "Specimen?identifier=urn:oid:9.8.7|SP1");
+    ASSERT_STR(sp, "type.coding[0].code", "SER");
+    ASSERT_STR(sp, "collection.method.coding[0].code", "VENIP");
+    ASSERT_NUM(sp, "collection.quantity.value", 2);
+    ASSERT_STR(sp, "collection.collectedDateTime", "2024-01-02T08:00:00-05:00");
+    ASSERT_STR(sp, "status", "available");
+}
+
+Test(map_orders, corrected_result_updates_the_same_observation) {
+    conv_ok(oru("R1", "F"));
+    char first[256];
+    snprintf(first, sizeof first, "%s", url_of("Observation", 0));
+    char report[256];
+    snprintf(report, sizeof report, "%s", url_of("DiagnosticReport", 0));
+    /* A correction, another control id. */
+    conv_ok(oru("R2", "C"));
+    cr_assert_str_eq(url_of("Observation", 0), first);
+    cr_assert_str_eq(url_of("DiagnosticReport", 0), report);
+    ASSERT_STR(res_of("Observation", 0), "status", "corrected");
+    /* Every Observation has its own key. */
+    for (int i = 0; i < 15; i++)
+        for (int k = 0; k < i; k++)
+            cr_assert_str_neq(url_of("Observation", i), url_of("Observation", k));
+}
+
+Test(map_orders, bad_number_is_left_out_with_a_warning) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "R3") PID "OBR|1||F9^LAB|1^T^L\rOBX|1|NM|1^T^L||abc||||||F\r");
+    conv_ok(g_msg);
+    ASSERT_ABSENT(res_of("Observation", 0), "valueQuantity");
+    cr_assert_geq(g_res.nwarnings, 1);
+    cr_assert_eq(g_res.warnings[0].loc.field, 5);
+}
+
+/* ---- orders ----------------------------------------------------------------- */
+
+Test(map_orders, orm_order_and_priority) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "O1") PID PV1
+             "ORC|NW|PO5^ORD||||||||||88^Jones^Ed\r"
+             "OBR|1|PO5^ORD||80048^BMP^CPT|S|20240102090000\r"
+             "NTE|1||call with results\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("ServiceRequest"), 1);
+    json_t *sr = res_of("ServiceRequest", 0);
+    cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PO5");
+    ASSERT_STR(sr, "status", "active");
+    ASSERT_STR(sr, "priority", "stat");
+    ASSERT_STR(sr, "code.coding[0].code", "80048");
+    ASSERT_STR(sr, "occurrenceDateTime", "2024-01-02T09:00:00-05:00");
+    ASSERT_STR(sr, "note[0].text", "call with results");
+    ASSERT_STR(target_of(sr, "requester.reference"), "name[0].family", "Jones");
+    ASSERT_STR(target_of(sr, "subject.reference"), "resourceType", "Patient");
+    /* A cancel of the same order: the same ServiceRequest, revoked. */
+    snprintf(g_msg, sizeof g_msg, MSH("ORM^O01^ORM_O01", "O2") PID "ORC|CA|PO5^ORD\rOBR|1|PO5^ORD||80048^BMP^CPT\r");
+    conv_ok(g_msg);
+    cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PO5");
+    ASSERT_STR(res_of("ServiceRequest", 0), "status", "revoked");
+}
+
+Test(map_orders, oml_order_with_timing_and_specimen) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("OML^O21^OML_O21", "L1") PID
+             "ORC|NW|PL9^ORD\r"
+             "TQ1|1||||||20240105080000|20240105090000|R\r"
+             "OBR|1|PL9^ORD||1558-6^Glucose^LN\r"
+             "SPM|1|S9&ORD||BLD^Blood^HL70487\r");
+    conv_ok(g_msg);
+    json_t *sr = res_of("ServiceRequest", 0);
+    ASSERT_STR(sr, "occurrencePeriod.start", "2024-01-05T08:00:00-05:00");
+    ASSERT_STR(sr, "occurrencePeriod.end", "2024-01-05T09:00:00-05:00");
+    ASSERT_ABSENT(sr, "occurrenceDateTime");
+    ASSERT_STR(sr, "priority", "routine");
+    cr_assert_eq(target_of(sr, "specimen[0].reference"), res_of("Specimen", 0));
+    ASSERT_STR(res_of("Specimen", 0), "type.coding[0].code", "BLD");
+}
+
+Test(map_orders, rde_medication_request) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("RDE^O11^RDE_O11", "P1") PID
+             "ORC|NW|RX1^PHARM|||||||20240102100000|||44^Kim^Lee\r"
+             "RXE||00904-5165^Aspirin 81 mg^NDC|1||TAB^tablet^UCUM|||||30|TAB^tablet|2\r"
+             "RXR|PO^Oral^HL70162\r"
+             "RXC|B|D5W^Dextrose 5%%^L|100|mL\r");
+    conv_ok(g_msg);
+    json_t *mr = res_of("MedicationRequest", 0);
+    cr_assert_str_eq(url_of("MedicationRequest", 0), "MedicationRequest?identifier=urn:id:PHARM|RX1");
+    ASSERT_STR(mr, "status", "active");
+    ASSERT_STR(mr, "intent", "order");
+    ASSERT_STR(mr, "medicationCodeableConcept.coding[0].code", "00904-5165");
+    ASSERT_NUM(mr, "dosageInstruction[0].doseAndRate[0].doseQuantity.value", 1);
+    ASSERT_STR(mr, "dosageInstruction[0].doseAndRate[0].doseQuantity.code", "TAB");
+    ASSERT_STR(mr, "dosageInstruction[0].route.coding[0].code", "PO");
+    ASSERT_NUM(mr, "dispenseRequest.quantity.value", 30);
+    ASSERT_NUM(mr, "dispenseRequest.numberOfRepeatsAllowed", 2);
+    ASSERT_STR(mr, "authoredOn", "2024-01-02T10:00:00-05:00");
+    ASSERT_STR(target_of(mr, "requester.reference"), "name[0].family", "Kim");
+    json_t *med = target_of(mr, "supportingInformation[0].reference");
+    ASSERT_STR(med, "code.coding[0].code", "D5W");
+    ASSERT_NUM(med, "ingredient[0].strength.numerator.value", 100);
+}
+
+Test(map_orders, ras_medication_administration) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("RAS^O17^RAS_O17", "A1") PID
+             "ORC|RE|RX1^PHARM|F1^PHARM\r"
+             "RXA|0|1|20240102120000||00904-5165^Aspirin^NDC|81|mg^mg^UCUM||||||||||||CP\r"
+             "RXR|PO^Oral^HL70162\r");
+    conv_ok(g_msg);
+    json_t *ma = res_of("MedicationAdministration", 0);
+    cr_assert_str_eq(url_of("MedicationAdministration", 0),
+                     "MedicationAdministration?identifier=urn:id:PHARM|F1-0-1");
+    ASSERT_STR(ma, "status", "completed");
+    ASSERT_STR(ma, "effectiveDateTime", "2024-01-02T12:00:00-05:00");
+    ASSERT_NUM(ma, "dosage.dose.value", 81);
+    ASSERT_STR(ma, "dosage.route.coding[0].code", "PO");
+    ASSERT_STR(target_of(ma, "subject.reference"), "resourceType", "Patient");
+}
+
+/* ---- immunization ------------------------------------------------------------ */
+
+Test(map_orders, vxu_immunizations_one_per_dose) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("VXU^V04^VXU_V04", "V1") PID
+             "ORC|RE||IZ1^CLINIC\r"
+             "RXA|0|1|20240102||08^HepB^CVX|0.5|mL^mL^UCUM||00^New^NIP001|9^Nurse^Ann|||||L123|20251231|MSD^Merck^MVX|||CP|A\r"
+             "RXR|C28161^IM^NCIT|LD^Left Deltoid^HL70163\r"
+             "OBX|1|CE|64994-7^Eligibility^LN|1|V01^Not VFC^HL70064||||||F\r"
+             "ORC|RE||IZ1^CLINIC\r"
+             "RXA|0|1|20230101||88^Flu^CVX|999||||||||||||||CP\r"
+             "ORC|RE||IZ1^CLINIC\r"
+             "RXA|0|1|20220101||88^Flu^CVX|999||||||||||||||RE\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Immunization"), 3, "doses of one order stay apart");
+    json_t *im = res_of("Immunization", 0);
+    cr_assert_str_eq(url_of("Immunization", 0), "Immunization?identifier=urn:id:CLINIC|IZ1-08-20240102");
+    ASSERT_STR(im, "status", "completed");
+    ASSERT_STR(im, "vaccineCode.coding[0].system", "http://hl7.org/fhir/sid/cvx");
+    ASSERT_STR(im, "occurrenceDateTime", "2024-01-02");
+    ASSERT_NUM(im, "doseQuantity.value", 0.5);
+    ASSERT_STR(im, "lotNumber", "L123");
+    ASSERT_STR(im, "expirationDate", "2025-12-31");
+    ASSERT_STR(im, "route.coding[0].code", "C28161");
+    ASSERT_STR(im, "site.coding[0].code", "LD");
+    cr_assert(json_is_true(json_object_get(im, "primarySource")));
+    ASSERT_STR(im, "performer[0].function.coding[0].code", "AP");
+    ASSERT_STR(target_of(im, "manufacturer.reference"), "name", "Merck");
+    ASSERT_ABSENT(res_of("Immunization", 1), "doseQuantity");
+    ASSERT_STR(res_of("Immunization", 2), "status", "not-done");
+    json_t *o = res_of("Observation", 0);
+    cr_assert_eq(target_of(o, "partOf[0].reference"), im);
+}
+
+/* ---- scheduling -------------------------------------------------------------- */
+
+static const char *siu(const char *event, const char *ctl, const char *status) {
+    snprintf(g_msg, sizeof g_msg,
+             "MSH|^~\\&|SCHED|HOSP|HUB|HUB|20240102101500-0500||SIU^%s^SIU_S12|%s|P|2.5.1\r"
+             "SCH|P77^SCHED|F77^SCHED||||CHK^Checkup^L|ROUTINE^Routine^L|FU^Follow-up^L|30|min|^^30^20240110090000^20240110093000"
+             "||||||||||||||%s\r" PID
+             "RGS|1|A\r"
+             "AIS|1||99213^Office visit^CPT\r"
+             "AIG|1||ROOM1^Room 1\r"
+             "AIL|1||CLINIC^^^^^^^^Main Clinic\r"
+             "AIP|1||55^Ray^Sam|ATND^Attending||||||||Booked\r",
+             event, ctl, status);
+    return g_msg;
+}
+
+Test(map_orders, siu_appointment_and_its_participants) {
+    conv_ok(siu("S12", "S1", "Booked"));
+    cr_assert_str_eq(g_res.table, "SIU_S12");
+    json_t *ap = res_of("Appointment", 0);
+    cr_assert_str_eq(url_of("Appointment", 0), "Appointment?identifier=urn:id:SCHED|F77");
+    ASSERT_STR(ap, "status", "booked");
+    ASSERT_STR(ap, "start", "2024-01-10T09:00:00-05:00");
+    ASSERT_STR(ap, "end", "2024-01-10T09:30:00-05:00");
+    ASSERT_NUM(ap, "minutesDuration", 30);
+    ASSERT_STR(ap, "appointmentType.coding[0].code", "FU");
+    ASSERT_STR(ap, "serviceType[0].coding[0].code", "99213");
+    json_t *parts = json_object_get(ap, "participant");
+    cr_assert_eq(json_array_size(parts), 4, "the patient, AIG, AIL, AIP");
+    ASSERT_STR(target_of(ap, "participant[0].actor.reference"), "resourceType", "Patient");
+    ASSERT_STR(ap, "participant[1].type[0].coding[0].code", "ROOM1");
+    ASSERT_STR(target_of(ap, "participant[2].actor.reference"), "resourceType", "Location");
+    ASSERT_STR(target_of(ap, "participant[3].actor.reference"), "name[0].family", "Ray");
+    ASSERT_STR(ap, "participant[3].status", "accepted");
+    for (size_t i = 0; i < json_array_size(parts); i++)
+        cr_assert_not_null(json_object_get(json_array_get(parts, i), "status"), "participant %zu", i);
+    /* S15 cancels the same appointment. */
+    conv_ok(siu("S15", "S2", ""));
+    cr_assert_str_eq(url_of("Appointment", 0), "Appointment?identifier=urn:id:SCHED|F77");
+    ASSERT_STR(res_of("Appointment", 0), "status", "cancelled");
+    conv_ok(siu("S14", "S3", "Cancelled"));
+    ASSERT_STR(res_of("Appointment", 0), "status", "cancelled");
+}
+
+/* ---- documents --------------------------------------------------------------- */
+
+Test(map_orders, mdm_document_reference_with_content) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("MDM^T02^MDM_T02", "D1") PID
+             "TXA|1|DS^Discharge summary^L|TX|20240102080000||20240102081500||||||DOC42^HIS|||||AU||AV\r"
+             "OBX|1|TX|DS^Summary^L||Patient stable.||||||F\r"
+             "OBX|2|FT|DS^Summary^L||Line A\\.br\\Line B||||||F\r"
+             "OBX|3|ED|PDF^Scan^L||^AP^PDF^Base64^SGk=||||||F\r");
+    conv_ok(g_msg);
+    json_t *d = res_of("DocumentReference", 0);
+    cr_assert_str_eq(url_of("DocumentReference", 0), "DocumentReference?identifier=urn:id:HIS|DOC42");
+    ASSERT_STR(d, "status", "current");
+    ASSERT_STR(d, "docStatus", "final");
+    ASSERT_STR(d, "type.coding[0].code", "DS");
+    ASSERT_STR(d, "date", "2024-01-02T08:15:00-05:00");
+    cr_assert_eq(json_array_size(json_object_get(d, "content")), 3);
+    /* base64("Patient stable.") and base64("Line A\nLine B") */
+    ASSERT_STR(d, "content[0].attachment.data", "UGF0aWVudCBzdGFibGUu");
+    ASSERT_STR(d, "content[0].attachment.contentType", "text/plain");
+    ASSERT_STR(d, "content[1].attachment.data", "TGluZSBBCkxpbmUgQg==");
+    ASSERT_STR(d, "content[2].attachment.data", "SGk=");
+    ASSERT_STR(d, "content[2].attachment.contentType", "application/pdf");
+    ASSERT_STR(target_of(d, "subject.reference"), "resourceType", "Patient");
+    /* Data that is not base64 is left out, with a warning naming OBX-5. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("MDM^T02^MDM_T02", "D2") PID "TXA|1|DS||||||||||DOC42^HIS\r"
+             "OBX|1|ED|PDF^Scan^L||^AP^PDF^Base64^<not base64>||||||F\r");
+    conv_ok(g_msg);
+    ASSERT_ABSENT(res_of("DocumentReference", 0), "content[0].attachment.data");
+    cr_assert_geq(g_res.nwarnings, 1);
+}
+
+/* ---- the IG's test messages: every one converts and validates -------------- */
+
+Test(map_orders, ig_messages_convert_and_validate) {
+    char dir[512];
+    if (!hub_test_corpus("hl7v2/hl7-v2-to-fhir-ig", dir)) cr_skip("corpus absent: %s", dir);
+    hub_fhir_defs *defs = NULL;
+    hub_err err;
+    cr_assert_eq(hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &defs, &err), HUB_OK);
+    static const char *files[] = {"IG-test-conversion-ADT_A01.hl7", "IG-test-conversion-SIU_S12.hl7",
+                                  "IG-test-conversion-ORM_O01.hl7", "IG-test-conversion-OML_O21.hl7",
+                                  "IG-test-conversion-ORU_R01.hl7", "IG-test-conversion-MDM_T02.hl7",
+                                  "IG-test-conversion-VXU_V04.hl7", "IG-sample-MDM_T02.hl7"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        size_t n;
+        char *buf = hub_test_read_file(p, &n);
+        cr_assert_not_null(buf, "%s", p);
+        hub_v2_msg *m = NULL;
+        hub_map_result_release(&g_res);
+        hub_arena_reset(&g_arena);
+        cr_assert_eq(hub_v2_parse(&g_arena, buf, n, NULL, &m, &err), HUB_OK, "%s", files[i]);
+        hub_status rc = hub_map_message(g_map, m, NULL, &g_res, &err);
+        cr_assert_eq(rc, HUB_OK, "%s: %s: %s", files[i], err.where, err.msg);
+        hub_oo *oo = hub_oo_new();
+        hub_fhir_validate_opts vo = {0};
+        if (hub_fhir_validate(defs, g_res.bundle, &vo, oo) != HUB_OK) {
+            char *js = json_dumps(hub_oo_json(oo), JSON_COMPACT);
+            cr_assert_fail("%s: the Bundle does not validate: %s", files[i], js);
+        }
+        hub_oo_free(oo);
+        hub_free(buf);
+    }
+    hub_fhir_defs_free(defs);
+}
+
+/* ---- engine additions the tables rely on ------------------------------------ */
+
+Test(map_orders, message_without_resources_is_an_empty_bundle) {
+    /* An ORU whose only segment is the MSH: no entry, no Provenance. */
+    conv_ok(MSH("ORU^R01^ORU_R01", "E1"));
+    cr_assert_eq(g_res.nresources, 0);
+    cr_assert_null(json_object_get(g_res.bundle, "entry"));
+}
+
+Test(map_orders, namespace_that_is_no_oid_is_no_uri) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "E2") PID "OBR|1||F1^LAB^Not An Oid^ISO|1^T^L\r");
+    conv_ok(g_msg);
+    json_t *dr = res_of("DiagnosticReport", 0);
+    /* The namespace id stays the system; the bad OID is left out, warned. */
+    ASSERT_STR(dr, "identifier[0].system", "urn:id:LAB");
+    cr_assert_geq(g_res.nwarnings, 1);
+}
+
+Test(map_orders, same_key_twice_keeps_one_value) {
+    /* Two OBX with the same set id and code: one Observation, one value[x]. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "E3") PID "OBR|1||F1^LAB|1^T^L\r"
+             "OBX|1|NM|2^X^L||5||||||F\rOBX|1|ST|2^X^L||five||||||F\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Observation"), 1);
+    json_t *o = res_of("Observation", 0);
+    ASSERT_NUM(o, "valueQuantity.value", 5);
+    ASSERT_ABSENT(o, "valueString");
+}
+
+Test(map_orders, oru_group_notes_go_to_their_owner) {
+    /* ORDER_OBSERVATION>NTE: the order's note; OBSERVATION>NTE: the result's. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "E4") PID "OBR|1||F1^LAB|1^T^L\rNTE|1||order note\r"
+             "OBX|1|ST|2^X^L||v||||||F\rNTE|1||result note\r");
+    conv_ok(g_msg);
+    json_t *sr = res_of("ServiceRequest", 0);
+    json_t *o = res_of("Observation", 0);
+    cr_assert_eq(json_array_size(json_object_get(sr, "note")), 1);
+    ASSERT_STR(sr, "note[0].text", "order note");
+    cr_assert_eq(json_array_size(json_object_get(o, "note")), 1);
+    ASSERT_STR(o, "note[0].text", "result note");
+}
+
+/* ---- specimen-oriented results and general orders ---------------------------- */
+
+Test(map_orders, oul_obr_before_its_orc_is_one_order) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("OUL^R22^OUL_R22", "U1") PID
+             "SPM|1|S5&LAB||BLD^Blood^HL70487\r"
+             "OBR|1|PL5^ORD|FL5^LAB|1558-6^Glucose^LN\r"
+             "ORC|SC|PL5^ORD|FL5^LAB||CM\r"
+             "OBX|1|NM|1558-6^Glucose^LN||98|mg/dL||||||F\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("ServiceRequest"), 1);
+    ASSERT_STR(res_of("ServiceRequest", 0), "status", "completed");
+    json_t *dr = res_of("DiagnosticReport", 0);
+    cr_assert_eq(target_of(dr, "specimen[0].reference"), res_of("Specimen", 0));
+    cr_assert_eq(target_of(dr, "result[0].reference"), res_of("Observation", 0));
+    cr_assert_str_eq(url_of("Observation", 0), "Observation?identifier=urn:id:LAB|FL5-1-1558-6");
+}
+
+Test(map_orders, omg_order) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("OMG^O19^OMG_O19", "G1") PID "ORC|NW|PG1^ORD\rOBR|1|PG1^ORD||71045^Chest X-ray^CPT\r");
+    conv_ok(g_msg);
+    cr_assert_str_eq(g_res.table, "OMG_O19");
+    json_t *sr = res_of("ServiceRequest", 0);
+    ASSERT_STR(sr, "status", "active");
+    ASSERT_STR(sr, "code.coding[0].code", "71045");
+}
