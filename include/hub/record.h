@@ -183,8 +183,10 @@ typedef struct {
  *           (idempotent); conditional 0 -> 204, 1 -> delete, >1 -> 412.
  *   If-Match (W/"n", "n" or n): stale 412; given for a missing resource
  *           412 (RFC 7232: no current representation to match).
- *   Conditional criteria: `_id` and `identifier` (system|value, |value,
- *           value), ANDed; any other parameter 400 (not-supported).
+ *   Conditional criteria: a search (hub_record_search's parameters, strict
+ *           handling: an unknown parameter or modifier is a 400) when the
+ *           record has the search table (cfg.search); without it only `_id`
+ *           and `identifier` (system|value, |value, value), ANDed.
  *   Invalid resource (hub_fhir_validate) 400 with its issues; resourceType
  *   not matching op->type 400; unknown type 404 (400 when empty).
  * In a transaction, references equal to another entry's fullUrl become
