@@ -61,7 +61,7 @@ static int convert_one(conv *cv, const char *file, size_t idx, const hub_v2_msg 
         fwrite(r.explain.p ? r.explain.p : "", 1, r.explain.n, stdout);
         printf("\n");
     } else {
-        char *js = json_dumps(r.bundle, cv->compact ? JSON_COMPACT : JSON_INDENT(2));
+        char *js = hub_json_dumps(r.bundle, cv->compact ? JSON_COMPACT : JSON_INDENT(2));
         if (js) printf("%s\n", js);
         free(js);
     }
@@ -70,7 +70,7 @@ static int convert_one(conv *cv, const char *file, size_t idx, const hub_v2_msg 
         hub_fhir_validate_opts vo = {0};
         if (hub_fhir_validate(cv->defs, r.bundle, &vo, oo) != HUB_OK) {
             json_t *oj = hub_oo_json(oo);
-            char *js = json_dumps(oj, JSON_COMPACT);
+            char *js = hub_json_dumps(oj, JSON_COMPACT);
             fprintf(stderr, "%s: message %zu: the Bundle is not valid FHIR: %s\n", file, idx,
                     js ? js : "?");
             free(js);

@@ -70,7 +70,7 @@ static hub_status rj_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
                                 j->row->ack, j->row->ack_len, NULL, err);
     if (oo) {
         json_t *oj = hub_oo_json(oo);
-        char *js = json_dumps(oj, JSON_COMPACT);
+        char *js = hub_json_dumps(oj, JSON_COMPACT);
         snprintf(j->why, sizeof j->why, "%s", js ? js : "");
         free(js);
         json_decref(oj);
@@ -226,7 +226,7 @@ int hub__cmd_replay(int argc, char **argv) {
         }
         if (hub_record_bundle_prepare(record, res.bundle, &j.txn, &oo, &err) != HUB_OK) {
             json_t *oj = oo ? hub_oo_json(oo) : NULL;
-            char *js = oj ? json_dumps(oj, JSON_COMPACT) : NULL;
+            char *js = oj ? hub_json_dumps(oj, JSON_COMPACT) : NULL;
             printf("%lld  failed  mapped resources not valid: %s\n", (long long)r->id, js ? js : err.msg);
             free(js);
             json_decref(oj);

@@ -689,7 +689,7 @@ typedef struct {
 static hub_status json_str(hub_buf *b, const char *s) {
     json_t *j = json_string(s);
     if (!j) return HUB_E_NOMEM;
-    char *t = json_dumps(j, JSON_ENCODE_ANY);
+    char *t = hub_json_dumps(j, JSON_ENCODE_ANY);
     json_decref(j);
     if (!t) return HUB_E_NOMEM;
     hub_status rc = hub_buf_append_cstr(b, t);
