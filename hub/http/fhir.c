@@ -558,8 +558,10 @@ static void do_patch(ctx *c, const char *type, const char *id,
         if (patch)
             send_issue(c, 400, "structure", NULL, "a JSON Patch is an array of operations");
         else
-            send_issue(c, 400, "structure", NULL, "JSON Patch: %s at line %d column %d",
-                       jerr.text, jerr.line, jerr.column);
+            /* jansson's text quotes the input ("near '...'"): not sent. */
+            send_issue(c, 400, "structure", NULL,
+                       "JSON Patch is not valid JSON (line %d column %d)",
+                       jerr.line, jerr.column);
         json_decref(patch);
         return;
     }

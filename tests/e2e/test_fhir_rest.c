@@ -403,6 +403,12 @@ Test(fhir_rest, patch) {
     cr_assert_eq(req("PATCH", "/fhir/Patient/never-was",
                      "Content-Type: application/json-patch+json\r\n", "[]", &r), 404);
     ft_release(&r);
+    /* Not JSON: the answer names where, never what was sent. */
+    cr_assert_eq(req("PATCH", path, "Content-Type: application/json-patch+json\r\n",
+                     "[{\"op\":Chalmers1970}]", &r), 400);
+    assert_oo(&r);
+    cr_expect(strstr(r.body.p, "Chalmers") == NULL, "%s", r.body.p);
+    ft_release(&r);
 }
 
 Test(fhir_rest, conditional_create_update_delete) {
