@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,12 @@ struct hub_http_fhir {
     const hub_fhir_defs *defs;
     char base[256];
     int max_bundle_entries;
-    json_t *cap;  /* the CapabilityStatement */
-    char *cap_text; /* its compact JSON */
+    /* The CapabilityStatement and its compact JSON, built on the first
+     * /metadata (building it walks every type's definitions and search
+     * parameters: tens of ms that start-up need not wait for). */
+    pthread_mutex_t cap_mu;
+    json_t *cap;
+    char *cap_text;
     size_t cap_len;
 };
 
@@ -830,7 +835,30 @@ static void do_bundle(ctx *c) {
     hub_oo_free(oo);
 }
 
+static json_t *build_capabilities(const hub_http_fhir *f);
+
+/* Builds the CapabilityStatement once; false when out of memory. */
+static bool cap_ready(hub_http_fhir *f) {
+    pthread_mutex_lock(&f->cap_mu);
+    if (f->cap_text == NULL) {
+        if (f->cap == NULL) f->cap = build_capabilities(f);
+        char *text = f->cap ? hub_json_dumps(f->cap, JSON_COMPACT) : NULL;
+        if (text) {
+            f->cap_text = hub_strndup(text, strlen(text));
+            if (f->cap_text) f->cap_len = strlen(text);
+            free(text);
+        }
+    }
+    bool ok = f->cap_text != NULL;
+    pthread_mutex_unlock(&f->cap_mu);
+    return ok;
+}
+
 static void do_metadata(ctx *c) {
+    if (!cap_ready(c->f)) {
+        send_internal(c);
+        return;
+    }
     if (c->out == FMT_JSON && !c->pretty) {
         hub_http_resp_set(c->resp, 200, CT_JSON, c->f->cap_text, c->f->cap_len);
         return;
@@ -1148,17 +1176,7 @@ hub_status hub_http_add_fhir_routes(hub_http_server *s, const hub_http_fhir_cfg 
     snprintf(f->base, sizeof f->base, "%s", c->base_url ? c->base_url : "");
     size_t bl = strlen(f->base);
     while (bl && f->base[bl - 1] == '/') f->base[--bl] = '\0';
-    f->cap = build_capabilities(f);
-    char *text = f->cap ? hub_json_dumps(f->cap, JSON_COMPACT) : NULL;
-    if (text) {
-        f->cap_len = strlen(text);
-        f->cap_text = hub_strndup(text, f->cap_len);
-        free(text);
-    }
-    if (f->cap_text == NULL) {
-        hub_http_fhir_free(f);
-        return hub_err_set(err, HUB_E_NOMEM, "fhir", "out of memory");
-    }
+    pthread_mutex_init(&f->cap_mu, NULL);
     if (hub_http_route_raw(s, NULL, BASE_PATH, on_fhir, f) != HUB_OK ||
         hub_http_route_raw(s, NULL, BASE_PATH "/", on_fhir, f) != HUB_OK) {
         hub_http_fhir_free(f);
@@ -1172,7 +1190,10 @@ void hub_http_fhir_free(hub_http_fhir *f) {
     if (f == NULL) return;
     json_decref(f->cap);
     hub_free(f->cap_text);
+    pthread_mutex_destroy(&f->cap_mu);
     hub_free(f);
 }
 
-const char *hub_http_fhir_capabilities(const hub_http_fhir *f) { return f->cap_text; }
+const char *hub_http_fhir_capabilities(hub_http_fhir *f) {
+    return cap_ready(f) ? f->cap_text : NULL;
+}

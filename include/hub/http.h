@@ -118,14 +118,16 @@ typedef struct {
 
 /* Adds the FHIR R4 REST API under /fhir (read, vread, create, update,
  * patch, delete, their conditional forms, history, batch/transaction,
- * capabilities). Builds the CapabilityStatement from the tables. `*out`
+ * capabilities). The CapabilityStatement is built from the tables on the
+ * first /metadata (or hub_http_fhir_capabilities call). `*out`
  * lives until hub_http_fhir_free, which is called after the server is
  * freed. */
 hub_status hub_http_add_fhir_routes(hub_http_server *s,
                                     const hub_http_fhir_cfg *c,
                                     hub_http_fhir **out, hub_err *err);
 void hub_http_fhir_free(hub_http_fhir *f);
-/* The CapabilityStatement served at /fhir/metadata (compact JSON). */
-const char *hub_http_fhir_capabilities(const hub_http_fhir *f);
+/* The CapabilityStatement served at /fhir/metadata (compact JSON; built
+ * on the first call; NULL when out of memory). */
+const char *hub_http_fhir_capabilities(hub_http_fhir *f);
 
 #endif
