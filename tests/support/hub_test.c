@@ -188,12 +188,20 @@ static int write_all(int fd, const char *p, size_t n) {
 int hub_test_http(int port, const char *method, const char *path,
                   const char *ctype, const char *body, size_t n, hub_buf *resp,
                   hub_buf *headers) {
+    char hdr[320] = "";
+    if (ctype) snprintf(hdr, sizeof hdr, "Content-Type: %s\r\n", ctype);
+    return hub_test_http_raw(port, method, path, hdr, body, n, resp, headers);
+}
+
+int hub_test_http_raw(int port, const char *method, const char *path,
+                      const char *hdrs, const char *body, size_t n,
+                      hub_buf *resp, hub_buf *headers) {
     int fd = hub_test_dial(port);
     hub_buf req;
     hub_buf_init(&req);
     hub_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n",
                    method, path, port);
-    if (ctype) hub_buf_printf(&req, "Content-Type: %s\r\n", ctype);
+    if (hdrs) hub_buf_append_cstr(&req, hdrs);
     if (body) hub_buf_printf(&req, "Content-Length: %zu\r\n", n);
     hub_buf_append_cstr(&req, "\r\n");
     if (body) hub_buf_append(&req, body, n);
@@ -208,7 +216,7 @@ int hub_test_http(int port, const char *method, const char *path,
     char tmp[65536];
     for (;;) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 15000) <= 0) break;
+        if (poll(&p, 1, 30000) <= 0) break;
         ssize_t r = read(fd, tmp, sizeof tmp);
         if (r <= 0) break;
         hub_buf_append(&in, tmp, (size_t)r);

@@ -49,6 +49,10 @@ int hub_test_dial(int port);
 int hub_test_http(int port, const char *method, const char *path,
                   const char *ctype, const char *body, size_t n, hub_buf *resp,
                   hub_buf *headers);
+/* The same with raw header lines (each ending in CRLF; may be NULL). */
+int hub_test_http_raw(int port, const char *method, const char *path,
+                      const char *hdrs, const char *body, size_t n,
+                      hub_buf *resp, hub_buf *headers);
 
 /* MLLP: sends one framed message; reads one ACK frame (without framing)
  * into `ack` with a timeout. Returns 0 on success. */

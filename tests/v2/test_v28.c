@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hub/v2.h"
+#include "v2_test.h"
 
 #define CONF HUB_SOURCE_DIR "/conformance/v2"
 
@@ -68,35 +69,9 @@ static const char *oru(const char *ver, const char *tail) {
     return out;
 }
 
-static void dump(const hub_v2_findings *fs) {
-    for (size_t i = 0; i < fs->n; i++) {
-        char p[64];
-        hub_v2_loc_format(&fs->items[i].loc, p, sizeof p);
-        fprintf(stderr, "  %s %c %d %s\n", p, fs->items[i].severity, fs->items[i].code,
-                fs->items[i].text);
-    }
-}
-
-static const hub_v2_finding *find(const hub_v2_findings *fs, const char *path, int code) {
-    for (size_t i = 0; i < fs->n; i++) {
-        char p[64];
-        hub_v2_loc_format(&fs->items[i].loc, p, sizeof p);
-        if (strcmp(p, path) == 0 && fs->items[i].code == code) return &fs->items[i];
-    }
-    return NULL;
-}
-
-static const hub_v2_finding *must(const hub_v2_findings *fs, const char *path, int code,
-                                  char sev) {
-    const hub_v2_finding *f = find(fs, path, code);
-    if (f == NULL) dump(fs);
-    cr_assert_not_null(f, "no %d at %s", code, path);
-    cr_assert_eq(f->severity, sev, "%s: severity %c, want %c", path, f->severity, sev);
-    return f;
-}
 
 static void clean(const hub_v2_findings *fs) {
-    if (fs->n) dump(fs);
+    if (fs->n) v2_findings_dump(fs);
     cr_assert_eq(fs->n, 0, "%zu findings", fs->n);
 }
 
@@ -166,14 +141,14 @@ Test(v2_v28, profile_is_271_plus_delta, .init = up, .fini = down) {
 Test(v2_v28, message_28_uses_28_without_fallback, .init = up, .fini = down) {
     hub_v2_findings fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC CDO, NULL);
     cr_assert_str_eq(fs.version, "2.8");
-    cr_assert_null(find(&fs, "MSH-12", 203));
+    cr_assert_null(v2_finding(&fs, "MSH-12", 203));
     clean(&fs);
 }
 
 Test(v2_v28, message_281_falls_back_to_28, .init = up, .fini = down) {
     hub_v2_findings fs = run(MSH_RDE("2.8.1") RDE_BODY_TO_RXC CDO, NULL);
     cr_assert_str_eq(fs.version, "2.8");
-    const hub_v2_finding *f = must(&fs, "MSH-12", 203, 'W');
+    const hub_v2_finding *f = v2_finding_must(&fs, "MSH-12", 203, 'W');
     cr_assert(strstr(f->text, "2.8"));
     cr_assert_eq(fs.nerrors, 0);
     /* CDO is known to 2.8: nothing but the fallback */
@@ -187,9 +162,9 @@ Test(v2_v28, cdo_in_place_in_28_unexpected_in_271, .init = up, .fini = down) {
     clean(&fs);
     /* the same message declared 2.7.1: CDO is no segment of that version */
     fs = run(MSH_RDE("2.7.1") RDE_BODY_TO_RXC CDO, NULL);
-    must(&fs, "CDO", 100, 'W');
+    v2_finding_must(&fs, "CDO", 100, 'W');
     fs = run(MSH_RDE("2.7.1") RDE_BODY_TO_RXC CDO, strict_order());
-    must(&fs, "CDO", 100, 'E');
+    v2_finding_must(&fs, "CDO", 100, 'E');
     /* without CDO the 2.7.1 message is clean: the finding is CDO's */
     fs = run(MSH_RDE("2.7.1") RDE_BODY_TO_RXC, NULL);
     clean(&fs);
@@ -202,22 +177,22 @@ Test(v2_v28, cdo_only_where_28_places_it, .init = up, .fini = down) {
                     "PID|1||12345^^^HOSP^MR||DOE^JOHN^^^^^L||19800101|M\r" CDO
                     "PV1|1|I\r";
     hub_v2_findings fs = run(m, strict_order());
-    must(&fs, "CDO", 100, 'E');
+    v2_finding_must(&fs, "CDO", 100, 'E');
     cr_assert_eq(fs.nerrors, 1);
     /* and after the observations of RDE_O11 it is out of place */
     fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC "OBX|1|NM|1234-5^GLUCOSE^LN||95||||||F\r" CDO,
              strict_order());
-    must(&fs, "CDO", 100, 'E');
+    v2_finding_must(&fs, "CDO", 100, 'E');
 }
 
 Test(v2_v28, cdo_fields_are_checked, .init = up, .fini = down) {
     /* CDO-2 Action Code: ID, HL7 table 0206 (A, D, U, X) */
     hub_v2_findings fs =
         run(MSH_RDE("2.8") RDE_BODY_TO_RXC "CDO|1|Q|500^mg&mg&UCUM\r", NULL);
-    must(&fs, "CDO-2", 103, 'W');
+    v2_finding_must(&fs, "CDO-2", 103, 'W');
     /* CDO-1 Set ID: SI */
     fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC "CDO|x|A\r", NULL);
-    must(&fs, "CDO-1", 102, 'E');
+    v2_finding_must(&fs, "CDO-1", 102, 'E');
 }
 
 /* ---- fields: OBX-27 / OBX-28, and table 0914 -------------------------------------- */
@@ -227,7 +202,7 @@ Test(v2_v28, obx27_is_a_field_of_28, .init = up, .fini = down) {
     clean(&fs);
     /* 2.7.1 ends OBX at field 26: OBX-27 is beyond the definition */
     fs = run(oru("2.7.1", "L^Laboratory^HL70914"), NULL);
-    must(&fs, "OBX-27", 102, 'I');
+    v2_finding_must(&fs, "OBX-27", 102, 'I');
     cr_assert_eq(fs.n, 1);
 }
 
@@ -240,7 +215,7 @@ Test(v2_v28, obx27_root_cause_table_0914, .init = up, .fini = down) {
         cr_assert_eq(fs.n, 0, "%s", ok[i]);
     }
     hub_v2_findings fs = run(oru("2.8", "ZZ^Other^HL70914"), NULL);
-    const hub_v2_finding *f = must(&fs, "OBX-27", 103, 'W');
+    const hub_v2_finding *f = v2_finding_must(&fs, "OBX-27", 103, 'W');
     cr_assert(strstr(f->text, "0914"));
     /* no PHI (the code) in the diagnosis */
     cr_assert_null(strstr(f->text, "ZZ"));
@@ -249,7 +224,7 @@ Test(v2_v28, obx27_root_cause_table_0914, .init = up, .fini = down) {
     clean(&fs);
     /* in 2.7.1 the same value is only an extra field, no table check */
     fs = run(oru("2.7.1", "ZZ^Other^HL70914"), NULL);
-    cr_assert_null(find(&fs, "OBX-27", 103));
+    cr_assert_null(v2_finding(&fs, "OBX-27", 103));
 }
 
 Test(v2_v28, obx28_repeats, .init = up, .fini = down) {
@@ -257,7 +232,7 @@ Test(v2_v28, obx28_repeats, .init = up, .fini = down) {
     hub_v2_findings fs = run(oru("2.8", "|A^x^LOCAL~B^y^LOCAL"), NULL);
     clean(&fs);
     fs = run(oru("2.8", "L^x^HL70914~AP^y^HL70914"), NULL);
-    must(&fs, "OBX-27(2)", 102, 'W');
+    v2_finding_must(&fs, "OBX-27(2)", 102, 'W');
 }
 
 /* ---- withdrawn fields ------------------------------------------------------------ */
@@ -271,7 +246,7 @@ Test(v2_v28, obx28_repeats, .init = up, .fini = down) {
 
 Test(v2_v28, withdrawn_field_valued_is_a_finding, .init = up, .fini = down) {
     hub_v2_findings fs = run(MSH_ADT("2.8") ADT_BODY("OLD123"), NULL);
-    const hub_v2_finding *f = must(&fs, "PID-2", 102, 'W');
+    const hub_v2_finding *f = v2_finding_must(&fs, "PID-2", 102, 'W');
     cr_assert(strstr(f->text, "withdrawn"));
     cr_assert_null(strstr(f->text, "OLD123"));
     cr_assert_eq(fs.n, 1);
@@ -289,7 +264,7 @@ Test(v2_v28, withdrawn_field_valued_is_a_finding, .init = up, .fini = down) {
     hub_err err;
     cr_assert_eq(hub_v2_policy_set(&pol, "field_unsupported", "error", &err), HUB_OK);
     fs = run(MSH_ADT("2.8") ADT_BODY("OLD123"), &pol);
-    must(&fs, "PID-2", 102, 'E');
+    v2_finding_must(&fs, "PID-2", 102, 'E');
 }
 
 Test(v2_v28, site_rule_can_allow_a_withdrawn_field, .init = up, .fini = down) {
@@ -318,7 +293,7 @@ Test(v2_v28, rxe8_withdrawn_in_28, .init = up, .fini = down) {
     char m[512];
     snprintf(m, sizeof m, "%s%s", MSH_RDE("2.8"), tail);
     hub_v2_findings fs = run(m, NULL);
-    must(&fs, "RXE-8", 102, 'W');
+    v2_finding_must(&fs, "RXE-8", 102, 'W');
     cr_assert_eq(fs.n, 1);
     snprintf(m, sizeof m, "%s%s", MSH_RDE("2.7.1"), tail);
     fs = run(m, NULL);
@@ -340,5 +315,5 @@ Test(v2_v28, pv1_50_repeats_in_28, .init = up, .fini = down) {
     snprintf(m, sizeof m, "%s%s%s", MSH_ADT("2.7.1"),
              "EVN|A01|20230115120000\rPID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r", pv1);
     fs = run(m, NULL);
-    must(&fs, "PV1-50(2)", 102, 'W');
+    v2_finding_must(&fs, "PV1-50(2)", 102, 'W');
 }

@@ -3,6 +3,7 @@
 #define V2_TEST_H
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "hub/v2.h"
@@ -32,5 +33,38 @@ static inline hub_v2_msg *v2_parse_ok(hub_arena *a, const char *s) {
                       (int)s_.n, s_.p);                                            \
         }                                                                          \
     } while (0)
+
+/* ---- validation findings -------------------------------------------------- */
+
+static inline void v2_findings_dump(const hub_v2_findings *fs) {
+    for (size_t i = 0; i < fs->n; i++) {
+        char p[64];
+        hub_v2_loc_format(&fs->items[i].loc, p, sizeof p);
+        fprintf(stderr, "  %s %c %d %s\n", p, fs->items[i].severity, fs->items[i].code,
+                fs->items[i].text);
+    }
+}
+
+/* The finding at `path` (terse form) with `code`, or NULL. */
+static inline const hub_v2_finding *v2_finding(const hub_v2_findings *fs,
+                                               const char *path, int code) {
+    for (size_t i = 0; i < fs->n; i++) {
+        char p[64];
+        hub_v2_loc_format(&fs->items[i].loc, p, sizeof p);
+        if (strcmp(p, path) == 0 && fs->items[i].code == code) return &fs->items[i];
+    }
+    return NULL;
+}
+
+/* That finding, which must be there with severity `sev`. */
+static inline const hub_v2_finding *v2_finding_must(const hub_v2_findings *fs,
+                                                    const char *path, int code,
+                                                    char sev) {
+    const hub_v2_finding *f = v2_finding(fs, path, code);
+    if (f == NULL) v2_findings_dump(fs);
+    cr_assert_not_null(f, "no %d at %s", code, path);
+    cr_assert_eq(f->severity, sev, "%s: severity %c, want %c", path, f->severity, sev);
+    return f;
+}
 
 #endif
