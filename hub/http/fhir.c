@@ -27,6 +27,7 @@
 #define CT_XML "application/fhir+xml;charset=utf-8"
 #define HISTORY_DEFAULT_COUNT 50
 #define HISTORY_MAX_COUNT 1000
+#define MAX_OPS 32
 
 struct hub_http_fhir {
     hub_record *rec;
@@ -40,6 +41,16 @@ struct hub_http_fhir {
     json_t *cap;
     char *cap_text;
     size_t cap_len;
+    struct {
+        char type[64]; /* "" any */
+        char name[64];
+        char definition[200];
+        unsigned levels;
+        bool affects_state;
+        hub_fhir_op_fn fn;
+        void *ud;
+    } ops[MAX_OPS];
+    int nops;
 };
 
 /* ---- what the server does: one table ------------------------------------
@@ -921,6 +932,84 @@ static void do_search(ctx *c, const char *type, const char *compartment, const c
     set_body(c, 200, CT_JSON, out.p, out.n);
 }
 
+/* ---- operations ----------------------------------------------------------------- */
+
+static void do_operation(ctx *c, const char *type, const char *id, const char *name) {
+    unsigned lvl = id ? HUB_OP_INSTANCE : type ? HUB_OP_TYPE : HUB_OP_SYSTEM;
+    hub_http_fhir *f = c->f;
+    int k = -1;
+    for (int i = 0; i < f->nops; i++) {
+        if (strcmp(f->ops[i].name, name) != 0 || !(f->ops[i].levels & lvl)) continue;
+        if (f->ops[i].type[0] && (type == NULL || strcmp(f->ops[i].type, type) != 0))
+            continue;
+        k = i;
+        break;
+    }
+    if (k < 0) {
+        send_issue(c, 404, "not-supported", NULL, "no operation $%.64s %s", name,
+                   lvl == HUB_OP_INSTANCE ? "on a resource of this type"
+                   : lvl == HUB_OP_TYPE   ? "on this resource type"
+                                          : "at the system level");
+        return;
+    }
+    const char *m = hub_http_req_method(c->req);
+    bool post = strcmp(m, "POST") == 0;
+    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    if (!post && !get) {
+        send_405(c, f->ops[k].affects_state ? "POST" : "GET, POST", m);
+        return;
+    }
+    if (get && f->ops[k].affects_state) {
+        send_405(c, "POST", m);
+        return;
+    }
+    json_t *body = NULL;
+    if (post && hub_http_req_body(c->req).n > 0 && !read_resource(c, &body)) return;
+    hub_fhir_op_call call = {.name = name,
+                             .type = type,
+                             .id = id,
+                             .post = post,
+                             .body = body,
+                             .req = c->req,
+                             .base = base_of(c)};
+    hub_fhir_op_result res = {.status = 200};
+    f->ops[k].fn(f->ops[k].ud, &call, &res);
+    json_decref(body);
+    if (res.location[0]) hub_http_resp_header(c->resp, "Location", res.location);
+    if (res.outcome) {
+        send_oo(c, res.status >= 400 ? res.status : 500, res.outcome);
+        hub_oo_free(res.outcome);
+        json_decref(res.body);
+        return;
+    }
+    if (res.body == NULL) {
+        if (res.status >= 400)
+            send_issue(c, res.status, "exception", NULL, "the operation failed");
+        else
+            hub_http_resp_set(c->resp, res.status ? res.status : 204, CT_JSON, "", 0);
+        return;
+    }
+    send_json(c, res.status ? res.status : 200, res.body);
+    json_decref(res.body);
+}
+
+hub_status hub_http_fhir_add_op(hub_http_fhir *f, const char *type, const char *name,
+                                unsigned levels, bool affects_state,
+                                const char *definition, hub_fhir_op_fn fn, void *ud) {
+    if (f->nops == MAX_OPS) return HUB_E_LIMIT;
+    if (name == NULL || fn == NULL || levels == 0) return HUB_E_ARG;
+    int i = f->nops++;
+    snprintf(f->ops[i].type, sizeof f->ops[i].type, "%s", type ? type : "");
+    snprintf(f->ops[i].name, sizeof f->ops[i].name, "%s", name[0] == '$' ? name + 1 : name);
+    snprintf(f->ops[i].definition, sizeof f->ops[i].definition, "%s",
+             definition ? definition : "");
+    f->ops[i].levels = levels;
+    f->ops[i].affects_state = affects_state;
+    f->ops[i].fn = fn;
+    f->ops[i].ud = ud;
+    return HUB_OK;
+}
+
 static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     ctx c = {.f = ud, .req = req, .resp = resp};
     if (!negotiate(&c)) return;
@@ -951,6 +1040,20 @@ static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     bool post = strcmp(m, "POST") == 0, put = strcmp(m, "PUT") == 0;
     bool del = strcmp(m, "DELETE") == 0, patch = strcmp(m, "PATCH") == 0;
 
+    if (n >= 1 && segs[n - 1][0] == '$' && n <= 3) {
+        const char *otype = n >= 2 ? segs[0] : NULL;
+        const char *oid = n == 3 ? segs[1] : NULL;
+        if (otype && !hub_fhir_is_resource(c.f->defs, otype)) {
+            send_issue(&c, 404, "not-supported", NULL, "unknown resource type '%.64s'", otype);
+            return;
+        }
+        if (oid && !hub__fhir_valid_id(oid, strlen(oid))) {
+            send_issue(&c, 400, "value", NULL, "'id' is not a valid id");
+            return;
+        }
+        do_operation(&c, otype, oid, segs[n - 1] + 1);
+        return;
+    }
     if (n == 0) {
         if (post) {
             do_bundle(&c);
@@ -1119,6 +1222,16 @@ static void add_search_param(void *ud, const char *code, const char *type, const
                                         "type", type));
 }
 
+static json_t *op_entry(const hub_http_fhir *f, int k) {
+    char def[400];
+    if (f->ops[k].definition[0])
+        snprintf(def, sizeof def, "%s", f->ops[k].definition);
+    else
+        snprintf(def, sizeof def, "%s/OperationDefinition/%s", f->base[0] ? f->base : "",
+                 f->ops[k].name);
+    return json_pack("{s:s, s:s}", "name", f->ops[k].name, "definition", def);
+}
+
 static json_t *build_capabilities(const hub_http_fhir *f) {
     json_t *types = json_array();
     size_t nt = hub_fhir_resource_count(f->defs);
@@ -1132,6 +1245,11 @@ static json_t *build_capabilities(const hub_http_fhir *f) {
         snprintf(prof, sizeof prof, "http://hl7.org/fhir/StructureDefinition/%s", t);
         json_t *sps = json_array();
         hub_record_search_params(f->rec, t, add_search_param, sps);
+        json_t *tops = json_array();
+        for (int k = 0; k < f->nops; k++)
+            if ((f->ops[k].levels & (HUB_OP_TYPE | HUB_OP_INSTANCE)) &&
+                (f->ops[k].type[0] == '\0' || strcmp(f->ops[k].type, t) == 0))
+                json_array_append_new(tops, op_entry(f, k));
         json_array_append_new(
             types,
             json_pack("{s:s, s:s, s:o, s:o, s:s, s:b, s:b, s:b, s:s, s:b, s:s}", "type", t,
@@ -1140,7 +1258,15 @@ static json_t *build_capabilities(const hub_http_fhir *f) {
                       "readHistory", 1, "updateCreate", 1, "conditionalCreate", 1,
                       "conditionalRead", "full-support", "conditionalUpdate", 1,
                       "conditionalDelete", "single"));
+        if (json_array_size(tops))
+            json_object_set_new(json_array_get(types, json_array_size(types) - 1),
+                                "operation", tops);
+        else
+            json_decref(tops);
     }
+    json_t *sops = json_array();
+    for (int k = 0; k < f->nops; k++)
+        if (f->ops[k].levels & HUB_OP_SYSTEM) json_array_append_new(sops, op_entry(f, k));
     json_t *sys = json_array();
     for (size_t k = 0; k < N_INTERACTIONS; k++)
         if (INTERACTIONS[k].lvl == LVL_SYSTEM)
@@ -1154,7 +1280,7 @@ static json_t *build_capabilities(const hub_http_fhir *f) {
              f->max_bundle_entries, HISTORY_MAX_COUNT);
     json_t *impl = json_pack("{s:s}", "description", "hub FHIR R4 REST API");
     if (f->base[0]) json_object_set_new(impl, "url", json_string(f->base));
-    return json_pack(
+    json_t *cap = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:o, s:s, s:o, s:o,"
         " s:[{s:s, s:s, s:o, s:o}]}",
         "resourceType", "CapabilityStatement", "status", "active", "date", now,
@@ -1164,6 +1290,12 @@ static json_t *build_capabilities(const hub_http_fhir *f) {
         str_array(FORMATS, sizeof FORMATS / sizeof FORMATS[0]), "patchFormat",
         str_array(PATCH_FORMATS, sizeof PATCH_FORMATS / sizeof PATCH_FORMATS[0]), "rest",
         "mode", "server", "documentation", doc, "resource", types, "interaction", sys);
+    json_t *rest0 = json_array_get(json_object_get(cap, "rest"), 0);
+    if (rest0 && json_array_size(sops))
+        json_object_set_new(rest0, "operation", sops);
+    else
+        json_decref(sops);
+    return cap;
 }
 
 hub_status hub_http_add_fhir_routes(hub_http_server *s, const hub_http_fhir_cfg *c,

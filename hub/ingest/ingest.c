@@ -33,6 +33,7 @@ typedef struct {
     json_t *bundle;        /* the mapped Bundle */
     hub_record_txn *txn;   /* prepared for the writer */
     bool apply_failed;     /* the record refused it (set by the writer) */
+    hub_actor actor;       /* who the mapped changes come from */
     bool force_original;
     char channel[64], peer[64], identity[256], sender[160], control_id[200],
         msg_type[80], version[16], ack_code[4];
@@ -195,8 +196,20 @@ static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
     }
     if (j->txn) {
         /* The mapped Bundle and the journal row commit together; a Bundle
-         * the record refuses is undone alone and the row says so. */
-        hub_status rc = hub_store_sp_begin(tx, err);
+         * the record refuses is undone alone and the row says so. The row
+         * goes first so that the changes can name the message they came
+         * from (provenance, audit, the router's original-message
+         * delivery). */
+        j->row.status = HUB_MSG_PROCESSED;
+        hub_status rc = hub_journal_insert(tx, &j->row, err);
+        if (rc) return rc;
+        j->actor = (hub_actor){.subject = j->row.identity,
+                               .peer = j->row.peer,
+                               .channel = j->row.channel,
+                               .sender = j->row.sender,
+                               .message_id = j->row.id};
+        hub_record_txn_set_actor(j->txn, &j->actor);
+        rc = hub_store_sp_begin(tx, err);
         if (rc) return rc;
         hub_oo *oo = NULL;
         hub_err aerr;
@@ -214,11 +227,13 @@ static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
             return rc2;
         }
         if (rc == HUB_OK) {
-            j->row.status = HUB_MSG_PROCESSED;
-        } else {
-            refused(j, oo);
+            hub_oo_free(oo);
+            return HUB_OK;
         }
+        refused(j, oo);
         hub_oo_free(oo);
+        return hub_journal_update(tx, j->row.id, j->row.status, j->ack_code, j->row.ack,
+                                  j->row.ack_len, j->row.errors, err);
     }
     return hub_journal_insert(tx, &j->row, err);
 }

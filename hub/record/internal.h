@@ -10,7 +10,18 @@ struct hub_record {
     const hub_fhir_sps *search;
     hub_fhir_validate_opts vopts;
     int max_bundle_entries;
+    struct {
+        hub_record_listener fn;
+        void *ud;
+    } listeners[8];
+    int nlisteners;
+    hub_record_patient_ids_fn patient_ids;
+    void *patient_ids_ud;
 };
+
+/* Tells the listeners about a version written (record.c). */
+hub_status hub__record_notify(hub_record *r, hub_store_tx *tx, const hub_record_change *ch,
+                              hub_err *err);
 
 /* Resource ids: [A-Za-z0-9-.]{1,64}. */
 bool hub__record_id_ok(const char *id);

@@ -37,6 +37,46 @@ hub_status hub_record_open(const hub_record_cfg *c, hub_record **out,
 
 void hub_record_close(hub_record *r) { hub_free(r); }
 
+const hub_fhir_defs *hub_record_defs(const hub_record *r) { return r->defs; }
+const hub_fhir_sps *hub_record_sps(const hub_record *r) { return r->search; }
+hub_store *hub_record_store(const hub_record *r) { return r->store; }
+
+void hub_record_set_patient_ids(hub_record *r, hub_record_patient_ids_fn fn, void *ud) {
+    r->patient_ids = fn;
+    r->patient_ids_ud = ud;
+}
+
+hub_status hub_record_patient_ids(hub_record *r, const char *id, hub_arena *a,
+                                  const char ***ids, size_t *n, hub_err *err) {
+    if (r->patient_ids) return r->patient_ids(r->patient_ids_ud, id, a, ids, n, err);
+    const char **one = hub_arena_alloc(a, sizeof *one);
+    char *copy = one ? hub_arena_strndup(a, id, strlen(id)) : NULL;
+    if (copy == NULL) return hub_err_set(err, HUB_E_NOMEM, "record", "out of memory");
+    one[0] = copy;
+    *ids = one;
+    *n = 1;
+    return HUB_OK;
+}
+
+hub_status hub_record_listen(hub_record *r, hub_record_listener fn, void *ud) {
+    int cap = (int)(sizeof r->listeners / sizeof r->listeners[0]);
+    if (r->nlisteners == cap)
+        return HUB_E_LIMIT;
+    r->listeners[r->nlisteners].fn = fn;
+    r->listeners[r->nlisteners].ud = ud;
+    r->nlisteners++;
+    return HUB_OK;
+}
+
+hub_status hub__record_notify(hub_record *r, hub_store_tx *tx, const hub_record_change *ch,
+                              hub_err *err) {
+    for (int i = 0; i < r->nlisteners; i++) {
+        hub_status rc = r->listeners[i].fn(r->listeners[i].ud, tx, ch, err);
+        if (rc) return rc;
+    }
+    return HUB_OK;
+}
+
 void hub_resource_release(hub_resource *r) {
     if (r == NULL) return;
     hub_free(r->json);
@@ -1097,6 +1137,28 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
         *src = rc;
         return 500;
     }
+    if (c->r->nlisteners > 0) {
+        hub_record_change ch = {
+            .kind = op->kind,
+            .type = op->type,
+            .id = x->id,
+            .version = version,
+            .last_updated_ms = now,
+            .created = !v.deleted && (!x->exists || x->deleted),
+            .deleted = v.deleted,
+            .json = v.deleted ? NULL : x->final,
+            .json_len = v.deleted ? 0 : x->final_len,
+            .toks = v.deleted ? NULL : x->toks,
+            .ntoks = v.deleted ? 0 : x->ntoks,
+            .actor = op->actor,
+            .depth = 0,
+        };
+        rc = hub__record_notify(c->r, tx, &ch, err);
+        if (rc) {
+            *src = rc;
+            return 500;
+        }
+    }
     hub_resource_release(&op->res);
     snprintf(op->res.type, sizeof op->res.type, "%s", op->type);
     snprintf(op->res.id, sizeof op->res.id, "%s", x->id);
@@ -1498,6 +1560,115 @@ hub_status hub_record_bundle_tx(hub_record_txn *t, hub_store_tx *tx,
     }
     return hub_err_set(err, status_code(op->status), "record",
                        "entry %zu of the mapped Bundle failed (%d)", i, op->status);
+}
+
+void hub_record_txn_set_actor(hub_record_txn *t, const hub_actor *actor) {
+    for (size_t i = 0; i < t->n; i++) t->ops[i].actor = actor;
+}
+
+/* ---- writes by listeners and modules ------------------------------------------ */
+
+#define PUT_MAX_DEPTH 4
+
+hub_status hub_record_put_tx(hub_record *r, hub_store_tx *tx, const char *type,
+                             const char *id, json_t *res, bool deleted,
+                             const hub_actor *actor, int depth, hub_resource *out,
+                             hub_err *err) {
+    if (depth > PUT_MAX_DEPTH)
+        return hub_err_set(err, HUB_E_LIMIT, "record",
+                           "changes feeding each other deeper than %d", PUT_MAX_DEPTH);
+    if (!deleted && !json_is_object(res))
+        return hub_err_set(err, HUB_E_ARG, "record", "no resource to write");
+    char nid[72];
+    if (id == NULL) {
+        new_id(nid);
+        id = nid;
+    } else if (!hub__record_id_ok(id)) {
+        return hub_err_set(err, HUB_E_ARG, "record", "not a valid id");
+    }
+    hub_store_version cur;
+    int64_t version = 1;
+    bool existed = false, was_deleted = false;
+    hub_status rc = hub_store_res_current(tx, type, id, false, &cur, err);
+    if (rc == HUB_OK) {
+        version = cur.version + 1;
+        existed = true;
+        was_deleted = cur.deleted;
+    } else if (rc != HUB_E_NOTFOUND) {
+        return rc;
+    }
+    int64_t now = hub_now_ms();
+    hub_arena a;
+    hub_arena_init(&a, 4096);
+    hub_store_token *toks = NULL;
+    size_t ntoks = 0;
+    char *text = NULL;
+    hub_store_version v = {type, id, version, now, deleted, NULL, 0, 0};
+    rc = HUB_OK;
+    if (!deleted) {
+        char vbuf[24], iso[32];
+        snprintf(vbuf, sizeof vbuf, "%lld", (long long)version);
+        hub_time_iso(now, iso);
+        json_t *meta = json_object_get(res, "meta");
+        if (!json_is_object(meta)) {
+            meta = json_object();
+            if (meta == NULL || json_object_set_new(res, "meta", meta)) rc = HUB_E_NOMEM;
+        }
+        if (!rc && (json_object_set_new(res, "id", json_string(id)) ||
+                    json_object_set_new(meta, "versionId", json_string(vbuf)) ||
+                    json_object_set_new(meta, "lastUpdated", json_string(iso))))
+            rc = HUB_E_NOMEM;
+        if (!rc) rc = hub_record_extract(r->defs, r->search, &a, type, res, &toks, &ntoks);
+        if (!rc) {
+            text = hub_json_dumps(res, JSON_COMPACT);
+            if (text == NULL) rc = HUB_E_NOMEM;
+        }
+        if (rc) {
+            hub_arena_release(&a);
+            return hub_err_set(err, rc, "record", rc == HUB_E_LIMIT
+                                                      ? "too many search index values"
+                                                      : "out of memory");
+        }
+        v.json = text;
+        v.json_len = strlen(text);
+    }
+    rc = hub_store_res_put(tx, &v, toks, deleted ? 0 : ntoks, err);
+    if (!rc) {
+        hub_record_change ch = {
+            .kind = deleted ? HUB_OP_DELETE : existed ? HUB_OP_UPDATE : HUB_OP_CREATE,
+            .type = type,
+            .id = id,
+            .version = version,
+            .last_updated_ms = now,
+            .created = !deleted && (!existed || was_deleted),
+            .deleted = deleted,
+            .json = text,
+            .json_len = v.json_len,
+            .toks = deleted ? NULL : toks,
+            .ntoks = deleted ? 0 : ntoks,
+            .actor = actor,
+            .depth = depth + 1,
+        };
+        rc = hub__record_notify(r, tx, &ch, err);
+    }
+    hub_arena_release(&a);
+    if (rc) {
+        hub_free(text);
+        return rc;
+    }
+    if (out) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->type, sizeof out->type, "%s", type);
+        snprintf(out->id, sizeof out->id, "%s", id);
+        out->version = version;
+        out->last_updated_ms = now;
+        out->deleted = deleted;
+        out->json = text;
+        out->json_len = v.json_len;
+    } else {
+        hub_free(text);
+    }
+    return HUB_OK;
 }
 
 size_t hub_record_txn_count(const hub_record_txn *t) { return t && t->ok ? t->n : 0; }

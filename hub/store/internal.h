@@ -2,7 +2,54 @@
 #ifndef HUB_STORE_INTERNAL_H
 #define HUB_STORE_INTERNAL_H
 
+#include <sqlite3.h>
+
 #include "hub/store.h"
+
+/* ---- for the module files (hub/store/mpi.c, route.c, auth.c) ------------
+ * Each module keeps its SQL in its own file of hub/store and reaches the
+ * connections through these; nothing outside hub/store sees SQL. */
+
+/* A module's tables: `sql` is run (in one transaction) when the store's
+ * recorded version of `name` is below `version`; every statement must be
+ * idempotent (CREATE ... IF NOT EXISTS, or guarded), since an older store
+ * runs it again after an upgrade. An empty `sql` is skipped. */
+typedef struct {
+    const char *name;
+    int version;
+    const char *sql;
+} hub__schema;
+extern const hub__schema hub__schema_mpi;   /* hub/store/mpi.c */
+extern const hub__schema hub__schema_route; /* hub/store/route.c */
+extern const hub__schema hub__schema_auth;  /* hub/store/auth.c */
+
+/* Prepared statements cached per connection, keyed by the SQL text's
+ * address (pass string literals or static arrays, never a built string). */
+#define HUB__STMT_CACHE 96
+typedef struct {
+    const char *sql[HUB__STMT_CACHE];
+    sqlite3_stmt *st[HUB__STMT_CACHE];
+    int n;
+} hub__stmt_cache;
+/* The statement for `sql` on db, prepared on first use, reset and with
+ * its bindings cleared; NULL with err set when it does not prepare. */
+sqlite3_stmt *hub__stmt(sqlite3 *db, hub__stmt_cache *c, const char *sql, hub_err *err);
+void hub__stmt_cache_free(hub__stmt_cache *c);
+
+/* Inside a writer job: the write connection, and a cached statement on
+ * it (the previous borrowed read on tx is reset first). */
+sqlite3 *hub__tx_db(hub_store_tx *tx);
+sqlite3_stmt *hub__tx_stmt(hub_store_tx *tx, const char *sql, hub_err *err);
+
+/* Reader side, any thread: take a pooled read connection, use cached
+ * statements on it, give it back (its statements are reset then). */
+typedef struct hub__reader hub__reader;
+hub_status hub__reader_take(hub_store *s, hub__reader **out, hub_err *err);
+sqlite3_stmt *hub__reader_stmt(hub__reader *rd, const char *sql, hub_err *err);
+void hub__reader_give(hub_store *s, hub__reader *rd);
+
+/* HUB_E_STORE with sqlite's message for db. */
+hub_status hub__store_db_err(hub_err *err, sqlite3 *db, const char *where);
 
 /* One bound parameter of a generated statement. */
 typedef struct {

@@ -72,6 +72,7 @@ struct hub_store_tx {
     sqlite3_stmt *tx[TX__N];
     sqlite3_stmt *wr[WR__N];
     sqlite3_stmt *last_read; /* reset before the next read on this tx */
+    hub__stmt_cache cache;   /* the module files' statements */
 };
 
 /* The reader side's resource statements, prepared once per pooled
@@ -107,6 +108,7 @@ static const char *const RD_SQL[RD__N] = {
 typedef struct {
     sqlite3 *db;
     sqlite3_stmt *st[RD__N];
+    hub__stmt_cache cache;
 } reader;
 
 struct hub_store {
@@ -275,6 +277,53 @@ static int user_version(sqlite3 *db) {
     return v;
 }
 
+/* The modules' own tables (hub/store/<module>.c): each is run when the
+ * meta row 'schema.<name>' is older than its version, in one transaction
+ * (so a start-up on a current store reads one row per module and writes
+ * nothing). */
+static const hub__schema *const MODULE_SCHEMAS[] = {
+    &hub__schema_mpi,
+    &hub__schema_route,
+    &hub__schema_auth,
+};
+
+static int module_version(sqlite3 *db, const char *name) {
+    sqlite3_stmt *st;
+    int v = 0;
+    char key[64];
+    snprintf(key, sizeof key, "schema.%s", name);
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+static hub_status module_schemas(sqlite3 *db, hub_err *err) {
+    for (size_t i = 0; i < sizeof MODULE_SCHEMAS / sizeof MODULE_SCHEMAS[0]; i++) {
+        const hub__schema *m = MODULE_SCHEMAS[i];
+        if (m->sql == NULL || m->sql[0] == '\0') continue;
+        if (module_version(db, m->name) >= m->version) continue;
+        hub_status rc = exec(db, "BEGIN IMMEDIATE", err);
+        if (!rc) rc = exec(db, m->sql, err);
+        if (!rc) {
+            char sql[160];
+            snprintf(sql, sizeof sql,
+                     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema.%s', '%d')",
+                     m->name, m->version);
+            rc = exec(db, sql, err);
+        }
+        if (!rc) rc = exec(db, "COMMIT", err);
+        if (rc) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+    }
+    return HUB_OK;
+}
+
 static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
                           hub_err *err) {
     sqlite3 *db = NULL;
@@ -308,6 +357,7 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
             if (!rc) rc = exec(db, SCHEMA, err);
             if (!rc) rc = exec(db, "COMMIT", err);
         }
+        if (!rc) rc = module_schemas(db, err);
     }
     if (rc) {
         sqlite3_close(db);
@@ -330,6 +380,7 @@ static void tx_last_reset(hub_store_tx *tx);
 
 static void reader_free(reader *r) {
     if (r == NULL) return;
+    hub__stmt_cache_free(&r->cache);
     for (int i = 0; i < RD__N; i++) sqlite3_finalize(r->st[i]);
     sqlite3_close(r->db);
     hub_free(r);
@@ -430,6 +481,7 @@ void hub_store_close(hub_store *s) {
     sqlite3_finalize(s->w.update);
     for (int i = 0; i < TX__N; i++) sqlite3_finalize(s->w.tx[i]);
     for (int i = 0; i < WR__N; i++) sqlite3_finalize(s->w.wr[i]);
+    hub__stmt_cache_free(&s->w.cache);
     if (s->w.db) {
         /* Fold the WAL back so the database file alone is complete. */
         sqlite3_wal_checkpoint_v2(s->w.db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
@@ -624,6 +676,67 @@ static hub_status reader_stmt(reader *r, int which, sqlite3_stmt **out,
     }
     *out = r->st[which];
     return HUB_OK;
+}
+
+/* ---- the module files' access ------------------------------------------ */
+
+void hub__stmt_cache_free(hub__stmt_cache *c) {
+    for (int i = 0; i < c->n; i++) sqlite3_finalize(c->st[i]);
+    c->n = 0;
+}
+
+sqlite3_stmt *hub__stmt(sqlite3 *db, hub__stmt_cache *c, const char *sql,
+                        hub_err *err) {
+    for (int i = 0; i < c->n; i++) {
+        if (c->sql[i] == sql) {
+            sqlite3_reset(c->st[i]);
+            sqlite3_clear_bindings(c->st[i]);
+            return c->st[i];
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    if (prepare(db, sql, &st, err)) return NULL;
+    if (c->n == HUB__STMT_CACHE) {
+        /* Full: the oldest goes (the caches are sized for every statement
+         * of the modules, so this is a safety valve, not a policy). */
+        sqlite3_finalize(c->st[0]);
+        memmove(c->st, c->st + 1, (HUB__STMT_CACHE - 1) * sizeof c->st[0]);
+        memmove(c->sql, c->sql + 1, (HUB__STMT_CACHE - 1) * sizeof c->sql[0]);
+        c->n--;
+    }
+    c->sql[c->n] = sql;
+    c->st[c->n++] = st;
+    return st;
+}
+
+sqlite3 *hub__tx_db(hub_store_tx *tx) { return tx->db; }
+
+sqlite3_stmt *hub__tx_stmt(hub_store_tx *tx, const char *sql, hub_err *err) {
+    tx_last_reset(tx);
+    return hub__stmt(tx->db, &tx->cache, sql, err);
+}
+
+hub_status hub__reader_take(hub_store *s, hub__reader **out, hub_err *err) {
+    reader *r;
+    hub_status rc = reader_take(s, &r, err);
+    if (rc) return rc;
+    *out = (hub__reader *)r;
+    return HUB_OK;
+}
+
+sqlite3_stmt *hub__reader_stmt(hub__reader *rd, const char *sql, hub_err *err) {
+    reader *r = (reader *)rd;
+    return hub__stmt(r->db, &r->cache, sql, err);
+}
+
+void hub__reader_give(hub_store *s, hub__reader *rd) {
+    reader *r = (reader *)rd;
+    for (int i = 0; i < r->cache.n; i++) sqlite3_reset(r->cache.st[i]);
+    reader_give(s, r);
+}
+
+hub_status hub__store_db_err(hub_err *err, sqlite3 *db, const char *where) {
+    return db_err(err, db, where);
 }
 
 /* ---- journal ------------------------------------------------------------ */

@@ -126,6 +126,46 @@ hub_status hub_http_add_fhir_routes(hub_http_server *s,
                                     const hub_http_fhir_cfg *c,
                                     hub_http_fhir **out, hub_err *err);
 void hub_http_fhir_free(hub_http_fhir *f);
+/* ---- FHIR operations ($name) --------------------------------------------------
+ *
+ * Modules add their operations ($match, $merge, $everything, $status,
+ * $events...) here; the FHIR layer routes [base]/$op, [base]/Type/$op and
+ * [base]/Type/id/$op, parses a POST body (JSON or XML, a Parameters or any
+ * resource), encodes the result in the negotiated format, and lists the
+ * operations in the CapabilityStatement. */
+typedef struct {
+    const char *name;        /* without the '$' */
+    const char *type;        /* the URL's resource type; NULL at system level */
+    const char *id;          /* instance level; else NULL */
+    bool post;               /* POST (else GET: parameters in the query) */
+    const struct json_t *body; /* POST: the parsed body, NULL when empty */
+    const hub_http_req *req; /* query parameters, headers, peer */
+    const char *base;        /* this request's absolute FHIR base */
+} hub_fhir_op_call;
+
+typedef struct {
+    int status;              /* 200 unless set */
+    struct json_t *body;     /* the response resource (owned; sent in the
+                                client's format), or NULL */
+    struct hub_oo *outcome;  /* an error instead (owned): sent with status
+                                (a 4xx/5xx) */
+    char location[256];      /* a Location header, or "" */
+} hub_fhir_op_result;
+
+typedef void (*hub_fhir_op_fn)(void *ud, const hub_fhir_op_call *call,
+                               hub_fhir_op_result *out);
+
+enum { HUB_OP_SYSTEM = 1, HUB_OP_TYPE = 2, HUB_OP_INSTANCE = 4 };
+
+/* Registers $name for `type` (NULL: any type; a system-level operation
+ * needs levels HUB_OP_SYSTEM) at the given levels. `definition` is the
+ * OperationDefinition's canonical URL for the CapabilityStatement (may
+ * be NULL). GET is refused (405) when `affects_state`. Before the server
+ * starts. HUB_E_LIMIT beyond 32 operations. */
+hub_status hub_http_fhir_add_op(hub_http_fhir *f, const char *type, const char *name,
+                                unsigned levels, bool affects_state,
+                                const char *definition, hub_fhir_op_fn fn, void *ud);
+
 /* The CapabilityStatement served at /fhir/metadata (compact JSON; built
  * on the first call; NULL when out of memory). */
 const char *hub_http_fhir_capabilities(hub_http_fhir *f);

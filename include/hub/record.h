@@ -123,6 +123,20 @@ void hub_record_search_params(hub_record *r, const char *type, hub_search_param_
 
 /* ---- changes ------------------------------------------------------------------ */
 
+/* Who made a change, or asked for data: carried from the adapter (the
+ * MLLP channel, the HTTP request and its token) to the record, and from
+ * there to the audit trail and the router. Strings borrowed; any may be
+ * NULL. */
+typedef struct {
+    const char *client;   /* the OAuth client id of the token */
+    const char *subject;  /* TLS client-certificate subject, or the
+                             channel's configured sender identity */
+    const char *peer;     /* "ip:port" */
+    const char *channel;  /* the MLLP channel's name, or "http" */
+    const char *sender;   /* MSH-3^MSH-4 of the v2 message behind it */
+    int64_t message_id;   /* that message's journal row, 0 when none */
+} hub_actor;
+
 typedef enum {
     HUB_OP_READ,   /* GET in a Bundle */
     HUB_OP_CREATE, /* POST Type (If-None-Exist: conditional create) */
@@ -146,6 +160,7 @@ typedef struct {
                                   set id and meta on it) */
     const json_t *patch;       /* PATCH body */
     const char *full_url;      /* Bundle entry fullUrl (urn:uuid:...) */
+    const hub_actor *actor;    /* who asked (audit, provenance), or NULL */
     /* UPDATE only: overlay the body on the stored resource instead of
      * replacing it (the v2 mapping's upserts, mappings/README.md): each
      * top-level element of the body replaces the stored one (a choice
@@ -241,6 +256,80 @@ hub_status hub_record_bundle_tx(hub_record_txn *t, hub_store_tx *tx,
                                 hub_oo **outcome, hub_err *err);
 /* Entries (the Provenance included) applied; 0 before bundle_tx. */
 size_t hub_record_txn_count(const hub_record_txn *t);
+/* Who the prepared entries come from (set before bundle_tx; borrowed
+ * until then). */
+void hub_record_txn_set_actor(hub_record_txn *t, const hub_actor *actor);
 void hub_record_txn_free(hub_record_txn *t); /* NULL is a no-op */
+
+/* ---- change listeners ------------------------------------------------------ */
+
+/* A version just written, inside the writer's transaction (before the
+ * commit). Strings borrowed for the call. */
+typedef struct {
+    hub_op_kind kind;         /* CREATE, UPDATE, PATCH or DELETE */
+    const char *type;
+    const char *id;
+    int64_t version;
+    int64_t last_updated_ms;
+    bool created;             /* version 1, or a re-create after delete */
+    bool deleted;             /* a delete marker (json NULL) */
+    const char *json;         /* the compact JSON stored, NUL-terminated */
+    size_t json_len;
+    const hub_store_token *toks; /* its index rows (none when deleted) */
+    size_t ntoks;
+    const hub_actor *actor;   /* NULL when unknown */
+    int depth;                /* 0: the client's own change; n: written by
+                                 a listener handling a depth n-1 change */
+} hub_record_change;
+
+/* Called on the writer thread, in the transaction, after each version is
+ * written: the patient index links patients, the router writes outbox
+ * rows, the audit trail its rows, so that all of them commit with the
+ * change or not at all. A listener may read (hub_store_res_get) and write
+ * (hub_record_put_tx) on tx. Non-OK fails the job: the whole transaction
+ * (atomic) or that entry (batch) is rolled back, and the caller sees a
+ * store failure (500), so return non-OK only when the store failed. */
+typedef hub_status (*hub_record_listener)(void *ud, hub_store_tx *tx,
+                                          const hub_record_change *ch, hub_err *err);
+
+/* Registers a listener (at start-up, before the record is used; called in
+ * registration order). HUB_E_LIMIT beyond 8. */
+hub_status hub_record_listen(hub_record *r, hub_record_listener fn, void *ud);
+
+/* Inside a writer job (a listener, or a module's own job): writes a new
+ * version of type/id from `res` (borrowed; its id and meta.versionId/
+ * lastUpdated are set) with its index rows, without validation (the
+ * caller builds it), and tells the listeners with depth + 1. id NULL
+ * creates a resource with a new server id. `deleted` writes a delete
+ * marker instead (res NULL). When `out` is given it gets the version
+ * written (release it). HUB_E_LIMIT when depth is over 4 (listeners
+ * feeding each other), HUB_E_CONFLICT / HUB_E_STORE from the store. */
+hub_status hub_record_put_tx(hub_record *r, hub_store_tx *tx, const char *type,
+                             const char *id, json_t *res, bool deleted,
+                             const hub_actor *actor, int depth, hub_resource *out,
+                             hub_err *err);
+
+/* ---- one person, several records ---------------------------------------------
+
+ * The patient index (MPI) answers which Patient ids hold one person's data:
+ * for a golden Patient, itself and every source Patient linked to it; for
+ * any other id, that id alone. Search uses it wherever a Patient is named
+ * (the compartment, Patient/$everything, a reference parameter that
+ * targets Patient: Observation?patient=<golden>). Called on reader threads.
+ * The ids (and the array) go in `a`. Without an index registered, a patient
+ * is only itself. */
+typedef hub_status (*hub_record_patient_ids_fn)(void *ud, const char *id, hub_arena *a,
+                                                const char ***ids, size_t *n,
+                                                hub_err *err);
+/* At start-up, before use. */
+void hub_record_set_patient_ids(hub_record *r, hub_record_patient_ids_fn fn, void *ud);
+/* The ids for `id` (the registered function, or {id}). */
+hub_status hub_record_patient_ids(hub_record *r, const char *id, hub_arena *a,
+                                  const char ***ids, size_t *n, hub_err *err);
+
+/* The record's tables (for listeners and operations that need them). */
+const hub_fhir_defs *hub_record_defs(const hub_record *r);
+const hub_fhir_sps *hub_record_sps(const hub_record *r);
+hub_store *hub_record_store(const hub_record *r);
 
 #endif
