@@ -75,6 +75,26 @@ Test(fhir_rest, metadata) {
     ft_release(&r);
 }
 
+Test(fhir_rest, unknown_operations_are_404_with_an_outcome) {
+    ft_resp r;
+    cr_assert_eq(req("GET", "/fhir/$nope", NULL, NULL, &r), 404);
+    assert_oo(&r);
+    cr_assert(strstr(ft_issue(&r, "diagnostics"), "$nope"));
+    ft_release(&r);
+    cr_assert_eq(req("POST", "/fhir/Patient/$nope", JSON_CT, "{}", &r), 404);
+    assert_oo(&r);
+    ft_release(&r);
+    cr_assert_eq(req("GET", "/fhir/Patient/p1/$nope", NULL, NULL, &r), 404);
+    assert_oo(&r);
+    ft_release(&r);
+    cr_assert_eq(req("GET", "/fhir/NoSuchType/$nope", NULL, NULL, &r), 404);
+    assert_oo(&r);
+    ft_release(&r);
+    cr_assert_eq(req("GET", "/fhir/Patient/bad%20id/$nope", NULL, NULL, &r), 400);
+    assert_oo(&r);
+    ft_release(&r);
+}
+
 Test(fhir_rest, create_read_headers) {
     ft_resp r;
     cr_assert_eq(req("POST", "/fhir/Patient", JSON_CT, PATIENT, &r), 201, "%s", r.body.p);

@@ -1,0 +1,190 @@
+/* record: change listeners (what the patient index, the router and the
+ * audit trail hang on) and writes from inside the transaction. */
+#include "record_test.h"
+
+#include <stdlib.h>
+
+typedef struct {
+    int calls;
+    char type[64], id[72];
+    int64_t version;
+    bool created, deleted;
+    size_t ntoks;
+    bool saw_identifier;
+    char client[64];
+    int depth;
+    char json_head[64];
+    /* behaviour */
+    bool echo;       /* on a Patient at depth 0, write a Basic pointing at it */
+    bool fail;       /* fail every call (as a store failure would) */
+    int chain_depth; /* rewrite whatever was written, to test the depth cap */
+} seen;
+
+static hub_status listener(void *ud, hub_store_tx *tx, const hub_record_change *ch,
+                           hub_err *err) {
+    seen *s = ud;
+    s->calls++;
+    snprintf(s->type, sizeof s->type, "%s", ch->type);
+    snprintf(s->id, sizeof s->id, "%s", ch->id);
+    s->version = ch->version;
+    s->created = ch->created;
+    s->deleted = ch->deleted;
+    s->ntoks = ch->ntoks;
+    s->depth = ch->depth;
+    for (size_t i = 0; i < ch->ntoks; i++)
+        if (strcmp(ch->toks[i].param, "identifier") == 0 &&
+            strcmp(ch->toks[i].value, "m-1") == 0)
+            s->saw_identifier = true;
+    snprintf(s->client, sizeof s->client, "%s",
+             ch->actor && ch->actor->client ? ch->actor->client : "");
+    snprintf(s->json_head, sizeof s->json_head, "%.40s", ch->json ? ch->json : "");
+    if (s->fail) return hub_err_set(err, HUB_E_STORE, "test", "listener failed");
+    if (s->echo && ch->depth == 0 && strcmp(ch->type, "Patient") == 0) {
+        json_t *b = json_pack("{s:s, s:{s:s}}", "resourceType", "Basic", "subject",
+                              "reference", "Patient/x");
+        hub_resource out;
+        hub_status rc = hub_record_put_tx(rt_rec, tx, "Basic", NULL, b, false, ch->actor,
+                                          ch->depth, &out, err);
+        json_decref(b);
+        if (rc == HUB_OK) hub_resource_release(&out);
+        return rc;
+    }
+    if (s->chain_depth) {
+        json_t *b = json_pack("{s:s}", "resourceType", "Basic");
+        hub_status rc = hub_record_put_tx(rt_rec, tx, "Basic", "chained", b, false, NULL,
+                                          ch->depth, NULL, err);
+        json_decref(b);
+        return rc;
+    }
+    return HUB_OK;
+}
+
+Test(listen, a_listener_sees_each_version_with_its_index_rows_and_actor, .init = rt_up,
+     .fini = rt_down) {
+    seen s = {0};
+    cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);
+    json_t *res = rt_json("{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":"
+                          "\"urn:s\",\"value\":\"m-1\"}]}");
+    hub_actor who = {.client = "app-1", .peer = "127.0.0.1:9"};
+    hub_record_op op = {.kind = HUB_OP_CREATE, .type = "Patient", .resource = res,
+                        .actor = &who};
+    cr_assert_eq(rt_apply1(&op), 201);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_str_eq(s.type, "Patient");
+    cr_assert_str_eq(s.id, op.res.id);
+    cr_assert_eq(s.version, 1);
+    cr_assert(s.created);
+    cr_assert_not(s.deleted);
+    cr_assert(s.saw_identifier, "the version's index rows come with it");
+    cr_assert_str_eq(s.client, "app-1");
+    cr_assert_eq(s.depth, 0);
+    cr_assert_eq(strncmp(s.json_head, "{\"resourceType\":\"Patient\"", 25), 0, "%s",
+                 s.json_head);
+    char id[72];
+    snprintf(id, sizeof id, "%s", op.res.id);
+    hub_record_op_release(&op);
+    json_decref(res);
+
+    hub_record_op del = {.kind = HUB_OP_DELETE, .type = "Patient", .id = id};
+    cr_assert_eq(rt_apply1(&del), 204);
+    hub_record_op_release(&del);
+    cr_assert_eq(s.calls, 2);
+    cr_assert(s.deleted);
+    cr_assert_eq(s.version, 2);
+    cr_assert_eq(s.ntoks, 0);
+    cr_assert_str_eq(s.json_head, "");
+}
+
+Test(listen, a_listener_writes_in_the_same_transaction, .init = rt_up, .fini = rt_down) {
+    seen s = {.echo = true};
+    cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);
+    char id[72];
+    cr_assert_eq(rt_create("Patient", "{\"resourceType\":\"Patient\"}", id), 201);
+    /* The listener saw the Patient, wrote a Basic, and saw that too (depth 1). */
+    cr_assert_eq(s.calls, 2);
+    cr_assert_str_eq(s.type, "Basic");
+    cr_assert_eq(s.depth, 1);
+    cr_assert(s.created);
+    hub_resource rd;
+    hub_err err;
+    cr_assert_eq(hub_record_read(rt_rec, "Basic", s.id, 0, &rd, &err), HUB_OK, "%s",
+                 err.msg);
+    cr_assert_eq(rd.version, 1);
+    cr_assert_not_null(strstr(rd.json, "\"versionId\":\"1\""));
+    hub_resource_release(&rd);
+}
+
+Test(listen, a_failing_listener_undoes_the_change, .init = rt_up, .fini = rt_down) {
+    seen s = {.fail = true};
+    cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);
+    json_t *res = rt_json("{\"resourceType\":\"Patient\",\"id\":\"p1\"}");
+    hub_record_op op = {.kind = HUB_OP_UPDATE, .type = "Patient", .id = "p1",
+                        .resource = res};
+    hub_err err;
+    hub_status rc = hub_record_apply(rt_rec, &op, 1, true, &err);
+    cr_assert_neq(rc, HUB_OK, "the store failure reaches the caller");
+    hub_record_op_release(&op);
+    json_decref(res);
+    hub_resource rd;
+    cr_assert_eq(hub_record_read(rt_rec, "Patient", "p1", 0, &rd, &err), HUB_E_NOTFOUND,
+                 "nothing of the change stays");
+}
+
+Test(listen, listeners_feeding_each_other_stop_at_the_depth_cap, .init = rt_up,
+     .fini = rt_down) {
+    seen s = {.chain_depth = 1};
+    cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);
+    json_t *res = rt_json("{\"resourceType\":\"Patient\",\"id\":\"p1\"}");
+    hub_record_op op = {.kind = HUB_OP_UPDATE, .type = "Patient", .id = "p1",
+                        .resource = res};
+    hub_err err;
+    cr_assert_neq(hub_record_apply(rt_rec, &op, 1, true, &err), HUB_OK);
+    hub_record_op_release(&op);
+    json_decref(res);
+    cr_assert_eq(s.calls, 6, "depth 0..5: the sixth write is refused (%d)", s.calls);
+}
+
+Test(listen, at_most_eight_listeners, .init = rt_up_bare, .fini = rt_down) {
+    seen s = {0};
+    for (int i = 0; i < 8; i++) cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);
+    cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_E_LIMIT);
+}
+
+Test(listen, put_tx_refuses_a_bad_id, .init = rt_up_bare, .fini = rt_down) {
+    /* Runs inside a job: the listener path with an id the record refuses. */
+    hub_err err;
+    cr_assert_eq(hub_record_put_tx(rt_rec, NULL, "Basic", "bad id", NULL, true, NULL, 0,
+                                   NULL, &err),
+                 HUB_E_ARG);
+    cr_assert_eq(hub_record_put_tx(rt_rec, NULL, "Basic", NULL, NULL, false, NULL, 0, NULL,
+                                   &err),
+                 HUB_E_ARG, "no resource");
+}
+
+static hub_status two_ids(void *ud, const char *id, hub_arena *a, const char ***ids,
+                          size_t *n, hub_err *err) {
+    (void)ud;
+    (void)err;
+    const char **v = hub_arena_alloc(a, 2 * sizeof *v);
+    v[0] = hub_arena_strndup(a, id, strlen(id));
+    v[1] = "linked";
+    *ids = v;
+    *n = 2;
+    return HUB_OK;
+}
+
+Test(listen, patient_ids_default_to_the_patient_itself, .init = rt_up_bare, .fini = rt_down) {
+    hub_arena a;
+    hub_arena_init(&a, 256);
+    const char **ids;
+    size_t n;
+    hub_err err;
+    cr_assert_eq(hub_record_patient_ids(rt_rec, "p9", &a, &ids, &n, &err), HUB_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(ids[0], "p9");
+    hub_record_set_patient_ids(rt_rec, two_ids, NULL);
+    cr_assert_eq(hub_record_patient_ids(rt_rec, "p9", &a, &ids, &n, &err), HUB_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(ids[1], "linked");
+    hub_arena_release(&a);
+}
