@@ -186,7 +186,7 @@ Test(e2e_map, failure_is_ae_errored_and_replayable, .init = up, .fini = down) {
     cr_assert(strstr(ack.p, "ERR||PID^1^7^1|102^"), "%s", ack.p);
     cr_assert_null(strstr(ack.p, "19801340"), "no value in the ACK");
     /* An event with no table yet: AE 200 naming MSH-9. */
-    cr_assert_str_eq(send_recv(fd, MSH("A60^ADT_A60", "F-2")
+    cr_assert_str_eq(send_recv(fd, MSH("A24^ADT_A24", "F-2")
                                        "PID|1||MRN9^^^GENHOSP^MR||DOE^JOHN\r",
                                &ack),
                      "AE");
@@ -207,14 +207,14 @@ Test(e2e_map, failure_is_ae_errored_and_replayable, .init = up, .fini = down) {
     hub_buf_release(&out);
     hub_buf_release(&err);
 
-    /* The site adds a table for A60; replay applies it, F-1 still fails. */
+    /* The site adds a table for A24; replay applies it, F-1 still fails. */
     char site[256];
     hub_test_tmpdir(site);
     char path[400];
-    snprintf(path, sizeof path, "%s/a60.map", site);
+    snprintf(path, sizeof path, "%s/a24.map", site);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
-    fputs("@table ADT_A60\n@kind message\n@events ADT^A60\n"
+    fputs("@table ADT_A24\n@kind message\n@events ADT^A24\n"
           "PID | | Patient | patient | PID[Patient] | identifier! |\n", f);
     fclose(f);
     hub_buf_init(&out);
@@ -228,7 +228,7 @@ Test(e2e_map, failure_is_ae_errored_and_replayable, .init = up, .fini = down) {
     hub_buf_release(&out);
     hub_buf_release(&err);
     pats = current("Patient", NULL);
-    cr_assert_eq(json_array_size(pats), 1, "the replayed A60's Patient");
+    cr_assert_eq(json_array_size(pats), 1, "the replayed A24's Patient");
     json_decref(pats);
     hub_buf_init(&out);
     hub_buf_init(&err);

@@ -504,3 +504,57 @@ Test(map, ig_messages_convert_and_validate) {
     cr_assert_geq(converted, 1);
     hub_fhir_defs_free(defs);
 }
+
+Test(map, identifier_types_get_their_display_and_visits_are_vn) {
+    hub_err err;
+    cr_assert_eq(conv(msg2(seg("PID", 3, "M1^^^H^MR", 5, "X", 19, "123-45-6789", 20,
+                               "D123^MI^20300101", 0),
+                           seg("PV1", 1, "1", 2, "P", 3, "W1^1^A", 4, "E", 5, "PRE1^^^H", 19,
+                               "V9^^^H", 42, "W2^2^B", 0)),
+                      &err),
+                 HUB_OK, "%s", err.msg);
+    json_t *p = res_of("Patient", 0);
+    ASSERT_AT(p, "identifier[0].type.coding[0].system",
+              "http://terminology.hl7.org/CodeSystem/v2-0203");
+    ASSERT_AT(p, "identifier[0].type.coding[0].display", "Medical record number");
+    ASSERT_AT(p, "identifier[1].type.coding[0].code", "SS");
+    ASSERT_AT(p, "identifier[2].value", "D123");
+    ASSERT_AT(p, "identifier[2].type.coding[0].code", "DL");
+    ASSERT_AT(p, "identifier[2].period.end", "2030-01-01");
+    json_t *e = res_of("Encounter", 0);
+    ASSERT_AT(e, "identifier[0].value", "V9");
+    ASSERT_AT(e, "identifier[0].type.coding[0].code", "VN");
+    ASSERT_AT(e, "hospitalization.preAdmissionIdentifier.value", "PRE1");
+    ASSERT_AT(e, "type[0].coding[0].system", "http://terminology.hl7.org/CodeSystem/v2-0007");
+    ASSERT_AT(e, "type[0].coding[0].display", "Emergency");
+    /* PV1-3 of a preadmitted patient is planned; PV1-42 (pending) too. */
+    ASSERT_AT(e, "location[0].status", "planned");
+    ASSERT_AT(e, "location[1].status", "planned");
+}
+
+Test(map, a60_iam_is_an_allergy_and_p12_pr1_a_procedure) {
+    hub_err err;
+    cr_assert_eq(conv("MSH|^~\\&|ADM|HOSP|HUB|HUB|20240102||ADT^A60^ADT_A60|C60|P|2.5.1\r"
+                      "PID|1||1^^^H||X\r"
+                      "IAM|1|FA^Food allergy^HL70127|P1^Peanut^L|SV|Hives||A9^^H||||20180501\r",
+                      &err),
+                 HUB_OK, "%s", err.msg);
+    json_t *a = res_of("AllergyIntolerance", 0);
+    cr_assert_not_null(a);
+    ASSERT_AT(a, "category[0]", "food");
+    ASSERT_AT(a, "code.coding[0].code", "P1");
+    ASSERT_AT(a, "reaction[0].manifestation[0].text", "Hives");
+    ASSERT_AT(a, "identifier[0].value", "A9");
+    ASSERT_AT(a, "onsetDateTime", "2018-05-01");
+    cr_assert_eq(conv("MSH|^~\\&|ADM|HOSP|HUB|HUB|20240102||BAR^P12^BAR_P12|C12|P|2.5.1\r"
+                      "PID|1||1^^^H||X\rPV1|1|I\r"
+                      "PR1|1||76164006^Biopsy of colon^SCT||20050125||||||||||||||PR9\r",
+                      &err),
+                 HUB_OK, "%s", err.msg);
+    json_t *pr = res_of("Procedure", 0);
+    cr_assert_not_null(pr);
+    ASSERT_AT(pr, "status", "unknown");
+    ASSERT_AT(pr, "code.coding[0].system", "http://snomed.info/sct");
+    ASSERT_AT(pr, "performedDateTime", "2005-01-25");
+    ASSERT_AT(pr, "identifier[0].value", "PR9");
+}
