@@ -558,3 +558,30 @@ Test(map, a60_iam_is_an_allergy_and_p12_pr1_a_procedure) {
     ASSERT_AT(pr, "performedDateTime", "2005-01-25");
     ASSERT_AT(pr, "identifier[0].value", "PR9");
 }
+
+Test(map, a_repeating_obx5_is_one_component_per_value) {
+    hub_err err;
+    cr_assert_eq(conv(msg2(seg("PID", 3, "1^^^H", 5, "X", 0),
+                           seg("OBX", 1, "1", 2, "NM", 3, "8867-4^Heart rate^LN", 5, "60~120", 6,
+                               "/min^^UCUM", 7, "50-100", 11, "F", 0)),
+                      &err),
+                 HUB_OK, "%s", err.msg);
+    json_t *o = res_of("Observation", 0);
+    cr_assert_null(json_object_get(o, "valueQuantity"), "the values are the components");
+    cr_assert_eq(json_array_size(json_object_get(o, "component")), 2);
+    ASSERT_AT(o, "component[0].code.coding[0].code", "8867-4");
+    ASSERT_AT(o, "component[1].code.coding[0].code", "8867-4");
+    json_t *v1 = json_object_get(json_object_get(json_array_get(json_object_get(o, "component"), 1),
+                                                 "valueQuantity"),
+                                 "value");
+    cr_assert(json_is_number(v1) && json_number_value(v1) == 120.0);
+    /* one value: valueQuantity as before */
+    cr_assert_eq(conv(msg2(seg("PID", 3, "1^^^H", 5, "X", 0),
+                           seg("OBX", 1, "1", 2, "NM", 3, "8867-4^Heart rate^LN", 5, "60", 11,
+                               "F", 0)),
+                      &err),
+                 HUB_OK, "%s", err.msg);
+    o = res_of("Observation", 0);
+    cr_assert_not_null(json_object_get(o, "valueQuantity"));
+    cr_assert_null(json_object_get(o, "component"));
+}
