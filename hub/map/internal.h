@@ -61,7 +61,7 @@ typedef struct {
 typedef enum { MK_NONE, MK_TABLE, MK_PRIM, MK_FIXED, MK_REF } mkind;
 
 typedef enum {
-    P_STRING, P_CODE, P_ID, P_URI, P_DATE, P_DATETIME, P_INSTANT, P_TIME,
+    P_STRING, P_CODE, P_ID, P_URI, P_DATE, P_DATETIME, P_TIMESTAMP, P_INSTANT, P_TIME,
     P_DECIMAL, P_INTEGER, P_POSINT, P_UNSIGNED, P_BOOLEAN, P_MARKDOWN,
     P_SYSTEM, /* a coding-system name (CWE-3) as a URI */
     P_BASE64, /* text, encoded as base64 (Attachment.data of a text) */

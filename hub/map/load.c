@@ -279,6 +279,7 @@ static hub_status parse_target(lctx *c, char *s, mrow *r) {
 static const struct { const char *name; prim p; } prims[] = {
     {"string", P_STRING}, {"code", P_CODE}, {"id", P_ID}, {"uri", P_URI},
     {"date", P_DATE}, {"dateTime", P_DATETIME}, {"instant", P_INSTANT},
+    {"timestamp", P_TIMESTAMP},
     {"time", P_TIME}, {"decimal", P_DECIMAL}, {"integer", P_INTEGER},
     {"positiveInt", P_POSINT}, {"unsignedInt", P_UNSIGNED},
     {"boolean", P_BOOLEAN}, {"markdown", P_MARKDOWN}, {"system", P_SYSTEM},

@@ -409,10 +409,14 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
         break;
     case P_DATE:
     case P_DATETIME:
+    case P_TIMESTAMP:
     case P_INSTANT: {
-        char k = row->prim == P_DATE ? 'D' : row->prim == P_DATETIME ? 'T' : 'I';
+        char k = row->prim == P_DATE ? 'D' : row->prim == P_INSTANT ? 'I' : 'T';
         /* TS: the time is its first component. */
         size_t n = strlen(t);
+        /* timestamp: a dateTime only when the value has a time of day
+         * (PID-7's birth time); a bare date makes nothing. */
+        if (row->prim == P_TIMESTAMP && strspn(t, "0123456789") <= 8) return HUB_OK;
         if (!hub_map_dtm(t, n, k, c->tz, buf))
             return soft(c, row, v,
                         k == 'D' ? "not a valid date" : "not a valid date/time");

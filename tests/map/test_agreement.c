@@ -13,8 +13,11 @@
  *    resources that describe the conversion itself (MessageHeader,
  *    Provenance), and extensions whose url is not a core FHIR one
  *    (http://hl7.org/fhir/StructureDefinition/...);
- *  - values compare exactly (a time zone or precision difference is a
- *    disagreement), except that a value naming the converter itself (its
+ *  - values compare exactly (a precision difference is a disagreement),
+ *    except that a dateTime with a time and an offset compares as the
+ *    instant it names (the same moment written in another zone agrees:
+ *    FHIR-Converter writes times in its own machine's zone), and a value
+ *    naming the converter itself (its
  *    made-up systems, http://example.com/v2-to-fhir-converter/...) is not
  *    scored;
  *  - a message we do not convert (no table yet, or a failure) agrees on
@@ -31,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef struct {
     char key[64];
@@ -55,6 +60,44 @@ static tally *tally_of(tallies *ts, const char *key) {
 static bool skip_type(const char *t) {
     return strcmp(t, "MessageHeader") == 0 || strcmp(t, "Provenance") == 0 ||
            strcmp(t, "Bundle") == 0;
+}
+
+/* A dateTime with a time of day and an offset is compared as the instant it
+ * names: "2008-08-25T15:31:30+05:30" and "2008-08-25T11:16:30+01:15" are the
+ * same moment written in two zones (FHIR-Converter writes every time in the
+ * zone of the machine that made its expected outputs). Writes the instant
+ * (UTC, ms) to out and returns true for such a value. */
+static bool instant_of(const char *s, char *out, size_t cap) {
+    int y, mo, d, h, mi, sec = 0, ms = 0, n = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) != 5 || n != 16) return false;
+    const char *p = s + n;
+    if (*p == ':') {
+        if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2])) return false;
+        sec = (p[1] - '0') * 10 + (p[2] - '0');
+        p += 3;
+        if (*p == '.') {
+            int digits = 0;
+            for (p++; isdigit((unsigned char)*p); p++, digits++)
+                if (digits < 3) ms = ms * 10 + (*p - '0');
+            for (; digits < 3; digits++) ms *= 10;
+        }
+    }
+    int off = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int oh = atoi(p + 1), om = atoi(p + 4);
+        off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p) return false;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                    .tm_min = mi, .tm_sec = sec};
+    long long t = (long long)timegm(&tm) - off * 60LL;
+    snprintf(out, cap, "\"@%lld.%03d\"", t, ms);
+    return true;
 }
 
 /* Leaves of `v` under `path` into `set` ("Type|path|json" -> true). */
@@ -87,7 +130,10 @@ static void leaves(json_t *v, const char *path, json_t *set) {
     } else {
         const char *sv = json_string_value(v);
         if (sv && strstr(sv, "example.com/v2-to-fhir-converter")) return;
-        char *js = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        char inst[48];
+        char *js = sv && instant_of(sv, inst, sizeof inst)
+                       ? strdup(inst)
+                       : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
         if (js) {
             size_t n = strlen(path) + strlen(js) + 2;
             char *key = malloc(n);
