@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hub/v2.h"
 #include "v2_test.h"
@@ -512,4 +514,71 @@ Test(v2_v28, added_code_accepted_in_28_not_in_271, .init = up, .fini = down) {
              obx11_a);
     fs = run(buf, NULL);
     cr_assert_null(v2_finding(&fs, "OBX-11", 103));
+}
+
+/* ---- a version file's tables and bindings are checked when it loads ---------------- */
+
+/* A one-version conformance dir whose version file has `extra` after its
+ * (empty) sections; loading 2.8 from it gives the status returned. */
+static hub_status load_with(const char *extra, const char *seg_rows, hub_err *err) {
+    char dir[] = "/tmp/hub_v28prof_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/base", dir);
+    mkdir(path, 0700);
+    const char *names[] = {"versions.txt", "tables.json", "v2.8.json"};
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"events\": {}, \"structures\": {}, \"segments\": {\"ZZZ\": %s},"
+             " \"datatypes\": {\"CQ\": [[\"Quantity\",\"NM\",\"O\",0],[\"Units\",\"CWE\",\"O\",0]]}%s}",
+             seg_rows, extra);
+    const char *texts[] = {"2.8\n", "{\"0085\": {\"name\": \"x\", \"codes\": [\"F\"]}}", body};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/base/%s", dir, names[i]);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(texts[i], f);
+        fclose(f);
+    }
+    hub_v2_profset *s = NULL;
+    cr_assert_eq(hub_v2_profset_open(dir, &s, err), HUB_OK);
+    const hub_v2_profile *p = NULL;
+    hub_status rc = hub_v2_profset_get(s, "2.8", &p, err);
+    if (rc == HUB_OK) {
+        cr_assert_eq(hub_v2_profile_table_has(p, 85, hub_slice_cstr("F")), 1);
+        cr_assert_eq(hub_v2_profile_table_has(p, 85, hub_slice_cstr("A")), 1);
+        cr_assert_eq(hub_v2_profile_table_has(p, 924, hub_slice_cstr("WK")), 1);
+    }
+    hub_v2_profset_close(s);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/base/%s", dir, names[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/base", dir);
+    rmdir(path);
+    rmdir(dir);
+    return rc;
+}
+
+#define GOOD_TABLES ", \"tables\": {\"0085\": {\"name\": \"x\", \"added\": [\"A\", \"F\"]}," \
+                    " \"0924\": {\"name\": \"y\", \"added\": [\"WK\"]}}"
+#define ROW_0924 "[[\"Interval\",\"CQ\",\"O\",\"1\",0,\"0924\",2]]"
+
+Test(v2_v28, version_tables_merge_and_bad_ones_are_refused) {
+    hub_err err;
+    cr_assert_eq(load_with(GOOD_TABLES, ROW_0924, &err), HUB_OK, "%s", err.msg);
+    cr_assert_eq(load_with(", \"tables\": [1]", ROW_0924, &err), HUB_E_PARSE);
+    cr_assert_eq(load_with(", \"tables\": {\"0085\": {\"added\": \"A\"}}", ROW_0924, &err),
+                 HUB_E_PARSE);
+    cr_assert_eq(load_with(", \"tables\": {\"x\": {\"added\": []}}", ROW_0924, &err), HUB_E_PARSE);
+    cr_assert_eq(load_with(", \"tables\": {\"0085\": {\"added\": [7]}}", ROW_0924, &err),
+                 HUB_E_PARSE);
+    /* a component binding needs a table and a component number */
+    cr_assert_eq(load_with(GOOD_TABLES, "[[\"I\",\"CQ\",\"O\",\"1\",0,\"0924\",0]]", &err),
+                 HUB_E_PARSE);
+    cr_assert_eq(load_with(GOOD_TABLES, "[[\"I\",\"CQ\",\"O\",\"1\",0,\"0924\",\"2\"]]", &err),
+                 HUB_E_PARSE);
+    cr_assert_eq(load_with(GOOD_TABLES, "[[\"I\",\"CQ\",\"O\",\"1\",0,\"\",2]]", &err),
+                 HUB_E_PARSE);
+    cr_assert_str_eq(err.where, "v2.8.json");
 }
