@@ -116,17 +116,31 @@ static char *unquote(lctx *c, const char *s, size_t n) {
     return o;
 }
 
+/* Copies `n` items of `size` bytes into the map's arena (NULL for none). */
+static void *keep(lctx *c, const void *p, size_t n, size_t size) {
+    if (n == 0) return NULL;
+    void *o = hub_arena_alloc(&c->m->arena, n * size);
+    if (o) memcpy(o, p, n * size);
+    return o;
+}
+
+static hub_status nomem(lctx *c) { return hub_err_set(c->err, HUB_E_NOMEM, "map", "out of memory"); }
+
 static hub_status parse_src(lctx *c, char *s, msrc *out, bool seg_table) {
     memset(out, 0, sizeof *out);
     if (*s == 0 || strcmp(s, ".") == 0) {
         out->self = true;
         return HUB_OK;
     }
+    mterm terms[6];
+    size_t nt = 0;
     /* Terms joined by " + ". */
     char *p = s;
     while (*p) {
         while (*p == ' ') p++;
-        if (out->nterms == 6) return bad(c, "source of more than 6 terms%s", "");
+        if (nt == 6) return bad(c, "source of more than 6 terms%s", "");
+        mterm *tm = &terms[nt];
+        memset(tm, 0, sizeof *tm);
         char *start = p;
         if (*p == '"') {
             p++;
@@ -136,23 +150,25 @@ static hub_status parse_src(lctx *c, char *s, msrc *out, bool seg_table) {
             }
             if (*p != '"') return bad(c, "unterminated literal in source%s", "");
             p++;
-            out->terms[out->nterms].lit = true;
-            out->terms[out->nterms].text = unquote(c, start, (size_t)(p - start));
+            tm->lit = true;
+            tm->text = unquote(c, start, (size_t)(p - start));
         } else {
             while (*p && *p != ' ' && *p != '+') p++;
             char save = *p;
             *p = 0;
-            if (!parse_pos(start, &out->terms[out->nterms].pos, seg_table)) {
+            if (!parse_pos(start, &tm->pos, seg_table)) {
                 *p = save;
                 return bad(c, "bad source '%.60s'", start);
             }
             *p = save;
         }
-        out->nterms++;
+        nt++;
         while (*p == ' ') p++;
         if (*p == '+') p++;
         else if (*p) return bad(c, "bad source '%.60s'", s);
     }
+    if ((out->terms = keep(c, terms, nt, sizeof *terms)) == NULL) return nomem(c);
+    out->nterms = (uint8_t)nt;
     return HUB_OK;
 }
 
@@ -160,10 +176,16 @@ static hub_status parse_src(lctx *c, char *s, msrc *out, bool seg_table) {
 static hub_status parse_cond(lctx *c, char *s, mcond *out, bool seg_table) {
     memset(out, 0, sizeof *out);
     if (*s == 0) return HUB_OK;
+    mclause cls[4];
+    const char *vals[4][12];
+    size_t ncl = 0;
     char *p = s;
     while (*p) {
-        if (out->n == 4) return bad(c, "more than 4 clauses in '%.60s'", s);
-        mclause *cl = &out->c[out->n++];
+        if (ncl == 4) return bad(c, "more than 4 clauses in '%.60s'", s);
+        mclause *cl = &cls[ncl];
+        memset(cl, 0, sizeof *cl);
+        cl->vals = vals[ncl];
+        ncl++;
         while (*p == ' ') p++;
         char *w = p;
         while (*p && *p != ' ') p++;
@@ -225,6 +247,11 @@ static hub_status parse_cond(lctx *c, char *s, mcond *out, bool seg_table) {
         if (strncmp(p, "and ", 4) != 0) return bad(c, "conditions join with 'and': '%.60s'", s);
         p += 4;
     }
+    for (size_t i = 0; i < ncl; i++)
+        if (cls[i].nvals && (cls[i].vals = keep(c, vals[i], cls[i].nvals, sizeof *vals[i])) == NULL)
+            return nomem(c);
+    if ((out->c = keep(c, cls, ncl, sizeof *cls)) == NULL) return nomem(c);
+    out->n = (uint8_t)ncl;
     return HUB_OK;
 }
 
@@ -322,16 +349,19 @@ static hub_status parse_mapping(lctx *c, char *s, mrow *r) {
 }
 
 static hub_status parse_links(lctx *c, char *s, mrow *r) {
+    mlink links[6];
+    size_t nl = 0;
     char *save = NULL;
     for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         tok = trim(tok);
         if (*tok == 0) continue;
-        if (r->nlinks == 6) return bad(c, "more than 6 links%s", "");
+        if (nl == 6) return bad(c, "more than 6 links%s", "");
         char *eq = strchr(tok, '=');
         if (eq == NULL) return bad(c, "link wants elem=name: '%.60s'", tok);
         *eq = 0;
         char *l = trim(tok), *rr = trim(eq + 1);
-        mlink *lk = &r->links[r->nlinks++];
+        mlink *lk = &links[nl++];
+        memset(lk, 0, sizeof *lk);
         if (strcmp(rr, "self") == 0) {
             /* name.elem=self: the named resource points at this one. */
             char *dot = strchr(l, '.');
@@ -351,6 +381,8 @@ static hub_status parse_links(lctx *c, char *s, mrow *r) {
         lk->steps = tmp.steps;
         lk->nsteps = tmp.nsteps;
     }
+    if (nl && (r->links = keep(c, links, nl, sizeof *links)) == NULL) return nomem(c);
+    r->nlinks = (uint8_t)nl;
     return HUB_OK;
 }
 
