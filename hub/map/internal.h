@@ -118,7 +118,7 @@ typedef struct mtable {
     size_t nstructures;
     const char *events[32];
     size_t nevents;
-    mrow *rows;         /* heap */
+    mrow *rows;         /* the map's arena */
     size_t nrows, cap;
     /* vocab and local: rows sorted by `from` for bsearch */
     bool sorted;

@@ -391,13 +391,8 @@ static hub_status parse_row(lctx *c, char *line) {
     char *cells[MAX_CELLS];
     size_t n = split_cells(line, cells);
     for (size_t i = n; i < MAX_CELLS; i++) cells[i] = "";
-    if (t->nrows == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 16;
-        mrow *nr = hub_realloc(t->rows, nc * sizeof *nr);
-        if (nr == NULL) return hub_err_set(c->err, HUB_E_NOMEM, "map", "out of memory");
-        t->rows = nr;
-        t->cap = nc;
-    }
+    /* load_file sized rows[] to the file's line count. */
+    if (t->nrows == t->cap) return hub_err_set(c->err, HUB_E_LIMIT, "map", "more rows than lines");
     mrow *r = &t->rows[t->nrows];
     memset(r, 0, sizeof *r);
     r->line = c->line;
@@ -502,9 +497,9 @@ static hub_status parse_header(lctx *c, char *line) {
     return HUB_OK;
 }
 
+/* The rows live in the map's arena; their fixed values are jansson's. */
 static void table_free(mtable *t) {
     for (size_t k = 0; k < t->nrows; k++) json_decref(t->rows[k].fixed);
-    hub_free(t->rows);
     t->rows = NULL;
     t->nrows = 0;
 }
@@ -526,6 +521,16 @@ static hub_status load_file(hub_map *m, const char *path, const char *label,
     }
     t->file = hub_arena_strndup(&m->arena, label, strlen(label));
     t->kind = (table_kind)-1;
+    /* One row at most per line: the rows in one piece of the arena, no
+     * regrowing. */
+    size_t lines = 1;
+    for (const char *q = buf; (q = memchr(q, '\n', (size_t)(buf + n - q))) != NULL; q++) lines++;
+    t->rows = hub_arena_alloc(&m->arena, lines * sizeof *t->rows);
+    if (t->file == NULL || t->rows == NULL) {
+        hub_free(buf);
+        return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
+    }
+    t->cap = lines;
     lctx c = {m, t, t->file, 0, err};
     char *save = NULL;
     /* strtok_r would skip blank lines' numbers: walk by hand. */
@@ -668,8 +673,9 @@ static hub_status resolve(hub_map *m, hub_err *err) {
                                t->extends);
         if (base->nrows + t->nrows > base->cap) {
             size_t nc = base->nrows + t->nrows;
-            mrow *nr = hub_realloc(base->rows, nc * sizeof *nr);
+            mrow *nr = hub_arena_alloc(&m->arena, nc * sizeof *nr);
             if (nr == NULL) return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
+            if (base->nrows) memcpy(nr, base->rows, base->nrows * sizeof *nr);
             base->rows = nr;
             base->cap = nc;
         }
