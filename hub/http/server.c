@@ -398,6 +398,13 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
     if (inet_pton(AF_INET, s->host, &addr.sin_addr) != 1)
         return hub_err_set(err, HUB_E_CONFIG, "http.host",
                            "'%s' is not an IPv4 address", s->host);
+    /* The blocking pool's threads start on demand (on_request); its size is
+     * set before libmicrohttpd's threads can read it. */
+    int nw = s->cfg.blocking_threads > 0 ? s->cfg.blocking_threads : 0;
+    if (nw > 0 && s->workers == NULL &&
+        (s->workers = hub_calloc((size_t)nw, sizeof *s->workers)) == NULL)
+        nw = 0;
+    s->maxworkers = nw;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
                      (tls ? MHD_USE_TLS : 0);
@@ -421,10 +428,6 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
                                  "certificate and key do not load?)"
                                : "cannot listen on %s:%d (port in use?)",
                            s->host, s->cfg.port);
-    int nw = s->cfg.blocking_threads > 0 ? s->cfg.blocking_threads : 0;
-    if (nw > 0 && (s->workers = hub_calloc((size_t)nw, sizeof *s->workers)) == NULL)
-        nw = 0;
-    s->maxworkers = nw; /* started on demand, see on_request */
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : s->cfg.port;
