@@ -37,7 +37,7 @@ const hub_cfg_entry hub_cfg_table[] = {
      "HTTP worker threads"},
     {"http.blocking_threads", HUB_CFG_INT, "32", 0, 1024,
      F(http_blocking_threads), NULL,
-     "threads that run FHIR writes (each waits for its commit group)"},
+     "most threads that run FHIR writes (each waits for its commit group; started as needed)"},
     {"http.max_connections", HUB_CFG_INT, "1024", 1, 65536,
      F(http_max_connections), NULL, "concurrent HTTP connections"},
     {"store.durable", HUB_CFG_BOOL, "true", 0, 1, F(durable), NULL,

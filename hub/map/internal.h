@@ -14,15 +14,20 @@ typedef struct {
     uint16_t field, rep, comp, sub; /* rep 0: every repetition */
 } mpos;
 
-/* A source: one position, or a concatenation of positions and literals. */
+/* A source: one position, or a concatenation of positions and literals.
+ * Rows keep their variable parts (terms, clauses, values, links) in the
+ * map's arena, sized to what the row has: a row is ~200 bytes, not ~1 KB
+ * of mostly empty slots, which start-up paid for in page faults. */
+typedef struct {
+    bool lit;
+    const char *text; /* literal */
+    mpos pos;
+} mterm;
+
 typedef struct {
     bool self;        /* "." or empty: the current value itself */
-    uint8_t nterms;
-    struct {
-        bool lit;
-        const char *text; /* literal */
-        mpos pos;
-    } terms[6];
+    uint8_t nterms;   /* at most 6 */
+    const mterm *terms;
 } msrc;
 
 typedef enum { C_VALUED, C_NOT_VALUED, C_EQ, C_NE, C_IN, C_NOT_IN } cop;
@@ -31,13 +36,13 @@ typedef struct {
     mpos pos;
     bool self;
     cop op;
-    uint8_t nvals;
-    const char *vals[12];
+    uint8_t nvals;    /* at most 12 */
+    const char **vals;
 } mclause;
 
 typedef struct {
-    uint8_t n;
-    mclause c[4]; /* ANDed */
+    uint8_t n;        /* at most 4, ANDed */
+    const mclause *c;
 } mcond;
 
 /* One step of a target path: name, and how the array index is chosen. */
@@ -94,7 +99,7 @@ typedef struct mrow {
     bool into;              /* "@name": into an existing resource */
     const char *name;       /* the resource's name in the message */
     const char *key;        /* identifier, content, message */
-    mlink links[6];
+    const mlink *links; /* at most 6 */
     uint8_t nlinks;
     /* vocab and local tables */
     const char *from, *code, *display, *system;
@@ -113,7 +118,7 @@ typedef struct mtable {
     size_t nstructures;
     const char *events[32];
     size_t nevents;
-    mrow *rows;         /* heap */
+    mrow *rows;         /* the map's arena */
     size_t nrows, cap;
     /* vocab and local: rows sorted by `from` for bsearch */
     bool sorted;

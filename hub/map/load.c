@@ -116,17 +116,31 @@ static char *unquote(lctx *c, const char *s, size_t n) {
     return o;
 }
 
+/* Copies `n` items of `size` bytes into the map's arena (NULL for none). */
+static void *keep(lctx *c, const void *p, size_t n, size_t size) {
+    if (n == 0) return NULL;
+    void *o = hub_arena_alloc(&c->m->arena, n * size);
+    if (o) memcpy(o, p, n * size);
+    return o;
+}
+
+static hub_status nomem(lctx *c) { return hub_err_set(c->err, HUB_E_NOMEM, "map", "out of memory"); }
+
 static hub_status parse_src(lctx *c, char *s, msrc *out, bool seg_table) {
     memset(out, 0, sizeof *out);
     if (*s == 0 || strcmp(s, ".") == 0) {
         out->self = true;
         return HUB_OK;
     }
+    mterm terms[6];
+    size_t nt = 0;
     /* Terms joined by " + ". */
     char *p = s;
     while (*p) {
         while (*p == ' ') p++;
-        if (out->nterms == 6) return bad(c, "source of more than 6 terms%s", "");
+        if (nt == 6) return bad(c, "source of more than 6 terms%s", "");
+        mterm *tm = &terms[nt];
+        memset(tm, 0, sizeof *tm);
         char *start = p;
         if (*p == '"') {
             p++;
@@ -136,23 +150,25 @@ static hub_status parse_src(lctx *c, char *s, msrc *out, bool seg_table) {
             }
             if (*p != '"') return bad(c, "unterminated literal in source%s", "");
             p++;
-            out->terms[out->nterms].lit = true;
-            out->terms[out->nterms].text = unquote(c, start, (size_t)(p - start));
+            tm->lit = true;
+            tm->text = unquote(c, start, (size_t)(p - start));
         } else {
             while (*p && *p != ' ' && *p != '+') p++;
             char save = *p;
             *p = 0;
-            if (!parse_pos(start, &out->terms[out->nterms].pos, seg_table)) {
+            if (!parse_pos(start, &tm->pos, seg_table)) {
                 *p = save;
                 return bad(c, "bad source '%.60s'", start);
             }
             *p = save;
         }
-        out->nterms++;
+        nt++;
         while (*p == ' ') p++;
         if (*p == '+') p++;
         else if (*p) return bad(c, "bad source '%.60s'", s);
     }
+    if ((out->terms = keep(c, terms, nt, sizeof *terms)) == NULL) return nomem(c);
+    out->nterms = (uint8_t)nt;
     return HUB_OK;
 }
 
@@ -160,10 +176,16 @@ static hub_status parse_src(lctx *c, char *s, msrc *out, bool seg_table) {
 static hub_status parse_cond(lctx *c, char *s, mcond *out, bool seg_table) {
     memset(out, 0, sizeof *out);
     if (*s == 0) return HUB_OK;
+    mclause cls[4];
+    const char *vals[4][12];
+    size_t ncl = 0;
     char *p = s;
     while (*p) {
-        if (out->n == 4) return bad(c, "more than 4 clauses in '%.60s'", s);
-        mclause *cl = &out->c[out->n++];
+        if (ncl == 4) return bad(c, "more than 4 clauses in '%.60s'", s);
+        mclause *cl = &cls[ncl];
+        memset(cl, 0, sizeof *cl);
+        cl->vals = vals[ncl];
+        ncl++;
         while (*p == ' ') p++;
         char *w = p;
         while (*p && *p != ' ') p++;
@@ -225,6 +247,11 @@ static hub_status parse_cond(lctx *c, char *s, mcond *out, bool seg_table) {
         if (strncmp(p, "and ", 4) != 0) return bad(c, "conditions join with 'and': '%.60s'", s);
         p += 4;
     }
+    for (size_t i = 0; i < ncl; i++)
+        if (cls[i].nvals && (cls[i].vals = keep(c, vals[i], cls[i].nvals, sizeof *vals[i])) == NULL)
+            return nomem(c);
+    if ((out->c = keep(c, cls, ncl, sizeof *cls)) == NULL) return nomem(c);
+    out->n = (uint8_t)ncl;
     return HUB_OK;
 }
 
@@ -323,16 +350,19 @@ static hub_status parse_mapping(lctx *c, char *s, mrow *r) {
 }
 
 static hub_status parse_links(lctx *c, char *s, mrow *r) {
+    mlink links[6];
+    size_t nl = 0;
     char *save = NULL;
     for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         tok = trim(tok);
         if (*tok == 0) continue;
-        if (r->nlinks == 6) return bad(c, "more than 6 links%s", "");
+        if (nl == 6) return bad(c, "more than 6 links%s", "");
         char *eq = strchr(tok, '=');
         if (eq == NULL) return bad(c, "link wants elem=name: '%.60s'", tok);
         *eq = 0;
         char *l = trim(tok), *rr = trim(eq + 1);
-        mlink *lk = &r->links[r->nlinks++];
+        mlink *lk = &links[nl++];
+        memset(lk, 0, sizeof *lk);
         if (strcmp(rr, "self") == 0) {
             /* name.elem=self: the named resource points at this one. */
             char *dot = strchr(l, '.');
@@ -352,6 +382,8 @@ static hub_status parse_links(lctx *c, char *s, mrow *r) {
         lk->steps = tmp.steps;
         lk->nsteps = tmp.nsteps;
     }
+    if (nl && (r->links = keep(c, links, nl, sizeof *links)) == NULL) return nomem(c);
+    r->nlinks = (uint8_t)nl;
     return HUB_OK;
 }
 
@@ -360,13 +392,8 @@ static hub_status parse_row(lctx *c, char *line) {
     char *cells[MAX_CELLS];
     size_t n = split_cells(line, cells);
     for (size_t i = n; i < MAX_CELLS; i++) cells[i] = "";
-    if (t->nrows == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 16;
-        mrow *nr = hub_realloc(t->rows, nc * sizeof *nr);
-        if (nr == NULL) return hub_err_set(c->err, HUB_E_NOMEM, "map", "out of memory");
-        t->rows = nr;
-        t->cap = nc;
-    }
+    /* load_file sized rows[] to the file's line count. */
+    if (t->nrows == t->cap) return hub_err_set(c->err, HUB_E_LIMIT, "map", "more rows than lines");
     mrow *r = &t->rows[t->nrows];
     memset(r, 0, sizeof *r);
     r->line = c->line;
@@ -471,9 +498,9 @@ static hub_status parse_header(lctx *c, char *line) {
     return HUB_OK;
 }
 
+/* The rows live in the map's arena; their fixed values are jansson's. */
 static void table_free(mtable *t) {
     for (size_t k = 0; k < t->nrows; k++) json_decref(t->rows[k].fixed);
-    hub_free(t->rows);
     t->rows = NULL;
     t->nrows = 0;
 }
@@ -495,6 +522,16 @@ static hub_status load_file(hub_map *m, const char *path, const char *label,
     }
     t->file = hub_arena_strndup(&m->arena, label, strlen(label));
     t->kind = (table_kind)-1;
+    /* One row at most per line: the rows in one piece of the arena, no
+     * regrowing. */
+    size_t lines = 1;
+    for (const char *q = buf; (q = memchr(q, '\n', (size_t)(buf + n - q))) != NULL; q++) lines++;
+    t->rows = hub_arena_alloc(&m->arena, lines * sizeof *t->rows);
+    if (t->file == NULL || t->rows == NULL) {
+        hub_free(buf);
+        return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
+    }
+    t->cap = lines;
     lctx c = {m, t, t->file, 0, err};
     char *save = NULL;
     /* strtok_r would skip blank lines' numbers: walk by hand. */
@@ -637,8 +674,9 @@ static hub_status resolve(hub_map *m, hub_err *err) {
                                t->extends);
         if (base->nrows + t->nrows > base->cap) {
             size_t nc = base->nrows + t->nrows;
-            mrow *nr = hub_realloc(base->rows, nc * sizeof *nr);
+            mrow *nr = hub_arena_alloc(&m->arena, nc * sizeof *nr);
             if (nr == NULL) return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
+            if (base->nrows) memcpy(nr, base->rows, base->nrows * sizeof *nr);
             base->rows = nr;
             base->cap = nc;
         }

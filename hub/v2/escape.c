@@ -193,9 +193,24 @@ static bool do_escape(dec *D, const hub_v2_delims *d, const char *s, size_t n,
             D->cs = HUB_V2_CS_LATIN1;
             return true;
         }
+        /* ESC % G: ISO-IR 192, UTF-8 (how a message in ASCII or Latin-1
+         * switches to Unicode); ESC % @ returns to ISO 2022, ASCII. */
+        if (x == 0x25 && y == 0x47) {
+            D->cs = HUB_V2_CS_UTF8;
+            return true;
+        }
+        if (x == 0x25 && y == 0x40) {
+            D->cs = HUB_V2_CS_ASCII;
+            return true;
+        }
+        /* Other single-byte sets (ISO-IR 13/14 JIS X 0201, ISO-IR 101 ...,
+         * ISO 8859-2..15) would need their own tables: kept verbatim and
+         * flagged, see conformance/v2/README.md. */
         return false;
     }
-    if (s[0] == 'M') return false; /* multi-byte sets: not supported */
+    /* Multi-byte sets (\M2442\ ISO-IR 87 JIS X 0208, \M242844\ ISO-IR 159,
+     * \M242943\ ISO-IR 149 KS X 1001): not decoded, kept and flagged. */
+    if (s[0] == 'M') return false;
     if (s[0] == 'Z') return false; /* locally defined: kept verbatim */
     if (s[0] == '.') {
         const char *c = s + 1;

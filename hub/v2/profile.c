@@ -237,6 +237,27 @@ static bool resolve_profile(hub_v2_profile *p) {
         for (size_t k = 0; k < d->n && k < UINT16_MAX; k++)
             if (d->items[k].usage == 'R') d->req[d->nreq++] = (uint16_t)(k + 1);
     }
+    /* Tables bound to a component of a field (after the datatypes, whose
+     * resolutions they copy). */
+    for (size_t i = 0; i < p->nsegs; i++) {
+        hub__pseg *sg = &p->segs[i];
+        for (size_t f = 0; f < sg->n; f++) {
+            const hub_v2_item_def *it = &sg->items[f];
+            hub__pres *r = &sg->res[f];
+            if (it->table_comp == 0 || r->pdt == NULL || it->table_comp > r->pdt->n) continue;
+            hub_v2_item_def *cd = hub_arena_alloc(&p->arena, sizeof *cd);
+            hub__pres *cr = hub_arena_alloc(&p->arena, sizeof *cr);
+            if (cd == NULL || cr == NULL) return false;
+            *cd = r->pdt->items[it->table_comp - 1];
+            *cr = r->pdt->res[it->table_comp - 1];
+            cd->table = it->table;
+            const hub__ptable *t = table_find(p->tables, it->table);
+            cr->table = t && t->n > 0 ? t : NULL;
+            cr->leaf_plain = cr->leaf_check == HUB__VK_NONE && cr->leaf_kind == HUB__LK_OTHER;
+            r->bound_def = cd;
+            r->bound_res = cr;
+        }
+    }
     uint32_t size = 16;
     while (size < 4 * p->nsegs) size *= 2;
     if (p->nsegs >= UINT16_MAX) return true; /* binary search */
@@ -482,7 +503,7 @@ const hub_v2_struct_def *hub_v2_profile_struct_def(const hub_v2_profile *p,
 
 /* ---- field and component rows --------------------------------------------- */
 
-/* Field: [name, datatype, usage, repeat, maxlen, table?];
+/* Field: [name, datatype, usage, repeat, maxlen, table?, component?];
  * component: [name, datatype, usage, maxlen, table?]. */
 static hub_status parse_row(hub_arena *a, json_t *row, bool is_field,
                             const char *where, hub_v2_item_def *d,
@@ -508,7 +529,15 @@ static hub_status parse_row(hub_arena *a, json_t *row, bool is_field,
     json_int_t l = json_integer_value(len);
     d->max_len = l > 0 && l < 100000000 ? (uint32_t)l : 0;
     d->table = 0;
+    d->table_comp = 0;
     if (json_is_string(tbl)) d->table = (uint16_t)atoi(json_string_value(tbl));
+    json_t *tc = is_field ? json_array_get(row, k + 1) : NULL;
+    if (tc) {
+        json_int_t c = json_is_integer(tc) ? json_integer_value(tc) : 0;
+        if (d->table == 0 || c < 1 || c > HUB_MAX_COMPONENTS || c > UINT8_MAX)
+            return hub_err_set(err, HUB_E_CONFIG, where, "bad table component");
+        d->table_comp = (uint8_t)c;
+    }
     return HUB_OK;
 }
 
@@ -631,6 +660,62 @@ out:
     return rc;
 }
 
+/* A version's "tables" section: {"0085": {"name": "...", "added": [codes]}},
+ * codes the version adds to the set's tables (or whole tables it
+ * introduces). The profile gets its own table list: the set's entries,
+ * shared, with those tables replaced by merged copies in its arena. */
+static hub_status own_tables(hub_v2_profile *p, json_t *tj, const char *where,
+                             hub_err *err) {
+    const hub__ptables *sh = p->tables;
+    hub_arena *a = &p->arena;
+    if (!json_is_object(tj)) return hub_err_set(err, HUB_E_PARSE, where, "bad tables section");
+    size_t extra = json_object_size(tj);
+    p->own.items = hub_arena_calloc(a, (sh->n + extra + 1) * sizeof *p->own.items);
+    if (p->own.items == NULL) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
+    memcpy(p->own.items, sh->items, sh->n * sizeof *sh->items);
+    size_t n = sh->n;
+    const char *key;
+    json_t *val;
+    json_object_foreach(tj, key, val) {
+        json_t *add = json_object_get(val, "added");
+        int id = atoi(key);
+        if (!json_is_array(add) || id <= 0 || id > UINT16_MAX)
+            return hub_err_set(err, HUB_E_PARSE, where, "bad table '%.8s'", key);
+        hub__ptable *t = NULL;
+        for (size_t i = 0; i < sh->n; i++)
+            if (p->own.items[i].id == id) t = &p->own.items[i];
+        if (t == NULL) {
+            t = &p->own.items[n++];
+            memset(t, 0, sizeof *t);
+            t->id = (uint16_t)id;
+        }
+        size_t na = json_array_size(add);
+        const char **codes = hub_arena_alloc(a, (t->n + na + 1) * sizeof *codes);
+        if (codes == NULL) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
+        if (t->n) memcpy(codes, t->codes, t->n * sizeof *codes);
+        size_t k = t->n;
+        for (size_t j = 0; j < na; j++) {
+            json_t *c = json_array_get(add, j);
+            if (!json_is_string(c))
+                return hub_err_set(err, HUB_E_PARSE, where, "bad code in table '%.8s'", key);
+            if (hub__codes_has(t->codes, t->n, hub_slice_cstr(json_string_value(c))))
+                continue;
+            codes[k] = adup(a, json_string_value(c));
+            if (codes[k] == NULL) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
+            k++;
+        }
+        qsort(codes, k, sizeof *codes, cmp_str);
+        t->codes = codes;
+        t->n = k;
+        t->slots = NULL;
+        if (!table_index(a, t)) return hub_err_set(err, HUB_E_NOMEM, where, "out of memory");
+    }
+    p->own.n = n;
+    qsort(p->own.items, n, sizeof *p->own.items, cmp_table);
+    p->tables = &p->own;
+    return HUB_OK;
+}
+
 static hub_status load_version(hub_v2_profset *s, const char *ver,
                                hub_v2_profile **out, hub_err *err) {
     char path[600], where[48];
@@ -729,6 +814,8 @@ static hub_status load_version(hub_v2_profset *s, const char *ver,
         if (rc != HUB_OK) goto fail;
         i++;
     }
+    json_t *tj = json_object_get(root, "tables");
+    if (tj && (rc = own_tables(p, tj, where, err)) != HUB_OK) goto fail;
     qsort(p->events, p->nevents, sizeof *p->events, cmp_event);
     qsort(p->structs, p->nstructs, sizeof *p->structs, cmp_struct);
     qsort(p->segs, p->nsegs, sizeof *p->segs, cmp_seg);

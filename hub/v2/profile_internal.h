@@ -91,6 +91,11 @@ struct hub__pres {
     uint8_t leaf_kind;          /* HUB__LK_* */
     bool leaf_plain;            /* as a leaf, only its length can be
                                  * wrong: no value check, no table */
+    /* A field whose table binds one of its components (table_comp): that
+     * component's definition and resolution with the table in place of
+     * the datatype's; NULL otherwise. */
+    const hub_v2_item_def *bound_def;
+    const struct hub__pres *bound_res;
 };
 
 typedef struct {
@@ -101,7 +106,9 @@ typedef struct {
 struct hub_v2_profile {
     hub_arena arena;
     char version[16];
-    const hub__ptables *tables; /* the set's, shared */
+    const hub__ptables *tables; /* the set's, shared; or `own` when the
+                                 * version adds codes ("tables" section) */
+    hub__ptables own;
     hub__pevent *events;
     size_t nevents;
     hub__pstruct *structs;

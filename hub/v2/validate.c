@@ -742,6 +742,10 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
         }
         if (cd == NULL) continue;
         const hub__pres *cres = &pdt->res[k - 1];
+        if (level == LV_FIELD && res->bound_res && def->table_comp == k) {
+            cd = res->bound_def; /* the field binds this component's table */
+            cres = res->bound_res;
+        }
         if (nothing_to_check(c, cd, cres, pv, level + 1)) continue;
         check_item(c, fc, cd, cres, pv, level + 1);
     }

@@ -13,9 +13,10 @@ typedef struct {
     const char *host; /* bind address */
     int port;         /* 0 picks a free one */
     int threads;
-    /* Threads of the blocking pool that runs the non-GET requests of
-     * hub_http_route_raw routes (FHIR writes wait for their commit there);
-     * 0 runs them on libmicrohttpd's threads. */
+    /* Most threads of the blocking pool that runs the non-GET requests of
+     * hub_http_route_raw routes (FHIR writes wait for their commit there),
+     * started as requests need them; 0 runs them on libmicrohttpd's
+     * threads. */
     int blocking_threads;
     int max_connections;
     int64_t max_body;

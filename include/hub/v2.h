@@ -584,6 +584,9 @@ typedef struct {
     bool repeats;         /* fields only */
     uint32_t max_len;     /* 0: no limit known */
     uint16_t table;       /* HL7 table number, 0: none */
+    uint8_t table_comp;   /* fields: the component `table` applies to
+                           * (CDO-4's units, CQ.2, take table 0924);
+                           * 0: the field itself */
 } hub_v2_item_def;
 
 /* Definition of field `field` (1-based) of segment `seg_id`, or NULL. */

@@ -73,6 +73,21 @@ Test(v2_escape, charset_switch_latin1) {
     cr_assert_eq(t.flags, 0);
 }
 
+Test(v2_escape, charset_switch_utf8) {
+    /* ESC % G selects ISO-IR 192 (UTF-8): the bytes after it are UTF-8 even
+     * in an ASCII message; ESC % @ goes back */
+    hub_v2_text_out t = dec("\\C2547\\\xC2\xB5g \\XE2809C\\q\\C2540\\.");
+    cr_assert_str_eq(t.text.p, "\xC2\xB5g \xE2\x80\x9Cq.");
+    cr_assert_eq(t.flags, 0);
+    /* after returning to ASCII, a high byte is flagged again */
+    t = dec("\\C2547\\\\C2540\\\xC2\xB5");
+    cr_assert(t.flags & HUB_V2_TEXT_BAD_BYTES);
+    /* ISO-IR 13/14 (JIS X 0201) and other single-byte sets: kept, flagged */
+    t = dec("\\C2949\\x");
+    cr_assert_str_eq(t.text.p, "\\C2949\\x");
+    cr_assert(t.flags & HUB_V2_TEXT_BAD_ESCAPE);
+}
+
 Test(v2_escape, charset_multibyte_unsupported) {
     hub_v2_text_out t = dec("\\M2442\\x");
     cr_assert_str_eq(t.text.p, "\\M2442\\x");

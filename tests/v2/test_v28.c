@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hub/v2.h"
 #include "v2_test.h"
@@ -88,8 +90,10 @@ static const hub_v2_policy *strict_order(void) {
 Test(v2_v28, profile_is_271_plus_delta, .init = up, .fini = down) {
     const hub_v2_profile *p = get("2.8"), *o = get("2.7.1");
     cr_assert_str_eq(hub_v2_profile_version(p), "2.8");
-    /* the delta adds no structure; it changes four */
-    cr_assert_eq(hub_v2_profile_nstructs(p), hub_v2_profile_nstructs(o));
+    /* the delta adds two structures (DBC_O41, DPR_O48) and changes four */
+    cr_assert_eq(hub_v2_profile_nstructs(p), hub_v2_profile_nstructs(o) + 2);
+    cr_assert_not_null(hub_v2_profile_struct_def(p, "DPR_O48"));
+    cr_assert_null(hub_v2_profile_struct_def(o, "DPR_O48"));
     /* CDO: a segment of 2.8, not of 2.7.1 */
     const hub_v2_item_def *f = hub_v2_profile_field(p, "CDO", 2);
     cr_assert_not_null(f);
@@ -112,6 +116,7 @@ Test(v2_v28, profile_is_271_plus_delta, .init = up, .fini = down) {
     /* table 0914 (Root Cause) is new in 2.8 */
     cr_assert_eq(hub_v2_profile_table_has(p, 914, hub_slice_cstr("L")), 1);
     cr_assert_eq(hub_v2_profile_table_has(p, 914, hub_slice_cstr("ZZ")), 0);
+    cr_assert_eq(hub_v2_profile_table_has(o, 914, hub_slice_cstr("L")), -1);
     /* more fields new in 2.8 */
     cr_assert_str_eq(hub_v2_profile_field(p, "ORC", 34)->name, "Order Workflow Profile");
     cr_assert_null(hub_v2_profile_field(o, "ORC", 34));
@@ -316,4 +321,264 @@ Test(v2_v28, pv1_50_repeats_in_28, .init = up, .fini = down) {
              "EVN|A01|20230115120000\rPID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r", pv1);
     fs = run(m, NULL);
     v2_finding_must(&fs, "PV1-50(2)", 102, 'W');
+}
+
+/* ---- donation: DON and BUI (v2.8, chapter 4), in DPR^O48 -------------------------- */
+
+#define MSH_DPR(ver) \
+    "MSH|^~\\&|BANK|BC|LIS|HOSP|20230115120000||DPR^O48^DPR_O48|MSG5|P|" ver "\r"
+#define DPR_HEAD                                              \
+    "PID|1||D12345^^^BC^MR||DONOR^DAN||19800101|M\r"          \
+    "OBR|1|ORD9||DON^Whole blood donation^LOCAL\r"
+/* DON with every field 2.8 requires; `f12` is DON-12 (Process Interruption). */
+#define DON_WITH(f12)                                                              \
+    "DON|W1234567890123^BC|0^Whole^LOCAL|20230115100000|20230115101000|10|"            \
+    "min^minute^UCUM|WBL^Whole blood^HL70933|WBL^Whole blood^HL70933|Y|"           \
+    "WBL^Whole blood^HL70933|20230115|" f12 "|NRG^None^HL70935|"                   \
+    "NAD^No adverse^HL70925|N|DOE^JANE|19700101|General Hospital|20230120|"        \
+    "SMITH^JOHN|SUC^Successful^HL70926|L^Left^HL70927|PHL^ONE|PHL^TWO|Trima|"      \
+    "SN123|N|REV^ONE|20230115110000|3|S1^BC~S2^BC|123^ACCEPT^ANNA|124^REVIEW^RAY\r"
+#define DON DON_WITH("NIN^Not interrupted^HL70923")
+#define BUI_WITH(f3)                                                               \
+    "BUI|1|W1234567890123^BC|" f3 "|450|g^gram^UCUM|500|mL^milliliter^UCUM|CAT1|"  \
+    "LOT1|Maker Inc|1^6|Cel^degree Celsius^UCUM\r"
+#define BUI BUI_WITH("WBL^Whole blood^HL70566")
+
+Test(v2_v28, don_and_bui_are_segments_of_28, .init = up, .fini = down) {
+    const hub_v2_profile *p = get("2.8"), *o = get("2.7.1");
+    const hub_v2_item_def *f = hub_v2_profile_field(p, "DON", 1);
+    cr_assert_str_eq(f->name, "Donation Identification Number - DIN");
+    cr_assert_str_eq(f->datatype, "EI");
+    cr_assert_eq(f->usage, 'O');
+    f = hub_v2_profile_field(p, "DON", 3);
+    cr_assert_str_eq(f->datatype, "DTM");
+    cr_assert_eq(f->usage, 'R');
+    cr_assert(hub_v2_profile_field(p, "DON", 7)->repeats);
+    cr_assert_eq(hub_v2_profile_field(p, "DON", 12)->table, 923);
+    cr_assert_str_eq(hub_v2_profile_field(p, "DON", 33)->datatype, "XCN");
+    cr_assert_null(hub_v2_profile_field(p, "DON", 34));
+    f = hub_v2_profile_field(p, "BUI", 11);
+    cr_assert_str_eq(f->name, "Transport Temperature");
+    cr_assert_str_eq(f->datatype, "NR");
+    cr_assert_null(hub_v2_profile_field(p, "BUI", 13));
+    cr_assert_null(hub_v2_profile_field(o, "DON", 1));
+    cr_assert_null(hub_v2_profile_field(o, "BUI", 1));
+}
+
+Test(v2_v28, don_segment_validates, .init = up, .fini = down) {
+    hub_v2_findings fs = run(MSH_DPR("2.8") DPR_HEAD DON BUI, NULL);
+    cr_assert_str_eq(fs.version, "2.8");
+    clean(&fs);
+    /* DON and BUI sit in the DONATION and BLOOD_UNIT groups */
+    hub_v2_msg *m = NULL;
+    hub_err err;
+    const char *t = MSH_DPR("2.8") DPR_HEAD DON BUI;
+    cr_assert_eq(hub_v2_parse(&arena, t, strlen(t), NULL, &m, &err), HUB_OK);
+    hub_v2_groups g;
+    cr_assert_eq(hub_v2_group_match(&arena, m, hub_v2_profile_struct_def(get("2.8"), "DPR_O48"),
+                                    &g, &err), HUB_OK);
+    cr_assert_eq(g.nunexpected, 0);
+    cr_assert_str_eq(hub_v2_group_parent(&g, 3)->name, "DONATION");
+    cr_assert_str_eq(hub_v2_group_parent(&g, 4)->name, "BLOOD_UNIT");
+    hub_v2_path p;
+    cr_assert_eq(hub_v2_path_parse("DONATION/BLOOD_UNIT/BUI-9", &p, NULL), HUB_OK);
+    v2_assert_slice(hub_v2_group_get(&g, m, &p), "LOT1");
+}
+
+Test(v2_v28, dpr_o48_is_unknown_to_271, .init = up, .fini = down) {
+    hub_v2_findings fs = run(MSH_DPR("2.7.1") DPR_HEAD DON BUI, NULL);
+    v2_finding_must(&fs, "MSH-9.1", 200, 'E');
+    cr_assert_gt(fs.nerrors, 0);
+}
+
+Test(v2_v28, don_required_fields, .init = up, .fini = down) {
+    /* DON-3 (phlebotomy start) is required; DON-1 (DIN) is not */
+    hub_v2_findings fs = run(MSH_DPR("2.8") DPR_HEAD
+                             "DON||0^Whole^LOCAL||20230115101000|10|min^minute^UCUM|"
+                             "WBL^x^HL70933|WBL^x^HL70933|Y|WBL^x^HL70933|20230115|"
+                             "NIN^x^HL70923|NRG^x^HL70935|NAD^x^HL70925|N|DOE^JANE|19700101|"
+                             "H|20230120|SMITH^JOHN|SUC^x^HL70926|L^x^HL70927|P^A|P^B|T|S|N|"
+                             "R^O|20230115110000|3|S1|1^A^B|2^C^D\r",
+                             NULL);
+    v2_finding_must(&fs, "DON-3", 101, 'E');
+    cr_assert_null(v2_finding(&fs, "DON-1", 101));
+    cr_assert_eq(fs.nerrors, 1);
+    /* and its datatypes are checked: an impossible DTM, a bad NM */
+    fs = run(MSH_DPR("2.8") DPR_HEAD
+             "DON|W1^BC|0^W^LOCAL|20230231100000|20230115101000|ten|min^minute^UCUM|"
+             "WBL^x^HL70933|WBL^x^HL70933|Y|WBL^x^HL70933|20230115|NIN^x^HL70923|"
+             "NRG^x^HL70935|NAD^x^HL70925|N|DOE^JANE|19700101|H|20230120|SMITH^JOHN|"
+             "SUC^x^HL70926|L^x^HL70927|P^A|P^B|T|S|N|R^O|20230115110000|3|S1|1^A^B|2^C^D\r",
+             NULL);
+    v2_finding_must(&fs, "DON-3", 102, 'E');
+    v2_finding_must(&fs, "DON-5", 102, 'E');
+}
+
+Test(v2_v28, don_codes_from_the_28_tables, .init = up, .fini = down) {
+    /* table 0923 is new in 2.8: its codes pass, others are a finding */
+    const char *ok[] = {"ABR^x^HL70923", "NIN^x^HL70923", "WOT^x^HL70923"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s%s%s", MSH_DPR("2.8") DPR_HEAD,
+                 "DON|W1^BC|0^W^LOCAL|20230115100000|20230115101000|10|min^minute^UCUM|"
+                 "WBL^x^HL70933|WBL^x^HL70933|Y|WBL^x^HL70933|20230115|", ok[i]);
+        size_t n = strlen(buf);
+        snprintf(buf + n, sizeof buf - n, "%s",
+                 "|NRG^x^HL70935|NAD^x^HL70925|N|DOE^JANE|19700101|H|20230120|SMITH^JOHN|"
+                 "SUC^x^HL70926|L^x^HL70927|P^A|P^B|T|S|N|R^O|20230115110000|3|S1|1^A^B|"
+                 "2^C^D\r");
+        hub_v2_findings fs = run(buf, NULL);
+        clean(&fs);
+    }
+    hub_v2_findings fs = run(MSH_DPR("2.8") DPR_HEAD DON_WITH("XX^Other^HL70923"), NULL);
+    const hub_v2_finding *f = v2_finding_must(&fs, "DON-12", 103, 'W');
+    cr_assert(strstr(f->text, "0923"));
+    cr_assert_null(strstr(f->text, "XX"));
+    /* DON-9 is an ID of HL7 table 0136 (Y/N) */
+    fs = run(MSH_DPR("2.8") DPR_HEAD
+             "DON|W1^BC|0^W^LOCAL|20230115100000|20230115101000|10|min^minute^UCUM|"
+             "WBL^x^HL70933|WBL^x^HL70933|Q|WBL^x^HL70933|20230115|NIN^x^HL70923|"
+             "NRG^x^HL70935|NAD^x^HL70925|N|DOE^JANE|19700101|H|20230120|SMITH^JOHN|"
+             "SUC^x^HL70926|L^x^HL70927|P^A|P^B|T|S|N|R^O|20230115110000|3|S1|1^A^B|2^C^D\r",
+             NULL);
+    v2_finding_must(&fs, "DON-9", 103, 'W');
+    /* BUI-3: table 0566, whose blood unit types 2.8 adds */
+    fs = run(MSH_DPR("2.8") DPR_HEAD DON BUI_WITH("ZZZ^x^HL70566"), NULL);
+    v2_finding_must(&fs, "BUI-3", 103, 'W');
+    fs = run(MSH_DPR("2.8") DPR_HEAD DON BUI_WITH("PLT^Platelets^HL70566"), NULL);
+    clean(&fs);
+}
+
+/* ---- table 0924: CDO-4's units ------------------------------------------------------ */
+
+Test(v2_v28, cdo4_units_table_0924, .init = up, .fini = down) {
+    const hub_v2_profile *p = get("2.8");
+    const hub_v2_item_def *f = hub_v2_profile_field(p, "CDO", 4);
+    cr_assert_eq(f->table, 924);
+    cr_assert_eq(f->table_comp, 2); /* CQ.2, the units */
+    const char *ok[] = {"A", "D", "M", "O", "PL", "WK"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s%sCDO|1|A|500^mg&mg&UCUM|1^%s&x&HL70924\r",
+                 MSH_RDE("2.8"), RDE_BODY_TO_RXC, ok[i]);
+        hub_v2_findings fs = run(buf, NULL);
+        clean(&fs);
+    }
+    hub_v2_findings fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC
+                             "CDO|1|A|500^mg&mg&UCUM|1^XX&x&HL70924\r", NULL);
+    const hub_v2_finding *e = v2_finding_must(&fs, "CDO-4.2", 103, 'W');
+    cr_assert(strstr(e->text, "0924"));
+    cr_assert_null(strstr(e->text, "XX"));
+    cr_assert_eq(fs.n, 1);
+    /* the binding is CDO-4's: the same units in CDO-3 are not checked */
+    fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC "CDO|1|A|500^XX&x&HL70924\r", NULL);
+    clean(&fs);
+    /* UCUM units (not HL7's table) are not checked against it */
+    fs = run(MSH_RDE("2.8") RDE_BODY_TO_RXC "CDO|1|A|500^mg&mg&UCUM|1^wk&week&UCUM\r", NULL);
+    clean(&fs);
+}
+
+/* ---- codes 2.8 adds to tables 2.7.1 has ------------------------------------------------ */
+
+Test(v2_v28, added_code_accepted_in_28_not_in_271, .init = up, .fini = down) {
+    const hub_v2_profile *p = get("2.8"), *o = get("2.7.1");
+    /* 0085 (observation result status) gains A, B, V in 2.8 */
+    cr_assert_eq(hub_v2_profile_table_has(p, 85, hub_slice_cstr("A")), 1);
+    cr_assert_eq(hub_v2_profile_table_has(o, 85, hub_slice_cstr("A")), 0);
+    cr_assert_eq(hub_v2_profile_table_has(p, 85, hub_slice_cstr("F")), 1); /* the old ones stay */
+    cr_assert_eq(hub_v2_profile_table_has(p, 85, hub_slice_cstr("ZZ")), 0);
+    /* 0119 (order control) gains CP */
+    cr_assert_eq(hub_v2_profile_table_has(p, 119, hub_slice_cstr("CP")), 1);
+    cr_assert_eq(hub_v2_profile_table_has(o, 119, hub_slice_cstr("CP")), 0);
+
+    static const char obx11_a[] =
+        "PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r"
+        "OBR|1||ORD1|1234-5^GLUCOSE^LN|||20230115110000\r"
+        "OBX|1|NM|1234-5^GLUCOSE^LN||95|mg/dL|70-100|N|||A\r";
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20230115120000||ORU^R01^ORU_R01|MSG2|P|2.8\r%s",
+             obx11_a);
+    hub_v2_findings fs = run(buf, NULL);
+    clean(&fs);
+    snprintf(buf, sizeof buf,
+             "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20230115120000||ORU^R01^ORU_R01|MSG2|P|2.7.1\r%s",
+             obx11_a);
+    fs = run(buf, NULL);
+    const hub_v2_finding *f = v2_finding_must(&fs, "OBX-11", 103, 'W');
+    cr_assert(strstr(f->text, "0085"));
+    cr_assert_eq(fs.n, 1);
+    /* a 2.8.1 message, validated with 2.8, gets 2.8's codes too */
+    snprintf(buf, sizeof buf,
+             "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20230115120000||ORU^R01^ORU_R01|MSG2|P|2.8.1\r%s",
+             obx11_a);
+    fs = run(buf, NULL);
+    cr_assert_null(v2_finding(&fs, "OBX-11", 103));
+}
+
+/* ---- a version file's tables and bindings are checked when it loads ---------------- */
+
+/* A one-version conformance dir whose version file has `extra` after its
+ * (empty) sections; loading 2.8 from it gives the status returned. */
+static hub_status load_with(const char *extra, const char *seg_rows, hub_err *err) {
+    char dir[] = "/tmp/hub_v28prof_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/base", dir);
+    mkdir(path, 0700);
+    const char *names[] = {"versions.txt", "tables.json", "v2.8.json"};
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"events\": {}, \"structures\": {}, \"segments\": {\"ZZZ\": %s},"
+             " \"datatypes\": {\"CQ\": [[\"Quantity\",\"NM\",\"O\",0],[\"Units\",\"CWE\",\"O\",0]]}%s}",
+             seg_rows, extra);
+    const char *texts[] = {"2.8\n", "{\"0085\": {\"name\": \"x\", \"codes\": [\"F\"]}}", body};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/base/%s", dir, names[i]);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(texts[i], f);
+        fclose(f);
+    }
+    hub_v2_profset *s = NULL;
+    cr_assert_eq(hub_v2_profset_open(dir, &s, err), HUB_OK);
+    const hub_v2_profile *p = NULL;
+    hub_status rc = hub_v2_profset_get(s, "2.8", &p, err);
+    if (rc == HUB_OK) {
+        cr_assert_eq(hub_v2_profile_table_has(p, 85, hub_slice_cstr("F")), 1);
+        cr_assert_eq(hub_v2_profile_table_has(p, 85, hub_slice_cstr("A")), 1);
+        cr_assert_eq(hub_v2_profile_table_has(p, 924, hub_slice_cstr("WK")), 1);
+    }
+    hub_v2_profset_close(s);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/base/%s", dir, names[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/base", dir);
+    rmdir(path);
+    rmdir(dir);
+    return rc;
+}
+
+#define GOOD_TABLES ", \"tables\": {\"0085\": {\"name\": \"x\", \"added\": [\"A\", \"F\"]}," \
+                    " \"0924\": {\"name\": \"y\", \"added\": [\"WK\"]}}"
+#define ROW_0924 "[[\"Interval\",\"CQ\",\"O\",\"1\",0,\"0924\",2]]"
+
+Test(v2_v28, version_tables_merge_and_bad_ones_are_refused) {
+    hub_err err;
+    cr_assert_eq(load_with(GOOD_TABLES, ROW_0924, &err), HUB_OK, "%s", err.msg);
+    cr_assert_eq(load_with(", \"tables\": [1]", ROW_0924, &err), HUB_E_PARSE);
+    cr_assert_eq(load_with(", \"tables\": {\"0085\": {\"added\": \"A\"}}", ROW_0924, &err),
+                 HUB_E_PARSE);
+    cr_assert_eq(load_with(", \"tables\": {\"x\": {\"added\": []}}", ROW_0924, &err), HUB_E_PARSE);
+    cr_assert_eq(load_with(", \"tables\": {\"0085\": {\"added\": [7]}}", ROW_0924, &err),
+                 HUB_E_PARSE);
+    /* a component binding needs a table and a component number */
+    cr_assert_eq(load_with(GOOD_TABLES, "[[\"I\",\"CQ\",\"O\",\"1\",0,\"0924\",0]]", &err),
+                 HUB_E_PARSE);
+    cr_assert_eq(load_with(GOOD_TABLES, "[[\"I\",\"CQ\",\"O\",\"1\",0,\"0924\",\"2\"]]", &err),
+                 HUB_E_PARSE);
+    cr_assert_eq(load_with(GOOD_TABLES, "[[\"I\",\"CQ\",\"O\",\"1\",0,\"\",2]]", &err),
+                 HUB_E_PARSE);
+    cr_assert_str_eq(err.where, "v2.8.json");
 }

