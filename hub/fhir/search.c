@@ -276,3 +276,7 @@ const char *const *hub_fhir_compartment_params(const hub_fhir_sps *t,
     *n = 0;
     return NULL;
 }
+
+const char *hub_fhir_compartment_type(const hub_fhir_sps *t, size_t i) {
+    return i < t->ncomp ? t->comp[i].type : NULL;
+}

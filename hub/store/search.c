@@ -5,6 +5,7 @@
  * for the referenced type. */
 #include "internal.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -215,11 +216,19 @@ static void index_where(gen *g, const hub_store_qclause *c, int depth) {
         out(g, "t.param IN (");
         for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
         out(g, ") AND (");
-    } else {
+    } else if (c->param) {
         out(g, "t.param = ?%d AND (", T(g, c->param));
+    } else {
+        out(g, "(");
     }
     for (size_t i = 0; i < c->nvals; i++) {
         out(g, "%s(", i ? " OR " : "");
+        const hub_store_qval *v = &c->vals[i];
+        if (v->param && v->param_prefix)
+            out(g, "t.param >= ?%d AND t.param <= ?%d AND ", T(g, v->param),
+                T(g, prefix_hi(g, v->param)));
+        else if (v->param)
+            out(g, "t.param = ?%d AND ", T(g, v->param));
         if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
         else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
         else token_pred(g, &c->vals[i], depth);
@@ -254,6 +263,14 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
     }
     case HUB_QC_MISSING:
         /* negate = missing=false: the resource has a row */
+        if (c->nvals == 1 && c->vals[0].param && c->vals[0].param_prefix) {
+            /* rows whose name starts with the value's (a composite's) */
+            out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND "
+                   "t.param >= ?%d AND t.param <= ?%d)",
+                c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias,
+                T(g, c->vals[0].param), T(g, prefix_hi(g, c->vals[0].param)));
+            return;
+        }
         out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND t.param = ?%d)",
             c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias, T(g, c->param));
         return;
@@ -362,8 +379,11 @@ static void sort_key(gen *g, const hub_store_query *q, const hub_store_qsort *k)
 /* Cursor: "<snapshot>" then ".<kind><text>" per sort key and the id,
  * kind i (integer), r (real), s (text, hex). */
 static hub_status parse_cursor(const char *c, size_t nkeys, int64_t *snap, hub__bind *keys,
-                               hub_arena *a, hub_err *err) {
+                               bool *backward, hub_arena *a, hub_err *err) {
     char *end;
+    *backward = *c == 'p';
+    if (*backward) c++;
+    if (!isdigit((unsigned char)*c)) return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
     long long v = strtoll(c, &end, 10);
     if (end == c || v <= 0) return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
     *snap = v;
@@ -398,12 +418,12 @@ static hub_status parse_cursor(const char *c, size_t nkeys, int64_t *snap, hub__
     return HUB_OK;
 }
 
-hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot,
+hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot, bool backward,
                              const char *const *keys, const int *key_types,
                              const char *id, char *outp, size_t cap) {
     hub_buf b;
     hub_buf_init(&b);
-    hub_status rc = hub_buf_printf(&b, "%" PRId64, snapshot);
+    hub_status rc = hub_buf_printf(&b, "%s%" PRId64, backward ? "p" : "", snapshot);
     for (size_t i = 0; i <= q->nsort && !rc; i++) {
         const char *v = i < q->nsort ? keys[i] : id;
         int t = i < q->nsort ? key_types[i] : 's';
@@ -432,10 +452,15 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
     b->snapshot = snapshot;
     hub__bind keys[5];
     if (q->nsort > 4) return hub_err_set(err, HUB_E_ARG, "_sort", "more than 4 sort keys");
+    b->backward = false;
     if (q->cursor) {
-        hub_status rc = parse_cursor(q->cursor, q->nsort, &b->snapshot, keys, &b->arena, err);
+        hub_status rc = parse_cursor(q->cursor, q->nsort, &b->snapshot, keys, &b->backward,
+                                     &b->arena, err);
         if (rc) return rc;
     }
+    /* Backwards (a prev cursor): the rows before the cursor, read in the
+     * reverse order; the caller turns the page around. */
+    bool rev = b->backward;
     /* ?1 is the snapshot. */
     if (I(&g, b->snapshot) != 1) return nomem(err);
 
@@ -470,9 +495,9 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
                 }
                 if (i < q->nsort) {
                     sort_key(&g, q, &q->sort[i]);
-                    out(&g, " %s ?%d)", q->sort[i].desc ? "<" : ">", bind(b, keys[i]));
+                    out(&g, " %s ?%d)", q->sort[i].desc != rev ? "<" : ">", bind(b, keys[i]));
                 } else {
-                    out(&g, "r.id > ?%d)", bind(b, keys[i]));
+                    out(&g, "r.id %s ?%d)", rev ? "<" : ">", bind(b, keys[i]));
                 }
             }
             out(&g, ")");
@@ -480,9 +505,9 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
         out(&g, " ORDER BY ");
         for (size_t i = 0; i < q->nsort; i++) {
             sort_key(&g, q, &q->sort[i]);
-            out(&g, "%s, ", q->sort[i].desc ? " DESC" : "");
+            out(&g, "%s, ", q->sort[i].desc != rev ? " DESC" : "");
         }
-        out(&g, "r.id LIMIT %d", limit + 1);
+        out(&g, "r.id%s LIMIT %d", rev ? " DESC" : "", limit + 1);
     }
     *page_len = b->sql.n;
     if (hub_buf_append(&b->sql, "", 1)) g.bad = true;

@@ -290,5 +290,8 @@ const hub_fhir_sp *const *hub_fhir_sp_list(const hub_fhir_sps *t,
  * is not in it. */
 const char *const *hub_fhir_compartment_params(const hub_fhir_sps *t,
                                                const char *type, size_t *n);
+/* The i-th type of the Patient compartment (in the table's order), NULL
+ * past the last one. */
+const char *hub_fhir_compartment_type(const hub_fhir_sps *t, size_t i);
 
 #endif
