@@ -12,6 +12,7 @@ typedef struct {
     const hub_fhir_sp *sp;
     const char *param; /* the row name (sp->code, or a composite's) */
     bool nomem, over;
+    bool shadow; /* the parameter is an alias: its rows are not stored */
 } sink;
 
 static hub_store_token *row(sink *k, const char *param, hub_ix_kind kind) {
@@ -35,6 +36,7 @@ static hub_store_token *row(sink *k, const char *param, hub_ix_kind kind) {
     t->system = "";
     t->value = "";
     t->kind = kind;
+    t->shadow = k->shadow;
     return t;
 }
 
@@ -331,6 +333,7 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
             const char *p = t->param;
             *t = tmp[j];
             t->param = p;
+            t->shadow = k->shadow;
         }
     }
     return HUB_OK;
@@ -362,6 +365,7 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                     continue;
                 k.sp = sp;
                 k.param = sp->code;
+                k.shadow = sp->nsame > 0;
                 hub_status rc;
                 if (sp->type == HUB_SP_COMPOSITE) {
                     if (sp->ncomp != 2 || !sp->comp_path[0] || !sp->comp_path[1]) continue;

@@ -302,6 +302,26 @@ static bool mod_ok(hub_sp_type t, const char *mod) {
     }
 }
 
+/* The row name a parameter's values are stored under (an alias reads
+ * the rows of the parameter it repeats). */
+static const char *row_name(const hub_fhir_sp *sp) {
+    return sp->nsame ? sp->same[0] : sp->code;
+}
+
+/* An alias's row names: each of `same` with `suffix` (":text"...). */
+static bool alias_params(pctx *c, const hub_fhir_sp *sp, const char *suffix, hub_store_qclause *cl) {
+    const char **ps = aalloc(c, sp->nsame * sizeof *ps);
+    if (!ps) return false;
+    for (size_t i = 0; i < sp->nsame; i++) {
+        ps[i] = *suffix ? hub_arena_sprintf(c->a, "%s%s", sp->same[i], suffix) : sp->same[i];
+        if (!ps[i]) return c->nomem = true, false;
+    }
+    cl->params = ps;
+    cl->nparams = sp->nsame;
+    cl->param = ps[0];
+    return true;
+}
+
 static bool targets_patient(const hub_fhir_sp *sp) {
     for (size_t i = 0; i < sp->ntargets; i++)
         if (strcmp(sp->targets[i], "Patient") == 0) return true;
@@ -364,7 +384,8 @@ static bool parse_composite(pctx *c, const hub_fhir_sp *sp, const char *mod, cha
     }
     char *vals[MAX_VALUES];
     size_t nv = split_values(c, value, vals, MAX_VALUES);
-    hub_store_qval *vs = aalloc(c, nv * sizeof *vs);
+    size_t names = sp->nsame ? sp->nsame : 1;
+    hub_store_qval *vs = aalloc(c, nv * names * sizeof *vs);
     if (!vs) return false;
     hub_fhir_sp second = {.base = sp->base, .code = sp->comp_code[1], .type = sp->comp_type[1]};
     for (size_t i = 0; i < nv; i++) {
@@ -376,26 +397,33 @@ static bool parse_composite(pctx *c, const hub_fhir_sp *sp, const char *mod, cha
         *dollar = '\0';
         char *first = vals[i], *bar = strchr(first, '|');
         const char *param;
+        hub_store_qval one = {0};
         if (bar) {
             *bar = '\0';
             if (!bar[1]) {
                 fail(c, 400, "value", expr, "'%s': the first component needs a code", sp->code);
                 return false;
             }
-            param = hub_arena_sprintf(c->a, "%s$%s|%s", sp->code, bar + 1, first);
+            param = hub_arena_sprintf(c->a, "$%s|%s", bar + 1, first);
         } else {
-            param = hub_arena_sprintf(c->a, "%s$%s|", sp->code, first);
-            vs[i].param_prefix = true;
+            param = hub_arena_sprintf(c->a, "$%s|", first);
+            one.param_prefix = true;
         }
         if (!param) {
             c->nomem = true;
             return false;
         }
-        if (!parse_value(c, &second, NULL, dollar + 1, &vs[i], expr, cl)) return false;
-        vs[i].param = param;
+        if (!parse_value(c, &second, NULL, dollar + 1, &one, expr, cl)) return false;
+        /* the row names: the parameter's, or each of those it repeats */
+        for (size_t k = names; k-- > 0;) {
+            hub_store_qval *v = &vs[i * names + k];
+            *v = one;
+            v->param = hub_arena_sprintf(c->a, "%s%s", sp->nsame ? sp->same[k] : sp->code, param);
+            if (!v->param) return c->nomem = true, false;
+        }
     }
-    *cl = (hub_store_qclause){.kind = HUB_QC_INDEX, .ix = ix_of(sp->comp_type[1]), .nvals = nv,
-                              .vals = vs};
+    *cl = (hub_store_qclause){.kind = HUB_QC_INDEX, .ix = ix_of(sp->comp_type[1]),
+                              .nvals = nv * names, .vals = vs};
     return true;
 }
 
@@ -446,14 +474,19 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
                                   .negate = strcmp(value, "false") == 0};
         if (sp->type == HUB_SP_COMPOSITE) {
             /* the composite's rows are "<code>$...": any of them */
-            hub_store_qval *v = aalloc(c, sizeof *v);
+            size_t names = sp->nsame ? sp->nsame : 1;
+            hub_store_qval *v = aalloc(c, names * sizeof *v);
             if (!v) return false;
-            v->param = hub_arena_sprintf(c->a, "%s$", sp->code);
-            v->param_prefix = true;
-            if (!v->param) return c->nomem = true, false;
+            for (size_t k = 0; k < names; k++) {
+                v[k].param = hub_arena_sprintf(c->a, "%s$", sp->nsame ? sp->same[k] : sp->code);
+                v[k].param_prefix = true;
+                if (!v[k].param) return c->nomem = true, false;
+            }
             cl->ix = ix_of(sp->ncomp > 1 ? sp->comp_type[1] : HUB_SP_TOKEN);
-            cl->nvals = 1;
+            cl->nvals = names;
             cl->vals = v;
+        } else if (sp->nsame && !alias_params(c, sp, "", cl)) {
+            return false;
         }
         return true;
     }
@@ -490,6 +523,7 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
         c->nomem = true;
         return false;
     }
+    if (sp->nsame && !alias_params(c, sp, cl->param + strlen(sp->code), cl)) return false;
     if (chain) {
         if (sp->type != HUB_SP_REFERENCE) {
             fail(c, 400, "invalid", expr, "'%s' is not a reference: it cannot be chained", name);
@@ -542,8 +576,17 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
     size_t nv = split_values(c, value, vals, MAX_VALUES);
     hub_store_qval *vs = aalloc(c, nv * sizeof *vs);
     if (!vs) return false;
-    for (size_t i = 0; i < nv; i++)
+    for (size_t i = 0; i < nv; i++) {
         if (!parse_value(c, sp, mod, vals[i], &vs[i], expr, cl)) return false;
+        /* patient=x: subject's rows of Patient references */
+        if (sp->same_type && !(mod && strcmp(mod, "identifier") == 0) &&
+            !(vs[i].system && !vs[i].system[0])) {
+            if (vs[i].system && strcmp(vs[i].system, sp->same_type) != 0)
+                vs[i].system = "-"; /* another type: no such rows */
+            else
+                vs[i].system = sp->same_type;
+        }
+    }
     cl->vals = vs;
     cl->nvals = nv;
     if (c->expand && sp->type == HUB_SP_REFERENCE && !(mod && strcmp(mod, "identifier") == 0) &&
@@ -577,7 +620,7 @@ static bool parse_has(pctx *c, const char *type, char *name, char *value,
     hub_store_query *q = parse_params(c, t, &nm, &value, 1, depth + 1, "_has");
     if (!q) return false;
     (void)type;
-    *cl = (hub_store_qclause){.kind = HUB_QC_HAS, .param = ref->code, .has = q};
+    *cl = (hub_store_qclause){.kind = HUB_QC_HAS, .param = row_name(ref), .has = q};
     return true;
 }
 
@@ -702,9 +745,16 @@ static bool copy_params(pctx *c, char **names, char **values, size_t n, char **c
  * parameters. false when the type is not in the compartment. */
 static bool add_compartment(pctx *c, hub_store_query *q, const char *const *ids, size_t nids) {
     size_t np = 0;
-    const char *const *ps = hub_fhir_compartment_params(c->r->search, q->type, &np);
+    const char *const *cps = hub_fhir_compartment_params(c->r->search, q->type, &np);
     bool patient = strcmp(q->type, "Patient") == 0;
-    if (!ps && !patient) return false;
+    if (!cps && !patient) return false;
+    /* the parameters' row names (an alias reads another's rows) */
+    const char **ps = cps ? aalloc(c, np * sizeof *ps) : NULL;
+    if (cps && !ps) return false;
+    for (size_t i = 0; i < np; i++) {
+        const hub_fhir_sp *sp = hub_fhir_sp_find(c->r->search, q->type, cps[i]);
+        ps[i] = sp ? row_name(sp) : cps[i];
+    }
     hub_store_qclause *cls = aalloc(c, (q->nclauses + 1) * sizeof *cls);
     hub_store_qval *v = aalloc(c, nids * sizeof *v);
     if (!cls || !v) return false;
@@ -811,7 +861,7 @@ static int parse_request(pctx *c, const hub_search_req *req, request *rq) {
                             sp->type == HUB_SP_SPECIAL)
                             return fail(c, 400, "not-supported", "_sort",
                                         "cannot sort %s by '%s'", req->type ? req->type : "a system search", k);
-                        s->param = sp->code;
+                        s->param = row_name(sp);
                         s->ix = ix_of(sp->type);
                     }
                     nsort++;
@@ -1089,7 +1139,7 @@ static hub_status include_round(bctx *c, size_t from, size_t to, bool iterate_on
                 if (in->target && strcmp(in->target, sp->targets[t]) != 0) continue;
                 for (size_t off = 0; off < nv; off += MAX_VALUES) {
                     size_t m = nv - off < MAX_VALUES ? nv - off : MAX_VALUES;
-                    hub_store_qclause cl = {.kind = HUB_QC_REFBY, .param = sp->code,
+                    hub_store_qclause cl = {.kind = HUB_QC_REFBY, .param = row_name(sp),
                                             .ref_type = in->type, .nvals = m, .vals = vs + off};
                     hub_store_query q = {.type = sp->targets[t], .nclauses = 1, .clauses = &cl,
                                          .count = MAX_COUNT};
@@ -1109,7 +1159,7 @@ static hub_status include_round(bctx *c, size_t from, size_t to, bool iterate_on
                 if (in->target && strcmp(in->target, sp->targets[t]) != 0) continue;
                 for (size_t off = 0; off < nv; off += MAX_VALUES) {
                     size_t m = nv - off < MAX_VALUES ? nv - off : MAX_VALUES;
-                    hub_store_qclause cl = {.kind = HUB_QC_INDEX, .param = sp->code,
+                    hub_store_qclause cl = {.kind = HUB_QC_INDEX, .param = row_name(sp),
                                             .ix = HUB_IX_TOKEN, .nvals = m, .vals = vs + off,
                                             .selective = true};
                     hub_store_query q = {.type = in->type, .nclauses = 1, .clauses = &cl,

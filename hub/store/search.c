@@ -263,12 +263,21 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
     }
     case HUB_QC_MISSING:
         /* negate = missing=false: the resource has a row */
-        if (c->nvals == 1 && c->vals[0].param && c->vals[0].param_prefix) {
-            /* rows whose name starts with the value's (a composite's) */
-            out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND "
-                   "t.param >= ?%d AND t.param <= ?%d)",
-                c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias,
-                T(g, c->vals[0].param), T(g, prefix_hi(g, c->vals[0].param)));
+        if (c->nvals > 0 && c->vals[0].param) {
+            /* rows whose name starts with one of the values' (a composite's) */
+            out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND (",
+                c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias);
+            for (size_t i = 0; i < c->nvals; i++)
+                out(g, "%s(t.param >= ?%d AND t.param <= ?%d)", i ? " OR " : "",
+                    T(g, c->vals[i].param), T(g, prefix_hi(g, c->vals[i].param)));
+            out(g, "))");
+            return;
+        }
+        if (c->nparams) {
+            out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND t.param IN (",
+                c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias);
+            for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
+            out(g, "))");
             return;
         }
         out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND t.param = ?%d)",

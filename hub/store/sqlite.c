@@ -1068,6 +1068,7 @@ static hub_status put_rows(hub_store_tx *tx, const char *type, const char *id, b
     }
     for (size_t i = 0; i < ntoks; i++) {
         const hub_store_token *t = &toks[i];
+        if (t->shadow) continue;
         st = tx->wr[t->kind == HUB_IX_DATE ? WR_DATE_INS
                     : t->kind == HUB_IX_NUMBER ? WR_NUM_INS : WR_TOK_INS];
         sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);

@@ -168,6 +168,9 @@ typedef struct {
     hub_ix_kind kind;
     int64_t lo, hi;
     double num;
+    bool shadow;        /* not stored: a row of an alias parameter, whose
+                           values other parameters' rows hold (hub_fhir_sp
+                           same); kept for matching (subscriptions) */
 } hub_store_token;
 
 /* Writer side (inside a job). The current version of type/id: HUB_OK and
