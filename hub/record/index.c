@@ -6,7 +6,8 @@
 #include <string.h>
 
 typedef struct {
-    hub_arena *a;
+    hub_arena *a;       /* the rows and the strings they need */
+    hub_arena *scratch; /* the evaluator's collections: reset per parameter */
     hub_store_token *rows;
     size_t n, cap;
     const hub_fhir_sp *sp;
@@ -303,13 +304,13 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
     cb_ctx c0 = {k, c->sp->comp_type[0]};
     /* Component expressions are relative to the item: evaluated with the
      * item as a resource of the item's type. */
-    hub_status rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[0], k->a, type, key, v,
+    hub_status rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[0], k->scratch, type, key, v,
                                          c->rtype, c->res, on_value, &c0);
     size_t mid = k->n;
     k->param = SECOND;
     cb_ctx c1 = {k, c->sp->comp_type[1]};
     if (!rc && mid > before)
-        rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[1], k->a, type, key, v, c->rtype,
+        rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[1], k->scratch, type, key, v, c->rtype,
                                   c->res, on_value, &c1);
     size_t end = k->n;
     k->param = c->sp->code;
@@ -342,7 +343,12 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
 hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                               hub_arena *a, const char *type, const json_t *res,
                               hub_store_token **rows, size_t *n) {
-    sink k = {.a = a};
+    /* The evaluator's intermediate collections go to a scratch arena
+     * reused for every parameter: in `a` (a whole Bundle's arena) they
+     * were most of the extraction's cost, one malloc per 4 KiB block. */
+    hub_arena scratch;
+    hub_arena_init(&scratch, 32768);
+    sink k = {.a = a, .scratch = &scratch};
     *rows = NULL;
     *n = 0;
     if (sps == NULL) {
@@ -370,16 +376,18 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                 if (sp->type == HUB_SP_COMPOSITE) {
                     if (sp->ncomp != 2 || !sp->comp_path[0] || !sp->comp_path[1]) continue;
                     comp_ctx cc = {&k, d, sp, type, res};
-                    rc = hub_fhirpath_eval(d, sp->path, a, type, res, on_comp_item, &cc);
+                    rc = hub_fhirpath_eval(d, sp->path, &scratch, type, res, on_comp_item, &cc);
                 } else {
                     cb_ctx cc = {&k, sp->type};
-                    rc = hub_fhirpath_eval(d, sp->path, a, type, res, on_value, &cc);
+                    rc = hub_fhirpath_eval(d, sp->path, &scratch, type, res, on_value, &cc);
                 }
+                hub_arena_reset(&scratch);
                 if (rc == HUB_E_NOMEM) k.nomem = true;
                 if (k.nomem) break;
             }
         }
     }
+    hub_arena_release(&scratch);
     if (k.nomem) return HUB_E_NOMEM;
     if (k.over) return HUB_E_LIMIT;
     *rows = k.rows;

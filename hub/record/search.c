@@ -427,6 +427,17 @@ static bool parse_composite(pctx *c, const hub_fhir_sp *sp, const char *mod, cha
     return true;
 }
 
+/* Whether q has a clause that selects few resources (an identifier, a
+ * reference, ids). */
+static bool query_selective(const hub_store_query *q) {
+    for (size_t i = 0; i < q->nclauses; i++) {
+        const hub_store_qclause *c = &q->clauses[i];
+        if (c->negate || c->nvals == 0) continue;
+        if (c->kind == HUB_QC_ID || (c->kind == HUB_QC_INDEX && c->selective)) return true;
+    }
+    return false;
+}
+
 /* One parameter (name with modifier/chain, raw value) into clause cl of a
  * query on `type`. Returns false when it failed (c->status set) or was
  * ignored (unknown, lenient: *ignored). */
@@ -570,6 +581,11 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
         }
         cl->vals = vs;
         cl->nvals = nv;
+        /* A chain whose every target query has a selective start
+         * (subject.identifier=...) starts the search well too: the few
+         * referenced resources, then the rows naming them. */
+        cl->selective = true;
+        for (size_t i = 0; i < nv; i++) cl->selective &= query_selective(vs[i].chain);
         return true;
     }
     char *vals[MAX_VALUES];

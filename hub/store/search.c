@@ -14,16 +14,16 @@
 
 #define MAX_DEPTH 4
 
-static const char *const TABLE[3] = {"res_tok", "res_dates", "res_nums"};
+static const char *const TABLE[3] = {"res_tok", "res_date", "res_num"};
 /* Index choices SQLite cannot make without statistics: a lookup by value
  * goes through the token table's primary key (type, param, value, ...)
  * (the id is selected as +t.id, or SQLite reads the (type, id) index to
  * have the ids in order for DISTINCT); a probe of
  * one resource's rows through the (type, id) indexes. */
-static const char *const BY_VALUE[3] = {"res_tok t", "res_dates t", "res_nums t"};
-static const char *const BY_ID[3] = {"res_tok t INDEXED BY res_tok_res",
-                                     "res_dates t INDEXED BY res_dates_res",
-                                     "res_nums t INDEXED BY res_nums_res"};
+static const char *const BY_VALUE[3] = {"res_tok t", "res_date t", "res_num t"};
+/* dates and numbers are clustered by (type, id): their primary key */
+static const char *const BY_ID[3] = {"res_tok t INDEXED BY res_tok_res", "res_date t",
+                                     "res_num t"};
 
 static hub_status nomem(hub_err *err) {
     return hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
@@ -342,10 +342,14 @@ static void where_query(gen *g, const hub_store_query *q, const char *alias, int
  * one): a selective one (identifier, a reference, the compartment) that
  * is a plain positive index lookup; SIZE_MAX when none. */
 static size_t driver_of(const hub_store_query *q) {
-    for (size_t i = 0; i < q->nclauses; i++) {
-        const hub_store_qclause *c = &q->clauses[i];
-        if (c->kind == HUB_QC_INDEX && c->selective && !c->negate && c->nvals > 0) return i;
-    }
+    /* a plain lookup first; a chain (its referenced resources first) next */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < q->nclauses; i++) {
+            const hub_store_qclause *c = &q->clauses[i];
+            if (c->kind == HUB_QC_INDEX && c->selective && !c->negate && c->nvals > 0 &&
+                (c->vals[0].chain != NULL) == (pass == 1))
+                return i;
+        }
     return SIZE_MAX;
 }
 
@@ -369,12 +373,12 @@ static void sort_key(gen *g, const hub_store_query *q, const hub_store_qsort *k)
     } else if (strcmp(k->param, "_lastUpdated") == 0) {
         out(g, "r.last_updated");
     } else if (k->ix == HUB_IX_DATE) {
-        out(g, "COALESCE((SELECT %s(%s) FROM res_dates s WHERE s.type = ?%d AND s.id = r.id AND "
+        out(g, "COALESCE((SELECT %s(%s) FROM res_date s WHERE s.type = ?%d AND s.id = r.id AND "
                "s.param = ?%d), %s)",
             k->desc ? "MAX" : "MIN", k->desc ? "hi" : "lo", T(g, q->type), T(g, k->param),
             k->desc ? "-9223372036854775807" : "9223372036854775807");
     } else if (k->ix == HUB_IX_NUMBER) {
-        out(g, "COALESCE((SELECT %s(num) FROM res_nums s WHERE s.type = ?%d AND s.id = r.id AND "
+        out(g, "COALESCE((SELECT %s(num) FROM res_num s WHERE s.type = ?%d AND s.id = r.id AND "
                "s.param = ?%d), %s)",
             k->desc ? "MAX" : "MIN", T(g, q->type), T(g, k->param), k->desc ? "-1e308" : "1e308");
     } else {

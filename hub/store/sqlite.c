@@ -59,10 +59,10 @@ static const char *const WR_SQL[WR__N] = {
      * the type; this way it seeks the key (type, param, value). */
     "SELECT DISTINCT +id AS id FROM res_tok WHERE type=?1 AND param=?2 AND "
     "value=?3 AND (?4 IS NULL OR system=?4) LIMIT ?5",
-    "DELETE FROM res_dates WHERE type=?1 AND id=?2",
-    "INSERT INTO res_dates(type, id, param, lo, hi) VALUES(?1, ?2, ?3, ?4, ?5)",
-    "DELETE FROM res_nums WHERE type=?1 AND id=?2",
-    "INSERT INTO res_nums(type, id, param, num, system, value) VALUES(?1, ?2, ?3, "
+    "DELETE FROM res_date WHERE type=?1 AND id=?2",
+    "INSERT OR IGNORE INTO res_date(type, id, param, lo, hi) VALUES(?1, ?2, ?3, ?4, ?5)",
+    "DELETE FROM res_num WHERE type=?1 AND id=?2",
+    "INSERT OR IGNORE INTO res_num(type, id, param, num, system, value) VALUES(?1, ?2, ?3, "
     "?4, ?5, ?6)",
 };
 
@@ -258,14 +258,41 @@ static const char SCHEMA[] =
     "  value TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS res_nums_value ON res_nums(type, param, num);"
     "CREATE INDEX IF NOT EXISTS res_nums_res ON res_nums(type, id, param);"
-    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '3');"
-    "PRAGMA user_version=3;";
+    /* Version 4: dates and numbers clustered by resource (WITHOUT ROWID,
+     * keyed (type, id, ...)): a resource's rows are replaced, probed and
+     * sorted on by that key, and the separate (type, id) index and the
+     * rowid table of version 3 are gone (two fewer trees to write per
+     * row). Searches by value use the (type, param, value) indexes. */
+    "CREATE TABLE IF NOT EXISTS res_date("
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  param TEXT NOT NULL,"
+    "  lo INTEGER NOT NULL,"
+    "  hi INTEGER NOT NULL,"
+    "  PRIMARY KEY(type, id, param, lo, hi)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS res_date_lo ON res_date(type, param, lo);"
+    "CREATE INDEX IF NOT EXISTS res_date_hi ON res_date(type, param, hi);"
+    "INSERT OR IGNORE INTO res_date SELECT type, id, param, lo, hi FROM res_dates;"
+    "DROP TABLE res_dates;"
+    "CREATE TABLE IF NOT EXISTS res_num("
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  param TEXT NOT NULL,"
+    "  num REAL NOT NULL,"
+    "  system TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY(type, id, param, num, system, value)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS res_num_value ON res_num(type, param, num);"
+    "INSERT OR IGNORE INTO res_num SELECT type, id, param, num, system, value FROM res_nums;"
+    "DROP TABLE res_nums;"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '4');"
+    "PRAGMA user_version=4;";
 
 /* The schema version this code writes; start-up skips the schema (and its
  * fsync) when the file already has it. Every statement above is
  * idempotent, so a version-1 journal migrates by running it: the journal's
  * tables stay as they are and the resource tables are added. */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static int user_version(sqlite3 *db) {
     sqlite3_stmt *st;
