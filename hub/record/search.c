@@ -1225,6 +1225,11 @@ static hub_status run_parts(bctx *c, hub_store_page *outp, bool *bad_cursor, hub
         sc = e2[1] ? e2 + 1 : NULL;
     }
     int remaining = rq->summary == SUM_COUNT ? 0 : rq->count;
+    outp->next[0] = outp->prev[0] = '\0';
+    if (rq->nparts == 0) { /* $everything?_type= of types outside the compartment */
+        outp->total = 0;
+        return HUB_OK;
+    }
     bool want_total = rq->parts[0].q->want_total;
     outp->total = want_total ? 0 : -1;
     outp->next[0] = outp->prev[0] = '\0';
