@@ -272,8 +272,9 @@ int hub__cmd_serve(int argc, char **argv) {
         goto out;
     }
     HUB_LOG_DEBUG("serve", "record open ms=%.2f", (double)(hub_mono_ns() - t_rec) / 1e6);
-    {
-        /* the patient index: matching on every Patient write, its operations */
+    if (json_is_true(json_object_get(json_object_get(cfg.file_json, "mpi"), "enabled"))) {
+        /* the patient index (on with "mpi": {"enabled": true}): matching on
+         * every Patient write, its operations */
         char nick[600];
         snprintf(nick, sizeof nick, "%s/mpi/nicknames.tsv", conformance);
         hub_mpi_cfg mpc = {.record = record,
@@ -323,7 +324,7 @@ int hub__cmd_serve(int argc, char **argv) {
     if (hub_http_server_new(&hc, &http, &err) != HUB_OK ||
         hub_http_add_ops_routes(http, &ops) != HUB_OK ||
         hub_http_add_fhir_routes(http, &fc, &fhir, &err) != HUB_OK ||
-        hub_mpi_add_ops(mpi, fhir, &err) != HUB_OK ||
+        (mpi && hub_mpi_add_ops(mpi, fhir, &err) != HUB_OK) ||
         hub_http_server_start(http, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg[0] ? err.msg : "cannot start http");
         goto out;

@@ -114,8 +114,8 @@ hub_status hub_mpi_open(const hub_mpi_cfg *c, hub_mpi **out, hub_err *err) {
     m->record = c->record;
     m->store = hub_record_store(c->record);
     hub_mpi_weights_default(&m->w);
-    m->auto_link = 17.0;
-    m->review = 11.0;
+    m->auto_link = 15.0;
+    m->review = 10.0;
     double bl = 32;
     snprintf(m->trusted_types[0], 128, "SS");
     snprintf(m->trusted_types[1], 128, "NI");
@@ -141,6 +141,11 @@ hub_status hub_mpi_open(const hub_mpi_cfg *c, hub_mpi **out, hub_err *err) {
                              "in 1..1000");
     }
     m->block_limit = (int)bl;
+    m->source_links = true;
+    const json_t *sl = c->conf ? json_object_get(c->conf, "source_links") : NULL;
+    if (!rc && sl && !json_is_boolean(sl))
+        rc = hub_err_set(err, HUB_E_CONFIG, "mpi", "'mpi.source_links' must be true or false");
+    if (sl && json_is_false(sl)) m->source_links = false;
     if (!rc && c->nicknames) rc = hub_mpi_nicknames_load(c->nicknames, err);
     if (!rc) rc = hub_record_listen(c->record, hub__mpi_listener, m);
     if (rc == HUB_E_LIMIT) rc = hub_err_set(err, HUB_E_LIMIT, "mpi", "too many listeners");
@@ -629,6 +634,7 @@ static hub_status source_link(hub_mpi *m, hub_store_tx *tx, const char *id, json
             other_refer = true;
     }
     if (ok && !other_refer) return HUB_OK;
+    if (!m->source_links) return HUB_OK;
     json_t *nl = json_array();
     json_array_foreach(links, i, l) {
         const char *t = json_string_value(json_object_get(l, "type"));

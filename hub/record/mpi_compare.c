@@ -489,11 +489,11 @@ void hub_mpi_compare(const hub_mpi_feat *a, const hub_mpi_feat *b,
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-/* m: P(level | same person); u: P(level | different people among blocked
- * candidates). Defaults from what record-linkage studies of patient data
- * report, adjusted for blocking (candidates share a name code or a birth
- * date, so agreement on those is less telling than in random pairs). Levels:
- * diff, partial, close, exact. */
+/* m: P(level | same person); u: P(level | two different people taken at
+ * random). Defaults in the range record-linkage studies of patient data
+ * report; `hub mpi` users can estimate their own (hub_mpi_em) and configure
+ * them. Levels: diff, partial, close, exact; 0/0 marks a level the field
+ * does not have. */
 static const hub_mpi_weights DEFAULTS = {
     .m = {
         [HUB_MPI_F_FAMILY] = {0.06, 0.02, 0.07, 0.85},
@@ -505,13 +505,13 @@ static const hub_mpi_weights DEFAULTS = {
         [HUB_MPI_F_EMAIL] = {0.30, 0.0, 0.0, 0.70},
     },
     .u = {
-        [HUB_MPI_F_FAMILY] = {0.80, 0.01, 0.09, 0.10},
-        [HUB_MPI_F_GIVEN] = {0.93, 0.03, 0.02, 0.02},
-        [HUB_MPI_F_BIRTH] = {0.95, 0.0, 0.02, 0.03},
+        [HUB_MPI_F_FAMILY] = {0.975, 0.005, 0.01, 0.01},
+        [HUB_MPI_F_GIVEN] = {0.92, 0.06, 0.01, 0.01},
+        [HUB_MPI_F_BIRTH] = {0.9965, 0.0, 0.003, 0.0005},
         [HUB_MPI_F_SEX] = {0.50, 0.0, 0.0, 0.50},
-        [HUB_MPI_F_ADDRESS] = {0.96, 0.03, 0.005, 0.005},
-        [HUB_MPI_F_PHONE] = {0.995, 0.0, 0.0, 0.005},
-        [HUB_MPI_F_EMAIL] = {0.999, 0.0, 0.0, 0.001},
+        [HUB_MPI_F_ADDRESS] = {0.976, 0.02, 0.002, 0.002},
+        [HUB_MPI_F_PHONE] = {0.998, 0.0, 0.0, 0.002},
+        [HUB_MPI_F_EMAIL] = {0.9995, 0.0, 0.0, 0.0005},
     },
 };
 

@@ -10,6 +10,7 @@ struct hub_mpi {
     hub_mpi_weights w;
     double auto_link, review;
     int block_limit;
+    bool source_links; /* write Patient.link refer on the sources */
     char trusted_types[8][128];
     int ntypes;
     char trusted_systems[8][128];

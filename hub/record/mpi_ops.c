@@ -251,9 +251,14 @@ typedef struct {
     json_t *target_out;
 } merge_job;
 
-static hub_status first_id(void *ud, const char *id) {
-    char *out = ud;
-    if (!out[0]) snprintf(out, 72, "%s", id);
+typedef struct {
+    char v[4][72];
+    size_t n;
+} few_ids;
+
+static hub_status few_add(void *ud, const char *id) {
+    few_ids *f = ud;
+    if (f->n < 4) snprintf(f->v[f->n++], 72, "%s", id);
     return HUB_OK;
 }
 
@@ -275,10 +280,22 @@ static hub_status resolve(merge_job *j, hub_store_tx *tx, const char *ref, const
         j->msg = "the identifier has no value";
         return HUB_OK;
     }
-    int n = 0;
-    hub_status rc = hub_store_res_find(tx, "Patient", "identifier", sys, val, 1, first_id, out,
-                                       &n, err);
+    int found = 0, n = 0;
+    few_ids f = {.n = 0};
+    hub_status rc = hub_store_res_find(tx, "Patient", "identifier", sys, val, 3, few_add, &f,
+                                       &found, err);
     if (rc) return rc;
+    /* golden records carry their sources' identifiers: not merge targets */
+    for (size_t i = 0; i < f.n; i++) {
+        json_t *p = NULL;
+        rc = hub__mpi_load_patient(tx, f.v[i], &p, NULL, err);
+        if (rc) return rc;
+        if (p && !hub__mpi_is_golden(p)) {
+            if (n++ == 0) snprintf(out, 72, "%s", f.v[i]);
+        }
+        json_decref(p);
+    }
+    if (found > 3) n = 2;
     if (n != 1) {
         out[0] = '\0';
         j->status = n == 0 ? 404 : 412;

@@ -122,8 +122,8 @@ typedef struct hub_mpi hub_mpi;
 typedef struct {
     hub_record *record;
     /* The "mpi" object of the configuration file, or NULL (defaults):
-     *   auto_link   score at or above which records link (default 17)
-     *   review      score at or above which a pair goes to review (11)
+     *   auto_link   score at or above which records link (default 15)
+     *   review      score at or above which a pair goes to review (10)
      *   trusted_types  identifier type codes (v2-0203) that link across
      *                  sources by value: ["SS", "NI"] by default
      *   trusted_systems identifier systems treated the same way
