@@ -72,7 +72,10 @@ static void digits_tail(const char *in, char *out, size_t cap, size_t keep) {
 
 /* ---- NYSIIS -------------------------------------------------------------------- */
 
-static bool vowel(char c) { return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u'; }
+/* After the first letter, y sounds as a vowel in names (Smyth, Lynn). */
+static bool vowel(char c) {
+    return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
+}
 
 void hub_mpi_nysiis(const char *name, char *out, size_t cap) {
     char w[64];
@@ -139,10 +142,10 @@ void hub_mpi_nysiis(const char *name, char *out, size_t cap) {
             t[0] = t[1] = 'f';
             tn = 2;
             i++;
-        } else if (c == 'h' && (!vowel(w[i - 1]) || (i + 1 < n && !vowel(w[i + 1])))) {
-            t[0] = w[i - 1];
+        } else if (c == 'h' && (!vowel(w[i - 1]) || i + 1 >= n || !vowel(w[i + 1]))) {
+            continue; /* silent: the previous letter again, which collapses */
         } else if (c == 'w' && vowel(w[i - 1])) {
-            t[0] = w[i - 1];
+            continue;
         } else {
             t[0] = c;
         }
@@ -351,7 +354,11 @@ void hub_mpi_feat_of(const json_t *p, hub_mpi_feat *f) {
     if (addr) {
         norm_lower(json_string_value(json_array_get(json_object_get(addr, "line"), 0)),
                    f->line, sizeof f->line, true);
-        digits_tail(jstr(addr, "postalCode"), f->zip, sizeof f->zip, 5);
+        /* the first 5 digits: a ZIP+4 is its ZIP */
+        size_t z = 0;
+        for (const char *c = jstr(addr, "postalCode"); *c && z < 5; c++)
+            if (*c >= '0' && *c <= '9') f->zip[z++] = *c;
+        f->zip[z] = '\0';
         hub_mpi_norm_name(jstr(addr, "city"), f->city, sizeof f->city);
     }
     const json_t *t;
