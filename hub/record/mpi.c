@@ -349,7 +349,12 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
         ps.score = hub_mpi_score(&m->w, ps.lv, ps.contrib);
         ps.certain = (buf[i].kinds & 1u) != 0;
         ps.conflict = sender && sender[0] && !strcmp(sender, csender);
-        ps.veto = ps.lv[HUB_MPI_F_GIVEN] == HUB_MPI_DIFF || ps.lv[HUB_MPI_F_BIRTH] == HUB_MPI_DIFF;
+        /* Twins share all but their given name (and often their sex);
+         * strangers with a common name differ in their birth date: those
+         * disagreements keep a pair from linking by itself, whatever the
+         * rest adds up to. */
+        ps.veto = ps.lv[HUB_MPI_F_GIVEN] == HUB_MPI_DIFF ||
+                  ps.lv[HUB_MPI_F_BIRTH] == HUB_MPI_DIFF || ps.lv[HUB_MPI_F_SEX] == HUB_MPI_DIFF;
         /* keep the best per person */
         size_t j = 0;
         while (j < *n && strcmp(out[j].golden, ps.golden)) j++;
@@ -721,20 +726,54 @@ hub_status hub__mpi_process(hub_mpi *m, hub_store_tx *tx, const char *id, json_t
     size_t nb = 0;
     rc = hub__mpi_candidates(m, tx, id, &f, sender, keys, nk, nid, best, 16, &nb, err);
     if (rc) return rc;
-    /* the golden this record is alone in is no candidate of itself */
-    size_t b = 0;
-    while (b < nb && linked && !strcmp(best[b].golden, cur.golden)) b++;
+    /* The first candidate person that qualifies, best first (the golden
+     * this record is alone in is no candidate of itself). */
     char detail[600];
+    size_t b = nb, rev = nb;
+    for (size_t i = 0; i < nb; i++) {
+        if (linked && !strcmp(best[i].golden, cur.golden)) continue;
+        if (best[i].certain ||
+            (best[i].score >= m->auto_link && !best[i].veto && !best[i].conflict)) {
+            b = i;
+            break;
+        }
+        if (rev == nb && best[i].score >= m->review) rev = i;
+    }
     if (b < nb) {
         person_score *ps = &best[b];
         hub__mpi_detail_json(ps->contrib, ps->lv, detail, sizeof detail);
-        if (ps->certain)
-            return hub__mpi_link_to(m, tx, id, p, ps->golden, "identifier", ps->score, detail,
-                                    actor, err);
-        if (ps->score >= m->auto_link && !ps->veto && !ps->conflict)
-            return hub__mpi_link_to(m, tx, id, p, ps->golden, "score", ps->score, detail, actor,
-                                    err);
+        rc = hub__mpi_link_to(m, tx, id, p, ps->golden, ps->certain ? "identifier" : "score",
+                              ps->score, detail, actor, err);
+        /* New evidence: another person that this record matches as well,
+         * alone in its golden (a record that missed this person before),
+         * joins it. Only lone records move, so one bad link cannot drag a
+         * whole person along. */
+        for (size_t i = 0; !rc && i < nb; i++) {
+            if (i == b || !strcmp(best[i].golden, ps->golden) || best[i].veto ||
+                best[i].conflict || (!best[i].certain && best[i].score < m->auto_link))
+                continue;
+            char ids[2][72];
+            id_list l = {ids, 0, 2};
+            rc = hub_mpi_st_sources_tx(tx, best[i].golden, id_add, &l, err);
+            if (rc || l.n != 1) continue;
+            hub_mpi_st_link ol;
+            rc = hub_mpi_st_link_get(tx, ids[0], &ol, err);
+            if (rc || strcmp(ol.how, "new")) continue;
+            json_t *op = NULL;
+            rc = hub__mpi_load_patient(tx, ids[0], &op, NULL, err);
+            if (!rc && op) {
+                char d2[600];
+                hub__mpi_detail_json(best[i].contrib, best[i].lv, d2, sizeof d2);
+                rc = hub__mpi_link_to(m, tx, ids[0], op, ps->golden, "score", best[i].score, d2,
+                                      actor, err);
+                if (!rc) rc = hub_mpi_st_review_drop(tx, ids[0], err);
+            }
+            json_decref(op);
+        }
+        return rc;
     }
+    b = rev;
+    if (b < nb) hub__mpi_detail_json(best[b].contrib, best[b].lv, detail, sizeof detail);
     /* its own golden (a new one, or the one it is alone in) */
     char gid[72];
     if (linked)

@@ -419,7 +419,7 @@ const char *hub_mpi_field_name(hub_mpi_field f) {
 static int cmp_family(const char *a, const char *aph, const char *b, const char *bph) {
     if (!a[0] || !b[0]) return HUB_MPI_MISSING;
     if (!strcmp(a, b)) return HUB_MPI_EXACT;
-    if ((aph[0] && !strcmp(aph, bph)) || hub_mpi_jaro_winkler(a, b) >= 0.92) return HUB_MPI_CLOSE;
+    if ((aph[0] && !strcmp(aph, bph)) || hub_mpi_jaro_winkler(a, b) >= 0.88) return HUB_MPI_CLOSE;
     /* double-barrelled: one contains the other ("garcia" in "garcialopez") */
     size_t la = strlen(a), lb = strlen(b);
     if (la >= 4 && lb >= 4 && (strstr(a, b) || strstr(b, a))) return HUB_MPI_PARTIAL;
@@ -432,8 +432,10 @@ static int cmp_given(const char *a, const char *aph, const char *b, const char *
     size_t la = strlen(a), lb = strlen(b);
     if (la == 1 || lb == 1) return a[0] == b[0] ? HUB_MPI_PARTIAL : HUB_MPI_DIFF;
     if (hub_mpi_nickname(a, b)) return HUB_MPI_CLOSE;
-    if ((aph[0] && !strcmp(aph, bph)) || hub_mpi_jaro_winkler(a, b) >= 0.92) return HUB_MPI_CLOSE;
-    return HUB_MPI_DIFF;
+    double jw = hub_mpi_jaro_winkler(a, b);
+    if ((aph[0] && !strcmp(aph, bph)) || jw >= 0.92) return HUB_MPI_CLOSE;
+    /* a typo too far for CLOSE ("naxcy", "mattehw") is not a disagreement */
+    return jw >= 0.8 ? HUB_MPI_PARTIAL : HUB_MPI_DIFF;
 }
 
 /* Exactly one character differs (same length). */
@@ -637,6 +639,13 @@ size_t hub_mpi_block_keys(const hub_mpi_feat *f, char (*keys)[96], size_t cap) {
                  swap ? f->birth + 5 : f->birth + 8);
         KEY("d|%c|%.4s%s|%c", f->given[0], f->birth, md, f->sex ? f->sex : '-');
     }
+    /* first and last transposed: the given-name code in the surname block */
+    if (f->given_ph[0] && f->birth[0] && strcmp(f->given_ph, f->family_ph))
+        KEY("n|%s|%.4s", f->given_ph, f->birth);
+    /* surname initial + birth date: a nickname with a surname typo */
+    if (f->family[0] && f->birth[0]) KEY("f|%c|%s", f->family[0], f->birth);
+    /* the household: same address (married names, initials) */
+    if (f->zip[0] && f->line[0]) KEY("a|%s|%.40s", f->zip, f->line);
     if (f->phone[0]) KEY("t|%s", f->phone);
     if (f->email[0]) KEY("e|%s", f->email);
 #undef KEY

@@ -420,6 +420,30 @@ static int run(int n, uint64_t seed, bool full, int batch) {
         snprintf(a[i].golden, sizeof a[i].golden, "%.39s", g);
         a[i].person = v[i].person;
     }
+    if (getenv("BENCH_MPI_MISSED")) {
+        /* the pairs of one person left in two goldens, with their scores */
+        hub_mpi_weights w;
+        hub_mpi_weights_default(&w);
+        int shown = 0;
+        for (size_t i = 0; i < nrec && shown < atoi(getenv("BENCH_MPI_MISSED")); i++)
+            for (size_t j = i + 1; j < nrec; j++) {
+                if (v[i].person != v[j].person || !strcmp(a[i].golden, a[j].golden)) continue;
+                json_t *p1 = to_fhir(&v[i]), *p2 = to_fhir(&v[j]);
+                hub_mpi_feat f1, f2;
+                hub_mpi_feat_of(p1, &f1);
+                hub_mpi_feat_of(p2, &f2);
+                int8_t lv[HUB_MPI__F_COUNT];
+                hub_mpi_compare(&f1, &f2, lv);
+                char t1[HUB_MPI_FEAT_TEXT], t2[HUB_MPI_FEAT_TEXT];
+                hub_mpi_feat_encode(&f1, t1);
+                hub_mpi_feat_encode(&f2, t2);
+                printf("MISSED score=%.1f lv=%d%d%d%d%d%d%d\n  %s\n  %s\n", hub_mpi_score(&w, lv, NULL),
+                       lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], lv[6], t1, t2);
+                json_decref(p1);
+                json_decref(p2);
+                shown++;
+            }
+    }
     printf("mode=in-process full=%s batch=%d n=%d seed=%llu\n", full ? "yes" : "no", batch, n,
            (unsigned long long)seed);
     report(a, nrec, n, wall, cpu);
