@@ -18,7 +18,7 @@ conns=${3:-4}
 [ -x "$build/bench_mpi" ] && [ -x "$build/hub" ] || { echo "build hub and bench_mpi first" >&2; exit 2; }
 tmp=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"' EXIT
 "$build/bench_mpi" gen "$n" "$seed" "$tmp/adt.hl7" "$tmp/truth.tsv"
 echo '{"channels": [{"name": "bench", "port": 0, "validate": false}], "mpi": {"enabled": true}}' \
   > "$tmp/hub.json"
