@@ -318,31 +318,21 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
                                    err);
     }
     for (size_t i = 0; !rc && i < s.n; i++) {
-        if (self) {
-            bool no = false;
-            rc = hub_mpi_st_nomatch_has(tx, self, buf[i].id, &no, err);
-            if (rc || no) continue;
-        }
-        hub_mpi_st_link link;
-        rc = hub_mpi_st_link_get(tx, buf[i].id, &link, err);
+        char text[HUB_MPI_FEAT_TEXT], csender[160], cgolden[72];
+        bool no = false;
+        rc = hub_mpi_st_candidate(tx, buf[i].id, self, text, sizeof text, csender,
+                                  sizeof csender, cgolden, &no, err);
         if (rc == HUB_E_NOTFOUND) {
-            rc = HUB_OK;
-            continue; /* not indexed yet (its own change is later in this job) */
-        }
-        if (rc) break;
-        char text[HUB_MPI_FEAT_TEXT], csender[160];
-        rc = hub_mpi_st_person_get(tx, buf[i].id, text, sizeof text, csender, sizeof csender,
-                                   err);
-        if (rc == HUB_E_NOTFOUND) {
-            rc = HUB_OK;
+            rc = HUB_OK; /* not indexed yet (its own change is later in this job) */
             continue;
         }
         if (rc) break;
+        if (no) continue;
         hub_mpi_feat cf;
         hub_mpi_feat_decode(text, &cf);
         person_score ps;
         memset(&ps, 0, sizeof ps);
-        snprintf(ps.golden, sizeof ps.golden, "%s", link.golden);
+        memcpy(ps.golden, cgolden, sizeof ps.golden);
         memcpy(ps.source, buf[i].id, sizeof ps.source);
         ps.source[sizeof ps.source - 1] = '\0';
         hub_mpi_compare(f, &cf, ps.lv);
@@ -563,11 +553,23 @@ static hub_status put_if_changed(hub_mpi *m, hub_store_tx *tx, const char *id, j
     return hub_record_put_tx(m->record, tx, "Patient", id, g, false, actor, 1, NULL, err);
 }
 
+static hub_status golden_refresh2(hub_mpi *m, hub_store_tx *tx, const char *gid,
+                                  const char *into, const hub_actor *actor, const char *known_id,
+                                  json_t *known_p, bool fresh, hub_err *err);
+
 /* Rebuilds golden `gid` from its linked sources; with none left, the
  * golden is retired: inactive, with a replaced-by link to `into` when
  * given. */
 hub_status hub__mpi_golden_refresh(hub_mpi *m, hub_store_tx *tx, const char *gid,
                                    const char *into, const hub_actor *actor, hub_err *err) {
+    return golden_refresh2(m, tx, gid, into, actor, NULL, NULL, false, err);
+}
+
+/* known_id/known_p: a source whose current JSON the caller holds (not read
+ * again); fresh: the golden does not exist yet (nothing to compare). */
+static hub_status golden_refresh2(hub_mpi *m, hub_store_tx *tx, const char *gid,
+                                  const char *into, const hub_actor *actor, const char *known_id,
+                                  json_t *known_p, bool fresh, hub_err *err) {
     char ids[MAX_SOURCES][72];
     id_list l = {ids, 0, MAX_SOURCES};
     hub_status rc = hub_mpi_st_sources_tx(tx, gid, id_add, &l, err);
@@ -577,7 +579,12 @@ hub_status hub__mpi_golden_refresh(hub_mpi *m, hub_store_tx *tx, const char *gid
     for (size_t i = 0; !rc && i < l.n; i++) {
         json_t *p = NULL;
         int64_t upd = 0;
-        rc = hub__mpi_load_patient(tx, ids[i], &p, &upd, err);
+        if (known_id && !strcmp(known_id, ids[i])) {
+            p = json_incref(known_p);
+            upd = hub_now_ms();
+        } else {
+            rc = hub__mpi_load_patient(tx, ids[i], &p, &upd, err);
+        }
         if (rc || p == NULL) continue;
         char sender[160] = "";
         hub_status r2 = hub_mpi_st_person_get(tx, ids[i], NULL, 0, sender, sizeof sender, err);
@@ -611,7 +618,10 @@ hub_status hub__mpi_golden_refresh(hub_mpi *m, hub_store_tx *tx, const char *gid
         }
         if (g == NULL) rc = hub_err_set(err, HUB_E_NOMEM, "mpi", "out of memory");
     }
-    if (!rc) rc = put_if_changed(m, tx, gid, g, actor, err);
+    if (!rc && fresh)
+        rc = hub_record_put_tx(m->record, tx, "Patient", gid, g, false, actor, 1, NULL, err);
+    else if (!rc)
+        rc = put_if_changed(m, tx, gid, g, actor, err);
     json_decref(g);
     for (size_t i = 0; i < n; i++) json_decref(s[i].p);
     return rc;
@@ -680,7 +690,8 @@ hub_status hub__mpi_link_to(hub_mpi *m, hub_store_tx *tx, const char *id, json_t
     char who[256];
     hub__mpi_actor_text(actor, who, sizeof who);
     if (!rc) rc = hub_mpi_st_history_add(tx, "link", id, gid, score, detail, who, err);
-    if (!rc) rc = hub__mpi_golden_refresh(m, tx, gid, NULL, actor, err);
+    bool fresh = !strcmp(how, "new") && !(had && !strcmp(old.golden, gid));
+    if (!rc) rc = golden_refresh2(m, tx, gid, NULL, actor, id, p, fresh, err);
     if (!rc && had && strcmp(old.golden, gid))
         rc = hub__mpi_golden_refresh(m, tx, old.golden, gid, actor, err);
     if (!rc) rc = source_link(m, tx, id, p, gid, actor, err);
@@ -716,7 +727,7 @@ hub_status hub__mpi_process(hub_mpi *m, hub_store_tx *tx, const char *id, json_t
         rc = hub_mpi_st_sources_tx(tx, cur.golden, id_add, &l, err);
         if (rc) return rc;
         if (l.n > 1 || !strcmp(cur.how, "manual") || !strcmp(cur.how, "merge")) {
-            rc = hub__mpi_golden_refresh(m, tx, cur.golden, NULL, actor, err);
+            rc = golden_refresh2(m, tx, cur.golden, NULL, actor, id, p, false, err);
             if (!rc) rc = source_link(m, tx, id, p, cur.golden, actor, err);
             return rc;
         }

@@ -147,6 +147,33 @@ hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
     return s;
 }
 
+/* One query per candidate: its features, sender, golden, and whether it
+ * was declared not the same person as `self`. */
+static const char SQL_CAND[] =
+    "SELECT p.feat, p.sender, l.golden, EXISTS(SELECT 1 FROM mpi_nomatch n WHERE n.a=?2 AND "
+    "n.b=?1) FROM mpi_person p JOIN mpi_link l ON l.source=p.source WHERE p.source=?1";
+
+hub_status hub_mpi_st_candidate(hub_store_tx *tx, const char *source, const char *self,
+                                char *feat, size_t feat_cap, char *sender, size_t sender_cap,
+                                char golden[72], bool *nomatch, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_CAND, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, self ? self : "", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return HUB_E_NOTFOUND;
+    }
+    if (rc != SQLITE_ROW) return hub__store_db_err(err, hub__tx_db(tx), "mpi candidate");
+    copy_col(st, 0, feat, feat_cap);
+    copy_col(st, 1, sender, sender_cap);
+    copy_col(st, 2, golden, 72);
+    *nomatch = sqlite3_column_int(st, 3) != 0;
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
 /* ---- links ------------------------------------------------------------------ */
 
 static const char SQL_LINK_GET[] = "SELECT golden, how, score FROM mpi_link WHERE source=?1";

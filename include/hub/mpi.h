@@ -190,6 +190,13 @@ typedef hub_status (*hub_mpi_st_id_fn)(void *ud, const char *id);
 hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
                                  hub_mpi_st_id_fn fn, void *ud, hub_err *err);
 
+/* A candidate's features, sender and golden, and whether it is "not the
+ * same person" as `self` (may be NULL); HUB_E_NOTFOUND when it is not
+ * indexed or not linked. */
+hub_status hub_mpi_st_candidate(hub_store_tx *tx, const char *source, const char *self,
+                                char *feat, size_t feat_cap, char *sender, size_t sender_cap,
+                                char golden[72], bool *nomatch, hub_err *err);
+
 /* A link: source -> golden, with how it was made and why. */
 typedef struct {
     char golden[72];
