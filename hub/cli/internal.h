@@ -38,6 +38,7 @@ int hub__cmd_validate(int argc, char **argv);
 int hub__cmd_version(int argc, char **argv);
 int hub__cmd_convert(int argc, char **argv);
 int hub__cmd_replay(int argc, char **argv);
+int hub__cmd_reindex(int argc, char **argv);
 int hub__cmd_get(int argc, char **argv);
 int hub__cmd_inspect(int argc, char **argv);
 int hub__cmd_help(int argc, char **argv);

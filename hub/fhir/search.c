@@ -93,6 +93,85 @@ static hub_status bad(hub_err *err, const char *file, size_t line, const char *w
     return hub_err_set(err, HUB_E_CONFIG, "fhir search", "%s line %zu: %s", file, line, what);
 }
 
+/* The parameter in byref[from, to) whose expression is exactly expr[0, n),
+ * of type `type`, not itself an alias; NULL if none. */
+static const hub_fhir_sp *by_expr(const hub_fhir_sps *t, size_t from, size_t to,
+                                  const char *expr, size_t n, hub_sp_type type) {
+    for (size_t i = from; i < to; i++) {
+        const hub_fhir_sp *o = t->byref[i];
+        if (o->type == type && o->path && o->nsame == 0 && strlen(o->expression) == n &&
+            strncmp(o->expression, expr, n) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+static bool same_components(const hub_fhir_sp *a, const hub_fhir_sp *b) {
+    if (a->ncomp != b->ncomp) return false;
+    for (size_t i = 0; i < a->ncomp; i++)
+        if (a->comp_type[i] != b->comp_type[i] || !a->comp_expr[i] || !b->comp_expr[i] ||
+            strcmp(a->comp_expr[i], b->comp_expr[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Parameters whose rows another parameter's rows already hold (Observation:
+ * patient = subject's Patient references; combo-code = code |
+ * component-code; combo-code-value-quantity = code-value-quantity |
+ * component-code-value-quantity): the index writes only the others, a
+ * third fewer rows for an Observation. */
+static void find_aliases(hub_fhir_sps *t) {
+    static const char WHERE[] = ".where(resolve() is ";
+    for (size_t i = 0; i < t->n;) {
+        size_t j = i;
+        while (j < t->n && strcmp(t->byref[j]->base, t->byref[i]->base) == 0) j++;
+        for (size_t k = i; k < j; k++) {
+            hub_fhir_sp *sp = (hub_fhir_sp *)t->byref[k];
+            if (!sp->path || sp->code[0] == '_') continue;
+            const char *e = sp->expression;
+            const char *w = strstr(e, WHERE);
+            const char *bar = strstr(e, " | ");
+            if (sp->type == HUB_SP_REFERENCE && w && !bar && w[strlen(w) - 1] == ')' &&
+                !strchr(w + sizeof WHERE - 1, '.')) {
+                const hub_fhir_sp *o = by_expr(t, i, j, e, (size_t)(w - e), HUB_SP_REFERENCE);
+                const char *ty = w + sizeof WHERE - 1;
+                size_t tl = strlen(ty) - 1;
+                /* the type, as one of the parameter's targets (a string
+                 * of its own) */
+                for (size_t x = 0; o && o != sp && x < sp->ntargets; x++)
+                    if (strlen(sp->targets[x]) == tl && strncmp(sp->targets[x], ty, tl) == 0) {
+                        sp->same[0] = o->code;
+                        sp->same_type = sp->targets[x];
+                        sp->nsame = 1;
+                    }
+            } else if (bar && !w) {
+                /* X | Y: the first terms of the union are another
+                 * parameter's whole expression, the rest a third's */
+                for (size_t a = i; a < j && !sp->nsame; a++) {
+                    const hub_fhir_sp *pa = t->byref[a];
+                    size_t la = strlen(pa->expression);
+                    if (pa == sp || pa->type != sp->type || !pa->path || pa->nsame ||
+                        strncmp(e, pa->expression, la) != 0 || strncmp(e + la, " | ", 3) != 0 ||
+                        (sp->type == HUB_SP_COMPOSITE && !same_components(sp, pa)))
+                        continue;
+                    for (size_t b = i; b < j; b++) {
+                        const hub_fhir_sp *pb = t->byref[b];
+                        if (pb == sp || pb == pa || pb->type != sp->type || !pb->path || pb->nsame ||
+                            strcmp(e + la + 3, pb->expression) != 0 ||
+                            (sp->type == HUB_SP_COMPOSITE && !same_components(sp, pb)))
+                            continue;
+                        sp->same[0] = pa->code;
+                        sp->same[1] = pb->code;
+                        sp->nsame = 2;
+                        break;
+                    }
+                }
+            }
+        }
+        i = j;
+    }
+}
+
 static hub_status load_params(hub_fhir_sps *t, char *text, hub_err *err) {
     size_t lines = 0;
     for (char *p = text; *p; p++) lines += *p == '\n';
@@ -137,6 +216,7 @@ static hub_status load_params(hub_fhir_sps *t, char *text, hub_err *err) {
                     break;
                 }
                 sp->comp_code[sp->ncomp] = cf[0];
+                sp->comp_expr[sp->ncomp] = cf[2];
                 hub_fhirpath *cp = NULL;
                 hub_fhirpath_compile(cf[2], &cp, &ce);
                 sp->comp_path[sp->ncomp++] = cp;
@@ -156,6 +236,7 @@ static hub_status load_params(hub_fhir_sps *t, char *text, hub_err *err) {
     if (!rc) {
         for (size_t i = 0; i < t->n; i++) t->byref[i] = &t->rows[i];
         qsort(t->byref, t->n, sizeof *t->byref, cmp_sp);
+        find_aliases(t);
     }
     hub_free(tfirst);
     return rc;
@@ -275,4 +356,8 @@ const char *const *hub_fhir_compartment_params(const hub_fhir_sps *t,
         }
     *n = 0;
     return NULL;
+}
+
+const char *hub_fhir_compartment_type(const hub_fhir_sps *t, size_t i) {
+    return i < t->ncomp ? t->comp[i].type : NULL;
 }

@@ -68,7 +68,7 @@ static const struct {
     {"history-type", LVL_TYPE},   {"create", LVL_TYPE},
     {"search-type", LVL_TYPE},
     {"transaction", LVL_SYSTEM},  {"batch", LVL_SYSTEM},
-    {"history-system", LVL_SYSTEM},
+    {"history-system", LVL_SYSTEM}, {"search-system", LVL_SYSTEM},
 };
 #define N_INTERACTIONS (sizeof INTERACTIONS / sizeof INTERACTIONS[0])
 
@@ -877,6 +877,31 @@ static void do_metadata(ctx *c) {
     send_json(c, 200, c->f->cap);
 }
 
+/* POST [base]/_search and [base]/Type/_search: the form body's
+ * parameters, then the URL's. */
+static void do_search(ctx *c, const char *type, const char *compartment, const char *query);
+static void search_post(ctx *cc, const char *type) {
+    const hub_http_req *req = cc->req;
+    hub_slice body = hub_http_req_body(req);
+    const char *qs = hub_http_req_query_string(req);
+    char *q = hub_malloc(body.n + strlen(qs) + 2);
+    if (!q) {
+        send_internal(cc);
+        return;
+    }
+    memcpy(q, body.p, body.n);
+    size_t k = body.n;
+    while (k && (q[k - 1] == '\n' || q[k - 1] == '\r')) k--;
+    if (*qs) {
+        if (k) q[k++] = '&';
+        memcpy(q + k, qs, strlen(qs));
+        k += strlen(qs);
+    }
+    q[k] = '\0';
+    do_search(cc, type, NULL, q);
+    hub_free(q);
+}
+
 /* ---- routing ---------------------------------------------------------------------- */
 
 #define MAX_SEGS 5
@@ -890,7 +915,7 @@ static void do_search(ctx *c, const char *type, const char *compartment, const c
     const char *prefer = hub_http_req_header(c->req, "Prefer");
     char path[200];
     if (compartment) snprintf(path, sizeof path, "Patient/%s/%s", compartment, type);
-    else snprintf(path, sizeof path, "%s", type);
+    else snprintf(path, sizeof path, "%s", type ? type : "");
     hub_search_req sr = {.type = type,
                          .query = query,
                          .base = base_of(c),
@@ -1059,7 +1084,15 @@ static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
             do_bundle(&c);
             return;
         }
-        send_405(&c, "POST", get ? "search-system" : m);
+        if (get && supported("search-system")) {
+            do_search(&c, NULL, NULL, hub_http_req_query_string(req));
+            return;
+        }
+        send_405(&c, "GET, POST", m);
+        return;
+    }
+    if (n == 1 && strcmp(segs[0], "_search") == 0 && post && supported("search-system")) {
+        search_post(&c, NULL);
         return;
     }
     if (n == 1 && strcmp(segs[0], "metadata") == 0) {
@@ -1113,25 +1146,7 @@ static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     }
     if (n == 2 && strcmp(segs[1], "_search") == 0) {
         if (post && supported("search-type")) {
-            /* The form body's parameters, then the URL's. */
-            hub_slice body = hub_http_req_body(req);
-            const char *qs = hub_http_req_query_string(req);
-            char *q = hub_malloc(body.n + strlen(qs) + 2);
-            if (!q) {
-                send_internal(&c);
-                return;
-            }
-            memcpy(q, body.p, body.n);
-            size_t k = body.n;
-            while (k && (q[k - 1] == '\n' || q[k - 1] == '\r')) k--;
-            if (*qs) {
-                if (k) q[k++] = '&';
-                memcpy(q + k, qs, strlen(qs));
-                k += strlen(qs);
-            }
-            q[k] = '\0';
-            do_search(&c, type, NULL, q);
-            hub_free(q);
+            search_post(&c, type);
             return;
         }
         send_405(&c, "POST", m);
@@ -1298,6 +1313,68 @@ static json_t *build_capabilities(const hub_http_fhir *f) {
     return cap;
 }
 
+/* Patient/$everything (GET, or POST with a Parameters body): the record's
+ * Bundle, parsed to be sent in the client's format. */
+static const char *op_param(const hub_fhir_op_call *call, const char *name, char *buf,
+                            size_t cap) {
+    if (!call->post || !call->body) return hub_http_req_query(call->req, name);
+    size_t i;
+    const json_t *p;
+    json_array_foreach(json_object_get(call->body, "parameter"), i, p) {
+        if (strcmp(json_string_value(json_object_get(p, "name")) ?: "", name) != 0) continue;
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)p, k, v) {
+            if (strncmp(k, "value", 5) != 0) continue;
+            if (json_is_string(v)) snprintf(buf, cap, "%s", json_string_value(v));
+            else if (json_is_integer(v)) snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+            else continue;
+            return buf;
+        }
+    }
+    return hub_http_req_query(call->req, name);
+}
+
+static void op_everything(void *ud, const hub_fhir_op_call *call, hub_fhir_op_result *res) {
+    hub_http_fhir *f = ud;
+    char since[64], types[1024], count[32];
+    const char *cnt = op_param(call, "_count", count, sizeof count);
+    hub_everything_req er = {.id = call->id,
+                             .since = op_param(call, "_since", since, sizeof since),
+                             .types = op_param(call, "_type", types, sizeof types),
+                             .count = cnt ? atoi(cnt) : 0,
+                             .cursor = hub_http_req_query(call->req, "_cursor"),
+                             .base = call->base};
+    if (cnt && (er.count < 0 || !*cnt || strspn(cnt, "0123456789") != strlen(cnt))) {
+        res->outcome = hub_oo_new();
+        if (res->outcome)
+            hub_oo_add(res->outcome, HUB_OO_ERROR, "value", "_count", "_count must be a number >= 0");
+        res->status = 400;
+        return;
+    }
+    hub_buf out;
+    hub_buf_init(&out);
+    int st = 200;
+    hub_oo *oo = NULL;
+    hub_err err;
+    hub_err_clear(&err);
+    hub_status rc = hub_record_everything(f->rec, &er, &out, &st, &oo, &err);
+    if (rc) {
+        HUB_LOG_WARN("fhir", "$everything failed rc=%s err='%s'", hub_status_name(rc), err.msg);
+        res->status = 500;
+    } else if (st != 200) {
+        res->status = st;
+        res->outcome = oo;
+        oo = NULL;
+    } else {
+        json_error_t je;
+        res->body = json_loadb(out.p, out.n, 0, &je);
+        if (!res->body) res->status = 500;
+    }
+    hub_oo_free(oo);
+    hub_buf_release(&out);
+}
+
 hub_status hub_http_add_fhir_routes(hub_http_server *s, const hub_http_fhir_cfg *c,
                                     hub_http_fhir **out, hub_err *err) {
     hub_http_fhir *f = hub_calloc(1, sizeof *f);
@@ -1314,6 +1391,10 @@ hub_status hub_http_add_fhir_routes(hub_http_server *s, const hub_http_fhir_cfg 
         hub_http_fhir_free(f);
         return hub_err_set(err, HUB_E_LIMIT, "fhir", "too many routes");
     }
+    if (f->rec && hub_record_sps(f->rec))
+        hub_http_fhir_add_op(f, "Patient", "everything", HUB_OP_INSTANCE, false,
+                             "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                             op_everything, f);
     *out = f;
     return HUB_OK;
 }

@@ -6,13 +6,14 @@
 #include <string.h>
 
 typedef struct {
-    hub_arena *a;
+    hub_arena *a;       /* the rows and the strings they need */
+    hub_arena *scratch; /* the evaluator's collections: reset per parameter */
     hub_store_token *rows;
     size_t n, cap;
     const hub_fhir_sp *sp;
     const char *param; /* the row name (sp->code, or a composite's) */
     bool nomem, over;
-    bool composites; /* extract composite component rows */
+    bool shadow; /* the parameter is an alias: its rows are not stored */
 } sink;
 
 static hub_store_token *row(sink *k, const char *param, hub_ix_kind kind) {
@@ -36,6 +37,7 @@ static hub_store_token *row(sink *k, const char *param, hub_ix_kind kind) {
     t->system = "";
     t->value = "";
     t->kind = kind;
+    t->shadow = k->shadow;
     return t;
 }
 
@@ -278,42 +280,61 @@ static hub_status on_value(void *ud, const json_t *v, const char *type, const ch
     return c->k->nomem ? HUB_E_NOMEM : HUB_OK;
 }
 
-/* A composite's values: for each item the expression finds, the
- * components' rows under "code$component" names, tied together by a
- * shared system: "#<n>" where n numbers the item. Searching a composite
- * then asks for two rows with the same tie. */
+/* A composite's values: for each item the expression finds, the first
+ * component's codes (system, code) and the second component's rows; each
+ * pair is one row of the second's kind named "<param>$<code>|<system>",
+ * so a composite search is one lookup by name (and value) like any other
+ * parameter. Two components only (the R4 definitions with three are
+ * MolecularSequence's coordinates). */
 typedef struct {
     sink *k;
     const hub_fhir_defs *d;
     const hub_fhir_sp *sp;
     const char *rtype;
     const json_t *res;
-    int item;
 } comp_ctx;
 
 static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
                                const char *key) {
     comp_ctx *c = ud;
-    c->item++;
-    for (size_t i = 0; i < c->sp->ncomp; i++) {
-        if (!c->sp->comp_path[i]) continue;
-        size_t before = c->k->n;
-        c->k->param = hub_arena_sprintf(c->k->a, "%s$%zu", c->sp->code, i);
-        if (!c->k->param) return HUB_E_NOMEM;
-        cb_ctx cc = {c->k, c->sp->comp_type[i]};
-        /* Component expressions are relative to the item: evaluated with
-         * the item as a resource of the item's type. */
-        hub_status rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[i], c->k->a, type,
-                                             key, v, c->rtype, c->res, on_value, &cc);
-        if (rc) return rc;
-        char *tie = hub_arena_sprintf(c->k->a, "#%d", c->item);
-        if (!tie) return HUB_E_NOMEM;
-        for (size_t r = before; r < c->k->n; r++) {
-            /* The tie goes in front of the system: "#2|http://loinc.org". */
-            const char *sys = c->k->rows[r].system;
-            char *s = hub_arena_sprintf(c->k->a, "%s|%s", tie, sys);
-            if (!s) return HUB_E_NOMEM;
-            c->k->rows[r].system = s;
+    sink *k = c->k;
+    static const char FIRST[] = "$0", SECOND[] = "$1";
+    size_t before = k->n;
+    k->param = FIRST;
+    cb_ctx c0 = {k, c->sp->comp_type[0]};
+    /* Component expressions are relative to the item: evaluated with the
+     * item as a resource of the item's type. */
+    hub_status rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[0], k->scratch, type, key, v,
+                                         c->rtype, c->res, on_value, &c0);
+    size_t mid = k->n;
+    k->param = SECOND;
+    cb_ctx c1 = {k, c->sp->comp_type[1]};
+    if (!rc && mid > before)
+        rc = hub_fhirpath_eval_at(c->d, c->sp->comp_path[1], k->scratch, type, key, v, c->rtype,
+                                  c->res, on_value, &c1);
+    size_t end = k->n;
+    k->param = c->sp->code;
+    if (rc) return rc;
+    if (k->over || k->nomem) return k->nomem ? HUB_E_NOMEM : HUB_OK;
+    /* The rows just made are scratch: move them aside, then write the
+     * pairs (derived rows such as ":text" are not components). */
+    size_t n0 = mid - before, n1 = end - mid;
+    hub_store_token *tmp = hub_arena_alloc(k->a, (n0 + n1 + 1) * sizeof *tmp);
+    if (!tmp) return HUB_E_NOMEM;
+    memcpy(tmp, &k->rows[before], (n0 + n1) * sizeof *tmp);
+    k->n = before;
+    for (size_t i = 0; i < n0; i++) {
+        if (tmp[i].param != FIRST || !tmp[i].value[0]) continue;
+        char *name = hub_arena_sprintf(k->a, "%s$%s|%s", c->sp->code, tmp[i].value, tmp[i].system);
+        if (!name) return HUB_E_NOMEM;
+        for (size_t j = n0; j < n0 + n1; j++) {
+            if (tmp[j].param != SECOND) continue;
+            hub_store_token *t = row(k, name, tmp[j].kind);
+            if (!t) return k->nomem ? HUB_E_NOMEM : HUB_OK;
+            const char *p = t->param;
+            *t = tmp[j];
+            t->param = p;
+            t->shadow = k->shadow;
         }
     }
     return HUB_OK;
@@ -322,7 +343,12 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
 hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                               hub_arena *a, const char *type, const json_t *res,
                               hub_store_token **rows, size_t *n) {
-    sink k = {.a = a};
+    /* The evaluator's intermediate collections go to a scratch arena
+     * reused for every parameter: in `a` (a whole Bundle's arena) they
+     * were most of the extraction's cost, one malloc per 4 KiB block. */
+    hub_arena scratch;
+    hub_arena_init(&scratch, 32768);
+    sink k = {.a = a, .scratch = &scratch};
     *rows = NULL;
     *n = 0;
     if (sps == NULL) {
@@ -345,22 +371,23 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                     continue;
                 k.sp = sp;
                 k.param = sp->code;
+                k.shadow = sp->nsame > 0;
                 hub_status rc;
                 if (sp->type == HUB_SP_COMPOSITE) {
-                    /* Composite search is not offered yet (its component
-                     * rows would double the token rows for nothing). */
-                    if (!k.composites) continue;
-                    comp_ctx cc = {&k, d, sp, type, res, 0};
-                    rc = hub_fhirpath_eval(d, sp->path, a, type, res, on_comp_item, &cc);
+                    if (sp->ncomp != 2 || !sp->comp_path[0] || !sp->comp_path[1]) continue;
+                    comp_ctx cc = {&k, d, sp, type, res};
+                    rc = hub_fhirpath_eval(d, sp->path, &scratch, type, res, on_comp_item, &cc);
                 } else {
                     cb_ctx cc = {&k, sp->type};
-                    rc = hub_fhirpath_eval(d, sp->path, a, type, res, on_value, &cc);
+                    rc = hub_fhirpath_eval(d, sp->path, &scratch, type, res, on_value, &cc);
                 }
+                hub_arena_reset(&scratch);
                 if (rc == HUB_E_NOMEM) k.nomem = true;
                 if (k.nomem) break;
             }
         }
     }
+    hub_arena_release(&scratch);
     if (k.nomem) return HUB_E_NOMEM;
     if (k.over) return HUB_E_LIMIT;
     *rows = k.rows;

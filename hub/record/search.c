@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,9 @@ typedef struct {
     bool strict;
     int status; /* 0, or the 4xx */
     bool nomem;
+    bool expand; /* a Patient named in a reference stands for its linked
+                    records (hub_record_patient_ids); not in conditional
+                    criteria, which must name exactly what they match */
 } pctx;
 
 static int fail(pctx *c, int status, const char *code, const char *expr, const char *fmt, ...)
@@ -298,6 +302,142 @@ static bool mod_ok(hub_sp_type t, const char *mod) {
     }
 }
 
+/* The row name a parameter's values are stored under (an alias reads
+ * the rows of the parameter it repeats). */
+static const char *row_name(const hub_fhir_sp *sp) {
+    return sp->nsame ? sp->same[0] : sp->code;
+}
+
+/* An alias's row names: each of `same` with `suffix` (":text"...). */
+static bool alias_params(pctx *c, const hub_fhir_sp *sp, const char *suffix, hub_store_qclause *cl) {
+    const char **ps = aalloc(c, sp->nsame * sizeof *ps);
+    if (!ps) return false;
+    for (size_t i = 0; i < sp->nsame; i++) {
+        ps[i] = *suffix ? hub_arena_sprintf(c->a, "%s%s", sp->same[i], suffix) : sp->same[i];
+        if (!ps[i]) return c->nomem = true, false;
+    }
+    cl->params = ps;
+    cl->nparams = sp->nsame;
+    cl->param = ps[0];
+    return true;
+}
+
+static bool targets_patient(const hub_fhir_sp *sp) {
+    for (size_t i = 0; i < sp->ntargets; i++)
+        if (strcmp(sp->targets[i], "Patient") == 0) return true;
+    return false;
+}
+
+/* Patient ids of one person: each id value of the clause that names a
+ * Patient (Patient/x, or a bare x) becomes the ids of the person's
+ * records (a golden Patient and its linked sources). */
+static bool expand_patients(pctx *c, hub_store_qclause *cl) {
+    size_t total = 0;
+    const char **ids[MAX_VALUES];
+    size_t nids[MAX_VALUES];
+    for (size_t i = 0; i < cl->nvals; i++) {
+        const hub_store_qval *v = &cl->vals[i];
+        ids[i] = NULL;
+        nids[i] = 1;
+        if (v->value && !v->chain && (!v->system || strcmp(v->system, "Patient") == 0) &&
+            !strstr(v->value, "://")) {
+            hub_err err;
+            if (hub_record_patient_ids(c->r, v->value, c->a, &ids[i], &nids[i], &err)) {
+                c->nomem = true;
+                return false;
+            }
+            if (nids[i] == 0) nids[i] = 1, ids[i] = NULL;
+        }
+        total += nids[i];
+    }
+    if (total == cl->nvals) return true;
+    hub_store_qval *vs = aalloc(c, total * sizeof *vs);
+    if (!vs) return false;
+    size_t k = 0;
+    for (size_t i = 0; i < cl->nvals; i++)
+        for (size_t j = 0; j < nids[i]; j++) {
+            vs[k] = cl->vals[i];
+            if (ids[i]) vs[k].value = ids[i][j];
+            k++;
+        }
+    cl->vals = vs;
+    cl->nvals = total;
+    return true;
+}
+
+/* A composite (code-value-quantity=http://loinc.org|8480-6$gt100): the
+ * first component is folded into the row name the index gives it
+ * ("<code>$<code>|<system>", hub_record_extract), the second is an
+ * ordinary value of its type. Two components only (the R4 definitions
+ * with three are MolecularSequence's coordinates). */
+static bool parse_composite(pctx *c, const hub_fhir_sp *sp, const char *mod, char *value,
+                            hub_store_qclause *cl, const char *expr) {
+    if (sp->ncomp != 2 || !sp->comp_path[0] || !sp->comp_path[1]) {
+        fail(c, 400, "not-supported", expr, "search by the composite '%s' is not supported",
+             sp->code);
+        return false;
+    }
+    if (mod) {
+        fail(c, 400, "not-supported", expr, "modifier ':%s' is not supported on '%s'", mod,
+             sp->code);
+        return false;
+    }
+    char *vals[MAX_VALUES];
+    size_t nv = split_values(c, value, vals, MAX_VALUES);
+    size_t names = sp->nsame ? sp->nsame : 1;
+    hub_store_qval *vs = aalloc(c, nv * names * sizeof *vs);
+    if (!vs) return false;
+    hub_fhir_sp second = {.base = sp->base, .code = sp->comp_code[1], .type = sp->comp_type[1]};
+    for (size_t i = 0; i < nv; i++) {
+        char *dollar = strchr(vals[i], '$');
+        if (!dollar || dollar == vals[i] || !dollar[1]) {
+            fail(c, 400, "value", expr, "'%s' takes first$second", sp->code);
+            return false;
+        }
+        *dollar = '\0';
+        char *first = vals[i], *bar = strchr(first, '|');
+        const char *param;
+        hub_store_qval one = {0};
+        if (bar) {
+            *bar = '\0';
+            if (!bar[1]) {
+                fail(c, 400, "value", expr, "'%s': the first component needs a code", sp->code);
+                return false;
+            }
+            param = hub_arena_sprintf(c->a, "$%s|%s", bar + 1, first);
+        } else {
+            param = hub_arena_sprintf(c->a, "$%s|", first);
+            one.param_prefix = true;
+        }
+        if (!param) {
+            c->nomem = true;
+            return false;
+        }
+        if (!parse_value(c, &second, NULL, dollar + 1, &one, expr, cl)) return false;
+        /* the row names: the parameter's, or each of those it repeats */
+        for (size_t k = names; k-- > 0;) {
+            hub_store_qval *v = &vs[i * names + k];
+            *v = one;
+            v->param = hub_arena_sprintf(c->a, "%s%s", sp->nsame ? sp->same[k] : sp->code, param);
+            if (!v->param) return c->nomem = true, false;
+        }
+    }
+    *cl = (hub_store_qclause){.kind = HUB_QC_INDEX, .ix = ix_of(sp->comp_type[1]),
+                              .nvals = nv * names, .vals = vs};
+    return true;
+}
+
+/* Whether q has a clause that selects few resources (an identifier, a
+ * reference, ids). */
+static bool query_selective(const hub_store_query *q) {
+    for (size_t i = 0; i < q->nclauses; i++) {
+        const hub_store_qclause *c = &q->clauses[i];
+        if (c->negate || c->nvals == 0) continue;
+        if (c->kind == HUB_QC_ID || (c->kind == HUB_QC_INDEX && c->selective)) return true;
+    }
+    return false;
+}
+
 /* One parameter (name with modifier/chain, raw value) into clause cl of a
  * query on `type`. Returns false when it failed (c->status set) or was
  * ignored (unknown, lenient: *ignored). */
@@ -343,9 +483,26 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
         }
         *cl = (hub_store_qclause){.kind = HUB_QC_MISSING, .param = sp->code, .ix = ix_of(sp->type),
                                   .negate = strcmp(value, "false") == 0};
+        if (sp->type == HUB_SP_COMPOSITE) {
+            /* the composite's rows are "<code>$...": any of them */
+            size_t names = sp->nsame ? sp->nsame : 1;
+            hub_store_qval *v = aalloc(c, names * sizeof *v);
+            if (!v) return false;
+            for (size_t k = 0; k < names; k++) {
+                v[k].param = hub_arena_sprintf(c->a, "%s$", sp->nsame ? sp->same[k] : sp->code);
+                v[k].param_prefix = true;
+                if (!v[k].param) return c->nomem = true, false;
+            }
+            cl->ix = ix_of(sp->ncomp > 1 ? sp->comp_type[1] : HUB_SP_TOKEN);
+            cl->nvals = names;
+            cl->vals = v;
+        } else if (sp->nsame && !alias_params(c, sp, "", cl)) {
+            return false;
+        }
         return true;
     }
-    if (sp->type == HUB_SP_COMPOSITE || sp->type == HUB_SP_SPECIAL) {
+    if (sp->type == HUB_SP_COMPOSITE) return parse_composite(c, sp, mod, value, cl, expr);
+    if (sp->type == HUB_SP_SPECIAL) {
         fail(c, 400, "not-supported", expr, "search by '%s' (a %s parameter) is not supported",
              name, sp_type_name(sp->type));
         return false;
@@ -377,6 +534,7 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
         c->nomem = true;
         return false;
     }
+    if (sp->nsame && !alias_params(c, sp, cl->param + strlen(sp->code), cl)) return false;
     if (chain) {
         if (sp->type != HUB_SP_REFERENCE) {
             fail(c, 400, "invalid", expr, "'%s' is not a reference: it cannot be chained", name);
@@ -423,16 +581,33 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
         }
         cl->vals = vs;
         cl->nvals = nv;
+        /* A chain whose every target query has a selective start
+         * (subject.identifier=...) starts the search well too: the few
+         * referenced resources, then the rows naming them. */
+        cl->selective = true;
+        for (size_t i = 0; i < nv; i++) cl->selective &= query_selective(vs[i].chain);
         return true;
     }
     char *vals[MAX_VALUES];
     size_t nv = split_values(c, value, vals, MAX_VALUES);
     hub_store_qval *vs = aalloc(c, nv * sizeof *vs);
     if (!vs) return false;
-    for (size_t i = 0; i < nv; i++)
+    for (size_t i = 0; i < nv; i++) {
         if (!parse_value(c, sp, mod, vals[i], &vs[i], expr, cl)) return false;
+        /* patient=x: subject's rows of Patient references */
+        if (sp->same_type && !(mod && strcmp(mod, "identifier") == 0) &&
+            !(vs[i].system && !vs[i].system[0])) {
+            if (vs[i].system && strcmp(vs[i].system, sp->same_type) != 0)
+                vs[i].system = "-"; /* another type: no such rows */
+            else
+                vs[i].system = sp->same_type;
+        }
+    }
     cl->vals = vs;
     cl->nvals = nv;
+    if (c->expand && sp->type == HUB_SP_REFERENCE && !(mod && strcmp(mod, "identifier") == 0) &&
+        targets_patient(sp))
+        return expand_patients(c, cl);
     return true;
 }
 
@@ -461,7 +636,7 @@ static bool parse_has(pctx *c, const char *type, char *name, char *value,
     hub_store_query *q = parse_params(c, t, &nm, &value, 1, depth + 1, "_has");
     if (!q) return false;
     (void)type;
-    *cl = (hub_store_qclause){.kind = HUB_QC_HAS, .param = ref->code, .has = q};
+    *cl = (hub_store_qclause){.kind = HUB_QC_HAS, .param = row_name(ref), .has = q};
     return true;
 }
 
@@ -494,8 +669,18 @@ typedef struct {
     bool rev, iterate;
 } include;
 
+/* One type's share of a search: a type search has one part; a system
+ * search (_type) and Patient/$everything one per type, paged through in
+ * order. */
 typedef struct {
+    const char *type;
     hub_store_query *q;
+} part;
+
+typedef struct {
+    part *parts;
+    size_t nparts;
+    bool multi;     /* paged as parts even when there is one */
     int count;
     bool total;
     summary_mode summary;
@@ -540,6 +725,74 @@ static bool parse_include(pctx *c, char *v, include *in, const char *name) {
     return true;
 }
 
+typedef struct {
+    pctx *c;
+    const char **types;
+    size_t n, cap;
+} type_list;
+
+static hub_status add_type(void *ud, const char *type) {
+    type_list *l = ud;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        const char **p = hub_arena_grow(l->c->a, l->types, l->cap * sizeof *p, cap * sizeof *p);
+        if (!p) return HUB_E_NOMEM;
+        l->types = p;
+        l->cap = cap;
+    }
+    char *t = hub_arena_strndup(l->c->a, type, strlen(type));
+    if (!t) return HUB_E_NOMEM;
+    l->types[l->n++] = t;
+    return HUB_OK;
+}
+
+/* A fresh copy of the parameters (parsing cuts them up in place). */
+static bool copy_params(pctx *c, char **names, char **values, size_t n, char **cn, char **cv) {
+    for (size_t i = 0; i < n; i++) {
+        cn[i] = hub_arena_strndup(c->a, names[i], strlen(names[i]));
+        cv[i] = hub_arena_strndup(c->a, values[i], strlen(values[i]));
+        if (!cn[i] || !cv[i]) return c->nomem = true, false;
+    }
+    return true;
+}
+
+/* Adds the Patient-compartment clause for `ids` (a person's Patient ids)
+ * to q: the Patient itself by id, another type by its compartment
+ * parameters. false when the type is not in the compartment. */
+static bool add_compartment(pctx *c, hub_store_query *q, const char *const *ids, size_t nids) {
+    size_t np = 0;
+    const char *const *cps = hub_fhir_compartment_params(c->r->search, q->type, &np);
+    bool patient = strcmp(q->type, "Patient") == 0;
+    if (!cps && !patient) return false;
+    /* the parameters' row names (an alias reads another's rows) */
+    const char **ps = cps ? aalloc(c, np * sizeof *ps) : NULL;
+    if (cps && !ps) return false;
+    for (size_t i = 0; i < np; i++) {
+        const hub_fhir_sp *sp = hub_fhir_sp_find(c->r->search, q->type, cps[i]);
+        ps[i] = sp ? row_name(sp) : cps[i];
+    }
+    hub_store_qclause *cls = aalloc(c, (q->nclauses + 1) * sizeof *cls);
+    hub_store_qval *v = aalloc(c, nids * sizeof *v);
+    if (!cls || !v) return false;
+    memcpy(cls, q->clauses, q->nclauses * sizeof *cls);
+    for (size_t i = 0; i < nids; i++) {
+        v[i].system = "Patient";
+        v[i].value = ids[i];
+    }
+    if (!patient) {
+        cls[q->nclauses++] = (hub_store_qclause){.kind = HUB_QC_INDEX, .ix = HUB_IX_TOKEN,
+                                                 .nvals = nids, .vals = v, .nparams = np,
+                                                 .params = ps, .selective = true};
+    } else {
+        /* A Patient's compartment holds itself (and, for a golden record,
+         * the linked ones); Patient's own link parameter would add the
+         * Patients that point at it. */
+        cls[q->nclauses++] = (hub_store_qclause){.kind = HUB_QC_ID, .nvals = nids, .vals = v};
+    }
+    q->clauses = cls;
+    return true;
+}
+
 static int parse_request(pctx *c, const hub_search_req *req, request *rq) {
     char *names[MAX_PARAMS], *values[MAX_PARAMS];
     size_t n = 0;
@@ -548,6 +801,7 @@ static int parse_request(pctx *c, const hub_search_req *req, request *rq) {
     const char *qs = req->query ? req->query : "";
     hub_store_qsort sort[4];
     size_t nsort = 0;
+    char *types = NULL;
     while (*qs) {
         const char *amp = strchr(qs, '&');
         size_t len = amp ? (size_t)(amp - qs) : strlen(qs);
@@ -572,6 +826,9 @@ static int parse_request(pctx *c, const hub_search_req *req, request *rq) {
                 if (*end || end == val || v < 0)
                     return fail(c, 400, "value", "_count", "_count must be a number >= 0");
                 rq->count = v > MAX_COUNT ? MAX_COUNT : (int)v;
+            } else if (strcmp(name, "_type") == 0 && !req->type) {
+                types = val;
+                hub_buf_printf(&rq->self, "%s%.*s", rq->self.n ? "&" : "", (int)len, qs);
             } else if (strcmp(name, "_total") == 0) {
                 if (strcmp(val, "none") && strcmp(val, "estimate") && strcmp(val, "accurate"))
                     return fail(c, 400, "value", "_total", "_total is none, estimate or accurate");
@@ -614,12 +871,13 @@ static int parse_request(pctx *c, const hub_search_req *req, request *rq) {
                         s->param = k;
                         s->ix = HUB_IX_TOKEN;
                     } else {
-                        const hub_fhir_sp *sp = hub_fhir_sp_find(c->r->search, req->type, k);
+                        const hub_fhir_sp *sp =
+                            req->type ? hub_fhir_sp_find(c->r->search, req->type, k) : NULL;
                         if (!sp || !sp->path || sp->type == HUB_SP_COMPOSITE ||
                             sp->type == HUB_SP_SPECIAL)
                             return fail(c, 400, "not-supported", "_sort",
-                                        "cannot sort %s by '%s'", req->type, k);
-                        s->param = sp->code;
+                                        "cannot sort %s by '%s'", req->type ? req->type : "a system search", k);
+                        s->param = row_name(sp);
                         s->ix = ix_of(sp->type);
                     }
                     nsort++;
@@ -639,38 +897,77 @@ static int parse_request(pctx *c, const hub_search_req *req, request *rq) {
         if (!amp) break;
         qs = amp + 1;
     }
-    rq->q = parse_params(c, req->type, names, values, n, 0, NULL);
-    if (!rq->q) return c->status ? c->status : 500;
-    rq->q->nsort = nsort;
-    memcpy(rq->q->sort, sort, sizeof sort);
-    rq->q->count = rq->summary == SUM_COUNT ? 0 : rq->count;
-    rq->q->want_total = rq->summary == SUM_COUNT || (rq->total && !rq->cursor);
-    rq->q->cursor = rq->cursor;
-    if (req->compartment) {
-        size_t np = 0;
-        const char *const *ps = hub_fhir_compartment_params(c->r->search, req->type, &np);
-        if (!ps && strcmp(req->type, "Patient") != 0)
-            return fail(c, 400, "not-supported", NULL, "%s is not in the Patient compartment",
-                        req->type);
-        hub_store_qclause *cls = aalloc(c, (rq->q->nclauses + 1) * sizeof *cls);
-        hub_store_qval *v = aalloc(c, sizeof *v);
-        if (!cls || !v) return 500;
-        memcpy(cls, rq->q->clauses, rq->q->nclauses * sizeof *cls);
-        v->system = "Patient";
-        v->value = req->compartment;
-        if (ps && strcmp(req->type, "Patient") != 0) {
-            cls[rq->q->nclauses++] = (hub_store_qclause){.kind = HUB_QC_INDEX, .ix = HUB_IX_TOKEN,
-                                                          .nvals = 1, .vals = v, .nparams = np,
-                                                          .params = ps, .selective = true};
-        } else {
-            cls[rq->q->nclauses++] = (hub_store_qclause){.kind = HUB_QC_ID, .nvals = 1, .vals = v};
+
+    /* The types searched: the request's, or a system search's _type (else
+     * every type the store holds). */
+    type_list tl = {c, NULL, 0, 0};
+    if (req->type) {
+        if (add_type(&tl, req->type)) return c->nomem = true, 500;
+    } else if (types) {
+        char *tv[MAX_VALUES];
+        size_t nt = split_values(c, types, tv, MAX_VALUES);
+        for (size_t i = 0; i < nt; i++) {
+            if (!hub_fhir_is_resource(c->r->defs, tv[i]))
+                return fail(c, 400, "value", "_type", "_type names an unknown resource type");
+            bool dup = false;
+            for (size_t k = 0; k < tl.n; k++) dup |= strcmp(tl.types[k], tv[i]) == 0;
+            if (!dup && add_type(&tl, tv[i])) return c->nomem = true, 500;
         }
-        rq->q->clauses = cls;
+    } else {
+        hub_err err;
+        hub_status rc = hub_store_types(c->r->store, add_type, &tl, &err);
+        if (rc == HUB_E_NOMEM) return c->nomem = true, 500;
+        if (rc) return fail(c, 500, "exception", NULL, "the store failed");
+    }
+    rq->parts = aalloc(c, (tl.n ? tl.n : 1) * sizeof *rq->parts);
+    if (!rq->parts) return 500;
+    const char **pids = NULL;
+    size_t npids = 0;
+    if (req->compartment) {
+        hub_err err;
+        if (hub_record_patient_ids(c->r, req->compartment, c->a, &pids, &npids, &err))
+            return c->nomem = true, 500;
+    }
+    for (size_t t = 0; t < tl.n; t++) {
+        char *cn[MAX_PARAMS], *cv[MAX_PARAMS];
+        if (!copy_params(c, names, values, n, cn, cv)) return 500;
+        /* A system search's parameters are checked against each type; the
+         * warnings of lenient handling are said once. */
+        hub_oo *keep = c->oo, *scratch = NULL;
+        if (t > 0 && !c->strict) {
+            scratch = hub_oo_new();
+            if (!scratch) return c->nomem = true, 500;
+            c->oo = scratch;
+        }
+        hub_store_query *q = parse_params(c, tl.types[t], cn, cv, n, 0, NULL);
+        if (scratch) {
+            if (c->status)
+                hub_oo_add(keep, HUB_OO_ERROR, "not-supported", NULL,
+                           "a parameter is not valid for %s", tl.types[t]);
+            hub_oo_free(scratch);
+            c->oo = keep;
+        }
+        if (!q) return c->status ? c->status : 500;
+        q->nsort = nsort;
+        memcpy(q->sort, sort, sizeof sort);
+        q->count = rq->summary == SUM_COUNT ? 0 : rq->count;
+        q->want_total = rq->summary == SUM_COUNT || (rq->total && !rq->cursor);
+        if (req->compartment && !add_compartment(c, q, pids, npids)) {
+            if (c->nomem) return 500;
+            return fail(c, 400, "not-supported", NULL, "%s is not in the Patient compartment",
+                        tl.types[t]);
+        }
+        rq->parts[rq->nparts++] = (part){tl.types[t], q};
     }
     return 0;
 }
 
 /* ---- the Bundle ------------------------------------------------------------------ */
+
+/* A resource in the Bundle (for includes and to say each one once). */
+typedef struct {
+    const char *type, *id;
+} ref;
 
 typedef struct {
     hub_record *r;
@@ -680,9 +977,13 @@ typedef struct {
     size_t nentries;
     const char *mode;
     hub_arena *a;
-    /* ids of the page's matches (for includes), in the arena */
-    const char **ids;
-    size_t nids, capids;
+    /* the page's matches, then its includes */
+    ref *refs;
+    size_t nrefs, caprefs;
+    /* open-addressing set of "type/id" over refs (index + 1) */
+    uint32_t *set;
+    size_t setcap;
+    size_t nmatches; /* matches added by the current store search */
     hub_status err;
 } bctx;
 
@@ -754,9 +1055,55 @@ static json_t *subset(bctx *c, const char *type, json_t *res) {
     return outj;
 }
 
+static uint32_t ref_hash(const char *type, const char *id) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)type; *p; p++) h = (h ^ *p) * 16777619u;
+    h = (h ^ '/') * 16777619u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* Remembers type/id; false when it is in the Bundle already. HUB_E_NOMEM
+ * in c->err. */
+static bool ref_add(bctx *c, const char *type, const char *id) {
+    if ((c->nrefs + 1) * 2 > c->setcap) {
+        size_t cap = c->setcap ? c->setcap * 2 : 128;
+        uint32_t *set = hub_arena_calloc(c->a, cap * sizeof *set);
+        if (!set) return c->err = HUB_E_NOMEM, false;
+        for (size_t i = 0; i < c->nrefs; i++) {
+            size_t k = ref_hash(c->refs[i].type, c->refs[i].id) & (cap - 1);
+            while (set[k]) k = (k + 1) & (cap - 1);
+            set[k] = (uint32_t)i + 1;
+        }
+        c->set = set;
+        c->setcap = cap;
+    }
+    size_t k = ref_hash(type, id) & (c->setcap - 1);
+    while (c->set[k]) {
+        const ref *r = &c->refs[c->set[k] - 1];
+        if (strcmp(r->id, id) == 0 && strcmp(r->type, type) == 0) return false;
+        k = (k + 1) & (c->setcap - 1);
+    }
+    if (c->nrefs == c->caprefs) {
+        size_t cap = c->caprefs ? c->caprefs * 2 : 64;
+        ref *p = hub_arena_grow(c->a, c->refs, c->caprefs * sizeof *p, cap * sizeof *p);
+        if (!p) return c->err = HUB_E_NOMEM, false;
+        c->refs = p;
+        c->caprefs = cap;
+    }
+    char *t = hub_arena_strndup(c->a, type, strlen(type));
+    char *i = hub_arena_strndup(c->a, id, strlen(id));
+    if (!t || !i) return c->err = HUB_E_NOMEM, false;
+    c->refs[c->nrefs] = (ref){t, i};
+    c->set[k] = (uint32_t)++c->nrefs;
+    return true;
+}
+
 static hub_status add_entry(void *ud, const hub_store_version *v) {
     bctx *c = ud;
     hub_buf *b = c->out;
+    if (!ref_add(c, v->type, v->id)) return c->err; /* included twice: once */
+    c->nmatches++;
     hub_status rc = hub_buf_append_cstr(b, c->nentries++ ? "," : "");
     if (!rc) rc = hub_buf_printf(b, "{\"fullUrl\":\"%s/%s/%s\",\"resource\":", c->req->base, v->type, v->id);
     if (rc) return rc;
@@ -774,137 +1121,216 @@ static hub_status add_entry(void *ud, const hub_store_version *v) {
         rc = hub_buf_append(b, v->json, v->json_len);
     }
     if (!rc) rc = hub_buf_printf(b, ",\"search\":{\"mode\":\"%s\"}}", c->mode);
-    if (!rc && strcmp(c->mode, "match") == 0) {
-        if (c->nids == c->capids) {
-            size_t cap = c->capids ? c->capids * 2 : 64;
-            const char **p = hub_arena_grow(c->a, c->ids, c->capids * sizeof *p, cap * sizeof *p);
-            if (!p) return HUB_E_NOMEM;
-            c->ids = p;
-            c->capids = cap;
-        }
-        char *id = hub_arena_strndup(c->a, v->id, strlen(v->id));
-        if (!id) return HUB_E_NOMEM;
-        c->ids[c->nids++] = id;
-    }
     return rc;
 }
 
-/* _include and _revinclude: one store query per target type, for all the
- * page's matches at once. */
-static hub_status run_includes(bctx *c, hub_err *err) {
+static hub_status count_only(void *ud, const hub_store_version *v) {
+    (void)v;
+    ((bctx *)ud)->nmatches++;
+    return HUB_OK;
+}
+
+/* _include and _revinclude of the resources refs[from, to): one store
+ * query per include and target type for all of them at once. */
+static hub_status include_round(bctx *c, size_t from, size_t to, bool iterate_only,
+                                hub_err *err) {
     request *rq = c->rq;
-    if (!rq->ninc || !c->nids) return HUB_OK;
-    hub_store_qval *ids = hub_arena_calloc(c->a, c->nids * sizeof *ids);
-    if (!ids) return HUB_E_NOMEM;
-    for (size_t i = 0; i < c->nids; i++) ids[i].value = c->ids[i];
     c->mode = "include";
     for (size_t k = 0; k < rq->ninc; k++) {
         include *in = &rq->inc[k];
+        if (iterate_only && !in->iterate) continue;
         hub_store_page page;
+        /* The resources of the round this include starts from. */
+        const char *want = in->rev ? NULL : in->type;
+        size_t nv = 0;
+        hub_store_qval *vs = hub_arena_calloc(c->a, (to - from + 1) * sizeof *vs);
+        if (!vs) return HUB_E_NOMEM;
+        const hub_fhir_sp *sp = hub_fhir_sp_find(c->r->search, in->type, in->param);
+        if (!sp) continue;
         if (!in->rev) {
-            if (strcmp(in->type, c->req->type) != 0) continue;
-            const hub_fhir_sp *sp = hub_fhir_sp_find(c->r->search, in->type, in->param);
-            for (size_t t = 0; sp && t < sp->ntargets; t++) {
+            for (size_t i = from; i < to; i++)
+                if (strcmp(c->refs[i].type, want) == 0) vs[nv++].value = c->refs[i].id;
+            if (!nv) continue;
+            for (size_t t = 0; t < sp->ntargets; t++) {
                 if (in->target && strcmp(in->target, sp->targets[t]) != 0) continue;
-                hub_store_qclause cl = {.kind = HUB_QC_REFBY, .param = sp->code,
-                                        .ref_type = in->type, .nvals = c->nids, .vals = ids};
-                hub_store_query q = {.type = sp->targets[t], .nclauses = 1, .clauses = &cl,
-                                     .count = MAX_COUNT};
-                hub_status rc = hub_store_search(c->r->store, &q, add_entry, c, &page, err);
-                if (rc) return rc;
+                for (size_t off = 0; off < nv; off += MAX_VALUES) {
+                    size_t m = nv - off < MAX_VALUES ? nv - off : MAX_VALUES;
+                    hub_store_qclause cl = {.kind = HUB_QC_REFBY, .param = row_name(sp),
+                                            .ref_type = in->type, .nvals = m, .vals = vs + off};
+                    hub_store_query q = {.type = sp->targets[t], .nclauses = 1, .clauses = &cl,
+                                         .count = MAX_COUNT};
+                    hub_status rc = hub_store_search(c->r->store, &q, add_entry, c, &page, err);
+                    if (rc) return rc;
+                }
             }
         } else {
-            /* Type:param pointing at the page's resources. */
-            hub_store_qval *vs = hub_arena_calloc(c->a, c->nids * sizeof *vs);
-            if (!vs) return HUB_E_NOMEM;
-            for (size_t i = 0; i < c->nids; i++) {
-                vs[i].system = c->req->type;
-                vs[i].value = c->ids[i];
+            /* Type:param pointing at the round's resources, by their type. */
+            for (size_t t = 0; t < sp->ntargets; t++) {
+                nv = 0;
+                for (size_t i = from; i < to; i++)
+                    if (strcmp(c->refs[i].type, sp->targets[t]) == 0) {
+                        vs[nv].system = c->refs[i].type;
+                        vs[nv++].value = c->refs[i].id;
+                    }
+                if (in->target && strcmp(in->target, sp->targets[t]) != 0) continue;
+                for (size_t off = 0; off < nv; off += MAX_VALUES) {
+                    size_t m = nv - off < MAX_VALUES ? nv - off : MAX_VALUES;
+                    hub_store_qclause cl = {.kind = HUB_QC_INDEX, .param = row_name(sp),
+                                            .ix = HUB_IX_TOKEN, .nvals = m, .vals = vs + off,
+                                            .selective = true};
+                    hub_store_query q = {.type = in->type, .nclauses = 1, .clauses = &cl,
+                                         .count = MAX_COUNT};
+                    hub_status rc = hub_store_search(c->r->store, &q, add_entry, c, &page, err);
+                    if (rc) return rc;
+                }
             }
-            const hub_fhir_sp *sp = hub_fhir_sp_find(c->r->search, in->type, in->param);
-            if (!sp) continue;
-            hub_store_qclause cl = {.kind = HUB_QC_INDEX, .param = sp->code, .ix = HUB_IX_TOKEN,
-                                    .nvals = c->nids, .vals = vs, .selective = true};
-            hub_store_query q = {.type = in->type, .nclauses = 1, .clauses = &cl, .count = MAX_COUNT};
-            hub_status rc = hub_store_search(c->r->store, &q, add_entry, c, &page, err);
-            if (rc) return rc;
         }
     }
     return HUB_OK;
 }
 
-hub_status hub_record_search(hub_record *r, const hub_search_req *req, hub_buf *out,
-                             int *http_status, hub_oo **outcome, hub_err *err) {
-    *http_status = 200;
-    *outcome = NULL;
-    hub_oo *oo = hub_oo_new();
-    if (!oo) return hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
-    hub_arena a;
-    hub_arena_init(&a, 8192);
-    pctx c = {r, &a, oo, req->strict, 0, false};
-    request rq;
-    memset(&rq, 0, sizeof rq);
-    hub_buf_init(&rq.self);
-    hub_status rc = HUB_OK;
-    if (!r->search) {
-        fail(&c, 501, "not-supported", NULL, "search is not configured");
-    } else {
-        parse_request(&c, req, &rq);
+/* The page's includes, then (:iterate) the includes of what was included,
+ * until a round adds nothing (at most 4 rounds, each resource once). */
+#define MAX_ITERATE 4
+static hub_status run_includes(bctx *c, hub_err *err) {
+    if (!c->rq->ninc || !c->nrefs) return HUB_OK;
+    size_t from = 0, to = c->nrefs;
+    for (int round = 0; round <= MAX_ITERATE && from < to; round++) {
+        hub_status rc = include_round(c, from, to, round > 0, err);
+        if (rc) return rc;
+        from = to;
+        to = c->nrefs;
     }
-    if (c.nomem) rc = hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
-    if (!rc && c.status) {
-        *http_status = c.status;
-        *outcome = oo;
-        oo = NULL;
-        goto done;
-    }
-    if (rc) goto done;
+    return HUB_OK;
+}
 
+/* The page of a multi-part search: cursor "<part>~<snapshot>~<the part's
+ * store cursor>". Parts run in order until the page is full; the totals
+ * of all of them are added on the first page. */
+static hub_status run_parts(bctx *c, hub_store_page *outp, bool *bad_cursor, hub_err *err) {
+    request *rq = c->rq;
+    size_t k0 = 0;
+    int64_t snap = 0;
+    const char *sc = NULL;
+    *bad_cursor = false;
+    if (rq->cursor) {
+        char *e1, *e2;
+        unsigned long long k = strtoull(rq->cursor, &e1, 10);
+        if (e1 == rq->cursor || *e1 != '~') return *bad_cursor = true, HUB_OK;
+        long long sn = strtoll(e1 + 1, &e2, 10);
+        if (e2 == e1 + 1 || *e2 != '~' || k >= rq->nparts || sn <= 0)
+            return *bad_cursor = true, HUB_OK;
+        k0 = (size_t)k;
+        snap = sn;
+        sc = e2[1] ? e2 + 1 : NULL;
+    }
+    int remaining = rq->summary == SUM_COUNT ? 0 : rq->count;
+    bool want_total = rq->parts[0].q->want_total;
+    outp->total = want_total ? 0 : -1;
+    outp->next[0] = outp->prev[0] = '\0';
+    bool full = false;
+    for (size_t k = k0; k < rq->nparts; k++) {
+        hub_store_query *q = rq->parts[k].q;
+        hub_store_page page;
+        q->snapshot = snap;
+        q->cursor = k == k0 ? sc : NULL;
+        c->nmatches = 0;
+        if (!full && remaining > 0) {
+            q->count = remaining;
+            q->want_total = want_total;
+            c->mode = "match";
+            hub_status rc = hub_store_search(c->r->store, q, add_entry, c, &page, err);
+            if (rc) return rc;
+            remaining -= (int)c->nmatches;
+            if (page.next[0]) {
+                char tmp[sizeof page.next + 48];
+                int len = snprintf(tmp, sizeof tmp, "%zu~%" PRId64 "~%s", k, page.snapshot,
+                                   page.next);
+                if (len > 0 && (size_t)len < sizeof outp->next) memcpy(outp->next, tmp, (size_t)len + 1);
+                full = true;
+            } else if (remaining <= 0) {
+                full = true;
+            }
+        } else if (want_total) {
+            q->count = 0;
+            q->want_total = true;
+            hub_status rc = hub_store_search(c->r->store, q, count_only, c, &page, err);
+            if (rc) return rc;
+            if (page.total > 0 && !outp->next[0] && rq->summary != SUM_COUNT)
+                snprintf(outp->next, sizeof outp->next, "%zu~%" PRId64 "~", k, page.snapshot);
+        } else if (!outp->next[0]) {
+            /* Is there anything after the full page? */
+            q->count = 1;
+            q->want_total = false;
+            hub_status rc = hub_store_search(c->r->store, q, count_only, c, &page, err);
+            if (rc) return rc;
+            if (c->nmatches)
+                snprintf(outp->next, sizeof outp->next, "%zu~%" PRId64 "~", k, page.snapshot);
+        } else {
+            break;
+        }
+        if (snap == 0) snap = page.snapshot;
+        if (want_total && page.total > 0) outp->total += page.total;
+    }
+    return HUB_OK;
+}
+
+static hub_status link(hub_buf *out, hub_arena *a, const char *rel, const hub_search_req *req,
+                       const request *rq, const char *cursor) {
+    char *u;
+    if (cursor)
+        u = hub_arena_sprintf(a, "%s/%s?%.*s%s_count=%d&_cursor=%s", req->base, req->path,
+                              (int)rq->self.n, rq->self.p ? rq->self.p : "", rq->self.n ? "&" : "",
+                              rq->count, cursor);
+    else
+        u = hub_arena_sprintf(a, "%s/%s%s%.*s", req->base, req->path, rq->self.n ? "?" : "",
+                              (int)rq->self.n, rq->self.p ? rq->self.p : "");
+    if (!u) return HUB_E_NOMEM;
+    hub_status rc = hub_buf_printf(out, "%s{\"relation\":\"%s\",\"url\":", strcmp(rel, "self") ? "," : "", rel);
+    if (!rc) rc = json_str(out, u);
+    if (!rc) rc = hub_buf_append_cstr(out, "}");
+    return rc;
+}
+
+/* Runs the parsed request and writes the searchset Bundle. */
+static hub_status run_request(hub_record *r, const hub_search_req *req, request *rq, hub_arena *a,
+                              hub_oo *oo, hub_buf *out, int *http_status, hub_oo **outcome,
+                              hub_err *err) {
     size_t start = out->n;
-    bctx b = {r, req, &rq, out, 0, "match", &a, NULL, 0, 0, HUB_OK};
+    bctx b = {.r = r, .req = req, .rq = rq, .mode = "match", .a = a};
     char id[37];
     hub_uuid(id);
     char now[32];
     hub_time_iso(hub_now_ms(), now);
-    rc = hub_buf_printf(out, "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"meta\":{\"lastUpdated\":"
-                             "\"%s\"},\"type\":\"searchset\"", id, now);
-    size_t entries_at = 0;
+    hub_status rc = hub_buf_printf(out, "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"meta\":{\"lastUpdated\":"
+                                        "\"%s\"},\"type\":\"searchset\"", id, now);
     hub_store_page page = {.total = -1};
     hub_buf ent;
     hub_buf_init(&ent);
     b.out = &ent;
-    if (!rc) rc = hub_store_search(r->store, rq.q, add_entry, &b, &page, err);
+    bool bad_cursor = false;
+    if (!rc && rq->nparts == 1 && !rq->multi) {
+        rq->parts[0].q->cursor = rq->cursor;
+        rc = hub_store_search(r->store, rq->parts[0].q, add_entry, &b, &page, err);
+    } else if (!rc) {
+        rc = run_parts(&b, &page, &bad_cursor, err);
+        if (!rc && bad_cursor) rc = hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
+    }
     if (rc == HUB_E_ARG) {
         *http_status = 400;
         hub_oo_add(oo, HUB_OO_ERROR, "invalid", err->where, "%s", err->msg);
         *outcome = oo;
-        oo = NULL;
         out->n = start;
         hub_buf_release(&ent);
-        rc = HUB_OK;
-        goto done;
+        return HUB_OK;
     }
     if (!rc) rc = run_includes(&b, err);
     if (!rc && page.total >= 0) rc = hub_buf_printf(out, ",\"total\":%" PRId64, page.total);
-    if (!rc) {
-        rc = hub_buf_printf(out, ",\"link\":[{\"relation\":\"self\",\"url\":");
-        char *u = hub_arena_sprintf(&a, "%s/%s%s%.*s", req->base, req->path, rq.self.n ? "?" : "",
-                                    (int)rq.self.n, rq.self.p ? rq.self.p : "");
-        if (!u) rc = HUB_E_NOMEM;
-        if (!rc) rc = json_str(out, u);
-        if (!rc) rc = hub_buf_append_cstr(out, "}");
-        if (!rc && page.next[0]) {
-            u = hub_arena_sprintf(&a, "%s/%s?%.*s%s_count=%d&_cursor=%s", req->base, req->path,
-                                  (int)rq.self.n, rq.self.p ? rq.self.p : "", rq.self.n ? "&" : "",
-                                  rq.count, page.next);
-            if (!u) rc = HUB_E_NOMEM;
-            if (!rc) rc = hub_buf_append_cstr(out, ",{\"relation\":\"next\",\"url\":");
-            if (!rc) rc = json_str(out, u);
-            if (!rc) rc = hub_buf_append_cstr(out, "}");
-        }
-        if (!rc) rc = hub_buf_append_cstr(out, "]");
-    }
-    (void)entries_at;
+    if (!rc) rc = hub_buf_append_cstr(out, ",\"link\":[");
+    if (!rc) rc = link(out, a, "self", req, rq, NULL);
+    if (!rc && page.prev[0]) rc = link(out, a, "previous", req, rq, page.prev);
+    if (!rc && page.next[0]) rc = link(out, a, "next", req, rq, page.next);
+    if (!rc) rc = hub_buf_append_cstr(out, "]");
     bool warn = hub_oo_count(oo, HUB_OO_WARNING) > 0;
     if (!rc && (ent.n || warn)) {
         rc = hub_buf_append_cstr(out, ",\"entry\":[");
@@ -924,6 +1350,163 @@ hub_status hub_record_search(hub_record *r, const hub_search_req *req, hub_buf *
     hub_buf_release(&ent);
     if (rc == HUB_E_NOMEM) hub_err_set(err, rc, "search", "out of memory");
     if (rc) out->n = start;
+    return rc;
+}
+
+hub_status hub_record_search(hub_record *r, const hub_search_req *req, hub_buf *out,
+                             int *http_status, hub_oo **outcome, hub_err *err) {
+    *http_status = 200;
+    *outcome = NULL;
+    hub_oo *oo = hub_oo_new();
+    if (!oo) return hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
+    hub_arena a;
+    hub_arena_init(&a, 8192);
+    pctx c = {r, &a, oo, req->strict, 0, false, true};
+    request rq;
+    memset(&rq, 0, sizeof rq);
+    hub_buf_init(&rq.self);
+    hub_status rc = HUB_OK;
+    if (!r->search) {
+        fail(&c, 501, "not-supported", NULL, "search is not configured");
+    } else {
+        parse_request(&c, req, &rq);
+    }
+    if (c.nomem) rc = hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
+    if (!rc && c.status) {
+        *http_status = c.status;
+        *outcome = oo;
+        oo = NULL;
+    } else if (!rc && rq.nparts == 0) {
+        /* a system search of an empty store */
+        rq.parts = aalloc(&c, sizeof *rq.parts);
+        rc = HUB_OK;
+        size_t start = out->n;
+        char id[37];
+        hub_uuid(id);
+        rc = hub_buf_printf(out, "{\"resourceType\":\"Bundle\",\"id\":\"%s\",\"type\":\"searchset\","
+                                 "\"total\":0,\"link\":[", id);
+        if (!rc) rc = link(out, &a, "self", req, &rq, NULL);
+        if (!rc) rc = hub_buf_append_cstr(out, "]}");
+        if (rc) out->n = start;
+    } else if (!rc) {
+        rc = run_request(r, req, &rq, &a, oo, out, http_status, outcome, err);
+        if (*outcome == oo) oo = NULL;
+    }
+    hub_buf_release(&rq.self);
+    hub_arena_release(&a);
+    hub_oo_free(oo);
+    return rc;
+}
+
+/* ---- Patient/$everything ---------------------------------------------------------- */
+
+hub_status hub_record_everything(hub_record *r, const hub_everything_req *req, hub_buf *out,
+                                 int *http_status, hub_oo **outcome, hub_err *err) {
+    *http_status = 200;
+    *outcome = NULL;
+    hub_oo *oo = hub_oo_new();
+    if (!oo) return hub_err_set(err, HUB_E_NOMEM, "everything", "out of memory");
+    hub_arena a;
+    hub_arena_init(&a, 8192);
+    pctx c = {r, &a, oo, true, 0, false, true};
+    request rq;
+    memset(&rq, 0, sizeof rq);
+    hub_buf_init(&rq.self);
+    rq.count = req->count > 0 ? (req->count > MAX_COUNT ? MAX_COUNT : req->count) : DEFAULT_COUNT;
+    rq.total = true;
+    rq.cursor = req->cursor;
+    hub_status rc = HUB_OK;
+    const char **pids = NULL;
+    size_t npids = 0;
+    size_t ntypes = 0;
+    while (r->search && hub_fhir_compartment_type(r->search, ntypes)) ntypes++;
+    hub_resource pat = {0};
+    if (!r->search) {
+        fail(&c, 501, "not-supported", NULL, "search is not configured");
+        goto answer;
+    }
+    rc = hub_record_read(r, "Patient", req->id, 0, &pat, err);
+    if (rc == HUB_E_NOTFOUND || (!rc && pat.deleted)) {
+        fail(&c, rc ? 404 : 410, rc ? "not-found" : "deleted", NULL, "Patient/%s is %s", req->id,
+             rc ? "not known" : "deleted");
+        rc = HUB_OK;
+        goto answer;
+    }
+    hub_resource_release(&pat);
+    if (rc) goto done;
+    rc = hub_record_patient_ids(r, req->id, &a, &pids, &npids, err);
+    if (rc) goto done;
+    /* The types asked for (_type), each checked. */
+    char *want[MAX_VALUES];
+    size_t nwant = 0;
+    if (req->types && *req->types) {
+        char *tv = hub_arena_strndup(&a, req->types, strlen(req->types));
+        if (!tv) {
+            c.nomem = true;
+            goto answer;
+        }
+        nwant = split_values(&c, tv, want, MAX_VALUES);
+        for (size_t i = 0; i < nwant; i++)
+            if (!hub_fhir_is_resource(r->defs, want[i])) {
+                fail(&c, 400, "value", "_type", "_type names an unknown resource type");
+                goto answer;
+            }
+        hub_buf_printf(&rq.self, "_type=%s", req->types);
+    }
+    int64_t since_lo = 0, since_hi = 0;
+    if (req->since && *req->since) {
+        if (hub_fhir_date_range(req->since, strlen(req->since), &since_lo, &since_hi)) {
+            fail(&c, 400, "value", "_since", "_since is not a valid instant");
+            goto answer;
+        }
+        hub_buf_printf(&rq.self, "%s_since=%s", rq.self.n ? "&" : "", req->since);
+    }
+    rq.parts = aalloc(&c, (ntypes + 1) * sizeof *rq.parts);
+    if (!rq.parts) goto answer;
+    /* The Patient(s) first, then the compartment's types in the table's
+     * order: a stable order for paging. */
+    for (size_t t = 0; t <= ntypes; t++) {
+        const char *type = t == 0 ? "Patient" : hub_fhir_compartment_type(r->search, t - 1);
+        if (t > 0 && strcmp(type, "Patient") == 0) continue;
+        bool ok = nwant == 0;
+        for (size_t i = 0; i < nwant && !ok; i++) ok = strcmp(want[i], type) == 0;
+        if (!ok) continue;
+        hub_store_query *q = aalloc(&c, sizeof *q);
+        if (!q) goto answer;
+        q->type = type;
+        if (!add_compartment(&c, q, pids, npids)) {
+            if (c.nomem) goto answer;
+            continue;
+        }
+        if (req->since && *req->since) {
+            hub_store_qclause *cls = aalloc(&c, (q->nclauses + 1) * sizeof *cls);
+            hub_store_qval *v = aalloc(&c, sizeof *v);
+            if (!cls || !v) goto answer;
+            memcpy(cls, q->clauses, q->nclauses * sizeof *cls);
+            v->op = HUB_SQ_GE;
+            v->lo = since_lo;
+            v->hi = since_lo + 1;
+            cls[q->nclauses++] = (hub_store_qclause){.kind = HUB_QC_UPDATED, .nvals = 1, .vals = v};
+            q->clauses = cls;
+        }
+        q->count = rq.count;
+        q->want_total = !rq.cursor;
+        rq.parts[rq.nparts++] = (part){type, q};
+    }
+answer:
+    if (c.nomem) rc = hub_err_set(err, HUB_E_NOMEM, "everything", "out of memory");
+    if (!rc && c.status) {
+        *http_status = c.status;
+        *outcome = oo;
+        oo = NULL;
+    } else if (!rc) {
+        char path[200];
+        snprintf(path, sizeof path, "Patient/%s/$everything", req->id);
+        hub_search_req sr = {.type = "Patient", .base = req->base, .path = path};
+        rq.multi = true;
+        rc = run_request(r, &sr, &rq, &a, oo, out, http_status, outcome, err);
+        if (*outcome == oo) oo = NULL;
+    }
 done:
     hub_buf_release(&rq.self);
     hub_arena_release(&a);
@@ -939,7 +1522,10 @@ void hub_record_search_params(hub_record *r, const char *type, hub_search_param_
         const hub_fhir_sp *const *ps = hub_fhir_sp_list(r->search, pass ? "Resource" : type, &n);
         for (size_t i = 0; i < n; i++) {
             const hub_fhir_sp *sp = ps[i];
-            if (!sp->path || sp->type == HUB_SP_COMPOSITE || sp->type == HUB_SP_SPECIAL) continue;
+            if (!sp->path || sp->type == HUB_SP_SPECIAL) continue;
+            if (sp->type == HUB_SP_COMPOSITE &&
+                (sp->ncomp != 2 || !sp->comp_path[0] || !sp->comp_path[1]))
+                continue;
             if (pass && strcmp(sp->code, "_id") && strcmp(sp->code, "_lastUpdated") &&
                 strcmp(sp->code, "_tag") && strcmp(sp->code, "_profile") &&
                 strcmp(sp->code, "_security") && strcmp(sp->code, "_source"))
@@ -955,7 +1541,7 @@ void hub_record_search_params(hub_record *r, const char *type, hub_search_param_
  * the arena). 0 or the 4xx, with an issue in oo. */
 int hub__search_criteria(hub_record *r, hub_arena *a, const char *type, const char *criteria,
                          hub_store_query **q, hub_oo *oo) {
-    pctx c = {r, a, oo, true, 0, false};
+    pctx c = {r, a, oo, true, 0, false, false};
     request rq;
     memset(&rq, 0, sizeof rq);
     hub_buf_init(&rq.self);
@@ -967,19 +1553,19 @@ int hub__search_criteria(hub_record *r, hub_arena *a, const char *type, const ch
     /* With a patient index, conditional operations on Patient (the v2
      * mapping's upserts by identifier) target the sources: the golden
      * Patients carry every identifier of their sources too. */
-    if (r->patient_ids && strcmp(type, "Patient") == 0 && rq.q->nclauses > 0) {
-        hub_store_qclause *cls = hub_arena_alloc(a, (rq.q->nclauses + 1) * sizeof *cls);
+    if (r->patient_ids && strcmp(type, "Patient") == 0 && rq.parts[0].q->nclauses > 0) {
+        hub_store_qclause *cls = hub_arena_alloc(a, (rq.parts[0].q->nclauses + 1) * sizeof *cls);
         hub_store_qval *v = hub_arena_calloc(a, sizeof *v);
         if (!cls || !v) return 500;
-        memcpy(cls, rq.q->clauses, rq.q->nclauses * sizeof *cls);
+        memcpy(cls, rq.parts[0].q->clauses, rq.parts[0].q->nclauses * sizeof *cls);
         v->op = HUB_SQ_EQ;
         v->system = "https://hub.example.org/fhir/CodeSystem/mpi"; /* HUB_MPI_TAG_SYSTEM */
         v->value = "golden";
-        cls[rq.q->nclauses++] = (hub_store_qclause){
+        cls[rq.parts[0].q->nclauses++] = (hub_store_qclause){
             .kind = HUB_QC_INDEX, .param = "_tag", .ix = HUB_IX_TOKEN, .negate = true,
             .nvals = 1, .vals = v};
-        rq.q->clauses = cls;
+        rq.parts[0].q->clauses = cls;
     }
-    *q = rq.q;
+    *q = rq.parts[0].q;
     return 0;
 }

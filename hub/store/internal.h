@@ -65,6 +65,7 @@ typedef struct {
     size_t nbinds, cap;
     hub_arena arena; /* strings the binds need */
     int64_t snapshot;
+    bool backward; /* the cursor was a prev cursor */
     /* the cursor's key values, when paging */
     size_t nkeys;
 } hub__sq;
@@ -80,7 +81,7 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
 void hub__sq_release(hub__sq *b);
 
 /* The next cursor from the last row's sort-key values (column texts). */
-hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot,
+hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot, bool backward,
                              const char *const *keys, const int *key_types,
                              const char *id, char *out, size_t cap);
 

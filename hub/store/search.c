@@ -5,6 +5,7 @@
  * for the referenced type. */
 #include "internal.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,16 +14,16 @@
 
 #define MAX_DEPTH 4
 
-static const char *const TABLE[3] = {"res_tok", "res_dates", "res_nums"};
+static const char *const TABLE[3] = {"res_tok", "res_date", "res_num"};
 /* Index choices SQLite cannot make without statistics: a lookup by value
  * goes through the token table's primary key (type, param, value, ...)
  * (the id is selected as +t.id, or SQLite reads the (type, id) index to
  * have the ids in order for DISTINCT); a probe of
  * one resource's rows through the (type, id) indexes. */
-static const char *const BY_VALUE[3] = {"res_tok t", "res_dates t", "res_nums t"};
-static const char *const BY_ID[3] = {"res_tok t INDEXED BY res_tok_res",
-                                     "res_dates t INDEXED BY res_dates_res",
-                                     "res_nums t INDEXED BY res_nums_res"};
+static const char *const BY_VALUE[3] = {"res_tok t", "res_date t", "res_num t"};
+/* dates and numbers are clustered by (type, id): their primary key */
+static const char *const BY_ID[3] = {"res_tok t INDEXED BY res_tok_res", "res_date t",
+                                     "res_num t"};
 
 static hub_status nomem(hub_err *err) {
     return hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
@@ -215,11 +216,19 @@ static void index_where(gen *g, const hub_store_qclause *c, int depth) {
         out(g, "t.param IN (");
         for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
         out(g, ") AND (");
-    } else {
+    } else if (c->param) {
         out(g, "t.param = ?%d AND (", T(g, c->param));
+    } else {
+        out(g, "(");
     }
     for (size_t i = 0; i < c->nvals; i++) {
         out(g, "%s(", i ? " OR " : "");
+        const hub_store_qval *v = &c->vals[i];
+        if (v->param && v->param_prefix)
+            out(g, "t.param >= ?%d AND t.param <= ?%d AND ", T(g, v->param),
+                T(g, prefix_hi(g, v->param)));
+        else if (v->param)
+            out(g, "t.param = ?%d AND ", T(g, v->param));
         if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
         else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
         else token_pred(g, &c->vals[i], depth);
@@ -254,6 +263,23 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
     }
     case HUB_QC_MISSING:
         /* negate = missing=false: the resource has a row */
+        if (c->nvals > 0 && c->vals[0].param) {
+            /* rows whose name starts with one of the values' (a composite's) */
+            out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND (",
+                c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias);
+            for (size_t i = 0; i < c->nvals; i++)
+                out(g, "%s(t.param >= ?%d AND t.param <= ?%d)", i ? " OR " : "",
+                    T(g, c->vals[i].param), T(g, prefix_hi(g, c->vals[i].param)));
+            out(g, "))");
+            return;
+        }
+        if (c->nparams) {
+            out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND t.param IN (",
+                c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias);
+            for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
+            out(g, "))");
+            return;
+        }
         out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND t.param = ?%d)",
             c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias, T(g, c->param));
         return;
@@ -316,10 +342,14 @@ static void where_query(gen *g, const hub_store_query *q, const char *alias, int
  * one): a selective one (identifier, a reference, the compartment) that
  * is a plain positive index lookup; SIZE_MAX when none. */
 static size_t driver_of(const hub_store_query *q) {
-    for (size_t i = 0; i < q->nclauses; i++) {
-        const hub_store_qclause *c = &q->clauses[i];
-        if (c->kind == HUB_QC_INDEX && c->selective && !c->negate && c->nvals > 0) return i;
-    }
+    /* a plain lookup first; a chain (its referenced resources first) next */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < q->nclauses; i++) {
+            const hub_store_qclause *c = &q->clauses[i];
+            if (c->kind == HUB_QC_INDEX && c->selective && !c->negate && c->nvals > 0 &&
+                (c->vals[0].chain != NULL) == (pass == 1))
+                return i;
+        }
     return SIZE_MAX;
 }
 
@@ -343,12 +373,12 @@ static void sort_key(gen *g, const hub_store_query *q, const hub_store_qsort *k)
     } else if (strcmp(k->param, "_lastUpdated") == 0) {
         out(g, "r.last_updated");
     } else if (k->ix == HUB_IX_DATE) {
-        out(g, "COALESCE((SELECT %s(%s) FROM res_dates s WHERE s.type = ?%d AND s.id = r.id AND "
+        out(g, "COALESCE((SELECT %s(%s) FROM res_date s WHERE s.type = ?%d AND s.id = r.id AND "
                "s.param = ?%d), %s)",
             k->desc ? "MAX" : "MIN", k->desc ? "hi" : "lo", T(g, q->type), T(g, k->param),
             k->desc ? "-9223372036854775807" : "9223372036854775807");
     } else if (k->ix == HUB_IX_NUMBER) {
-        out(g, "COALESCE((SELECT %s(num) FROM res_nums s WHERE s.type = ?%d AND s.id = r.id AND "
+        out(g, "COALESCE((SELECT %s(num) FROM res_num s WHERE s.type = ?%d AND s.id = r.id AND "
                "s.param = ?%d), %s)",
             k->desc ? "MAX" : "MIN", T(g, q->type), T(g, k->param), k->desc ? "-1e308" : "1e308");
     } else {
@@ -362,8 +392,11 @@ static void sort_key(gen *g, const hub_store_query *q, const hub_store_qsort *k)
 /* Cursor: "<snapshot>" then ".<kind><text>" per sort key and the id,
  * kind i (integer), r (real), s (text, hex). */
 static hub_status parse_cursor(const char *c, size_t nkeys, int64_t *snap, hub__bind *keys,
-                               hub_arena *a, hub_err *err) {
+                               bool *backward, hub_arena *a, hub_err *err) {
     char *end;
+    *backward = *c == 'p';
+    if (*backward) c++;
+    if (!isdigit((unsigned char)*c)) return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
     long long v = strtoll(c, &end, 10);
     if (end == c || v <= 0) return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
     *snap = v;
@@ -398,12 +431,12 @@ static hub_status parse_cursor(const char *c, size_t nkeys, int64_t *snap, hub__
     return HUB_OK;
 }
 
-hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot,
+hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot, bool backward,
                              const char *const *keys, const int *key_types,
                              const char *id, char *outp, size_t cap) {
     hub_buf b;
     hub_buf_init(&b);
-    hub_status rc = hub_buf_printf(&b, "%" PRId64, snapshot);
+    hub_status rc = hub_buf_printf(&b, "%s%" PRId64, backward ? "p" : "", snapshot);
     for (size_t i = 0; i <= q->nsort && !rc; i++) {
         const char *v = i < q->nsort ? keys[i] : id;
         int t = i < q->nsort ? key_types[i] : 's';
@@ -432,10 +465,15 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
     b->snapshot = snapshot;
     hub__bind keys[5];
     if (q->nsort > 4) return hub_err_set(err, HUB_E_ARG, "_sort", "more than 4 sort keys");
+    b->backward = false;
     if (q->cursor) {
-        hub_status rc = parse_cursor(q->cursor, q->nsort, &b->snapshot, keys, &b->arena, err);
+        hub_status rc = parse_cursor(q->cursor, q->nsort, &b->snapshot, keys, &b->backward,
+                                     &b->arena, err);
         if (rc) return rc;
     }
+    /* Backwards (a prev cursor): the rows before the cursor, read in the
+     * reverse order; the caller turns the page around. */
+    bool rev = b->backward;
     /* ?1 is the snapshot. */
     if (I(&g, b->snapshot) != 1) return nomem(err);
 
@@ -470,9 +508,9 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
                 }
                 if (i < q->nsort) {
                     sort_key(&g, q, &q->sort[i]);
-                    out(&g, " %s ?%d)", q->sort[i].desc ? "<" : ">", bind(b, keys[i]));
+                    out(&g, " %s ?%d)", q->sort[i].desc != rev ? "<" : ">", bind(b, keys[i]));
                 } else {
-                    out(&g, "r.id > ?%d)", bind(b, keys[i]));
+                    out(&g, "r.id %s ?%d)", rev ? "<" : ">", bind(b, keys[i]));
                 }
             }
             out(&g, ")");
@@ -480,9 +518,9 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
         out(&g, " ORDER BY ");
         for (size_t i = 0; i < q->nsort; i++) {
             sort_key(&g, q, &q->sort[i]);
-            out(&g, "%s, ", q->sort[i].desc ? " DESC" : "");
+            out(&g, "%s, ", q->sort[i].desc != rev ? " DESC" : "");
         }
-        out(&g, "r.id LIMIT %d", limit + 1);
+        out(&g, "r.id%s LIMIT %d", rev ? " DESC" : "", limit + 1);
     }
     *page_len = b->sql.n;
     if (hub_buf_append(&b->sql, "", 1)) g.bad = true;

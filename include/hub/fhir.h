@@ -266,6 +266,15 @@ typedef struct {
     const char *comp_code[3];
     hub_sp_type comp_type[3];
     const hub_fhirpath *comp_path[3];
+    const char *comp_expr[3];
+    /* An alias: its values are exactly those of other parameters of the
+     * base, so the index keeps only theirs (set at load). "X | Y" where X
+     * and Y are the expressions of `same` (combo-code = code |
+     * component-code); "X.where(resolve() is T)" where X is same[0]'s (then
+     * same_type is T: patient = subject's Patient references). */
+    size_t nsame;
+    const char *same[2];
+    const char *same_type;
 } hub_fhir_sp;
 
 typedef struct hub_fhir_sps hub_fhir_sps;
@@ -290,5 +299,8 @@ const hub_fhir_sp *const *hub_fhir_sp_list(const hub_fhir_sps *t,
  * is not in it. */
 const char *const *hub_fhir_compartment_params(const hub_fhir_sps *t,
                                                const char *type, size_t *n);
+/* The i-th type of the Patient compartment (in the table's order), NULL
+ * past the last one. */
+const char *hub_fhir_compartment_type(const hub_fhir_sps *t, size_t i);
 
 #endif

@@ -95,7 +95,7 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
 /* A search request: GET [base]/Type?query, POST [base]/Type/_search (the
  * form body as `query`), compartment search [base]/Patient/<id>/Type. */
 typedef struct {
-    const char *type;
+    const char *type;         /* NULL: a system search (_type, or every type) */
     const char *query;        /* the raw query string (no '?'), may be NULL */
     const char *base;         /* absolute base URL for fullUrl and links */
     const char *path;         /* "Observation" or "Patient/1/Observation": links */
@@ -113,6 +113,30 @@ typedef struct {
  * parameter. HUB_E_STORE etc. when the store failed. */
 hub_status hub_record_search(hub_record *r, const hub_search_req *req, hub_buf *out,
                              int *http_status, hub_oo **outcome, hub_err *err);
+
+/* Patient/$everything: the Patient (with the records the patient index
+ * links to it: hub_record_patient_ids) and every resource in their Patient
+ * compartments, as a searchset Bundle like hub_record_search's, paged
+ * (next links carry an opaque _cursor). */
+typedef struct {
+    const char *id;      /* the Patient */
+    const char *since;   /* _since: only resources updated at or after, or NULL */
+    const char *types;   /* _type: comma-separated types, or NULL for all */
+    int count;           /* _count: page size (0: the default, 20) */
+    const char *cursor;  /* _cursor of a next link, or NULL */
+    const char *base;    /* absolute base URL */
+} hub_everything_req;
+/* *http_status 200, or 404 (no such Patient), 410 (deleted), 400 (bad
+ * _since, _type or cursor) with *outcome (owned by the caller). */
+hub_status hub_record_everything(hub_record *r, const hub_everything_req *req, hub_buf *out,
+                                 int *http_status, hub_oo **outcome, hub_err *err);
+
+/* Rebuilds the index rows of every current resource (type NULL) or of one
+ * type from its stored JSON with the record's search table (after the
+ * table or the extraction changed: resources written before keep their old
+ * rows until then). *n gets the number of resources reindexed. Runs writer
+ * jobs of a few hundred resources each, so the hub may keep serving. */
+hub_status hub_record_reindex(hub_record *r, const char *type, int64_t *n, hub_err *err);
 
 /* The search parameters that work for `type` (for the CapabilityStatement):
  * calls fn for each with its code, type and the definition's canonical URL. */

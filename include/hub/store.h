@@ -168,6 +168,9 @@ typedef struct {
     hub_ix_kind kind;
     int64_t lo, hi;
     double num;
+    bool shadow;        /* not stored: a row of an alias parameter, whose
+                           values other parameters' rows hold (hub_fhir_sp
+                           same); kept for matching (subscriptions) */
 } hub_store_token;
 
 /* Writer side (inside a job). The current version of type/id: HUB_OK and
@@ -255,6 +258,11 @@ typedef struct {
      * id is in the row's value) must match this query; system must then
      * be chain->type. */
     const hub_store_query *chain;
+    /* This value's own row name instead of the clause's (composites: the
+     * first component is part of the name); with param_prefix the name
+     * only starts with it. */
+    const char *param;
+    bool param_prefix;
 } hub_store_qval;
 
 typedef enum {
@@ -299,23 +307,44 @@ struct hub_store_query {
     hub_store_qsort sort[4];
     int count;          /* page size, 0..1000 (0: only the total) */
     bool want_total;
-    const char *cursor; /* a previous page's next cursor, or NULL */
+    const char *cursor; /* a previous page's next or prev cursor, or NULL */
+    int64_t snapshot;   /* no cursor: see the data as of this history
+                           position (a page's `snapshot`); 0 = now */
 };
 
 /* A page's outcome. */
 typedef struct {
     int64_t total;      /* -1 unless want_total */
     char next[1024];    /* the cursor of the next page, "" when none */
+    char prev[1024];    /* the cursor of the page before, "" when none */
+    int64_t snapshot;   /* the history position the page saw */
 } hub_store_page;
 
 /* Reader side: the current versions of the resources matching q, in the
  * sort order (then id), at most q->count. Pages after the first see the
  * data as of the first page (resources written later are left out), so
- * paging stays stable while data changes. HUB_E_ARG for a malformed
- * cursor or query. */
+ * paging stays stable while data changes, forwards (next) and backwards
+ * (prev: the page ending just before this one's first row). HUB_E_ARG
+ * for a malformed cursor or query. */
 hub_status hub_store_search(hub_store *s, const hub_store_query *q,
                             hub_store_version_fn fn, void *ud,
                             hub_store_page *page, hub_err *err);
+/* Reader side: the resource types that have current rows, in order
+ * (system search without _type). */
+typedef hub_status (*hub_store_type_fn)(void *ud, const char *type);
+hub_status hub_store_types(hub_store *s, hub_store_type_fn fn, void *ud, hub_err *err);
+
+/* Reindex: the current, live versions of `type` (NULL: every type) after
+ * (after_type, after_id) in (type, id) order ("" to start), at most
+ * `limit` (1..1000), with their JSON (borrowed during the call). */
+hub_status hub_store_res_scan(hub_store *s, const char *type, const char *after_type,
+                              const char *after_id, int limit, hub_store_version_fn fn,
+                              void *ud, hub_err *err);
+/* Writer side: replaces the index rows of type/id's current version with
+ * `toks` (no new version). */
+hub_status hub_store_res_index(hub_store_tx *tx, const char *type, const char *id,
+                               const hub_store_token *toks, size_t ntoks, hub_err *err);
+
 /* Writer side (conditional operations): ids of the resources matching q,
  * at most `limit` to fn; *n the matches seen (stops at limit + 1). */
 hub_status hub_store_search_tx(hub_store_tx *tx, const hub_store_query *q,

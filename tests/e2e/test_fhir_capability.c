@@ -300,8 +300,7 @@ Test(fhir_capability, statement_matches_behaviour, .init = hub_test_up,
     cr_assert_eq(ft_req(P(), "GET", "/fhir/_history", NULL, NULL, 0, &r), 200);
     ft_release(&r);
 
-    /* Type search is listed and answers; system search is not listed, so
-     * refused. */
+    /* Type search and system search are listed and answer. */
     json_t *pat = NULL;
     json_array_foreach(types, i, t) {
         if (strcmp(json_string_value(json_object_get(t, "type")), "Patient") == 0) pat = t;
@@ -311,8 +310,11 @@ Test(fhir_capability, statement_matches_behaviour, .init = hub_test_up,
     cr_assert_gt(json_array_size(json_object_get(pat, "searchParam")), 20);
     cr_assert_eq(ft_req(P(), "GET", "/fhir/Patient?name=x", NULL, NULL, 0, &r), 200);
     ft_release(&r);
-    cr_assert_not(listed(sys, "search-system"));
-    cr_assert_eq(ft_req(P(), "GET", "/fhir?_type=Patient", NULL, NULL, 0, &r), 405);
+    cr_assert(listed(sys, "search-system"));
+    cr_assert_eq(ft_req(P(), "GET", "/fhir?_type=Patient", NULL, NULL, 0, &r), 200);
+    cr_assert(strstr(r.body.p, "\"searchset\""));
+    ft_release(&r);
+    cr_assert_eq(ft_req(P(), "PUT", "/fhir", NULL, NULL, 0, &r), 405);
     ft_release(&r);
 
     /* The formats it lists are the ones it speaks. */

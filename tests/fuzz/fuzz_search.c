@@ -1,6 +1,8 @@
 /* libFuzzer target for FHIR search: the input is "Type?query" (first line)
  * run by hub_record_search over a real store holding a few resources, with
- * the R4 and search-parameter tables. Also feeds the same bytes to the
+ * the R4 and search-parameter tables; "?query" (no type) is a system
+ * search, "$everything?query" Patient/p1/$everything with the query's
+ * _since, _type, _count and _cursor. Also feeds the same bytes to the
  * FHIRPath compiler and the date parser. Invariants: a 200 is a Bundle of
  * JSON text, anything else a 4xx with an OperationOutcome. */
 #include <stdint.h>
@@ -59,6 +61,15 @@ static void setup(void) {
     CHECK(hub_record_open(&rc, &rec, NULL) == HUB_OK);
     put("Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"A\"}],\"birthDate\":\"1970\","
                    "\"identifier\":[{\"system\":\"s\",\"value\":\"1\"}]}");
+    json_t *p1 = json_pack("{s:s,s:s}", "resourceType", "Patient", "id", "p1");
+    CHECK(p1);
+    hub_record_op op = {.kind = HUB_OP_UPDATE, .type = "Patient", .id = "p1", .resource = p1};
+    CHECK(hub_record_apply(rec, &op, 1, false, NULL) == HUB_OK);
+    hub_record_op_release(&op);
+    json_decref(p1);
+    put("Observation", "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":"
+                       "[{\"system\":\"l\",\"code\":\"c\"}]},\"subject\":{\"reference\":\"Patient/p1\"},"
+                       "\"valueQuantity\":{\"value\":2,\"code\":\"kg\"}}");
     put("Observation", "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},"
                        "\"valueQuantity\":{\"value\":1.5,\"code\":\"kg\"},\"effectiveDateTime\":\"2024\"}");
 }
@@ -82,20 +93,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
 
     char *q = strchr(s, '?');
     const char *type = "Patient";
+    bool everything = false;
     if (q) {
         *q++ = '\0';
         if (hub_fhir_is_resource(defs, s)) type = s;
+        else if (*s == '\0') type = NULL;
+        else everything = strcmp(s, "$everything") == 0;
     } else {
         q = s;
     }
-    hub_search_req req = {.type = type, .query = q, .base = "http://h/fhir", .path = type,
-                          .strict = n % 2 == 0};
     hub_buf out;
     hub_buf_init(&out);
     int st = 0;
     hub_oo *oo = NULL;
     hub_err err;
-    hub_status rc = hub_record_search(rec, &req, &out, &st, &oo, &err);
+    hub_status rc;
+    if (everything) {
+        hub_everything_req er = {.id = "p1", .base = "http://h/fhir"};
+        for (char *kv = strtok(q, "&"); kv; kv = strtok(NULL, "&")) {
+            char *eq = strchr(kv, '=');
+            if (!eq) continue;
+            *eq++ = '\0';
+            if (!strcmp(kv, "_since")) er.since = eq;
+            else if (!strcmp(kv, "_type")) er.types = eq;
+            else if (!strcmp(kv, "_count")) er.count = atoi(eq);
+            else if (!strcmp(kv, "_cursor")) er.cursor = eq;
+        }
+        rc = hub_record_everything(rec, &er, &out, &st, &oo, &err);
+    } else {
+        hub_search_req req = {.type = type, .query = q, .base = "http://h/fhir",
+                              .path = type ? type : "", .strict = n % 2 == 0};
+        rc = hub_record_search(rec, &req, &out, &st, &oo, &err);
+    }
     if (rc == HUB_OK && st == 200) {
         json_error_t je;
         json_t *b = json_loadb(out.p, out.n, 0, &je);

@@ -80,6 +80,14 @@ static const char *const FIXTURES[][3] = {
      "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":"
      "\"http://loinc.org\",\"code\":\"8867-4\"}]},\"subject\":{\"reference\":\"Group/g1\"},"
      "\"effectiveInstant\":\"2024-05-17T08:30:00.000Z\",\"valueString\":\"hello\"}"},
+    /* a blood pressure: the values are in components */
+    {"Observation", "o6",
+     "{\"resourceType\":\"Observation\",\"status\":\"cancelled\",\"code\":{\"coding\":[{\"system\":"
+     "\"http://loinc.org\",\"code\":\"85354-9\"}]},\"subject\":{\"reference\":\"Patient/p2\"},"
+     "\"component\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"}]},"
+     "\"valueQuantity\":{\"value\":120,\"system\":\"http://unitsofmeasure.org\",\"code\":\"mm[Hg]\"}},"
+     "{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8462-4\"}]},"
+     "\"valueQuantity\":{\"value\":80,\"system\":\"http://unitsofmeasure.org\",\"code\":\"mm[Hg]\"}}]}"},
 };
 #define NFIX (sizeof FIXTURES / sizeof FIXTURES[0])
 
@@ -107,7 +115,7 @@ static void down(void) {
  * *status. */
 static json_t *search(const char *type, const char *q, const char *compartment, bool strict,
                       int *status) {
-    hub_search_req req = {.type = type, .query = q, .base = "http://h/fhir", .path = type,
+    hub_search_req req = {.type = type, .query = q, .base = "http://h/fhir", .path = type ? type : "",
                           .compartment = compartment, .strict = strict};
     hub_buf out;
     hub_buf_init(&out);
@@ -172,7 +180,7 @@ static const struct {
     {"Observation", "code:text=heart", "o1"},
     {"Observation", "code:missing=true", ""},
     {"Observation", "category=vital-signs", "o2"},
-    {"Observation", "category:missing=true", "o1,o3,o4,o5"},
+    {"Observation", "category:missing=true", "o1,o3,o4,o5,o6"},
     {"Observation", "status=final,amended", "o1,o2,o4,o5"},
     /* string */
     {"Patient", "name=ann", "p1,p4"},
@@ -216,7 +224,7 @@ static const struct {
     {"Observation", "patient=p1", "o1,o2"},
     {"Observation", "subject=Group/g1", "o5"},
     {"Observation", "subject:Patient=p1", "o1,o2"},
-    {"Observation", "subject=Patient/p1,Patient/p2", "o1,o2,o3"},
+    {"Observation", "subject=Patient/p1,Patient/p2", "o1,o2,o3,o6"},
     {"Patient", "general-practitioner=Practitioner/dr1", "p2"},
     {"Observation", "code=8867-4&patient=p1", "o1"},
     /* quantity, number */
@@ -233,14 +241,29 @@ static const struct {
     {"Patient", "_profile:above=http://example.org/fhir/StructureDefinition/my-patient/x", "p4"},
     {"Patient", "_profile=http://example.org/fhir", ""},
     /* chains, reverse chains */
-    {"Observation", "subject.name=smith", "o3"},
-    {"Observation", "subject:Patient.name=smith", "o3"},
+    {"Observation", "subject.name=smith", "o3,o6"},
+    {"Observation", "subject:Patient.name=smith", "o3,o6"},
     {"Observation", "patient.identifier=urn:mrn|M1", "o1,o2"},
     {"Observation", "patient.birthdate=1970", "o1,o2,o4"},
     {"Observation", "performer.name=carl", "o3"},
-    {"Observation", "patient.general-practitioner.name=doctor", "o3"},
+    {"Observation", "patient.general-practitioner.name=doctor", "o3,o6"},
     {"Patient", "_has:Observation:patient:code=29463-7", "p3"},
     {"Patient", "_has:Observation:patient:status=final", "p1,p3"},
+    /* composites: the two values of one item (the resource, a component) */
+    {"Observation", "code-value-quantity=http://loinc.org|8867-4$gt75", "o3"},
+    {"Observation", "code-value-quantity=8867-4$lt80", "o1"},
+    {"Observation", "code-value-quantity=|8867-4$lt80", ""},
+    {"Observation", "code-value-quantity=8310-5$37.5|http://unitsofmeasure.org|Cel", "o2"},
+    {"Observation", "code-value-quantity=29463-7$gt75,8867-4$gt75", "o3,o4"},
+    {"Observation", "code-value-quantity=8310-5$gt75", ""},
+    {"Observation", "code-value-string=8867-4$hel", "o5"},
+    {"Observation", "combo-code-value-quantity=8867-4$100", "o3"},
+    {"Observation", "combo-code-value-quantity=8480-6$120", "o6"},
+    {"Observation", "component-code-value-quantity=http://loinc.org|8480-6$gt100", "o6"},
+    {"Observation", "component-code-value-quantity=8462-4$gt100", ""},
+    {"Observation", "component-code-value-quantity=8462-4$80|http://unitsofmeasure.org|mm[Hg]", "o6"},
+    {"Observation", "component-code-value-quantity:missing=false", "o6"},
+    {"Observation", "component-code-value-quantity=8480-6$gt100&patient=p2", "o6"},
 };
 
 Test(search, table, .init = up, .fini = down) {
@@ -272,7 +295,9 @@ static const struct {
     {"Patient", "name:below=x", 400, "name"},
     {"Patient", "gender:missing=maybe", 400, "gender"},
     {"Observation", "value-quantity=abc", 400, "value-quantity"},
-    {"Observation", "code-value-quantity=8867-4$gt5", 400, "code-value-quantity"},
+    {"Observation", "code-value-quantity=8867-4", 400, "code-value-quantity"},
+    {"Observation", "code-value-quantity=8867-4$abc", 400, "code-value-quantity"},
+    {"Observation", "code-value-quantity:exact=8867-4$1", 400, "code-value-quantity"},
     {"Observation", "subject.foo=1", 400, "subject"},
     {"Observation", "code.name=x", 400, "code"},
     {"Patient", "_sort=foo", 400, "_sort"},
@@ -367,7 +392,7 @@ Test(search, sort_count_summary_elements, .init = up, .fini = down) {
     json_decref(b);
 
     b = search("Observation", "_summary=count", NULL, true, &st);
-    cr_expect_eq(json_integer_value(json_object_get(b, "total")), 5);
+    cr_expect_eq(json_integer_value(json_object_get(b, "total")), 6);
     cr_expect_null(json_object_get(b, "entry"));
     json_decref(b);
 
@@ -619,6 +644,14 @@ static bool value_for(const char *t, const hub_store_token *row, char *q, size_t
     return true;
 }
 
+/* Whether index row `r` is one of parameter `code` (a composite's rows
+ * are named "<code>$<first component>"). */
+static bool row_of(const hub_store_token *r, const char *code, const char *type) {
+    if (strcmp(type, "composite") != 0) return strcmp(r->param, code) == 0;
+    size_t n = strlen(code);
+    return strncmp(r->param, code, n) == 0 && r->param[n] == '$';
+}
+
 static bool brute_match(const char *t, const hub_store_token *want, const hub_store_token *r) {
     if (!strcmp(t, "token")) return !strcmp(r->system, want->system) && !strcmp(r->value, want->value);
     if (!strcmp(t, "reference")) {
@@ -668,12 +701,13 @@ Test(search, every_listed_parameter_matches_a_brute_force_filter, .init = up, .f
             const hub_store_token *want = NULL;
             for (size_t r = 0; r < nres && !want; r++)
                 for (size_t k = 0; k < nrows[r]; k++)
-                    if (!strcmp(rows[r][k].param, p->code)) {
+                    if (row_of(&rows[r][k], p->code, p->type)) {
                         want = &rows[r][k];
                         break;
                     }
             char val[512], q[700];
-            if (want && value_for(p->type, want, val, sizeof val)) {
+            bool by_value = want && value_for(p->type, want, val, sizeof val);
+            if (by_value) {
                 with_data++;
                 /* percent-encode what a query string cannot carry */
                 size_t o = 0;
@@ -695,8 +729,8 @@ Test(search, every_listed_parameter_matches_a_brute_force_filter, .init = up, .f
             for (size_t r = 0; r < nres; r++) {
                 bool m = false;
                 for (size_t k = 0; k < nrows[r] && !m; k++) {
-                    if (strcmp(rows[r][k].param, p->code)) continue;
-                    m = want ? brute_match(p->type, want, &rows[r][k]) : true;
+                    if (!row_of(&rows[r][k], p->code, p->type)) continue;
+                    m = by_value ? brute_match(p->type, want, &rows[r][k]) : true;
                 }
                 if (m) eids[ne++] = json_string_value(json_object_get(all[r], "id"));
             }
@@ -712,4 +746,391 @@ Test(search, every_listed_parameter_matches_a_brute_force_filter, .init = up, .f
     }
     cr_log_info("listed parameters run: %zu (%zu with a value from the data)", checked, with_data);
     cr_expect_gt(with_data, 25);
+}
+
+/* ---- system search, iterate, previous links, linked patients, $everything,
+ * reindex ------------------------------------------------------------------- */
+
+/* The match ids of a Bundle as "Type/id", sorted, comma-joined. */
+static void refs_of(const json_t *b, const char *mode, char *out, size_t cap) {
+    char ids[200][96];
+    const char *p[200];
+    size_t n = 0, i;
+    const json_t *e;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        const char *m = json_string_value(json_object_get(json_object_get(e, "search"), "mode"));
+        const json_t *res = json_object_get(e, "resource");
+        if (m && strcmp(m, mode) == 0 && n < 200) {
+            snprintf(ids[n], sizeof ids[n], "%s/%s",
+                     json_string_value(json_object_get(res, "resourceType")),
+                     json_string_value(json_object_get(res, "id")));
+            p[n] = ids[n];
+            n++;
+        }
+    }
+    qsort(p, n, sizeof *p, cmp);
+    out[0] = '\0';
+    size_t o = 0;
+    for (size_t k = 0; k < n; k++) o += (size_t)snprintf(out + o, cap - o, "%s%s", k ? "," : "", p[k]);
+}
+
+static const struct {
+    const char *query, *expect;
+} SYSTEM[] = {
+    {"_type=Patient,Practitioner&name=doc", "Practitioner/dr1"},
+    {"_id=p1,dr1,o2", "Observation/o2,Patient/p1,Practitioner/dr1"},
+    {"_type=Patient&_id=p1,dr1", "Patient/p1"},
+    {"_type=Observation,Patient&_tag=urn:tag|vip", "Patient/p4"},
+    {"_type=Patient,Observation&_lastUpdated=lt2000", ""},
+};
+
+Test(search, system_search, .init = up, .fini = down) {
+    char got[2048];
+    for (size_t i = 0; i < sizeof SYSTEM / sizeof SYSTEM[0]; i++) {
+        int st;
+        json_t *b = search(NULL, SYSTEM[i].query, NULL, true, &st);
+        cr_assert_eq(st, 200, "?%s: %d", SYSTEM[i].query, st);
+        refs_of(b, "match", got, sizeof got);
+        cr_expect_str_eq(got, SYSTEM[i].expect, "?%s", SYSTEM[i].query);
+        size_t n = got[0] ? 1 : 0;
+        for (const char *p = got; *p; p++) n += *p == ',';
+        cr_expect_eq(json_integer_value(json_object_get(b, "total")), (json_int_t)n, "?%s total",
+                     SYSTEM[i].query);
+        json_decref(b);
+    }
+    int st;
+    json_t *o = search(NULL, "_type=Nothing", NULL, true, &st);
+    cr_expect_eq(st, 400);
+    json_decref(o);
+    o = search(NULL, "_type=Patient,Observation&gender=male", NULL, true, &st);
+    cr_expect_eq(st, 400, "gender is not a parameter of Observation");
+    json_decref(o);
+    o = search(NULL, "_type=Patient&_sort=gender", NULL, true, &st);
+    cr_expect_eq(st, 400);
+    json_decref(o);
+}
+
+/* Follows next links from `q` (page size 3 or so), collecting Type/id. */
+static size_t page_through(const char *type, const char *q, char seen[][96], size_t cap,
+                           bool insert) {
+    int st;
+    json_t *b = search(type, q, NULL, true, &st);
+    cr_assert_eq(st, 200, "%s", q);
+    size_t n = 0;
+    for (int page = 0; page < 40 && b; page++) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(b, "entry"), i, e) {
+            const json_t *res = json_object_get(e, "resource");
+            char r[96];
+            snprintf(r, sizeof r, "%s/%s", json_string_value(json_object_get(res, "resourceType")),
+                     json_string_value(json_object_get(res, "id")));
+            for (size_t k = 0; k < n; k++) cr_expect_str_neq(seen[k], r, "%s twice", r);
+            cr_assert_lt(n, cap);
+            snprintf(seen[n++], 96, "%s", r);
+        }
+        char *nq = next_cursor(b);
+        json_decref(b);
+        b = NULL;
+        if (!nq) break;
+        if (insert) {
+            char id[16];
+            snprintf(id, sizeof id, "late%d", page);
+            put("Observation", id, "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":"
+                                   "{\"text\":\"x\"}}");
+        }
+        b = search(type, nq, NULL, true, &st);
+        cr_assert_eq(st, 200, "page %d: %s", page, nq);
+        free(nq);
+    }
+    return n;
+}
+
+Test(search, system_search_pages_across_types, .init = up, .fini = down) {
+    char seen[64][96];
+    size_t n = page_through(NULL, "_type=Patient,Observation&_count=4", seen, 64, true);
+    cr_expect_eq(n, 10, "4 Patients and 6 Observations, each once (got %zu)", n);
+    n = page_through(NULL, "_type=Patient,Observation&_count=3", seen, 64, false);
+    /* the two written while paging (after pages 1 and 2) are there now */
+    cr_expect_eq(n, 12, "a new search sees what was written: %zu", n);
+}
+
+Test(search, include_iterate, .init = up, .fini = down) {
+    static const struct {
+        const char *type, *query, *match, *include;
+    } C[] = {
+        {"Observation", "_id=o3&_include=Observation:patient", "Observation/o3", "Patient/p2"},
+        {"Observation", "_id=o3&_include=Observation:patient&_include:iterate=Patient:general-practitioner",
+         "Observation/o3", "Patient/p2,Practitioner/dr1"},
+        /* dr1 is both o3's performer and p2's practitioner: once */
+        {"Observation", "_id=o3&_include=Observation:performer&_include=Observation:patient"
+                        "&_include:iterate=Patient:general-practitioner",
+         "Observation/o3", "Patient/p2,Practitioner/dr1"},
+        {"Practitioner", "_revinclude=Patient:general-practitioner", "Practitioner/dr1", "Patient/p2"},
+        {"Practitioner", "_revinclude=Patient:general-practitioner&_revinclude:iterate=Observation:patient",
+         "Practitioner/dr1", "Observation/o3,Observation/o6,Patient/p2"},
+        {"Observation", "_id=o1&_include=Observation:patient&_revinclude:iterate=Observation:patient",
+         "Observation/o1", "Observation/o2,Patient/p1"},
+    };
+    char got[1024];
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        int st;
+        json_t *b = search(C[i].type, C[i].query, NULL, true, &st);
+        cr_assert_eq(st, 200, "%s", C[i].query);
+        refs_of(b, "match", got, sizeof got);
+        cr_expect_str_eq(got, C[i].match, "%s", C[i].query);
+        refs_of(b, "include", got, sizeof got);
+        cr_expect_str_eq(got, C[i].include, "%s", C[i].query);
+        json_decref(b);
+    }
+}
+
+static char *link_query(const json_t *b, const char *rel) {
+    size_t i;
+    const json_t *l;
+    json_array_foreach(json_object_get(b, "link"), i, l) {
+        if (strcmp(json_string_value(json_object_get(l, "relation")), rel) == 0)
+            return strdup(strchr(json_string_value(json_object_get(l, "url")), '?') + 1);
+    }
+    return NULL;
+}
+
+Test(search, previous_links_page_back, .init = up, .fini = down) {
+    for (int i = 0; i < 7; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "q%d", i);
+        put("Patient", id, "{\"resourceType\":\"Patient\",\"gender\":\"male\"}");
+    }
+    /* 11 Patients by gender then id, 3 a page: walk forwards, then back */
+    const char *first = "_count=3&_sort=-gender";
+    int st;
+    char pages[5][256];
+    json_t *b = search("Patient", first, NULL, true, &st);
+    cr_assert_null(link_query(b, "previous"), "the first page has no previous");
+    int np = 0;
+    char *q = NULL;
+    for (;;) {
+        ids_of(b, "match", pages[np], sizeof pages[np]);
+        np++;
+        free(q);
+        q = link_query(b, "next");
+        if (!q) break;
+        json_decref(b);
+        b = search("Patient", q, NULL, true, &st);
+        cr_assert_eq(st, 200);
+    }
+    cr_assert_eq(np, 4);
+    /* writes in between change nothing for this snapshot */
+    put("Patient", "a0", "{\"resourceType\":\"Patient\",\"gender\":\"male\"}");
+    for (int k = np - 2; k >= 0; k--) {
+        char *pq = link_query(b, "previous");
+        cr_assert_not_null(pq, "page %d has a previous link", k + 1);
+        json_decref(b);
+        b = search("Patient", pq, NULL, true, &st);
+        cr_assert_eq(st, 200, "%s", pq);
+        free(pq);
+        char got[256];
+        ids_of(b, "match", got, sizeof got);
+        cr_expect_str_eq(got, pages[k], "page %d going back", k);
+        char *nq = link_query(b, "next");
+        cr_expect_not_null(nq, "a page gone back to has a next");
+        free(nq);
+    }
+    cr_expect_null(link_query(b, "previous"), "back at the first page");
+    json_decref(b);
+}
+
+/* The patient index of these tests: p1 is a golden record for p1 and p3. */
+static hub_status golden(void *ud, const char *id, hub_arena *a, const char ***ids, size_t *n,
+                         hub_err *err) {
+    (void)ud;
+    (void)err;
+    const char **v = hub_arena_alloc(a, 2 * sizeof *v);
+    v[0] = id;
+    v[1] = "p3";
+    *ids = v;
+    *n = strcmp(id, "p1") == 0 ? 2 : 1;
+    return HUB_OK;
+}
+
+Test(search, a_golden_patient_stands_for_its_linked_records, .init = up, .fini = down) {
+    hub_record_set_patient_ids(rec, golden, NULL);
+    static const struct {
+        const char *type, *query, *expect;
+    } C[] = {
+        {"Observation", "patient=p1", "o1,o2,o4"},
+        {"Observation", "patient=Patient/p1", "o1,o2,o4"},
+        {"Observation", "subject=Patient/p1&code=29463-7", "o4"},
+        {"Observation", "subject=Group/p1", ""},
+        {"Observation", "patient=p2", "o3,o6"},
+    };
+    char got[512];
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        int st;
+        json_t *b = search(C[i].type, C[i].query, NULL, true, &st);
+        cr_assert_eq(st, 200);
+        ids_of(b, "match", got, sizeof got);
+        cr_expect_str_eq(got, C[i].expect, "%s?%s", C[i].type, C[i].query);
+        json_decref(b);
+    }
+    int st;
+    json_t *b = search("Observation", NULL, "p1", true, &st);
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "o1,o2,o4", "the compartment of a golden record");
+    json_decref(b);
+    /* conditional criteria name exactly what they match */
+    hub_arena a;
+    hub_arena_init(&a, 1024);
+    hub_oo *oo = hub_oo_new();
+    hub_record_op op = {.kind = HUB_OP_DELETE, .type = "Observation",
+                        .criteria = "patient=p1&code=29463-7"};
+    hub_err err;
+    cr_assert_eq(hub_record_apply(rec, &op, 1, false, &err), HUB_OK);
+    hub_record_op_release(&op);
+    b = search("Observation", "_id=o4", NULL, true, &st);
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "o4", "o4 is p3's: not deleted by criteria naming p1");
+    json_decref(b);
+    hub_oo_free(oo);
+    hub_arena_release(&a);
+}
+
+static json_t *everything(const char *id, const char *since, const char *types, int count,
+                          const char *cursor, int *status) {
+    hub_everything_req req = {.id = id, .since = since, .types = types, .count = count,
+                              .cursor = cursor, .base = "http://h/fhir"};
+    hub_buf out;
+    hub_buf_init(&out);
+    hub_oo *oo = NULL;
+    hub_err err;
+    cr_assert_eq(hub_record_everything(rec, &req, &out, status, &oo, &err), HUB_OK, "%s", err.msg);
+    json_t *j;
+    if (*status != 200) {
+        cr_assert_not_null(oo);
+        j = hub_oo_json(oo);
+        hub_oo_free(oo);
+    } else {
+        json_error_t je;
+        j = json_loadb(out.p, out.n, 0, &je);
+        cr_assert_not_null(j, "%s", je.text);
+    }
+    hub_buf_release(&out);
+    return j;
+}
+
+Test(search, patient_everything, .init = up, .fini = down) {
+    int st;
+    char got[1024];
+    json_t *b = everything("p1", NULL, NULL, 0, NULL, &st);
+    cr_assert_eq(st, 200);
+    refs_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "Observation/o1,Observation/o2,Patient/p1");
+    cr_expect_eq(json_integer_value(json_object_get(b, "total")), 3);
+    json_decref(b);
+    b = everything("p1", NULL, "Observation", 0, NULL, &st);
+    refs_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "Observation/o1,Observation/o2");
+    json_decref(b);
+    b = everything("p1", "2999-01-01T00:00:00Z", NULL, 0, NULL, &st);
+    cr_expect_eq(st, 200);
+    cr_expect_eq(json_integer_value(json_object_get(b, "total")), 0);
+    json_decref(b);
+    b = everything("p1", "2000-01-01", NULL, 0, NULL, &st);
+    cr_expect_eq(json_integer_value(json_object_get(b, "total")), 3);
+    json_decref(b);
+
+    /* the linked records too */
+    hub_record_set_patient_ids(rec, golden, NULL);
+    b = everything("p1", NULL, NULL, 0, NULL, &st);
+    refs_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "Observation/o1,Observation/o2,Observation/o4,Patient/p1,Patient/p3");
+    json_decref(b);
+
+    /* paging: one a page, through next links */
+    char seen[16][96];
+    size_t n = 0;
+    char *cursor = NULL;
+    for (int page = 0; page < 10; page++) {
+        b = everything("p1", NULL, NULL, 2, cursor, &st);
+        cr_assert_eq(st, 200, "page %d", page);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(b, "entry"), i, e) {
+            const json_t *res = json_object_get(e, "resource");
+            snprintf(seen[n++], 96, "%s/%s", json_string_value(json_object_get(res, "resourceType")),
+                     json_string_value(json_object_get(res, "id")));
+        }
+        free(cursor);
+        cursor = NULL;
+        char *nq = link_query(b, "next");
+        json_decref(b);
+        if (!nq) break;
+        cr_assert_not_null(strstr(nq, "_count=2"));
+        char *c = strstr(nq, "_cursor=");
+        cursor = strdup(c + 8);
+        free(nq);
+    }
+    cr_expect_eq(n, 5, "every resource once over the pages: %zu", n);
+
+    static const struct {
+        const char *id, *since, *types, *cursor;
+        int status;
+    } BAD[] = {
+        {"nobody", NULL, NULL, NULL, 404},
+        {"p1", "yesterday", NULL, NULL, 400},
+        {"p1", NULL, "Nothing", NULL, 400},
+        {"p1", NULL, NULL, "junk", 400},
+        {"p1", NULL, NULL, "999~1~", 400},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        b = everything(BAD[i].id, BAD[i].since, BAD[i].types, 0, BAD[i].cursor, &st);
+        cr_expect_eq(st, BAD[i].status, "case %zu: %d", i, st);
+        cr_expect_str_eq(json_string_value(json_object_get(b, "resourceType")), "OperationOutcome");
+        char *t = json_dumps(b, 0);
+        cr_expect_null(strstr(t, "yesterday"), "no value in the outcome");
+        free(t);
+        json_decref(b);
+    }
+}
+
+Test(search, reindex_rebuilds_rows, .init = up, .fini = down) {
+    /* A record without the search table writes identifier rows only (as
+     * the resources written before a migration have fewer rows). */
+    hub_record *bare;
+    hub_err err;
+    hub_record_cfg rc = {.store = store, .defs = defs, .max_bundle_entries = 100};
+    cr_assert_eq(hub_record_open(&rc, &bare, &err), HUB_OK);
+    json_t *res = json_pack("{s:s,s:s,s:s,s:s}", "resourceType", "Patient", "id", "old1",
+                            "gender", "unknown", "birthDate", "1901-02-03");
+    hub_record_op op = {.kind = HUB_OP_UPDATE, .type = "Patient", .id = "old1", .resource = res};
+    cr_assert_eq(hub_record_apply(bare, &op, 1, false, &err), HUB_OK);
+    hub_record_op_release(&op);
+    json_decref(res);
+    hub_record_close(bare);
+    int st;
+    char got[256];
+    json_t *b = search("Patient", "birthdate=1901", NULL, true, &st);
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "", "no date rows yet");
+    json_decref(b);
+    int64_t n = 0;
+    cr_assert_eq(hub_record_reindex(rec, "Patient", &n, &err), HUB_OK, "%s", err.msg);
+    cr_expect_eq(n, 5);
+    b = search("Patient", "birthdate=1901&gender=unknown", NULL, true, &st);
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "old1");
+    json_decref(b);
+    /* everything, and the other resources' rows are unchanged */
+    hub_record_op del = {.kind = HUB_OP_DELETE, .type = "Patient", .id = "old1"};
+    cr_assert_eq(hub_record_apply(rec, &del, 1, false, &err), HUB_OK);
+    hub_record_op_release(&del);
+    cr_assert_eq(hub_record_reindex(rec, NULL, &n, &err), HUB_OK, "%s", err.msg);
+    cr_expect_eq(n, (int64_t)NFIX, "deleted resources are not reindexed");
+    char all[2048];
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        b = search(CASES[i].type, CASES[i].query, NULL, true, &st);
+        ids_of(b, "match", all, sizeof all);
+        cr_expect_str_eq(all, CASES[i].expect, "after reindex: %s?%s", CASES[i].type, CASES[i].query);
+        json_decref(b);
+    }
 }
