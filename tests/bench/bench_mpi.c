@@ -12,6 +12,9 @@
  *       (wall and CPU)
  *   bench_mpi gen N SEED OUT.hl7 TRUTH.tsv
  *       the same records as ADT^A04 messages for `hub send` (one per line)
+ *   bench_mpi em N SEED
+ *       EM (hub_mpi_em) on the blocked candidate pairs, printed next to
+ *       the m and u counted from the truth
  *   bench_mpi eval HUB.db TRUTH.tsv
  *       precision/recall of a store filled by `hub serve` over MLLP
  *
@@ -546,7 +549,96 @@ static int eval(const char *db, const char *truth) {
     return 0;
 }
 
+/* EM on the candidate pairs that blocking yields (in memory), against the
+ * m and u counted from the truth. */
+typedef struct {
+    char key[96];
+    int rec;
+} keyrec;
+
+static int cmp_keyrec(const void *a, const void *b) {
+    const keyrec *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : x->rec - y->rec;
+}
+
+static int em(int n, uint64_t seed) {
+    size_t nrec;
+    record *v = dataset(n, seed, &nrec);
+    hub_err err;
+    hub_mpi_nicknames_load(HUB_SOURCE_DIR "/conformance/mpi/nicknames.tsv", &err);
+    hub_mpi_feat *f = malloc(nrec * sizeof *f);
+    keyrec *kr = malloc(nrec * 12 * sizeof *kr);
+    size_t nk = 0;
+    for (size_t i = 0; i < nrec; i++) {
+        json_t *p = to_fhir(&v[i]);
+        hub_mpi_feat_of(p, &f[i]);
+        json_decref(p);
+        char keys[12][96];
+        size_t k = hub_mpi_block_keys(&f[i], keys, 12);
+        for (size_t j = 0; j < k; j++) {
+            memcpy(kr[nk].key, keys[j], 96);
+            kr[nk++].rec = (int)i;
+        }
+    }
+    qsort(kr, nk, sizeof *kr, cmp_keyrec);
+    size_t cap = 1 << 20, np = 0;
+    int8_t(*vec)[HUB_MPI__F_COUNT] = malloc(cap * sizeof *vec);
+    bool *same = malloc(cap * sizeof *same);
+    for (size_t i = 0; i < nk;) {
+        size_t j = i;
+        while (j < nk && !strcmp(kr[j].key, kr[i].key)) j++;
+        for (size_t a = i; a < j && a < i + 32; a++)
+            for (size_t b = a + 1; b < j && b < i + 32 && np < cap; b++) {
+                hub_mpi_compare(&f[kr[a].rec], &f[kr[b].rec], vec[np]);
+                same[np++] = v[kr[a].rec].person == v[kr[b].rec].person;
+            }
+        i = j;
+    }
+    /* truth: m and u among these pairs */
+    double cm[HUB_MPI__F_COUNT][HUB_MPI__L_COUNT] = {{0}}, cu[HUB_MPI__F_COUNT][HUB_MPI__L_COUNT] = {{0}};
+    double tm[HUB_MPI__F_COUNT] = {0}, tu[HUB_MPI__F_COUNT] = {0}, matches = 0;
+    for (size_t i = 0; i < np; i++) {
+        matches += same[i];
+        for (int fl = 0; fl < HUB_MPI__F_COUNT; fl++) {
+            int l = vec[i][fl];
+            if (l < 0) continue;
+            if (same[i]) {
+                cm[fl][l]++;
+                tm[fl]++;
+            } else {
+                cu[fl][l]++;
+                tu[fl]++;
+            }
+        }
+    }
+    hub_mpi_weights w;
+    hub_mpi_weights_default(&w);
+    double pm = 0.1;
+    hub_mpi_em((const int8_t(*)[HUB_MPI__F_COUNT])vec, np, 100, &w, &pm);
+    printf("pairs=%zu (blocked, duplicates included) match share: truth=%.3f em=%.3f\n", np,
+           matches / (double)np, pm);
+    printf("%-10s %-5s %28s %28s\n", "field", "", "em m/u (diff..exact)", "truth m/u");
+    for (int fl = 0; fl < HUB_MPI__F_COUNT; fl++)
+        for (int mu = 0; mu < 2; mu++) {
+            printf("%-10s %-5s", mu ? "" : hub_mpi_field_name((hub_mpi_field)fl), mu ? "u" : "m");
+            for (int l = 0; l < HUB_MPI__L_COUNT; l++) printf(" %.3f", mu ? w.u[fl][l] : w.m[fl][l]);
+            printf("   ");
+            for (int l = 0; l < HUB_MPI__L_COUNT; l++)
+                printf(" %.3f", mu ? (tu[fl] ? cu[fl][l] / tu[fl] : 0) : (tm[fl] ? cm[fl][l] / tm[fl] : 0));
+            printf("\n");
+        }
+    free(vec);
+    free(same);
+    free(kr);
+    free(f);
+    free(v);
+    hub_mpi_nicknames_free();
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "em")) return em(atoi(argv[2]), strtoull(argv[3], NULL, 10));
     if (argc >= 4 && !strcmp(argv[1], "run")) {
         bool full = false;
         int batch = 32;
