@@ -513,6 +513,11 @@ Test(e2e_mpi, unlink_not_same_and_link, .init = up, .fini = down) {
              a);
     post_fails(path, body, 422, "Parameters.parameter.where(name = 'other')");
     post_fails("/fhir/Patient/nope/$mpi-unlink", "{\"resourceType\":\"Parameters\"}", 404, NULL);
+    json_decref(get_json("/fhir/Patient/nope/$mpi-links", 404));
+    post_fails("/fhir/Patient/nope/$mpi-not-same",
+               "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"other\","
+               "\"valueString\":\"Observation/1\"}]}",
+               400, "Parameters.parameter.where(name = 'other')");
     snprintf(path, sizeof path, "/fhir/Patient/%s/$mpi-unlink", ga);
     post_fails(path, "{\"resourceType\":\"Parameters\"}", 422, NULL);
 }
