@@ -774,7 +774,7 @@ static bool add_compartment(pctx *c, hub_store_query *q, const char *const *ids,
     hub_store_qclause *cls = aalloc(c, (q->nclauses + 1) * sizeof *cls);
     hub_store_qval *v = aalloc(c, nids * sizeof *v);
     if (!cls || !v) return false;
-    memcpy(cls, q->clauses, q->nclauses * sizeof *cls);
+    if (q->nclauses) memcpy(cls, q->clauses, q->nclauses * sizeof *cls); /* NULL when none */
     for (size_t i = 0; i < nids; i++) {
         v[i].system = "Patient";
         v[i].value = ids[i];
