@@ -332,7 +332,7 @@ void hub_mpi_feat_of(const json_t *p, hub_mpi_feat *f) {
                           sizeof f->middle);
         if (f->given[0] == '\0' && f->middle[0] != '\0') {
             memcpy(f->given, f->middle, sizeof f->given);
-            f->middle[0] = '\0';
+            memset(f->middle, 0, sizeof f->middle);
         }
     }
     hub_mpi_nysiis(f->family, f->family_ph, sizeof f->family_ph);
@@ -367,10 +367,10 @@ void hub_mpi_feat_of(const json_t *p, hub_mpi_feat *f) {
         const char *v = jstr(t, "value");
         if (!strcmp(sys, "phone") && f->phone[0] == '\0') {
             digits_tail(v, f->phone, sizeof f->phone, 10);
-            if (strlen(f->phone) < 7) f->phone[0] = '\0';
+            if (strlen(f->phone) < 7) memset(f->phone, 0, sizeof f->phone);
         } else if (!strcmp(sys, "email") && f->email[0] == '\0') {
             norm_lower(v, f->email, sizeof f->email, false);
-            if (strchr(f->email, '@') == NULL) f->email[0] = '\0';
+            if (strchr(f->email, '@') == NULL) memset(f->email, 0, sizeof f->email);
         }
     }
 }
