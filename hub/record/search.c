@@ -774,7 +774,7 @@ static bool add_compartment(pctx *c, hub_store_query *q, const char *const *ids,
     hub_store_qclause *cls = aalloc(c, (q->nclauses + 1) * sizeof *cls);
     hub_store_qval *v = aalloc(c, nids * sizeof *v);
     if (!cls || !v) return false;
-    if (q->nclauses) memcpy(cls, q->clauses, q->nclauses * sizeof *cls); /* NULL when none */
+    if (q->nclauses) memcpy(cls, q->clauses, q->nclauses * sizeof *cls);
     for (size_t i = 0; i < nids; i++) {
         v[i].system = "Patient";
         v[i].value = ids[i];
@@ -1225,6 +1225,11 @@ static hub_status run_parts(bctx *c, hub_store_page *outp, bool *bad_cursor, hub
         sc = e2[1] ? e2 + 1 : NULL;
     }
     int remaining = rq->summary == SUM_COUNT ? 0 : rq->count;
+    outp->next[0] = outp->prev[0] = '\0';
+    if (rq->nparts == 0) { /* $everything?_type= of types outside the compartment */
+        outp->total = 0;
+        return HUB_OK;
+    }
     bool want_total = rq->parts[0].q->want_total;
     outp->total = want_total ? 0 : -1;
     outp->next[0] = outp->prev[0] = '\0';
@@ -1400,6 +1405,16 @@ hub_status hub_record_search(hub_record *r, const hub_search_req *req, hub_buf *
 
 /* ---- Patient/$everything ---------------------------------------------------------- */
 
+/* name=value (percent-encoded: "+02:00" must come back as it went) into
+ * the self link's query. */
+static void self_param(hub_buf *b, const char *name, const char *v) {
+    hub_buf_printf(b, "%s%s=", b->n ? "&" : "", name);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (isalnum(*p) || strchr("-._~:,", *p)) hub_buf_append(b, (const char *)p, 1);
+        else hub_buf_printf(b, "%%%02X", *p);
+    }
+}
+
 hub_status hub_record_everything(hub_record *r, const hub_everything_req *req, hub_buf *out,
                                  int *http_status, hub_oo **outcome, hub_err *err) {
     *http_status = 200;
@@ -1451,7 +1466,7 @@ hub_status hub_record_everything(hub_record *r, const hub_everything_req *req, h
                 fail(&c, 400, "value", "_type", "_type names an unknown resource type");
                 goto answer;
             }
-        hub_buf_printf(&rq.self, "_type=%s", req->types);
+        self_param(&rq.self, "_type", req->types);
     }
     int64_t since_lo = 0, since_hi = 0;
     if (req->since && *req->since) {
@@ -1459,7 +1474,7 @@ hub_status hub_record_everything(hub_record *r, const hub_everything_req *req, h
             fail(&c, 400, "value", "_since", "_since is not a valid instant");
             goto answer;
         }
-        hub_buf_printf(&rq.self, "%s_since=%s", rq.self.n ? "&" : "", req->since);
+        self_param(&rq.self, "_since", req->since);
     }
     rq.parts = aalloc(&c, (ntypes + 1) * sizeof *rq.parts);
     if (!rq.parts) goto answer;

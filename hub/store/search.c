@@ -50,7 +50,10 @@ typedef struct {
     hub_buf *o;
     bool bad;
     hub_err *err;
-    bool correlated; /* a driver gives few candidates: probe each one */
+    /* per depth: a driver gives few candidates, so each clause probes
+     * the candidate's own rows (and a chain the one resource it names)
+     * instead of collecting every match first */
+    bool correlated[MAX_DEPTH + 2];
 } gen;
 
 static void out(gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -168,10 +171,22 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
             g->bad = true;
             return;
         }
-        out(g, "t.system = ?%d AND t.value IN (SELECT c%d.id FROM resources c%d WHERE ",
-            T(g, v->chain->type), depth, depth);
         char alias[16];
         snprintf(alias, sizeof alias, "c%d", depth);
+        if (g->correlated[depth]) {
+            /* probing one resource's rows: the resource its row names
+             * must match, its own clauses probed the same way */
+            out(g, "t.system = ?%d AND EXISTS (SELECT 1 FROM resources c%d WHERE c%d.type = ?%d "
+                   "AND c%d.id = t.value AND ",
+                T(g, v->chain->type), depth, depth, T(g, v->chain->type), depth);
+            g->correlated[depth + 1] = true;
+            where_query(g, v->chain, alias, depth + 1);
+            g->correlated[depth + 1] = false;
+            out(g, ")");
+            return;
+        }
+        out(g, "t.system = ?%d AND t.value IN (SELECT c%d.id FROM resources c%d WHERE ",
+            T(g, v->chain->type), depth, depth);
         where_query(g, v->chain, alias, depth + 1);
         out(g, ")");
         return;
@@ -308,7 +323,7 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
     case HUB_QC_INDEX:
         break;
     }
-    if (g->correlated && depth == 0) {
+    if (g->correlated[depth]) {
         /* Few candidate rows (a driver picked them): look each one's index
          * rows up by (type, id) instead of collecting every match of this
          * clause first. */
@@ -461,7 +476,7 @@ hub_status hub__store_cursor(const hub_store_query *q, int64_t snapshot, bool ba
 hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
                                  bool ids_only, int limit, hub__sq *b,
                                  size_t *page_len, hub_err *err) {
-    gen g = {b, &b->sql, false, err, false};
+    gen g = {b, &b->sql, false, err, {false}};
     b->snapshot = snapshot;
     hub__bind keys[5];
     if (q->nsort > 4) return hub_err_set(err, HUB_E_ARG, "_sort", "more than 4 sort keys");
@@ -483,7 +498,7 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
         out(&g, "SELECT r.id");
         from_clause(&g, q, drv);
         out(&g, " WHERE r.seq <= ?1 AND ");
-        g.correlated = drv != SIZE_MAX;
+        g.correlated[0] = drv != SIZE_MAX;
         where_skip(&g, q, "r", 0, drv);
         out(&g, " LIMIT %d", limit + 1);
     } else {
@@ -495,7 +510,7 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
         size_t drv = driver_of(q);
         from_clause(&g, q, drv);
         out(&g, " JOIN history h ON h.seq = r.seq WHERE r.seq <= ?1 AND ");
-        g.correlated = drv != SIZE_MAX;
+        g.correlated[0] = drv != SIZE_MAX;
         where_skip(&g, q, "r", 0, drv);
         if (q->cursor) {
             /* Keyset: rows after the cursor's keys in the sort order. */
@@ -529,7 +544,7 @@ hub_status hub__store_search_sql(const hub_store_query *q, int64_t snapshot,
         out(&g, "SELECT count(*)");
         from_clause(&g, q, drv);
         out(&g, " WHERE r.seq <= ?1 AND ");
-        g.correlated = drv != SIZE_MAX;
+        g.correlated[0] = drv != SIZE_MAX;
         where_skip(&g, q, "r", 0, drv);
     }
     if (hub_buf_append(&b->sql, "", 1)) g.bad = true;

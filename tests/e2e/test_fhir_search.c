@@ -230,3 +230,36 @@ Test(fhir_search, composite_iterate_previous) {
     cr_expect_str_eq(ft_issue(&r, "expression"), "code-value-quantity");
     ft_release(&r);
 }
+
+Test(fhir_search, hub_reindex_while_serving) {
+    data();
+    hub_buf out, err;
+    hub_buf_init(&out);
+    hub_buf_init(&err);
+    const char *argv[] = {HUB_BIN, "reindex", "--data", hub_test_current.dir, "--type", "Observation",
+                          NULL};
+    cr_assert_eq(hub_test_run(argv, NULL, &out, &err), 0, "%s %s", out.p, err.p);
+    cr_expect(strstr(out.p, "reindexed 5 resources of Observation"), "%s", out.p);
+    hub_buf_release(&out);
+    hub_buf_release(&err);
+    hub_buf_init(&out);
+    hub_buf_init(&err);
+    const char *all[] = {HUB_BIN, "reindex", "--data", hub_test_current.dir, NULL};
+    cr_assert_eq(hub_test_run(all, NULL, &out, &err), 0, "%s %s", out.p, err.p);
+    cr_expect(strstr(out.p, "reindexed 9 resources"), "%s", out.p);
+    hub_buf_release(&out);
+    hub_buf_release(&err);
+    hub_buf_init(&out);
+    hub_buf_init(&err);
+    const char *bad[] = {HUB_BIN, "reindex", "--data", hub_test_current.dir, "--type", "Nope", NULL};
+    cr_expect_eq(hub_test_run(bad, NULL, &out, &err), 2);
+    cr_expect(strstr(err.p, "unknown resource type"), "%s", err.p);
+    hub_buf_release(&out);
+    hub_buf_release(&err);
+    /* the server still answers from the rebuilt rows */
+    char got[256];
+    json_t *b = get("/fhir/Observation?code-value-quantity=8867-4$lt75&patient=e1", 200);
+    refs(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "Observation/eo0,Observation/eo1");
+    json_decref(b);
+}

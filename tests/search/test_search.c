@@ -1031,12 +1031,19 @@ Test(search, patient_everything, .init = up, .fini = down) {
     refs_of(b, "match", got, sizeof got);
     cr_expect_str_eq(got, "Observation/o1,Observation/o2");
     json_decref(b);
+    b = everything("p1", NULL, "Practitioner", 0, NULL, &st);
+    cr_expect_eq(st, 200, "a type outside the compartment: nothing");
+    cr_expect_eq(json_integer_value(json_object_get(b, "total")), 0);
+    json_decref(b);
     b = everything("p1", "2999-01-01T00:00:00Z", NULL, 0, NULL, &st);
     cr_expect_eq(st, 200);
     cr_expect_eq(json_integer_value(json_object_get(b, "total")), 0);
     json_decref(b);
-    b = everything("p1", "2000-01-01", NULL, 0, NULL, &st);
+    b = everything("p1", "2000-01-01T00:00:00+02:00", NULL, 0, NULL, &st);
     cr_expect_eq(json_integer_value(json_object_get(b, "total")), 3);
+    char *self = link_query(b, "self");
+    cr_expect_not_null(strstr(self, "_since=2000-01-01T00:00:00%2B02:00"), "%s", self);
+    free(self);
     json_decref(b);
 
     /* the linked records too */
