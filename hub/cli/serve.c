@@ -9,6 +9,7 @@
 #include "hub/map.h"
 #include "hub/mllp.h"
 #include "hub/record.h"
+#include "hub/mpi.h"
 #include "hub/store.h"
 
 #include <errno.h>
@@ -265,6 +266,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_map *map = NULL;
     hub_record *record = NULL;
     hub_http_fhir *fhir = NULL;
+    hub_mpi *mpi = NULL;
     static hub_serve_channels chans;
     serve_loader ld_map = {0}, ld_defs = {0}, ld_sps = {0};
     int exit_code = 1;
@@ -346,6 +348,20 @@ int hub__cmd_serve(int argc, char **argv) {
         goto out;
     }
     HUB_LOG_DEBUG("serve", "record open ms=%.2f", (double)(hub_mono_ns() - t_rec) / 1e6);
+    if (json_is_true(json_object_get(json_object_get(cfg.file_json, "mpi"), "enabled"))) {
+        /* the patient index (on with "mpi": {"enabled": true}): matching on
+         * every Patient write, its operations */
+        char nick[600];
+        snprintf(nick, sizeof nick, "%s/mpi/nicknames.tsv", conformance);
+        hub_mpi_cfg mpc = {.record = record,
+                           .conf = json_object_get(cfg.file_json, "mpi"),
+                           .nicknames = nick};
+        if (hub_mpi_open(&mpc, &mpi, &err) != HUB_OK) {
+            fprintf(stderr, "hub serve: patient index: %s\n", err.msg);
+            exit_code = 2;
+            goto out;
+        }
+    }
 
     hub_ingest_cfg ic = {.store = store, .profiles = profiles,
                          .channels = chans.ingest, .nchannels = chans.n,
@@ -384,6 +400,7 @@ int hub__cmd_serve(int argc, char **argv) {
     if (hub_http_server_new(&hc, &http, &err) != HUB_OK ||
         hub_http_add_ops_routes(http, &ops) != HUB_OK ||
         hub_http_add_fhir_routes(http, &fc, &fhir, &err) != HUB_OK ||
+        (mpi && hub_mpi_add_ops(mpi, fhir, &err) != HUB_OK) ||
         hub_http_server_start(http, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg[0] ? err.msg : "cannot start http");
         goto out;
@@ -454,8 +471,9 @@ out:
     if (mllp) hub_mllp_server_stop(mllp, cfg.shutdown_grace_ms);
     hub_http_server_free(http);
     hub_http_fhir_free(fhir);
-    hub_record_close(record);
     hub_store_close(store);
+    hub_mpi_close(mpi);
+    hub_record_close(record);
     hub_mllp_server_free(mllp);
     hub_ingest_free(ingest);
     hub__channels_release(&chans);

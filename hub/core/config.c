@@ -194,7 +194,7 @@ void hub_cfg_release(hub_cfg *c) {
 /* Structured sections handled by their modules, not by the table. */
 static bool is_section(const char *key) {
     return strcmp(key, "channels") == 0 || strcmp(key, "senders") == 0 ||
-           strcmp(key, "subscriptions") == 0;
+           strcmp(key, "subscriptions") == 0 || strcmp(key, "mpi") == 0;
 }
 
 static hub_status load_object(hub_cfg *c, json_t *obj, const char *prefix,

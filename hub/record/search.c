@@ -1565,6 +1565,22 @@ int hub__search_criteria(hub_record *r, hub_arena *a, const char *type, const ch
     hub_buf_release(&rq.self);
     if (c.nomem) return 500;
     if (st) return st;
+    /* With a patient index, conditional operations on Patient (the v2
+     * mapping's upserts by identifier) target the sources: the golden
+     * Patients carry every identifier of their sources too. */
+    if (r->patient_ids && strcmp(type, "Patient") == 0 && rq.parts[0].q->nclauses > 0) {
+        hub_store_qclause *cls = hub_arena_alloc(a, (rq.parts[0].q->nclauses + 1) * sizeof *cls);
+        hub_store_qval *v = hub_arena_calloc(a, sizeof *v);
+        if (!cls || !v) return 500;
+        memcpy(cls, rq.parts[0].q->clauses, rq.parts[0].q->nclauses * sizeof *cls);
+        v->op = HUB_SQ_EQ;
+        v->system = "https://hub.example.org/fhir/CodeSystem/mpi"; /* HUB_MPI_TAG_SYSTEM */
+        v->value = "golden";
+        cls[rq.parts[0].q->nclauses++] = (hub_store_qclause){
+            .kind = HUB_QC_INDEX, .param = "_tag", .ix = HUB_IX_TOKEN, .negate = true,
+            .nvals = 1, .vals = v};
+        rq.parts[0].q->clauses = cls;
+    }
     *q = rq.parts[0].q;
     return 0;
 }

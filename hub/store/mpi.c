@@ -1,5 +1,518 @@
-/* store: the patient index (MPI) module's tables and statements (see internal.h). */
+/* store: the patient index (MPI) module's tables and statements (see internal.h).
+ *
+ *   mpi_person   one row per source Patient: its match features (one line
+ *                of text, hub_mpi_feat_encode) and the sender it came from
+ *   mpi_block    blocking keys -> source ids; `seq` orders a key's rows so
+ *                that the newest are read first and a common key costs a
+ *                bounded read (the limit), whatever the table's size
+ *   mpi_link     source -> golden, how and with what score; `detail` is the
+ *                per-field contributions (JSON)
+ *   mpi_nomatch  "not the same person" pairs, both ways
+ *   mpi_review   possible matches waiting for a person
+ *   mpi_history  every link, unlink, merge and decision, with who and why */
 #include "internal.h"
+#include "hub/mpi.h"
+
+#include <stdio.h>
+#include <string.h>
 
 /* Bump the version when the SQL changes; every statement idempotent. */
-const hub__schema hub__schema_mpi = {"mpi", 0, ""};
+const hub__schema hub__schema_mpi = {
+    "mpi", 1,
+    "CREATE TABLE IF NOT EXISTS mpi_person(source TEXT PRIMARY KEY, sender TEXT NOT NULL,"
+    " feat TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS mpi_block(key TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " source TEXT NOT NULL, PRIMARY KEY(key, seq, source)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS mpi_block_source ON mpi_block(source);"
+    "CREATE TABLE IF NOT EXISTS mpi_link(source TEXT PRIMARY KEY, golden TEXT NOT NULL,"
+    " how TEXT NOT NULL, score REAL NOT NULL, detail TEXT, updated_ms INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS mpi_link_golden ON mpi_link(golden);"
+    "CREATE TABLE IF NOT EXISTS mpi_nomatch(a TEXT NOT NULL, b TEXT NOT NULL,"
+    " PRIMARY KEY(a, b)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS mpi_review(id INTEGER PRIMARY KEY, source TEXT NOT NULL,"
+    " golden TEXT NOT NULL, score REAL NOT NULL, detail TEXT, status TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, closed_ms INTEGER);"
+    "CREATE INDEX IF NOT EXISTS mpi_review_open ON mpi_review(status, id);"
+    "CREATE INDEX IF NOT EXISTS mpi_review_source ON mpi_review(source);"
+    "CREATE TABLE IF NOT EXISTS mpi_history(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
+    " action TEXT NOT NULL, source TEXT NOT NULL, golden TEXT NOT NULL, score REAL,"
+    " detail TEXT, actor TEXT);"
+    "CREATE INDEX IF NOT EXISTS mpi_history_source ON mpi_history(source);"
+    "CREATE INDEX IF NOT EXISTS mpi_history_golden ON mpi_history(golden);"};
+
+static hub_status step_done(hub_store_tx *tx, sqlite3_stmt *st, const char *where,
+                            hub_err *err) {
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return hub__store_db_err(err, hub__tx_db(tx), where);
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
+static void copy_col(sqlite3_stmt *st, int i, char *out, size_t cap) {
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    snprintf(out, cap, "%s", t ? t : "");
+}
+
+static const char *col(sqlite3_stmt *st, int i) {
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return t ? t : "";
+}
+
+/* ---- persons and blocking keys ----------------------------------------------- */
+
+static const char SQL_PERSON_PUT[] =
+    "INSERT INTO mpi_person(source, sender, feat, updated_ms) VALUES(?1, ?2, ?3, ?4) "
+    "ON CONFLICT(source) DO UPDATE SET sender=excluded.sender, feat=excluded.feat, "
+    "updated_ms=excluded.updated_ms";
+static const char SQL_PERSON_GET[] = "SELECT feat, sender FROM mpi_person WHERE source=?1";
+static const char SQL_PERSON_DEL[] = "DELETE FROM mpi_person WHERE source=?1";
+static const char SQL_BLOCK_DEL[] = "DELETE FROM mpi_block WHERE source=?1";
+static const char SQL_BLOCK_INS[] =
+    "INSERT OR IGNORE INTO mpi_block(key, seq, source) VALUES(?1, ?2, ?3)";
+static const char SQL_BLOCK_FIND[] =
+    "SELECT source FROM mpi_block WHERE key=?1 ORDER BY seq DESC LIMIT ?2";
+
+hub_status hub_mpi_st_person_put(hub_store_tx *tx, const char *source, const char *sender,
+                                 const char *feat, int64_t updated_ms, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_PUT, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sender ? sender : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, feat, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, updated_ms);
+    return step_done(tx, st, "mpi person", err);
+}
+
+hub_status hub_mpi_st_person_get(hub_store_tx *tx, const char *source, char *feat,
+                                 size_t feat_cap, char *sender, size_t sender_cap,
+                                 hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_GET, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return HUB_E_NOTFOUND;
+    }
+    if (rc != SQLITE_ROW) return hub__store_db_err(err, hub__tx_db(tx), "mpi person");
+    if (feat) copy_col(st, 0, feat, feat_cap);
+    if (sender) copy_col(st, 1, sender, sender_cap);
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
+hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_DEL, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    hub_status rc = step_done(tx, st, "mpi person", err);
+    if (rc) return rc;
+    return hub_mpi_st_blocks_set(tx, source, NULL, 0, err);
+}
+
+hub_status hub_mpi_st_blocks_set(hub_store_tx *tx, const char *source, char (*keys)[96],
+                                 size_t n, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_DEL, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    hub_status rc = step_done(tx, st, "mpi block", err);
+    /* seq: the time the keys were written, so that a key's newest rows come
+     * first (ms resolution is enough; ties fall back to the source id). */
+    int64_t seq = hub_now_ms();
+    for (size_t i = 0; !rc && i < n; i++) {
+        st = hub__tx_stmt(tx, SQL_BLOCK_INS, err);
+        if (st == NULL) return HUB_E_STORE;
+        sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, seq);
+        sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+        rc = step_done(tx, st, "mpi block", err);
+    }
+    return rc;
+}
+
+hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
+                                 hub_mpi_st_id_fn fn, void *ud, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_FIND, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, limit);
+    int rc;
+    hub_status s = HUB_OK;
+    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) s = fn(ud, col(st, 0));
+    if (s == HUB_OK && rc != SQLITE_DONE)
+        s = hub__store_db_err(err, hub__tx_db(tx), "mpi block");
+    sqlite3_reset(st);
+    return s;
+}
+
+/* One query per candidate: its features, sender, golden, and whether it
+ * was declared not the same person as `self`. */
+static const char SQL_CAND[] =
+    "SELECT p.feat, p.sender, l.golden, EXISTS(SELECT 1 FROM mpi_nomatch n WHERE n.a=?2 AND "
+    "n.b=?1) FROM mpi_person p JOIN mpi_link l ON l.source=p.source WHERE p.source=?1";
+
+hub_status hub_mpi_st_candidate(hub_store_tx *tx, const char *source, const char *self,
+                                char *feat, size_t feat_cap, char *sender, size_t sender_cap,
+                                char golden[72], bool *nomatch, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_CAND, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, self ? self : "", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return HUB_E_NOTFOUND;
+    }
+    if (rc != SQLITE_ROW) return hub__store_db_err(err, hub__tx_db(tx), "mpi candidate");
+    copy_col(st, 0, feat, feat_cap);
+    copy_col(st, 1, sender, sender_cap);
+    copy_col(st, 2, golden, 72);
+    *nomatch = sqlite3_column_int(st, 3) != 0;
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
+/* ---- links ------------------------------------------------------------------ */
+
+static const char SQL_LINK_GET[] = "SELECT golden, how, score FROM mpi_link WHERE source=?1";
+static const char SQL_LINK_PUT[] =
+    "INSERT INTO mpi_link(source, golden, how, score, detail, updated_ms) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(source) DO UPDATE SET "
+    "golden=excluded.golden, how=excluded.how, score=excluded.score, "
+    "detail=excluded.detail, updated_ms=excluded.updated_ms";
+static const char SQL_LINK_DEL[] = "DELETE FROM mpi_link WHERE source=?1";
+static const char SQL_SOURCES[] = "SELECT source FROM mpi_link WHERE golden=?1 ORDER BY source";
+static const char SQL_GOLDEN_OF[] = "SELECT golden FROM mpi_link WHERE source=?1";
+
+hub_status hub_mpi_st_link_get(hub_store_tx *tx, const char *source, hub_mpi_st_link *out,
+                               hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_LINK_GET, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return HUB_E_NOTFOUND;
+    }
+    if (rc != SQLITE_ROW) return hub__store_db_err(err, hub__tx_db(tx), "mpi link");
+    copy_col(st, 0, out->golden, sizeof out->golden);
+    copy_col(st, 1, out->how, sizeof out->how);
+    out->score = sqlite3_column_double(st, 2);
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
+hub_status hub_mpi_st_link_put(hub_store_tx *tx, const char *source, const char *golden,
+                               const char *how, double score, const char *detail,
+                               hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_LINK_PUT, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, golden, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, how, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 4, score);
+    if (detail)
+        sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, hub_now_ms());
+    return step_done(tx, st, "mpi link", err);
+}
+
+hub_status hub_mpi_st_link_del(hub_store_tx *tx, const char *source, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_LINK_DEL, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    return step_done(tx, st, "mpi link", err);
+}
+
+hub_status hub_mpi_st_sources_tx(hub_store_tx *tx, const char *golden, hub_mpi_st_id_fn fn,
+                                 void *ud, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_SOURCES, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, golden, -1, SQLITE_STATIC);
+    int rc;
+    hub_status s = HUB_OK;
+    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) s = fn(ud, col(st, 0));
+    if (s == HUB_OK && rc != SQLITE_DONE)
+        s = hub__store_db_err(err, hub__tx_db(tx), "mpi link");
+    sqlite3_reset(st);
+    return s;
+}
+
+hub_status hub_mpi_st_sources(hub_store *s, const char *golden, hub_arena *a,
+                              const char ***ids, size_t *n, hub_err *err) {
+    hub__reader *rd;
+    hub_status rc = hub__reader_take(s, &rd, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = hub__reader_stmt(rd, SQL_SOURCES, err);
+    if (st == NULL) {
+        hub__reader_give(s, rd);
+        return HUB_E_STORE;
+    }
+    sqlite3_bind_text(st, 1, golden, -1, SQLITE_STATIC);
+    size_t cap = 8, k = 0;
+    const char **v = hub_arena_alloc(a, cap * sizeof *v);
+    int r = SQLITE_DONE;
+    while (v && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            const char **nv = hub_arena_alloc(a, 2 * cap * sizeof *nv);
+            if (nv) memcpy(nv, v, k * sizeof *v);
+            v = nv;
+            cap *= 2;
+            if (v == NULL) break;
+        }
+        const char *t = col(st, 0);
+        v[k] = hub_arena_strndup(a, t, strlen(t));
+        if (v[k] == NULL) {
+            v = NULL;
+            break;
+        }
+        k++;
+    }
+    if (v == NULL)
+        rc = hub_err_set(err, HUB_E_NOMEM, "mpi", "out of memory");
+    else if (r != SQLITE_DONE && r != SQLITE_ROW)
+        rc = hub_err_set(err, HUB_E_STORE, "mpi", "%s", "link read failed");
+    hub__reader_give(s, rd);
+    if (rc) return rc;
+    *ids = v;
+    *n = k;
+    return HUB_OK;
+}
+
+hub_status hub_mpi_st_golden_of(hub_store *s, const char *source, char golden[72],
+                                hub_err *err) {
+    hub__reader *rd;
+    hub_status rc = hub__reader_take(s, &rd, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = hub__reader_stmt(rd, SQL_GOLDEN_OF, err);
+    if (st == NULL) {
+        hub__reader_give(s, rd);
+        return HUB_E_STORE;
+    }
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        copy_col(st, 0, golden, 72);
+    else if (r == SQLITE_DONE)
+        rc = HUB_E_NOTFOUND;
+    else
+        rc = hub_err_set(err, HUB_E_STORE, "mpi", "link read failed");
+    hub__reader_give(s, rd);
+    return rc;
+}
+
+/* ---- not the same person ------------------------------------------------------- */
+
+static const char SQL_NOMATCH_PUT[] =
+    "INSERT OR IGNORE INTO mpi_nomatch(a, b) VALUES(?1, ?2), (?2, ?1)";
+static const char SQL_NOMATCH_HAS[] = "SELECT 1 FROM mpi_nomatch WHERE a=?1 AND b=?2";
+
+hub_status hub_mpi_st_nomatch_put(hub_store_tx *tx, const char *a, const char *b,
+                                  hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_NOMATCH_PUT, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    return step_done(tx, st, "mpi nomatch", err);
+}
+
+hub_status hub_mpi_st_nomatch_has(hub_store_tx *tx, const char *a, const char *b,
+                                  bool *out, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_NOMATCH_HAS, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return hub__store_db_err(err, hub__tx_db(tx), "mpi nomatch");
+    *out = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
+/* ---- history ---------------------------------------------------------------------- */
+
+static const char SQL_HIST_ADD[] =
+    "INSERT INTO mpi_history(at_ms, action, source, golden, score, detail, actor) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char SQL_HIST_OF[] =
+    "SELECT at_ms, action, source, golden, score, detail, actor FROM mpi_history "
+    "WHERE source=?1 UNION ALL SELECT at_ms, action, source, golden, score, detail, actor "
+    "FROM mpi_history WHERE golden=?1 AND source<>?1 ORDER BY 1 DESC LIMIT ?2";
+static const char SQL_LINKS_OF[] =
+    "SELECT source, golden, how, score, detail, updated_ms FROM mpi_link WHERE source=?1 "
+    "UNION ALL SELECT source, golden, how, score, detail, updated_ms FROM mpi_link "
+    "WHERE golden=?1 AND source<>?1";
+
+hub_status hub_mpi_st_history_add(hub_store_tx *tx, const char *action, const char *source,
+                                  const char *golden, double score, const char *detail,
+                                  const char *actor, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_HIST_ADD, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_int64(st, 1, hub_now_ms());
+    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, golden ? golden : "", -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 5, score);
+    if (detail)
+        sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
+    if (actor)
+        sqlite3_bind_text(st, 7, actor, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 7);
+    return step_done(tx, st, "mpi history", err);
+}
+
+hub_status hub_mpi_st_history_of(hub_store_tx *tx, const char *id, int limit,
+                                 hub_mpi_st_row_fn fn, void *ud, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_HIST_OF, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, limit);
+    int rc;
+    hub_status s = HUB_OK;
+    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        hub_mpi_st_row r = {.at_ms = sqlite3_column_int64(st, 0),
+                            .action = col(st, 1),
+                            .source = col(st, 2),
+                            .golden = col(st, 3),
+                            .score = sqlite3_column_double(st, 4),
+                            .detail = sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL
+                                                                                 : col(st, 5),
+                            .actor = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL
+                                                                                : col(st, 6)};
+        s = fn(ud, &r);
+    }
+    if (s == HUB_OK && rc != SQLITE_DONE)
+        s = hub__store_db_err(err, hub__tx_db(tx), "mpi history");
+    sqlite3_reset(st);
+    return s;
+}
+
+hub_status hub_mpi_st_links_of(hub_store_tx *tx, const char *id, hub_mpi_st_row_fn fn,
+                               void *ud, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_LINKS_OF, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc;
+    hub_status s = HUB_OK;
+    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        hub_mpi_st_row r = {.source = col(st, 0),
+                            .golden = col(st, 1),
+                            .how = col(st, 2),
+                            .score = sqlite3_column_double(st, 3),
+                            .detail = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL
+                                                                                 : col(st, 4),
+                            .at_ms = sqlite3_column_int64(st, 5)};
+        s = fn(ud, &r);
+    }
+    if (s == HUB_OK && rc != SQLITE_DONE)
+        s = hub__store_db_err(err, hub__tx_db(tx), "mpi link");
+    sqlite3_reset(st);
+    return s;
+}
+
+/* ---- review queue --------------------------------------------------------------------- */
+
+static const char SQL_REVIEW_ADD[] =
+    "INSERT INTO mpi_review(source, golden, score, detail, status, created_ms) "
+    "VALUES(?1, ?2, ?3, ?4, 'open', ?5)";
+static const char SQL_REVIEW_LIST_OPEN[] =
+    "SELECT id, source, golden, score, detail, status, created_ms FROM mpi_review "
+    "WHERE status='open' ORDER BY id LIMIT ?1";
+static const char SQL_REVIEW_LIST_ALL[] =
+    "SELECT id, source, golden, score, detail, status, created_ms FROM mpi_review "
+    "ORDER BY id DESC LIMIT ?1";
+static const char SQL_REVIEW_GET[] =
+    "SELECT id, source, golden, score, detail, status, created_ms FROM mpi_review "
+    "WHERE id=?1";
+static const char SQL_REVIEW_CLOSE[] =
+    "UPDATE mpi_review SET status=?2, closed_ms=?3 WHERE id=?1";
+static const char SQL_REVIEW_DROP[] =
+    "UPDATE mpi_review SET status='superseded', closed_ms=?2 WHERE source=?1 AND "
+    "status='open'";
+
+static void review_row(sqlite3_stmt *st, hub_mpi_st_review *r) {
+    r->id = sqlite3_column_int64(st, 0);
+    copy_col(st, 1, r->source, sizeof r->source);
+    copy_col(st, 2, r->golden, sizeof r->golden);
+    r->score = sqlite3_column_double(st, 3);
+    r->detail = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : col(st, 4);
+    copy_col(st, 5, r->status, sizeof r->status);
+    r->created_ms = sqlite3_column_int64(st, 6);
+}
+
+hub_status hub_mpi_st_review_add(hub_store_tx *tx, const char *source, const char *golden,
+                                 double score, const char *detail, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_REVIEW_ADD, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, golden, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 3, score);
+    if (detail)
+        sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, hub_now_ms());
+    return step_done(tx, st, "mpi review", err);
+}
+
+hub_status hub_mpi_st_review_list(hub_store_tx *tx, bool open_only, int limit,
+                                  hub_mpi_st_review_fn fn, void *ud, hub_err *err) {
+    sqlite3_stmt *st =
+        hub__tx_stmt(tx, open_only ? SQL_REVIEW_LIST_OPEN : SQL_REVIEW_LIST_ALL, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_int(st, 1, limit);
+    int rc;
+    hub_status s = HUB_OK;
+    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        hub_mpi_st_review r;
+        review_row(st, &r);
+        s = fn(ud, &r);
+    }
+    if (s == HUB_OK && rc != SQLITE_DONE)
+        s = hub__store_db_err(err, hub__tx_db(tx), "mpi review");
+    sqlite3_reset(st);
+    return s;
+}
+
+hub_status hub_mpi_st_review_get(hub_store_tx *tx, int64_t id, hub_mpi_st_review *out,
+                                 hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_REVIEW_GET, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return HUB_E_NOTFOUND;
+    }
+    if (rc != SQLITE_ROW) return hub__store_db_err(err, hub__tx_db(tx), "mpi review");
+    review_row(st, out);
+    out->detail = NULL; /* not kept past the reset */
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
+hub_status hub_mpi_st_review_close(hub_store_tx *tx, int64_t id, const char *status,
+                                   hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_REVIEW_CLOSE, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, hub_now_ms());
+    return step_done(tx, st, "mpi review", err);
+}
+
+hub_status hub_mpi_st_review_drop(hub_store_tx *tx, const char *source, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_REVIEW_DROP, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, hub_now_ms());
+    return step_done(tx, st, "mpi review", err);
+}
