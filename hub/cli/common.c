@@ -13,6 +13,7 @@ const hub_cli_cmd hub__cli_cmds[] = {
     {"validate", hub__cmd_validate, "check HL7 v2 files against conformance profiles"},
     {"convert", hub__cmd_convert, "map HL7 v2 files to FHIR transaction Bundles"},
     {"replay", hub__cmd_replay, "re-run journaled messages through the current mapping tables"},
+    {"clients", hub__cmd_clients, "register, list and revoke OAuth clients (SMART Backend Services)"},
     {"version", hub__cmd_version, "print the version"},
     {"help", hub__cmd_help, "list the commands, or explain one"},
     {NULL, NULL, NULL},

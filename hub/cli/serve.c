@@ -3,6 +3,7 @@
 #include "internal.h"
 #include "channels.h"
 #include "demo.h"
+#include "hub/auth.h"
 #include "hub/fhir.h"
 #include "hub/http.h"
 #include "hub/ingest.h"
@@ -198,6 +199,8 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_map *map = NULL;
     hub_record *record = NULL;
     hub_http_fhir *fhir = NULL;
+    hub_audit *audit = NULL;
+    hub_auth *auth = NULL;
     static hub_serve_channels chans;
     int exit_code = 1;
 
@@ -271,9 +274,33 @@ int hub__cmd_serve(int argc, char **argv) {
     }
     HUB_LOG_DEBUG("serve", "record open ms=%.2f", (double)(hub_mono_ns() - t_rec) / 1e6);
 
+    /* Security and audit (issue 10): the audit trail hangs on the record
+     * (writes audited in their transaction); tokens are required whenever
+     * TLS is on, unless --no-auth. */
+    bool enforce = cfg.auth || (cfg.tls_cert[0] && !cfg.auth_disable);
+    {
+        hub_audit_cfg ac = {.store = store, .syslog = cfg.audit_syslog};
+        if (cfg.audit && (hub_audit_new(&ac, &audit, &err) != HUB_OK ||
+                          hub_audit_listen(audit, record, &err) != HUB_OK)) {
+            fprintf(stderr, "hub serve: audit: %s: %s\n", err.where, err.msg);
+            exit_code = 2;
+            goto out;
+        }
+        hub_auth_cfg au = {.store = store,
+                           .audit = audit,
+                           .token_url = cfg.auth_token_url,
+                           .token_ttl_s = cfg.auth_token_ttl,
+                           .rate = cfg.http_rate_limit,
+                           .burst = cfg.http_rate_burst};
+        if (hub_auth_new(&au, &auth, &err) != HUB_OK) {
+            fprintf(stderr, "hub serve: auth: %s\n", err.msg);
+            goto out;
+        }
+    }
+
     hub_ingest_cfg ic = {.store = store, .profiles = profiles,
                          .channels = chans.ingest, .nchannels = chans.n,
-                         .map = map, .record = record};
+                         .map = map, .record = record, .audit = audit};
     if (hub_ingest_new(&ic, &ingest, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg);
         goto out;
@@ -292,7 +319,8 @@ int hub__cmd_serve(int argc, char **argv) {
                        .blocking_threads = cfg.http_blocking_threads,
                        .max_connections = cfg.http_max_connections,
                        .max_body = cfg.http_max_body,
-                       .timeout_s = 60,
+                       .timeout_s = cfg.http_timeout,
+                       .max_per_ip = cfg.http_max_per_client,
                        .tls_cert = cfg.tls_cert[0] ? cfg.tls_cert : NULL,
                        .tls_key = cfg.tls_key};
     hub_http_ops ops = {.store = store,
@@ -304,9 +332,16 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_http_fhir_cfg fc = {.record = record,
                             .defs = defs,
                             .base_url = cfg.fhir_base_url,
-                            .max_bundle_entries = cfg.fhir_max_bundle_entries};
+                            .max_bundle_entries = cfg.fhir_max_bundle_entries,
+                            .auth = auth,
+                            .enforce = enforce,
+                            .audit = audit,
+                            .max_search_params = cfg.fhir_max_search_params,
+                            .max_includes = cfg.fhir_max_includes,
+                            .max_count = cfg.fhir_max_count};
     if (hub_http_server_new(&hc, &http, &err) != HUB_OK ||
         hub_http_add_ops_routes(http, &ops) != HUB_OK ||
+        hub_auth_add_routes(auth, http, &err) != HUB_OK ||
         hub_http_add_fhir_routes(http, &fc, &fhir, &err) != HUB_OK ||
         hub_http_server_start(http, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg[0] ? err.msg : "cannot start http");
@@ -325,6 +360,12 @@ int hub__cmd_serve(int argc, char **argv) {
     else
         HUB_LOG_INFO("serve", "tls=on http=https mllp=tls client_certs=%s",
                      cfg.tls_client_ca[0] ? "required (mllp)" : "no");
+    HUB_LOG_INFO("serve", "auth=%s audit=%s syslog='%s' rate_limit=%d",
+                 enforce ? "on" : "off", audit ? "on" : "off", cfg.audit_syslog,
+                 cfg.http_rate_limit);
+    if (!enforce)
+        HUB_LOG_WARN("serve", "auth=off note='anyone who reaches the HTTP port reads and "
+                              "writes every record; use --auth or TLS'");
     for (size_t i = 0; i < chans.n; i++)
         HUB_LOG_INFO("serve", "channel name=%s port=%d tls=%s mtls=%s validate=%s",
                      chans.mllp[i].name, hub_mllp_server_port(mllp, i),
@@ -373,6 +414,8 @@ out:
     if (mllp) hub_mllp_server_stop(mllp, cfg.shutdown_grace_ms);
     hub_http_server_free(http);
     hub_http_fhir_free(fhir);
+    hub_auth_free(auth);
+    hub_audit_free(audit); /* writes what it holds: before the store closes */
     hub_record_close(record);
     hub_store_close(store);
     hub_mllp_server_free(mllp);
