@@ -153,6 +153,7 @@ int hub__cmd_clients(int argc, char **argv) {
     }
     char *jwks = NULL;
     hub_scopes sc;
+    hub_err_clear(&err);
     if (jwks_file) {
         size_t n, nkeys;
         if (hub_file_read(jwks_file, 1 << 20, &jwks, &n, &err) != HUB_OK) {

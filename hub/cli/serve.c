@@ -328,7 +328,9 @@ int hub__cmd_serve(int argc, char **argv) {
                         .store_path = hub_store_path(store),
                         .mllp_port = hub_mllp_server_port(mllp, 0),
                         .fhir_base = cfg.fhir_base_url[0] ? cfg.fhir_base_url : "/fhir",
-                        .fhir_version = hub_fhir_defs_version(defs)};
+                        .fhir_version = hub_fhir_defs_version(defs),
+                        .auth = auth,
+                        .enforce = enforce};
     hub_http_fhir_cfg fc = {.record = record,
                             .defs = defs,
                             .base_url = cfg.fhir_base_url,

@@ -1491,7 +1491,9 @@ static void filter_bundle(ctx *c, hub_buf *out) {
         json_t *e = json_array_get(es, i);
         const char *rt = json_string_value(json_object_get(json_object_get(e, "resource"), "resourceType"));
         const char *mode = json_string_value(json_object_get(json_object_get(e, "search"), "mode"));
-        if (rt && !(mode && strcmp(mode, "outcome") == 0) && !may(c, rt, HUB_PERM_R)) {
+        /* Matches need search on their type, included resources read. */
+        unsigned need_p = mode && strcmp(mode, "match") == 0 ? HUB_PERM_S : HUB_PERM_R;
+        if (rt && !(mode && strcmp(mode, "outcome") == 0) && !may(c, rt, need_p)) {
             json_array_remove(es, i);
             dropped++;
         }

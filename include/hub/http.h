@@ -96,6 +96,9 @@ typedef struct {
     /* The FHIR base path ("/fhir") and version, or NULL when FHIR is off. */
     const char *fhir_base;
     const char *fhir_version;
+    /* With enforce, /api/messages needs a token with the admin scope. */
+    struct hub_auth *auth;
+    bool enforce;
 } hub_http_ops;
 
 /* Adds GET /healthz, GET /metrics, GET /api/messages, GET

@@ -662,6 +662,14 @@ Test(e2e_auth, mllp_messages_are_audited, .init = up, .fini = stop) {
                  200);
     cr_assert(strstr(r.p, "\"create\""), "%s", r.p);
     hub_buf_release(&r);
+    /* The journal (whole messages) needs the admin scope too. */
+    cr_assert_eq(req(&H, "GET", "/api/messages", NULL, NULL, NULL, NULL, NULL), 401);
+    char *plain = token(&H, K_RS, "admin", "system/*.cruds");
+    cr_assert_eq(req(&H, "GET", "/api/messages", plain, NULL, NULL, NULL, NULL), 403);
+    cr_assert_eq(req(&H, "GET", "/api/messages", admin, NULL, NULL, &r, NULL), 200);
+    cr_assert(strstr(r.p, "AUD-1"), "%s", r.p);
+    hub_buf_release(&r);
+    hub_free(plain);
     hub_free(admin);
 }
 
