@@ -1722,11 +1722,6 @@ static hub_status audit_entry(void *ud, const hub_audit_row *row) {
 
 static void do_audit(ctx *c, const char *id) {
     hub_http_fhir *f = c->f;
-    const char *m = hub_http_req_method(c->req);
-    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
-        send_405(c, "GET", "changing the audit trail");
-        return;
-    }
     hub_audit_filter flt = {.kind = -1, .limit = 50};
     char etype[64] = "", eid[72] = "";
     if (id) {
@@ -1806,6 +1801,33 @@ static void do_audit(ctx *c, const char *id) {
     json_decref(b);
 }
 
+/* The hub's own trail is served for GET /fhir/AuditEvent with only the
+ * trail's parameters, and GET /fhir/AuditEvent/<digits>; everything else
+ * on AuditEvent is the ordinary resource type (systems may record their
+ * own AuditEvents, IHE ATNA's "Record Audit Event"), which cannot touch
+ * the trail: it lives in a table of its own. */
+static bool is_trail(ctx *c, const char *id) {
+    const char *m = hub_http_req_method(c->req);
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) return false;
+    if (id) {
+        for (const char *p = id; *p; p++)
+            if (*p < '0' || *p > '9') return false;
+        return true;
+    }
+    static const char *const OURS[] = {"date", "agent", "entity", "entity-type", "_count",
+                                       "_cursor", "_format", "_pretty"};
+    for (const char *p = hub_http_req_query_string(c->req); *p;) {
+        size_t nl = strcspn(p, "=&");
+        bool ok = nl == 0;
+        for (size_t i = 0; i < sizeof OURS / sizeof OURS[0] && !ok; i++)
+            ok = strlen(OURS[i]) == nl && memcmp(OURS[i], p, nl) == 0;
+        if (!ok) return false;
+        p += strcspn(p, "&");
+        if (*p) p++;
+    }
+    return true;
+}
+
 static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     ctx c = {.f = ud, .req = req, .resp = resp, .a_kind = -1};
     if (!negotiate(&c)) return;
@@ -1826,7 +1848,7 @@ static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     }
     if (!authorize(&c, segs, n)) goto audit;
     if (c.f->audit && n >= 1 && n <= 2 && strcmp(segs[0], "AuditEvent") == 0 &&
-        (n == 1 || segs[1][0] != '_')) {
+        is_trail(&c, n == 2 ? segs[1] : NULL)) {
         c.a_kind = -1; /* reading the trail is not itself audited */
         do_audit(&c, n == 2 ? segs[1] : NULL);
         return;
