@@ -416,7 +416,12 @@ static void on_token(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     }
     iss = json_string_value(json_object_get(jwt.payload, "iss"));
     const char *sub = json_string_value(json_object_get(jwt.payload, "sub"));
-    if (iss == NULL || sub == NULL || strcmp(iss, sub) != 0 || strlen(iss) > 64) {
+    /* Client ids are 1-64 of [A-Za-z0-9._-] (hub clients add): anything
+     * else is refused before it reaches a log line or the audit trail. */
+    bool name_ok = iss && *iss && strlen(iss) <= 64;
+    for (const char *p = iss; name_ok && *p; p++)
+        name_ok = isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-';
+    if (!name_ok || sub == NULL || strcmp(iss, sub) != 0) {
         code = "invalid_client";
         status = 401;
         desc = "iss and sub must both be the client_id";
