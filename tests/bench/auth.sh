@@ -11,6 +11,9 @@
 # audited in its transaction), in one run: the two servers alternate, each
 # figure is the median of RUNS runs (default 3) of SECONDS seconds (default
 # 5), each against a fresh server. Target: ON at most 15% slower.
+# Also the server's CPU time per request (user + system from /proc, as
+# tests/bench/cpu_per_req.sh), which a busy shared machine distorts much
+# less than requests/s.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build}
@@ -58,9 +61,9 @@ stop_hub() {
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A V
+declare -A V C
 for s in read create; do
-  for mode in off on; do V[$mode.$s]=""; done
+  for mode in off on; do V[$mode.$s]=""; C[$mode.$s]=""; done
   for _ in $(seq "$runs"); do
     for mode in off on; do
       read -r port tok < <(start_hub "$mode")
@@ -70,8 +73,13 @@ for s in read create; do
         -d '{"resourceType":"Patient","name":[{"family":"Benchmark"}],"gender":"other"}' |
         python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
       path=/fhir/Patient; [ $s = read ] && path=/fhir/Patient/$id
+      pid=$(cat "$tmp/pid")
+      c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
       out=$(wrk -t2 -c32 -d"${secs}s" -s "$lua" "http://127.0.0.1:$port" -- "$s" "$path" "$tok" | grep '^RESULT')
+      c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
       stop_hub
+      nreq=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
+      C[$mode.$s]+="$(awk -v a="$c0" -v b="$c1" -v n="$nreq" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }') "
       errs=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$out")
       [ "$errs" = 0 ] || echo "warning: $mode $s had $errs non-2xx/errors" >&2
       V[$mode.$s]+="$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$out") "
@@ -85,5 +93,11 @@ for s in read create; do
   awk -v s="$s" -v a="$off" -v b="$on" -v ra="${V[off.$s]}" -v rb="${V[on.$s]}" 'BEGIN {
     printf "%-7s off %9.0f/s  on %9.0f/s  on/off %.3f (%+.1f%%)   runs off: %s on: %s\n",
       s, a, b, b / a, (b / a - 1) * 100, ra, rb }'
+done
+for s in read create; do
+  off=$(tr ' ' '\n' <<<"${C[off.$s]}" | grep . | median)
+  on=$(tr ' ' '\n' <<<"${C[on.$s]}" | grep . | median)
+  awk -v s="$s" -v a="$off" -v b="$on" 'BEGIN {
+    printf "%-7s server cpu per request: off %.1f us  on %.1f us  on/off %.3f\n", s, a, b, b / a }'
 done
 echo "target: on at most 15% slower than off"
