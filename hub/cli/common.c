@@ -14,6 +14,7 @@ const hub_cli_cmd hub__cli_cmds[] = {
     {"convert", hub__cmd_convert, "map HL7 v2 files to FHIR transaction Bundles"},
     {"replay", hub__cmd_replay, "re-run journaled messages through the current mapping tables"},
     {"reindex", hub__cmd_reindex, "rebuild the search index rows of the stored resources"},
+    {"clients", hub__cmd_clients, "register, list and revoke OAuth clients (SMART Backend Services)"},
     {"version", hub__cmd_version, "print the version"},
     {"help", hub__cmd_help, "list the commands, or explain one"},
     {NULL, NULL, NULL},

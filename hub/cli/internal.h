@@ -42,6 +42,7 @@ int hub__cmd_reindex(int argc, char **argv);
 int hub__cmd_get(int argc, char **argv);
 int hub__cmd_inspect(int argc, char **argv);
 int hub__cmd_help(int argc, char **argv);
+int hub__cmd_clients(int argc, char **argv);
 /* Builds the configuration of serve-like commands from flags, file and
  * environment; sets up logging. Returns 0, or 2 after printing an error. */
 int hub__serve_config(const char *cmd, int argc, char **argv, hub_cfg *cfg,

@@ -3,6 +3,7 @@
 #include "internal.h"
 #include "channels.h"
 #include "demo.h"
+#include "hub/auth.h"
 #include "hub/fhir.h"
 #include "hub/http.h"
 #include "hub/ingest.h"
@@ -267,6 +268,8 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_record *record = NULL;
     hub_http_fhir *fhir = NULL;
     hub_mpi *mpi = NULL;
+    hub_audit *audit = NULL;
+    hub_auth *auth = NULL;
     static hub_serve_channels chans;
     serve_loader ld_map = {0}, ld_defs = {0}, ld_sps = {0};
     int exit_code = 1;
@@ -363,9 +366,33 @@ int hub__cmd_serve(int argc, char **argv) {
         }
     }
 
+    /* Security and audit (issue 10): the audit trail hangs on the record
+     * (writes audited in their transaction); tokens are required whenever
+     * TLS is on, unless --no-auth. */
+    bool enforce = cfg.auth || (cfg.tls_cert[0] && !cfg.auth_disable);
+    {
+        hub_audit_cfg ac = {.store = store, .syslog = cfg.audit_syslog};
+        if (cfg.audit && (hub_audit_new(&ac, &audit, &err) != HUB_OK ||
+                          hub_audit_listen(audit, record, &err) != HUB_OK)) {
+            fprintf(stderr, "hub serve: audit: %s: %s\n", err.where, err.msg);
+            exit_code = 2;
+            goto out;
+        }
+        hub_auth_cfg au = {.store = store,
+                           .audit = audit,
+                           .token_url = cfg.auth_token_url,
+                           .token_ttl_s = cfg.auth_token_ttl,
+                           .rate = cfg.http_rate_limit,
+                           .burst = cfg.http_rate_burst};
+        if (hub_auth_new(&au, &auth, &err) != HUB_OK) {
+            fprintf(stderr, "hub serve: auth: %s\n", err.msg);
+            goto out;
+        }
+    }
+
     hub_ingest_cfg ic = {.store = store, .profiles = profiles,
                          .channels = chans.ingest, .nchannels = chans.n,
-                         .map = map, .record = record};
+                         .map = map, .record = record, .audit = audit};
     if (hub_ingest_new(&ic, &ingest, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg);
         goto out;
@@ -384,7 +411,8 @@ int hub__cmd_serve(int argc, char **argv) {
                        .blocking_threads = cfg.http_blocking_threads,
                        .max_connections = cfg.http_max_connections,
                        .max_body = cfg.http_max_body,
-                       .timeout_s = 60,
+                       .timeout_s = cfg.http_timeout,
+                       .max_per_ip = cfg.http_max_per_client,
                        .tls_cert = cfg.tls_cert[0] ? cfg.tls_cert : NULL,
                        .tls_key = cfg.tls_key};
     hub_http_ops ops = {.store = store,
@@ -392,13 +420,22 @@ int hub__cmd_serve(int argc, char **argv) {
                         .store_path = hub_store_path(store),
                         .mllp_port = hub_mllp_server_port(mllp, 0),
                         .fhir_base = cfg.fhir_base_url[0] ? cfg.fhir_base_url : "/fhir",
-                        .fhir_version = hub_fhir_defs_version(defs)};
+                        .fhir_version = hub_fhir_defs_version(defs),
+                        .auth = auth,
+                        .enforce = enforce};
     hub_http_fhir_cfg fc = {.record = record,
                             .defs = defs,
                             .base_url = cfg.fhir_base_url,
-                            .max_bundle_entries = cfg.fhir_max_bundle_entries};
+                            .max_bundle_entries = cfg.fhir_max_bundle_entries,
+                            .auth = auth,
+                            .enforce = enforce,
+                            .audit = audit,
+                            .max_search_params = cfg.fhir_max_search_params,
+                            .max_includes = cfg.fhir_max_includes,
+                            .max_count = cfg.fhir_max_count};
     if (hub_http_server_new(&hc, &http, &err) != HUB_OK ||
         hub_http_add_ops_routes(http, &ops) != HUB_OK ||
+        hub_auth_add_routes(auth, http, &err) != HUB_OK ||
         hub_http_add_fhir_routes(http, &fc, &fhir, &err) != HUB_OK ||
         (mpi && hub_mpi_add_ops(mpi, fhir, &err) != HUB_OK) ||
         hub_http_server_start(http, &err) != HUB_OK) {
@@ -418,6 +455,12 @@ int hub__cmd_serve(int argc, char **argv) {
     else
         HUB_LOG_INFO("serve", "tls=on http=https mllp=tls client_certs=%s",
                      cfg.tls_client_ca[0] ? "required (mllp)" : "no");
+    HUB_LOG_INFO("serve", "auth=%s audit=%s syslog='%s' rate_limit=%d",
+                 enforce ? "on" : "off", audit ? "on" : "off", cfg.audit_syslog,
+                 cfg.http_rate_limit);
+    if (!enforce)
+        HUB_LOG_WARN("serve", "auth=off note='anyone who reaches the HTTP port reads and "
+                              "writes every record; use --auth or TLS'");
     for (size_t i = 0; i < chans.n; i++)
         HUB_LOG_INFO("serve", "channel name=%s port=%d tls=%s mtls=%s validate=%s",
                      chans.mllp[i].name, hub_mllp_server_port(mllp, i),
@@ -471,6 +514,8 @@ out:
     if (mllp) hub_mllp_server_stop(mllp, cfg.shutdown_grace_ms);
     hub_http_server_free(http);
     hub_http_fhir_free(fhir);
+    hub_auth_free(auth);
+    hub_audit_free(audit); /* writes what it holds: before the store closes */
     hub_store_close(store);
     hub_mpi_close(mpi);
     hub_record_close(record);

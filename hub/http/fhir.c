@@ -7,6 +7,7 @@
  * frees it); nothing is parsed or re-encoded unless the client asked for XML
  * or _pretty. */
 #include "hub/http.h"
+#include "hub/auth.h"
 #include "hub/fhir.h"
 #include "hub/record.h"
 #include "internal.h"
@@ -34,6 +35,10 @@ struct hub_http_fhir {
     const hub_fhir_defs *defs;
     char base[256];
     int max_bundle_entries;
+    hub_auth *auth;
+    bool enforce;
+    hub_audit *audit;
+    int max_search_params, max_includes, max_count;
     /* The CapabilityStatement and its compact JSON, built on the first
      * /metadata (building it walks every type's definitions and search
      * parameters: tens of ms that start-up need not wait for). */
@@ -93,6 +98,14 @@ typedef struct {
     fmt out;      /* the response's format */
     bool pretty;
     char base[300]; /* absolute base URL of this request */
+    /* security: the request's verified token (NULL when not enforced),
+     * who it is (writes carry it to the record and its audit listener),
+     * and what the audit trail records of it */
+    const hub_auth_token *tok;
+    hub_actor actor;
+    bool filter_types; /* search: drop entries of types the token may not read */
+    int a_kind;        /* hub_audit_kind, -1 none */
+    char a_type[64], a_id[72], a_query[200];
 } ctx;
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -514,6 +527,7 @@ static void do_create(ctx *c, const char *type) {
     hub_record_op op;
     memset(&op, 0, sizeof op);
     op.kind = HUB_OP_CREATE;
+    op.actor = &c->actor;
     op.type = type;
     op.resource = res;
     const char *ine = hub_http_req_header(c->req, "If-None-Exist");
@@ -547,6 +561,7 @@ static void do_update(ctx *c, const char *type, const char *id,
     hub_record_op op;
     memset(&op, 0, sizeof op);
     op.kind = HUB_OP_UPDATE;
+    op.actor = &c->actor;
     op.type = type;
     op.id = id;
     op.criteria = criteria;
@@ -584,6 +599,7 @@ static void do_patch(ctx *c, const char *type, const char *id,
     hub_record_op op;
     memset(&op, 0, sizeof op);
     op.kind = HUB_OP_PATCH;
+    op.actor = &c->actor;
     op.type = type;
     op.id = id;
     op.criteria = criteria;
@@ -599,6 +615,7 @@ static void do_delete(ctx *c, const char *type, const char *id,
     hub_record_op op;
     memset(&op, 0, sizeof op);
     op.kind = HUB_OP_DELETE;
+    op.actor = &c->actor;
     op.type = type;
     op.id = id;
     op.criteria = criteria;
@@ -828,7 +845,7 @@ static void do_bundle(ctx *c) {
     int status = 0;
     hub_err err;
     hub_err_clear(&err);
-    hub_status rc = hub_record_bundle(c->f->rec, b, &out, &oo, &status, &err);
+    hub_status rc = hub_record_bundle_as(c->f->rec, b, &c->actor, &out, &oo, &status, &err);
     json_decref(b);
     if (rc == HUB_OK && out) {
         send_json(c, 200, out);
@@ -911,8 +928,27 @@ static void search_post(ctx *cc, const char *type) {
 /* GET [base]/Type?query, POST [base]/Type/_search (form body), and the
  * Patient compartment [base]/Patient/<id>/Type. The Bundle comes back as
  * JSON text and is sent as it is unless XML or pretty output is asked. */
+static void filter_bundle(ctx *c, hub_buf *out);
+
 static void do_search(ctx *c, const char *type, const char *compartment, const char *query) {
     const char *prefer = hub_http_req_header(c->req, "Prefer");
+    /* A patient-restricted token searches its patient's compartment only
+     * (authorize() refused any other compartment). */
+    char *pq = NULL;
+    if (c->tok && c->tok->patient[0]) {
+        if (strcmp(type, "Patient") != 0) {
+            compartment = c->tok->patient;
+        } else {
+            size_t ql = query ? strlen(query) : 0;
+            pq = hub_malloc(ql + strlen(c->tok->patient) + 8);
+            if (pq == NULL) {
+                send_internal(c);
+                return;
+            }
+            sprintf(pq, "_id=%s%s%s", c->tok->patient, ql ? "&" : "", ql ? query : "");
+            query = pq;
+        }
+    }
     char path[200];
     if (compartment) snprintf(path, sizeof path, "Patient/%s/%s", compartment, type);
     else snprintf(path, sizeof path, "%s", type ? type : "");
@@ -929,6 +965,8 @@ static void do_search(ctx *c, const char *type, const char *compartment, const c
     hub_err err;
     hub_err_clear(&err);
     hub_status rc = hub_record_search(c->f->rec, &sr, &out, &st, &oo, &err);
+    hub_free(pq);
+    if (rc == HUB_OK && st == 200 && c->filter_types) filter_bundle(c, &out);
     if (rc) {
         HUB_LOG_WARN("fhir", "search failed rc=%s err='%s'", hub_status_name(rc), err.msg);
         hub_buf_release(&out);
@@ -1035,32 +1073,28 @@ hub_status hub_http_fhir_add_op(hub_http_fhir *f, const char *type, const char *
     return HUB_OK;
 }
 
-static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
-    ctx c = {.f = ud, .req = req, .resp = resp};
-    if (!negotiate(&c)) return;
-    const char *m = hub_http_req_method(req);
-    if (hub_http_req_too_large(req)) {
-        send_issue(&c, 413, "too-long", NULL, "the request body is over the limit");
-        return;
-    }
-    /* Split what follows /fhir into segments. */
-    const char *path = hub_http_req_path(req) + strlen(BASE_PATH);
-    char segs[MAX_SEGS][72];
+/* The path after /fhir in segments; false when it has too many or one is
+ * too long (no endpoint has). */
+static bool split_path(const char *path, char segs[][72], int *np) {
     int n = 0;
     for (const char *p = path; *p;) {
         while (*p == '/') p++;
         if (!*p) break;
         const char *e = strchr(p, '/');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (n == MAX_SEGS || len >= sizeof segs[0]) {
-            send_issue(&c, 404, "not-found", NULL, "no such endpoint");
-            return;
-        }
+        if (n == MAX_SEGS || len >= 72) return false;
         memcpy(segs[n], p, len);
         segs[n][len] = '\0';
         n++;
         p += len;
     }
+    *np = n;
+    return true;
+}
+
+static void dispatch(ctx *c, char segs[][72], int n) {
+    const hub_http_req *req = c->req;
+    const char *m = hub_http_req_method(req);
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
     bool post = strcmp(m, "POST") == 0, put = strcmp(m, "PUT") == 0;
     bool del = strcmp(m, "DELETE") == 0, patch = strcmp(m, "PATCH") == 0;
@@ -1068,160 +1102,828 @@ static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     if (n >= 1 && segs[n - 1][0] == '$' && n <= 3) {
         const char *otype = n >= 2 ? segs[0] : NULL;
         const char *oid = n == 3 ? segs[1] : NULL;
-        if (otype && !hub_fhir_is_resource(c.f->defs, otype)) {
-            send_issue(&c, 404, "not-supported", NULL, "unknown resource type '%.64s'", otype);
+        if (otype && !hub_fhir_is_resource(c->f->defs, otype)) {
+            send_issue(c, 404, "not-supported", NULL, "unknown resource type '%.64s'", otype);
             return;
         }
         if (oid && !hub__fhir_valid_id(oid, strlen(oid))) {
-            send_issue(&c, 400, "value", NULL, "'id' is not a valid id");
+            send_issue(c, 400, "value", NULL, "'id' is not a valid id");
             return;
         }
-        do_operation(&c, otype, oid, segs[n - 1] + 1);
+        do_operation(c, otype, oid, segs[n - 1] + 1);
         return;
     }
     if (n == 0) {
         if (post) {
-            do_bundle(&c);
+            do_bundle(c);
             return;
         }
         if (get && supported("search-system")) {
-            do_search(&c, NULL, NULL, hub_http_req_query_string(req));
+            do_search(c, NULL, NULL, hub_http_req_query_string(req));
             return;
         }
-        send_405(&c, "GET, POST", m);
+        send_405(c, "GET, POST", m);
         return;
     }
     if (n == 1 && strcmp(segs[0], "_search") == 0 && post && supported("search-system")) {
-        search_post(&c, NULL);
+        search_post(c, NULL);
         return;
     }
     if (n == 1 && strcmp(segs[0], "metadata") == 0) {
         if (get) {
-            do_metadata(&c);
+            do_metadata(c);
             return;
         }
-        send_405(&c, "GET", m);
+        send_405(c, "GET", m);
         return;
     }
     if (n == 1 && strcmp(segs[0], "_history") == 0) {
         if (get && supported("history-system")) {
-            do_history(&c, NULL, NULL);
+            do_history(c, NULL, NULL);
             return;
         }
-        send_405(&c, "GET", m);
+        send_405(c, "GET", m);
         return;
     }
     const char *type = segs[0];
-    if (!hub_fhir_is_resource(c.f->defs, type)) {
-        send_issue(&c, 404, "not-supported", NULL, "unknown resource type '%.64s'", type);
+    if (!hub_fhir_is_resource(c->f->defs, type)) {
+        send_issue(c, 404, "not-supported", NULL, "unknown resource type '%.64s'", type);
         return;
     }
     if (n == 1) {
         char crit[2048];
-        criteria_of(&c, crit, sizeof crit);
+        criteria_of(c, crit, sizeof crit);
         if (post && supported("create")) {
-            do_create(&c, type);
+            do_create(c, type);
             return;
         }
         if (crit[0]) {
             if (put && supported("update")) {
-            do_update(&c, type, NULL, crit);
+            do_update(c, type, NULL, crit);
             return;
         }
             if (patch && supported("patch")) {
-            do_patch(&c, type, NULL, crit);
+            do_patch(c, type, NULL, crit);
             return;
         }
             if (del && supported("delete")) {
-            do_delete(&c, type, NULL, crit);
+            do_delete(c, type, NULL, crit);
             return;
         }
         }
         if (get && supported("search-type")) {
-            do_search(&c, type, NULL, hub_http_req_query_string(req));
+            do_search(c, type, NULL, hub_http_req_query_string(req));
             return;
         }
-        send_405(&c, "GET, POST", m);
+        send_405(c, "GET, POST", m);
         return;
     }
     if (n == 2 && strcmp(segs[1], "_search") == 0) {
         if (post && supported("search-type")) {
-            search_post(&c, type);
+            search_post(c, type);
             return;
         }
-        send_405(&c, "POST", m);
+        send_405(c, "POST", m);
         return;
     }
     if (strcmp(segs[1], "_history") == 0) {
         if (n == 2 && get && supported("history-type")) {
-            do_history(&c, type, NULL);
+            do_history(c, type, NULL);
             return;
         }
         if (n == 2) {
-            send_405(&c, "GET", m);
+            send_405(c, "GET", m);
             return;
         }
-        send_issue(&c, 404, "not-found", NULL, "no such endpoint");
+        send_issue(c, 404, "not-found", NULL, "no such endpoint");
         return;
     }
     const char *id = segs[1];
     if (!hub__fhir_valid_id(id, strlen(id)) || id[0] == '$') {
-        send_issue(&c, id[0] == '$' ? 404 : 400, id[0] == '$' ? "not-supported" : "value",
+        send_issue(c, id[0] == '$' ? 404 : 400, id[0] == '$' ? "not-supported" : "value",
                    NULL, id[0] == '$' ? "operations are not supported" : "'id' is not a valid id");
         return;
     }
     if (n == 2) {
         if (get && supported("read")) {
-            do_read(&c, type, id, 0);
+            do_read(c, type, id, 0);
             return;
         }
         if (put && supported("update")) {
-            do_update(&c, type, id, NULL);
+            do_update(c, type, id, NULL);
             return;
         }
         if (patch && supported("patch")) {
-            do_patch(&c, type, id, NULL);
+            do_patch(c, type, id, NULL);
             return;
         }
         if (del && supported("delete")) {
-            do_delete(&c, type, id, NULL);
+            do_delete(c, type, id, NULL);
             return;
         }
-        send_405(&c, "GET, PUT, PATCH, DELETE", m);
+        send_405(c, "GET, PUT, PATCH, DELETE", m);
         return;
     }
-    if (n == 3 && strcmp(type, "Patient") == 0 && hub_fhir_is_resource(c.f->defs, segs[2])) {
+    if (n == 3 && strcmp(type, "Patient") == 0 && hub_fhir_is_resource(c->f->defs, segs[2])) {
         if (get && supported("search-type")) {
-            do_search(&c, segs[2], id, hub_http_req_query_string(req));
+            do_search(c, segs[2], id, hub_http_req_query_string(req));
             return;
         }
-        send_405(&c, "GET", m);
+        send_405(c, "GET", m);
         return;
     }
     if (strcmp(segs[2], "_history") != 0 || n > 4) {
-        send_issue(&c, 404, "not-found", NULL, "no such endpoint");
+        send_issue(c, 404, "not-found", NULL, "no such endpoint");
         return;
     }
     if (n == 3) {
         if (get && supported("history-instance")) {
-            do_history(&c, type, id);
+            do_history(c, type, id);
             return;
         }
-        send_405(&c, "GET", m);
+        send_405(c, "GET", m);
         return;
     }
     char *end;
     errno = 0;
     long long v = strtoll(segs[3], &end, 10);
     if (*end || errno || v < 1) {
-        send_issue(&c, 404, "not-found", NULL, "no such version");
+        send_issue(c, 404, "not-found", NULL, "no such version");
         return;
     }
     if (get && supported("vread")) {
-            do_read(&c, type, id, v);
+            do_read(c, type, id, v);
             return;
         }
-    send_405(&c, "GET", m);
+    send_405(c, "GET", m);
+}
+
+/* ---- security: who may do what ------------------------------------------------------
+ *
+ * on_fhir runs, in order: the token check (guard: 401), the request rate
+ * (429), what the interaction may touch (authorize: 403, and the search
+ * limits: 400), the interaction itself, then its audit event. */
+
+static bool may(const ctx *c, const char *type, unsigned perms) {
+    if (c->tok == NULL) return true;
+    if (type && strcmp(type, "AuditEvent") == 0) return c->tok->scopes.admin;
+    return hub_scopes_allow(&c->tok->scopes, type, perms);
+}
+
+static bool refuse(ctx *c, const char *expr, const char *why) {
+    send_issue(c, 403, "forbidden", expr, "%s", why);
+    return false;
+}
+
+static const char *perm_text(unsigned perms) {
+    if (perms & HUB_PERM_C) return "the token's scopes do not allow creating this type";
+    if (perms & HUB_PERM_U) return "the token's scopes do not allow updating this type";
+    if (perms & HUB_PERM_D) return "the token's scopes do not allow deleting this type";
+    if (perms & HUB_PERM_S) return "the token's scopes do not allow searching this type";
+    return "the token's scopes do not allow reading this type";
+}
+
+static bool need(ctx *c, const char *type, unsigned perms) {
+    return may(c, type, perms) ? true : refuse(c, NULL, perm_text(perms));
+}
+
+/* The token's patient, or one the patient index links to it. */
+static bool is_patient(ctx *c, const char *id) {
+    const char *pid = c->tok->patient;
+    if (strcmp(id, pid) == 0) return true;
+    hub_arena a;
+    hub_arena_init(&a, 1024);
+    const char **ids = NULL;
+    size_t n = 0;
+    hub_err err;
+    bool ok = false;
+    if (hub_record_patient_ids(c->f->rec, pid, &a, &ids, &n, &err) == HUB_OK)
+        for (size_t i = 0; i < n && !ok; i++) ok = strcmp(ids[i], id) == 0;
+    hub_arena_release(&a);
+    return ok;
+}
+
+/* Is type/id in the token patient's compartment? A compartment search by
+ * _id answers it with the search's own definition of the compartment. */
+static bool in_compartment(ctx *c, const char *type, const char *id) {
+    if (strcmp(type, "Patient") == 0) return is_patient(c, id);
+    char q[120], path[200];
+    snprintf(q, sizeof q, "_id=%s&_count=1", id);
+    snprintf(path, sizeof path, "Patient/%s/%s", c->tok->patient, type);
+    hub_search_req sr = {.type = type, .query = q, .base = "", .path = path,
+                         .compartment = c->tok->patient};
+    hub_buf out;
+    hub_buf_init(&out);
+    int st = 0;
+    hub_oo *oo = NULL;
+    hub_err err;
+    bool found = false;
+    if (hub_record_search(c->f->rec, &sr, &out, &st, &oo, &err) == HUB_OK && st == 200) {
+        json_t *b = json_loadb(out.p, out.n, 0, NULL);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(b, "entry"), i, e) {
+            const char *mode = json_string_value(json_object_get(json_object_get(e, "search"), "mode"));
+            if (mode && strcmp(mode, "match") == 0) found = true;
+        }
+        json_decref(b);
+    }
+    hub_oo_free(oo);
+    hub_buf_release(&out);
+    return found;
+}
+
+/* Does the resource reference the token's patient (or is it that
+ * Patient)? Writes of a patient-restricted token must stay in its
+ * compartment. */
+static bool refs_patient(const json_t *v, const char *want, size_t wl) {
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) {
+            if (strcmp(k, "reference") == 0 && json_is_string(x)) {
+                const char *r = json_string_value(x);
+                size_t rl = strlen(r);
+                if (rl >= wl && strcmp(r + rl - wl, want) == 0 &&
+                    (rl == wl || r[rl - wl - 1] == '/'))
+                    return true;
+            } else if (refs_patient(x, want, wl)) {
+                return true;
+            }
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) if (refs_patient(x, want, wl)) return true;
+    }
+    return false;
+}
+
+static json_t *body_json(ctx *c) {
+    hub_slice b = hub_http_req_body(c->req);
+    const char *ct = hub_http_req_header(c->req, "Content-Type");
+    int k = ct ? hub__fhir_media_format(ct, strlen(ct)) : -1;
+    json_t *j = NULL;
+    if (k == FMT_XML) {
+        hub_oo *oo = hub_oo_new();
+        if (oo) hub_fhir_xml_to_json(c->f->defs, b.p, b.n, &j, oo);
+        hub_oo_free(oo);
+    } else {
+        j = json_loadb(b.p, b.n, 0, NULL);
+    }
+    return j;
+}
+
+static bool write_in_compartment(ctx *c, const char *type, const char *id) {
+    json_t *j = body_json(c);
+    if (j == NULL) return true; /* the interaction answers the malformed body */
+    char want[100];
+    snprintf(want, sizeof want, "Patient/%s", c->tok->patient);
+    bool ok = strcmp(type, "Patient") == 0 ? id && is_patient(c, id)
+                                           : refs_patient(j, want, strlen(want));
+    json_decref(j);
+    return ok ? true : refuse(c, NULL, "the token may only write its own patient's data");
+}
+
+/* A batch or transaction: every entry must be allowed, or none runs. */
+static bool check_bundle(ctx *c) {
+    if (c->tok->patient[0])
+        return refuse(c, NULL, "a patient-restricted token cannot send a batch or transaction");
+    json_t *b = body_json(c);
+    if (b == NULL) return true;
+    size_t i;
+    json_t *e;
+    bool ok = true;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        json_t *rq = json_object_get(e, "request");
+        const char *m = json_string_value(json_object_get(rq, "method"));
+        const char *url = json_string_value(json_object_get(rq, "url"));
+        if (m == NULL || url == NULL) continue; /* the record answers it */
+        while (*url == '/') url++;
+        char type[64];
+        size_t tl = strcspn(url, "/?");
+        snprintf(type, sizeof type, "%.*s", (int)(tl < 63 ? tl : 63), url);
+        bool has_id = url[tl] == '/';
+        unsigned perms = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0
+                             ? (has_id ? HUB_PERM_R : HUB_PERM_S)
+                         : strcmp(m, "POST") == 0   ? HUB_PERM_C
+                         : strcmp(m, "DELETE") == 0 ? HUB_PERM_D
+                                                    : HUB_PERM_U;
+        if (url[tl] == '?' && strcmp(m, "GET") != 0) perms |= HUB_PERM_S;
+        const char *t = type[0] == '$' || type[0] == '_' || !type[0] ? "*" : type;
+        if (!may(c, t, perms)) {
+            char expr[48];
+            snprintf(expr, sizeof expr, "Bundle.entry[%zu]", i);
+            ok = refuse(c, expr, perm_text(perms));
+            break;
+        }
+    }
+    json_decref(b);
+    return ok;
+}
+
+/* Search parameters: the limits, and what the token may see through them
+ * (chains and _has name other types; _include and _revinclude bring
+ * others in, which the result filter drops). Parameter names go to the
+ * audit trail, their values never. */
+static bool check_search(ctx *c, const char *type, const char *q) {
+    hub_http_fhir *f = c->f;
+    int nparams = 0, nincl = 0;
+    size_t an = 0;
+    c->a_query[0] = '\0';
+    for (const char *p = q ? q : ""; *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t nl = eq ? (size_t)(eq - p) : len;
+        if (nl > 0) {
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)(nl < 127 ? nl : 127), p);
+            bool result_param = strcmp(name, "_format") == 0 || strcmp(name, "_pretty") == 0 ||
+                                strcmp(name, "_cursor") == 0;
+            if (!result_param) nparams++;
+            if (an + nl + 2 < sizeof c->a_query) {
+                if (an) c->a_query[an++] = '&';
+                memcpy(c->a_query + an, name, strlen(name));
+                an += strlen(name);
+                c->a_query[an] = '\0';
+            }
+            if (strncmp(name, "_include", 8) == 0 || strncmp(name, "_revinclude", 11) == 0) {
+                nincl++;
+                if (!may(c, "*", HUB_PERM_R)) c->filter_types = true;
+            }
+            if (strcmp(name, "_count") == 0 && eq) {
+                long v = strtol(eq + 1, NULL, 10);
+                if (v > f->max_count) {
+                    send_issue(c, 400, "too-costly", "_count", "_count over %d", f->max_count);
+                    return false;
+                }
+            }
+            if (strncmp(name, "_has:", 5) == 0) {
+                char ht[64];
+                size_t hl = strcspn(name + 5, ":");
+                snprintf(ht, sizeof ht, "%.*s", (int)(hl < 63 ? hl : 63), name + 5);
+                if (!may(c, ht, HUB_PERM_S)) return refuse(c, name, perm_text(HUB_PERM_S));
+            } else if (strchr(name, '.')) {
+                /* subject:Patient.name: the chain searches Patient. Without
+                 * the type, or further links, any type may be searched. */
+                const char *dot = strchr(name, '.');
+                const char *colon = memchr(name, ':', (size_t)(dot - name));
+                char ct[64] = "*";
+                if (colon && !strchr(dot + 1, '.'))
+                    snprintf(ct, sizeof ct, "%.*s", (int)(dot - colon - 1 < 63 ? dot - colon - 1 : 63),
+                             colon + 1);
+                if (!may(c, ct, HUB_PERM_S)) return refuse(c, name, perm_text(HUB_PERM_S));
+            }
+        }
+        if (amp == NULL) break;
+        p = amp + 1;
+    }
+    if (nparams > f->max_search_params) {
+        send_issue(c, 400, "too-costly", NULL, "more than %d search parameters",
+                   f->max_search_params);
+        return false;
+    }
+    if (nincl > f->max_includes) {
+        send_issue(c, 400, "too-costly", "_include", "more than %d _include and _revinclude",
+                   f->max_includes);
+        return false;
+    }
+    (void)type;
+    return true;
+}
+
+/* Drops the entries whose type the token may not read from a searchset. */
+static void filter_bundle(ctx *c, hub_buf *out) {
+    json_t *b = json_loadb(out->p, out->n, 0, NULL);
+    json_t *es = json_object_get(b, "entry");
+    if (!json_is_array(es)) {
+        json_decref(b);
+        return;
+    }
+    size_t dropped = 0;
+    for (size_t i = json_array_size(es); i-- > 0;) {
+        json_t *e = json_array_get(es, i);
+        const char *rt = json_string_value(json_object_get(json_object_get(e, "resource"), "resourceType"));
+        const char *mode = json_string_value(json_object_get(json_object_get(e, "search"), "mode"));
+        /* Matches need search on their type, included resources read. */
+        unsigned need_p = mode && strcmp(mode, "match") == 0 ? HUB_PERM_S : HUB_PERM_R;
+        if (rt && !(mode && strcmp(mode, "outcome") == 0) && !may(c, rt, need_p)) {
+            json_array_remove(es, i);
+            dropped++;
+        }
+    }
+    if (dropped) {
+        hub_buf nb;
+        hub_buf_init(&nb);
+        if (hub_json_dump_buf(b, JSON_COMPACT, &nb) == HUB_OK) {
+            hub_buf_release(out);
+            *out = nb;
+        } else {
+            hub_buf_release(&nb);
+            out->n = 0; /* never the unfiltered Bundle */
+            hub_buf_append_cstr(out, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\"}");
+        }
+    }
+    json_decref(b);
+}
+
+static bool op_affects_state(const hub_http_fhir *f, const char *name) {
+    for (int i = 0; i < f->nops; i++)
+        if (strcmp(f->ops[i].name, name) == 0) return f->ops[i].affects_state;
+    return false;
+}
+
+/* What the interaction may touch, for the token; also fills the audit
+ * fields. false when the answer (403/400) was sent. */
+/* A system search ([base]?_type=A,B&...): search rights on every type it
+ * names (_type), or on every type when it names none. A patient-restricted
+ * token searches its compartment instead. */
+static bool system_search_allowed(ctx *c, const char *qs) {
+    c->a_kind = HUB_AUDIT_SEARCH;
+    if (c->tok == NULL) return true;
+    if (c->tok->patient[0])
+        return refuse(c, NULL, "a patient-restricted token searches its patient's compartment");
+    /* Whatever _include brings in is filtered by type like any search's. */
+    if (!may(c, "*", HUB_PERM_R)) c->filter_types = true;
+    const char *p = qs;
+    bool named = false;
+    while (p && *p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > 6 && strncmp(p, "_type=", 6) == 0) {
+            named = true;
+            const char *v = p + 6, *end = p + len;
+            while (v < end) {
+                const char *comma = memchr(v, ',', (size_t)(end - v));
+                if (comma == NULL) {
+                    const char *pct = strstr(v, "%2C");
+                    if (pct && pct < end) comma = pct;
+                }
+                const char *te = comma ? comma : end;
+                char t[72];
+                snprintf(t, sizeof t, "%.*s", (int)(te - v), v);
+                if (!need(c, t, HUB_PERM_S)) return false;
+                v = te == end ? end : te + (*te == ',' ? 1 : 3);
+            }
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return named ? true : need(c, "*", HUB_PERM_S);
+}
+
+static bool authorize(ctx *c, char segs[][72], int n) {
+    const char *m = hub_http_req_method(c->req);
+    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    bool post = strcmp(m, "POST") == 0, put = strcmp(m, "PUT") == 0;
+    bool del = strcmp(m, "DELETE") == 0, patch = strcmp(m, "PATCH") == 0;
+    const hub_auth_token *t = c->tok;
+    const char *pid = t && t->patient[0] ? t->patient : NULL;
+    const char *qs = hub_http_req_query_string(c->req);
+    if (n == 0 && !post) return system_search_allowed(c, qs);
+    if (n == 1 && strcmp(segs[0], "_search") == 0 && post) {
+        hub_slice b = hub_http_req_body(c->req);
+        char *q = hub_malloc(b.n + strlen(qs) + 2);
+        if (q == NULL) {
+            send_internal(c);
+            return false;
+        }
+        memcpy(q, b.p, b.n);
+        q[b.n] = '\0';
+        if (*qs) {
+            strcat(q, b.n ? "&" : "");
+            strcat(q, qs);
+        }
+        bool ok = system_search_allowed(c, q);
+        hub_free(q);
+        return ok;
+    }
+    if (n == 0) {
+        c->a_kind = HUB_AUDIT_UPDATE;
+        snprintf(c->a_type, sizeof c->a_type, "Bundle");
+        return t ? check_bundle(c) : true;
+    }
+    if (n == 1 && strcmp(segs[0], "metadata") == 0) return true;
+    if (segs[n - 1][0] == '$' && n <= 3) {
+        const char *type = n >= 2 ? segs[0] : NULL, *id = n == 3 ? segs[1] : NULL;
+        const char *name = segs[n - 1] + 1;
+        c->a_kind = HUB_AUDIT_SEARCH;
+        snprintf(c->a_type, sizeof c->a_type, "%.63s", type ? type : "");
+        snprintf(c->a_id, sizeof c->a_id, "%.71s", id ? id : "");
+        if (t == NULL) return true;
+        bool patient_own = type && strcmp(type, "Patient") == 0 && id && pid && is_patient(c, id);
+        if (pid && !patient_own)
+            return refuse(c, NULL, "a patient-restricted token may only run operations on its patient");
+        if (strcmp(name, "everything") == 0)
+            /* $everything returns every type in the compartment. */
+            return need(c, "*", HUB_PERM_R | HUB_PERM_S);
+        unsigned perms = post && op_affects_state(c->f, name) ? HUB_PERM_C | HUB_PERM_U
+                                                              : HUB_PERM_R | HUB_PERM_S;
+        return need(c, type ? type : "*", perms);
+    }
+    if (n == 1 && strcmp(segs[0], "_history") == 0) {
+        c->a_kind = HUB_AUDIT_READ;
+        if (pid) return refuse(c, NULL, "a patient-restricted token cannot read the system history");
+        return need(c, "*", HUB_PERM_R);
+    }
+    const char *type = segs[0];
+    if (!hub_fhir_is_resource(c->f->defs, type)) return true; /* the dispatcher's 404 */
+    snprintf(c->a_type, sizeof c->a_type, "%.63s", type);
+    if (n == 1) {
+        char crit[2048];
+        criteria_of(c, crit, sizeof crit);
+        if (post) {
+            c->a_kind = HUB_AUDIT_CREATE;
+            if (!need(c, type, HUB_PERM_C)) return false;
+            return pid ? write_in_compartment(c, type, NULL) : true;
+        }
+        if (crit[0] && (put || patch || del)) {
+            c->a_kind = del ? HUB_AUDIT_DELETE : HUB_AUDIT_UPDATE;
+            if (pid) return refuse(c, NULL, "a patient-restricted token cannot write conditionally");
+            return need(c, type, (del ? HUB_PERM_D : HUB_PERM_U) | HUB_PERM_S);
+        }
+        if (get) {
+            c->a_kind = HUB_AUDIT_SEARCH;
+            if (!need(c, type, HUB_PERM_S)) return false;
+            return check_search(c, type, qs);
+        }
+        return true;
+    }
+    if (n == 2 && strcmp(segs[1], "_search") == 0) {
+        c->a_kind = HUB_AUDIT_SEARCH;
+        if (!need(c, type, HUB_PERM_S)) return false;
+        hub_slice b = hub_http_req_body(c->req);
+        char *q = hub_malloc(b.n + strlen(qs) + 2);
+        if (q == NULL) {
+            send_internal(c);
+            return false;
+        }
+        memcpy(q, b.p, b.n);
+        q[b.n] = '\0';
+        if (*qs) {
+            strcat(q, b.n ? "&" : "");
+            strcat(q, qs);
+        }
+        bool ok = check_search(c, type, q);
+        hub_free(q);
+        return ok;
+    }
+    if (n == 2 && strcmp(segs[1], "_history") == 0) {
+        c->a_kind = HUB_AUDIT_READ;
+        if (pid) return refuse(c, NULL, "a patient-restricted token cannot read a type's history");
+        return need(c, type, HUB_PERM_R);
+    }
+    const char *id = segs[1];
+    snprintf(c->a_id, sizeof c->a_id, "%.71s", id);
+    if (n == 3 && strcmp(type, "Patient") == 0 && hub_fhir_is_resource(c->f->defs, segs[2])) {
+        c->a_kind = HUB_AUDIT_SEARCH;
+        snprintf(c->a_type, sizeof c->a_type, "%.63s", segs[2]);
+        if (!need(c, segs[2], HUB_PERM_S)) return false;
+        if (pid && !is_patient(c, id))
+            return refuse(c, NULL, "the token may only search its own patient's compartment");
+        return check_search(c, segs[2], qs);
+    }
+    if (n == 2 && (put || patch || del)) {
+        c->a_kind = del ? HUB_AUDIT_DELETE : HUB_AUDIT_UPDATE;
+        if (!need(c, type, del ? HUB_PERM_D : HUB_PERM_U)) return false;
+        if (!pid) return true;
+        if (put) return write_in_compartment(c, type, id);
+        return in_compartment(c, type, id)
+                   ? true
+                   : refuse(c, NULL, "the token may only write its own patient's data");
+    }
+    c->a_kind = HUB_AUDIT_READ;
+    if (!need(c, type, HUB_PERM_R)) return false;
+    if (pid && !in_compartment(c, type, id))
+        return refuse(c, NULL, "the token may only read its own patient's data");
+    return true;
+}
+
+/* The Bearer token (401 without a good one) and the request rate (429). */
+static bool guard(ctx *c, hub_auth_token *tok, bool metadata) {
+    hub_http_fhir *f = c->f;
+    const char *peer = hub_http_req_peer(c->req);
+    c->actor.peer = peer;
+    c->actor.channel = "http";
+    if (f->enforce && !metadata) {
+        const char *h = hub_http_req_header(c->req, "Authorization");
+        hub_err err;
+        hub_err_clear(&err);
+        const char *why = NULL;
+        if (h == NULL) why = "no access token";
+        else if (strncasecmp(h, "Bearer ", 7) != 0) why = "not a Bearer token";
+        else if (hub_auth_check(f->auth, h + 7, tok, &err) != HUB_OK) why = err.msg;
+        if (why) {
+            c->a_kind = HUB_AUDIT_LOGIN_FAIL;
+            snprintf(c->a_query, sizeof c->a_query, "%s", why);
+            send_issue(c, 401, "login", NULL, "%s",
+                       h ? "the access token is not valid (expired, revoked or not ours)"
+                         : "an access token is required: Authorization: Bearer ...");
+            hub_http_resp_header(c->resp, "WWW-Authenticate",
+                                 h ? "Bearer realm=\"hub\", error=\"invalid_token\""
+                                   : "Bearer realm=\"hub\"");
+            return false;
+        }
+        c->tok = tok;
+        c->actor.client = tok->client;
+    }
+    if (f->auth) {
+        char key[136];
+        if (c->tok) snprintf(key, sizeof key, "c:%s", c->tok->client);
+        else {
+            snprintf(key, sizeof key, "a:%s", peer);
+            char *colon = strrchr(key, ':');
+            if (colon && colon > key + 2) *colon = '\0';
+        }
+        int retry = 1;
+        if (!hub_auth_rate_ok(f->auth, key, &retry)) {
+            send_issue(c, 429, "throttled", NULL, "too many requests; retry after %d s", retry);
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", retry);
+            hub_http_resp_header(c->resp, "Retry-After", ra);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void audit_request(ctx *c) {
+    if (c->f->audit == NULL || c->a_kind < 0) return;
+    int st = c->resp->status;
+    bool write = c->a_kind == HUB_AUDIT_CREATE || c->a_kind == HUB_AUDIT_UPDATE ||
+                 c->a_kind == HUB_AUDIT_DELETE;
+    /* Successful writes are on the record already: the audit listener
+     * wrote their rows in the same transaction. */
+    if (write && st < 400 && st != 0) return;
+    char detail[48];
+    snprintf(detail, sizeof detail, "http %d", st);
+    hub_audit_event ev = {.kind = (hub_audit_kind)c->a_kind,
+                          .outcome = st < 400   ? 0
+                                     : st == 401 || st == 403 ? 12
+                                     : st >= 500 ? 8
+                                                 : 4,
+                          .client = c->actor.client,
+                          .peer = c->actor.peer,
+                          .channel = "http",
+                          .entity_type = c->a_type[0] ? c->a_type : NULL,
+                          .entity_id = c->a_id[0] ? c->a_id : NULL,
+                          .query = c->a_kind == HUB_AUDIT_LOGIN_FAIL ? NULL
+                                   : c->a_query[0]                  ? c->a_query
+                                                                    : NULL,
+                          .detail = c->a_kind == HUB_AUDIT_LOGIN_FAIL ? c->a_query : detail};
+    hub_audit_record(c->f->audit, &ev);
+}
+
+/* GET /fhir/AuditEvent and /fhir/AuditEvent/<id>: the audit table as
+ * AuditEvent resources. Parameters: date (ge/gt/le/lt), agent (client
+ * id), entity-type, entity (Type/id), _count, _cursor (paging by id). */
+static hub_status audit_entry(void *ud, const hub_audit_row *row) {
+    json_t *es = ud;
+    json_t *r = hub_audit_to_fhir(row);
+    if (r == NULL) return HUB_E_NOMEM;
+    char url[64];
+    snprintf(url, sizeof url, "AuditEvent/%" PRId64, row->id);
+    json_array_append_new(es, json_pack("{s:s, s:o, s:{s:s}}", "fullUrl", url, "resource", r,
+                                        "search", "mode", "match"));
+    return HUB_OK;
+}
+
+static void do_audit(ctx *c, const char *id) {
+    hub_http_fhir *f = c->f;
+    hub_audit_filter flt = {.kind = -1, .limit = 50};
+    char etype[64] = "", eid[72] = "";
+    if (id) {
+        char *end;
+        flt.id = strtoll(id, &end, 10);
+        if (*end || flt.id <= 0) {
+            send_issue(c, 404, "not-found", NULL, "no AuditEvent/%.64s", id);
+            return;
+        }
+    } else {
+        const char *v;
+        if ((v = hub_http_req_query(c->req, "_count"))) flt.limit = atoi(v);
+        if ((v = hub_http_req_query(c->req, "_cursor"))) flt.before_id = strtoll(v, NULL, 10);
+        if ((v = hub_http_req_query(c->req, "agent"))) flt.client = v;
+        if ((v = hub_http_req_query(c->req, "entity-type"))) flt.entity_type = v;
+        if ((v = hub_http_req_query(c->req, "entity"))) {
+            const char *slash = strchr(v, '/');
+            if (slash) {
+                snprintf(etype, sizeof etype, "%.*s", (int)(slash - v < 63 ? slash - v : 63), v);
+                snprintf(eid, sizeof eid, "%s", slash + 1);
+                flt.entity_type = etype;
+                flt.entity_id = eid;
+            } else {
+                flt.entity_id = v;
+            }
+        }
+        if ((v = hub_http_req_query(c->req, "date"))) {
+            int64_t t = hub__fhir_parse_instant(v + (isalpha((unsigned char)v[0]) ? 2 : 0));
+            if (t < 0) {
+                send_issue(c, 400, "value", "date", "date is not an instant");
+                return;
+            }
+            if (strncmp(v, "lt", 2) == 0 || strncmp(v, "le", 2) == 0) flt.until_ms = t + 1;
+            else flt.since_ms = t;
+        }
+    }
+    hub_audit_flush(f->audit); /* what was asked a moment ago is on the record */
+    json_t *es = json_array();
+    int64_t total = 0;
+    hub_err err;
+    hub_status rc = hub_audit_list(hub_record_store(f->rec), &flt, audit_entry, es,
+                                   id ? NULL : &total, &err);
+    if (rc) {
+        json_decref(es);
+        HUB_LOG_WARN("fhir", "audit list failed err='%s'", err.msg);
+        send_internal(c);
+        return;
+    }
+    if (id) {
+        json_t *r = json_object_get(json_array_get(es, 0), "resource");
+        if (r == NULL) send_issue(c, 404, "not-found", NULL, "no AuditEvent/%.64s", id);
+        else send_json(c, 200, r);
+        json_decref(es);
+        return;
+    }
+    char uuid[37];
+    hub_uuid(uuid);
+    json_t *links = json_array();
+    json_array_append_new(links, json_pack("{s:s, s:s}", "relation", "self", "url", "AuditEvent"));
+    size_t ne = json_array_size(es);
+    if (ne && (int)ne == (flt.limit < 1 ? 1 : flt.limit > 1000 ? 1000 : flt.limit)) {
+        const char *lid = json_string_value(
+            json_object_get(json_object_get(json_array_get(es, ne - 1), "resource"), "id"));
+        char next[128];
+        snprintf(next, sizeof next, "%s/AuditEvent?_count=%zu&_cursor=%s", base_of(c), ne,
+                 lid ? lid : "0");
+        json_array_append_new(links, json_pack("{s:s, s:s}", "relation", "next", "url", next));
+    }
+    json_t *b = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}", "resourceType", "Bundle", "id", uuid,
+                          "type", "searchset", "total", (json_int_t)total, "link", links, "entry",
+                          es);
+    if (b == NULL) {
+        send_internal(c);
+        return;
+    }
+    send_json(c, 200, b);
+    json_decref(b);
+}
+
+/* The hub's own trail is served for GET /fhir/AuditEvent with only the
+ * trail's parameters, and GET /fhir/AuditEvent/<digits>; everything else
+ * on AuditEvent is the ordinary resource type (systems may record their
+ * own AuditEvents, IHE ATNA's "Record Audit Event"), which cannot touch
+ * the trail: it lives in a table of its own. */
+static bool is_trail(ctx *c, const char *id) {
+    const char *m = hub_http_req_method(c->req);
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) return false;
+    if (id) {
+        for (const char *p = id; *p; p++)
+            if (*p < '0' || *p > '9') return false;
+        return true;
+    }
+    static const char *const OURS[] = {"date", "agent", "entity", "entity-type", "_count",
+                                       "_cursor", "_format", "_pretty"};
+    for (const char *p = hub_http_req_query_string(c->req); *p;) {
+        size_t nl = strcspn(p, "=&");
+        bool ok = nl == 0;
+        for (size_t i = 0; i < sizeof OURS / sizeof OURS[0] && !ok; i++)
+            ok = strlen(OURS[i]) == nl && memcmp(OURS[i], p, nl) == 0;
+        if (!ok) return false;
+        p += strcspn(p, "&");
+        if (*p) p++;
+    }
+    return true;
+}
+
+static void on_fhir(void *ud, const hub_http_req *req, hub_http_resp *resp) {
+    ctx c = {.f = ud, .req = req, .resp = resp, .a_kind = -1};
+    if (!negotiate(&c)) return;
+    const char *path = hub_http_req_path(req) + strlen(BASE_PATH);
+    char segs[MAX_SEGS][72];
+    int n = 0;
+    bool split = split_path(path, segs, &n);
+    hub_auth_token tok;
+    bool metadata = split && n == 1 && strcmp(segs[0], "metadata") == 0;
+    if (!guard(&c, &tok, metadata)) goto audit;
+    if (hub_http_req_too_large(req)) {
+        send_issue(&c, 413, "too-long", NULL, "the request body is over the limit");
+        goto audit;
+    }
+    if (!split) {
+        send_issue(&c, 404, "not-found", NULL, "no such endpoint");
+        goto audit;
+    }
+    if (!authorize(&c, segs, n)) goto audit;
+    if (c.f->audit && n >= 1 && n <= 2 && strcmp(segs[0], "AuditEvent") == 0 &&
+        is_trail(&c, n == 2 ? segs[1] : NULL)) {
+        c.a_kind = -1; /* reading the trail is not itself audited */
+        do_audit(&c, n == 2 ? segs[1] : NULL);
+        return;
+    }
+    dispatch(&c, segs, n);
+audit:
+    audit_request(&c);
 }
 
 /* ---- the CapabilityStatement ---------------------------------------------------------- */
@@ -1382,6 +2084,12 @@ hub_status hub_http_add_fhir_routes(hub_http_server *s, const hub_http_fhir_cfg 
     f->rec = c->record;
     f->defs = c->defs;
     f->max_bundle_entries = c->max_bundle_entries;
+    f->auth = c->auth;
+    f->enforce = c->enforce && c->auth;
+    f->audit = c->audit;
+    f->max_search_params = c->max_search_params > 0 ? c->max_search_params : 64;
+    f->max_includes = c->max_includes > 0 ? c->max_includes : 16;
+    f->max_count = c->max_count > 0 ? c->max_count : 1000;
     snprintf(f->base, sizeof f->base, "%s", c->base_url ? c->base_url : "");
     size_t bl = strlen(f->base);
     while (bl && f->base[bl - 1] == '/') f->base[--bl] = '\0';

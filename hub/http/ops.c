@@ -1,6 +1,8 @@
 /* Operations routes: health, metrics, and the journal API the dashboard's
  * message list and error queue read. */
 #include "hub/http.h"
+#include "hub/auth.h"
+#include <strings.h>
 
 #include <jansson.h>
 #include <stdio.h>
@@ -123,6 +125,24 @@ static bool parse_i64(const char *s, int64_t *out) {
 }
 
 static void on_messages(void *ud, const hub_http_req *req, hub_http_resp *resp) {
+    /* The journal holds whole messages: with tokens required, only an
+     * admin token reads it. */
+    hub_http_ops *o = ud;
+    if (o->auth && o->enforce) {
+        const char *h = hub_http_req_header(req, "Authorization");
+        hub_auth_token tok;
+        hub_err err;
+        if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 ||
+            hub_auth_check(o->auth, h + 7, &tok, &err) != HUB_OK) {
+            hub_http_resp_error(resp, 401, "an admin access token is required");
+            hub_http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"hub\"");
+            return;
+        }
+        if (!tok.scopes.admin) {
+            hub_http_resp_error(resp, 403, "the token has no admin scope");
+            return;
+        }
+    }
     hub_http_ops *ops = ud;
     const char *path = hub_http_req_path(req);
     hub_err err;

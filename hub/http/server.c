@@ -414,6 +414,8 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
         MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(s->cfg.max_connections > 0 ? s->cfg.max_connections : 1024),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)(s->cfg.max_per_ip > 0 ? s->cfg.max_per_ip : 0),
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(s->cfg.timeout_s > 0 ? s->cfg.timeout_s : 60),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,

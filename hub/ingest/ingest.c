@@ -2,6 +2,7 @@
  * the findings and the ACK; the loop thread builds it, the writer thread
  * journals it, and its `done` callback queues the reply and frees it. */
 #include "hub/ingest.h"
+#include "hub/auth.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -179,7 +180,31 @@ static void refused(ingest_job *j, hub_oo *oo) {
     }
 }
 
+static hub_status job_run_inner(hub_store_tx *tx, hub_store_job *sj, hub_err *err);
+
+/* The audit row of a message commits with its journal row. */
 static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
+    ingest_job *j = (ingest_job *)sj;
+    hub_status rc = job_run_inner(tx, sj, err);
+    if (rc || j->in->cfg.audit == NULL || j->dup) return rc;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)j->row.id);
+    hub_audit_event ev = {.kind = HUB_AUDIT_MLLP,
+                          .outcome = j->row.status == HUB_MSG_REJECTED  ? 8
+                                     : j->row.status == HUB_MSG_ERRORED ? 4
+                                                                        : 0,
+                          .at_ms = j->row.received_ms,
+                          .subject = j->row.identity && *j->row.identity ? j->row.identity : NULL,
+                          .peer = j->row.peer,
+                          .channel = j->row.channel,
+                          .sender = j->row.sender && *j->row.sender ? j->row.sender : NULL,
+                          .entity_type = "Message",
+                          .entity_id = id,
+                          .detail = j->msg_type[0] ? j->msg_type : NULL};
+    return hub_audit_record_tx(j->in->cfg.audit, tx, &ev, err);
+}
+
+static hub_status job_run_inner(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
     ingest_job *j = (ingest_job *)sj;
     if (j->row.status == HUB_MSG_ACCEPTED) {
         hub_journal_row dup;

@@ -336,6 +336,12 @@ static hub_oo *bundle_fail(int *http_status, int st, const char *code,
 hub_status hub_record_bundle(hub_record *r, const json_t *bundle,
                              json_t **response, hub_oo **outcome,
                              int *http_status, hub_err *err) {
+    return hub_record_bundle_as(r, bundle, NULL, response, outcome, http_status, err);
+}
+
+hub_status hub_record_bundle_as(hub_record *r, const json_t *bundle, const hub_actor *actor,
+                                json_t **response, hub_oo **outcome,
+                                int *http_status, hub_err *err) {
     *response = NULL;
     *outcome = NULL;
     *http_status = 400;
@@ -413,6 +419,7 @@ hub_status hub_record_bundle(hub_record *r, const json_t *bundle,
         for (size_t i = 0; i < n; i++) {
             if (!es[i].parsed) continue;
             ops[nops] = es[i].op;
+            if (actor) ops[nops].actor = actor;
             map[nops++] = i;
         }
         hub_err aerr;

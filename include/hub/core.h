@@ -237,6 +237,19 @@ typedef struct {
     bool fhir_lenient;          /* unknown elements are warnings */
     int fhir_max_bundle_entries;
     char fhir_base_url[256];    /* absolute base for Location; "" = Host */
+    bool auth;                  /* access tokens required on /fhir */
+    bool auth_disable;          /* not even with TLS on */
+    int auth_token_ttl;         /* seconds */
+    char auth_token_url[256];   /* the aud of client assertions; "" = Host */
+    bool audit;
+    char audit_syslog[256];     /* udp://host:port, tcp://host:port or "" */
+    int http_rate_limit;        /* requests/s per client; 0 none */
+    int http_rate_burst;
+    int http_max_per_client;    /* concurrent connections per address */
+    int http_timeout;           /* idle/slow connection timeout, seconds */
+    int fhir_max_search_params;
+    int fhir_max_includes;
+    int fhir_max_count;
     /* The configuration file's own JSON (a jansson json_t *), kept so that
      * modules can read structured sections such as "channels"; NULL when no
      * file was given. Owned; freed by hub_cfg_release. */

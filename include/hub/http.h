@@ -21,6 +21,7 @@ typedef struct {
     int max_connections;
     int64_t max_body;
     int timeout_s; /* idle connection timeout */
+    int max_per_ip; /* concurrent connections per client address; 0 none */
     const char *tls_cert; /* PEM chain; HTTPS when set (with tls_key) */
     const char *tls_key;
 } hub_http_cfg;
@@ -96,6 +97,9 @@ typedef struct {
     /* The FHIR base path ("/fhir") and version, or NULL when FHIR is off. */
     const char *fhir_base;
     const char *fhir_version;
+    /* With enforce, /api/messages needs a token with the admin scope. */
+    struct hub_auth *auth;
+    bool enforce;
 } hub_http_ops;
 
 /* Adds GET /healthz, GET /metrics, GET /api/messages, GET
@@ -115,6 +119,17 @@ typedef struct {
      * "https://hub.example.org/fhir"; "" derives it from the Host header. */
     const char *base_url;
     int max_bundle_entries; /* stated in the CapabilityStatement */
+    /* Security (hub/auth.h); all may be 0/NULL. With `enforce`, every
+     * request but /metadata needs a Bearer token of `auth` whose scopes
+     * allow the interaction (401 / 403 otherwise). `audit` gets an event
+     * for every read, search and refused request (writes are audited by
+     * its record listener); `auth` also limits the request rate. */
+    struct hub_auth *auth;
+    bool enforce;
+    struct hub_audit *audit;
+    int max_search_params;  /* a search with more is a 400; 0: 64 */
+    int max_includes;       /* _include + _revinclude; 0: 16 */
+    int max_count;          /* a larger _count is a 400; 0: 1000 */
 } hub_http_fhir_cfg;
 
 /* Adds the FHIR R4 REST API under /fhir (read, vread, create, update,

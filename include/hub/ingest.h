@@ -47,6 +47,9 @@ typedef struct {
     const char *ack_facility;      /* ACK MSH-4, default "HUB" */
     const hub_map *map;            /* mapping tables, or NULL: no mapping */
     hub_record *record;            /* where mapped Bundles are applied */
+    struct hub_audit *audit;       /* every message received or rejected
+                                      gets an audit row in its journal
+                                      transaction; may be NULL */
 } hub_ingest_cfg;
 
 hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,

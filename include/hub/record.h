@@ -254,6 +254,12 @@ hub_status hub_record_bundle(hub_record *r, const json_t *bundle,
                              json_t **response, hub_oo **outcome,
                              int *http_status, hub_err *err);
 
+/* The same, the entries' changes attributed to `actor` (borrowed for the
+ * call; may be NULL). */
+hub_status hub_record_bundle_as(hub_record *r, const json_t *bundle, const hub_actor *actor,
+                                json_t **response, hub_oo **outcome,
+                                int *http_status, hub_err *err);
+
 /* ---- applying inside another writer job ----------------------------------- */
 
 /* A transaction Bundle prepared on the caller's thread (entries parsed,

@@ -33,7 +33,7 @@ start_hub() { # prints the HTTP port
   local d="$tmp/data.$RANDOM$RANDOM"
   "$hub" serve --data "$d" --mllp-port 0 --http-port 0 --mllp-host 127.0.0.1 \
     --http-host 127.0.0.1 --log-level error --set store.durable=true \
-    --set "http.threads=${HUB_HTTP_THREADS:-2}" >"$tmp/hub.log" 2>&1 &
+    --set "http.threads=${HUB_HTTP_THREADS:-2}" --set http.rate_limit=0 >"$tmp/hub.log" 2>&1 &
   echo $! >"$tmp/server.pid"
   echo $! >>"$pidfile"
   for _ in $(seq 1000); do [ -f "$d/serve.json" ] && break; sleep 0.01; done

@@ -44,7 +44,7 @@ echo "index maintenance: $(cps "$tmp/load_idx") creates/s with, $(cps "$tmp/load
   "(ratio $(python3 -c "print(round($(cps "$tmp/load_idx")/$(cps "$tmp/load_noidx"),3))"))"
 
 "$build/hub" serve --data "$tmp/data" --mllp-port 0 --http-port 0 --mllp-host 127.0.0.1 \
-  --http-host 127.0.0.1 --log-level error >"$tmp/hub.log" 2>&1 &
+  --http-host 127.0.0.1 --log-level error --set http.rate_limit=0 >"$tmp/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 3000); do [ -f "$tmp/data/serve.json" ] && break; sleep 0.01; done
 port=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['http_port'])" "$tmp/data/serve.json")
