@@ -9,6 +9,7 @@
 #include "hub/map.h"
 #include "hub/mllp.h"
 #include "hub/record.h"
+#include "hub/route.h"
 #include "hub/store.h"
 
 #include <errno.h>
@@ -198,6 +199,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_map *map = NULL;
     hub_record *record = NULL;
     hub_http_fhir *fhir = NULL;
+    hub_route *route = NULL;
     static hub_serve_channels chans;
     int exit_code = 1;
 
@@ -271,6 +273,22 @@ int hub__cmd_serve(int argc, char **argv) {
     }
     HUB_LOG_DEBUG("serve", "record open ms=%.2f", (double)(hub_mono_ns() - t_rec) / 1e6);
 
+    /* routing: subscriptions, outbox, delivery (before anything writes) */
+    hub_route_cfg rt_cfg = {.record = record,
+                            .allow_http = cfg.route_allow_http,
+                            .max_failures = cfg.route_max_failures,
+                            .retry_min_ms = cfg.route_retry_min_ms,
+                            .retry_max_ms = cfg.route_retry_max_ms,
+                            .timeout_ms = cfg.route_timeout_ms,
+                            .ca_file = cfg.route_ca_file,
+                            .client_cert = cfg.route_client_cert,
+                            .client_key = cfg.route_client_key,
+                            .base_url = cfg.fhir_base_url};
+    if (hub_route_open(&rt_cfg, &route, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: route: %s\n", err.msg);
+        goto out;
+    }
+
     hub_ingest_cfg ic = {.store = store, .profiles = profiles,
                          .channels = chans.ingest, .nchannels = chans.n,
                          .map = map, .record = record};
@@ -308,6 +326,7 @@ int hub__cmd_serve(int argc, char **argv) {
     if (hub_http_server_new(&hc, &http, &err) != HUB_OK ||
         hub_http_add_ops_routes(http, &ops) != HUB_OK ||
         hub_http_add_fhir_routes(http, &fc, &fhir, &err) != HUB_OK ||
+        hub_route_add_ops(route, fhir, &err) != HUB_OK ||
         hub_http_server_start(http, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg[0] ? err.msg : "cannot start http");
         goto out;
@@ -373,6 +392,7 @@ out:
     if (mllp) hub_mllp_server_stop(mllp, cfg.shutdown_grace_ms);
     hub_http_server_free(http);
     hub_http_fhir_free(fhir);
+    hub_route_close(route);
     hub_record_close(record);
     hub_store_close(store);
     hub_mllp_server_free(mllp);
