@@ -649,6 +649,11 @@ hub_status hub__deliver_start(hub_route *r, hub_err *err) {
     d->m = curl_multi_init();
     r->dl = d;
     if (!d->m) return hub_err_set(err, HUB_E_NOMEM, "route", "curl multi handle");
+    /* Thousands of subscribers due at once queue inside curl instead of
+     * opening thousands of sockets; connections are kept for reuse. */
+    curl_multi_setopt(d->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 64L);
+    curl_multi_setopt(d->m, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+    curl_multi_setopt(d->m, CURLMOPT_MAXCONNECTS, 128L);
     if (pthread_create(&d->th, NULL, deliver_main, d) != 0)
         return hub_err_set(err, HUB_E_IO, "route", "cannot start the delivery thread");
     d->th_up = true;
