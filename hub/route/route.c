@@ -409,20 +409,24 @@ static bool leg_fires(hub_route *r, hub_store_tx *tx, const hub_record_change *c
 static void wake_run_done(hub_store_job *job, hub_status rc, const hub_err *err) {
     (void)rc;
     (void)err;
-    hub__deliver_wake(job->ud);
+    hub_route *r = job->ud;
+    r->wake_queued = false; /* writer thread: the next change queues it again */
+    hub__deliver_wake(r);
 }
 
 static hub_status wake_run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
     (void)tx;
+    (void)job;
     (void)err;
-    hub_route *r = job->ud;
-    r->wake_queued = false; /* writer thread: a later change queues another */
     return HUB_OK;
 }
 
-/* Wakes the workers once the current transaction has committed: a job
+/* Wakes the workers once the current transaction has committed. A job
  * queued now runs in this commit group or a later one, and its done()
- * comes after that group's COMMIT. */
+ * comes after that group's COMMIT. One wake job at a time (it is one
+ * struct): while it is queued or in the group being run, its done() is
+ * still to come after this change's commit, so a change that finds it
+ * queued needs no other. Writer thread only, like done(). */
 static void wake_after_commit(hub_route *r) {
     if (r->wake_queued) return;
     r->wake_job = (hub_store_job){.run = wake_run, .done = wake_run_done, .ud = r};

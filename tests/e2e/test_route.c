@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +45,13 @@ static void recv_start(receiver *rv, int port, int status) {
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* dies with the test, even when an assertion ends it early */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
         execlp("python3", "python3", HUB_SOURCE_DIR "/tests/e2e/route/receiver.py", portfile,
                rv->log, SECRET, ports, sts, (char *)NULL);
         _exit(127);
@@ -117,6 +126,7 @@ static size_t wait_events(receiver *rv, size_t want, int timeout_ms, int *out, s
 /* ---- the hub ------------------------------------------------------------------------ */
 
 static char g_tmp[256];
+static const char *const *g_extra; /* the flags, for a restart */
 
 static void up_with(const char *const *more) {
     hub_test_tmpdir(g_tmp);
@@ -128,11 +138,14 @@ static void up_with(const char *const *more) {
     fclose(f);
     static char cfgarg[300];
     snprintf(cfgarg, sizeof cfgarg, "%s", cfgp);
-    const char *extra[24] = {"--config", cfgarg, "--set", "route.allow_http=true",
+    static const char *extra[24];
+    const char *base[] = {"--config", cfgarg, "--set", "route.allow_http=true",
                              "--set", "route.retry_min_ms=50", "--set", "route.retry_max_ms=200"};
     size_t n = 8;
+    memcpy(extra, base, sizeof base);
     for (size_t i = 0; more && more[i] && n < 23; i++) extra[n++] = more[i];
     extra[n] = NULL;
+    g_extra = extra;
     memset(&hub_test_current, 0, sizeof hub_test_current);
     hub_test_start(&hub_test_current, extra);
 }
@@ -341,7 +354,12 @@ Test(e2e_route, topics_encounter_start_and_care_plan, .init = up, .fini = down) 
     hub_test_rmtree(rv2.dir);
 }
 
-Test(e2e_route, receiver_down_then_up_gets_all_in_order, .init = up, .fini = down) {
+static void up_patient(void) {
+    const char *more[] = {"--set", "route.max_failures=100000", NULL};
+    up_with(more);
+}
+
+Test(e2e_route, receiver_down_then_up_gets_all_in_order, .init = up_patient, .fini = down) {
     receiver rv = {0};
     recv_start(&rv, 0, 200);
     int port = rv.port;
@@ -422,7 +440,7 @@ Test(e2e_route, failures_put_it_in_error_and_it_resumes, .init = up_fail3, .fini
     hub_test_rmtree(rv.dir);
 }
 
-Test(e2e_route, kill9_mid_delivery_loses_nothing, .init = up, .fini = down) {
+Test(e2e_route, kill9_mid_delivery_loses_nothing, .init = up_patient, .fini = down) {
     receiver rv = {0};
     recv_start(&rv, 0, 200);
     int port = rv.port;
@@ -437,7 +455,7 @@ Test(e2e_route, kill9_mid_delivery_loses_nothing, .init = up, .fini = down) {
     }
     cr_assert_eq(hub_test_signal_wait(&hub_test_current, SIGKILL), 128 + SIGKILL);
     recv_start(&rv, port, 200);
-    hub_test_restart(&hub_test_current, NULL);
+    hub_test_restart(&hub_test_current, g_extra);
     int ev[256];
     bool sig;
     size_t n = 0;
