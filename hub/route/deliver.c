@@ -502,7 +502,7 @@ static void *mllp_main(void *arg) {
 typedef struct {
     char id[72];
     char status[16];
-    int64_t events, delivered;
+    int64_t events, delivered, next_ms;
     int failures;
 } due;
 
@@ -526,12 +526,31 @@ static hub_status due_fn(void *ud, const hub_route_state *st) {
     u->events = st->events;
     u->delivered = st->delivered;
     u->failures = st->failures;
+    u->next_ms = st->next_ms;
     return HUB_OK;
 }
 
-static void start_one(hub__deliver *d, const due *u, bool heartbeat) {
+static void start_one(hub__deliver *d, const due *u0, bool heartbeat) {
     hub_route *r = d->r;
-    if (!inflight_try(d, u->id)) return;
+    if (!inflight_try(d, u0->id)) return;
+    /* The scan's row may predate a result that committed since (and freed
+     * the subscription): read the state again now that it is ours, or an
+     * event delivered meanwhile would go out twice. */
+    due fresh;
+    const due *u = &fresh;
+    duelist one = {&fresh, 0, 1};
+    hub_err gerr;
+    if (hub_route_store_get(r->store, u0->id, due_fn, &one, &gerr) != HUB_OK || one.n != 1) {
+        inflight_done(d, u0->id);
+        return;
+    }
+    bool work = (heartbeat || u->next_ms <= hub_now_ms()) &&
+                (strcmp(u->status, "requested") == 0 ||
+                (strcmp(u->status, "active") == 0 && (heartbeat || u->delivered < u->events)));
+    if (!work) {
+        inflight_done(d, u0->id);
+        return;
+    }
     dl_job *j = hub_calloc(1, sizeof *j);
     if (!j || !hub__reg_copy(r, u->id, &j->cfg)) {
         hub_free(j);
@@ -542,7 +561,7 @@ static void start_one(hub__deliver *d, const due *u, bool heartbeat) {
     hub_buf_init(&j->body);
     j->failures = u->failures;
     j->events_total = u->events;
-    snprintf(j->status_before, sizeof j->status_before, "%s", u->status);
+    snprintf(j->status_before, sizeof j->status_before, "%.15s", u->status);
     j->handshake = strcmp(u->status, "requested") == 0;
     j->heartbeat = heartbeat;
     hub_err err;
