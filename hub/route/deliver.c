@@ -60,6 +60,8 @@ struct hub__deliver {
     pthread_cond_t mcond;
     hub__index inflight;   /* sub id -> (marker) */
     dl_job *rest;          /* rest-hook deliveries in flight (worker only) */
+    char (*ready)[72];     /* subscriptions with new committed work */
+    size_t nready, ready_cap;
     dl_job *mhead, *mtail;
     size_t pending_jobs;   /* result jobs submitted, not yet done */
     pthread_cond_t jcond;
@@ -153,6 +155,27 @@ static void inflight_done(hub__deliver *d, const char *id) {
     pthread_mutex_unlock(&d->lk);
 }
 
+void hub__deliver_ready(hub_route *r, char (*ids)[72], size_t n) {
+    hub__deliver *d = r->dl;
+    if (!d || n == 0) return;
+    pthread_mutex_lock(&d->lk);
+    if (d->nready + n > d->ready_cap) {
+        size_t cap = d->ready_cap ? d->ready_cap : 64;
+        while (cap < d->nready + n) cap *= 2;
+        char (*nr)[72] = hub_realloc(d->ready, cap * sizeof *nr);
+        if (nr) {
+            d->ready = nr;
+            d->ready_cap = cap;
+        }
+    }
+    /* when it cannot grow the full scan finds them */
+    if (d->nready + n <= d->ready_cap) {
+        memcpy(d->ready + d->nready, ids, n * sizeof *ids);
+        d->nready += n;
+    }
+    pthread_mutex_unlock(&d->lk);
+}
+
 void hub__deliver_wake(hub_route *r) {
     hub__deliver *d = r->dl;
     if (!d) return;
@@ -223,6 +246,10 @@ static void result_done(hub_store_job *job, hub_status rc, const hub_err *err) {
         HUB_LOG_WARN("route", "sub=%s result not recorded err='%s' (resent later)", j->cfg.id,
                      err ? err->msg : "");
     inflight_done(d, j->cfg.id);
+    /* events that came while it was in flight go next */
+    char id[1][72];
+    snprintf(id[0], sizeof id[0], "%s", j->cfg.id);
+    hub__deliver_ready(r, id, 1);
     job_free(j);
     pthread_mutex_lock(&d->lk);
     d->pending_jobs--;
@@ -635,9 +662,24 @@ static void *deliver_main(void *arg) {
     int64_t next_scan = 0, next_hb = 0;
     while (!atomic_load(&d->stop)) {
         int64_t now = hub_now_ms();
-        if (atomic_exchange(&d->dirty, false) || now >= next_scan) {
+        bool dirty = atomic_exchange(&d->dirty, false);
+        if (now >= next_scan) {
             scan(d, now);
             next_scan = now + SCAN_MS;
+        } else if (dirty) {
+            /* the subscriptions that got events (or a handshake to do) */
+            pthread_mutex_lock(&d->lk);
+            char(*ids)[72] = d->ready;
+            size_t n = d->nready;
+            d->ready = NULL;
+            d->nready = d->ready_cap = 0;
+            pthread_mutex_unlock(&d->lk);
+            for (size_t i = 0; i < n && !atomic_load(&d->stop); i++) {
+                due u = {.next_ms = 0};
+                snprintf(u.id, sizeof u.id, "%s", ids[i]);
+                start_one(d, &u, false);
+            }
+            hub_free(ids);
         }
         if (now >= next_hb) {
             heartbeats(d, now);
@@ -740,6 +782,7 @@ void hub__deliver_stop(hub_route *r) {
     if (d->m) curl_multi_cleanup(d->m);
     for (size_t i = 0; i < d->inflight.cap; i++) hub_free(d->inflight.slots[i].key);
     hub_free(d->inflight.slots);
+    hub_free(d->ready);
     pthread_mutex_destroy(&d->lk);
     pthread_cond_destroy(&d->mcond);
     pthread_cond_destroy(&d->jcond);

@@ -64,6 +64,8 @@ struct hub_route {
     /* waking the workers after a commit */
     bool wake_queued;      /* writer thread only */
     hub_store_job wake_job;
+    char (*touched)[72];   /* subscriptions given work by this commit group */
+    size_t ntouched, touched_cap;
     hub__deliver *dl;
     char *strs;            /* copies of cfg strings */
 };
@@ -118,6 +120,8 @@ hub_status hub__sub_set_status(hub_route *r, hub_store_tx *tx, const char *id,
 hub_status hub__deliver_start(hub_route *r, hub_err *err);
 void hub__deliver_stop(hub_route *r);
 void hub__deliver_wake(hub_route *r);
+/* After a commit: these subscriptions have new work (writer thread). */
+void hub__deliver_ready(hub_route *r, char (*ids)[72], size_t n);
 
 /* Notification Bundles (deliver.c, ops.c). `type` is the SubscriptionStatus
  * type: handshake, heartbeat, event-notification, query-status,

@@ -411,6 +411,8 @@ static void wake_run_done(hub_store_job *job, hub_status rc, const hub_err *err)
     (void)err;
     hub_route *r = job->ud;
     r->wake_queued = false; /* writer thread: the next change queues it again */
+    hub__deliver_ready(r, r->touched, r->ntouched);
+    r->ntouched = 0;
     hub__deliver_wake(r);
 }
 
@@ -427,7 +429,20 @@ static hub_status wake_run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
  * struct): while it is queued or in the group being run, its done() is
  * still to come after this change's commit, so a change that finds it
  * queued needs no other. Writer thread only, like done(). */
-static void wake_after_commit(hub_route *r) {
+static void wake_after_commit(hub_route *r, const char *id) {
+    /* the workers look at these first (a full scan runs now and then) */
+    if (id && (r->ntouched == 0 || strcmp(r->touched[r->ntouched - 1], id) != 0)) {
+        if (r->ntouched == r->touched_cap) {
+            size_t cap = r->touched_cap ? r->touched_cap * 2 : 64;
+            char (*nt)[72] = hub_realloc(r->touched, cap * sizeof *nt);
+            if (nt) {
+                r->touched = nt;
+                r->touched_cap = cap;
+            }
+        }
+        if (r->ntouched < r->touched_cap)
+            snprintf(r->touched[r->ntouched++], 72, "%s", id);
+    }
     if (r->wake_queued) return;
     r->wake_job = (hub_store_job){.run = wake_run, .done = wake_run_done, .ud = r};
     hub_err err;
@@ -509,7 +524,7 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
             /* A subscription the store does not know (its write rolled
              * back): nothing to number. */
             if (rc == HUB_E_NOTFOUND) rc = HUB_OK;
-            else if (rc == HUB_OK) wake_after_commit(r);
+            else if (rc == HUB_OK) wake_after_commit(r, ids[i]);
         }
     }
     prev_release(&prev);
@@ -631,7 +646,7 @@ static hub_status sub_change(hub_route *r, hub_store_tx *tx, const hub_record_ch
         if (rc) return rc;
     }
     HUB_LOG_INFO("route", "subscription id=%s status=%s", ch->id, status);
-    wake_after_commit(r);
+    wake_after_commit(r, ch->id);
     return HUB_OK;
 }
 
@@ -716,6 +731,7 @@ void hub_route_close(hub_route *r) {
     }
     ix_free(&r->byid);
     ix_free(&r->ix);
+    hub_free(r->touched);
     hub_free((char *)r->cfg.ca_file);
     hub_free((char *)r->cfg.client_cert);
     hub_free((char *)r->cfg.client_key);

@@ -25,7 +25,10 @@ const hub__schema hub__schema_route = {
     "CREATE TABLE IF NOT EXISTS route_attempt ("
     " id INTEGER PRIMARY KEY, sub TEXT NOT NULL, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
     " status INTEGER NOT NULL, latency_ms REAL NOT NULL, error TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX IF NOT EXISTS route_attempt_sub ON route_attempt (sub, id);"};
+    "CREATE INDEX IF NOT EXISTS route_attempt_sub ON route_attempt (sub, id);"
+    /* what the delivery scan asks for, without reading every subscription */
+    "CREATE INDEX IF NOT EXISTS route_sub_due ON route_sub (next_ms) WHERE"
+    " status = 'requested' OR (status = 'active' AND delivered < events);"};
 
 static const char *col_text(sqlite3_stmt *st, int i) {
     const char *s = (const char *)sqlite3_column_text(st, i);
@@ -142,7 +145,7 @@ static void fill_state(sqlite3_stmt *st, hub_route_state *s) {
 #define STATE_COLS "id, status, events, delivered, failures, next_ms, secret, error"
 static const char SQL_SUB_GET[] = "SELECT " STATE_COLS " FROM route_sub WHERE id = ?1";
 static const char SQL_SUB_DUE[] =
-    "SELECT " STATE_COLS " FROM route_sub WHERE next_ms <= ?1 AND"
+    "SELECT " STATE_COLS " FROM route_sub INDEXED BY route_sub_due WHERE next_ms <= ?1 AND"
     " (status = 'requested' OR (status = 'active' AND delivered < events))";
 static const char SQL_SUB_ALL[] = "SELECT " STATE_COLS " FROM route_sub";
 
