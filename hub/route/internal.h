@@ -19,10 +19,16 @@ typedef enum {
     HUB__LEG_UPDATE /* topic: updated (not created), matching before and after */
 } hub__leg_mode;
 
+/* Care coordination: a leg of an attributed subscription fires for the
+ * patients whose general practitioner (GP) or care team member (TEAM) the
+ * subscriber is. */
+enum { HUB__ATTR_GP = 1, HUB__ATTR_TEAM = 2 };
+
 typedef struct {
     const char *type;
     hub_store_query *q;
     hub__leg_mode mode;
+    unsigned attr;
 } hub__leg;
 
 typedef struct hub__rsub {
@@ -30,8 +36,9 @@ typedef struct hub__rsub {
     hub_arena a;           /* everything below */
     hub_route_sub_def d;
     const char *secret;    /* never NULL once registered */
-    hub__leg legs[4];
+    hub__leg legs[6];
     size_t nlegs;
+    const char *attributed; /* "Organization/1": care coordination, or NULL */
     uint64_t seen;         /* matching: the change it was last checked for */
     int64_t last_sent_ms;  /* delivery thread: heartbeat */
 } hub__rsub;
@@ -56,10 +63,12 @@ struct hub_route {
     const hub_fhir_defs *defs;
     const hub_fhir_sps *sps;
     hub_actor self;        /* the actor of the route's own writes */
+    hub_actor care;        /* care-coordination Subscriptions it writes */
     pthread_mutex_t lock;  /* the registry */
     hub__index ix;         /* "type\x1fparam\x1fvalue", "type\x1f" (scan) */
     hub__index byid;       /* id -> its one subscription */
     size_t nsubs;
+    size_t nattributed;    /* care-coordination subscriptions */
     uint64_t stamp;
     /* waking the workers after a commit */
     bool wake_queued;      /* writer thread only */
@@ -70,14 +79,19 @@ struct hub_route {
     char *strs;            /* copies of cfg strings */
 };
 
-/* A hub topic. */
+/* A hub topic: what fires it, per resource type. */
+typedef struct {
+    const char *type;
+    hub__leg_mode mode;
+    const char *current;    /* the query the version must match, or NULL */
+    unsigned attr;          /* care coordination: GP and/or TEAM */
+} hub__topic_leg;
 typedef struct {
     const char *code;       /* after HUB_ROUTE_TOPIC_BASE */
     const char *title;
-    size_t ntypes;
-    const char *types[3];
-    hub__leg_mode mode;
-    const char *current;    /* the query the version must match, or NULL */
+    size_t nlegs;
+    hub__topic_leg legs[6];
+    bool attributed;        /* needs the attributed=Type/id filter */
 } hub__topic;
 
 const hub__topic *hub__topic_find(const char *canonical);

@@ -93,9 +93,21 @@ static void ix_free(hub__index *ix) {
  * for every change of its type. */
 typedef void (*key_fn)(void *ud, const char *key);
 
-static void leg_keys(const hub__leg *l, key_fn fn, void *ud) {
+static void leg_keys(const hub__rsub *s, const hub__leg *l, key_fn fn, void *ud) {
     char key[512];
     const hub_store_query *q = l->q;
+    if (s->attributed) {
+        /* found through the patient's GP and care teams, not its rows */
+        if (l->attr & HUB__ATTR_GP) {
+            snprintf(key, sizeof key, "%s\x1f@gp\x1f%s", l->type, s->attributed);
+            fn(ud, key);
+        }
+        if (l->attr & HUB__ATTR_TEAM) {
+            snprintf(key, sizeof key, "%s\x1f@team\x1f%s", l->type, s->attributed);
+            fn(ud, key);
+        }
+        return;
+    }
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < q->nclauses; i++) {
             const hub_store_qclause *c = &q->clauses[i];
@@ -143,9 +155,10 @@ static void reg_remove_locked(hub_route *r, const char *id) {
     hub__rsub *old = hub__reg_get(r, id);
     if (!old) return;
     keyctx k = {r, old, HUB_OK, false};
-    for (size_t i = 0; i < old->nlegs; i++) leg_keys(&old->legs[i], key_apply, &k);
+    for (size_t i = 0; i < old->nlegs; i++) leg_keys(old, &old->legs[i], key_apply, &k);
     ix_del(&r->byid, id, old);
     r->nsubs--;
+    if (old->attributed) r->nattributed--;
     hub__rsub_free(old);
 }
 
@@ -155,17 +168,18 @@ static hub_status reg_put(hub_route *r, hub__rsub *s) {
     if (old) s->last_sent_ms = old->last_sent_ms;
     reg_remove_locked(r, s->id);
     keyctx k = {r, s, HUB_OK, true};
-    for (size_t i = 0; i < s->nlegs; i++) leg_keys(&s->legs[i], key_apply, &k);
+    for (size_t i = 0; i < s->nlegs; i++) leg_keys(s, &s->legs[i], key_apply, &k);
     if (!k.rc && ix_add(&r->byid, s->id, s)) k.rc = HUB_E_NOMEM;
     if (k.rc) {
         k.add = false;
-        for (size_t i = 0; i < s->nlegs; i++) leg_keys(&s->legs[i], key_apply, &k);
+        for (size_t i = 0; i < s->nlegs; i++) leg_keys(s, &s->legs[i], key_apply, &k);
         ix_del(&r->byid, s->id, s);
         pthread_mutex_unlock(&r->lock);
         hub__rsub_free(s);
         return HUB_E_NOMEM;
     }
     r->nsubs++;
+    if (s->attributed) r->nattributed++;
     pthread_mutex_unlock(&r->lock);
     return HUB_OK;
 }
@@ -449,6 +463,91 @@ static void wake_after_commit(hub_route *r, const char *id) {
     if (hub_store_submit(r->store, &r->wake_job, &err) == HUB_OK) r->wake_queued = true;
 }
 
+/* ---- care coordination: who the patient is attributed to ------------------- */
+
+typedef struct {
+    char **keys;
+    size_t n, cap;
+    hub_arena *a;
+    const char *type;
+} attrkeys;
+
+static void attr_add(attrkeys *k, const char *kind, const char *ref) {
+    if (!ref || !strchr(ref, '/') || strlen(ref) > 200) return;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 16;
+        char **nk = hub_arena_alloc(k->a, cap * sizeof *nk);
+        if (!nk) return;
+        if (k->n) memcpy(nk, k->keys, k->n * sizeof *nk);
+        k->keys = nk;
+        k->cap = cap;
+    }
+    char *key = hub_arena_sprintf(k->a, "%s\x1f%s\x1f%s", k->type, kind, ref);
+    if (key) k->keys[k->n++] = key;
+}
+
+typedef struct {
+    char ids[32][72];
+    int n;
+} idlist;
+
+static hub_status collect_id(void *ud, const char *id) {
+    idlist *l = ud;
+    if (l->n < 32) snprintf(l->ids[l->n++], 72, "%s", id);
+    return HUB_OK;
+}
+
+/* The keys "type\x1f@gp\x1fOrganization/1" (the patient's general
+ * practitioners) and "type\x1f@team\x1f..." (participants of the active
+ * care teams of the patient) of the change's patient. */
+static void attributed_keys(hub_store_tx *tx, const view *cur, attrkeys *k) {
+    const char *pat = NULL;
+    for (size_t i = 0; i < cur->ntoks && !pat; i++) {
+        const hub_store_token *t = &cur->toks[i];
+        if (t->kind == HUB_IX_TOKEN && strcmp(t->system, "Patient") == 0 &&
+            (strcmp(t->param, "patient") == 0 || strcmp(t->param, "subject") == 0))
+            pat = t->value;
+    }
+    if (!pat) return;
+    char pid[72];
+    snprintf(pid, sizeof pid, "%s", pat);
+    hub_store_version sv;
+    hub_err err;
+    if (hub_store_res_get(tx, "Patient", pid, 0, &sv, &err) == HUB_OK && !sv.deleted && sv.json) {
+        json_t *p = json_loadb(sv.json, sv.json_len, 0, NULL);
+        size_t i;
+        json_t *gp;
+        json_array_foreach(json_object_get(p, "generalPractitioner"), i, gp)
+            attr_add(k, "@gp", json_string_value(json_object_get(gp, "reference")));
+        json_decref(p);
+    }
+    idlist teams = {.n = 0};
+    int n = 0;
+    if (hub_store_res_find(tx, "CareTeam", "patient", "Patient", pid, 32, collect_id, &teams, &n,
+                           &err) != HUB_OK)
+        return;
+    for (int t = 0; t < teams.n; t++) {
+        if (hub_store_res_get(tx, "CareTeam", teams.ids[t], 0, &sv, &err) != HUB_OK ||
+            sv.deleted || !sv.json)
+            continue;
+        json_t *ct = json_loadb(sv.json, sv.json_len, 0, NULL);
+        const char *st = json_string_value(json_object_get(ct, "status"));
+        if (!st || strcmp(st, "active") == 0) {
+            size_t i;
+            json_t *pp;
+            json_array_foreach(json_object_get(ct, "participant"), i, pp)
+                attr_add(k, "@team", json_string_value(json_object_get(
+                                         json_object_get(pp, "member"), "reference")));
+        }
+        json_decref(ct);
+    }
+}
+
+static bool attr_type(const char *type) {
+    return strcmp(type, "Encounter") == 0 || strcmp(type, "CarePlan") == 0 ||
+           strcmp(type, "Goal") == 0 || strcmp(type, "Appointment") == 0;
+}
+
 static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_change *ch,
                                hub_err *err) {
     view cur = {ch->id, ch->last_updated_ms, ch->toks, ch->ntoks};
@@ -464,6 +563,11 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
         prev_load(r, tx, ch, &prev);
         if (prev.have) cur = prev.v;
     }
+    hub_arena aa;
+    hub_arena_init(&aa, 1024);
+    attrkeys ak = {NULL, 0, 0, &aa, ch->type};
+    if (r->nattributed > 0 && !ch->deleted && attr_type(ch->type)) attributed_keys(tx, &cur, &ak);
+    size_t ai = 0;
     /* Candidates are collected under the lock in rounds of 64 (rows are
      * usually few and lists short); matched ones get an event after the
      * lock is dropped, which keeps the registry free while we write. */
@@ -471,20 +575,25 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
     uint64_t stamp = ++r->stamp;
     pthread_mutex_unlock(&r->lock);
     size_t row = 0, slot_i = 0;
-    int phase = 0; /* 0 scan list, 1 _id, 2 rows */
+    int phase = 0; /* 0 scan list, 1 _id, 2 rows, 3 attributed */
     while (more && rc == HUB_OK) {
         nhits = 0;
         pthread_mutex_lock(&r->lock);
         while (nhits < 64) {
-            if (phase == 0) snprintf(key, sizeof key, "%s", ch->type);
-            else if (phase == 1) snprintf(key, sizeof key, "%s_id%s", ch->type, ch->id);
-            else if (row < cur.ntoks) {
+            if (phase == 0) snprintf(key, sizeof key, "%s\x1f", ch->type);
+            else if (phase == 1) snprintf(key, sizeof key, "%s\x1f_id\x1f%s", ch->type, ch->id);
+            else if (phase == 2 && row < cur.ntoks) {
                 const hub_store_token *t = &cur.toks[row];
                 if (t->kind != HUB_IX_TOKEN) {
                     row++;
                     continue;
                 }
-                snprintf(key, sizeof key, "%s%s%s", ch->type, t->param, t->value);
+                snprintf(key, sizeof key, "%s\x1f%s\x1f%s", ch->type, t->param, t->value);
+            } else if (phase == 2) {
+                phase = 3;
+                continue;
+            } else if (ai < ak.n) {
+                snprintf(key, sizeof key, "%s", ak.keys[ai]);
             } else {
                 more = false;
                 break;
@@ -505,7 +614,8 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
             if (sl && slot_i < sl->n) break; /* round full: resume this slot */
             slot_i = 0;
             if (phase < 2) phase++;
-            else row++;
+            else if (phase == 2) row++;
+            else ai++;
         }
         /* ids only: the subscription may be replaced once the lock drops */
         char ids[64][72];
@@ -528,6 +638,7 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
         }
     }
     prev_release(&prev);
+    hub_arena_release(&aa);
     return rc;
 }
 
@@ -650,10 +761,94 @@ static hub_status sub_change(hub_route *r, hub_store_tx *tx, const hub_record_ch
     return HUB_OK;
 }
 
+/* Care coordination: an Organization or PractitionerRole that names an
+ * Endpoint gets a Subscription of its own ("cc-org-<id>", "cc-role-<id>")
+ * to the care-coordination topic, attributed to it, delivered to the
+ * Endpoint's address: the provider registers once and writes no criteria.
+ * The Subscription is written as a client's would be, so a bad Endpoint
+ * refuses the Organization's write with the reason. */
+static hub_status care_register(hub_route *r, hub_store_tx *tx, const hub_record_change *ch,
+                                hub_err *err) {
+    json_t *org = json_loadb(ch->json, ch->json_len, 0, NULL);
+    const char *eref =
+        json_string_value(json_object_get(json_array_get(json_object_get(org, "endpoint"), 0),
+                                          "reference"));
+    char eid[72] = "";
+    if (eref && strncmp(eref, "Endpoint/", 9) == 0 && strlen(eref + 9) < sizeof eid)
+        snprintf(eid, sizeof eid, "%s", eref + 9);
+    json_decref(org);
+    if (!eid[0] || strlen(ch->id) > 55) return HUB_OK;
+    hub_store_version sv;
+    if (hub_store_res_get(tx, "Endpoint", eid, 0, &sv, err) != HUB_OK || sv.deleted || !sv.json)
+        return hub_err_set(err, HUB_E_INVALID, "Organization.endpoint",
+                           "the endpoint named is not an Endpoint the hub holds");
+    json_t *ep = json_loadb(sv.json, sv.json_len, 0, NULL);
+    const char *ctype = json_string_value(
+        json_object_get(json_object_get(ep, "connectionType"), "code"));
+    const char *addr = json_string_value(json_object_get(ep, "address"));
+    const char *mime =
+        json_string_value(json_array_get(json_object_get(ep, "payloadMimeType"), 0));
+    const char *chan = ctype && strcmp(ctype, "hl7v2-mllp") == 0 ? "message" : "rest-hook";
+    char sid[72], ref[140], filter[160];
+    snprintf(sid, sizeof sid, "cc-%s-%s", strcmp(ch->type, "Organization") == 0 ? "org" : "role",
+             ch->id);
+    snprintf(ref, sizeof ref, "%s/%s", ch->type, ch->id);
+    snprintf(filter, sizeof filter, "attributed=%s", ref);
+    json_t *sub = json_pack(
+        "{s:s, s:s, s:s, s:s, s:{s:[{s:s, s:s}]}, s:{s:s, s:s}}", "resourceType", "Subscription",
+        "status", "requested", "reason", "care coordination", "criteria",
+        HUB_ROUTE_TOPIC_BASE "care-coordination", "_criteria", "extension", "url",
+        HUB_BACKPORT "backport-filter-criteria", "valueString", filter, "channel", "type", chan,
+        "endpoint", addr ? addr : "");
+    json_t *chn = json_object_get(sub, "channel");
+    if (mime) json_object_set_new(chn, "payload", json_string(mime));
+    else if (strcmp(chan, "rest-hook") == 0)
+        json_object_set_new(chn, "payload", json_string("application/fhir+json"));
+    json_t *hdr = json_object_get(ep, "header");
+    if (json_is_array(hdr) && json_array_size(hdr)) json_object_set(chn, "header", hdr);
+    if (ctype && strcmp(ctype, "hl7v2-mllp") != 0 && strcmp(ctype, "hl7-fhir-rest") != 0)
+        json_object_set_new(chn, "type", json_string(ctype)); /* refused below, with why */
+    json_decref(ep);
+    /* unchanged registration: nothing to do (a write would handshake again) */
+    hub_status rc = hub_store_res_get(tx, "Subscription", sid, 0, &sv, err);
+    if (rc == HUB_OK && !sv.deleted && sv.json) {
+        json_t *old = json_loadb(sv.json, sv.json_len, 0, NULL);
+        json_t *oc = json_deep_copy(json_object_get(old, "channel"));
+        const char *ost = json_string_value(json_object_get(old, "status"));
+        bool same = oc && json_equal(json_object_get(old, "_criteria"),
+                                     json_object_get(sub, "_criteria"));
+        if (same) {
+            json_object_del(oc, "extension");
+            same = json_equal(oc, chn) && ost && strcmp(ost, "off") != 0;
+        }
+        json_decref(oc);
+        json_decref(old);
+        if (same) {
+            json_decref(sub);
+            return HUB_OK;
+        }
+    } else if (rc && rc != HUB_E_NOTFOUND) {
+        json_decref(sub);
+        return rc;
+    }
+    hub_err_clear(err);
+    rc = hub_record_put_tx(r->rec, tx, "Subscription", sid, sub, false, &r->care, ch->depth, NULL,
+                           err);
+    json_decref(sub);
+    if (rc == HUB_OK)
+        HUB_LOG_INFO("route", "care coordination for=%s subscription=%s", ref, sid);
+    return rc;
+}
+
 static hub_status on_change(void *ud, hub_store_tx *tx, const hub_record_change *ch,
                             hub_err *err) {
     hub_route *r = ud;
     if (strcmp(ch->type, "Subscription") == 0) return sub_change(r, tx, ch, err);
+    if (!ch->deleted && ch->actor != &r->self &&
+        (strcmp(ch->type, "Organization") == 0 || strcmp(ch->type, "PractitionerRole") == 0)) {
+        hub_status rc = care_register(r, tx, ch, err);
+        if (rc) return rc;
+    }
     if (r->nsubs == 0) return HUB_OK; /* a racy read is fine: writer-side only */
     return match_change(r, tx, ch, err);
 }
@@ -708,6 +903,7 @@ hub_status hub_route_open(const hub_route_cfg *c, hub_route **out, hub_err *err)
     r->defs = hub_record_defs(c->record);
     r->sps = hub_record_sps(c->record);
     r->self = (hub_actor){.channel = "route", .subject = "hub-route"};
+    r->care = (hub_actor){.channel = "route", .subject = "hub-route-care"};
     pthread_mutex_init(&r->lock, NULL);
     loadctx lc = {r, 0, 0};
     hub_status rc = hub_route_store_due(r->store, 0, true, load_state, &lc, err);

@@ -8,25 +8,44 @@
 /* ---- topics ------------------------------------------------------------------ */
 
 static const hub__topic TOPICS[] = {
-    {"encounter-start", "Encounter started (admission, ED visit)", 1, {"Encounter"},
-     HUB__LEG_ENTER, "status=in-progress"},
-    {"encounter-end", "Encounter ended (discharge)", 1, {"Encounter"}, HUB__LEG_ENTER,
-     "status=finished"},
-    {"encounter-transfer", "Encounter changed while in progress (transfer)", 1, {"Encounter"},
-     HUB__LEG_UPDATE, "status=in-progress"},
-    {"result", "New or corrected result", 2, {"Observation", "DiagnosticReport"}, HUB__LEG_ANY,
-     "status=preliminary,final,amended,corrected"},
+    {"encounter-start", "Encounter started (admission, ED visit)", 1,
+     {{"Encounter", HUB__LEG_ENTER, "status=in-progress", 0}}, false},
+    {"encounter-end", "Encounter ended (discharge)", 1,
+     {{"Encounter", HUB__LEG_ENTER, "status=finished", 0}}, false},
+    {"encounter-transfer", "Encounter changed while in progress (transfer)", 1,
+     {{"Encounter", HUB__LEG_UPDATE, "status=in-progress", 0}}, false},
+    {"result", "New or corrected result", 2,
+     {{"Observation", HUB__LEG_ANY, "status=preliminary,final,amended,corrected", 0},
+      {"DiagnosticReport", HUB__LEG_ANY, "status=preliminary,final,amended,corrected", 0}},
+     false},
     {"care-plan", "Care plan, goal or care team created or changed", 3,
-     {"CarePlan", "Goal", "CareTeam"}, HUB__LEG_ANY, NULL},
-    {"appointment-booked", "Appointment booked", 1, {"Appointment"}, HUB__LEG_ENTER,
-     "status=booked"},
-    {"appointment-changed", "Appointment changed", 1, {"Appointment"}, HUB__LEG_UPDATE, NULL},
-    {"appointment-cancelled", "Appointment cancelled", 1, {"Appointment"}, HUB__LEG_ENTER,
-     "status=cancelled"},
-    {"medication-start", "Medication started", 1, {"MedicationRequest"}, HUB__LEG_ENTER,
-     "status=active"},
-    {"medication-stop", "Medication stopped", 1, {"MedicationRequest"}, HUB__LEG_ENTER,
-     "status=stopped,completed,cancelled"},
+     {{"CarePlan", HUB__LEG_ANY, NULL, 0},
+      {"Goal", HUB__LEG_ANY, NULL, 0},
+      {"CareTeam", HUB__LEG_ANY, NULL, 0}},
+     false},
+    {"appointment-booked", "Appointment booked", 1,
+     {{"Appointment", HUB__LEG_ENTER, "status=booked", 0}}, false},
+    {"appointment-changed", "Appointment changed", 1,
+     {{"Appointment", HUB__LEG_UPDATE, NULL, 0}}, false},
+    {"appointment-cancelled", "Appointment cancelled", 1,
+     {{"Appointment", HUB__LEG_ENTER, "status=cancelled", 0}}, false},
+    {"medication-start", "Medication started", 1,
+     {{"MedicationRequest", HUB__LEG_ENTER, "status=active", 0}}, false},
+    {"medication-stop", "Medication stopped", 1,
+     {{"MedicationRequest", HUB__LEG_ENTER, "status=stopped,completed,cancelled", 0}}, false},
+    /* Care coordination (the CMS event-notification case): admissions,
+     * discharges and ED visits of the patients attributed to the
+     * subscriber (Patient.generalPractitioner, CareTeam participant), and
+     * the care plans, goals and appointments of the patients whose care
+     * team it is in. Filter: attributed=Organization/x (PractitionerRole/x,
+     * Practitioner/x). */
+    {"care-coordination", "Events of the patients attributed to a provider", 5,
+     {{"Encounter", HUB__LEG_ENTER, "status=in-progress", HUB__ATTR_GP | HUB__ATTR_TEAM},
+      {"Encounter", HUB__LEG_ENTER, "status=finished", HUB__ATTR_GP | HUB__ATTR_TEAM},
+      {"CarePlan", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM},
+      {"Goal", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM},
+      {"Appointment", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM}},
+     true},
 };
 
 const hub__topic *hub__topics(size_t *n) {
@@ -187,7 +206,7 @@ static hub_status parse_json(const json_t *root, bool allow_http, hub_arena *a,
             if (!(d->filters[d->nfilters++] = adup(a, v)))
                 return hub_err_set(err, HUB_E_NOMEM, "route", "out of memory");
         }
-        d->type = t->types[0];
+        d->type = t->legs[0].type;
         d->query = "";
     } else {
         const char *q = strchr(crit, '?');
@@ -508,23 +527,41 @@ hub_status hub__rsub_build(hub_route *r, const char *id, const char *json, size_
     if (rc) goto fail;
     if (s->d.topic) {
         const hub__topic *t = hub__topic_find(s->d.topic);
-        for (size_t i = 0; i < t->ntypes; i++) {
+        if (t->attributed) {
+            /* one filter: attributed=Type/id */
+            const char *f = s->d.nfilters == 1 ? s->d.filters[0] : "";
+            const char *v = strncmp(f, "attributed=", 11) == 0 ? f + 11 : NULL;
+            const char *slash = v ? strchr(v, '/') : NULL;
+            bool ok = slash && slash > v && slash[1] && !strchr(slash + 1, '/') &&
+                      !strchr(v, '&') && !strchr(v, ',') && strlen(v) < 120;
+            if (!ok) {
+                rc = hub_err_set(err, HUB_E_INVALID, "Subscription._criteria.extension",
+                                 "care coordination needs one filter attributed=Type/id");
+                goto fail;
+            }
+            s->attributed = v;
+        }
+        for (size_t i = 0; i < t->nlegs; i++) {
+            const hub__topic_leg *tl = &t->legs[i];
             hub_buf q;
             hub_buf_init(&q);
             bool applies = true;
-            if (t->current && hub_buf_append_cstr(&q, t->current)) rc = HUB_E_NOMEM;
-            for (size_t k = 0; !rc && k < s->d.nfilters; k++) {
+            if (tl->current && hub_buf_append_cstr(&q, tl->current)) rc = HUB_E_NOMEM;
+            for (size_t k = 0; !rc && !t->attributed && k < s->d.nfilters; k++) {
                 bool skip;
-                rc = add_filter(&q, t->types[i], s->d.filters[k], &skip, err);
+                rc = add_filter(&q, tl->type, s->d.filters[k], &skip, err);
                 /* a Type? filter naming another type leaves this one out */
-                if (skip && t->ntypes > 1) applies = false;
+                if (skip && t->nlegs > 1) applies = false;
                 else if (skip)
                     rc = hub_err_set(err, HUB_E_INVALID, "Subscription._criteria.extension",
                                      "filter names a type the topic does not watch");
             }
             if (!rc && hub_buf_append(&q, "", 1)) rc = HUB_E_NOMEM;
             if (rc == HUB_E_NOMEM) hub_err_set(err, rc, "route", "out of memory");
-            if (!rc && applies) rc = compile_leg(r, s, t->types[i], q.p, t->mode, err);
+            if (!rc && applies) {
+                rc = compile_leg(r, s, tl->type, q.p, tl->mode, err);
+                if (!rc) s->legs[s->nlegs - 1].attr = tl->attr;
+            }
             hub_buf_release(&q);
             if (rc) goto fail;
         }
@@ -541,6 +578,13 @@ hub_status hub__rsub_build(hub_route *r, const char *id, const char *json, size_
         }
         rc = compile_leg(r, s, s->d.type, s->d.query, HUB__LEG_PLAIN, err);
         if (rc) goto fail;
+    }
+    if (s->attributed && s->d.chan == HUB_RCHAN_MLLP) {
+        /* a v2 partner gets the ADT part of care coordination */
+        size_t k = 0;
+        for (size_t i = 0; i < s->nlegs; i++)
+            if (strcmp(s->legs[i].type, "Encounter") == 0) s->legs[k++] = s->legs[i];
+        s->nlegs = k;
     }
     if (s->d.chan == HUB_RCHAN_MLLP && s->d.payload != HUB_RPAY_V2) {
         for (size_t i = 0; i < s->nlegs; i++) {

@@ -34,6 +34,8 @@ typedef struct {
     char log[300];
 } receiver;
 
+static const char *g_secret = SECRET;
+
 static void recv_start(receiver *rv, int port, int status) {
     if (rv->dir[0] == '\0') hub_test_tmpdir(rv->dir);
     snprintf(rv->log, sizeof rv->log, "%s/notes.jsonl", rv->dir);
@@ -53,7 +55,7 @@ static void recv_start(receiver *rv, int port, int status) {
             dup2(null, 2);
         }
         execlp("python3", "python3", HUB_SOURCE_DIR "/tests/e2e/route/receiver.py", portfile,
-               rv->log, SECRET, ports, sts, (char *)NULL);
+               rv->log, g_secret, ports, sts, (char *)NULL);
         _exit(127);
     }
     rv->pid = pid;
@@ -716,4 +718,127 @@ Test(e2e_route, ten_thousand_subscriptions, .init = up, .fini = down, .timeout =
     cr_assert_eq(rx_count(), 20, "no other subscription fired");
     cr_log_info("10k subscriptions: %.2f ms per Observation write", ms);
     hub_mllp_server_free(g_rx.srv);
+}
+
+/* ---- care coordination -------------------------------------------------------------- */
+
+static const char *create(const char *type, const char *body) {
+    static char id[80];
+    char path[64];
+    snprintf(path, sizeof path, "/fhir/%s", type);
+    ft_resp r;
+    int st = post(path, body, &r);
+    cr_assert_eq(st, 201, "%s: %d %s", type, st, r.body.p);
+    json_t *j = ft_json(&r);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    ft_release(&r);
+    return id;
+}
+
+static void put_res(const char *type, const char *id, const char *body) {
+    char path[128];
+    snprintf(path, sizeof path, "/fhir/%s/%s", type, id);
+    ft_resp r;
+    int st = ft_req(hub_test_http_port(), "PUT", path, CT, body, strlen(body), &r);
+    cr_assert(st == 200 || st == 201, "%s: %d %s", path, st, r.body.p);
+    ft_release(&r);
+}
+
+Test(e2e_route, care_coordination_without_criteria, .init = up_patient, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    int port = rv.port;
+    char body[1024], org[80], sid[96];
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Endpoint\",\"status\":\"active\",\"connectionType\":"
+             "{\"system\":\"http://terminology.hl7.org/CodeSystem/endpoint-connection-type\","
+             "\"code\":\"hl7-fhir-rest\"},\"payloadType\":[{\"text\":\"notifications\"}],"
+             "\"payloadMimeType\":[\"application/fhir+json\"],"
+             "\"address\":\"http://127.0.0.1:%d/hook\"}",
+             port);
+    const char *ep = create("Endpoint", body);
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Organization\",\"name\":\"Clinic\",\"endpoint\":"
+             "[{\"reference\":\"Endpoint/%s\"}]}",
+             ep);
+    snprintf(org, sizeof org, "%s", create("Organization", body));
+    snprintf(sid, sizeof sid, "cc-org-%s", org);
+    cr_assert(wait_status(sid, "active", 10000), "registered and handshaken");
+    /* the generated secret is on the Subscription, for its owner */
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s", sid);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 200);
+    json_t *sub = ft_json(&r);
+    ft_release(&r);
+    static char secret[160];
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(sub, "extension"), i, e) {
+        if (strcmp(json_string_value(json_object_get(e, "url")),
+                   "http://hl7hub.org/fhir/StructureDefinition/subscription-secret") == 0)
+            snprintf(secret, sizeof secret, "%s",
+                     json_string_value(json_object_get(e, "valueString")));
+    }
+    json_decref(sub);
+    cr_assert_geq(strlen(secret), 32, "a generated secret");
+    recv_stop(&rv);
+    unlink(rv.log); /* the handshake went to a receiver without the secret */
+    g_secret = secret;
+    recv_start(&rv, port, 200);
+    /* attributed by GP; and by care team membership */
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Patient\",\"id\":\"gp1\",\"generalPractitioner\":"
+             "[{\"reference\":\"Organization/%s\"}]}",
+             org);
+    put_res("Patient", "gp1", body);
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"CareTeam\",\"status\":\"active\",\"subject\":"
+             "{\"reference\":\"Patient/ct1\"},\"participant\":[{\"member\":{\"reference\":"
+             "\"Organization/%s\"}}]}",
+             org);
+    create("CareTeam", body);
+#define ENC                                                                                \
+    "{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"system\":"          \
+    "\"http://terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"EMER\"},\"subject\":"       \
+    "{\"reference\":\"Patient/%s\"}}"
+    snprintf(body, sizeof body, ENC, "someone-else");
+    create("Encounter", body); /* not attributed: nothing */
+    snprintf(body, sizeof body, ENC, "gp1");
+    create("Encounter", body); /* the GP's patient: the ED visit */
+#define CP                                                                                 \
+    "{\"resourceType\":\"CarePlan\",\"status\":\"active\",\"intent\":\"plan\",\"subject\":"     \
+    "{\"reference\":\"Patient/%s\"}}"
+    snprintf(body, sizeof body, CP, "gp1");
+    create("CarePlan", body); /* GP only, not its care team: no care plans */
+    snprintf(body, sizeof body, CP, "ct1");
+    create("CarePlan", body); /* its care team's patient */
+    int ev[16];
+    size_t n = wait_events(&rv, 2, 10000, ev, 16);
+    usleep(400000);
+    bool sig;
+    n = events_of(&rv, ev, 16, &sig);
+    cr_assert_eq(n, 2, "the ED visit and the care plan, got %zu", n);
+    cr_assert(ev[0] == 1 && ev[1] == 2);
+    cr_assert(sig, "signed with the generated secret");
+    json_t *a = notes(&rv);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(last, "resources"), 0)),
+                     "CarePlan");
+    json_decref(a);
+    /* a bad Endpoint refuses the registration, with the reason */
+    const char *bad = create("Endpoint",
+                             "{\"resourceType\":\"Endpoint\",\"status\":\"active\","
+                             "\"connectionType\":{\"code\":\"hl7-fhir-rest\"},\"payloadType\":"
+                             "[{\"text\":\"n\"}],\"address\":\"ftp://example.org/x\"}");
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Organization\",\"name\":\"Bad\",\"endpoint\":"
+             "[{\"reference\":\"Endpoint/%s\"}]}",
+             bad);
+    cr_assert_eq(post("/fhir/Organization", body, &r), 400, "%s", r.body.p);
+    cr_assert_str_eq(ft_issue(&r, "expression"), "Subscription.channel.endpoint");
+    ft_release(&r);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
 }
