@@ -333,7 +333,10 @@ Test(e2e_route, topics_encounter_start_and_care_plan, .init = up, .fini = down) 
     for (int t = 0; t < 100; t++) { /* the second subscription's handshake */
         bool sig;
         int tmp[4];
-        if (events_of(&rv2, tmp, 4, &sig) == 0 && json_array_size(notes(&rv2)) > 0) break;
+        json_t *seen = notes(&rv2);
+        bool handshaken = events_of(&rv2, tmp, 4, &sig) == 0 && json_array_size(seen) > 0;
+        json_decref(seen);
+        if (handshaken) break;
         usleep(50000);
     }
     cr_assert_eq(post("/fhir/CarePlan", cp_other, &r), 201);
@@ -839,6 +842,36 @@ Test(e2e_route, care_coordination_without_criteria, .init = up_patient, .fini = 
     cr_assert_eq(post("/fhir/Organization", body, &r), 400, "%s", r.body.p);
     cr_assert_str_eq(ft_issue(&r, "expression"), "Subscription.channel.endpoint");
     ft_release(&r);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+Test(e2e_route, heartbeat_when_idle, .init = up, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    const char *id = subscribe(
+        "Observation?code=http://loinc.org|2345-7", "rest-hook", endpoint_of(&rv),
+        ",\"extension\":[{\"url\":\"http://hl7.org/fhir/uv/subscriptions-backport/"
+        "StructureDefinition/backport-heartbeat-period\",\"valueUnsignedInt\":1}]");
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 5000));
+    bool got = false;
+    for (int t = 0; t < 100 && !got; t++) {
+        json_t *a = notes(&rv);
+        size_t i;
+        json_t *n;
+        json_array_foreach(a, i, n) {
+            const char *ty = json_string_value(json_object_get(n, "type"));
+            if (ty && strcmp(ty, "heartbeat") == 0) {
+                got = true;
+                cr_assert(json_is_true(json_object_get(n, "sig_ok")));
+            }
+        }
+        json_decref(a);
+        usleep(50000);
+    }
+    cr_assert(got, "a heartbeat within 5 s of a 1 s period");
     recv_stop(&rv);
     hub_test_rmtree(rv.dir);
 }
