@@ -8,6 +8,7 @@
 #include "fhir_test.h"
 #include "hub_test.h"
 #include "hub/mllp.h"
+#include "mllp_test.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -35,6 +36,7 @@ typedef struct {
 } receiver;
 
 static const char *g_secret = SECRET;
+static const char *g_tls[3]; /* cert, key, client CA: an HTTPS receiver */
 
 static void recv_start(receiver *rv, int port, int status) {
     if (rv->dir[0] == '\0') hub_test_tmpdir(rv->dir);
@@ -55,7 +57,7 @@ static void recv_start(receiver *rv, int port, int status) {
             dup2(null, 2);
         }
         execlp("python3", "python3", HUB_SOURCE_DIR "/tests/e2e/route/receiver.py", portfile,
-               rv->log, g_secret, ports, sts, (char *)NULL);
+               rv->log, g_secret, ports, sts, g_tls[0], g_tls[1], g_tls[2], (char *)NULL);
         _exit(127);
     }
     rv->pid = pid;
@@ -872,6 +874,71 @@ Test(e2e_route, heartbeat_when_idle, .init = up, .fini = down) {
         usleep(50000);
     }
     cr_assert(got, "a heartbeat within 5 s of a 1 s period");
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+/* ---- TLS ------------------------------------------------------------------------------ */
+
+static char g_ca[512], g_cert[512], g_key[512], g_ccert[512], g_ckey[512];
+
+static void tls_files(void) {
+    const char *d = mt_tls_dir();
+    cr_assert_not_null(d, "could not make test certificates with openssl");
+    snprintf(g_ca, sizeof g_ca, "%s/ca.pem", d);
+    snprintf(g_cert, sizeof g_cert, "%s/server.pem", d);
+    snprintf(g_key, sizeof g_key, "%s/server.key", d);
+    snprintf(g_ccert, sizeof g_ccert, "%s/client.pem", d);
+    snprintf(g_ckey, sizeof g_ckey, "%s/client.key", d);
+    g_tls[0] = g_cert;
+    g_tls[1] = g_key;
+    g_tls[2] = g_ca; /* the receiver wants the hub's client certificate */
+}
+
+static void up_tls(void) {
+    tls_files();
+    static char a[600], b[600], c[600];
+    snprintf(a, sizeof a, "route.ca_file=%s", g_ca);
+    snprintf(b, sizeof b, "route.client_cert=%s", g_ccert);
+    snprintf(c, sizeof c, "route.client_key=%s", g_ckey);
+    const char *more[] = {"--set", a, "--set", b, "--set", c, NULL};
+    up_with(more);
+}
+
+static void up_tls_untrusted(void) {
+    tls_files();
+    const char *more[] = {"--set", "route.max_failures=2", NULL};
+    up_with(more);
+}
+
+Test(e2e_route, https_verified_with_client_certificate, .init = up_tls, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    char ep[96];
+    snprintf(ep, sizeof ep, "https://127.0.0.1:%d/hook", rv.port);
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook", ep, NULL);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 10000), "TLS handshake, certificate verified");
+    observation("2345-7", "p1");
+    int ev[4];
+    cr_assert_eq(wait_events(&rv, 1, 10000, ev, 4), 1);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+Test(e2e_route, https_untrusted_certificate_fails, .init = up_tls_untrusted, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    char ep[96];
+    snprintf(ep, sizeof ep, "https://127.0.0.1:%d/hook", rv.port);
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook", ep, NULL);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "error", 10000), "a certificate the hub cannot verify: error");
+    json_t *a = notes(&rv);
+    cr_assert_eq(json_array_size(a), 0, "nothing was sent to it");
+    json_decref(a);
     recv_stop(&rv);
     hub_test_rmtree(rv.dir);
 }

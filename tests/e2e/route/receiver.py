@@ -4,9 +4,10 @@
 notification to the log: its type, event numbers, focus references, whether
 the signature held, and the custom header the test asked for.
 
-usage: receiver.py PORTFILE LOG SECRET [PORT] [STATUS]
+usage: receiver.py PORTFILE LOG SECRET [PORT] [STATUS] [CERT KEY [CLIENT_CA]]
 PORT 0 picks a free port (written to PORTFILE); STATUS is the HTTP status it
-answers with (default 200)."""
+answers with (default 200). With CERT and KEY it serves HTTPS; with CLIENT_CA
+it requires a client certificate signed by it."""
 import hashlib
 import hmac
 import json
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 portfile, log, secret = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 port = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 answer = int(sys.argv[5]) if len(sys.argv) > 5 else 200
+tls = sys.argv[6:9]
 
 
 class H(BaseHTTPRequestHandler):
@@ -62,6 +64,14 @@ class H(BaseHTTPRequestHandler):
 
 ThreadingHTTPServer.allow_reuse_address = True
 srv = ThreadingHTTPServer(("127.0.0.1", port), H)
+if len(tls) >= 2:
+    import ssl  # noqa: E402
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tls[0], tls[1])
+    if len(tls) == 3:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(tls[2])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 with open(portfile + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
 import os  # noqa: E402
