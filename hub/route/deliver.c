@@ -68,6 +68,7 @@ struct hub__deliver {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static hub_metric *m_ok, *m_fail, *m_events;
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* The inflight set reuses the index type: a slot with n > 0 is busy. */
@@ -260,6 +261,8 @@ static void result_done(hub_store_job *job, hub_status rc, const hub_err *err) {
 
 static void finish(hub__deliver *d, dl_job *j) {
     j->latency_ms = (double)(hub_mono_ns() - j->t0) / 1e6;
+    hub_metric_add(j->ok ? m_ok : m_fail, 1);
+    if (j->ok) hub_metric_add(m_events, (int64_t)j->nev);
     if (j->heartbeat) {
         /* Heartbeats are not events: recorded as attempts of event 0. */
     }
@@ -699,6 +702,13 @@ static void *deliver_main(void *arg) {
 
 hub_status hub__deliver_start(hub_route *r, hub_err *err) {
     pthread_once(&curl_once, curl_init);
+    m_ok = hub_metric_get(HUB_METRIC_COUNTER, "hub_route_deliveries_total", "result=\"ok\"",
+                          "notifications sent to subscribers (handshakes, heartbeats included)");
+    m_fail = hub_metric_get(HUB_METRIC_COUNTER, "hub_route_deliveries_total",
+                            "result=\"failed\"",
+                            "notifications sent to subscribers (handshakes, heartbeats included)");
+    m_events = hub_metric_get(HUB_METRIC_COUNTER, "hub_route_events_delivered_total", NULL,
+                              "events delivered (each event once per subscription)");
     hub__deliver *d = hub_calloc(1, sizeof *d);
     if (!d) return hub_err_set(err, HUB_E_NOMEM, "route", "out of memory");
     d->r = r;

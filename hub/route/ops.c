@@ -199,11 +199,8 @@ static void op_events(void *ud, const hub_fhir_op_call *call, hub_fhir_op_result
     if (pay == HUB_RPAY_EMPTY)
         for (size_t i = 0; i < l.n; i++) l.v[i].type = NULL;
     hub_status rc = hub__bundle_begin(&b, base, &si, l.v, l.n);
-    if (pay == HUB_RPAY_EMPTY) {
-        for (size_t i = 0; !rc && i < l.n; i++) (void)0;
-    } else {
+    if (pay != HUB_RPAY_EMPTY)
         for (size_t i = 0; !rc && i < l.n; i++) rc = hub__bundle_entry(r, &b, base, &l.v[i], pay);
-    }
     if (!rc) rc = hub__bundle_end(&b);
     if (rc) fail(out, 500, "exception", NULL, "out of memory");
     else send_text(&b, out);
