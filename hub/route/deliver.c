@@ -534,6 +534,7 @@ typedef struct {
     char status[16];
     int64_t events, delivered, next_ms;
     int failures;
+    char secret[160];
 } due;
 
 typedef struct {
@@ -557,6 +558,7 @@ static hub_status due_fn(void *ud, const hub_route_state *st) {
     u->delivered = st->delivered;
     u->failures = st->failures;
     u->next_ms = st->next_ms;
+    snprintf(u->secret, sizeof u->secret, "%s", st->secret ? st->secret : "");
     return HUB_OK;
 }
 
@@ -589,6 +591,17 @@ static void start_one(hub__deliver *d, const due *u0, bool heartbeat) {
     }
     j->r = r;
     hub_buf_init(&j->body);
+    /* the delivery state's secret is the one in force */
+    if (u->secret[0]) {
+        hub_free(j->cfg.secret);
+        j->cfg.secret = hub_strdup(u->secret);
+    }
+    if (!j->cfg.secret) {
+        HUB_LOG_WARN("route", "sub=%s not sent reason='no secret'", u->id);
+        inflight_done(d, u->id);
+        job_free(j);
+        return;
+    }
     j->failures = u->failures;
     j->events_total = u->events;
     snprintf(j->status_before, sizeof j->status_before, "%.15s", u->status);

@@ -209,7 +209,47 @@ done:
     hub_arena_release(&a);
 }
 
+typedef struct {
+    char secret[160];
+    bool found;
+} secctx;
+
+static hub_status got_secret(void *ud, const hub_route_state *st) {
+    secctx *c = ud;
+    snprintf(c->secret, sizeof c->secret, "%s", st->secret ? st->secret : "");
+    c->found = true;
+    return HUB_OK;
+}
+
+/* The HMAC secret of a subscription, for its owner (who may read the
+ * Subscription: the auth module's scopes decide who that is). */
+static void op_secret(void *ud, const hub_fhir_op_call *call, hub_fhir_op_result *out) {
+    hub_route *r = ud;
+    secctx c = {.found = false};
+    hub_err err;
+    if (!call->id) {
+        fail(out, 400, "required", NULL, "$secret needs a Subscription id");
+        return;
+    }
+    hub_status rc = hub_route_store_get(r->store, call->id, got_secret, &c, &err);
+    if (rc == HUB_E_NOTFOUND || (rc == HUB_OK && !c.found)) {
+        fail(out, 404, "not-found", NULL, "no Subscription with that id");
+        return;
+    }
+    if (rc) {
+        fail(out, 500, "exception", NULL, "the store failed");
+        return;
+    }
+    out->body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}]}", "resourceType", "Parameters",
+                          "parameter", "name", "secret", "valueString", c.secret, "name",
+                          "header", "valueString", "X-Hub-Signature-256");
+    if (!out->body) fail(out, 500, "exception", NULL, "out of memory");
+}
+
 hub_status hub_route_add_ops(hub_route *r, hub_http_fhir *f, hub_err *err) {
+    if (hub_http_fhir_add_op(f, "Subscription", "secret", HUB_OP_INSTANCE, false, NULL, op_secret,
+                             r))
+        return hub_err_set(err, HUB_E_LIMIT, "route", "cannot register $secret");
     if (hub_http_fhir_add_op(f, "Subscription", "status", HUB_OP_INSTANCE, false,
                              "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
                              "backport-subscription-status",

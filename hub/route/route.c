@@ -210,7 +210,8 @@ bool hub__reg_copy(hub_route *r, const char *id, hub__subcfg *out) {
         out->secret = sdup(s->secret);
         out->topic = sdup(s->d.topic);
         out->headers = hub_calloc(s->d.nheaders + 1, sizeof *out->headers);
-        ok = out->endpoint && out->secret && (!s->d.topic || out->topic) && out->headers;
+        ok = out->endpoint && (!s->secret || out->secret) && (!s->d.topic || out->topic) &&
+             out->headers;
         for (size_t i = 0; ok && i < s->d.nheaders; i++) {
             out->headers[i] = sdup(s->d.headers[i]);
             ok = out->headers[i] != NULL;
@@ -734,14 +735,23 @@ static hub_status sub_change(hub_route *r, hub_store_tx *tx, const hub_record_ch
     const char *status = s->d.status == HUB_RSUB_OFF     ? "off"
                          : s->d.status == HUB_RSUB_ERROR ? "error"
                                                          : "requested";
-    char secret[65];
-    const char *new_secret = NULL;
-    if (!s->d.secret) {
-        gen_secret(secret);
-        new_secret = secret;
+    /* The secret: the subscriber's, else the one it has, else a new one;
+     * kept with the delivery state, not written on the resource. */
+    char secret[160];
+    const char *new_secret = s->d.secret;
+    if (!new_secret) {
+        rc = hub_route_store_secret(tx, ch->id, secret, err);
+        if (rc && rc != HUB_E_NOTFOUND) {
+            hub__rsub_free(s);
+            return rc;
+        }
+        if (!secret[0]) {
+            gen_secret(secret);
+            new_secret = secret;
+        }
     }
-    bool rewrite = new_secret || strcmp(status, status_name(s->d.status)) != 0;
-    rc = hub_route_store_sub(tx, ch->id, status, new_secret ? new_secret : s->d.secret, err);
+    bool rewrite = strcmp(status, status_name(s->d.status)) != 0;
+    rc = hub_route_store_sub(tx, ch->id, status, new_secret, err);
     if (rc) {
         hub__rsub_free(s);
         return rc;
@@ -752,7 +762,7 @@ static hub_status sub_change(hub_route *r, hub_store_tx *tx, const hub_record_ch
         hub__rsub_free(s);
         json_t *j = json_loadb(ch->json, ch->json_len, 0, NULL);
         if (!j) return hub_err_set(err, HUB_E_NOMEM, "route", "out of memory");
-        rc = write_sub(r, tx, ch->id, j, status, NULL, new_secret, err);
+        rc = write_sub(r, tx, ch->id, j, status, NULL, NULL, err);
         json_decref(j);
         if (rc) return rc;
     }

@@ -53,6 +53,21 @@ hub_status hub_route_store_sub(hub_store_tx *tx, const char *id, const char *sta
     return HUB_OK;
 }
 
+static const char SQL_SECRET[] = "SELECT coalesce(secret, '') FROM route_sub WHERE id = ?1";
+
+hub_status hub_route_store_secret(hub_store_tx *tx, const char *id, char out[160], hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_SECRET, err);
+    if (!st) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    out[0] = '\0';
+    if (rc == SQLITE_DONE) return HUB_E_NOTFOUND;
+    if (rc != SQLITE_ROW) return hub__store_db_err(err, hub__tx_db(tx), "route_sub");
+    snprintf(out, 160, "%s", col_text(st, 0));
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
 static const char SQL_NEXT_SEQ[] =
     "UPDATE route_sub SET events = events + 1 WHERE id = ?1 RETURNING events";
 static const char SQL_OUTBOX_INSERT[] =

@@ -25,9 +25,10 @@
 struct hub_record;
 struct hub_http_fhir;
 
-/* The extension carrying a subscription's HMAC secret (the subscriber may
- * give one; else the hub generates it and writes it on the Subscription,
- * where its owner reads it). */
+/* The extension carrying a subscription's HMAC secret: the subscriber may
+ * give one; else the hub generates one, kept with the delivery state (the
+ * resource is not changed), which the owner reads with
+ * Subscription/<id>/$secret. */
 #define HUB_ROUTE_EXT_SECRET "http://hl7hub.org/fhir/StructureDefinition/subscription-secret"
 /* Backport IG extensions the hub reads on Subscription. */
 #define HUB_BACKPORT "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
@@ -54,7 +55,7 @@ typedef struct {
  * and starts the delivery workers (which resume where delivery stopped).
  * At start-up, before the record takes writes. */
 hub_status hub_route_open(const hub_route_cfg *c, hub_route **out, hub_err *err);
-/* Adds $status and $events (Subscription, instance level). */
+/* Adds $status, $events and $secret (Subscription, instance level). */
 hub_status hub_route_add_ops(hub_route *r, struct hub_http_fhir *f, hub_err *err);
 /* Stops the workers (deliveries in flight are finished or left pending:
  * nothing is lost) and frees. Before the store closes. NULL is a no-op. */
@@ -128,6 +129,9 @@ typedef struct {
  * sets status and, when not NULL, secret; resets failures and next_ms. */
 hub_status hub_route_store_sub(hub_store_tx *tx, const char *id, const char *status,
                                const char *secret, hub_err *err);
+/* Writer side: the subscription's secret into out ("" when none);
+ * HUB_E_NOTFOUND without a state row. */
+hub_status hub_route_store_secret(hub_store_tx *tx, const char *id, char out[160], hub_err *err);
 /* Writer side: the next event number of `sub` and its outbox row. */
 hub_status hub_route_store_event(hub_store_tx *tx, const hub_route_event *ev,
                                  int64_t *seq, hub_err *err);

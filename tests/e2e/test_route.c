@@ -770,23 +770,18 @@ Test(e2e_route, care_coordination_without_criteria, .init = up_patient, .fini = 
     snprintf(org, sizeof org, "%s", create("Organization", body));
     snprintf(sid, sizeof sid, "cc-org-%s", org);
     cr_assert(wait_status(sid, "active", 10000), "registered and handshaken");
-    /* the generated secret is on the Subscription, for its owner */
+    /* the generated secret is its owner's to read */
     char path[160];
-    snprintf(path, sizeof path, "/fhir/Subscription/%s", sid);
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$secret", sid);
     ft_resp r;
     cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 200);
-    json_t *sub = ft_json(&r);
+    json_t *ps = ft_json(&r);
     ft_release(&r);
     static char secret[160];
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(sub, "extension"), i, e) {
-        if (strcmp(json_string_value(json_object_get(e, "url")),
-                   "http://hl7hub.org/fhir/StructureDefinition/subscription-secret") == 0)
-            snprintf(secret, sizeof secret, "%s",
-                     json_string_value(json_object_get(e, "valueString")));
-    }
-    json_decref(sub);
+    snprintf(secret, sizeof secret, "%s",
+             json_string_value(json_object_get(
+                 json_array_get(json_object_get(ps, "parameter"), 0), "valueString")));
+    json_decref(ps);
     cr_assert_geq(strlen(secret), 32, "a generated secret");
     recv_stop(&rv);
     unlink(rv.log); /* the handshake went to a receiver without the secret */
