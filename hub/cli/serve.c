@@ -11,6 +11,7 @@
 #include "hub/mllp.h"
 #include "hub/record.h"
 #include "hub/mpi.h"
+#include "hub/route.h"
 #include "hub/store.h"
 
 #include <errno.h>
@@ -270,6 +271,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_mpi *mpi = NULL;
     hub_audit *audit = NULL;
     hub_auth *auth = NULL;
+    hub_route *route = NULL;
     static hub_serve_channels chans;
     serve_loader ld_map = {0}, ld_defs = {0}, ld_sps = {0};
     int exit_code = 1;
@@ -390,6 +392,23 @@ int hub__cmd_serve(int argc, char **argv) {
         }
     }
 
+    /* routing: subscriptions, outbox, delivery (before anything writes) */
+    hub_route_cfg rt_cfg = {.record = record,
+                            .allow_http = cfg.route_allow_http,
+                            .max_failures = cfg.route_max_failures,
+                            .retry_min_ms = cfg.route_retry_min_ms,
+                            .retry_max_ms = cfg.route_retry_max_ms,
+                            .timeout_ms = cfg.route_timeout_ms,
+                            .ca_file = cfg.route_ca_file,
+                            .client_cert = cfg.route_client_cert,
+                            .client_key = cfg.route_client_key,
+                            .base_url = cfg.fhir_base_url,
+                            .audit = audit};
+    if (hub_route_open(&rt_cfg, &route, &err) != HUB_OK) {
+        fprintf(stderr, "hub serve: route: %s\n", err.msg);
+        goto out;
+    }
+
     hub_ingest_cfg ic = {.store = store, .profiles = profiles,
                          .channels = chans.ingest, .nchannels = chans.n,
                          .map = map, .record = record, .audit = audit};
@@ -438,6 +457,7 @@ int hub__cmd_serve(int argc, char **argv) {
         hub_auth_add_routes(auth, http, &err) != HUB_OK ||
         hub_http_add_fhir_routes(http, &fc, &fhir, &err) != HUB_OK ||
         (mpi && hub_mpi_add_ops(mpi, fhir, &err) != HUB_OK) ||
+        hub_route_add_ops(route, fhir, &err) != HUB_OK ||
         hub_http_server_start(http, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s\n", err.msg[0] ? err.msg : "cannot start http");
         goto out;
@@ -514,6 +534,7 @@ out:
     if (mllp) hub_mllp_server_stop(mllp, cfg.shutdown_grace_ms);
     hub_http_server_free(http);
     hub_http_fhir_free(fhir);
+    hub_route_close(route);
     hub_auth_free(auth);
     hub_audit_free(audit); /* writes what it holds: before the store closes */
     hub_store_close(store);

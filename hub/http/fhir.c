@@ -1536,6 +1536,33 @@ static bool op_affects_state(const hub_http_fhir *f, const char *name) {
 
 /* What the interaction may touch, for the token; also fills the audit
  * fields. false when the answer (403/400) was sent. */
+/* Is the token's client the one that wrote Subscription/id first (its
+ * owner, as the audit trail records the write)? */
+typedef struct {
+    char client[128];
+    bool found;
+} owner_ctx;
+
+static hub_status owner_row(void *ud, const hub_audit_row *row) {
+    owner_ctx *o = ud;
+    if (o->found) return HUB_OK;
+    o->found = true;
+    snprintf(o->client, sizeof o->client, "%s", row->ev.client ? row->ev.client : "");
+    return HUB_OK;
+}
+
+static bool subscription_owner(ctx *c, const char *id) {
+    owner_ctx o = {.found = false};
+    for (int kind = HUB_AUDIT_CREATE; kind <= HUB_AUDIT_UPDATE && !o.found; kind++) {
+        hub_audit_filter af = {.oldest_first = true, .entity_type = "Subscription",
+                               .entity_id = id, .kind = kind, .limit = 1};
+        hub_err err;
+        if (hub_audit_list(hub_record_store(c->f->rec), &af, owner_row, &o, NULL, &err) != HUB_OK)
+            return false;
+    }
+    return o.found && o.client[0] && strcmp(o.client, c->tok->client) == 0;
+}
+
 /* A system search ([base]?_type=A,B&...): search rights on every type it
  * names (_type), or on every type when it names none. A patient-restricted
  * token searches its compartment instead. */
@@ -1614,6 +1641,9 @@ static bool authorize(ctx *c, char segs[][72], int n) {
         bool patient_own = type && strcmp(type, "Patient") == 0 && id && pid && is_patient(c, id);
         if (pid && !patient_own)
             return refuse(c, NULL, "a patient-restricted token may only run operations on its patient");
+        if (strcmp(name, "secret") == 0 && type && strcmp(type, "Subscription") == 0 && id &&
+            !t->scopes.admin && !subscription_owner(c, id))
+            return refuse(c, NULL, "only the client that wrote the Subscription may read its secret");
         if (strcmp(name, "everything") == 0)
             /* $everything returns every type in the compartment. */
             return need(c, "*", HUB_PERM_R | HUB_PERM_S);

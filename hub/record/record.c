@@ -1154,6 +1154,9 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
             .depth = 0,
         };
         rc = hub__record_notify(c->r, tx, &ch, err);
+        if (rc == HUB_E_INVALID) /* a listener refused the resource */
+            return hub__op_fail(op, 400, "invalid", err->where[0] ? err->where : NULL, "%s",
+                                err->msg);
         if (rc) {
             *src = rc;
             return 500;

@@ -1584,3 +1584,8 @@ int hub__search_criteria(hub_record *r, hub_arena *a, const char *type, const ch
     *q = rq.parts[0].q;
     return 0;
 }
+
+int hub_record_criteria(hub_record *r, hub_arena *a, const char *type, const char *criteria,
+                        hub_store_query **q, hub_oo *oo) {
+    return hub__search_criteria(r, a, type, criteria, q, oo);
+}

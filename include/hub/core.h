@@ -250,6 +250,15 @@ typedef struct {
     int fhir_max_search_params;
     int fhir_max_includes;
     int fhir_max_count;
+    /* routing (hub/route) */
+    bool route_allow_http;      /* http:// rest-hooks (tests, local use) */
+    int route_max_failures;     /* consecutive failures before error */
+    int route_retry_min_ms;
+    int route_retry_max_ms;
+    int route_timeout_ms;       /* one delivery */
+    char route_ca_file[512];    /* CAs for rest-hook/MLLP TLS; "" system */
+    char route_client_cert[512]; /* client certificate for deliveries */
+    char route_client_key[512];
     /* The configuration file's own JSON (a jansson json_t *), kept so that
      * modules can read structured sections such as "channels"; NULL when no
      * file was given. Owned; freed by hub_cfg_release. */

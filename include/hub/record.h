@@ -318,7 +318,10 @@ typedef struct {
  * change or not at all. A listener may read (hub_store_res_get) and write
  * (hub_record_put_tx) on tx. Non-OK fails the job: the whole transaction
  * (atomic) or that entry (batch) is rolled back, and the caller sees a
- * store failure (500), so return non-OK only when the store failed. */
+ * store failure (500), so return non-OK only when the store failed;
+ * except HUB_E_INVALID for a client's own change (depth 0): the listener
+ * refuses the resource, and the op fails with 400 and an issue made of
+ * err (where: the FHIRPath, msg: the text; no values). */
 typedef hub_status (*hub_record_listener)(void *ud, hub_store_tx *tx,
                                           const hub_record_change *ch, hub_err *err);
 
@@ -356,6 +359,14 @@ void hub_record_set_patient_ids(hub_record *r, hub_record_patient_ids_fn fn, voi
 /* The ids for `id` (the registered function, or {id}). */
 hub_status hub_record_patient_ids(hub_record *r, const char *id, hub_arena *a,
                                   const char ***ids, size_t *n, hub_err *err);
+
+/* Search criteria ("code=x&patient=Patient/1", no '?') on `type` into a
+ * store query (strict: an unknown parameter or modifier is refused), for
+ * modules that match resources in memory (the router). Returns 0, or the
+ * 4xx with an issue in oo (its expression names the parameter). The query
+ * and its strings live in `a`. */
+int hub_record_criteria(hub_record *r, hub_arena *a, const char *type, const char *criteria,
+                        hub_store_query **q, hub_oo *oo);
 
 /* The record's tables (for listeners and operations that need them). */
 const hub_fhir_defs *hub_record_defs(const hub_record *r);

@@ -890,3 +890,29 @@ Test(e2e_auth, system_search_needs_the_types_it_names, .init = up, .fini = stop)
     hub_free(pat);
     hub_free(obs);
 }
+
+/* A Subscription's signing secret is its owner's (the client that wrote
+ * it) to read; another client with the same scopes gets 403. */
+Test(e2e_auth, subscription_secret_is_the_owners, .init = up, .fini = stop) {
+    add_client(&H, "own", K_RS, "system/Subscription.cruds", NULL);
+    add_client(&H, "other", K_RS, "system/Subscription.cruds", NULL);
+    char *a = token(&H, K_RS, "own", "system/Subscription.cruds");
+    char *b = token(&H, K_RS, "other", "system/Subscription.cruds");
+    char *sub = create(&H, a, "Subscription",
+                       "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
+                       "\"criteria\":\"Observation?code=x\",\"channel\":{\"type\":\"rest-hook\","
+                       "\"endpoint\":\"https://127.0.0.1:9/hook\",\"payload\":\"application/fhir+json\"}}");
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$secret", sub);
+    hub_buf r;
+    cr_assert_eq(req(&H, "GET", path, a, NULL, NULL, &r, NULL), 200, "%s", r.p);
+    cr_assert(strstr(r.p, "\"secret\""), "%s", r.p);
+    hub_buf_release(&r);
+    cr_assert_eq(req(&H, "GET", path, b, NULL, NULL, &r, NULL), 403, "%s", r.p);
+    cr_assert(strstr(r.p, "OperationOutcome"), "%s", r.p);
+    hub_buf_release(&r);
+    cr_assert_eq(req(&H, "GET", path, NULL, NULL, NULL, NULL, NULL), 401);
+    hub_free(a);
+    hub_free(b);
+    hub_free(sub);
+}

@@ -221,6 +221,13 @@ Test(fhir_capability, statement_matches_behaviour, .init = hub_test_up,
             ft_release(&r);
             json_t *m = minimal_of(type, 0);
             json_object_set_new(m, "resourceType", json_string(type));
+            if (strcmp(type, "Subscription") == 0) {
+                /* the router takes only criteria and channels it can serve */
+                json_object_set_new(m, "criteria", json_string("Patient"));
+                json_object_set_new(m, "channel",
+                                    json_pack("{s:s, s:s}", "type", "rest-hook", "endpoint",
+                                              "https://subscriber.invalid/hook"));
+            }
             free(made);
             made = json_dumps(m, JSON_COMPACT);
             json_decref(m);

@@ -1,0 +1,951 @@
+/* Routing end to end: a real `hub serve`, a real HTTP subscriber
+ * (tests/e2e/route/receiver.py, checking the HMAC signature) and a real
+ * MLLP subscriber (the hub's own MLLP server in this process, answering AA
+ * or AE). Changes come in through FHIR and through MLLP (v2 mapped to
+ * FHIR); notifications must arrive signed, numbered and in order, survive a
+ * subscriber that is down, a kill -9 of the hub, and be replayable with
+ * $events. */
+#include "fhir_test.h"
+#include "hub_test.h"
+#include "hub/mllp.h"
+#include "mllp_test.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SECRET "route-test-secret-0123456789"
+#define CT "Content-Type: application/fhir+json\r\n"
+
+/* ---- the HTTP subscriber ----------------------------------------------------- */
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char log[300];
+} receiver;
+
+static const char *g_secret = SECRET;
+static const char *g_tls[3]; /* cert, key, client CA: an HTTPS receiver */
+
+static void recv_start(receiver *rv, int port, int status) {
+    if (rv->dir[0] == '\0') hub_test_tmpdir(rv->dir);
+    snprintf(rv->log, sizeof rv->log, "%s/notes.jsonl", rv->dir);
+    char portfile[300], ports[16], sts[16];
+    snprintf(portfile, sizeof portfile, "%s/port", rv->dir);
+    unlink(portfile);
+    snprintf(ports, sizeof ports, "%d", port);
+    snprintf(sts, sizeof sts, "%d", status);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        /* dies with the test, even when an assertion ends it early */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execlp("python3", "python3", HUB_SOURCE_DIR "/tests/e2e/route/receiver.py", portfile,
+               rv->log, g_secret, ports, sts, g_tls[0], g_tls[1], g_tls[2], (char *)NULL);
+        _exit(127);
+    }
+    rv->pid = pid;
+    for (int i = 0; i < 200; i++) {
+        size_t n;
+        char *p = hub_test_read_file(portfile, &n);
+        if (p) {
+            rv->port = atoi(p);
+            hub_free(p);
+            return;
+        }
+        usleep(25000);
+    }
+    cr_assert_fail("receiver did not start");
+}
+
+static void recv_stop(receiver *rv) {
+    if (rv->pid > 0) {
+        kill(rv->pid, SIGTERM);
+        while (waitpid(rv->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    rv->pid = 0;
+}
+
+/* The notifications received so far (a JSON array of the log's lines). */
+static json_t *notes(receiver *rv) {
+    json_t *a = json_array();
+    size_t n;
+    char *p = hub_test_read_file(rv->log, &n);
+    if (!p) return a;
+    for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (j) json_array_append_new(a, j);
+    }
+    hub_free(p);
+    return a;
+}
+
+/* Event numbers received, in arrival order, in out (count returned). */
+static size_t events_of(receiver *rv, int *out, size_t cap, bool *all_signed) {
+    json_t *a = notes(rv);
+    size_t k = 0, i;
+    json_t *n;
+    *all_signed = true;
+    json_array_foreach(a, i, n) {
+        if (!json_is_true(json_object_get(n, "sig_ok"))) *all_signed = false;
+        size_t e;
+        json_t *ev;
+        json_array_foreach(json_object_get(n, "events"), e, ev) {
+            if (k < cap) out[k++] = (int)json_integer_value(ev);
+        }
+    }
+    json_decref(a);
+    return k;
+}
+
+/* Waits until at least `want` events arrived (or timeout); the count. */
+static size_t wait_events(receiver *rv, size_t want, int timeout_ms, int *out, size_t cap) {
+    size_t k = 0;
+    bool sig;
+    for (int t = 0; t < timeout_ms; t += 50) {
+        k = events_of(rv, out, cap, &sig);
+        if (k >= want) break;
+        usleep(50000);
+    }
+    return k;
+}
+
+/* ---- the hub ------------------------------------------------------------------------ */
+
+static char g_tmp[256];
+static const char *const *g_extra; /* the flags, for a restart */
+
+static void up_with(const char *const *more) {
+    hub_test_tmpdir(g_tmp);
+    char cfgp[300];
+    snprintf(cfgp, sizeof cfgp, "%s/hub.json", g_tmp);
+    FILE *f = fopen(cfgp, "w");
+    cr_assert_not_null(f);
+    fputs("{\"channels\": [{\"name\": \"ehr\", \"port\": 0, \"validate\": false}]}", f);
+    fclose(f);
+    static char cfgarg[300];
+    snprintf(cfgarg, sizeof cfgarg, "%s", cfgp);
+    static const char *extra[24];
+    const char *base[] = {"--config", cfgarg, "--set", "route.allow_http=true",
+                             "--set", "route.retry_min_ms=50", "--set", "route.retry_max_ms=200"};
+    size_t n = 8;
+    memcpy(extra, base, sizeof base);
+    for (size_t i = 0; more && more[i] && n < 23; i++) extra[n++] = more[i];
+    extra[n] = NULL;
+    g_extra = extra;
+    memset(&hub_test_current, 0, sizeof hub_test_current);
+    hub_test_start(&hub_test_current, extra);
+}
+static void up(void) { up_with(NULL); }
+static void down(void) {
+    hub_test_down();
+    hub_test_rmtree(g_tmp);
+}
+
+static int post(const char *path, const char *body, ft_resp *r) {
+    return ft_req(hub_test_http_port(), "POST", path, CT, body, strlen(body), r);
+}
+
+/* Creates a Subscription; returns its id (static storage). */
+static const char *subscribe(const char *criteria, const char *channel, const char *endpoint,
+                             const char *extra_channel) {
+    static char id[80];
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"test\","
+             "\"criteria\":\"%s\",\"extension\":[{\"url\":"
+             "\"http://hl7hub.org/fhir/StructureDefinition/subscription-secret\","
+             "\"valueString\":\"" SECRET "\"}],"
+             "\"channel\":{\"type\":\"%s\",\"endpoint\":\"%s\"%s}}",
+             criteria, channel, endpoint, extra_channel ? extra_channel : "");
+    ft_resp r;
+    int st = post("/fhir/Subscription", body, &r);
+    cr_assert_eq(st, 201, "subscription created: %d %s", st, r.body.p);
+    json_t *j = ft_json(&r);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    ft_release(&r);
+    return id;
+}
+
+/* $status: status and events since start. */
+static void sub_status(const char *id, char status[16], long *events) {
+    char path[200];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$status", id);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 200);
+    json_t *j = ft_json(&r);
+    json_t *ps = json_object_get(json_object_get(json_array_get(json_object_get(j, "entry"), 0),
+                                                 "resource"),
+                                 "parameter");
+    size_t i;
+    json_t *p;
+    status[0] = '\0';
+    *events = -1;
+    json_array_foreach(ps, i, p) {
+        const char *n = json_string_value(json_object_get(p, "name"));
+        if (strcmp(n, "status") == 0)
+            snprintf(status, 16, "%s", json_string_value(json_object_get(p, "valueCode")));
+        if (strcmp(n, "events-since-subscription-start") == 0)
+            *events = atol(json_string_value(json_object_get(p, "valueString")));
+    }
+    json_decref(j);
+    ft_release(&r);
+}
+
+static bool wait_status(const char *id, const char *want, int timeout_ms) {
+    char st[16];
+    long ev;
+    for (int t = 0; t < timeout_ms; t += 50) {
+        sub_status(id, st, &ev);
+        if (strcmp(st, want) == 0) return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static void observation(const char *code, const char *patient) {
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":"
+             "[{\"system\":\"http://loinc.org\",\"code\":\"%s\"}]},\"subject\":{\"reference\":"
+             "\"Patient/%s\"},\"valueQuantity\":{\"value\":5.4,\"unit\":\"mmol/L\"}}",
+             code, patient);
+    ft_resp r;
+    cr_assert_eq(post("/fhir/Observation", body, &r), 201);
+    ft_release(&r);
+}
+
+static char *endpoint_of(const receiver *rv) {
+    static char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d/hook", rv->port);
+    return ep;
+}
+
+#define MSH(type, ctl) "MSH|^~\\&|LAB|GENHOSP|HUB|HUB|20261125101500||" type "|" ctl "|P|2.5.1\r"
+#define PID_DOE "PID|1||MRN1^^^GENHOSP&1.2.3&ISO^MR||DOE^JANE||19800101|F\r"
+#define ORU(ctl, code)                                                                     \
+    MSH("ORU^R01^ORU_R01", ctl) PID_DOE "OBR|1||F" ctl "^LAB|" code "^Glucose^LN\r"         \
+                                        "OBX|1|NM|" code "^Glucose^LN||5.4|mmol/L|||||F\r"
+#define ADT_A01(ctl)                                                                       \
+    MSH("ADT^A01^ADT_A01", ctl) "EVN|A01|20261125101500\r" PID_DOE                          \
+        "PV1|1|I|MED^101^1||||||||||||||||V" ctl "^^^GENHOSP&1.2.3&ISO^VN\r"
+
+static void send_v2(const char *msg) {
+    int fd = hub_test_dial(hub_test_mllp_port());
+    hub_buf ack;
+    hub_buf_init(&ack);
+    cr_assert_eq(hub_test_send_frame(fd, msg), 0);
+    cr_assert_eq(hub_test_read_frame(fd, &ack, 10000), 0);
+    cr_assert_str_eq(hub_test_ack_code(ack.p), "AA", "ack: %s", ack.p);
+    hub_buf_release(&ack);
+    close(fd);
+}
+
+/* ---- rest-hook ---------------------------------------------------------------------- */
+
+Test(e2e_route, rest_hook_fhir_and_v2_signed_in_order, .init = up, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook",
+                               endpoint_of(&rv),
+                               ",\"payload\":\"application/fhir+json\",\"header\":[\"X-Custom: yes\"]");
+    cr_assert(wait_status(id, "active", 5000), "handshake made it active");
+    observation("2345-7", "p1");
+    observation("9999-9", "p1"); /* another code: no event */
+    send_v2(ORU("ORU1", "2345-7"));
+    observation("2345-7", "p2");
+    int ev[16];
+    size_t n = wait_events(&rv, 3, 10000, ev, 16);
+    cr_assert_eq(n, 3, "three events, got %zu", n);
+    for (int i = 0; i < 3; i++) cr_assert_eq(ev[i], i + 1, "in order");
+    json_t *a = notes(&rv);
+    size_t i;
+    json_t *note;
+    json_array_foreach(a, i, note) {
+        cr_assert(json_is_true(json_object_get(note, "sig_ok")), "signed");
+        cr_assert_str_eq(json_string_value(json_object_get(note, "custom")), "yes");
+        cr_assert_str_eq(json_string_value(json_object_get(note, "bundle_type")), "history");
+    }
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 0), "type")), "handshake");
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(last, "resources"), 0)),
+                     "Observation", "full resource");
+    json_decref(a);
+    char st[16];
+    long events;
+    sub_status(id, st, &events);
+    cr_assert_str_eq(st, "active");
+    cr_assert_eq(events, 3);
+    /* Every delivery is on the audit trail (the subscription, the events'
+     * span, the outcome), never the payload. */
+    char q[160];
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity-type=Subscription&entity=Subscription/%s", id);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", q, NULL, NULL, 0, &r), 200, "%s", r.body.p);
+    json_t *b = ft_json(&r);
+    cr_assert(json_array_size(json_object_get(b, "entry")) >= 2, "handshake and events: %s",
+              r.body.p);
+    cr_assert(strstr(r.body.p, "2345-7") == NULL, "no payload on the trail");
+    json_decref(b);
+    ft_release(&r);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+Test(e2e_route, topics_encounter_start_and_care_plan, .init = up, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    const char *enc = subscribe("http://hl7hub.org/fhir/SubscriptionTopic/encounter-start",
+                                "rest-hook", endpoint_of(&rv),
+                                ",\"payload\":\"application/fhir+json\"");
+    char enc_id[80];
+    snprintf(enc_id, sizeof enc_id, "%s", enc);
+    cr_assert(wait_status(enc_id, "active", 5000));
+    receiver rv2 = {0};
+    recv_start(&rv2, 0, 200);
+    /* care-plan topic, filtered on one patient */
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
+             "\"criteria\":\"http://hl7hub.org/fhir/SubscriptionTopic/care-plan\","
+             "\"_criteria\":{\"extension\":[{\"url\":\"http://hl7.org/fhir/uv/"
+             "subscriptions-backport/StructureDefinition/backport-filter-criteria\","
+             "\"valueString\":\"patient=Patient/cp1\"}]},"
+             "\"extension\":[{\"url\":\"http://hl7hub.org/fhir/StructureDefinition/"
+             "subscription-secret\",\"valueString\":\"" SECRET "\"}],"
+             "\"channel\":{\"type\":\"rest-hook\",\"endpoint\":\"%s\",\"payload\":"
+             "\"application/fhir+json\",\"_payload\":{\"extension\":[{\"url\":\"http://hl7.org/"
+             "fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content\","
+             "\"valueCode\":\"id-only\"}]}}}",
+             endpoint_of(&rv2));
+    ft_resp r;
+    cr_assert_eq(post("/fhir/Subscription", body, &r), 201, "%s", r.body.p);
+    ft_release(&r);
+    send_v2(ADT_A01("ADT1")); /* an admission: encounter started */
+    const char *cp = "{\"resourceType\":\"CarePlan\",\"status\":\"active\",\"intent\":\"plan\","
+                     "\"subject\":{\"reference\":\"Patient/cp1\"}}";
+    const char *cp_other = "{\"resourceType\":\"CarePlan\",\"status\":\"active\",\"intent\":"
+                           "\"plan\",\"subject\":{\"reference\":\"Patient/other\"}}";
+    for (int t = 0; t < 100; t++) { /* the second subscription's handshake */
+        bool sig;
+        int tmp[4];
+        json_t *seen = notes(&rv2);
+        bool handshaken = events_of(&rv2, tmp, 4, &sig) == 0 && json_array_size(seen) > 0;
+        json_decref(seen);
+        if (handshaken) break;
+        usleep(50000);
+    }
+    cr_assert_eq(post("/fhir/CarePlan", cp_other, &r), 201);
+    ft_release(&r);
+    cr_assert_eq(post("/fhir/CarePlan", cp, &r), 201);
+    ft_release(&r);
+    int ev[8];
+    cr_assert_eq(wait_events(&rv, 1, 10000, ev, 8), 1, "the admission notified");
+    cr_assert_eq(wait_events(&rv2, 1, 10000, ev, 8), 1, "one care plan (the filtered patient)");
+    usleep(300000);
+    cr_assert_eq(wait_events(&rv2, 2, 100, ev, 8), 1, "the other patient's care plan is not sent");
+    json_t *a = notes(&rv2);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    cr_assert_eq(json_array_size(json_object_get(last, "resources")), 0, "id-only: no resource");
+    cr_assert_eq(json_array_size(json_object_get(last, "focus")), 1, "id-only: the focus");
+    json_decref(a);
+    recv_stop(&rv);
+    recv_stop(&rv2);
+    hub_test_rmtree(rv.dir);
+    hub_test_rmtree(rv2.dir);
+}
+
+static void up_patient(void) {
+    const char *more[] = {"--set", "route.max_failures=100000", NULL};
+    up_with(more);
+}
+
+Test(e2e_route, receiver_down_then_up_gets_all_in_order, .init = up_patient, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    int port = rv.port;
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook",
+                               endpoint_of(&rv), NULL);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 5000));
+    recv_stop(&rv);
+    for (int i = 0; i < 8; i++) observation("2345-7", "p1");
+    usleep(500000); /* some failed attempts */
+    recv_start(&rv, port, 200);
+    int ev[64];
+    size_t n = wait_events(&rv, 8, 15000, ev, 64);
+    cr_assert_eq(n, 8, "all eight after the receiver came back, got %zu", n);
+    for (int i = 0; i < 8; i++) cr_assert_eq(ev[i], i + 1, "in order");
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+static void up_fail3(void) {
+    const char *more[] = {"--set", "route.max_failures=3", NULL};
+    up_with(more);
+}
+
+Test(e2e_route, failures_put_it_in_error_and_it_resumes, .init = up_fail3, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    int port = rv.port;
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook",
+                               endpoint_of(&rv), NULL);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 5000));
+    recv_stop(&rv);
+    recv_start(&rv, port, 500); /* answers 500: every attempt fails */
+    observation("2345-7", "p1");
+    observation("2345-7", "p1");
+    cr_assert(wait_status(sid, "error", 10000), "error after three failures");
+    /* the error is on the Subscription too, and events keep being numbered */
+    observation("2345-7", "p1");
+    char st[16];
+    long events;
+    sub_status(sid, st, &events);
+    cr_assert_eq(events, 3);
+    char path[200];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s", sid);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 200);
+    json_t *sub = ft_json(&r);
+    ft_release(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(sub, "status")), "error");
+    cr_assert_not_null(json_object_get(sub, "error"), "error says why");
+    /* the receiver is fixed; the owner asks for it again */
+    recv_stop(&rv);
+    recv_start(&rv, port, 200);
+    json_object_set_new(sub, "status", json_string("requested"));
+    json_object_del(sub, "error");
+    char *txt = json_dumps(sub, JSON_COMPACT);
+    cr_assert_eq(ft_req(hub_test_http_port(), "PUT", path, CT, txt, strlen(txt), &r), 200);
+    ft_release(&r);
+    free(txt);
+    json_decref(sub);
+    int ev[16];
+    bool sig;
+    for (int t = 0; t < 200; t++) {
+        size_t k = events_of(&rv, ev, 16, &sig);
+        if (k >= 3 && ev[k - 1] == 3) break;
+        usleep(50000);
+    }
+    size_t k = events_of(&rv, ev, 16, &sig);
+    cr_assert_geq(k, 3);
+    cr_assert_eq(ev[k - 3], 1);
+    cr_assert_eq(ev[k - 2], 2);
+    cr_assert_eq(ev[k - 1], 3, "resumed where it stopped");
+    cr_assert(wait_status(sid, "active", 2000));
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+Test(e2e_route, kill9_mid_delivery_loses_nothing, .init = up_patient, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    int port = rv.port;
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook",
+                               endpoint_of(&rv), NULL);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 5000));
+    for (int i = 0; i < 30; i++) {
+        observation("2345-7", "p1");
+        if (i == 10) recv_stop(&rv); /* part delivered, the rest pending */
+    }
+    cr_assert_eq(hub_test_signal_wait(&hub_test_current, SIGKILL), 128 + SIGKILL);
+    recv_start(&rv, port, 200);
+    hub_test_restart(&hub_test_current, g_extra);
+    int ev[256];
+    bool sig;
+    size_t n = 0;
+    for (int t = 0; t < 300; t++) {
+        n = events_of(&rv, ev, 256, &sig);
+        bool seen[31] = {false};
+        int distinct = 0;
+        for (size_t i = 0; i < n; i++)
+            if (ev[i] >= 1 && ev[i] <= 30 && !seen[ev[i]]) seen[ev[i]] = true, distinct++;
+        if (distinct == 30) break;
+        usleep(50000);
+    }
+    /* every event at least once; first arrivals in order */
+    bool seen[31] = {false};
+    int next = 1;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(ev[i] >= 1 && ev[i] <= 30, "event number %d", ev[i]);
+        if (!seen[ev[i]]) {
+            cr_assert_eq(ev[i], next, "first arrivals in order");
+            seen[ev[i]] = true;
+            next++;
+        }
+    }
+    cr_assert_eq(next, 31, "all 30 events arrived (got %d)", next - 1);
+    cr_assert(sig, "all signed");
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+Test(e2e_route, events_replays_a_gap, .init = up, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook",
+                               endpoint_of(&rv), ",\"payload\":\"application/fhir+json\"");
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 5000));
+    for (int i = 0; i < 5; i++) observation("2345-7", "p1");
+    int ev[8];
+    cr_assert_eq(wait_events(&rv, 5, 10000, ev, 8), 5);
+    char path[256];
+    snprintf(path, sizeof path,
+             "/fhir/Subscription/%s/$events?eventsSinceNumber=2&eventsUntilNumber=4", sid);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 200);
+    json_t *b = ft_json(&r);
+    ft_release(&r);
+    json_t *entries = json_object_get(b, "entry");
+    cr_assert_eq(json_array_size(entries), 4, "status + three events");
+    json_t *ps = json_object_get(json_object_get(json_array_get(entries, 0), "resource"),
+                                 "parameter");
+    int nums[8], k = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(ps, i, p) {
+        if (strcmp(json_string_value(json_object_get(p, "name")), "type") == 0)
+            cr_assert_str_eq(json_string_value(json_object_get(p, "valueCode")), "query-event");
+        if (strcmp(json_string_value(json_object_get(p, "name")), "notification-event") != 0)
+            continue;
+        nums[k++] = atoi(json_string_value(
+            json_object_get(json_array_get(json_object_get(p, "part"), 0), "valueString")));
+    }
+    cr_assert_eq(k, 3);
+    cr_assert(nums[0] == 2 && nums[1] == 3 && nums[2] == 4);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_array_get(entries, 1), "resource"), "resourceType")),
+                     "Observation");
+    json_decref(b);
+    /* a bad number is a 400 naming the parameter */
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$events?eventsSinceNumber=x", sid);
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 400);
+    cr_assert_str_eq(ft_issue(&r, "expression"), "eventsSinceNumber");
+    ft_release(&r);
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", "/fhir/Subscription/nope/$status", NULL,
+                        NULL, 0, &r),
+                 404);
+    ft_release(&r);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+/* ---- bad input ------------------------------------------------------------------------ */
+
+static void refused(const char *criteria, const char *type, const char *endpoint,
+                    const char *where) {
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
+             "\"criteria\":\"%s\",\"channel\":{\"type\":\"%s\",\"endpoint\":\"%s\"}}",
+             criteria, type, endpoint);
+    ft_resp r;
+    int st = post("/fhir/Subscription", body, &r);
+    cr_assert_eq(st, 400, "%s / %s / %s: %d", criteria, type, endpoint, st);
+    cr_assert_str_eq(ft_issue(&r, "expression"), where, "%s", r.body.p);
+    ft_release(&r);
+}
+
+Test(e2e_route, bad_subscriptions_get_operation_outcomes, .init = up, .fini = down) {
+    refused("Observation?nosuch=1", "rest-hook", "https://example.org/h", "Subscription.criteria");
+    refused("Nosuch?code=1", "rest-hook", "https://example.org/h", "Subscription.criteria");
+    refused("Observation?subject.name=x", "rest-hook", "https://example.org/h",
+            "Subscription.criteria");
+    refused("Observation?date=notadate", "rest-hook", "https://example.org/h",
+            "Subscription.criteria");
+    refused("http://hl7hub.org/fhir/SubscriptionTopic/nosuch", "rest-hook",
+            "https://example.org/h", "Subscription.criteria");
+    refused("Observation?code=1", "email", "mailto:a@example.org", "Subscription.channel.type");
+    refused("Observation?code=1", "rest-hook", "ftp://example.org/h",
+            "Subscription.channel.endpoint");
+    refused("Observation?code=1", "rest-hook", "https://", "Subscription.channel.endpoint");
+    refused("Observation?code=1", "message", "mllp://host", "Subscription.channel.endpoint");
+    refused("CarePlan?status=active", "message", "mllp://127.0.0.1:2575",
+            "Subscription.criteria");
+    /* nothing was stored */
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", "/fhir/Subscription", NULL, NULL, 0, &r),
+                 200);
+    json_t *b = ft_json(&r);
+    cr_assert_eq(json_array_size(json_object_get(b, "entry")), 0);
+    json_decref(b);
+    ft_release(&r);
+}
+
+static void up_strict(void) {
+    hub_test_tmpdir(g_tmp);
+    memset(&hub_test_current, 0, sizeof hub_test_current);
+    hub_test_start(&hub_test_current, NULL);
+}
+
+Test(e2e_route, http_endpoint_refused_without_allowance, .init = up_strict, .fini = down) {
+    refused("Observation?code=1", "rest-hook", "http://127.0.0.1:9/h",
+            "Subscription.channel.endpoint");
+}
+
+/* ---- the MLLP subscriber ----------------------------------------------------------------- */
+
+typedef struct {
+    pthread_mutex_t lk;
+    hub_mllp_server *srv;
+    char msgs[64][512];
+    int n;
+    bool nack;
+} mllp_rx;
+
+static mllp_rx g_rx = {.lk = PTHREAD_MUTEX_INITIALIZER};
+
+static void rx_frame(void *ud, const hub_mllp_frame_ctx *ctx, const char *frame, size_t n) {
+    mllp_rx *rx = ud;
+    pthread_mutex_lock(&rx->lk);
+    if (rx->n < 64) snprintf(rx->msgs[rx->n++], 512, "%.*s", (int)n, frame);
+    bool nack = rx->nack;
+    pthread_mutex_unlock(&rx->lk);
+    hub_slice ctl = {0};
+    hub_mllp_field(hub_slice_of(frame, n), "MSH", 10, &ctl);
+    char ack[256];
+    int k = snprintf(ack, sizeof ack, "MSH|^~\\&|RX|RX|HUB|HUB|20261125||ACK|A%.*s|P|2.5.1\rMSA|%s|%.*s\r",
+                     (int)ctl.n, ctl.p, nack ? "AE" : "AA", (int)ctl.n, ctl.p);
+    hub_buf b;
+    hub_buf_init(&b);
+    hub_mllp_frame_append(&b, ack, (size_t)k);
+    hub_mllp_server_reply(rx->srv, ctx->conn_id, ctx->seq, b.p, b.n, false);
+    hub_buf_release(&b);
+}
+
+static int rx_start(void) {
+    hub_mllp_channel_cfg ch = {.name = "rx", .host = "127.0.0.1", .port = 0};
+    hub_mllp_server_cfg c = {.channels = &ch, .n_channels = 1};
+    hub_mllp_callbacks cb = {.ud = &g_rx, .on_frame = rx_frame};
+    hub_err err;
+    cr_assert_eq(hub_mllp_server_start(&c, &cb, &g_rx.srv, &err), HUB_OK, "%s", err.msg);
+    return hub_mllp_server_port(g_rx.srv, 0);
+}
+
+static int rx_count(void) {
+    pthread_mutex_lock(&g_rx.lk);
+    int n = g_rx.n;
+    pthread_mutex_unlock(&g_rx.lk);
+    return n;
+}
+
+static bool rx_wait(int want, int timeout_ms) {
+    for (int t = 0; t < timeout_ms; t += 50) {
+        if (rx_count() >= want) return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+Test(e2e_route, mllp_subscriber_gets_v2_and_a_nack_fails, .init = up, .fini = down) {
+    int port = rx_start();
+    char ep[64];
+    snprintf(ep, sizeof ep, "mllp://127.0.0.1:%d", port);
+    /* the original message for v2 changes, a built one for FHIR ones */
+    const char *id = subscribe("Observation?code=2345-7", "message", ep,
+                               ",\"payload\":\"application/hl7-v2\"");
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 5000));
+    send_v2(ORU("ORUMLLP1", "2345-7"));
+    cr_assert(rx_wait(1, 10000), "the ORU reached the MLLP subscriber");
+    cr_assert(strstr(g_rx.msgs[0], "|ORUMLLP1|") != NULL, "the original message: %s",
+              g_rx.msgs[0]);
+    observation("2345-7", "p9");
+    cr_assert(rx_wait(2, 10000));
+    cr_assert(strstr(g_rx.msgs[1], "ORU^R01") != NULL, "built ORU: %s", g_rx.msgs[1]);
+    cr_assert(strstr(g_rx.msgs[1], "OBX|1|NM|2345-7") != NULL, "with the result: %s",
+              g_rx.msgs[1]);
+    cr_assert(strstr(g_rx.msgs[1], "PID|1||p9^") != NULL, "the patient: %s", g_rx.msgs[1]);
+    /* a NACK is a failed delivery: retried, the event stays undelivered */
+    pthread_mutex_lock(&g_rx.lk);
+    g_rx.nack = true;
+    pthread_mutex_unlock(&g_rx.lk);
+    observation("2345-7", "p9");
+    cr_assert(rx_wait(4, 10000), "retried after the NACK");
+    pthread_mutex_lock(&g_rx.lk);
+    g_rx.nack = false;
+    int before = g_rx.n;
+    pthread_mutex_unlock(&g_rx.lk);
+    cr_assert(rx_wait(before + 1, 10000), "delivered once ACKed");
+    usleep(300000);
+    int after = rx_count();
+    cr_assert_eq(after, before + 1, "no more resends once ACKed");
+    hub_mllp_server_free(g_rx.srv);
+}
+
+/* ---- many subscriptions ------------------------------------------------------------------ */
+
+Test(e2e_route, ten_thousand_subscriptions, .init = up, .fini = down, .timeout = 240) {
+    int port = rx_start();
+    enum { N = 10000, PER = 500 };
+    /* 10k subscriptions, one per patient, written as transactions */
+    hub_buf b;
+    hub_buf_init(&b);
+    for (int k = 0; k < N / PER; k++) {
+        b.n = 0;
+        hub_buf_printf(&b, "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[");
+        for (int i = 0; i < PER; i++)
+            hub_buf_printf(&b,
+                           "%s{\"resource\":{\"resourceType\":\"Subscription\",\"status\":"
+                           "\"requested\",\"reason\":\"t\",\"criteria\":\"Observation?patient="
+                           "Patient/p%d\",\"channel\":{\"type\":\"message\",\"endpoint\":"
+                           "\"mllp://127.0.0.1:%d\"}},\"request\":{\"method\":\"POST\",\"url\":"
+                           "\"Subscription\"}}",
+                           i ? "," : "", k * PER + i, port);
+        hub_buf_printf(&b, "]}");
+        ft_resp r;
+        int st = ft_req(hub_test_http_port(), "POST", "/fhir", CT, b.p, b.n, &r);
+        cr_assert_eq(st, 200, "bundle %d: %d", k, st);
+        ft_release(&r);
+    }
+    hub_buf_release(&b);
+    /* a change for one patient reaches that patient's subscription only */
+    int64_t t0 = hub_mono_ns();
+    for (int i = 0; i < 20; i++) observation("2345-7", "p4321");
+    double ms = (double)(hub_mono_ns() - t0) / 1e6 / 20;
+    cr_assert(rx_wait(20, 60000), "twenty ORUs to the one subscriber (got %d)", rx_count());
+    usleep(500000);
+    cr_assert_eq(rx_count(), 20, "no other subscription fired");
+    cr_log_info("10k subscriptions: %.2f ms per Observation write", ms);
+    hub_mllp_server_free(g_rx.srv);
+}
+
+/* ---- care coordination -------------------------------------------------------------- */
+
+static const char *create(const char *type, const char *body) {
+    static char id[80];
+    char path[64];
+    snprintf(path, sizeof path, "/fhir/%s", type);
+    ft_resp r;
+    int st = post(path, body, &r);
+    cr_assert_eq(st, 201, "%s: %d %s", type, st, r.body.p);
+    json_t *j = ft_json(&r);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    ft_release(&r);
+    return id;
+}
+
+static void put_res(const char *type, const char *id, const char *body) {
+    char path[128];
+    snprintf(path, sizeof path, "/fhir/%s/%s", type, id);
+    ft_resp r;
+    int st = ft_req(hub_test_http_port(), "PUT", path, CT, body, strlen(body), &r);
+    cr_assert(st == 200 || st == 201, "%s: %d %s", path, st, r.body.p);
+    ft_release(&r);
+}
+
+Test(e2e_route, care_coordination_without_criteria, .init = up_patient, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    int port = rv.port;
+    char body[1024], org[80], sid[96];
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Endpoint\",\"status\":\"active\",\"connectionType\":"
+             "{\"system\":\"http://terminology.hl7.org/CodeSystem/endpoint-connection-type\","
+             "\"code\":\"hl7-fhir-rest\"},\"payloadType\":[{\"text\":\"notifications\"}],"
+             "\"payloadMimeType\":[\"application/fhir+json\"],"
+             "\"address\":\"http://127.0.0.1:%d/hook\"}",
+             port);
+    const char *ep = create("Endpoint", body);
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Organization\",\"name\":\"Clinic\",\"endpoint\":"
+             "[{\"reference\":\"Endpoint/%s\"}]}",
+             ep);
+    snprintf(org, sizeof org, "%s", create("Organization", body));
+    snprintf(sid, sizeof sid, "cc-org-%s", org);
+    cr_assert(wait_status(sid, "active", 10000), "registered and handshaken");
+    /* the generated secret is its owner's to read */
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$secret", sid);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 200);
+    json_t *ps = ft_json(&r);
+    ft_release(&r);
+    static char secret[160];
+    snprintf(secret, sizeof secret, "%s",
+             json_string_value(json_object_get(
+                 json_array_get(json_object_get(ps, "parameter"), 0), "valueString")));
+    json_decref(ps);
+    cr_assert_geq(strlen(secret), 32, "a generated secret");
+    recv_stop(&rv);
+    unlink(rv.log); /* the handshake went to a receiver without the secret */
+    g_secret = secret;
+    recv_start(&rv, port, 200);
+    /* attributed by GP; and by care team membership */
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Patient\",\"id\":\"gp1\",\"generalPractitioner\":"
+             "[{\"reference\":\"Organization/%s\"}]}",
+             org);
+    put_res("Patient", "gp1", body);
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"CareTeam\",\"status\":\"active\",\"subject\":"
+             "{\"reference\":\"Patient/ct1\"},\"participant\":[{\"member\":{\"reference\":"
+             "\"Organization/%s\"}}]}",
+             org);
+    create("CareTeam", body);
+#define ENC                                                                                \
+    "{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"system\":"          \
+    "\"http://terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"EMER\"},\"subject\":"       \
+    "{\"reference\":\"Patient/%s\"}}"
+    snprintf(body, sizeof body, ENC, "someone-else");
+    create("Encounter", body); /* not attributed: nothing */
+    snprintf(body, sizeof body, ENC, "gp1");
+    create("Encounter", body); /* the GP's patient: the ED visit */
+#define CP                                                                                 \
+    "{\"resourceType\":\"CarePlan\",\"status\":\"active\",\"intent\":\"plan\",\"subject\":"     \
+    "{\"reference\":\"Patient/%s\"}}"
+    snprintf(body, sizeof body, CP, "gp1");
+    create("CarePlan", body); /* GP only, not its care team: no care plans */
+    snprintf(body, sizeof body, CP, "ct1");
+    create("CarePlan", body); /* its care team's patient */
+    int ev[16];
+    size_t n = wait_events(&rv, 2, 10000, ev, 16);
+    usleep(400000);
+    bool sig;
+    n = events_of(&rv, ev, 16, &sig);
+    cr_assert_eq(n, 2, "the ED visit and the care plan, got %zu", n);
+    cr_assert(ev[0] == 1 && ev[1] == 2);
+    cr_assert(sig, "signed with the generated secret");
+    json_t *a = notes(&rv);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(last, "resources"), 0)),
+                     "CarePlan");
+    json_decref(a);
+    /* a bad Endpoint refuses the registration, with the reason */
+    const char *bad = create("Endpoint",
+                             "{\"resourceType\":\"Endpoint\",\"status\":\"active\","
+                             "\"connectionType\":{\"code\":\"hl7-fhir-rest\"},\"payloadType\":"
+                             "[{\"text\":\"n\"}],\"address\":\"ftp://example.org/x\"}");
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Organization\",\"name\":\"Bad\",\"endpoint\":"
+             "[{\"reference\":\"Endpoint/%s\"}]}",
+             bad);
+    cr_assert_eq(post("/fhir/Organization", body, &r), 400, "%s", r.body.p);
+    cr_assert_str_eq(ft_issue(&r, "expression"), "Subscription.channel.endpoint");
+    ft_release(&r);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+Test(e2e_route, heartbeat_when_idle, .init = up, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    const char *id = subscribe(
+        "Observation?code=http://loinc.org|2345-7", "rest-hook", endpoint_of(&rv),
+        ",\"extension\":[{\"url\":\"http://hl7.org/fhir/uv/subscriptions-backport/"
+        "StructureDefinition/backport-heartbeat-period\",\"valueUnsignedInt\":1}]");
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 5000));
+    bool got = false;
+    for (int t = 0; t < 100 && !got; t++) {
+        json_t *a = notes(&rv);
+        size_t i;
+        json_t *n;
+        json_array_foreach(a, i, n) {
+            const char *ty = json_string_value(json_object_get(n, "type"));
+            if (ty && strcmp(ty, "heartbeat") == 0) {
+                got = true;
+                cr_assert(json_is_true(json_object_get(n, "sig_ok")));
+            }
+        }
+        json_decref(a);
+        usleep(50000);
+    }
+    cr_assert(got, "a heartbeat within 5 s of a 1 s period");
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+/* ---- TLS ------------------------------------------------------------------------------ */
+
+static char g_ca[512], g_cert[512], g_key[512], g_ccert[512], g_ckey[512];
+
+static void tls_files(void) {
+    const char *d = mt_tls_dir();
+    cr_assert_not_null(d, "could not make test certificates with openssl");
+    snprintf(g_ca, sizeof g_ca, "%s/ca.pem", d);
+    snprintf(g_cert, sizeof g_cert, "%s/server.pem", d);
+    snprintf(g_key, sizeof g_key, "%s/server.key", d);
+    snprintf(g_ccert, sizeof g_ccert, "%s/client.pem", d);
+    snprintf(g_ckey, sizeof g_ckey, "%s/client.key", d);
+    g_tls[0] = g_cert;
+    g_tls[1] = g_key;
+    g_tls[2] = g_ca; /* the receiver wants the hub's client certificate */
+}
+
+static void up_tls(void) {
+    tls_files();
+    static char a[600], b[600], c[600];
+    snprintf(a, sizeof a, "route.ca_file=%s", g_ca);
+    snprintf(b, sizeof b, "route.client_cert=%s", g_ccert);
+    snprintf(c, sizeof c, "route.client_key=%s", g_ckey);
+    const char *more[] = {"--set", a, "--set", b, "--set", c, NULL};
+    up_with(more);
+}
+
+static void up_tls_untrusted(void) {
+    tls_files();
+    const char *more[] = {"--set", "route.max_failures=2", NULL};
+    up_with(more);
+}
+
+Test(e2e_route, https_verified_with_client_certificate, .init = up_tls, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    char ep[96];
+    snprintf(ep, sizeof ep, "https://127.0.0.1:%d/hook", rv.port);
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook", ep, NULL);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "active", 10000), "TLS handshake, certificate verified");
+    observation("2345-7", "p1");
+    int ev[4];
+    cr_assert_eq(wait_events(&rv, 1, 10000, ev, 4), 1);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+Test(e2e_route, https_untrusted_certificate_fails, .init = up_tls_untrusted, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    char ep[96];
+    snprintf(ep, sizeof ep, "https://127.0.0.1:%d/hook", rv.port);
+    const char *id = subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook", ep, NULL);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", id);
+    cr_assert(wait_status(sid, "error", 10000), "a certificate the hub cannot verify: error");
+    json_t *a = notes(&rv);
+    cr_assert_eq(json_array_size(a), 0, "nothing was sent to it");
+    json_decref(a);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
