@@ -1128,15 +1128,19 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
     v.json = x->final;
     v.json_len = x->final_len;
     hub_status rc = hub_store_res_put(tx, &v, x->toks, v.deleted ? 0 : x->ntoks, err);
-    json_decref(patched);
-    if (rc == HUB_E_CONFLICT)
+    if (rc == HUB_E_CONFLICT) {
+        json_decref(patched);
         return hub__op_fail(op, 409, "conflict", NULL,
                             "that version of the %s was written concurrently",
                             op->type);
+    }
     if (rc) {
+        json_decref(patched);
         *src = rc;
         return 500;
     }
+    /* The index rows borrow strings of `patched` (PATCH, merge): it lives
+     * until the listeners have seen them. */
     if (c->r->nlisteners > 0) {
         hub_record_change ch = {
             .kind = op->kind,
@@ -1154,14 +1158,18 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
             .depth = 0,
         };
         rc = hub__record_notify(c->r, tx, &ch, err);
-        if (rc == HUB_E_INVALID) /* a listener refused the resource */
+        if (rc == HUB_E_INVALID) { /* a listener refused the resource */
+            json_decref(patched);
             return hub__op_fail(op, 400, "invalid", err->where[0] ? err->where : NULL, "%s",
                                 err->msg);
+        }
         if (rc) {
+            json_decref(patched);
             *src = rc;
             return 500;
         }
     }
+    json_decref(patched);
     hub_resource_release(&op->res);
     snprintf(op->res.type, sizeof op->res.type, "%s", op->type);
     snprintf(op->res.id, sizeof op->res.id, "%s", x->id);

@@ -23,7 +23,9 @@ const hub__schema hub__schema_auth = {
     " id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind INTEGER NOT NULL,"
     " outcome INTEGER NOT NULL, client TEXT, subject TEXT, peer TEXT, channel TEXT,"
     " sender TEXT, entity_type TEXT, entity_id TEXT, query TEXT, detail TEXT);"
-    "CREATE INDEX IF NOT EXISTS audit_at ON audit(at_ms);"};
+    /* No index on at_ms: ids grow with time, and every read adds a row,
+     * so a second B-tree per row costs every read; date filters scan. */
+    "DROP INDEX IF EXISTS audit_at;"};
 
 static const char SQL_CLIENT_PUT[] =
     "INSERT OR REPLACE INTO auth_client(name, jwks, scope, patient, revoked, created_ms)"

@@ -8,7 +8,7 @@
 # over 2020-2024) through hub_record_apply, then measures with wrk at 32
 # connections: Patient?identifier=, Observation?patient=X&code=Y&date=geZ,
 # Observation?subject.name=..., Patient?identifier=...&_revinclude=
-# Observation:patient; p50/p99 (ms) and requests/s. Index cost: the same
+# Observation:patient, Patient/X/$everything; p50/p99 (ms) and requests/s. Index cost: the same
 # load with identifiers only indexed (creates/s both ways). In the same run
 # Patient?identifier= against the in-memory Node FHIR server
 # (@medplum/fhir-router MemoryRepository, tests/bench/node) holding the
@@ -62,6 +62,7 @@ run "Patient?identifier=" '/fhir/Patient?identifier=urn:bench:mrn|P{P}&_total=no
 run "Observation?patient&code&date=ge" '/fhir/Observation?patient=pat-{P}&code=http://loinc.org|8867-4&date=ge2023-01-01&_total=none' obs
 run "Observation?subject.name=" '/fhir/Observation?subject:Patient.name=Zo%C3%AB&subject:Patient.identifier=urn:bench:mrn|P{P}&_total=none' chain
 run "Patient?identifier=&_revinclude=" '/fhir/Patient?identifier=urn:bench:mrn|P{P}&_revinclude=Observation:patient&_total=none' rev
+run "Patient/X/\$everything" '/fhir/Patient/pat-{P}/$everything?_count=50' everything
 
 node_dir="$root/tests/bench/node"
 if command -v node >/dev/null && { [ -d "$node_dir/node_modules/@medplum/fhir-router" ] ||
