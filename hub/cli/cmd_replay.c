@@ -144,6 +144,7 @@ int hub__cmd_replay(int argc, char **argv) {
     int rc = 1;
     hub_map *map = NULL;
     hub_fhir_defs *defs = NULL;
+    hub_fhir_sps *sps = NULL;
     hub_store *store = NULL;
     hub_record *record = NULL;
     hub_v2_profset *profiles = NULL;
@@ -163,6 +164,12 @@ int hub__cmd_replay(int argc, char **argv) {
         fprintf(stderr, "hub replay: FHIR definitions: %s\n", err.msg);
         goto out;
     }
+    /* The search table: replayed resources get every index row, as the
+     * hub's own writes do. */
+    if (hub_fhir_sps_load(fdir, &sps, &err) != HUB_OK) {
+        fprintf(stderr, "hub replay: search parameters: %s: %s\n", err.where, err.msg);
+        goto out;
+    }
     if (hub_v2_profset_open(pdir, &profiles, &err) != HUB_OK) profiles = NULL;
     hub_store_cfg sc = {.dir = cfg.data_dir, .durable = cfg.durable,
                         .commit_batch_max = cfg.commit_batch_max};
@@ -170,7 +177,7 @@ int hub__cmd_replay(int argc, char **argv) {
         fprintf(stderr, "hub replay: %s\n", err.msg);
         goto out;
     }
-    hub_record_cfg rcfg = {.store = store, .defs = defs,
+    hub_record_cfg rcfg = {.store = store, .defs = defs, .search = sps,
                            .validate = {.lenient = cfg.fhir_lenient},
                            .max_bundle_entries = cfg.fhir_max_bundle_entries};
     if (hub_record_open(&rcfg, &record, &err) != HUB_OK) {
@@ -277,6 +284,7 @@ out:
     hub_store_close(store);
     hub_v2_profset_close(profiles);
     hub_fhir_defs_free(defs);
+    hub_fhir_sps_free(sps);
     hub_map_free(map);
     hub_cfg_release(&cfg);
     return rc;

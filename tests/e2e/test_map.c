@@ -230,6 +230,16 @@ Test(e2e_map, failure_is_ae_errored_and_replayable, .init = up, .fini = down) {
     pats = current("Patient", NULL);
     cr_assert_eq(json_array_size(pats), 1, "the replayed A24's Patient");
     json_decref(pats);
+    /* and it has all its index rows: found by name, not only identifier */
+    hub_buf sb;
+    hub_buf_init(&sb);
+    cr_assert_eq(hub_test_http(hub_test_http_port(), "GET", "/fhir/Patient?family=DOE", NULL,
+                               NULL, 0, &sb, NULL),
+                 200);
+    json_t *sr = json_loadb(sb.p, sb.n, 0, NULL);
+    cr_assert_eq(json_integer_value(json_object_get(sr, "total")), 1, "%.*s", (int)sb.n, sb.p);
+    json_decref(sr);
+    hub_buf_release(&sb);
     hub_buf_init(&out);
     hub_buf_init(&err);
     const char *jp[] = {HUB_BIN, "journal", "--data", hub_test_current.dir, "--status",
