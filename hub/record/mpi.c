@@ -863,10 +863,16 @@ hub_status hub_mpi_merge_tx(hub_mpi *m, hub_store_tx *tx, const char *from, cons
 
 /* ---- the listener ------------------------------------------------------------------------ */
 
+/* The source system a change comes from: the v2 sender (MSH-3^MSH-4), else
+ * the OAuth client, else the MLLP channel. A FHIR request without a token
+ * names no source ("http" is every REST client at once), so it vetoes no
+ * link as "the same sender". */
 static const char *sender_of(const hub_actor *a) {
     if (a == NULL) return "";
     if (a->sender && a->sender[0]) return a->sender;
-    return a->channel ? a->channel : "";
+    if (a->client && a->client[0]) return a->client;
+    if (a->channel && strcmp(a->channel, "http") != 0) return a->channel;
+    return "";
 }
 
 hub_status hub__mpi_unindex(hub_mpi *m, hub_store_tx *tx, const char *id, const hub_actor *actor,
