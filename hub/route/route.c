@@ -524,7 +524,9 @@ static void attributed_keys(hub_store_tx *tx, const view *cur, attrkeys *k) {
     }
     idlist teams = {.n = 0};
     int n = 0;
-    if (hub_store_res_find(tx, "CareTeam", "patient", "Patient", pid, 32, collect_id, &teams, &n,
+    /* CareTeam.patient is an alias of subject (its Patient references):
+     * the store keeps the subject rows only. */
+    if (hub_store_res_find(tx, "CareTeam", "subject", "Patient", pid, 32, collect_id, &teams, &n,
                            &err) != HUB_OK)
         return;
     for (int t = 0; t < teams.n; t++) {
