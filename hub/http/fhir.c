@@ -1599,6 +1599,25 @@ static bool system_search_allowed(ctx *c, const char *qs) {
     return named ? true : need(c, "*", HUB_PERM_S);
 }
 
+/* A POST _search's parameters: the form body's, then the URL's (heap;
+ * NULL after answering 500). */
+static char *form_and_query(ctx *c) {
+    hub_slice b = hub_http_req_body(c->req);
+    const char *qs = hub_http_req_query_string(c->req);
+    char *q = hub_malloc(b.n + strlen(qs) + 2);
+    if (q == NULL) {
+        send_internal(c);
+        return NULL;
+    }
+    memcpy(q, b.p, b.n);
+    q[b.n] = '\0';
+    if (*qs) {
+        strcat(q, b.n ? "&" : "");
+        strcat(q, qs);
+    }
+    return q;
+}
+
 static bool authorize(ctx *c, char segs[][72], int n) {
     const char *m = hub_http_req_method(c->req);
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
@@ -1609,18 +1628,8 @@ static bool authorize(ctx *c, char segs[][72], int n) {
     const char *qs = hub_http_req_query_string(c->req);
     if (n == 0 && !post) return system_search_allowed(c, qs);
     if (n == 1 && strcmp(segs[0], "_search") == 0 && post) {
-        hub_slice b = hub_http_req_body(c->req);
-        char *q = hub_malloc(b.n + strlen(qs) + 2);
-        if (q == NULL) {
-            send_internal(c);
-            return false;
-        }
-        memcpy(q, b.p, b.n);
-        q[b.n] = '\0';
-        if (*qs) {
-            strcat(q, b.n ? "&" : "");
-            strcat(q, qs);
-        }
+        char *q = form_and_query(c);
+        if (q == NULL) return false;
         bool ok = system_search_allowed(c, q);
         hub_free(q);
         return ok;
@@ -1682,18 +1691,8 @@ static bool authorize(ctx *c, char segs[][72], int n) {
     if (n == 2 && strcmp(segs[1], "_search") == 0) {
         c->a_kind = HUB_AUDIT_SEARCH;
         if (!need(c, type, HUB_PERM_S)) return false;
-        hub_slice b = hub_http_req_body(c->req);
-        char *q = hub_malloc(b.n + strlen(qs) + 2);
-        if (q == NULL) {
-            send_internal(c);
-            return false;
-        }
-        memcpy(q, b.p, b.n);
-        q[b.n] = '\0';
-        if (*qs) {
-            strcat(q, b.n ? "&" : "");
-            strcat(q, qs);
-        }
+        char *q = form_and_query(c);
+        if (q == NULL) return false;
         bool ok = check_search(c, type, q);
         hub_free(q);
         return ok;
