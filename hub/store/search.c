@@ -417,7 +417,10 @@ static hub_status parse_cursor(const char *c, size_t nkeys, int64_t *snap, hub__
     *snap = v;
     c = end;
     for (size_t i = 0; i < nkeys + 1; i++) {
-        if (*c != '.') return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
+        /* a '.' then a kind letter: a cursor cut short after the '.' must
+         * not be read past its end */
+        if (*c != '.' || c[1] == '\0')
+            return hub_err_set(err, HUB_E_ARG, "_cursor", "malformed cursor");
         char kind = c[1];
         c += 2;
         const char *e = strchr(c, '.');
