@@ -27,6 +27,8 @@ enum { HUB__ATTR_GP = 1, HUB__ATTR_TEAM = 2 };
 typedef struct {
     const char *type;
     hub_store_query *q;
+    hub_store_query *dq; /* a delete fires the leg when the resource's last
+                            version matched this; NULL: deletes do not */
     hub__leg_mode mode;
     unsigned attr;
 } hub__leg;
@@ -85,6 +87,8 @@ typedef struct {
     hub__leg_mode mode;
     const char *current;    /* the query the version must match, or NULL */
     unsigned attr;          /* care coordination: GP and/or TEAM */
+    const char *deleted;    /* a delete fires it when the last version
+                               matched this ("" any); NULL: deletes do not */
 } hub__topic_leg;
 typedef struct {
     const char *code;       /* after HUB_ROUTE_TOPIC_BASE */
