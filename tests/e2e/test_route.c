@@ -131,6 +131,12 @@ static size_t wait_events(receiver *rv, size_t want, int timeout_ms, int *out, s
 
 static char g_tmp[256];
 static const char *const *g_extra; /* the flags, for a restart */
+/* the configuration file's text */
+#define CONF_PLAIN "{\"channels\": [{\"name\": \"ehr\", \"port\": 0, \"validate\": false}]}"
+#define CONF_MPI                                                                      \
+    "{\"channels\": [{\"name\": \"ehr\", \"port\": 0, \"validate\": false}],"            \
+    " \"mpi\": {\"enabled\": true}}"
+static const char *g_conf = CONF_PLAIN;
 
 static void up_with(const char *const *more) {
     hub_test_tmpdir(g_tmp);
@@ -138,7 +144,7 @@ static void up_with(const char *const *more) {
     snprintf(cfgp, sizeof cfgp, "%s/hub.json", g_tmp);
     FILE *f = fopen(cfgp, "w");
     cr_assert_not_null(f);
-    fputs("{\"channels\": [{\"name\": \"ehr\", \"port\": 0, \"validate\": false}]}", f);
+    fputs(g_conf, f);
     fclose(f);
     static char cfgarg[300];
     snprintf(cfgarg, sizeof cfgarg, "%s", cfgp);
@@ -948,4 +954,225 @@ Test(e2e_route, https_untrusted_certificate_fails, .init = up_tls_untrusted, .fi
     json_decref(a);
     recv_stop(&rv);
     hub_test_rmtree(rv.dir);
+}
+
+/* ---- a golden patient, the patient index on ----------------------------------------- */
+
+static void up_mpi(void) {
+    g_conf = CONF_MPI;
+    up_with(NULL);
+}
+
+static const char *jstr(const json_t *o, const char *k) {
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "";
+}
+
+/* The source Patient with identifier sys|value (not the golden, which
+ * carries its sources' identifiers too) and its golden ("" when none). */
+static void source_and_golden(const char *sys, const char *value, char src[72], char gold[72]) {
+    char path[256];
+    snprintf(path, sizeof path, "/fhir/Patient?identifier=%s%%7C%s", sys, value);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 200);
+    json_t *b = ft_json(&r);
+    ft_release(&r);
+    src[0] = gold[0] = '\0';
+    size_t i, k;
+    json_t *e, *l;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        json_t *p = json_object_get(e, "resource");
+        bool golden = false;
+        json_array_foreach(json_object_get(json_object_get(p, "meta"), "tag"), k, l)
+            golden |= strcmp(jstr(l, "code"), "golden") == 0;
+        if (golden) continue;
+        snprintf(src, 72, "%s", jstr(p, "id"));
+        json_array_foreach(json_object_get(p, "link"), k, l) {
+            const char *ref = jstr(json_object_get(l, "other"), "reference");
+            if (strcmp(jstr(l, "type"), "refer") == 0 && strncmp(ref, "Patient/", 8) == 0)
+                snprintf(gold, 72, "%s", ref + 8);
+        }
+    }
+    json_decref(b);
+    cr_assert(src[0], "a source Patient with identifier %s|%s", sys, value);
+}
+
+#define MSH_FROM(app, fac, type, ctl)                                                      \
+    "MSH|^~\\&|" app "|" fac "|HUB|HUB|20261125101500||" type "|" ctl "|P|2.5.1\r"
+#define PID_SMITH_EHR                                                                      \
+    "PID|1||MRN7^^^GENHOSP&1.2.3&ISO^MR||SMITH^JOHN^Q||19800506|M|||"                      \
+    "12 Oak St^^Springfield^IL^62701||^PRN^PH^^^217^5550101\r"
+#define PID_SMITH_LAB                                                                      \
+    "PID|1||L-77^^^LABCO&9.9.9&ISO^MR||SMITH^JON||19800506|M|||"                           \
+    "12 OAK STREET^^SPRINGFIELD^IL^62701||^PRN^PH^^^217^5550101\r"
+#define ORU_LAB(ctl)                                                                       \
+    MSH_FROM("LAB", "LABCO", "ORU^R01^ORU_R01", ctl) PID_SMITH_LAB                         \
+    "OBR|1||F" ctl "^LAB|2345-7^Glucose^LN\r"                                              \
+    "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|||||F\r"
+
+static const char *topic_sub(const char *topic, const char *filter, const receiver *rv) {
+    static char id[80];
+    char body[2048], flt[600] = "";
+    if (filter)
+        snprintf(flt, sizeof flt,
+                 "\"_criteria\":{\"extension\":[{\"url\":\"http://hl7.org/fhir/uv/"
+                 "subscriptions-backport/StructureDefinition/backport-filter-criteria\","
+                 "\"valueString\":\"%s\"}]},",
+                 filter);
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
+             "\"criteria\":\"http://hl7hub.org/fhir/SubscriptionTopic/%s\",%s"
+             "\"extension\":[{\"url\":\"http://hl7hub.org/fhir/StructureDefinition/"
+             "subscription-secret\",\"valueString\":\"" SECRET "\"}],"
+             "\"channel\":{\"type\":\"rest-hook\",\"endpoint\":\"%s\",\"payload\":"
+             "\"application/fhir+json\"}}",
+             topic, flt, endpoint_of(rv));
+    ft_resp r;
+    cr_assert_eq(post("/fhir/Subscription", body, &r), 201, "%s", r.body.p);
+    json_t *j = ft_json(&r);
+    snprintf(id, sizeof id, "%s", jstr(j, "id"));
+    json_decref(j);
+    ft_release(&r);
+    cr_assert(wait_status(id, "active", 5000), "handshake of %s", topic);
+    return id;
+}
+
+/* Subscribed on the golden patient before the lab's record of the same
+ * person exists: the lab's result, from another sender, links to the
+ * golden and is notified (criteria and topic filter alike); after an
+ * unlink, the lab's next result is not. */
+Test(e2e_route, golden_patient_follows_links_made_later, .init = up_mpi, .fini = down) {
+    send_v2(MSH_FROM("EHR", "GENHOSP", "ADT^A04^ADT_A01", "E-1") PID_SMITH_EHR);
+    char ehr[72], gold[72], lab[72], lab_gold[72];
+    source_and_golden("urn:oid:1.2.3", "MRN7", ehr, gold);
+    cr_assert(gold[0], "the EHR's Patient has a golden");
+    receiver rv = {0}, rv2 = {0};
+    recv_start(&rv, 0, 200);
+    recv_start(&rv2, 0, 200);
+    char crit[160];
+    snprintf(crit, sizeof crit, "Observation?patient=Patient/%s", gold);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", subscribe(crit, "rest-hook", endpoint_of(&rv),
+                                                ",\"payload\":\"application/fhir+json\""));
+    cr_assert(wait_status(sid, "active", 5000));
+    char flt[120];
+    snprintf(flt, sizeof flt, "patient=Patient/%s", gold);
+    topic_sub("result", flt, &rv2);
+
+    send_v2(ORU_LAB("L-1"));
+    source_and_golden("urn:oid:9.9.9", "L-77", lab, lab_gold);
+    cr_assert_str_eq(lab_gold, gold, "the lab's record links to the same golden");
+    int ev[8];
+    cr_assert_eq(wait_events(&rv, 1, 10000, ev, 8), 1, "criteria on the golden: notified");
+    cr_assert_eq(wait_events(&rv2, 1, 10000, ev, 8), 1, "topic filter on the golden: notified");
+    json_t *a = notes(&rv);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(last, "resources"), 0)),
+                     "Observation");
+    json_decref(a);
+
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Patient/%s/$mpi-unlink", lab);
+    ft_resp r;
+    cr_assert_eq(post(path, "{\"resourceType\":\"Parameters\"}", &r), 200, "%s", r.body.p);
+    ft_release(&r);
+    source_and_golden("urn:oid:9.9.9", "L-77", lab, lab_gold);
+    cr_assert(strcmp(lab_gold, gold) != 0, "unlinked");
+    send_v2(ORU_LAB("L-2"));
+    observation("2345-7", ehr); /* the EHR's own record still counts */
+    cr_assert_eq(wait_events(&rv, 2, 10000, ev, 8), 2);
+    usleep(300000);
+    cr_assert_eq(wait_events(&rv, 3, 100, ev, 8), 2, "the unlinked record's result is not sent");
+    cr_assert_eq(wait_events(&rv2, 2, 10000, ev, 8), 2);
+    cr_assert_eq(wait_events(&rv2, 3, 100, ev, 8), 2);
+    char st[16];
+    long events;
+    sub_status(sid, st, &events);
+    cr_assert_eq(events, 2, "two events numbered");
+    recv_stop(&rv);
+    recv_stop(&rv2);
+    hub_test_rmtree(rv.dir);
+    hub_test_rmtree(rv2.dir);
+}
+
+/* ---- deletes fire the topics whose trigger includes delete -------------------------- */
+
+static void delete_res(const char *type, const char *id) {
+    char path[128];
+    snprintf(path, sizeof path, "/fhir/%s/%s", type, id);
+    ft_resp r;
+    int st = ft_req(hub_test_http_port(), "DELETE", path, NULL, NULL, 0, &r);
+    cr_assert(st == 200 || st == 204, "DELETE %s: %d", path, st);
+    ft_release(&r);
+}
+
+/* The last notification's focus and its request method as a list. */
+static size_t last_focus(receiver *rv, char *out, size_t cap) {
+    json_t *a = notes(rv);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    snprintf(out, cap, "%s", json_string_value(json_array_get(json_object_get(last, "focus"), 0))
+                                 ?: "");
+    size_t n = json_array_size(json_object_get(last, "resources"));
+    json_decref(a);
+    return n;
+}
+
+Test(e2e_route, deletes_fire_topics_that_include_delete, .init = up, .fini = down) {
+    receiver appt = {0}, plan = {0}, enc = {0}, med = {0};
+    recv_start(&appt, 0, 200);
+    recv_start(&plan, 0, 200);
+    recv_start(&enc, 0, 200);
+    recv_start(&med, 0, 200);
+    topic_sub("appointment-cancelled", "patient=Patient/d1", &appt);
+    topic_sub("care-plan", "patient=Patient/d1", &plan);
+    topic_sub("encounter-start", NULL, &enc);
+    topic_sub("medication-stop", NULL, &med);
+
+    char a1[80], a2[80], cp[80], e1[80], m1[80], m2[80];
+    snprintf(a1, sizeof a1, "%s", create("Appointment",
+        "{\"resourceType\":\"Appointment\",\"status\":\"booked\",\"participant\":[{\"actor\":"
+        "{\"reference\":\"Patient/d1\"},\"status\":\"accepted\"}]}"));
+    snprintf(a2, sizeof a2, "%s", create("Appointment",
+        "{\"resourceType\":\"Appointment\",\"status\":\"fulfilled\",\"participant\":[{\"actor\":"
+        "{\"reference\":\"Patient/d1\"},\"status\":\"accepted\"}]}"));
+    snprintf(cp, sizeof cp, "%s", create("CarePlan",
+        "{\"resourceType\":\"CarePlan\",\"status\":\"active\",\"intent\":\"plan\","
+        "\"subject\":{\"reference\":\"Patient/d1\"}}"));
+    snprintf(e1, sizeof e1, "%s", create("Encounter",
+        "{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"system\":"
+        "\"http://terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"IMP\"},"
+        "\"subject\":{\"reference\":\"Patient/d1\"}}"));
+#define MEDREQ(st)                                                                         \
+    "{\"resourceType\":\"MedicationRequest\",\"status\":\"" st "\",\"intent\":\"order\","         \
+    "\"medicationCodeableConcept\":{\"text\":\"metformin\"},"                                  \
+    "\"subject\":{\"reference\":\"Patient/d1\"}}"
+    snprintf(m1, sizeof m1, "%s", create("MedicationRequest", MEDREQ("active")));
+    snprintf(m2, sizeof m2, "%s", create("MedicationRequest", MEDREQ("completed")));
+    int ev[8];
+    cr_assert_eq(wait_events(&plan, 1, 10000, ev, 8), 1, "care plan created");
+    cr_assert_eq(wait_events(&enc, 1, 10000, ev, 8), 1, "encounter started");
+    cr_assert_eq(wait_events(&med, 1, 10000, ev, 8), 1, "the completed order: stopped");
+
+    delete_res("Appointment", a1); /* booked, deleted: cancelled */
+    delete_res("Appointment", a2); /* already took place: not a cancellation */
+    delete_res("CarePlan", cp);    /* removed */
+    delete_res("Encounter", e1);   /* a correction, not an encounter event */
+    delete_res("MedicationRequest", m1); /* active, deleted: stopped */
+    delete_res("MedicationRequest", m2); /* already stopped: nothing new */
+    cr_assert_eq(wait_events(&appt, 1, 10000, ev, 8), 1, "the booked appointment's delete");
+    cr_assert_eq(wait_events(&plan, 2, 10000, ev, 8), 2, "the care plan's delete");
+    cr_assert_eq(wait_events(&med, 2, 10000, ev, 8), 2, "the active order's delete");
+    usleep(400000);
+    cr_assert_eq(wait_events(&appt, 2, 100, ev, 8), 1, "a fulfilled appointment's delete: none");
+    cr_assert_eq(wait_events(&enc, 2, 100, ev, 8), 1, "an encounter's delete: none");
+    cr_assert_eq(wait_events(&med, 3, 100, ev, 8), 2, "a completed order's delete: none");
+    char focus[160], want[160];
+    cr_assert_eq(last_focus(&appt, focus, sizeof focus), 0, "a delete carries no resource");
+    snprintf(want, sizeof want, "Appointment/%s", a1);
+    cr_assert(strstr(focus, want), "the focus is the deleted appointment: %s", focus);
+    receiver *all[] = {&appt, &plan, &enc, &med};
+    for (size_t i = 0; i < 4; i++) {
+        recv_stop(all[i]);
+        hub_test_rmtree(all[i]->dir);
+    }
 }
