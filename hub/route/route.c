@@ -982,6 +982,7 @@ hub_status hub_route_open(const hub_route_cfg *c, hub_route **out, hub_err *err)
     if (r->cfg.retry_max_ms <= 0) r->cfg.retry_max_ms = 300000;
     if (r->cfg.retry_max_ms < r->cfg.retry_min_ms) r->cfg.retry_max_ms = r->cfg.retry_min_ms;
     if (r->cfg.timeout_ms <= 0) r->cfg.timeout_ms = 10000;
+    if (r->cfg.prune_interval_ms <= 0) r->cfg.prune_interval_ms = 60000;
     r->cfg.ca_file = sdup(c->ca_file && *c->ca_file ? c->ca_file : NULL);
     r->cfg.client_cert = sdup(c->client_cert && *c->client_cert ? c->client_cert : NULL);
     r->cfg.client_key = sdup(c->client_key && *c->client_key ? c->client_key : NULL);
@@ -996,18 +997,63 @@ hub_status hub_route_open(const hub_route_cfg *c, hub_route **out, hub_err *err)
     loadctx lc = {r, 0, 0};
     hub_status rc = hub_route_store_due(r->store, 0, true, load_state, &lc, err);
     if (rc == HUB_OK) rc = hub_record_listen(r->rec, on_change, r);
-    if (rc == HUB_OK) rc = hub__deliver_start(r, err);
+    if (rc == HUB_OK && !c->no_delivery) rc = hub__deliver_start(r, err);
+    if (rc == HUB_OK && !c->no_delivery) rc = hub__prune_start(r, err);
     if (rc) {
         hub_route_close(r);
         return rc;
     }
-    HUB_LOG_INFO("route", "open subscriptions=%zu unreadable=%zu", lc.loaded, lc.failed);
+    HUB_LOG_INFO("route", "open subscriptions=%zu unreadable=%zu delivery=%s retention_days=%d",
+                 lc.loaded, lc.failed, c->no_delivery ? "off" : "on", r->cfg.retention_days);
     *out = r;
     return HUB_OK;
 }
 
+/* Waits until every job queued on the writer before now is done (the
+ * wake job holds a pointer to r). No-op once the store is closing. */
+typedef struct {
+    hub_store_job job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} barrier;
+
+static hub_status barrier_run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
+    (void)tx;
+    (void)job;
+    (void)err;
+    return HUB_OK;
+}
+
+static void barrier_done(hub_store_job *job, hub_status rc, const hub_err *err) {
+    (void)rc;
+    (void)err;
+    barrier *b = job->ud;
+    pthread_mutex_lock(&b->mu);
+    b->done = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void drain_writer(hub_route *r) {
+    barrier b = {.job = {.run = barrier_run, .done = barrier_done}, .done = false};
+    b.job.ud = &b;
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    hub_err err;
+    if (r->store && hub_store_submit(r->store, &b.job, &err) == HUB_OK) {
+        pthread_mutex_lock(&b.mu);
+        while (!b.done) pthread_cond_wait(&b.cv, &b.mu);
+        pthread_mutex_unlock(&b.mu);
+    }
+    pthread_cond_destroy(&b.cv);
+    pthread_mutex_destroy(&b.mu);
+}
+
 void hub_route_close(hub_route *r) {
     if (!r) return;
+    hub__prune_stop(r);
+    drain_writer(r);
     hub__deliver_stop(r);
     for (size_t i = 0; i < r->byid.cap; i++) {
         hub__slot *sl = &r->byid.slots[i];

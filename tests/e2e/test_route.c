@@ -8,6 +8,7 @@
 #include "fhir_test.h"
 #include "hub_test.h"
 #include "hub/mllp.h"
+#include "hub/mpi.h"
 #include "mllp_test.h"
 
 #include <criterion/criterion.h>
@@ -1175,4 +1176,89 @@ Test(e2e_route, deletes_fire_topics_that_include_delete, .init = up, .fini = dow
         recv_stop(all[i]);
         hub_test_rmtree(all[i]->dir);
     }
+}
+
+/* ---- hub replay starts the listeners hub serve does ---------------------------------- */
+
+/* A message the mapping could not take (no table for A24: AE, journaled
+ * as errored) is replayed while the hub is stopped, with a site table
+ * that maps it: the replayed Patient is linked by the patient index,
+ * audited, and its notification waits in the outbox until hub serve
+ * starts again and delivers it. */
+Test(e2e_route, replay_while_stopped_is_delivered_by_the_next_serve, .init = up_mpi,
+     .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s",
+             subscribe("Patient?family=replayed&_tag:not=" HUB_MPI_TAG_SYSTEM "|golden", "rest-hook", endpoint_of(&rv),
+                       ",\"payload\":\"application/fhir+json\""));
+    cr_assert(wait_status(sid, "active", 5000));
+    int fd = hub_test_dial(hub_test_mllp_port());
+    hub_buf ack;
+    hub_buf_init(&ack);
+    cr_assert_eq(hub_test_send_frame(fd, MSH_FROM("EHR", "GENHOSP", "ADT^A24^ADT_A24", "R-1")
+                                             "PID|1||MRN-R^^^GENHOSP&1.2.3&ISO^MR||REPLAYED^ANN||"
+                                             "19700101|F\r"),
+                 0);
+    cr_assert_eq(hub_test_read_frame(fd, &ack, 10000), 0);
+    cr_assert_str_eq(hub_test_ack_code(ack.p), "AE", "no table for A24 yet: %s", ack.p);
+    hub_buf_release(&ack);
+    close(fd);
+    cr_assert_eq(hub_test_signal_wait(&hub_test_current, SIGTERM), 0, "the hub stops");
+
+    char site[256], path[400];
+    hub_test_tmpdir(site);
+    snprintf(path, sizeof path, "%s/a24.map", site);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("@table ADT_A24\n@kind message\n@events ADT^A24\n"
+          "PID | | Patient | patient | PID[Patient] | identifier! |\n", f);
+    fclose(f);
+    /* the same configuration as the hub's (file and flags) */
+    const char *rp[32] = {HUB_BIN, "replay", "--data", hub_test_current.dir, "--status",
+                          "errored", "--map-site", site};
+    size_t n = 8;
+    for (size_t i = 0; g_extra[i] && n < 31; i++) rp[n++] = g_extra[i];
+    rp[n] = NULL;
+    hub_buf out, err;
+    hub_buf_init(&out);
+    hub_buf_init(&err);
+    cr_assert_eq(hub_test_run(rp, NULL, &out, &err), 0, "%s %s", out.p, err.p);
+    cr_assert(strstr(out.p, "1 processed"), "%s", out.p);
+    hub_buf_release(&out);
+    hub_buf_release(&err);
+    int ev[8];
+    cr_assert_eq(wait_events(&rv, 1, 300, ev, 8), 0, "nothing is delivered while stopped");
+
+    hub_test_restart(&hub_test_current, g_extra);
+    /* the replayed Patient and its version with the patient index's link */
+    size_t got = wait_events(&rv, 2, 10000, ev, 8);
+    cr_assert_eq(got, 2, "the next serve delivers them: %zu", got);
+    cr_assert(ev[0] == 1 && ev[1] == 2, "numbered from 1, in order");
+    char src[72], gold[72], want[100];
+    source_and_golden("urn:oid:1.2.3", "MRN-R", src, gold);
+    cr_assert(gold[0], "the patient index linked the replayed Patient");
+    snprintf(want, sizeof want, "Patient/%s/", src);
+    json_t *a = notes(&rv);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    size_t i;
+    json_t *fo;
+    json_array_foreach(json_object_get(last, "focus"), i, fo)
+        cr_assert(strncmp(json_string_value(fo), want, strlen(want)) == 0, "%s",
+                  json_string_value(fo));
+    json_decref(a);
+    char q[200];
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity-type=Patient&entity=Patient/%s", src);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", q, NULL, NULL, 0, &r), 200, "%s", r.body.p);
+    json_t *b = ft_json(&r);
+    cr_assert(json_array_size(json_object_get(b, "entry")) >= 1, "the replay is audited: %s",
+              r.body.p);
+    cr_assert(strstr(r.body.p, "replay"), "as the replay: %s", r.body.p);
+    json_decref(b);
+    ft_release(&r);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+    hub_test_rmtree(site);
 }
