@@ -1262,3 +1262,76 @@ Test(e2e_route, replay_while_stopped_is_delivered_by_the_next_serve, .init = up_
     hub_test_rmtree(rv.dir);
     hub_test_rmtree(site);
 }
+
+/* ---- retention ------------------------------------------------------------------------ */
+
+static void up_retention(void) {
+    const char *more[] = {"--set", "route.retention_days=0", "--set",
+                          "route.prune_interval_ms=100", "--set", "route.max_failures=100000",
+                          NULL};
+    up_with(more);
+}
+
+#define FULL ",\"payload\":\"application/fhir+json\""
+
+/* $events of sub since `since`: the HTTP status; the events in *n. */
+static int events_since(const char *sub, int since, ft_resp *r, int *n) {
+    char path[200];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$events?eventsSinceNumber=%d", sub, since);
+    int st = ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, r);
+    *n = 0;
+    if (st == 200) {
+        json_t *b = ft_json(r);
+        *n = (int)json_array_size(json_object_get(b, "entry")) - 1;
+        json_decref(b);
+    }
+    return st;
+}
+
+/* Retention 0: delivered events are pruned at the next pass, and $events
+ * for them answers 410 with an OperationOutcome saying from where it can
+ * replay; a subscriber that is down keeps every event. */
+Test(e2e_route, delivered_events_pruned_undelivered_kept, .init = up_retention, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    char up_id[80], down_id[80];
+    snprintf(up_id, sizeof up_id, "%s",
+             subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook", endpoint_of(&rv),
+                       FULL));
+    cr_assert(wait_status(up_id, "active", 5000));
+    /* nobody listens on port 1: every delivery fails */
+    snprintf(down_id, sizeof down_id, "%s",
+             subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook",
+                       "http://127.0.0.1:1/hook", FULL));
+    for (int i = 0; i < 3; i++) observation("2345-7", "p1");
+    int ev[8];
+    cr_assert_eq(wait_events(&rv, 3, 10000, ev, 8), 3);
+    ft_resp r;
+    int n = 0, st = 0;
+    for (int t = 0; t < 100; t++) {
+        st = events_since(up_id, 1, &r, &n);
+        if (st == 410) break;
+        ft_release(&r);
+        usleep(50000);
+    }
+    cr_assert_eq(st, 410, "delivered and pruned: %d", st);
+    cr_assert(strstr(r.body.p, "OperationOutcome") && strstr(r.body.p, "pruned"), "%s",
+              r.body.p);
+    cr_assert_str_eq(ft_issue(&r, "expression"), "eventsSinceNumber");
+    cr_assert_str_eq(ft_issue(&r, "code"), "deleted");
+    ft_release(&r);
+    char sts[16];
+    long events;
+    sub_status(up_id, sts, &events);
+    cr_assert_eq(events, 3, "still numbered from the start");
+    /* without a range: what is kept (nothing), not an error */
+    cr_assert_eq(events_since(up_id, 4, &r, &n), 200, "%s", r.body.p);
+    cr_assert_eq(n, 0);
+    ft_release(&r);
+    /* the subscriber that was never reached keeps all three */
+    cr_assert_eq(events_since(down_id, 1, &r, &n), 200, "%s", r.body.p);
+    cr_assert_eq(n, 3, "undelivered events are never pruned");
+    ft_release(&r);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
