@@ -122,22 +122,27 @@ static void query_keys(const hub__rsub *s, const hub__leg *l, const hub_store_qu
         return;
     }
     /* A selective clause first (a reference, an identifier: few
-     * subscriptions per value), then any token clause (a status), then _id. */
+     * subscriptions per value), then any token clause (a status), then _id.
+     * A clause over several row names (an alias: Observation's patient is
+     * its subject rows) is found under each. */
     for (int pass = 0; pass < 3; pass++) {
         for (size_t i = 0; i < q->nclauses; i++) {
             const hub_store_qclause *c = &q->clauses[i];
-            bool ok = !c->negate && c->nvals > 0 && c->nparams == 0;
+            bool ok = !c->negate && c->nvals > 0;
             ok = ok && (pass < 2 ? (c->kind == HUB_QC_INDEX && c->ix == HUB_IX_TOKEN &&
                                     (pass == 1 || c->selective))
                                  : c->kind == HUB_QC_ID);
             for (size_t k = 0; ok && k < c->nvals; k++)
-                ok = c->vals[k].value && c->vals[k].op == HUB_SQ_EQ && !c->vals[k].chain;
+                ok = c->vals[k].value && c->vals[k].op == HUB_SQ_EQ && !c->vals[k].chain &&
+                     !c->vals[k].param;
             if (!ok) continue;
-            for (size_t k = 0; k < c->nvals; k++) {
-                snprintf(key, sizeof key, "%s\x1f%s\x1f%s", l->type,
-                         pass < 2 ? c->param : "_id", c->vals[k].value);
-                fn(ud, key);
-            }
+            size_t np = pass < 2 && c->nparams ? c->nparams : 1;
+            for (size_t j = 0; j < np; j++)
+                for (size_t k = 0; k < c->nvals; k++) {
+                    const char *name = pass == 2 ? "_id" : c->nparams ? c->params[j] : c->param;
+                    snprintf(key, sizeof key, "%s\x1f%s\x1f%s", l->type, name, c->vals[k].value);
+                    fn(ud, key);
+                }
             return;
         }
     }
@@ -249,6 +254,10 @@ void hub__subcfg_release(hub__subcfg *c) {
 }
 
 /* ---- matching in memory ------------------------------------------------------------ */
+
+/* Subscriptions looked at for changes: what the index saves shows here
+ * (a change should cost its few candidates, whatever the number held). */
+static hub_metric *m_candidates;
 
 static bool prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
@@ -632,6 +641,7 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
     prev_rows prev = {0};
     hub__rsub *hits[64];
     size_t nhits = 0;
+    int64_t ncand = 0;
     hub_status rc = HUB_OK;
     char key[512];
     bool more = true;
@@ -682,6 +692,7 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
                 hub__rsub *s = sl->v[slot_i];
                 if (s->seen == stamp || s->d.status == HUB_RSUB_OFF) continue;
                 s->seen = stamp;
+                ncand++;
                 for (size_t i = 0; i < s->nlegs; i++) {
                     if (strcmp(s->legs[i].type, ch->type) != 0) continue;
                     if (leg_fires(r, tx, ch, &s->legs[i], &cur, &prev)) {
@@ -716,6 +727,7 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
             else if (rc == HUB_OK) wake_after_commit(r, ids[i]);
         }
     }
+    hub_metric_add(m_candidates, ncand);
     prev_release(&prev);
     hub_arena_release(&aa);
     return rc;
@@ -994,6 +1006,8 @@ hub_status hub_route_open(const hub_route_cfg *c, hub_route **out, hub_err *err)
     r->self = (hub_actor){.channel = "route", .subject = "hub-route"};
     r->care = (hub_actor){.channel = "route", .subject = "hub-route-care"};
     pthread_mutex_init(&r->lock, NULL);
+    m_candidates = hub_metric_get(HUB_METRIC_COUNTER, "hub_route_match_candidates_total", NULL,
+                                  "subscriptions checked against a change (the index's pick)");
     loadctx lc = {r, 0, 0};
     hub_status rc = hub_route_store_due(r->store, 0, true, load_state, &lc, err);
     if (rc == HUB_OK) rc = hub_record_listen(r->rec, on_change, r);

@@ -709,6 +709,17 @@ Test(e2e_route, mllp_subscriber_gets_v2_and_a_nack_fails, .init = up, .fini = do
 
 /* ---- many subscriptions ------------------------------------------------------------------ */
 
+/* hub_route_match_candidates_total from /metrics. */
+static long candidates(void) {
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    const char *p = strstr(r.body.p, "\nhub_route_match_candidates_total ");
+    long v = p ? atol(p + strlen("\nhub_route_match_candidates_total ")) : -1;
+    ft_release(&r);
+    cr_assert(v >= 0, "the metric is served");
+    return v;
+}
+
 Test(e2e_route, ten_thousand_subscriptions, .init = up, .fini = down, .timeout = 240) {
     int port = rx_start();
     enum { N = 10000, PER = 500 };
@@ -733,10 +744,14 @@ Test(e2e_route, ten_thousand_subscriptions, .init = up, .fini = down, .timeout =
         ft_release(&r);
     }
     hub_buf_release(&b);
-    /* a change for one patient reaches that patient's subscription only */
+    /* a change for one patient reaches that patient's subscription only,
+     * and the index hands the matcher that one, not the 10k */
+    long c0 = candidates();
     int64_t t0 = hub_mono_ns();
     for (int i = 0; i < 20; i++) observation("2345-7", "p4321");
     double ms = (double)(hub_mono_ns() - t0) / 1e6 / 20;
+    long c1 = candidates();
+    cr_assert(c1 - c0 >= 20 && c1 - c0 <= 40, "candidates per change: %ld in 20", c1 - c0);
     cr_assert(rx_wait(20, 60000), "twenty ORUs to the one subscriber (got %d)", rx_count());
     usleep(500000);
     cr_assert_eq(rx_count(), 20, "no other subscription fired");
