@@ -38,29 +38,17 @@ const char *hub__cli_conformance(const hub_cfg *cfg) {
     return cfg->conformance_dir[0] ? cfg->conformance_dir : HUB_SOURCE_DIR "/conformance";
 }
 
+/* The route listens first: a listener that writes (the patient index
+ * linking a Patient writes its next version) does so inside the change
+ * it handles, so a listener after it would see the newer version before
+ * the older one and number their events in that order. */
 int hub__listeners_open(const char *cmd, const hub_cfg *cfg, hub_store *store,
                         hub_record *record, bool deliver, hub__listeners *l) {
     hub_err err;
     hub_err_clear(&err);
     memset(l, 0, sizeof *l);
-    json_t *mconf = json_object_get(cfg->file_json, "mpi");
-    if (json_is_true(json_object_get(mconf, "enabled"))) {
-        /* the patient index (on with "mpi": {"enabled": true}): matching on
-         * every Patient write, its operations */
-        char nick[600];
-        snprintf(nick, sizeof nick, "%s/mpi/nicknames.tsv", hub__cli_conformance(cfg));
-        hub_mpi_cfg mpc = {.record = record, .conf = mconf, .nicknames = nick};
-        if (hub_mpi_open(&mpc, &l->mpi, &err) != HUB_OK) {
-            fprintf(stderr, "hub %s: patient index: %s\n", cmd, err.msg);
-            return 2;
-        }
-    }
-    /* the audit trail hangs on the record: writes audited in their
-     * transaction */
     hub_audit_cfg ac = {.store = store, .syslog = cfg->audit_syslog};
-    if (cfg->audit &&
-        (hub_audit_new(&ac, &l->audit, &err) != HUB_OK ||
-         hub_audit_listen(l->audit, record, &err) != HUB_OK)) {
+    if (cfg->audit && hub_audit_new(&ac, &l->audit, &err) != HUB_OK) {
         fprintf(stderr, "hub %s: audit: %s: %s\n", cmd, err.where, err.msg);
         return 2;
     }
@@ -83,6 +71,24 @@ int hub__listeners_open(const char *cmd, const hub_cfg *cfg, hub_store *store,
     if (hub_route_open(&rt, &l->route, &err) != HUB_OK) {
         fprintf(stderr, "hub %s: route: %s\n", cmd, err.msg);
         return 1;
+    }
+    json_t *mconf = json_object_get(cfg->file_json, "mpi");
+    if (json_is_true(json_object_get(mconf, "enabled"))) {
+        /* the patient index (on with "mpi": {"enabled": true}): matching on
+         * every Patient write, its operations */
+        char nick[600];
+        snprintf(nick, sizeof nick, "%s/mpi/nicknames.tsv", hub__cli_conformance(cfg));
+        hub_mpi_cfg mpc = {.record = record, .conf = mconf, .nicknames = nick};
+        if (hub_mpi_open(&mpc, &l->mpi, &err) != HUB_OK) {
+            fprintf(stderr, "hub %s: patient index: %s\n", cmd, err.msg);
+            return 2;
+        }
+    }
+    /* the audit trail hangs on the record: writes audited in their
+     * transaction */
+    if (l->audit && hub_audit_listen(l->audit, record, &err) != HUB_OK) {
+        fprintf(stderr, "hub %s: audit: %s: %s\n", cmd, err.where, err.msg);
+        return 2;
     }
     return 0;
 }
