@@ -51,8 +51,23 @@ typedef enum {
     HUB_V2_CS_ASCII,   /* MSH-18 empty or "ASCII" */
     HUB_V2_CS_LATIN1,  /* "8859/1" */
     HUB_V2_CS_UTF8,    /* "UNICODE UTF-8" (also "UNICODE", "UTF-8") */
-    HUB_V2_CS_OTHER    /* anything else: read as UTF-8 where valid, with
+    HUB_V2_CS_OTHER,   /* unknown name: read as UTF-8 where valid, with
                         * a warning per contradicting byte */
+    /* Converted to UTF-8 with glibc's iconv (HL7 table 0211 names): */
+    HUB_V2_CS_8859_2, HUB_V2_CS_8859_3, HUB_V2_CS_8859_4, HUB_V2_CS_8859_5,
+    HUB_V2_CS_8859_6, HUB_V2_CS_8859_7, HUB_V2_CS_8859_8, HUB_V2_CS_8859_9,
+    HUB_V2_CS_8859_15,
+    HUB_V2_CS_JIS_X0201, /* "ISO IR14": ASCII plus 8-bit half-width katakana */
+    HUB_V2_CS_JIS_X0208, /* "ISO IR87": ISO 2022, ASCII until an escape
+                          * (\M2442\ or a raw ESC $ B) selects JIS X 0208 */
+    HUB_V2_CS_JIS_X0212, /* "ISO IR159": the same, JIS X 0212 (ESC $ ( D) */
+    HUB_V2_CS_GB18030,   /* "GB 18030-2000" */
+    HUB_V2_CS_KS_X1001,  /* "KS X 1001": EUC-KR */
+    HUB_V2_CS_CNS11643,  /* "CNS 11643-1992": EUC-TW */
+    HUB_V2_CS_BIG5,      /* "BIG-5" */
+    HUB_V2_CS_WIDE       /* "UNICODE UTF-16"/"UTF-32": ER7's one-byte
+                          * delimiters cannot carry them; read as UTF-8
+                          * with a parser warning */
 } hub_v2_charset;
 
 /* ---- findings (warnings, errors) ------------------------------------------ */
