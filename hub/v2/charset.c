@@ -11,9 +11,9 @@ static const struct {
     const char *name;
     hub_v2_charset cs;
 } msh18_names[] = {
-    {"ASCII", HUB_V2_CS_ASCII},          {"ISO IR6", HUB_V2_CS_ASCII},
-    {"8859/1", HUB_V2_CS_LATIN1},        {"ISO-8859-1", HUB_V2_CS_LATIN1},
-    {"ISO IR100", HUB_V2_CS_LATIN1},     {"UNICODE UTF-8", HUB_V2_CS_UTF8},
+    {"UNICODE UTF-8", HUB_V2_CS_UTF8},  {"ASCII", HUB_V2_CS_ASCII},
+    {"8859/1", HUB_V2_CS_LATIN1},        {"ISO IR6", HUB_V2_CS_ASCII},
+    {"ISO-8859-1", HUB_V2_CS_LATIN1},    {"ISO IR100", HUB_V2_CS_LATIN1},
     {"UTF-8", HUB_V2_CS_UTF8},           {"UNICODE", HUB_V2_CS_UTF8},
     {"ISO IR192", HUB_V2_CS_UTF8},       {"8859/2", HUB_V2_CS_8859_2},
     {"8859/3", HUB_V2_CS_8859_3},        {"8859/4", HUB_V2_CS_8859_4},
@@ -104,6 +104,13 @@ const hub__v2_gset *hub__v2_designation(const unsigned char *seq, size_t n, int 
 }
 
 void hub__v2_cs_initial(hub_v2_charset cs, hub__v2_cstate *st) {
+    if (cs == HUB_V2_CS_UTF8) { /* the common case first */
+        st->mode = HUB__MODE_UTF8;
+        st->g0 = &hub__v2_g_ascii;
+        st->g1 = &hub__v2_g_none;
+        st->whole = NULL;
+        return;
+    }
     st->mode = HUB__MODE_ISO;
     st->g0 = &hub__v2_g_ascii;
     st->g1 = &hub__v2_g_none;

@@ -385,22 +385,29 @@ hub_status hub_v2_decode(hub_arena *a, const hub_v2_msg *m, hub_slice raw,
     size_t base = SIZE_MAX;
     if (m && raw.p >= m->in && raw.p + raw.n <= m->in + m->n)
         base = (size_t)(raw.p - m->in);
-    dec D = {.o = buf, .end = buf + raw.n * 3 + 15, .a = a,
-             .cs = m ? m->cs : HUB_V2_CS_UTF8, .d = &d, .out = out};
+    /* Fields one by one: an initializer would zero the iconv cache too. */
+    dec D;
+    D.o = buf;
+    D.end = buf + raw.n * 3 + 15;
+    D.a = a;
+    D.cs = m ? m->cs : HUB_V2_CS_UTF8;
+    D.d = &d;
+    D.out = out;
     hub__v2_cs_initial(D.cs, &D.st);
     hub__v2_conv_init(&D.conv);
     bool raw_esc = m && m->iso2022;
+    /* The bytes that end a plain run besides those >= 0x80 (never equal
+     * to a byte below 0x80 when unused). */
+    const char stop1 = d.esc ? d.esc : (char)0x80, stop2 = raw_esc ? (char)0x1B : stop1;
     const char *p = raw.p, *end = raw.p + raw.n;
     while (p < end) {
         const char *q = p;
         if (D.st.mode != HUB__MODE_ISO || D.st.g0 == &hub__v2_g_ascii) {
             /* Plain ASCII runs are copied as they are. */
-            while (q < end && (unsigned char)*q < 0x80 && (*q != d.esc || d.esc == 0) &&
-                   !(raw_esc && *q == 0x1B)) {
-                if (d.trunc && *q == d.trunc) out->flags |= HUB_V2_TEXT_TRUNCATED;
-                q++;
-            }
+            while (q < end && (unsigned char)*q < 0x80 && *q != stop1 && *q != stop2) q++;
             if (q > p) {
+                if (d.trunc && memchr(p, d.trunc, (size_t)(q - p)))
+                    out->flags |= HUB_V2_TEXT_TRUNCATED;
                 memcpy(D.o, p, (size_t)(q - p));
                 D.o += q - p;
                 p = q;
@@ -420,7 +427,7 @@ hub_status hub_v2_decode(hub_arena *a, const hub_v2_msg *m, hub_slice raw,
         emit_bytes(&D, (const unsigned char *)p, (size_t)(q - p), off, 1);
         p = q;
     }
-    hub__v2_conv_release(&D.conv);
+    if (D.conv.n) hub__v2_conv_release(&D.conv);
     *D.o = '\0';
     out->text = hub_slice_of(buf, (size_t)(D.o - buf));
     return HUB_OK;

@@ -174,7 +174,9 @@ static hub_status push_seg(hub_arena *a, hub_v2_msg *m, hub__v2_seg **out,
 
 /* True when any repetition of MSH-18 names an ISO 2022 Japanese set. */
 static bool msh18_iso2022(const hub_v2_msg *m) {
+    if (hub__v2_charset_iso2022(m->cs)) return true;
     hub_slice f = hub_v2_at(m, 0, 18, 0, 0, 0);
+    if (f.n == 0 || memchr(f.p, m->d.rep, f.n) == NULL) return false;
     size_t count;
     hub_v2_split(f, m->d.rep, 0, &count);
     for (size_t i = 1; i <= count && i <= 8; i++)
