@@ -157,7 +157,7 @@ void hub__v2_conv_release(hub__v2_conv *c) {
  * glibc has no such converter). */
 static iconv_t conv_get(hub__v2_conv *c, const char *from, const char *to) {
     for (size_t i = 0; i < c->n; i++)
-        if (c->from[i] == from && c->to[i] == to) return c->cd[i];
+        if (strcmp(c->from[i], from) == 0 && strcmp(c->to[i], to) == 0) return c->cd[i];
     iconv_t cd = iconv_open(to, from);
     if (c->n < HUB__V2_MAX_CONV) {
         c->from[c->n] = from;

@@ -121,7 +121,7 @@ const hub__v2_gset *hub__v2_designation(const unsigned char *seq, size_t n, int 
 const char *hub__v2_cs_iconv_name(hub_v2_charset cs);
 
 /* iconv descriptors opened while one value is decoded or encoded. */
-#define HUB__V2_MAX_CONV 4
+#define HUB__V2_MAX_CONV 8
 typedef struct {
     size_t n;
     const char *from[HUB__V2_MAX_CONV], *to[HUB__V2_MAX_CONV];
@@ -129,10 +129,10 @@ typedef struct {
 } hub__v2_conv;
 void hub__v2_conv_init(hub__v2_conv *c);
 void hub__v2_conv_release(hub__v2_conv *c);
-/* Converts in[0..n) with iconv from `from` to `to` (names compared by
- * pointer for the cache) into out (room bytes). Returns the bytes written,
- * or SIZE_MAX when the converter is missing or the input is invalid or
- * incomplete in `from`. */
+/* Converts in[0..n) with iconv from `from` to `to` (glibc names; each
+ * pair opened once per hub__v2_conv, at most HUB__V2_MAX_CONV pairs) into
+ * out (room bytes). Returns the bytes written, or SIZE_MAX when the
+ * converter is missing or the input is invalid or incomplete in `from`. */
 size_t hub__v2_conv_run(hub__v2_conv *c, const char *from, const char *to,
                         const unsigned char *in, size_t n, char *out, size_t room);
 
