@@ -307,6 +307,22 @@ Test(v2_escape, msh18_multibyte_8bit) {
     expect_cs("BIG-5", "\xA4\xA4\xB3\\x", "\xE4\xB8\xAD\xE8\xA8\xB1x");
 }
 
+Test(v2_escape, hex_bytes_of_one_long_utf8_run) {
+    /* 40 two-byte characters in one \X..\ (80 bytes): none is split */
+    char v[400] = "\\C2547\\\\X";
+    for (int i = 0; i < 40; i++) strcat(v, "C3A9");
+    strcat(v, "\\");
+    hub_v2_text_out t = dec(v);
+    cr_assert_eq(t.flags, 0, "flags %u", t.flags);
+    cr_assert_eq(t.text.n, 80);
+    for (size_t i = 0; i < 80; i += 2) cr_assert(t.text.p[i] == '\xC3' && t.text.p[i + 1] == '\xA9');
+}
+
+Test(v2_escape, utf8_switch_returns_to_the_messages_multibyte_set) {
+    expect_cs("BIG-5", "\\C2547\\\\XC3A9\\\\C2540\\\xA4\xA4", "\xC3\xA9\xE4\xB8\xAD");
+    expect_cs("8859/7", "\xD9\\C2547\\\xE2\x82\xAC\\C2540\\\xD9", "\xCE\xA9\xE2\x82\xAC\xCE\xA9");
+}
+
 Test(v2_escape, msh18_bad_bytes_flagged_with_position) {
     hub_v2_text_out t = dec_in(MSH18("KS X 1001"), "ab\xFF\xFF");
     cr_assert(t.flags & HUB_V2_TEXT_BAD_BYTES);
