@@ -572,7 +572,11 @@ hub_status hub__v2_escape_for(const hub_v2_msg *m, const char *text, hub_buf *ou
     for (size_t i = 0; i < n && rc == HUB_OK;) {
         size_t j = i;
         while (j < n && u[j] < 0x80) j++;
-        if (j > i) rc = hub_v2_escape(hub_slice_of(text + i, j - i), &m->d, out);
+        /* Without an escape character nothing is escaped: the caller has
+         * refused text holding a delimiter. */
+        if (j > i)
+            rc = m->d.esc ? hub_v2_escape(hub_slice_of(text + i, j - i), &m->d, out)
+                          : hub_buf_append(out, text + i, j - i);
         i = j;
         while (j < n && u[j] >= 0x80) j++;
         if (j > i && rc == HUB_OK) rc = put_non_ascii(m, &cv, u + i, j - i, out);
