@@ -46,6 +46,30 @@ static void print_value(hub_arena *a, const hub_v2_msg *m, hub_slice raw) {
     printf("%s\n", t ? t : "");
 }
 
+/* The structure that groups message m: the base profile's for its version
+ * (conformance/v2, opened on first use into *set) when the profiles are
+ * there and know it, else the engine's built-in one (ORU_R01, ADT_A01).
+ * NULL when neither has it. */
+static const hub_v2_struct_def *struct_of(hub_v2_profset **set, const hub_v2_msg *m) {
+    char sname[32];
+    hub_v2_struct_name(m, sname, sizeof sname);
+    if (*set == NULL) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/conformance/v2", HUB_SOURCE_DIR);
+        if (hub_v2_profset_open(dir, set, NULL) != HUB_OK) *set = NULL;
+    }
+    const hub_v2_msh *h = hub_v2_msg_msh(m);
+    char ver[16];
+    const hub_v2_profile *p = NULL;
+    if (*set && hub_v2_profset_pick(*set, h->version, ver, sizeof ver) >= 0 &&
+        hub_v2_profset_get(*set, ver, &p, NULL) == HUB_OK) {
+        const char *name = hub_v2_profile_struct_for(p, h->msg_code, h->trigger, h->structure);
+        const hub_v2_struct_def *def = name ? hub_v2_profile_struct_def(p, name) : NULL;
+        if (def) return def;
+    }
+    return hub_v2_struct_builtin(sname);
+}
+
 int hub__cmd_get(int argc, char **argv) {
     static const char usage[] =
         "usage: hub get FILE PATH...\n\n"
@@ -72,6 +96,7 @@ int hub__cmd_get(int argc, char **argv) {
         }
     }
     hub_arena a;
+    hub_v2_profset *set = NULL;
     hub_arena_init(&a, 65536);
     hub_v2_batch b;
     char *buf;
@@ -86,9 +111,7 @@ int hub__cmd_get(int argc, char **argv) {
             }
             hub_v2_groups g;
             bool have_groups = false;
-            char sname[32];
-            hub_v2_struct_name(m, sname, sizeof sname);
-            const hub_v2_struct_def *def = hub_v2_struct_builtin(sname);
+            const hub_v2_struct_def *def = struct_of(&set, m);
             for (int i = 0; i < npaths; i++) {
                 hub_slice v;
                 if (paths[i].ngroups) {
@@ -108,6 +131,7 @@ int hub__cmd_get(int argc, char **argv) {
             }
         }
     }
+    hub_v2_profset_close(set);
     hub_arena_release(&a);
     hub_free(buf);
     hub_free(paths);
@@ -161,7 +185,8 @@ int hub__cmd_inspect(int argc, char **argv) {
     static const char usage[] =
         "usage: hub inspect FILE\n\n"
         "Prints every message in FILE as an indented tree: segment groups (for\n"
-        "the ORU_R01 and ADT_A01 structures), segments, and their non-empty\n"
+        "the structure the base profile of the message's version names, or the\n"
+        "built-in ORU_R01 and ADT_A01), segments, and their non-empty\n"
         "fields, decoded. Exit status: 0 done, 1 the file cannot be read or\n"
         "parsed, 2 bad usage.\n";
     if (argc > 1 && hub__cli_is_help(argv[1])) {
@@ -170,6 +195,7 @@ int hub__cmd_inspect(int argc, char **argv) {
     }
     if (argc != 2) return hub__cli_usage_error("inspect", "needs exactly one FILE");
     hub_arena a;
+    hub_v2_profset *set = NULL;
     hub_arena_init(&a, 65536);
     hub_v2_batch b;
     char *buf;
@@ -197,7 +223,7 @@ int hub__cmd_inspect(int argc, char **argv) {
             printf("message %zu: %s (v%.*s, %zu segments)\n", k + 1,
                    sname[0] ? sname : "?", (int)h->version.n,
                    h->version.p ? h->version.p : "", hub_v2_seg_count(m));
-            const hub_v2_struct_def *def = hub_v2_struct_builtin(sname);
+            const hub_v2_struct_def *def = struct_of(&set, m);
             hub_v2_groups g;
             if (def && hub_v2_group_match(&a, m, def, &g, &e) == HUB_OK) {
                 print_group(&a, m, g.root, 1);
@@ -207,6 +233,7 @@ int hub__cmd_inspect(int argc, char **argv) {
             }
         }
     }
+    hub_v2_profset_close(set);
     hub_arena_release(&a);
     hub_free(buf);
     return rc;

@@ -153,9 +153,10 @@ hub_status hub_v2_set(hub_arena *a, hub_v2_msg *m, size_t seg, size_t field,
     rc = HUB_E_NOMEM;
     if (text == NULL) {
         if (hub_buf_append(&val, "\"\"", 2) != HUB_OK) goto out;
-    } else if (hub_v2_escape(hub_slice_cstr(text), &m->d, &val) != HUB_OK) {
+    } else if ((rc = hub__v2_escape_for(m, text, &val, where, err)) != HUB_OK) {
         goto out;
     }
+    rc = HUB_E_NOMEM;
     hub_slice f = s->fields[field];
     hub_slice r = hub_v2_split(f, m->d.rep, rep, NULL);
     hub_slice newrep = hub_slice_of(val.p, val.n);

@@ -172,16 +172,17 @@ static hub_status push_seg(hub_arena *a, hub_v2_msg *m, hub__v2_seg **out,
     return HUB_OK;
 }
 
-hub_v2_charset hub__v2_charset_of(hub_slice v) {
-    if (v.p == NULL || v.n == 0 || hub_slice_eq_nocase(v, "ASCII"))
-        return HUB_V2_CS_ASCII;
-    if (hub_slice_eq_nocase(v, "8859/1") || hub_slice_eq_nocase(v, "ISO-8859-1") ||
-        hub_slice_eq_nocase(v, "ISO IR100"))
-        return HUB_V2_CS_LATIN1;
-    if (hub_slice_eq_nocase(v, "UNICODE UTF-8") || hub_slice_eq_nocase(v, "UTF-8") ||
-        hub_slice_eq_nocase(v, "UNICODE") || hub_slice_eq_nocase(v, "ISO IR192"))
-        return HUB_V2_CS_UTF8;
-    return HUB_V2_CS_OTHER;
+/* True when any repetition of MSH-18 names an ISO 2022 Japanese set. */
+static bool msh18_iso2022(const hub_v2_msg *m) {
+    if (hub__v2_charset_iso2022(m->cs)) return true;
+    hub_slice f = hub_v2_at(m, 0, 18, 0, 0, 0);
+    if (f.n == 0 || memchr(f.p, m->d.rep, f.n) == NULL) return false;
+    size_t count;
+    hub_v2_split(f, m->d.rep, 0, &count);
+    for (size_t i = 1; i <= count && i <= 8; i++)
+        if (hub__v2_charset_iso2022(hub__v2_charset_of(hub_v2_split(f, m->d.rep, i, NULL))))
+            return true;
+    return false;
 }
 
 /* "2.5.1" < "2.7"? Compares the first two numbers. */
@@ -212,6 +213,7 @@ void hub__v2_fill_msh(hub_v2_msg *m) {
     h->app_ack = hub_v2_at(m, 0, 16, 0, 0, 0);
     h->charset = hub_v2_at(m, 0, 18, 1, 0, 0);
     m->cs = hub__v2_charset_of(h->charset);
+    m->iso2022 = msh18_iso2022(m);
 }
 
 /* Bit i set when byte base+i is the field separator, CR or LF; *eol gets
@@ -435,6 +437,10 @@ hub_status hub_v2_parse(hub_arena *a, const char *p, size_t n,
     if (m->cs == HUB_V2_CS_OTHER)
         hub__v2_warn(a, m, 0, 18, HUB_V2_E_TABLE_VALUE, SIZE_MAX,
                      "unknown character set in MSH-18, read as UTF-8");
+    if (m->cs == HUB_V2_CS_WIDE)
+        hub__v2_warn(a, m, 0, 18, HUB_V2_E_TABLE_VALUE, SIZE_MAX,
+                     "UTF-16/UTF-32 in MSH-18 cannot be split on one-byte "
+                     "delimiters, read as UTF-8");
     if (d.trunc && version_before_27(m->msh.version))
         hub__v2_warn(a, m, 0, 2, HUB_V2_E_DATA_TYPE, SIZE_MAX,
                      "truncation character declared before v2.7");

@@ -31,6 +31,7 @@ typedef struct {
     hub_v2_policy pol;
     hub_v2_delims d;
     bool utf8;
+    bool convert; /* values are decoded before their length is counted */
     int vnum;
     bool fallback_older; /* validated with an older version than declared */
     vitem *items;      /* arena array */
@@ -579,7 +580,7 @@ static hub_slice split_next(splitter *s) {
 static size_t value_len(vctx *c, hub_slice raw) {
     hub_slice v = raw;
     bool utf8 = c->utf8;
-    if (c->d.esc && memchr(raw.p, c->d.esc, raw.n)) {
+    if ((c->d.esc && memchr(raw.p, c->d.esc, raw.n)) || c->convert) {
         hub_v2_text_out t;
         hub_err e;
         if (hub_v2_decode(c->a, c->m, raw, &t, &e) == HUB_OK) {
@@ -1043,7 +1044,11 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     else hub_v2_policy_default(&c.pol);
     if (c.site && !(opts && opts->policy)) hub_v2_site_policy(c.site, &c.pol);
     c.d = hub_v2_msg_delims(m);
-    c.utf8 = hub_v2_msg_charset(m) != HUB_V2_CS_LATIN1;
+    hub_v2_charset mcs = hub_v2_msg_charset(m);
+    c.utf8 = mcs != HUB_V2_CS_LATIN1;
+    /* Sets read through iconv (or ISO 2022 escapes): bytes are not
+     * characters, so lengths are counted on the decoded text. */
+    c.convert = (mcs >= HUB_V2_CS_8859_2 && mcs != HUB_V2_CS_WIDE) || m->iso2022;
     seg_seqs(&c);
     hub_slice body = body_of(m);
     c.maybe_esc = c.d.esc != 0 && body_has(body, c.d.esc);

@@ -51,8 +51,23 @@ typedef enum {
     HUB_V2_CS_ASCII,   /* MSH-18 empty or "ASCII" */
     HUB_V2_CS_LATIN1,  /* "8859/1" */
     HUB_V2_CS_UTF8,    /* "UNICODE UTF-8" (also "UNICODE", "UTF-8") */
-    HUB_V2_CS_OTHER    /* anything else: read as UTF-8 where valid, with
+    HUB_V2_CS_OTHER,   /* unknown name: read as UTF-8 where valid, with
                         * a warning per contradicting byte */
+    /* Converted to UTF-8 with glibc's iconv (HL7 table 0211 names): */
+    HUB_V2_CS_8859_2, HUB_V2_CS_8859_3, HUB_V2_CS_8859_4, HUB_V2_CS_8859_5,
+    HUB_V2_CS_8859_6, HUB_V2_CS_8859_7, HUB_V2_CS_8859_8, HUB_V2_CS_8859_9,
+    HUB_V2_CS_8859_15,
+    HUB_V2_CS_JIS_X0201, /* "ISO IR14": ASCII plus 8-bit half-width katakana */
+    HUB_V2_CS_JIS_X0208, /* "ISO IR87": ISO 2022, ASCII until an escape
+                          * (\M2442\ or a raw ESC $ B) selects JIS X 0208 */
+    HUB_V2_CS_JIS_X0212, /* "ISO IR159": the same, JIS X 0212 (ESC $ ( D) */
+    HUB_V2_CS_GB18030,   /* "GB 18030-2000" */
+    HUB_V2_CS_KS_X1001,  /* "KS X 1001": EUC-KR */
+    HUB_V2_CS_CNS11643,  /* "CNS 11643-1992": EUC-TW */
+    HUB_V2_CS_BIG5,      /* "BIG-5" */
+    HUB_V2_CS_WIDE       /* "UNICODE UTF-16"/"UTF-32": ER7's one-byte
+                          * delimiters cannot carry them; read as UTF-8
+                          * with a parser warning */
 } hub_v2_charset;
 
 /* ---- findings (warnings, errors) ------------------------------------------ */
@@ -271,14 +286,19 @@ typedef struct {
 
 /* Decodes `raw` (a slice of m's input, or any slice using m's delimiters):
  * escapes \F\ \S\ \T\ \R\ \E\ \P\ become the delimiters, \Xhh..\ bytes (any
- * even number of hex digits, read in the message's charset), \Cxxyy\ and
- * \Mxxyyzz\ switch the charset where the hub knows it (ISO-IR 6 ASCII,
- * ISO-IR 100 Latin-1; others keep the escape text and set BAD_ESCAPE),
+ * even number of hex digits, read in the current charset), \Cxxyy\ and
+ * \Mxxyy[zz]\ switch the charset until the next switch or the value's
+ * end (ISO 2022 designations: ASCII, the ISO 8859 parts, JIS X 0201,
+ * JIS X 0208/0212, KS X 1001, GB 2312, \C2547\ UTF-8, \C2540\ back to
+ * MSH-18's set; conformance/v2/README.md lists them; an unknown one keeps
+ * its text and sets BAD_ESCAPE), and so do raw ESC sequences when MSH-18
+ * names ISO IR14/87/159,
  * \.br\ and \.sp\ (\.sp n\) become line breaks, \H\ \N\ and the other
  * formatting commands (\.in\ \.ti\ \.fi\ \.nf\ \.ce\ \.sk\) are dropped,
  * \Zxx\ is kept verbatim. Delimiters inside raw (the value of a whole field
  * or repetition) are kept as they are. Output is UTF-8: Latin-1 bytes are
- * converted; bytes that contradict the declared charset set
+ * converted, and so are the other MSH-18 charsets (glibc iconv); bytes
+ * that contradict the current charset (or that iconv refuses) set
  * HUB_V2_TEXT_BAD_BYTES and bad_offset: a valid UTF-8 sequence in an ASCII
  * or Latin-1 message is kept as UTF-8, anything else becomes U+FFFD.
  * Errors: HUB_E_NOMEM, HUB_E_LIMIT (raw over HUB_MAX_FIELD). */
@@ -291,7 +311,9 @@ const char *hub_v2_text(hub_arena *a, const hub_v2_msg *m, hub_slice raw);
 /* Escapes UTF-8 text with delimiters `d` and appends it to `out`: the
  * field, component, repetition, sub-component, escape and truncation
  * characters become \F\ \S\ \R\ \T\ \E\ \P\; CR and LF become \X0D\
- * \X0A\. Errors: HUB_E_NOMEM. */
+ * \X0A\. Other bytes, non-ASCII ones too, are kept as they are
+ * (hub_v2_set also writes non-ASCII text in the message's charset).
+ * Errors: HUB_E_NOMEM. */
 hub_status hub_v2_escape(hub_slice text, const hub_v2_delims *d, hub_buf *out);
 
 /* Scans every value of the message for bytes that contradict its declared
@@ -319,8 +341,12 @@ hub_status hub_v2_seg_add(hub_arena *a, hub_v2_msg *m, const char *id,
  * MSH-1 and MSH-2 cannot be set (HUB_E_ARG); text that holds a delimiter,
  * CR or LF is HUB_E_ARG when the message declares no escape character, as
  * is a sub-component position without a sub-component separator.
- * Errors: HUB_E_ARG,
- * HUB_E_LIMIT, HUB_E_NOMEM. */
+ * Non-ASCII characters are written in the message's charset (MSH-18): as
+ * they are in UTF-8, as their byte in an ISO 8859 part that has them,
+ * otherwise as \Xhh..\ (their UTF-8 bytes) between \C2547\ and \C2540\;
+ * text that is not UTF-8, or that needs such an escape in a message
+ * without an escape character, is HUB_E_ARG.
+ * Errors: HUB_E_ARG, HUB_E_LIMIT, HUB_E_NOMEM. */
 hub_status hub_v2_set(hub_arena *a, hub_v2_msg *m, size_t seg, size_t field,
                       size_t rep, size_t comp, size_t sub, const char *text,
                       hub_err *err);

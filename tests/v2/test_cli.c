@@ -95,3 +95,27 @@ Test(v2_cli, inspect_usage) {
     cr_assert_eq(run("help get", out, sizeof out), 0);
     cr_assert_not_null(strstr(out, "usage: hub get"));
 }
+
+Test(v2_cli, inspect_groups_from_the_base_profile) {
+    /* DEO^O45 is a 2.8 structure the engine has no built-in for: its
+     * groups come from conformance/v2/base/v2.8.json */
+    char file[160], out[8192], args[512];
+    snprintf(file, sizeof file, "%s/deo.hl7", dir);
+    FILE *f = fopen(file, "wb");
+    fputs("MSH|^~\\&|BANK|BC|LIS|H|20260101||DEO^O45|C1|P|2.8\r"
+          "PID|1||D1^^^BC^MR\rPV1|1|O\r"
+          "OBR|1|ORD1\rOBX|1|NM|HGB||14\rNTE|1||ok\r", f);
+    fclose(f);
+    snprintf(args, sizeof args, "inspect %s", file);
+    cr_assert_eq(run(args, out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "message 1: DEO_O45 (v2.8, 6 segments)"), "%s", out);
+    cr_assert_not_null(strstr(out, "  DONOR(1)\n    PID\n"), "%s", out);
+    cr_assert_not_null(strstr(out, "    DONOR_REGISTRATION(1)\n      PV1\n"), "%s", out);
+    cr_assert_not_null(strstr(out, "  DONATION_ORDER(1)\n    OBR\n"), "%s", out);
+    cr_assert_not_null(strstr(out, "    DONATION_OBSERVATION(1)\n      OBX\n"), "%s", out);
+    cr_assert_null(strstr(out, "not in the structure"), "%s", out);
+    snprintf(args, sizeof args, "get %s 'DONATION_ORDER/DONATION_OBSERVATION/OBX-5'", file);
+    cr_assert_eq(run(args, out, sizeof out), 0);
+    cr_assert_str_eq(out, "14\n");
+    unlink(file);
+}

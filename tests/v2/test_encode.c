@@ -83,6 +83,9 @@ Test(v2_encode, set_errors) {
     cr_assert_eq(hub_v2_set(&A, m, 1, 3, 1, 1, 0, "a^b", &err), HUB_E_ARG); /* no escape */
     cr_assert_str_eq(err.where, "PID-3");
     cr_assert_eq(hub_v2_set(&A, m, 1, 3, 1, 1, 0, "a\\b&c", &err), HUB_OK);
+    /* nothing is escaped without an escape character: written as it is */
+    v2_assert_slice(hub_v2_at(m, 1, 3, 1, 1, 0), "a\\b&c");
+    cr_assert_str_eq(hub_v2_text(&A, m, hub_v2_at(m, 1, 3, 1, 1, 0)), "a\\b&c");
     cr_assert_eq(hub_v2_set(&A, m, 1, HUB_MAX_FIELDS + 1, 0, 0, 0, "x", &err), HUB_E_LIMIT);
     cr_assert_eq(hub_v2_set_path(&A, m, "OBX-5", "x", &err), HUB_E_NOTFOUND);
     cr_assert_eq(hub_v2_set_path(&A, m, "PID", "x", &err), HUB_E_ARG);

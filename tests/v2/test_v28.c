@@ -90,8 +90,8 @@ static const hub_v2_policy *strict_order(void) {
 Test(v2_v28, profile_is_271_plus_delta, .init = up, .fini = down) {
     const hub_v2_profile *p = get("2.8"), *o = get("2.7.1");
     cr_assert_str_eq(hub_v2_profile_version(p), "2.8");
-    /* the delta adds two structures (DBC_O41, DPR_O48) and changes four */
-    cr_assert_eq(hub_v2_profile_nstructs(p), hub_v2_profile_nstructs(o) + 2);
+    /* the delta adds the 16 structures table 0354 dates 2.8 and changes four */
+    cr_assert_eq(hub_v2_profile_nstructs(p), hub_v2_profile_nstructs(o) + 16);
     cr_assert_not_null(hub_v2_profile_struct_def(p, "DPR_O48"));
     cr_assert_null(hub_v2_profile_struct_def(o, "DPR_O48"));
     /* CDO: a segment of 2.8, not of 2.7.1 */
@@ -581,4 +581,135 @@ Test(v2_v28, version_tables_merge_and_bad_ones_are_refused) {
     cr_assert_eq(load_with(GOOD_TABLES, "[[\"I\",\"CQ\",\"O\",\"1\",0,\"\",2]]", &err),
                  HUB_E_PARSE);
     cr_assert_str_eq(err.where, "v2.8.json");
+}
+
+/* ---- the other structures 2.8 adds (table 0354, "added v2.8") --------------------- */
+
+#define PID_D "PID|1||D1^^^BC^MR||DONOR^DAN||19800101|M\r"
+#define DON_MIN DON_WITH("NIN^Not interrupted^HL70923")
+
+/* A sample of each new structure: its MSH-9 (without MSH-9.3, so the event
+ * map is what finds the structure), its body, where one segment sits
+ * (1-based segment index in the message, and the group that holds it),
+ * and the same body with two segments swapped. */
+static const struct {
+    const char *msh9, *structure, *body;
+    size_t seg;
+    const char *group;
+    const char *swapped;
+} samples[] = {
+    {"DBU^O42", "DBC_O42", PID_D "OBX|1|ST|X||y\rAL1|1||PEN^Penicillin^LOCAL\r", 3, "DONOR",
+     "AL1|1||PEN^Penicillin^LOCAL\r" PID_D},
+    {"DRG^O43", "DRG_O43", PID_D "PV1|1|O\rNTE|1||registered\r", 3, "DONOR_REGISTRATION",
+     "PV1|1|O\r" PID_D},
+    {"DER^O44", "DER_O44", PID_D "OBR|1|ORD1||DON^Donation^LOCAL\rNTE|1||n\r", 3,
+     "DONATION_ORDER", "OBR|1|ORD1||DON^Donation^LOCAL\r" PID_D},
+    {"DEO^O45", "DEO_O45",
+     PID_D "OBR|1|ORD1||DON^Donation^LOCAL\rOBX|1|NM|HGB^Hemoglobin^LOCAL||14|g/dL\r", 3,
+     "DONATION_OBSERVATION", "OBX|1|NM|HGB^Hemoglobin^LOCAL||14|g/dL\rOBR|1|ORD1||DON^D^L\r"},
+    {"DEL^O46", "DEL_O46", PID_D DON_MIN "NTE|1||eligible\r", 2, "DEL_O46",
+     DON_MIN PID_D},
+    {"DRC^O47", "DRC_O47", PID_D "OBR|1|ORD1||DON^Donation^LOCAL\r", 2, "DONATION_ORDER",
+     "OBR|1|ORD1||DON^Donation^LOCAL\r" PID_D},
+    {"OSU^O41", "OSU_O41", "MSA|AA|M1\rPID|1||P1^^^H^MR\rORC|SC|ORD1\rORC|SC|ORD2\r", 4,
+     "ORDER_STATUS", "ORC|SC|ORD1\rMSA|AA|M1\r"},
+    {"OMQ^O42", "OMQ_O42",
+     "PID|1||P1^^^H^MR\rPV1|1|O\rORC|NW|ORD1\rOBX|1|ST|DOC^Doc^L||x\rTXA|1|CN|TX\r"
+     "SPM|1|S1\rOBX|2|ST|Q^q^L||y\r",
+     7, "SPECIMEN_OBSERVATION", "ORC|NW|ORD1\rPID|1||P1^^^H^MR\rOBX|1|ST|D^D^L||x\rTXA|1|CN|TX\r"},
+    {"ORX^O43", "ORX_O43", "MSA|AA|M1\rPID|1||P1^^^H^MR\rORC|OK|ORD1\rTXA|1|CN|TX\r", 3,
+     "ORDER", "MSA|AA|M1\rTXA|1|CN|TX\rORC|OK|ORD1\r"},
+    {"QBP^Q33", "QBP_O33", "QPD|Q33^Donor candidates^HL70471|T1\rRCP|I\r", 1, "QBP_O33",
+     "RCP|I\rQPD|Q33^Donor candidates^HL70471|T1\r"},
+    {"RSP^K33", "RSP_O33", "MSA|AA|M1\rQAK|T1|OK\rQPD|Q33^x^HL70471|T1\r" PID_D, 4, "DONOR",
+     "QAK|T1|OK\rMSA|AA|M1\rQPD|Q33^x^HL70471|T1\r"},
+    {"QBP^Q34", "QBP_O34", "QPD|Q34^Donor record^HL70471|T2\rRCP|I\r", 2, "QBP_O34",
+     "RCP|I\rQPD|Q34^Donor record^HL70471|T2\r"},
+    {"RSP^K34", "RSP_O34", "MSA|AA|M1\rQAK|T2|OK\rQPD|Q34^x^HL70471|T2\r" PID_D DON_MIN, 5,
+     "DONATION", "MSA|AA|M1\rQAK|T2|OK\rQPD|Q34^x^HL70471|T2\r" DON_MIN PID_D},
+    {"ORA^R41", "ORA_R41", "MSA|AA|M1\rERR||OBX^1|207^x^HL70357|W\r", 1, "ORA_R41",
+     "ERR||OBX^1|207^x^HL70357|W\rMSA|AA|M1\r"},
+};
+
+static char *sample_msg(const char *ver, const char *msh9, const char *body) {
+    char *out = hub_arena_sprintf(&arena,
+                                  "MSH|^~\\&|BANK|BC|LIS|HOSP|20230115120000||%s|M9|P|%s\r%s",
+                                  msh9, ver, body);
+    cr_assert_not_null(out);
+    return out;
+}
+
+Test(v2_v28, new_structures_parse_validate_and_group, .init = up, .fini = down) {
+    const hub_v2_profile *p = get("2.8");
+    for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
+        const char *t = sample_msg("2.8", samples[i].msh9, samples[i].body);
+        hub_v2_msg *m = v2_parse_ok(&arena, t);
+        const hub_v2_msh *h = hub_v2_msg_msh(m);
+        const char *name = hub_v2_profile_struct_for(p, h->msg_code, h->trigger, h->structure);
+        cr_assert_not_null(name, "%s: no structure", samples[i].msh9);
+        cr_assert_str_eq(name, samples[i].structure);
+        /* no structural finding: nothing missing, nothing out of place */
+        hub_v2_findings fs = run(t, strict_order());
+        for (size_t k = 0; k < fs.n; k++)
+            cr_assert_neq(fs.items[k].code, 100, "%s: %s", samples[i].msh9, fs.items[k].text);
+        cr_assert_null(v2_finding(&fs, "MSH-9.2", 201), "%s", samples[i].msh9);
+        /* its groups are navigable */
+        hub_v2_groups g;
+        hub_err err;
+        cr_assert_eq(hub_v2_group_match(&arena, m, hub_v2_profile_struct_def(p, name), &g, &err),
+                     HUB_OK);
+        cr_assert_eq(g.nunexpected, 0, "%s", samples[i].msh9);
+        cr_assert_str_eq(hub_v2_group_parent(&g, samples[i].seg)->name, samples[i].group,
+                         "%s seg %zu", samples[i].msh9, samples[i].seg);
+    }
+}
+
+Test(v2_v28, new_structures_report_wrong_order, .init = up, .fini = down) {
+    for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
+        hub_v2_findings fs = run(sample_msg("2.8", samples[i].msh9, samples[i].swapped), NULL);
+        bool structural = false;
+        for (size_t k = 0; k < fs.n; k++) structural |= fs.items[k].code == 100;
+        if (!structural) v2_findings_dump(&fs);
+        cr_assert(structural, "%s: swapped order not reported", samples[i].msh9);
+    }
+}
+
+Test(v2_v28, new_structures_unknown_to_271, .init = up, .fini = down) {
+    /* the donation messages are new types; OSU, OMQ, ORX too; QBP^Q33 and
+     * ORA^R41 are new events of known types */
+    hub_v2_findings fs = run(sample_msg("2.7.1", "DBU^O42", samples[0].body), NULL);
+    v2_finding_must(&fs, "MSH-9.1", 200, 'E');
+    fs = run(sample_msg("2.7.1", "QBP^Q33", samples[9].body), NULL);
+    v2_finding_must(&fs, "MSH-9.2", 201, 'E');
+}
+
+Test(v2_v28, donor_queries_by_event_and_structure_suffix, .init = up, .fini = down) {
+    /* table 0003 names the events Q33/K33 and Q34/K34; the structures are
+     * QBP_O33 ... RSP_O34, and some senders write O33/O34 as the event */
+    const hub_v2_profile *p = get("2.8");
+    const char *pairs[][3] = {{"QBP", "Q33", "QBP_O33"}, {"QBP", "O33", "QBP_O33"},
+                              {"RSP", "K33", "RSP_O33"}, {"RSP", "O33", "RSP_O33"},
+                              {"QBP", "Q34", "QBP_O34"}, {"QBP", "O34", "QBP_O34"},
+                              {"RSP", "K34", "RSP_O34"}, {"RSP", "O34", "RSP_O34"},
+                              {"ORU", "R40", "ORU_R01"}, {"ORA", "R41", "ORA_R41"}};
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        const char *n = hub_v2_profile_struct_for(p, hub_slice_cstr(pairs[i][0]),
+                                                  hub_slice_cstr(pairs[i][1]), hub_slice_of(NULL, 0));
+        cr_assert_not_null(n, "%s^%s", pairs[i][0], pairs[i][1]);
+        cr_assert_str_eq(n, pairs[i][2]);
+    }
+}
+
+Test(v2_v28, bui_unit_tables_are_user_defined, .init = up, .fini = down) {
+    /* 0929-0932 have no codes in any source the generator reads (THO keeps
+     * them as UCUM value sets): bound, but any unit passes */
+    const hub_v2_profile *p = get("2.8");
+    cr_assert_eq(hub_v2_profile_field(p, "BUI", 5)->table, 929);
+    cr_assert_eq(hub_v2_profile_table_has(p, 929, hub_slice_cstr("kg")), -1);
+    cr_assert_eq(hub_v2_profile_table_has(p, 932, hub_slice_cstr("min")), -1);
+    hub_v2_findings fs = run(MSH_DPR("2.8") DPR_HEAD DON
+                             "BUI|1|W1^BC|WBL^Whole blood^HL70566|450|zz^odd^HL70929|500|"
+                             "qq^odd^HL70930|CAT1|LOT1|Maker Inc|1^6|xx^odd^HL70931\r",
+                             NULL);
+    clean(&fs);
 }

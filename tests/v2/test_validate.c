@@ -339,6 +339,28 @@ Test(v2_validate, length_counts_characters_in_the_charset, .init = up, .fini = d
     hub_v2_site_free(s);
 }
 
+Test(v2_validate, length_counts_characters_in_converted_charsets, .init = up, .fini = down) {
+    hub_v2_site *s = site_of("{\"name\":\"t\",\"fields\":{\"PID-5.1\":{\"max_len\":2}}}");
+    /* 8859/5: one byte per character, bytes 0x80-0xBF included */
+    char *c = replace(replace(ADT, "|P|2.5.1\r", "|P|2.5.1||||||8859/5\r"), "DOE^", "\xbf\xbf^");
+    hub_v2_findings fs = run(c, s, NULL);
+    cr_assert_null(v2_finding(&fs, "PID-5.1", 102));
+    c = replace(replace(ADT, "|P|2.5.1\r", "|P|2.5.1||||||8859/5\r"), "DOE^", "\xbf\xbf\xbf^");
+    fs = run(c, s, NULL);
+    v2_finding_must(&fs, "PID-5.1", 102, 'W');
+    /* Big5: two bytes per character */
+    c = replace(replace(ADT, "|P|2.5.1\r", "|P|2.5.1||||||BIG-5\r"), "DOE^", "\xa4\xa4\xa4\xa4^");
+    fs = run(c, s, NULL);
+    cr_assert_null(v2_finding(&fs, "PID-5.1", 102));
+    /* ISO IR87 with raw escape sequences: they are no characters */
+    c = replace(replace(ADT, "|P|2.5.1\r", "|P|2.5.1||||||~ISO IR87\r"), "DOE^",
+                "\x1b$B;3ED\x1b(B^");
+    fs = run(c, s, NULL);
+    if (fs.n) v2_findings_dump(&fs);
+    cr_assert_null(v2_finding(&fs, "PID-5.1", 102));
+    hub_v2_site_free(s);
+}
+
 /* ---- 200, 201, 202, 203, 207 --------------------------------------------------------- */
 
 Test(v2_validate, e200_unsupported_message_type, .init = up, .fini = down) {

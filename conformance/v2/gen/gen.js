@@ -285,7 +285,25 @@ function applyDelta(base, delta, deltaName, tablesUsed) {
   }
   noteTables(p.segments, p.datatypes, tablesUsed);
   p.tables = versionTables(p);
+  checkUserTables(p, (delta.tables || {}).user_defined || {}, where);
   return p;
+}
+
+/* Tables the delta declares user-defined (bound to fields, no value
+ * check) because no source has their codes: the generator stops when a
+ * source gains codes for one, so they are then taken from it instead. */
+function checkUserTables(p, user, where) {
+  const used = new Set();
+  noteTables(p.segments, p.datatypes, used);
+  if (THO === null) THO = thoHistory();
+  for (const [id, name] of Object.entries(user)) {
+    if (!/^[0-9]{4}$/.test(id)) fail(where, 'bad table id ' + j(id));
+    if (!used.has(id)) fail(where, 'user-defined table ' + id + ' (' + name + ') is bound to no field');
+    const src = dict.tables[String(Number(id))];
+    if ((src && src.values && Object.keys(src.values).length) || THO[id] || p.tables[id])
+      fail(where, 'table ' + id + ' (' + name + ') has codes in a source now: drop it from ' +
+           'tables.user_defined so they are checked');
+  }
 }
 
 /* ---- table codes by version, from HL7's code history ---- */
