@@ -12,7 +12,8 @@
  *  - Audit: an AuditEvent row for every read, search, write, delete, token
  *    request, MLLP message and notification; writes in the same
  *    transaction as the change (a record listener), reads queued and
- *    written in batches by a writer job; /fhir/AuditEvent maps the table
+ *    written in batches by a writer job, the reads and searches of one
+ *    party alike but for their ids grouped into one row per batch; /fhir/AuditEvent maps the table
  *    onto FHIR; every row also goes out as an RFC 5424 syslog line.
  *  - Limits: request rate per client (token bucket; 429 + Retry-After).
  *
@@ -199,9 +200,20 @@ int64_t hub_audit_dropped(const hub_audit *a);
 
 /* Store side of the audit trail. */
 hub_status hub_audit_insert_tx(hub_store_tx *tx, const hub_audit_event *ev, hub_err *err);
+/* One row for `count` events alike but for their time and entity id (reads
+ * or searches of one party over one batch): ev->at_ms the first one's
+ * time, last_ms the last one's, `entities` the ids as "id" or "id*N" (N
+ * reads of it) separated by spaces, or NULL (searches). count 1 is a plain
+ * row. */
+hub_status hub_audit_insert_group_tx(hub_store_tx *tx, const hub_audit_event *ev,
+                                     int64_t last_ms, int64_t count, const char *entities,
+                                     hub_err *err);
 typedef struct {
     int64_t id;
     hub_audit_event ev;   /* strings valid during the callback */
+    int64_t count;        /* events the row stands for (1, or a group's) */
+    int64_t last_ms;      /* a group's last event, else 0 */
+    const char *entities; /* a group's ids ("id" / "id*N", spaces), or NULL */
 } hub_audit_row;
 typedef hub_status (*hub_audit_row_fn)(void *ud, const hub_audit_row *row);
 typedef struct {

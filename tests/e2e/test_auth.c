@@ -643,6 +643,80 @@ Test(e2e_auth, audit_trail_at_fhir_auditevent, .init = up, .fini = stop) {
     hub_free(admin);
 }
 
+/* How many reads of `ref` the trail's rows hold (a grouped row counts each
+ * read of it in its entity's "count" detail). */
+static int64_t reads_of(const char *body, const char *ref, int *rows) {
+    json_t *b = json_loads(body, 0, NULL);
+    cr_assert_not_null(b, "%s", body);
+    int64_t n = 0;
+    size_t i, k;
+    json_t *e, *ent;
+    *rows = 0;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        json_t *ae = json_object_get(e, "resource");
+        const char *sub = json_string_value(
+            json_object_get(json_array_get(json_object_get(ae, "subtype"), 0), "code"));
+        if (sub == NULL || strcmp(sub, "read") != 0) continue;
+        (*rows)++;
+        json_array_foreach(json_object_get(ae, "entity"), k, ent) {
+            const char *what =
+                json_string_value(json_object_get(json_object_get(ent, "what"), "reference"));
+            if (what == NULL || strcmp(what, ref) != 0) continue;
+            const char *c = json_string_value(
+                json_object_get(json_array_get(json_object_get(ent, "detail"), 0), "valueString"));
+            n += c ? atoll(c) : 1;
+        }
+    }
+    json_decref(b);
+    return n;
+}
+
+/* Reads are grouped per party and batch; each one is still on the record,
+ * found by the id it read. */
+Test(e2e_auth, every_read_is_on_the_record_when_grouped, .init = up, .fini = stop) {
+    char *admin = token(&H, K_RS, "admin", "system/*.cruds admin");
+    char *reader = token(&H, K_RS, "admin", "system/Patient.rs");
+    char *p1 = create(&H, admin, "Patient", "{\"resourceType\":\"Patient\",\"gender\":\"male\"}");
+    char *p2 = create(&H, admin, "Patient", "{\"resourceType\":\"Patient\",\"gender\":\"female\"}");
+    char path[200], ref1[100], ref2[100], q[200];
+    snprintf(ref1, sizeof ref1, "Patient/%s", p1);
+    snprintf(ref2, sizeof ref2, "Patient/%s", p2);
+    for (int i = 0; i < 7; i++) {
+        snprintf(path, sizeof path, "/fhir/Patient/%s", i == 3 ? p2 : p1);
+        cr_assert_eq(req(&H, "GET", path, reader, NULL, NULL, NULL, NULL), 200);
+    }
+    snprintf(path, sizeof path, "/fhir/Patient/%s-gone", p1);
+    cr_assert_eq(req(&H, "GET", path, reader, NULL, NULL, NULL, NULL), 404);
+    hub_buf r;
+    int rows;
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity=%s&_count=100", ref1);
+    cr_assert_eq(req(&H, "GET", q, admin, NULL, NULL, &r, NULL), 200);
+    cr_assert_eq(reads_of(r.p, ref1, &rows), 6, "%s", r.p);
+    cr_assert_leq(rows, 6);
+    cr_assert(strstr(r.p, "\"127.0.0.1\""), "%s", r.p);
+    hub_buf_release(&r);
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity=%s&_count=100", ref2);
+    cr_assert_eq(req(&H, "GET", q, admin, NULL, NULL, &r, NULL), 200);
+    cr_assert_eq(reads_of(r.p, ref2, &rows), 1, "%s", r.p);
+    hub_buf_release(&r);
+    /* The failed read is a row of its own outcome. */
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity=%s-gone", ref1);
+    cr_assert_eq(req(&H, "GET", q, admin, NULL, NULL, &r, NULL), 200);
+    cr_assert(strstr(r.p, "\"outcome\":\"4\""), "%s", r.p);
+    cr_assert(strstr(r.p, "\"outcome\":\"0\"") == NULL, "%s", r.p);
+    hub_buf_release(&r);
+    /* The client's reads are all there under its name. */
+    cr_assert_eq(req(&H, "GET", "/fhir/AuditEvent?agent=admin&_count=1000", admin, NULL, NULL, &r,
+                     NULL),
+                 200);
+    cr_assert_eq(reads_of(r.p, ref1, &rows), 6, "%s", r.p);
+    hub_buf_release(&r);
+    hub_free(p1);
+    hub_free(p2);
+    hub_free(reader);
+    hub_free(admin);
+}
+
 Test(e2e_auth, mllp_messages_are_audited, .init = up, .fini = stop) {
     int fd = hub_test_dial(H.mllp_port);
     hub_test_send_frame(fd, "MSH|^~\\&|LAB|FAC|HUB|HUB|20261125||ADT^A01^ADT_A01|AUD-1|P|2.5.1\r"
