@@ -970,8 +970,14 @@ Test(e2e_auth, system_search_needs_the_types_it_names, .init = up, .fini = stop)
 Test(e2e_auth, subscription_secret_is_the_owners, .init = up, .fini = stop) {
     add_client(&H, "own", K_RS, "system/Subscription.cruds", NULL);
     add_client(&H, "other", K_RS, "system/Subscription.cruds", NULL);
-    char *a = token(&H, K_RS, "own", "system/Subscription.cruds");
+    /* Another client's token and Subscription first: the owner is the one
+     * that wrote this one, not the trail's first party. */
     char *b = token(&H, K_RS, "other", "system/Subscription.cruds");
+    hub_free(create(&H, b, "Subscription",
+                    "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"o\","
+                    "\"criteria\":\"Observation?code=y\",\"channel\":{\"type\":\"rest-hook\","
+                    "\"endpoint\":\"https://127.0.0.1:9/hook\",\"payload\":\"application/fhir+json\"}}"));
+    char *a = token(&H, K_RS, "own", "system/Subscription.cruds");
     char *sub = create(&H, a, "Subscription",
                        "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
                        "\"criteria\":\"Observation?code=x\",\"channel\":{\"type\":\"rest-hook\","
