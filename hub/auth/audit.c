@@ -109,6 +109,12 @@ void hub_audit_record(hub_audit *a, const hub_audit_event *ev) {
     if (big) pthread_cond_signal(&a->cv);
 }
 
+void hub_audit_refused(hub_audit *a, const char *channel, const char *peer, const char *why) {
+    hub_audit_event ev = {.kind = HUB_AUDIT_LOGIN_FAIL, .outcome = 12, .channel = channel,
+                          .peer = peer, .detail = why};
+    hub_audit_record(a, &ev);
+}
+
 int64_t hub_audit_dropped(const hub_audit *a) {
     return a ? atomic_load(&((hub_audit *)a)->dropped) : 0;
 }

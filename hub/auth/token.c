@@ -347,7 +347,8 @@ static bool aud_ok(const json_t *aud, const char *url) {
 static void on_token(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     hub_auth *a = ud;
     const char *peer = hub_http_req_peer(req);
-    hub_audit_event ev = {.kind = HUB_AUDIT_TOKEN, .outcome = 12, .peer = peer, .channel = "http"};
+    hub_audit_event ev = {.kind = HUB_AUDIT_TOKEN, .outcome = 12, .peer = peer, .channel = "http",
+                          .subject = hub_http_req_tls_subject(req)};
     char ip[64];
     snprintf(ip, sizeof ip, "%s", peer);
     char *colon = strrchr(ip, ':');

@@ -1734,6 +1734,7 @@ static bool guard(ctx *c, hub_auth_token *tok, bool metadata) {
     const char *peer = hub_http_req_peer(c->req);
     c->actor.peer = peer;
     c->actor.channel = "http";
+    c->actor.subject = hub_http_req_tls_subject(c->req);
     if (f->enforce && !metadata) {
         const char *h = hub_http_req_header(c->req, "Authorization");
         hub_err err;
@@ -1757,13 +1758,16 @@ static bool guard(ctx *c, hub_auth_token *tok, bool metadata) {
         c->actor.client = tok->client;
     }
     if (f->auth) {
+        /* "c:client" or "a:address" (no port); no printf on every request. */
         char key[136];
-        if (c->tok) snprintf(key, sizeof key, "c:%s", c->tok->client);
-        else {
-            snprintf(key, sizeof key, "a:%s", peer);
-            char *colon = strrchr(key, ':');
-            if (colon && colon > key + 2) *colon = '\0';
-        }
+        const char *who = c->tok ? c->tok->client : peer;
+        size_t n = strnlen(who, sizeof key - 3);
+        const char *colon = c->tok ? NULL : memrchr(who, ':', n);
+        if (colon && colon > who) n = (size_t)(colon - who);
+        key[0] = c->tok ? 'c' : 'a';
+        key[1] = ':';
+        memcpy(key + 2, who, n);
+        key[n + 2] = '\0';
         int retry = 1;
         if (!hub_auth_rate_ok(f->auth, key, &retry)) {
             send_issue(c, 429, "throttled", NULL, "too many requests; retry after %d s", retry);
@@ -1792,6 +1796,7 @@ static void audit_request(ctx *c) {
                                      : st >= 500 ? 8
                                                  : 4,
                           .client = c->actor.client,
+                          .subject = c->actor.subject,
                           .peer = c->actor.peer,
                           .channel = "http",
                           .entity_type = c->a_type[0] ? c->a_type : NULL,

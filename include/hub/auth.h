@@ -186,6 +186,11 @@ hub_status hub_audit_listen(hub_audit *a, struct hub_record *r, hub_err *err);
 /* Queues an event; written by the next batch (reads, searches, refused
  * requests, tokens, notifications). Never blocks on the store. */
 void hub_audit_record(hub_audit *a, const hub_audit_event *ev);
+/* A connection refused before any request or message (a TLS client
+ * certificate that does not verify, an MLLP peer not on its channel's
+ * allow-list): queued like other refusals, as a login failure (outcome
+ * 12) with the channel, the peer and why (a few words, never contents). */
+void hub_audit_refused(hub_audit *a, const char *channel, const char *peer, const char *why);
 /* Writer side: writes an event in tx now (MLLP messages with their journal
  * row, the router's deliveries with their outbox update). */
 hub_status hub_audit_record_tx(hub_audit *a, hub_store_tx *tx, const hub_audit_event *ev,
