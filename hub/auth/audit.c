@@ -127,7 +127,7 @@ hub_status hub_audit_record_tx(hub_audit *a, hub_store_tx *tx, const hub_audit_e
 
 /* ---- the batch job ------------------------------------------------------------ */
 
-/* Reads and searches are grouped before they are written: the events of
+/* Reads, searches and refusals are grouped before they are written: the events of
  * one batch that differ only in their time and entity id (one client's
  * reads of Patients from one connection with one outcome, say) make one
  * row, with the first and last time, the count, and the ids read (each
@@ -187,10 +187,13 @@ static uint64_t fnv(uint64_t h, const char *s) {
     return (h ^ 0xff) * 1099511628211u; /* a separator: ("ab","") != ("a","b") */
 }
 
-/* Only reads and searches are grouped, and only ids of FHIR's id charset
- * (so that the list's separators cannot appear in one). */
+/* Reads, searches and refusals are grouped (a peer refused again and again
+ * is one row with a count, not a flood), and only with ids of FHIR's id
+ * charset (so that the list's separators cannot appear in one). */
 static bool groupable(const qev *e) {
-    if (e->kind != HUB_AUDIT_READ && e->kind != HUB_AUDIT_SEARCH) return false;
+    if (e->kind != HUB_AUDIT_READ && e->kind != HUB_AUDIT_SEARCH &&
+        e->kind != HUB_AUDIT_LOGIN_FAIL)
+        return false;
     for (const char *p = e->entity_id; *p; p++)
         if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
               *p == '-' || *p == '.'))

@@ -150,7 +150,7 @@ json_t *hub_audit_to_fhir(const hub_audit_row *row) {
         json_pack("{s:{s:s}, s:[{s:s, s:s}]}", "observer", "display", "hub", "type", "system",
                   "http://terminology.hl7.org/CodeSystem/security-source-type", "code", "4"));
     if (row->entities && row->entities[0]) add_group_entities(ae, row);
-    else if (e->entity_type || e->query || e->sender)
+    else if (e->entity_type || e->query || e->sender || row->count > 1) /* a count at least */
         json_object_set_new(ae, "entity", json_pack("[o]", entity_of(e, e->entity_id, row->count)));
     if (row->count > 1) {
         char last[32];

@@ -212,6 +212,11 @@ static void http_cert_refused(void *ud, const char *peer, const char *why) {
     hub_audit_refused(ud, "http", peer, why);
 }
 
+/* So is an MLLP connection refused by its channel (address, limit, TLS). */
+static void mllp_refused(void *ud, const hub_mllp_frame_ctx *ctx, const char *why) {
+    hub_audit_refused(ud, ctx->channel, ctx->peer, why);
+}
+
 static double cpu_ms(void) {
     struct rusage u;
     if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
@@ -423,7 +428,10 @@ int hub__cmd_serve(int argc, char **argv) {
         goto out;
     }
     hub_mllp_server_cfg mc = {.channels = chans.mllp, .n_channels = chans.n};
-    hub_mllp_callbacks cb = {.ud = ingest, .on_frame = hub_ingest_on_frame};
+    hub_mllp_callbacks cb = {.ud = ingest,
+                             .on_frame = hub_ingest_on_frame,
+                             .on_refused = audit ? mllp_refused : NULL,
+                             .refused_ud = audit};
     if (hub_mllp_server_start(&mc, &cb, &mllp, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s: %s\n", err.where, err.msg);
         goto out;

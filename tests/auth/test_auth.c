@@ -496,15 +496,15 @@ Test(auth_audit, queued_rows_are_written_and_listed, .init = up, .fini = down) {
  * other parties, outcomes and kinds get rows of their own. */
 typedef struct {
     int n;
-    int64_t count[8];
-    char entities[8][200];
-    char id[8][72];
-    int kind[8];
-    int64_t first[8], last[8];
+    int64_t count[10];
+    char entities[10][200];
+    char id[10][72];
+    int kind[10];
+    int64_t first[10], last[10];
 } grows;
 static hub_status grow_fn(void *ud, const hub_audit_row *r) {
     grows *x = ud;
-    cr_assert_lt(x->n, 8);
+    cr_assert_lt(x->n, 10);
     x->count[x->n] = r->count;
     snprintf(x->entities[x->n], sizeof x->entities[0], "%s", r->entities ? r->entities : "");
     snprintf(x->id[x->n], sizeof x->id[0], "%s", r->ev.entity_id ? r->ev.entity_id : "");
@@ -535,14 +535,17 @@ Test(auth_audit, reads_of_one_party_are_grouped, .init = up, .fini = down) {
     rec(a, HUB_AUDIT_READ, "c2", "p1", 0, t0 + 12);        /* another client */
     rec(a, HUB_AUDIT_READ, "c1", "p 4", 0, t0 + 13);       /* not an id: a row of its own */
     for (int i = 0; i < 3; i++) rec(a, HUB_AUDIT_SEARCH, "c1", NULL, 0, t0 + 20 + i);
-    rec(a, HUB_AUDIT_LOGIN_FAIL, NULL, NULL, 12, t0 + 30); /* never grouped */
+    rec(a, HUB_AUDIT_LOGIN_FAIL, NULL, NULL, 12, t0 + 30); /* refusals too */
     rec(a, HUB_AUDIT_LOGIN_FAIL, NULL, NULL, 12, t0 + 31);
+    hub_audit_event tok = {.kind = HUB_AUDIT_TOKEN, .client = "c1", .at_ms = t0 + 40};
+    hub_audit_record(a, &tok); /* never grouped */
+    hub_audit_record(a, &tok);
     hub_audit_flush(a);
     grows r = {0};
     int64_t total = 0;
     hub_audit_filter f = {.oldest_first = true, .kind = -1, .limit = 100};
     cr_assert_eq(hub_audit_list(st, &f, grow_fn, &r, &total, &err), HUB_OK);
-    cr_assert_eq(r.n, 7);
+    cr_assert_eq(r.n, 8);
     /* In the order of their first events. */
     cr_assert_eq(r.count[0], 6);
     cr_assert_str_eq(r.entities[0], "p1*5 p2");
@@ -558,7 +561,9 @@ Test(auth_audit, reads_of_one_party_are_grouped, .init = up, .fini = down) {
     cr_assert_eq(r.count[4], 3);
     cr_assert_eq(r.last[4], t0 + 22);
     cr_assert_eq(r.kind[5], HUB_AUDIT_LOGIN_FAIL);
-    cr_assert_eq(r.kind[6], HUB_AUDIT_LOGIN_FAIL);
+    cr_assert_eq(r.count[5], 2);
+    cr_assert_eq(r.kind[6], HUB_AUDIT_TOKEN);
+    cr_assert_eq(r.kind[7], HUB_AUDIT_TOKEN);
     /* Every id is found, in a group or not, and only where it is. */
     grows e = {0};
     hub_audit_filter fe = {.entity_type = "Patient", .entity_id = "p2", .kind = -1, .limit = 10};

@@ -717,6 +717,63 @@ Test(e2e_auth, every_read_is_on_the_record_when_grouped, .init = up, .fini = sto
     hub_free(admin);
 }
 
+/* An MLLP connection from an address the channel does not allow is closed
+ * at once, and on the trail (batched, as a login failure: who and from
+ * where, never a message). */
+Test(e2e_auth, mllp_refused_by_the_allow_list_is_audited, .fini = stop) {
+    char cfgdir[256], cfgp[300];
+    hub_test_tmpdir(cfgdir);
+    snprintf(cfgp, sizeof cfgp, "%s/hub.json", cfgdir);
+    FILE *f = fopen(cfgp, "w");
+    cr_assert_not_null(f);
+    fputs("{\"channels\": [{\"name\": \"locked\", \"port\": 0, \"allow\": [\"10.9.9.0/24\"]}]}", f);
+    fclose(f);
+    const char *more[] = {"--config", cfgp, NULL};
+    start(more);
+    for (int i = 0; i < 3; i++) {
+        int fd = hub_test_dial(H.mllp_port);
+        hub_test_send_frame(fd, "MSH|^~\\&|LAB|FAC|HUB|HUB|20261125||ADT^A01^ADT_A01|REF-1|P|2.5.1\r"
+                                "PID|1||M78^^^FAC^MR||SECRETNAME^JO\r");
+        hub_buf ack;
+        hub_buf_init(&ack);
+        cr_assert_neq(hub_test_read_frame(fd, &ack, 5000), 0, "no ACK for a refused peer");
+        hub_buf_release(&ack);
+        close(fd);
+    }
+    char *admin = token(&H, K_RS, "admin", "system/*.cruds admin");
+    hub_buf r;
+    cr_assert_eq(req(&H, "GET", "/fhir/AuditEvent?_count=100", admin, NULL, NULL, &r, NULL), 200);
+    json_t *b = json_loads(r.p, 0, NULL);
+    cr_assert_not_null(b, "%s", r.p);
+    int64_t refused = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        json_t *ae = json_object_get(e, "resource");
+        json_t *ag = json_array_get(json_object_get(ae, "agent"), 0);
+        const char *desc = json_string_value(json_object_get(ae, "outcomeDesc"));
+        const char *ch = json_string_value(json_object_get(ag, "name"));
+        const char *ip =
+            json_string_value(json_object_get(json_object_get(ag, "network"), "address"));
+        const char *oc = json_string_value(json_object_get(ae, "outcome"));
+        if (desc == NULL || strcmp(desc, "address not allowed") != 0) continue;
+        cr_assert_str_eq(ch, "locked");
+        cr_assert_str_eq(ip, "127.0.0.1");
+        cr_assert_str_eq(oc, "12");
+        const char *n = json_string_value(json_object_get(
+            json_array_get(json_object_get(json_array_get(json_object_get(ae, "entity"), 0), "detail"), 0),
+            "valueString"));
+        refused += n ? atoll(n) : 1;
+    }
+    cr_assert_eq(refused, 3, "%s", r.p);
+    cr_assert(strstr(r.p, "SECRETNAME") == NULL);
+    cr_assert(strstr(r.p, "REF-1") == NULL);
+    json_decref(b);
+    hub_buf_release(&r);
+    hub_free(admin);
+    hub_test_rmtree(cfgdir);
+}
+
 Test(e2e_auth, mllp_messages_are_audited, .init = up, .fini = stop) {
     int fd = hub_test_dial(H.mllp_port);
     hub_test_send_frame(fd, "MSH|^~\\&|LAB|FAC|HUB|HUB|20261125||ADT^A01^ADT_A01|AUD-1|P|2.5.1\r"

@@ -19,6 +19,9 @@ static const char *tls_file(int slot, const char *name) {
     return certs[slot];
 }
 
+static int https_get(int port, const char *path, const char *cert, const char *key,
+                     hub_buf *out);
+
 static void write_msg(char out[300], const char *ctl) {
     char tmp[256];
     hub_test_tmpdir(tmp);
@@ -146,6 +149,15 @@ Test(e2e_tls, mutual_tls_identity_is_journaled) {
               "identity: %s", body.p);
     json_decref(j);
     hub_buf_release(&body);
+    /* The two refused handshakes are on the audit trail, with why. */
+    hub_buf r;
+    cr_assert_eq(https_get(h.http_port, "/fhir/AuditEvent?_count=100", tls_file(4, "client.pem"),
+                           tls_file(5, "client.key"), &r),
+                 200, "%s", r.p);
+    cr_assert(strstr(r.p, "\"outcomeDesc\":\"tls handshake failed: ") != NULL, "%s", r.p);
+    cr_assert(strstr(r.p, "\"name\":\"default\"") != NULL, "%s", r.p);
+    cr_assert(strstr(r.p, "DOE") == NULL);
+    hub_buf_release(&r);
     hub_test_stop(&h);
 }
 
