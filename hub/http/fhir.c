@@ -1272,6 +1272,10 @@ static bool may(const ctx *c, const char *type, unsigned perms) {
 
 static bool refuse(ctx *c, const char *expr, const char *why) {
     send_issue(c, 403, "forbidden", expr, "%s", why);
+    /* RFC 6750 3.1: the token is good, its scopes are not enough. */
+    if (c->tok)
+        hub_http_resp_header(c->resp, "WWW-Authenticate",
+                             "Bearer realm=\"hub\", error=\"insufficient_scope\"");
     return false;
 }
 

@@ -193,7 +193,7 @@ static void up(void) { start(NULL); }
 /* ---- tokens ------------------------------------------------------------------------ */
 
 Test(e2e_auth, rs384_and_es384_tokens_open_the_api, .init = up, .fini = stop) {
-    hub_buf r, hd;
+    hub_buf r, r2, hd;
     hub_buf_init(&hd);
     /* No token: 401 with a challenge; metadata and the SMART document are open. */
     cr_assert_eq(req(&H, "GET", "/fhir/Patient", NULL, NULL, NULL, &r, &hd), 401);
@@ -229,7 +229,14 @@ Test(e2e_auth, rs384_and_es384_tokens_open_the_api, .init = up, .fini = stop) {
     cr_assert_eq(json_integer_value(json_object_get(j, "expires_in")), 300);
     const char *es_tok = json_string_value(json_object_get(j, "access_token"));
     cr_assert_eq(req(&H, "GET", "/fhir/Patient", es_tok, NULL, NULL, NULL, NULL), 200);
-    cr_assert_eq(req(&H, "GET", "/fhir/Observation", es_tok, NULL, NULL, NULL, NULL), 403);
+    /* Not enough scope: 403, an OperationOutcome and the RFC 6750 challenge. */
+    hub_buf_init(&hd);
+    cr_assert_eq(req(&H, "GET", "/fhir/Observation", es_tok, NULL, NULL, &r2, &hd), 403);
+    cr_assert(strstr(r2.p, "\"OperationOutcome\"") && strstr(r2.p, "\"forbidden\""), "%s", r2.p);
+    cr_assert(strcasestr(hd.p, "WWW-Authenticate: Bearer realm=\"hub\", "
+                               "error=\"insufficient_scope\"") != NULL, "%s", hd.p);
+    hub_buf_release(&hd);
+    hub_buf_release(&r2);
     json_decref(j);
     hub_buf_release(&r);
     hub_free(jwt);
@@ -774,6 +781,77 @@ Test(e2e_auth, mllp_refused_by_the_allow_list_is_audited, .fini = stop) {
     hub_test_rmtree(cfgdir);
 }
 
+/* Secrets never reach the log, whatever its level: client assertions,
+ * access tokens, a Subscription's secret, the JWKS's keys. */
+Test(e2e_auth, secrets_are_never_logged, .fini = stop) {
+    const char *more[] = {"--log-level", "trace", NULL};
+    start(more);
+    char *jwt = assertion(K_RS, "admin", aud_of(&H), NULL, 240, NULL);
+    hub_buf r;
+    cr_assert_eq(token_request(&H, jwt, "system/*.cruds admin", NULL, &r), 200, "%s", r.p);
+    json_t *j = json_loads(r.p, 0, NULL);
+    char *tok = hub_strdup(json_string_value(json_object_get(j, "access_token")));
+    json_decref(j);
+    hub_buf_release(&r);
+    /* A replayed assertion (refused) and a bad token (401) log too. */
+    cr_assert_eq(token_request(&H, jwt, "system/*.cruds", NULL, &r), 400, "%s", r.p);
+    hub_buf_release(&r);
+    char bad[600];
+    snprintf(bad, sizeof bad, "%sX", tok);
+    cr_assert_eq(req(&H, "GET", "/fhir/Patient", bad, NULL, NULL, NULL, NULL), 401);
+    char *sub = create(&H, tok, "Subscription",
+                       "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
+                       "\"criteria\":\"Observation?code=x\",\"channel\":{\"type\":\"rest-hook\","
+                       "\"endpoint\":\"https://127.0.0.1:9/hook\",\"payload\":\"application/fhir+json\"}}");
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$secret", sub);
+    cr_assert_eq(req(&H, "GET", path, tok, NULL, NULL, &r, NULL), 200, "%s", r.p);
+    j = json_loads(r.p, 0, NULL);
+    const char *secret = NULL;
+    json_t *pa;
+    size_t i;
+    json_array_foreach(json_object_get(j, "parameter"), i, pa)
+        if (json_string_value(json_object_get(pa, "valueString"))) secret =
+            json_string_value(json_object_get(pa, "valueString"));
+    cr_assert_not_null(secret, "%s", r.p);
+    hub_buf lg;
+    hub_buf_init(&lg);
+    FILE *f = fopen(H.log, "r");
+    cr_assert_not_null(f, "%s", H.log);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) hub_buf_append(&lg, buf, n);
+    fclose(f);
+    hub_buf_append(&lg, "", 1);
+    cr_assert_gt(lg.n, 100, "an empty log proves nothing");
+    cr_assert(strstr(lg.p, "token granted"), "%s", lg.p);
+    /* Each secret whole, and a part long enough to be one. */
+    const char *tokdot = strrchr(tok, '.');
+    const char *jwtdot = strrchr(jwt, '.');
+    cr_assert(strstr(lg.p, tok) == NULL, "access token in the log");
+    cr_assert(tokdot && strstr(lg.p, tokdot + 1) == NULL, "token signature in the log");
+    cr_assert(strstr(lg.p, jwt) == NULL, "client assertion in the log");
+    cr_assert(jwtdot && strstr(lg.p, jwtdot + 1) == NULL, "assertion signature in the log");
+    cr_assert(strstr(lg.p, secret) == NULL, "subscription secret in the log");
+    char jwks[300];
+    snprintf(jwks, sizeof jwks, "%s/jwks.json", K_RS);
+    f = fopen(jwks, "r");
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    j = json_loads(buf, 0, NULL);
+    const char *mod = json_string_value(json_object_get(json_array_get(json_object_get(j, "keys"), 0), "n"));
+    char part[41];
+    snprintf(part, sizeof part, "%s", mod ? mod : "missing");
+    cr_assert(strstr(lg.p, part) == NULL, "a JWKS key in the log");
+    json_decref(j);
+    hub_buf_release(&lg);
+    hub_buf_release(&r);
+    hub_free(sub);
+    hub_free(tok);
+    hub_free(jwt);
+}
+
 Test(e2e_auth, mllp_messages_are_audited, .init = up, .fini = stop) {
     int fd = hub_test_dial(H.mllp_port);
     hub_test_send_frame(fd, "MSH|^~\\&|LAB|FAC|HUB|HUB|20261125||ADT^A01^ADT_A01|AUD-1|P|2.5.1\r"
@@ -894,13 +972,18 @@ Test(e2e_auth_limits, rate_body_search_connections_slow_clients) {
     int st = 0;
     hub_buf hd;
     hub_buf_init(&hd);
+    hub_buf rb;
+    hub_buf_init(&rb);
     for (int i = 0; i < 10 && st != 429; i++) {
         hd.n = 0;
-        st = req(&H, "GET", "/fhir/Patient?_count=1", t, NULL, NULL, NULL, &hd);
+        hub_buf_release(&rb);
+        st = req(&H, "GET", "/fhir/Patient?_count=1", t, NULL, NULL, &rb, &hd);
     }
     cr_assert_eq(st, 429);
     hub_buf_append(&hd, "", 1);
     cr_assert(strcasestr(hd.p, "Retry-After: ") != NULL, "%s", hd.p);
+    cr_assert(strstr(rb.p, "\"OperationOutcome\"") && strstr(rb.p, "\"throttled\""), "%s", rb.p);
+    hub_buf_release(&rb);
     hub_buf_release(&hd);
     /* Connections per client address: the fifth is closed at once. */
     int fds[5];

@@ -94,6 +94,14 @@ Test(e2e_tls, server_tls_and_versions) {
                         tls_file(3, "ca.pem"), h.http_port, h.http_port), 0);
     cr_assert_neq(mt_sh("curl -sf --max-time 5 http://127.0.0.1:%d/healthz >/dev/null 2>&1",
                         h.http_port), 0);
+    /* A client-initiated renegotiation (TLS 1.2; 1.3 has none) is refused
+     * on both listeners: the connection ends instead of a new handshake. */
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(mt_sh("(sleep 1; echo R; sleep 2) | timeout 10 openssl s_client "
+                           "-connect 127.0.0.1:%d -tls1_2 -CAfile %s 2>&1 | "
+                           "sed -n '/^RENEGOTIATING/,$p' | grep -q 'error:'",
+                           i ? h.mllp_port : h.http_port, tls_file(3, "ca.pem")),
+                     0, "renegotiation accepted on port %d", i ? h.mllp_port : h.http_port);
     /* Plain MLLP to a TLS port gets no ACK. */
     int fd = hub_test_dial(h.mllp_port);
     hub_test_send_frame(fd, "MSH|^~\\&|A|B|C|D|20261125||ADT^A01|X|P|2.5\r");
