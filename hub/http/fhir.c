@@ -1747,6 +1747,9 @@ static bool guard(ctx *c, hub_auth_token *tok, bool metadata) {
         if (h == NULL) why = "no access token";
         else if (strncasecmp(h, "Bearer ", 7) != 0) why = "not a Bearer token";
         else if (hub_auth_check(f->auth, h + 7, tok, &err) != HUB_OK) why = err.msg;
+        else if (tok->cert_subject[0] &&
+                 (c->actor.subject == NULL || strcmp(c->actor.subject, tok->cert_subject) != 0))
+            why = "token used without its client's certificate";
         if (why) {
             c->a_kind = HUB_AUDIT_LOGIN_FAIL;
             snprintf(c->a_query, sizeof c->a_query, "%s", why);

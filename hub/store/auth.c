@@ -33,7 +33,11 @@ const hub__schema hub__schema_auth = {
      * store takes it with an idempotent statement. */
     "CREATE TABLE IF NOT EXISTS audit_group("
     " id INTEGER PRIMARY KEY, last_ms INTEGER NOT NULL, n INTEGER NOT NULL,"
-    " entities TEXT);"};
+    " entities TEXT);"
+    /* v2: the client certificate a client is bound to (hub clients add
+     * --cert-subject); a table of its own for the same reason. */
+    "CREATE TABLE IF NOT EXISTS auth_client_cert("
+    " name TEXT PRIMARY KEY, subject TEXT NOT NULL) WITHOUT ROWID;"};
 
 static const char SQL_CLIENT_PUT[] =
     "INSERT OR REPLACE INTO auth_client(name, jwks, scope, patient, revoked, created_ms)"
@@ -42,10 +46,14 @@ static const char SQL_CLIENT_REVOKE[] = "UPDATE auth_client SET revoked = 1 WHER
 static const char SQL_JTI_GC[] = "DELETE FROM auth_jti WHERE exp_ms < ?1";
 static const char SQL_JTI_PUT[] =
     "INSERT OR IGNORE INTO auth_jti(client, jti, exp_ms) VALUES(?1, ?2, ?3)";
+static const char SQL_CERT_DEL[] = "DELETE FROM auth_client_cert WHERE name = ?1";
+static const char SQL_CERT_PUT[] = "INSERT INTO auth_client_cert(name, subject) VALUES(?1, ?2)";
 static const char SQL_CLIENT_GET[] =
-    "SELECT name, jwks, scope, patient, revoked, created_ms FROM auth_client WHERE name = ?1";
+    "SELECT c.name, jwks, scope, patient, revoked, created_ms, k.subject FROM auth_client c"
+    " LEFT JOIN auth_client_cert k ON k.name = c.name WHERE c.name = ?1";
 static const char SQL_CLIENT_LIST[] =
-    "SELECT name, jwks, scope, patient, revoked, created_ms FROM auth_client ORDER BY name";
+    "SELECT c.name, jwks, scope, patient, revoked, created_ms, k.subject FROM auth_client c"
+    " LEFT JOIN auth_client_cert k ON k.name = c.name ORDER BY c.name";
 static const char SQL_KEY_GET[] = "SELECT k FROM auth_key WHERE id = 1";
 static const char SQL_AUDIT_PUT[] =
     "INSERT INTO audit(at_ms, kind, outcome, client, subject, peer, channel, sender,"
@@ -80,7 +88,18 @@ hub_status hub_auth_client_put_tx(hub_store_tx *tx, const hub_auth_client *c, hu
     sqlite3_bind_text(st, 3, c->scope ? c->scope : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, c->patient ? c->patient : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, c->created_ms ? c->created_ms : hub_now_ms());
-    return step_done(st, tx, "auth_client", err);
+    hub_status rc = step_done(st, tx, "auth_client", err);
+    if (rc) return rc;
+    /* A client added again is bound as this call says (or no longer). */
+    if ((st = hub__tx_stmt(tx, SQL_CERT_DEL, err)) == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
+    if ((rc = step_done(st, tx, "auth_client_cert", err)) || !c->cert_subject ||
+        !*c->cert_subject)
+        return rc;
+    if ((st = hub__tx_stmt(tx, SQL_CERT_PUT, err)) == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->cert_subject, -1, SQLITE_STATIC);
+    return step_done(st, tx, "auth_client_cert", err);
 }
 
 hub_status hub_auth_client_revoke_tx(hub_store_tx *tx, const char *name, hub_err *err) {
@@ -139,7 +158,8 @@ static hub_status clients(hub_store *s, const char *sql, const char *name,
                              .scope = col(st, 2),
                              .patient = col(st, 3),
                              .revoked = sqlite3_column_int(st, 4) != 0,
-                             .created_ms = sqlite3_column_int64(st, 5)};
+                             .created_ms = sqlite3_column_int64(st, 5),
+                             .cert_subject = col(st, 6)};
         found++;
         rc = fn(ud, &c);
         if (rc) break;

@@ -112,6 +112,11 @@ typedef struct {
     const char *jwks;     /* JSON text */
     const char *scope;    /* space-separated scopes it may be granted */
     const char *patient;  /* bound patient id, or NULL / "" */
+    /* The subject DN (RFC 4514, as the hub prints it) of the TLS client
+     * certificate the client's requests must come with, or NULL / "":
+     * its token requests and its tokens are refused over a connection
+     * without that certificate (sender-constrained, RFC 8705's idea). */
+    const char *cert_subject;
     bool revoked;
     int64_t created_ms;
 } hub_auth_client;
@@ -264,6 +269,7 @@ typedef struct {
 typedef struct {
     char client[128];
     char patient[72];           /* "" unless patient-restricted */
+    char cert_subject[160];     /* "" unless the client is bound to one */
     int64_t exp_ms;
     hub_scopes scopes;
 } hub_auth_token;

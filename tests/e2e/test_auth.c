@@ -6,6 +6,7 @@
  * and over syslog (UDP and TCP), and the limits (rate, body, search,
  * connections per client, slow clients). */
 #include "hub_test.h"
+#include "mllp_test.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -1135,4 +1136,106 @@ Test(e2e_auth, subscription_secret_is_the_owners, .init = up, .fini = stop) {
     hub_free(a);
     hub_free(b);
     hub_free(sub);
+}
+
+/* ---- a client bound to its TLS client certificate -------------------------------------- */
+
+/* curl over HTTPS with a client certificate: the status; the body in out. */
+static int curl_tls(int port, const char *method, const char *path, const char *cert,
+                    const char *key, const char *bearer, const char *const *form, hub_buf *out) {
+    const char *d = mt_tls_dir();
+    char ca[300], resolve[64], url[256], auth[700];
+    snprintf(ca, sizeof ca, "%s/ca.pem", d);
+    snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", port);
+    snprintf(url, sizeof url, "https://localhost:%d%s", port, path);
+    const char *argv[40];
+    int n = 0;
+    const char *pre[] = {"/usr/bin/curl", "-s",       "-w",   "\n%{http_code}", "--cacert", ca,
+                         "--resolve",     resolve,    "--cert", cert,          "--key",    key,
+                         "-X",            method,     NULL};
+    for (int i = 0; pre[i]; i++) argv[n++] = pre[i];
+    if (bearer) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+        argv[n++] = "-H";
+        argv[n++] = auth;
+    }
+    for (int i = 0; form && form[i] && n < 36; i++) {
+        argv[n++] = "--data-urlencode";
+        argv[n++] = form[i];
+    }
+    argv[n++] = url;
+    argv[n] = NULL;
+    hub_buf err;
+    hub_buf_init(out);
+    hub_buf_init(&err);
+    hub_test_run(argv, NULL, out, &err);
+    hub_buf_release(&err);
+    hub_buf_append(out, "", 1);
+    out->n--;
+    char *nl = strrchr(out->p, '\n');
+    int st = nl ? atoi(nl + 1) : 0;
+    if (nl) *nl = '\0';
+    return st;
+}
+
+static int tls_token(int port, const char *cert, const char *key, const char *client,
+                     hub_buf *out) {
+    char aud[128], as[4096];
+    snprintf(aud, sizeof aud, "https://localhost:%d/auth/token", port);
+    char *jwt = assertion(K_RS, client, aud, NULL, 240, NULL);
+    snprintf(as, sizeof as, "client_assertion=%s", jwt);
+    const char *form[] = {"grant_type=client_credentials",
+                          "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:"
+                          "jwt-bearer",
+                          as, "scope=system/Patient.rs", NULL};
+    int st = curl_tls(port, "POST", "/auth/token", cert, key, NULL, form, out);
+    hub_free(jwt);
+    return st;
+}
+
+Test(e2e_auth, a_client_bound_to_its_certificate, .fini = stop) {
+    const char *d = mt_tls_dir();
+    cr_assert_not_null(d, "could not make test certificates with openssl");
+    char srv[300], srvkey[300], ca[300], cli[300], clikey[300];
+    snprintf(srv, sizeof srv, "%s/server.pem", d);
+    snprintf(srvkey, sizeof srvkey, "%s/server.key", d);
+    snprintf(ca, sizeof ca, "%s/ca.pem", d);
+    snprintf(cli, sizeof cli, "%s/client.pem", d);
+    snprintf(clikey, sizeof clikey, "%s/client.key", d);
+    const char *more[] = {"--tls-cert", srv, "--tls-key", srvkey, "--tls-client-ca", ca, NULL};
+    start(more); /* tokens are on: TLS is */
+    char jwks[300];
+    snprintf(jwks, sizeof jwks, "%s/jwks.json", K_RS);
+    const char *argv[] = {HUB_BIN, "clients", "add", "bound", "--jwks", jwks, "--scope",
+                          "system/Patient.rs", "--cert-subject", "CN=hub-test-client,O=Hub Test",
+                          "--data", H.dir, NULL};
+    hub_buf out;
+    cr_assert_eq(run_hub(argv, &out), 0, "%s", out.p);
+    hub_buf_release(&out);
+    const char *list[] = {HUB_BIN, "clients", "list", "--data", H.dir, NULL};
+    cr_assert_eq(run_hub(list, &out), 0, "%s", out.p);
+    cr_assert(strstr(out.p, "cert='CN=hub-test-client,O=Hub Test'"), "%s", out.p);
+    hub_buf_release(&out);
+    /* With its certificate: a token, and the token works. */
+    hub_buf r;
+    cr_assert_eq(tls_token(H.http_port, cli, clikey, "bound", &r), 200, "%s", r.p);
+    json_t *j = json_loads(r.p, 0, NULL);
+    char *tok = hub_strdup(json_string_value(json_object_get(j, "access_token")));
+    json_decref(j);
+    hub_buf_release(&r);
+    cr_assert_eq(curl_tls(H.http_port, "GET", "/fhir/Patient", cli, clikey, tok, NULL, &r), 200,
+                 "%s", r.p);
+    hub_buf_release(&r);
+    /* Another certificate of the same CA (the server's, CN=localhost):
+     * neither a token nor the use of one. */
+    cr_assert_eq(tls_token(H.http_port, srv, srvkey, "bound", &r), 401, "%s", r.p);
+    cr_assert(strstr(r.p, "its client certificate"), "%s", r.p);
+    hub_buf_release(&r);
+    cr_assert_eq(curl_tls(H.http_port, "GET", "/fhir/Patient", srv, srvkey, tok, NULL, &r), 401,
+                 "%s", r.p);
+    hub_buf_release(&r);
+    /* An unbound client is not held to a subject. */
+    cr_assert_eq(tls_token(H.http_port, srv, srvkey, "admin", &r), 200, "%s", r.p);
+    hub_buf_release(&r);
+    hub_free(tok);
 }
