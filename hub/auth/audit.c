@@ -331,7 +331,7 @@ static hub_status build_rows(batch_job *b, const qev *const *evs, const size_t *
         }
     for (size_t g = 0; g < G.ng && !rc; g++) rc = group_rows(b, &cap, &G, &G.g[g]);
     if (!rc) rc = hub_buf_append(&b->ids, "", 1); /* ids.p is not NULL */
-    if (!rc) qsort(b->rows, b->n, sizeof *b->rows, row_cmp);
+    if (!rc && b->n > 1) qsort(b->rows, b->n, sizeof *b->rows, row_cmp);
     hub_free(G.g);
     hub_free(G.id);
     hub_free(G.gtab);
