@@ -87,7 +87,7 @@ const hub_cfg_entry hub_cfg_table[] = {
     {"audit.syslog", HUB_CFG_STR, "", 0, STRMAX(audit_syslog), F(audit_syslog),
      "--audit-syslog", "send audit rows as RFC 5424 lines to udp://host:port or tcp://host:port"},
     {"http.rate_limit", HUB_CFG_INT, "1000", 0, 10000000, F(http_rate_limit), NULL,
-     "requests per second per client (token or address); 0 = none"},
+     "requests per second per client (its token; its address for /metadata), when auth is on; 0 = none"},
     {"http.rate_burst", HUB_CFG_INT, "2000", 1, 10000000, F(http_rate_burst), NULL,
      "requests a client may make at once above the rate"},
     {"http.max_per_client", HUB_CFG_INT, "64", 1, 65536, F(http_max_per_client), NULL,
