@@ -127,15 +127,16 @@ hub_status hub_audit_record_tx(hub_audit *a, hub_store_tx *tx, const hub_audit_e
 
 /* ---- the batch job ------------------------------------------------------------ */
 
-/* Reads, searches and refusals are grouped before they are written: the events of
- * one batch that differ only in their time and entity id (one client's
- * reads of Patients from one connection with one outcome, say) make one
- * row, with the first and last time, the count, and the ids read (each
- * with how many times). A row costs the writer about as much as a read
- * costs the server, while a group's ids cost a few bytes each. Nothing is
- * lost but the time of each read inside the batch window (the row keeps
- * the window's first and last); a crash loses what a crash lost before,
- * the events still queued (at most flush_ms of them). */
+/* Reads, searches and refusals are grouped before they are written: the
+ * events of one batch that differ only in their time, entity id and peer
+ * port (one client's reads of Patients from one address with one outcome,
+ * say) make one row, with the first and last time, the count, and the ids
+ * read (each with how many times). A row costs the writer about as much as
+ * a read costs the server, while a group's ids cost a few bytes each.
+ * Nothing is lost but the time of each read inside the batch window (the
+ * row keeps the window's first and last) and the peer's port; a crash
+ * loses what a crash lost before, the events still queued (those since the
+ * last batch committed, about flush_ms of them). */
 #define GROUP_IDS_MAX 4000  /* bytes of ids in one row; more starts a row */
 
 typedef struct {
