@@ -853,6 +853,30 @@ Test(e2e_auth, secrets_are_never_logged, .fini = stop) {
     hub_free(jwt);
 }
 
+/* A batch of grouped reads, once committed (within the batching window,
+ * 200 ms), survives a kill -9 like any commit; what a crash can lose is
+ * only the events queued since. */
+Test(e2e_auth, grouped_reads_survive_a_crash) {
+    hub_test_hub h = {0};
+    hub_test_start(&h, NULL); /* local use: no tokens, audit on */
+    char *p = create(&h, NULL, "Patient", "{\"resourceType\":\"Patient\",\"gender\":\"other\"}");
+    char path[160], ref[120], q[200];
+    snprintf(path, sizeof path, "/fhir/Patient/%s", p);
+    snprintf(ref, sizeof ref, "Patient/%s", p);
+    for (int i = 0; i < 5; i++) cr_assert_eq(req(&h, "GET", path, NULL, NULL, NULL, NULL, NULL), 200);
+    usleep(1000 * 1000); /* several batch intervals */
+    cr_assert_eq(hub_test_signal_wait(&h, 9), 128 + 9);
+    hub_test_restart(&h, NULL);
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity=%s&_count=100", ref);
+    hub_buf r;
+    int rows;
+    cr_assert_eq(req(&h, "GET", q, NULL, NULL, NULL, &r, NULL), 200);
+    cr_assert_eq(reads_of(r.p, ref, &rows), 5, "%s", r.p);
+    hub_buf_release(&r);
+    hub_free(p);
+    hub_test_stop(&h);
+}
+
 Test(e2e_auth, mllp_messages_are_audited, .init = up, .fini = stop) {
     int fd = hub_test_dial(H.mllp_port);
     hub_test_send_frame(fd, "MSH|^~\\&|LAB|FAC|HUB|HUB|20261125||ADT^A01^ADT_A01|AUD-1|P|2.5.1\r"
