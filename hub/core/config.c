@@ -116,6 +116,11 @@ const hub_cfg_entry hub_cfg_table[] = {
      NULL, "client certificate (PEM) the hub presents to subscribers"},
     {"route.client_key", HUB_CFG_STR, "", 0, STRMAX(route_client_key), F(route_client_key), NULL,
      "its private key (PEM)"},
+    {"route.retention_days", HUB_CFG_INT, "30", -1, 36500, F(route_retention_days), NULL,
+     "days a delivered event stays replayable with $events before it is pruned "
+     "(undelivered events never are; 0: at the next pass; -1: never)"},
+    {"route.prune_interval_ms", HUB_CFG_INT, "60000", 10, 86400000, F(route_prune_interval_ms),
+     NULL, "how often the pruning of delivered events and attempts runs"},
     {"shutdown.grace_ms", HUB_CFG_INT, "5000", 0, 600000, F(shutdown_grace_ms),
      NULL, "how long shutdown waits for work in flight"},
 };
