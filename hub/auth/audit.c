@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,7 @@ struct hub_audit {
     int64_t last_sent;  /* the last row id sent to syslog */
     int fd;             /* syslog socket, -1 when none/closed */
     bool tcp;
-    hub_metric *m_rows, *m_dropped, *m_syslog_fail;
+    hub_metric *m_rows, *m_events, *m_dropped, *m_syslog_fail;
 };
 
 static void cp(char *dst, size_t cap, const char *s) {
@@ -108,6 +109,12 @@ void hub_audit_record(hub_audit *a, const hub_audit_event *ev) {
     if (big) pthread_cond_signal(&a->cv);
 }
 
+void hub_audit_refused(hub_audit *a, const char *channel, const char *peer, const char *why) {
+    hub_audit_event ev = {.kind = HUB_AUDIT_LOGIN_FAIL, .outcome = 12, .channel = channel,
+                          .peer = peer, .detail = why};
+    hub_audit_record(a, &ev);
+}
+
 int64_t hub_audit_dropped(const hub_audit *a) {
     return a ? atomic_load(&((hub_audit *)a)->dropped) : 0;
 }
@@ -120,35 +127,246 @@ hub_status hub_audit_record_tx(hub_audit *a, hub_store_tx *tx, const hub_audit_e
 
 /* ---- the batch job ------------------------------------------------------------ */
 
+/* Reads, searches and refusals are grouped before they are written: the
+ * events of one batch that differ only in their time, entity id and peer
+ * port (one client's reads of Patients from one address with one outcome,
+ * say) make one row, with the first and last time, the count, and the ids
+ * read (each with how many times). A row costs the writer about as much as
+ * a read costs the server, while a group's ids cost a few bytes each.
+ * Nothing is lost but the time of each read inside the batch window (the
+ * row keeps the window's first and last) and the peer's port; a crash
+ * loses what a crash lost before, the events still queued (those since the
+ * last batch committed, about flush_ms of them). */
+#define GROUP_IDS_MAX 4000  /* bytes of ids in one row; more starts a row */
+
+typedef struct {
+    const qev *e;
+    int64_t first, last, count;
+    size_t seq;           /* its first event's place in the batch */
+    size_t ids_at;        /* offset of its ids in the batch's text, or SIZE_MAX */
+} row_out;
+
 typedef struct {
     hub_store_job job;
-    qev *evs;
+    row_out *rows;
     size_t n;
+    hub_buf ids;          /* every group's ids, NUL-separated */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done;
     hub_status rc;
 } batch_job;
 
+/* Grouping: a group is the fields of its first event; an ident one id
+ * read in one group (how often, when), chained per group in the order
+ * first seen. Both are found through open-addressing tables of indexes
+ * (0 empty, else index + 1), sized for the batch. */
+typedef struct {
+    const qev *e;
+    uint64_t key;
+    size_t head, tail;    /* its idents, SIZE_MAX none */
+} group;
+typedef struct {
+    const char *id;
+    uint64_t h;
+    size_t g, next;
+    int64_t first, last, count;
+    size_t seq;
+} ident;
+typedef struct {
+    group *g;
+    ident *id;
+    size_t ng, nid;
+    uint32_t *gtab, *itab;
+    size_t mask;
+} grouping;
+
 static const char *nz(const char *s) { return s[0] ? s : NULL; }
+
+static uint64_t fnv(uint64_t h, const char *s) {
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (h ^ 0xff) * 1099511628211u; /* a separator: ("ab","") != ("a","b") */
+}
+
+/* Reads, searches and refusals are grouped (a peer refused again and again
+ * is one row with a count, not a flood), and only with ids of FHIR's id
+ * charset (so that the list's separators cannot appear in one). */
+static bool groupable(const qev *e) {
+    if (e->kind != HUB_AUDIT_READ && e->kind != HUB_AUDIT_SEARCH &&
+        e->kind != HUB_AUDIT_LOGIN_FAIL)
+        return false;
+    for (const char *p = e->entity_id; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
+/* The peer's address without its port ("ip:port"): a client that opens a
+ * connection per request is one party (the trail shows the address). */
+static size_t addr_len(const char *peer) {
+    const char *colon = strrchr(peer, ':');
+    return colon ? (size_t)(colon - peer) : strlen(peer);
+}
+
+static uint64_t group_key(const qev *e) {
+    uint64_t h = 14695981039346656037u ^ (uint64_t)e->kind;
+    h = (h ^ (uint64_t)(unsigned)e->outcome) * 1099511628211u;
+    for (size_t i = 0, n = addr_len(e->peer); i < n; i++)
+        h = (h ^ (unsigned char)e->peer[i]) * 1099511628211u;
+    const char *const f[] = {e->client, e->subject, e->channel, e->sender,
+                             e->entity_type, e->query, e->detail};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) h = fnv(h, f[i]);
+    return h;
+}
+
+static bool same_group(const qev *a, const qev *b) {
+    size_t pa = addr_len(a->peer);
+    return a->kind == b->kind && a->outcome == b->outcome && !strcmp(a->client, b->client) &&
+           !strcmp(a->subject, b->subject) && pa == addr_len(b->peer) &&
+           !memcmp(a->peer, b->peer, pa) &&
+           !strcmp(a->channel, b->channel) && !strcmp(a->sender, b->sender) &&
+           !strcmp(a->entity_type, b->entity_type) && !strcmp(a->query, b->query) &&
+           !strcmp(a->detail, b->detail);
+}
+
+static size_t group_of(grouping *G, const qev *e) {
+    uint64_t k = group_key(e);
+    size_t i = (size_t)k & G->mask;
+    for (; G->gtab[i]; i = (i + 1) & G->mask) {
+        group *g = &G->g[G->gtab[i] - 1];
+        if (g->key == k && same_group(g->e, e)) return G->gtab[i] - 1;
+    }
+    G->g[G->ng] = (group){.e = e, .key = k, .head = SIZE_MAX, .tail = SIZE_MAX};
+    G->gtab[i] = (uint32_t)++G->ng;
+    return G->ng - 1;
+}
+
+static void ident_add(grouping *G, size_t g, const qev *e, size_t seq) {
+    uint64_t h = fnv((uint64_t)g * 0x9e3779b97f4a7c15u, e->entity_id);
+    size_t i = (size_t)h & G->mask;
+    for (; G->itab[i]; i = (i + 1) & G->mask) {
+        ident *d = &G->id[G->itab[i] - 1];
+        if (d->h == h && d->g == g && !strcmp(d->id, e->entity_id)) {
+            d->count++;
+            if (e->at_ms < d->first) d->first = e->at_ms;
+            if (e->at_ms > d->last) d->last = e->at_ms;
+            return;
+        }
+    }
+    G->id[G->nid] = (ident){.id = e->entity_id, .h = h, .g = g, .next = SIZE_MAX,
+                            .first = e->at_ms, .last = e->at_ms, .count = 1, .seq = seq};
+    group *gr = &G->g[g];
+    if (gr->tail == SIZE_MAX) gr->head = G->nid;
+    else G->id[gr->tail].next = G->nid;
+    gr->tail = G->nid;
+    G->itab[i] = (uint32_t)++G->nid;
+}
+
+static hub_status add_row(batch_job *b, size_t *cap, const qev *e, size_t seq, size_t ids_at) {
+    if (b->n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        row_out *r = hub_realloc(b->rows, nc * sizeof *r);
+        if (r == NULL) return HUB_E_NOMEM;
+        b->rows = r;
+        *cap = nc;
+    }
+    b->rows[b->n++] = (row_out){.e = e, .first = e->at_ms, .last = e->at_ms, .count = 1,
+                                .seq = seq, .ids_at = ids_at};
+    return HUB_OK;
+}
+
+/* A group's rows: its idents as "id" or "id*N", separated by spaces, a
+ * new row of the group whenever the list is full. */
+static hub_status group_rows(batch_job *b, size_t *cap, const grouping *G, const group *g) {
+    row_out *row = NULL;
+    hub_status rc = HUB_OK;
+    for (size_t k = g->head; k != SIZE_MAX && !rc; k = G->id[k].next) {
+        const ident *d = &G->id[k];
+        if (row == NULL || (d->id[0] && b->ids.n - row->ids_at + strlen(d->id) + 24 > GROUP_IDS_MAX)) {
+            rc = hub_buf_append(&b->ids, "", 1);
+            if (!rc) rc = add_row(b, cap, g->e, d->seq, b->ids.n);
+            if (rc) break;
+            row = &b->rows[b->n - 1];
+            *row = (row_out){.e = g->e, .first = INT64_MAX, .last = INT64_MIN,
+                             .seq = SIZE_MAX, .ids_at = b->ids.n};
+        }
+        if (d->first < row->first) row->first = d->first;
+        if (d->last > row->last) row->last = d->last;
+        if (d->seq < row->seq) row->seq = d->seq;
+        row->count += d->count;
+        if (!d->id[0]) continue;
+        if (b->ids.n > row->ids_at) rc = hub_buf_append(&b->ids, " ", 1);
+        if (!rc) rc = hub_buf_append_cstr(&b->ids, d->id);
+        if (!rc && d->count > 1) rc = hub_buf_printf(&b->ids, "*%" PRId64, d->count);
+    }
+    return rc;
+}
+
+/* Rows are written in the order of their first events. */
+static int row_cmp(const void *x, const void *y) {
+    const row_out *a = x, *b = y;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* The rows of a batch: events that cannot be grouped one row each, the
+ * others one row per group. */
+static hub_status build_rows(batch_job *b, const qev *const *evs, const size_t *ns, int nq) {
+    size_t total = 0, cap = 0;
+    for (int q = 0; q < nq; q++) total += ns[q];
+    size_t tn = 16;
+    while (tn < total * 2) tn <<= 1;
+    grouping G = {.g = hub_malloc((total + 1) * sizeof *G.g),
+                  .id = hub_malloc((total + 1) * sizeof *G.id),
+                  .gtab = hub_calloc(tn, sizeof *G.gtab),
+                  .itab = hub_calloc(tn, sizeof *G.itab),
+                  .mask = tn - 1};
+    hub_status rc = G.g && G.id && G.gtab && G.itab ? HUB_OK : HUB_E_NOMEM;
+    size_t seq = 0;
+    for (int q = 0; q < nq && !rc; q++)
+        for (size_t i = 0; i < ns[q] && !rc; i++, seq++) {
+            const qev *e = &evs[q][i];
+            if (groupable(e)) ident_add(&G, group_of(&G, e), e, seq);
+            else rc = add_row(b, &cap, e, seq, SIZE_MAX);
+        }
+    for (size_t g = 0; g < G.ng && !rc; g++) rc = group_rows(b, &cap, &G, &G.g[g]);
+    if (!rc) rc = hub_buf_append(&b->ids, "", 1); /* ids.p is not NULL */
+    if (!rc && b->n > 1) qsort(b->rows, b->n, sizeof *b->rows, row_cmp);
+    hub_free(G.g);
+    hub_free(G.id);
+    hub_free(G.gtab);
+    hub_free(G.itab);
+    return rc;
+}
 
 static hub_status batch_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
     batch_job *b = (batch_job *)sj;
     for (size_t i = 0; i < b->n; i++) {
-        const qev *e = &b->evs[i];
+        const row_out *o = &b->rows[i];
+        const qev *e = o->e;
+        const char *ids = o->ids_at == SIZE_MAX ? "" : b->ids.p + o->ids_at;
+        /* A group of one id keeps it in entity_id, as a single read does. */
+        bool one_id = ids[0] && strchr(ids, ' ') == NULL;
+        char id[72], addr[64];
+        snprintf(id, sizeof id, "%.*s", (int)strcspn(ids, "*"), ids);
+        /* A group of many requests has its peer's address, not a port. */
+        snprintf(addr, sizeof addr, "%.*s", (int)addr_len(e->peer), e->peer);
         hub_audit_event ev = {.kind = e->kind,
                               .outcome = e->outcome,
-                              .at_ms = e->at_ms,
+                              .at_ms = o->first,
                               .client = nz(e->client),
                               .subject = nz(e->subject),
-                              .peer = nz(e->peer),
+                              .peer = nz(o->count > 1 ? addr : e->peer),
                               .channel = nz(e->channel),
                               .sender = nz(e->sender),
                               .entity_type = nz(e->entity_type),
-                              .entity_id = nz(e->entity_id),
+                              .entity_id = o->ids_at == SIZE_MAX ? nz(e->entity_id)
+                                           : one_id         ? id
+                                                            : NULL,
                               .query = nz(e->query),
                               .detail = nz(e->detail)};
-        hub_status rc = hub_audit_insert_tx(tx, &ev, err);
+        hub_status rc = hub_audit_insert_group_tx(tx, &ev, o->last, o->count, nz(ids), err);
         if (rc) return rc;
     }
     return HUB_OK;
@@ -164,25 +382,42 @@ static void batch_done(hub_store_job *sj, hub_status rc, const hub_err *err) {
     pthread_mutex_unlock(&b->mu);
 }
 
-static void write_batch(hub_audit *a, qev *evs, size_t n) {
+static int64_t events_of(const batch_job *b) {
+    int64_t n = 0;
+    for (size_t i = 0; i < b->n; i++) n += b->rows[i].count;
+    return n;
+}
+
+static void write_batch(hub_audit *a, const qev *const *evs, const size_t *ns, int nq) {
     batch_job b;
     memset(&b, 0, sizeof b);
-    b.evs = evs;
-    b.n = n;
+    hub_buf_init(&b.ids);
     b.job.run = batch_run;
     b.job.done = batch_done;
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     hub_err err;
-    if (hub_store_submit(a->cfg.store, &b.job, &err) == HUB_OK) {
+    hub_status rc = build_rows(&b, evs, ns, nq);
+    if (rc) hub_err_set(&err, rc, "audit", "out of memory grouping a batch");
+    else if (b.n == 0) goto out;
+    else rc = hub_store_submit(a->cfg.store, &b.job, &err);
+    if (rc == HUB_OK) {
         pthread_mutex_lock(&b.mu);
         while (!b.done) pthread_cond_wait(&b.cv, &b.mu);
         pthread_mutex_unlock(&b.mu);
-        if (b.rc == HUB_OK) hub_metric_add(a->m_rows, (int64_t)n);
+        if (b.rc == HUB_OK) {
+            hub_metric_add(a->m_rows, (int64_t)b.n);
+            hub_metric_add(a->m_events, events_of(&b));
+        }
     } else {
-        HUB_LOG_ERROR("audit", "batch not queued rows=%zu err='%s'", n, err.msg);
+        size_t n = 0;
+        for (int q = 0; q < nq; q++) n += ns[q];
+        HUB_LOG_ERROR("audit", "batch not queued events=%zu err='%s'", n, err.msg);
         atomic_fetch_add(&a->dropped, (int64_t)n);
     }
+out:
+    hub_free(b.rows);
+    hub_buf_release(&b.ids);
     pthread_mutex_destroy(&b.mu);
     pthread_cond_destroy(&b.cv);
 }
@@ -291,19 +526,24 @@ static void *flusher(void *arg) {
         bool stop = a->stopping;
         pthread_mutex_unlock(&a->mu);
         /* Swap each stripe's queue for its spare: request threads keep
-         * appending while this batch is written. */
+         * appending while this batch is written, in one transaction. */
+        const qev *evs[STRIPES];
+        size_t ns[STRIPES], caps[STRIPES];
         for (int i = 0; i < STRIPES; i++) {
             stripe *sp = &a->st[i];
             pthread_mutex_lock(&sp->mu);
-            qev *evs = sp->q;
-            size_t n = sp->n, cap = sp->cap;
+            evs[i] = sp->q;
+            ns[i] = sp->n;
+            caps[i] = sp->cap;
             sp->q = sp->spare;
             sp->cap = sp->spare_cap;
             sp->n = 0;
             pthread_mutex_unlock(&sp->mu);
-            if (n) write_batch(a, evs, n);
-            sp->spare = evs;
-            sp->spare_cap = cap;
+        }
+        write_batch(a, evs, ns, STRIPES);
+        for (int i = 0; i < STRIPES; i++) {
+            a->st[i].spare = (qev *)evs[i];
+            a->st[i].spare_cap = caps[i];
         }
         syslog_tail(a);
         pthread_mutex_lock(&a->mu);
@@ -376,6 +616,8 @@ hub_status hub_audit_new(const hub_audit_cfg *c, hub_audit **out, hub_err *err) 
     }
     a->m_rows = hub_metric_get(HUB_METRIC_COUNTER, "hub_audit_rows_total", NULL,
                                "Audit rows written in batches (reads, searches, refusals).");
+    a->m_events = hub_metric_get(HUB_METRIC_COUNTER, "hub_audit_batched_events_total", NULL,
+                                 "Audit events written in batches (a grouped row holds many).");
     a->m_dropped = hub_metric_get(HUB_METRIC_COUNTER, "hub_audit_dropped_total", NULL,
                                   "Audit events lost because the queue was full.");
     a->m_syslog_fail = hub_metric_get(HUB_METRIC_COUNTER, "hub_audit_syslog_failures_total", NULL,

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DCM "http://dicom.nema.org/resources/ontology/DCM"
@@ -32,6 +33,80 @@ static const char *kind_name(hub_audit_kind k) {
     static const char *const N[] = {"read", "search", "create", "update", "delete",
                                     "token", "mllp", "notify", "login-fail"};
     return (size_t)k < sizeof N / sizeof N[0] ? N[k] : "other";
+}
+
+/* Parameter names only (never values); base64 as the element's type
+ * requires. */
+static json_t *base64_of(const char *s) {
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(s);
+    char *b = hub_malloc(n * 4 / 3 + 8);
+    if (b == NULL) return NULL;
+    const unsigned char *q = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)q[i] << 16 | (uint32_t)q[i + 1] << 8 | q[i + 2];
+        b[o++] = A[v >> 18], b[o++] = A[(v >> 12) & 63], b[o++] = A[(v >> 6) & 63],
+        b[o++] = A[v & 63];
+    }
+    if (n - i) {
+        uint32_t v = (uint32_t)q[i] << 16 | (n - i == 2 ? (uint32_t)q[i + 1] << 8 : 0);
+        b[o++] = A[v >> 18], b[o++] = A[(v >> 12) & 63];
+        b[o++] = n - i == 2 ? A[(v >> 6) & 63] : '=';
+        b[o++] = '=';
+    }
+    b[o] = '\0';
+    json_t *j = json_string(b);
+    hub_free(b);
+    return j;
+}
+
+/* One entity: what (Type/id, or a journal row), its type, a search's
+ * parameter names, the sender; `count` > 1 is how many events of the row
+ * touched it (a detail "count"). */
+static json_t *entity_of(const hub_audit_event *e, const char *id, int64_t count) {
+    json_t *ent = json_object();
+    if (e->entity_type && id && strcmp(e->entity_type, "Message") != 0) {
+        char ref[160];
+        snprintf(ref, sizeof ref, "%s/%s", e->entity_type, id);
+        json_object_set_new(ent, "what", json_pack("{s:s}", "reference", ref));
+    } else if (id) {
+        json_object_set_new(ent, "what", json_pack("{s:{s:s, s:s}}", "identifier", "system",
+                                                   "urn:hub:journal", "value", id));
+    }
+    if (e->entity_type)
+        json_object_set_new(ent, "type", json_pack("{s:s, s:s}", "system",
+                                                   "http://hl7.org/fhir/resource-types", "code",
+                                                   e->entity_type));
+    if (e->query) json_object_set_new(ent, "query", base64_of(e->query));
+    if (e->sender) json_object_set_new(ent, "name", json_string(e->sender));
+    if (count > 1) {
+        char n[24];
+        snprintf(n, sizeof n, "%" PRId64, count);
+        json_object_set_new(ent, "detail", json_pack("[{s:s, s:s}]", "type", "count",
+                                                     "valueString", n));
+    }
+    return ent;
+}
+
+/* A grouped row's ids ("id" or "id*N", spaces): one entity each. */
+static void add_group_entities(json_t *ae, const hub_audit_row *row) {
+    json_t *ents = json_array();
+    for (const char *p = row->entities; *p;) {
+        size_t n = strcspn(p, " ");
+        char id[80];
+        snprintf(id, sizeof id, "%.*s", (int)(n < 79 ? n : 79), p);
+        int64_t count = 1;
+        char *star = strchr(id, '*');
+        if (star) {
+            *star = '\0';
+            count = strtoll(star + 1, NULL, 10);
+        }
+        json_array_append_new(ents, entity_of(&row->ev, id, count));
+        p += n;
+        while (*p == ' ') p++;
+    }
+    json_object_set_new(ae, "entity", ents);
 }
 
 json_t *hub_audit_to_fhir(const hub_audit_row *row) {
@@ -66,7 +141,7 @@ json_t *hub_audit_to_fhir(const hub_audit_row *row) {
         char ip[64];
         snprintf(ip, sizeof ip, "%s", e->peer);
         char *colon = strrchr(ip, ':');
-        if (colon && strchr(ip, '.')) *colon = '\0';
+        if (colon && row->count <= 1) *colon = '\0'; /* "ip:port"; a group's is the ip */
         json_object_set_new(agent, "network", json_pack("{s:s, s:s}", "address", ip, "type", "2"));
     }
     json_object_set_new(ae, "agent", json_pack("[o]", agent));
@@ -74,49 +149,13 @@ json_t *hub_audit_to_fhir(const hub_audit_row *row) {
         ae, "source",
         json_pack("{s:{s:s}, s:[{s:s, s:s}]}", "observer", "display", "hub", "type", "system",
                   "http://terminology.hl7.org/CodeSystem/security-source-type", "code", "4"));
-    if (e->entity_type || e->query || e->sender) {
-        json_t *ent = json_object();
-        if (e->entity_type && e->entity_id && strcmp(e->entity_type, "Message") != 0) {
-            char ref[160];
-            snprintf(ref, sizeof ref, "%s/%s", e->entity_type, e->entity_id);
-            json_object_set_new(ent, "what", json_pack("{s:s}", "reference", ref));
-        } else if (e->entity_id) {
-            json_object_set_new(ent, "what",
-                                json_pack("{s:{s:s, s:s}}", "identifier", "system",
-                                          "urn:hub:journal", "value", e->entity_id));
-        }
-        if (e->entity_type)
-            json_object_set_new(ent, "type", json_pack("{s:s, s:s}", "system",
-                                                       "http://hl7.org/fhir/resource-types",
-                                                       "code", e->entity_type));
-        if (e->query) {
-            /* Parameter names only (never values); base64 as the element's
-             * type requires. */
-            size_t n = strlen(e->query);
-            char *b = hub_malloc(n * 4 / 3 + 8);
-            if (b) {
-                static const char A[] =
-                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-                const unsigned char *q = (const unsigned char *)e->query;
-                size_t o = 0, i = 0;
-                for (; i + 3 <= n; i += 3) {
-                    uint32_t v = (uint32_t)q[i] << 16 | (uint32_t)q[i + 1] << 8 | q[i + 2];
-                    b[o++] = A[v >> 18], b[o++] = A[(v >> 12) & 63], b[o++] = A[(v >> 6) & 63],
-                    b[o++] = A[v & 63];
-                }
-                if (n - i) {
-                    uint32_t v = (uint32_t)q[i] << 16 | (n - i == 2 ? (uint32_t)q[i + 1] << 8 : 0);
-                    b[o++] = A[v >> 18], b[o++] = A[(v >> 12) & 63];
-                    b[o++] = n - i == 2 ? A[(v >> 6) & 63] : '=';
-                    b[o++] = '=';
-                }
-                b[o] = '\0';
-                json_object_set_new(ent, "query", json_string(b));
-                hub_free(b);
-            }
-        }
-        if (e->sender) json_object_set_new(ent, "name", json_string(e->sender));
-        json_object_set_new(ae, "entity", json_pack("[o]", ent));
+    if (row->entities && row->entities[0]) add_group_entities(ae, row);
+    else if (e->entity_type || e->query || e->sender || row->count > 1) /* a count at least */
+        json_object_set_new(ae, "entity", json_pack("[o]", entity_of(e, e->entity_id, row->count)));
+    if (row->count > 1) {
+        char last[32];
+        hub_time_iso(row->last_ms, last);
+        json_object_set_new(ae, "period", json_pack("{s:s, s:s}", "start", when, "end", last));
     }
     return ae;
 }
@@ -155,6 +194,7 @@ hub_status hub_audit_syslog_line(const hub_audit_row *row, const char *host, con
         }
         hub_buf_append_cstr(out, "\"");
     }
+    if (row->count > 1) hub_buf_printf(out, " count=\"%" PRId64 "\"", row->count);
     hub_buf_append_cstr(out, "] ");
     json_t *j = hub_audit_to_fhir(row);
     if (j == NULL) return HUB_E_NOMEM;

@@ -121,12 +121,14 @@ static _Thread_local tok_cache tcache;
 
 typedef struct {
     bool revoked, found;
+    char cert_subject[160];
 } rv;
 
 static hub_status client_state(void *ud, const hub_auth_client *c) {
     rv *r = ud;
     r->found = true;
     r->revoked = c->revoked;
+    snprintf(r->cert_subject, sizeof r->cert_subject, "%s", c->cert_subject ? c->cert_subject : "");
     return HUB_OK;
 }
 
@@ -179,6 +181,7 @@ hub_status hub_auth_check(hub_auth *a, const char *token, hub_auth_token *out, h
     if (rc && rc != HUB_E_NOTFOUND) return hub_err_set(err, HUB_E_STORE, "token", "%s", e2.msg);
     if (!state.found || state.revoked)
         return hub_err_set(err, HUB_E_INVALID, "token", "client revoked");
+    memcpy(out->cert_subject, state.cert_subject, sizeof out->cert_subject);
     memcpy(tc->tok, token, tn + 1);
     tc->t = *out;
     tc->checked_ms = now;
@@ -304,6 +307,7 @@ static hub_status jti_use(hub_auth *a, const char *client, const char *jti, int6
 typedef struct {
     bool found, revoked;
     char *jwks, *scope, *patient;
+    char cert_subject[160];
 } client_copy;
 
 static hub_status copy_client(void *ud, const hub_auth_client *c) {
@@ -313,6 +317,8 @@ static hub_status copy_client(void *ud, const hub_auth_client *c) {
     cc->jwks = hub_strdup(c->jwks);
     cc->scope = hub_strdup(c->scope);
     cc->patient = hub_strdup(c->patient ? c->patient : "");
+    snprintf(cc->cert_subject, sizeof cc->cert_subject, "%s",
+             c->cert_subject ? c->cert_subject : "");
     return cc->jwks && cc->scope && cc->patient ? HUB_OK : HUB_E_NOMEM;
 }
 
@@ -347,7 +353,8 @@ static bool aud_ok(const json_t *aud, const char *url) {
 static void on_token(void *ud, const hub_http_req *req, hub_http_resp *resp) {
     hub_auth *a = ud;
     const char *peer = hub_http_req_peer(req);
-    hub_audit_event ev = {.kind = HUB_AUDIT_TOKEN, .outcome = 12, .peer = peer, .channel = "http"};
+    hub_audit_event ev = {.kind = HUB_AUDIT_TOKEN, .outcome = 12, .peer = peer, .channel = "http",
+                          .subject = hub_http_req_tls_subject(req)};
     char ip[64];
     snprintf(ip, sizeof ip, "%s", peer);
     char *colon = strrchr(ip, ':');
@@ -441,6 +448,13 @@ static void on_token(void *ud, const hub_http_req *req, hub_http_resp *resp) {
         status = 401;
         desc = jwt.alg == HUB_JWT_OTHER ? "alg must be RS384 or ES384"
                                         : "client_assertion signature does not verify";
+        goto fail;
+    }
+    const char *subject = hub_http_req_tls_subject(req);
+    if (cc.cert_subject[0] && (subject == NULL || strcmp(subject, cc.cert_subject) != 0)) {
+        code = "invalid_client";
+        status = 401;
+        desc = "the client must connect with its client certificate";
         goto fail;
     }
     char url[300];

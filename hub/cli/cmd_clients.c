@@ -11,7 +11,8 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: hub clients add NAME --jwks FILE --scope SCOPES [--patient ID] [--data DIR]\n"
+    "usage: hub clients add NAME --jwks FILE --scope SCOPES [--patient ID]\n"
+    "                       [--cert-subject DN] [--data DIR]\n"
     "       hub clients list [--data DIR]\n"
     "       hub clients revoke NAME [--data DIR]\n"
     "\n"
@@ -26,6 +27,10 @@ static const char USAGE[] =
     "                 'admin' lets it read the audit trail (/fhir/AuditEvent)\n"
     "  --patient ID   bind the client to one patient: its tokens see only that\n"
     "                 patient's compartment\n"
+    "  --cert-subject DN  bind the client to its TLS client certificate (with\n"
+    "                 --tls-client-ca): its token requests and tokens work only\n"
+    "                 over a connection with a certificate of this subject, as\n"
+    "                 RFC 4514 prints it, e.g. 'CN=lab-app,O=Lab'\n"
     "  --data DIR     the hub's data directory (default ./hub-data)\n";
 
 typedef struct {
@@ -80,9 +85,11 @@ static hub_status print_client(void *ud, const hub_auth_client *c) {
     size_t nkeys = 0;
     hub_err err;
     hub_jwks_check(c->jwks, strlen(c->jwks), &nkeys, &err);
-    printf("%-24s %-8s keys=%zu patient=%s created=%s scope='%s'\n", c->name,
+    printf("%-24s %-8s keys=%zu patient=%s created=%s scope='%s'", c->name,
            c->revoked ? "revoked" : "active", nkeys, c->patient && *c->patient ? c->patient : "-",
            when, c->scope);
+    if (c->cert_subject && *c->cert_subject) printf(" cert='%s'", c->cert_subject);
+    putchar('\n');
     return HUB_OK;
 }
 
@@ -112,7 +119,7 @@ int hub__cmd_clients(int argc, char **argv) {
         hub_cfg_release(&cfg);
         return hub__cli_usage_error(cmd, "%s: %s", err.where, err.msg);
     }
-    const char *name = NULL, *jwks_file = NULL, *scope = NULL, *patient = NULL;
+    const char *name = NULL, *jwks_file = NULL, *scope = NULL, *patient = NULL, *subject = NULL;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
         const char *a = argv[i];
@@ -126,6 +133,8 @@ int hub__cmd_clients(int argc, char **argv) {
         if (strncmp(a, "--jwks", 6) == 0 && (a[6] == 0 || a[6] == '=')) dst = &jwks_file, flag = "--jwks";
         else if (strncmp(a, "--scope", 7) == 0 && (a[7] == 0 || a[7] == '=')) dst = &scope, flag = "--scope";
         else if (strncmp(a, "--patient", 9) == 0 && (a[9] == 0 || a[9] == '=')) dst = &patient, flag = "--patient";
+        else if (strncmp(a, "--cert-subject", 14) == 0 && (a[14] == 0 || a[14] == '='))
+            dst = &subject, flag = "--cert-subject";
         if (dst) {
             *dst = hub__cli_flag_value(cmd, argc, argv, &i, flag);
             if (*dst == NULL) rc = 2;
@@ -145,8 +154,10 @@ int hub__cmd_clients(int argc, char **argv) {
         rc = hub__cli_usage_error(cmd, "NAME: '%.80s' is not 1-64 letters, digits, '.', '_', '-'", name);
     if (rc == 0 && strcmp(sub, "add") == 0 && (jwks_file == NULL || scope == NULL))
         rc = hub__cli_usage_error(cmd, "add needs --jwks FILE and --scope SCOPES");
-    if (rc == 0 && strcmp(sub, "add") != 0 && (jwks_file || scope || patient))
-        rc = hub__cli_usage_error(cmd, "--jwks, --scope and --patient go with add only");
+    if (rc == 0 && strcmp(sub, "add") != 0 && (jwks_file || scope || patient || subject))
+        rc = hub__cli_usage_error(cmd, "--jwks, --scope, --patient and --cert-subject go with add only");
+    if (rc == 0 && subject && (!*subject || strlen(subject) > 159))
+        rc = hub__cli_usage_error(cmd, "--cert-subject: 1 to 159 characters");
     if (rc) {
         hub_cfg_release(&cfg);
         return rc;
@@ -189,7 +200,8 @@ int hub__cmd_clients(int argc, char **argv) {
         exit_code = 0;
         goto out;
     }
-    hub_auth_client c = {.name = name, .jwks = jwks, .scope = scope, .patient = patient};
+    hub_auth_client c = {.name = name, .jwks = jwks, .scope = scope, .patient = patient,
+                         .cert_subject = subject};
     cjob j;
     memset(&j, 0, sizeof j);
     j.c = &c;

@@ -207,6 +207,17 @@ static hub_status loader_join(serve_loader *l) {
 /* Process CPU time (user + system, every thread) so far, in ms: the ready
  * line gives start-up's share (cpu_ms), which other processes on the
  * machine's cores do not stretch the way they stretch startup_ms. */
+/* An HTTPS connection whose client certificate does not verify is on the
+ * audit trail, like a request without a good token. */
+static void http_cert_refused(void *ud, const char *peer, const char *why) {
+    hub_audit_refused(ud, "http", peer, why);
+}
+
+/* So is an MLLP connection refused by its channel (address, limit, TLS). */
+static void mllp_refused(void *ud, const hub_mllp_frame_ctx *ctx, const char *why) {
+    hub_audit_refused(ud, ctx->channel, ctx->peer, why);
+}
+
 static double cpu_ms(void) {
     struct rusage u;
     if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
@@ -391,7 +402,10 @@ int hub__cmd_serve(int argc, char **argv) {
         goto out;
     }
     hub_mllp_server_cfg mc = {.channels = chans.mllp, .n_channels = chans.n};
-    hub_mllp_callbacks cb = {.ud = ingest, .on_frame = hub_ingest_on_frame};
+    hub_mllp_callbacks cb = {.ud = ingest,
+                             .on_frame = hub_ingest_on_frame,
+                             .on_refused = audit ? mllp_refused : NULL,
+                             .refused_ud = audit};
     if (hub_mllp_server_start(&mc, &cb, &mllp, &err) != HUB_OK) {
         fprintf(stderr, "hub serve: %s: %s\n", err.where, err.msg);
         goto out;
@@ -407,7 +421,10 @@ int hub__cmd_serve(int argc, char **argv) {
                        .timeout_s = cfg.http_timeout,
                        .max_per_ip = cfg.http_max_per_client,
                        .tls_cert = cfg.tls_cert[0] ? cfg.tls_cert : NULL,
-                       .tls_key = cfg.tls_key};
+                       .tls_key = cfg.tls_key,
+                       .tls_client_ca = cfg.tls_client_ca[0] ? cfg.tls_client_ca : NULL,
+                       .on_cert_refused = audit ? http_cert_refused : NULL,
+                       .on_cert_refused_ud = audit};
     hub_http_ops ops = {.store = store,
                         .started_ms = hub_now_ms(),
                         .store_path = hub_store_path(store),
@@ -448,7 +465,7 @@ int hub__cmd_serve(int argc, char **argv) {
                               "clear; set --tls-cert and --tls-key'");
     else
         HUB_LOG_INFO("serve", "tls=on http=https mllp=tls client_certs=%s",
-                     cfg.tls_client_ca[0] ? "required (mllp)" : "no");
+                     cfg.tls_client_ca[0] ? "required" : "no");
     HUB_LOG_INFO("serve", "auth=%s audit=%s syslog='%s' rate_limit=%d",
                  enforce ? "on" : "off", audit ? "on" : "off", cfg.audit_syslog,
                  cfg.http_rate_limit);

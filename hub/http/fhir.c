@@ -1272,6 +1272,10 @@ static bool may(const ctx *c, const char *type, unsigned perms) {
 
 static bool refuse(ctx *c, const char *expr, const char *why) {
     send_issue(c, 403, "forbidden", expr, "%s", why);
+    /* RFC 6750 3.1: the token is good, its scopes are not enough. */
+    if (c->tok)
+        hub_http_resp_header(c->resp, "WWW-Authenticate",
+                             "Bearer realm=\"hub\", error=\"insufficient_scope\"");
     return false;
 }
 
@@ -1734,6 +1738,7 @@ static bool guard(ctx *c, hub_auth_token *tok, bool metadata) {
     const char *peer = hub_http_req_peer(c->req);
     c->actor.peer = peer;
     c->actor.channel = "http";
+    c->actor.subject = hub_http_req_tls_subject(c->req);
     if (f->enforce && !metadata) {
         const char *h = hub_http_req_header(c->req, "Authorization");
         hub_err err;
@@ -1742,6 +1747,9 @@ static bool guard(ctx *c, hub_auth_token *tok, bool metadata) {
         if (h == NULL) why = "no access token";
         else if (strncasecmp(h, "Bearer ", 7) != 0) why = "not a Bearer token";
         else if (hub_auth_check(f->auth, h + 7, tok, &err) != HUB_OK) why = err.msg;
+        else if (tok->cert_subject[0] &&
+                 (c->actor.subject == NULL || strcmp(c->actor.subject, tok->cert_subject) != 0))
+            why = "token used without its client's certificate";
         if (why) {
             c->a_kind = HUB_AUDIT_LOGIN_FAIL;
             snprintf(c->a_query, sizeof c->a_query, "%s", why);
@@ -1761,13 +1769,16 @@ static bool guard(ctx *c, hub_auth_token *tok, bool metadata) {
      * off the hub serves local use, where one address is every client (a
      * bulk load, a test suite) and a per-address cap only gets in the way. */
     if (f->auth && (c->tok || f->enforce)) {
+        /* "c:client" or "a:address" (no port); no printf on every request. */
         char key[136];
-        if (c->tok) snprintf(key, sizeof key, "c:%s", c->tok->client);
-        else {
-            snprintf(key, sizeof key, "a:%s", peer);
-            char *colon = strrchr(key, ':');
-            if (colon && colon > key + 2) *colon = '\0';
-        }
+        const char *who = c->tok ? c->tok->client : peer;
+        size_t n = strnlen(who, sizeof key - 3);
+        const char *colon = c->tok ? NULL : memrchr(who, ':', n);
+        if (colon && colon > who) n = (size_t)(colon - who);
+        key[0] = c->tok ? 'c' : 'a';
+        key[1] = ':';
+        memcpy(key + 2, who, n);
+        key[n + 2] = '\0';
         int retry = 1;
         if (!hub_auth_rate_ok(f->auth, key, &retry)) {
             send_issue(c, 429, "throttled", NULL, "too many requests; retry after %d s", retry);
@@ -1796,6 +1807,7 @@ static void audit_request(ctx *c) {
                                      : st >= 500 ? 8
                                                  : 4,
                           .client = c->actor.client,
+                          .subject = c->actor.subject,
                           .peer = c->actor.peer,
                           .channel = "http",
                           .entity_type = c->a_type[0] ? c->a_type : NULL,

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 
 #define MAX_ROUTES 64
@@ -27,6 +29,7 @@ struct hub_http_server {
     hub_http_cfg cfg;
     char host[64];
     char *cert, *key; /* PEM text for libmicrohttpd, kept while it runs */
+    char *client_ca;  /* PEM CAs of client certificates, or NULL */
     struct MHD_Daemon *d;
     route routes[MAX_ROUTES];
     int nroutes;
@@ -58,7 +61,15 @@ struct hub_http_req {
     hub_http_req *qnext;
     bool too_large;
     char peer[64];
+    const struct conn_tls *tls; /* its connection's client certificate */
 };
+
+/* A connection's client certificate, verified at its first request (a
+ * verification is public-key work; keep-alive requests reuse it). */
+typedef struct conn_tls {
+    int state;         /* 0 not yet, 1 verified, -1 refused */
+    char subject[160];
+} conn_tls;
 
 hub_status hub_http_server_new(const hub_http_cfg *c, hub_http_server **out,
                                hub_err *err) {
@@ -146,6 +157,10 @@ const char *hub_http_req_peer(const hub_http_req *cr) {
     return r->peer;
 }
 
+const char *hub_http_req_tls_subject(const hub_http_req *r) {
+    return r->tls && r->tls->state == 1 ? r->tls->subject : NULL;
+}
+
 void hub_http_resp_header(hub_http_resp *resp, const char *name,
                           const char *value) {
     if (resp->nheaders >= HUB_HTTP_MAX_HEADERS) return;
@@ -216,6 +231,66 @@ static enum MHD_Result queue(struct MHD_Connection *conn, hub_http_resp *resp) {
 
 static void *worker_main(void *arg);
 
+/* The peer's certificate chain checked against the client CAs (and for
+ * the TLS client purpose when it names purposes); its subject in t. */
+static const char *verify_peer(struct MHD_Connection *conn, conn_tls *t) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL) return "not a TLS connection";
+    gnutls_session_t ss = (gnutls_session_t)ci->tls_session;
+    unsigned n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(ss, &n);
+    if (chain == NULL || n == 0) return "no client certificate";
+    gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                     .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers(ss, &purpose, 1, &status) < 0 || status != 0)
+        return status & GNUTLS_CERT_EXPIRED ? "client certificate expired"
+               : status & GNUTLS_CERT_SIGNER_NOT_FOUND ? "client certificate from an unknown CA"
+                                                       : "client certificate not valid";
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t dn = {NULL, 0};
+    if (gnutls_x509_crt_init(&crt) < 0) return "out of memory";
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
+        gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0)
+        snprintf(t->subject, sizeof t->subject, "%.*s", (int)dn.size, (const char *)dn.data);
+    gnutls_free(dn.data);
+    gnutls_x509_crt_deinit(crt);
+    return t->subject[0] ? NULL : "client certificate without a subject";
+}
+
+/* Verifies the connection's client certificate once; false when it is
+ * refused (told to the refusal hook the first time). */
+static bool cert_ok(hub_http_server *s, struct MHD_Connection *conn, hub_http_req *req) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_tls *t = ci ? ci->socket_context : NULL;
+    if (t == NULL) return false; /* no state: out of memory at accept */
+    req->tls = t;
+    if (t->state == 0) {
+        const char *why = verify_peer(conn, t);
+        t->state = why ? -1 : 1;
+        if (why) {
+            HUB_LOG_WARN("http", "refused peer=%s reason='%s'", hub_http_req_peer(req), why);
+            if (s->cfg.on_cert_refused)
+                s->cfg.on_cert_refused(s->cfg.on_cert_refused_ud, hub_http_req_peer(req), why);
+        }
+    }
+    return t->state == 1;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = hub_calloc(1, sizeof(conn_tls));
+    } else {
+        hub_free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -227,6 +302,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (!req->started) {
         req->started = true;
         req->conn = conn;
+        if (s->client_ca && !cert_ok(s, conn, req)) {
+            hub_http_resp resp = {.status = 0};
+            hub_buf_init(&resp.body);
+            hub_http_resp_error(&resp, 401,
+                                "a client certificate from a trusted authority is required");
+            hub_http_resp_header(&resp, "Connection", "close");
+            return queue(conn, &resp);
+        }
         /* A declared length over the limit is refused before any byte of
          * the body is read into memory. */
         const char *cl = MHD_lookup_connection_value(
@@ -390,6 +473,10 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
         if (rc)
             return hub_err_set(err, rc, "http.tls", "cannot read certificate or key: %s",
                                err->msg);
+        if (s->cfg.tls_client_ca && *s->cfg.tls_client_ca &&
+            (rc = hub_file_read(s->cfg.tls_client_ca, 1 << 20, &s->client_ca, &n, err)))
+            return hub_err_set(err, rc, "http.tls_client_ca", "cannot read the client CAs: %s",
+                               err->msg);
     }
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
@@ -421,9 +508,15 @@ hub_status hub_http_server_start(hub_http_server *s, hub_err *err) {
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_NOTIFY_CONNECTION, s->client_ca ? on_connection : NULL, s,
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->cert,
         MHD_OPTION_HTTPS_MEM_KEY, s->key,
-        MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
+        MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+        /* With client CAs libmicrohttpd asks for a client certificate and
+         * gives GnuTLS the CAs to verify it with; cert_ok() refuses a
+         * connection that sent none or one that does not verify. */
+        s->client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, s->client_ca,
+        MHD_OPTION_END);
     if (s->d == NULL)
         return hub_err_set(err, HUB_E_IO, "http",
                            tls ? "cannot listen on %s:%d (port in use, or the "
@@ -457,5 +550,6 @@ void hub_http_server_free(hub_http_server *s) {
     if (s->d) MHD_stop_daemon(s->d);
     hub_free(s->cert);
     hub_free(s->key);
+    hub_free(s->client_ca);
     hub_free(s);
 }

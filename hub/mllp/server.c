@@ -473,6 +473,12 @@ static void open_done(hub_mllp_server *s, conn *c) {
     }
 }
 
+static void refused(hub_mllp_server *s, const channel *ch, const char *peer, const char *why) {
+    if (s->cb.on_refused == NULL) return;
+    hub_mllp_frame_ctx ctx = {.channel = ch->name, .channel_index = ch->index, .peer = peer};
+    s->cb.on_refused(s->cb.refused_ud, &ctx, why);
+}
+
 static void handshake(hub_mllp_server *s, conn *c) {
     hub_err err;
     int r = hub__io_handshake(&c->io, &c->hs_want, &err);
@@ -480,6 +486,9 @@ static void handshake(hub_mllp_server *s, conn *c) {
     if (r < 0) {
         HUB_LOG_WARN("mllp", "conn=%llu peer=%s tls handshake failed: %s",
                      (unsigned long long)c->id, c->peer, err.msg);
+        char why[96];
+        snprintf(why, sizeof why, "tls handshake failed: %.70s", err.msg);
+        refused(s, c->ch, c->peer, why);
         conn_close(s, c, R_TLS);
         return;
     }
@@ -589,6 +598,7 @@ static void on_accept(hub_mllp_server *s, channel *ch) {
         if (!allowed(ch, &ss)) {
             hub_metric_add(ch->m_refused_addr, 1);
             HUB_LOG_WARN("mllp", "refuse peer=%s channel=%s reason=address", peer, ch->name);
+            refused(s, ch, peer, "address not allowed");
             close(fd);
             continue;
         }
@@ -596,6 +606,7 @@ static void on_accept(hub_mllp_server *s, channel *ch) {
             hub_metric_add(ch->m_refused_limit, 1);
             HUB_LOG_WARN("mllp", "refuse peer=%s channel=%s reason=%s max=%d", peer,
                          ch->name, s->stopping ? "stopping" : "limit", ch->max_conns);
+            if (!s->stopping) refused(s, ch, peer, "connection limit");
             close(fd);
             continue;
         }

@@ -9,7 +9,7 @@
 
 /* Bump the version when the SQL changes; every statement idempotent. */
 const hub__schema hub__schema_auth = {
-    "auth", 1,
+    "auth", 2,
     "CREATE TABLE IF NOT EXISTS auth_client("
     " name TEXT PRIMARY KEY, jwks TEXT NOT NULL, scope TEXT NOT NULL,"
     " patient TEXT NOT NULL DEFAULT '', revoked INTEGER NOT NULL DEFAULT 0,"
@@ -25,7 +25,19 @@ const hub__schema hub__schema_auth = {
     " sender TEXT, entity_type TEXT, entity_id TEXT, query TEXT, detail TEXT);"
     /* No index on at_ms: ids grow with time, and every read adds a row,
      * so a second B-tree per row costs every read; date filters scan. */
-    "DROP INDEX IF EXISTS audit_at;"};
+    "DROP INDEX IF EXISTS audit_at;"
+    /* v2: a row that stands for many reads or searches of one kind by one
+     * party over one batch (hub/auth/audit.c): their count, the last
+     * one's time (at_ms is the first's) and the ids read, each as "id" or
+     * "id*count", separated by spaces. A table of its own, so that a v1
+     * store takes it with an idempotent statement. */
+    "CREATE TABLE IF NOT EXISTS audit_group("
+    " id INTEGER PRIMARY KEY, last_ms INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " entities TEXT);"
+    /* v2: the client certificate a client is bound to (hub clients add
+     * --cert-subject); a table of its own for the same reason. */
+    "CREATE TABLE IF NOT EXISTS auth_client_cert("
+    " name TEXT PRIMARY KEY, subject TEXT NOT NULL) WITHOUT ROWID;"};
 
 static const char SQL_CLIENT_PUT[] =
     "INSERT OR REPLACE INTO auth_client(name, jwks, scope, patient, revoked, created_ms)"
@@ -34,15 +46,22 @@ static const char SQL_CLIENT_REVOKE[] = "UPDATE auth_client SET revoked = 1 WHER
 static const char SQL_JTI_GC[] = "DELETE FROM auth_jti WHERE exp_ms < ?1";
 static const char SQL_JTI_PUT[] =
     "INSERT OR IGNORE INTO auth_jti(client, jti, exp_ms) VALUES(?1, ?2, ?3)";
+static const char SQL_CERT_DEL[] = "DELETE FROM auth_client_cert WHERE name = ?1";
+static const char SQL_CERT_PUT[] = "INSERT INTO auth_client_cert(name, subject) VALUES(?1, ?2)";
 static const char SQL_CLIENT_GET[] =
-    "SELECT name, jwks, scope, patient, revoked, created_ms FROM auth_client WHERE name = ?1";
+    "SELECT c.name, jwks, scope, patient, revoked, created_ms, k.subject FROM auth_client c"
+    " LEFT JOIN auth_client_cert k ON k.name = c.name WHERE c.name = ?1";
 static const char SQL_CLIENT_LIST[] =
-    "SELECT name, jwks, scope, patient, revoked, created_ms FROM auth_client ORDER BY name";
+    "SELECT c.name, jwks, scope, patient, revoked, created_ms, k.subject FROM auth_client c"
+    " LEFT JOIN auth_client_cert k ON k.name = c.name ORDER BY c.name";
 static const char SQL_KEY_GET[] = "SELECT k FROM auth_key WHERE id = 1";
 static const char SQL_AUDIT_PUT[] =
     "INSERT INTO audit(at_ms, kind, outcome, client, subject, peer, channel, sender,"
     " entity_type, entity_id, query, detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
     " ?10, ?11, ?12)";
+
+static const char SQL_AUDIT_GROUP_PUT[] =
+    "INSERT INTO audit_group(id, last_ms, n, entities) VALUES(?1, ?2, ?3, ?4)";
 
 static void bind_opt(sqlite3_stmt *st, int i, const char *s) {
     if (s && *s) sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
@@ -69,7 +88,18 @@ hub_status hub_auth_client_put_tx(hub_store_tx *tx, const hub_auth_client *c, hu
     sqlite3_bind_text(st, 3, c->scope ? c->scope : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, c->patient ? c->patient : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, c->created_ms ? c->created_ms : hub_now_ms());
-    return step_done(st, tx, "auth_client", err);
+    hub_status rc = step_done(st, tx, "auth_client", err);
+    if (rc) return rc;
+    /* A client added again is bound as this call says (or no longer). */
+    if ((st = hub__tx_stmt(tx, SQL_CERT_DEL, err)) == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
+    if ((rc = step_done(st, tx, "auth_client_cert", err)) || !c->cert_subject ||
+        !*c->cert_subject)
+        return rc;
+    if ((st = hub__tx_stmt(tx, SQL_CERT_PUT, err)) == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->cert_subject, -1, SQLITE_STATIC);
+    return step_done(st, tx, "auth_client_cert", err);
 }
 
 hub_status hub_auth_client_revoke_tx(hub_store_tx *tx, const char *name, hub_err *err) {
@@ -128,7 +158,8 @@ static hub_status clients(hub_store *s, const char *sql, const char *name,
                              .scope = col(st, 2),
                              .patient = col(st, 3),
                              .revoked = sqlite3_column_int(st, 4) != 0,
-                             .created_ms = sqlite3_column_int64(st, 5)};
+                             .created_ms = sqlite3_column_int64(st, 5),
+                             .cert_subject = col(st, 6)};
         found++;
         rc = fn(ud, &c);
         if (rc) break;
@@ -244,26 +275,43 @@ hub_status hub_audit_insert_tx(hub_store_tx *tx, const hub_audit_event *ev, hub_
     return step_done(st, tx, "audit", err);
 }
 
+hub_status hub_audit_insert_group_tx(hub_store_tx *tx, const hub_audit_event *ev,
+                                     int64_t last_ms, int64_t count, const char *entities,
+                                     hub_err *err) {
+    hub_status rc = hub_audit_insert_tx(tx, ev, err);
+    if (rc || count <= 1) return rc;
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_AUDIT_GROUP_PUT, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(hub__tx_db(tx)));
+    sqlite3_bind_int64(st, 2, last_ms);
+    sqlite3_bind_int64(st, 3, count);
+    bind_opt(st, 4, entities);
+    return step_done(st, tx, "audit_group", err);
+}
+
 static const char *colz(sqlite3_stmt *st, int i) {
     return (const char *)sqlite3_column_text(st, i);
 }
 
 /* The list query: every filter is a bound value that may be NULL, so one
- * statement text (cached) serves them all. */
+ * statement text (cached) serves them all. A grouped row matches a date
+ * range its period overlaps, and an entity among its ids. */
+#define AUDIT_COLS                                                                          \
+    "SELECT a.id, at_ms, kind, outcome, client, subject, peer, channel, sender, entity_type," \
+    " entity_id, query, detail, g.last_ms, g.n, g.entities FROM audit a"                    \
+    " LEFT JOIN audit_group g ON g.id = a.id"
+#define AUDIT_WHERE                                                                         \
+    " (?2 = 0 OR a.id = ?2) AND (?3 = 0 OR coalesce(g.last_ms, at_ms) >= ?3)"                \
+    " AND (?4 = 0 OR at_ms < ?4) AND (?5 IS NULL OR client = ?5)"                            \
+    " AND (?6 IS NULL OR entity_type = ?6)"                                                  \
+    " AND (?7 IS NULL OR entity_id = ?7 OR instr(' ' || g.entities || ' ', ' ' || ?7 || ' ')" \
+    " OR instr(' ' || g.entities, ' ' || ?7 || '*')) AND (?8 < 0 OR kind = ?8)"
 static const char SQL_AUDIT_NEWEST[] =
-    "SELECT id, at_ms, kind, outcome, client, subject, peer, channel, sender, entity_type,"
-    " entity_id, query, detail FROM audit WHERE (?1 = 0 OR id < ?1) AND (?2 = 0 OR id = ?2)"
-    " AND (?3 = 0 OR at_ms >= ?3) AND (?4 = 0 OR at_ms < ?4) AND (?5 IS NULL OR client = ?5)"
-    " AND (?6 IS NULL OR entity_type = ?6) AND (?7 IS NULL OR entity_id = ?7)"
-    " AND (?8 < 0 OR kind = ?8) ORDER BY id DESC LIMIT ?9";
+    AUDIT_COLS " WHERE (?1 = 0 OR a.id < ?1) AND" AUDIT_WHERE " ORDER BY a.id DESC LIMIT ?9";
 static const char SQL_AUDIT_AFTER[] =
-    "SELECT id, at_ms, kind, outcome, client, subject, peer, channel, sender, entity_type,"
-    " entity_id, query, detail FROM audit WHERE id > ?1 ORDER BY id LIMIT ?9";
+    AUDIT_COLS " WHERE a.id > ?1 AND" AUDIT_WHERE " ORDER BY a.id LIMIT ?9";
 static const char SQL_AUDIT_COUNT[] =
-    "SELECT count(*) FROM audit WHERE (?2 = 0 OR id = ?2)"
-    " AND (?3 = 0 OR at_ms >= ?3) AND (?4 = 0 OR at_ms < ?4) AND (?5 IS NULL OR client = ?5)"
-    " AND (?6 IS NULL OR entity_type = ?6) AND (?7 IS NULL OR entity_id = ?7)"
-    " AND (?8 < 0 OR kind = ?8)";
+    "SELECT count(*) FROM audit a LEFT JOIN audit_group g ON g.id = a.id WHERE" AUDIT_WHERE;
 
 static void bind_filter(sqlite3_stmt *st, const hub_audit_filter *f, bool after) {
     sqlite3_bind_int64(st, 1, after ? f->after_id : f->before_id);
@@ -304,6 +352,9 @@ hub_status hub_audit_list(hub_store *s, const hub_audit_filter *f, hub_audit_row
         row.ev.entity_id = colz(st, 10);
         row.ev.query = colz(st, 11);
         row.ev.detail = colz(st, 12);
+        row.last_ms = sqlite3_column_int64(st, 13);
+        row.count = sqlite3_column_type(st, 14) == SQLITE_NULL ? 1 : sqlite3_column_int64(st, 14);
+        row.entities = colz(st, 15);
         rc = fn(ud, &row);
         if (rc) break;
     }

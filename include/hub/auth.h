@@ -12,7 +12,8 @@
  *  - Audit: an AuditEvent row for every read, search, write, delete, token
  *    request, MLLP message and notification; writes in the same
  *    transaction as the change (a record listener), reads queued and
- *    written in batches by a writer job; /fhir/AuditEvent maps the table
+ *    written in batches by a writer job, the reads and searches of one
+ *    party alike but for their ids grouped into one row per batch; /fhir/AuditEvent maps the table
  *    onto FHIR; every row also goes out as an RFC 5424 syslog line.
  *  - Limits: request rate per client (token bucket; 429 + Retry-After).
  *
@@ -111,6 +112,11 @@ typedef struct {
     const char *jwks;     /* JSON text */
     const char *scope;    /* space-separated scopes it may be granted */
     const char *patient;  /* bound patient id, or NULL / "" */
+    /* The subject DN (RFC 4514, as the hub prints it) of the TLS client
+     * certificate the client's requests must come with, or NULL / "":
+     * its token requests and its tokens are refused over a connection
+     * without that certificate (sender-constrained, RFC 8705's idea). */
+    const char *cert_subject;
     bool revoked;
     int64_t created_ms;
 } hub_auth_client;
@@ -185,6 +191,11 @@ hub_status hub_audit_listen(hub_audit *a, struct hub_record *r, hub_err *err);
 /* Queues an event; written by the next batch (reads, searches, refused
  * requests, tokens, notifications). Never blocks on the store. */
 void hub_audit_record(hub_audit *a, const hub_audit_event *ev);
+/* A connection refused before any request or message (a TLS client
+ * certificate that does not verify, an MLLP peer not on its channel's
+ * allow-list): queued like other refusals, as a login failure (outcome
+ * 12) with the channel, the peer and why (a few words, never contents). */
+void hub_audit_refused(hub_audit *a, const char *channel, const char *peer, const char *why);
 /* Writer side: writes an event in tx now (MLLP messages with their journal
  * row, the router's deliveries with their outbox update). */
 hub_status hub_audit_record_tx(hub_audit *a, hub_store_tx *tx, const hub_audit_event *ev,
@@ -199,9 +210,20 @@ int64_t hub_audit_dropped(const hub_audit *a);
 
 /* Store side of the audit trail. */
 hub_status hub_audit_insert_tx(hub_store_tx *tx, const hub_audit_event *ev, hub_err *err);
+/* One row for `count` events alike but for their time and entity id (reads
+ * or searches of one party over one batch): ev->at_ms the first one's
+ * time, last_ms the last one's, `entities` the ids as "id" or "id*N" (N
+ * reads of it) separated by spaces, or NULL (searches). count 1 is a plain
+ * row. */
+hub_status hub_audit_insert_group_tx(hub_store_tx *tx, const hub_audit_event *ev,
+                                     int64_t last_ms, int64_t count, const char *entities,
+                                     hub_err *err);
 typedef struct {
     int64_t id;
     hub_audit_event ev;   /* strings valid during the callback */
+    int64_t count;        /* events the row stands for (1, or a group's) */
+    int64_t last_ms;      /* a group's last event, else 0 */
+    const char *entities; /* a group's ids ("id" / "id*N", spaces), or NULL */
 } hub_audit_row;
 typedef hub_status (*hub_audit_row_fn)(void *ud, const hub_audit_row *row);
 typedef struct {
@@ -247,6 +269,7 @@ typedef struct {
 typedef struct {
     char client[128];
     char patient[72];           /* "" unless patient-restricted */
+    char cert_subject[160];     /* "" unless the client is bound to one */
     int64_t exp_ms;
     hub_scopes scopes;
 } hub_auth_token;

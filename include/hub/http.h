@@ -24,6 +24,15 @@ typedef struct {
     int max_per_ip; /* concurrent connections per client address; 0 none */
     const char *tls_cert; /* PEM chain; HTTPS when set (with tls_key) */
     const char *tls_key;
+    /* PEM CAs: with HTTPS, every connection must present a client
+     * certificate that chains to one of them (verified once, at its first
+     * request); a connection without one gets 401 to every request. */
+    const char *tls_client_ca;
+    /* Called (from libmicrohttpd's threads) once per connection refused
+     * for its client certificate: peer "ip:port", why in a few words (no
+     * certificate contents). May be NULL. */
+    void (*on_cert_refused)(void *ud, const char *peer, const char *why);
+    void *on_cert_refused_ud;
 } hub_http_cfg;
 
 #define HUB_HTTP_MAX_HEADERS 16
@@ -75,6 +84,9 @@ bool hub_http_req_tls(const hub_http_req *r);
 hub_slice hub_http_req_body(const hub_http_req *r);
 /* The peer address "ip:port". */
 const char *hub_http_req_peer(const hub_http_req *r);
+/* The subject DN (RFC 4514) of the verified client certificate, or NULL
+ * when the server asks for none. */
+const char *hub_http_req_tls_subject(const hub_http_req *r);
 
 void hub_http_resp_header(hub_http_resp *resp, const char *name,
                           const char *value);

@@ -132,6 +132,13 @@ typedef struct {
      * `reason` is one of "peer", "idle", "oversize", "reply" (close_after),
      * "error", "stop", "tls". Also the label of hub_mllp_closed_total. */
     void (*on_close)(void *ud, const hub_mllp_frame_ctx *ctx, const char *reason);
+    /* Optional, loop thread, must not block: a connection refused before
+     * it opened (its address not on the channel's allow-list, the channel
+     * full, a TLS handshake that failed, client certificate included);
+     * ctx has conn_id 0 and the peer; `why` is a few words, no contents.
+     * Gets refused_ud, not ud. */
+    void (*on_refused)(void *refused_ud, const hub_mllp_frame_ctx *ctx, const char *why);
+    void *refused_ud;
 } hub_mllp_callbacks;
 
 typedef struct hub_mllp_server hub_mllp_server;

@@ -491,6 +491,136 @@ Test(auth_audit, queued_rows_are_written_and_listed, .init = up, .fini = down) {
     hub_audit_free(a);
 }
 
+/* Reads and searches of one party over one batch make one row: every read
+ * stays findable by its id, the row says how many and over which period;
+ * other parties, outcomes and kinds get rows of their own. */
+typedef struct {
+    int n;
+    int64_t count[10];
+    char entities[10][200];
+    char id[10][72];
+    int kind[10];
+    int64_t first[10], last[10];
+} grows;
+static hub_status grow_fn(void *ud, const hub_audit_row *r) {
+    grows *x = ud;
+    cr_assert_lt(x->n, 10);
+    x->count[x->n] = r->count;
+    snprintf(x->entities[x->n], sizeof x->entities[0], "%s", r->entities ? r->entities : "");
+    snprintf(x->id[x->n], sizeof x->id[0], "%s", r->ev.entity_id ? r->ev.entity_id : "");
+    x->kind[x->n] = r->ev.kind;
+    x->first[x->n] = r->ev.at_ms;
+    x->last[x->n] = r->last_ms;
+    x->n++;
+    return HUB_OK;
+}
+
+static void rec(hub_audit *a, hub_audit_kind k, const char *client, const char *id, int outcome,
+                int64_t at) {
+    hub_audit_event ev = {.kind = k, .client = client, .peer = "10.1.1.1:4000", .channel = "http",
+                          .entity_type = "Patient", .entity_id = id, .outcome = outcome,
+                          .at_ms = at, .query = k == HUB_AUDIT_SEARCH ? "name" : NULL};
+    hub_audit_record(a, &ev);
+}
+
+Test(auth_audit, reads_of_one_party_are_grouped, .init = up, .fini = down) {
+    hub_audit *a;
+    hub_err err;
+    hub_audit_cfg cfg = {.store = st, .flush_ms = 60000};
+    cr_assert_eq(hub_audit_new(&cfg, &a, &err), HUB_OK);
+    int64_t t0 = 1700000000000;
+    for (int i = 0; i < 5; i++) rec(a, HUB_AUDIT_READ, "c1", "p1", 0, t0 + i);
+    rec(a, HUB_AUDIT_READ, "c1", "p2", 0, t0 + 10);
+    rec(a, HUB_AUDIT_READ, "c1", "p3", 4, t0 + 11);        /* another outcome */
+    rec(a, HUB_AUDIT_READ, "c2", "p1", 0, t0 + 12);        /* another client */
+    rec(a, HUB_AUDIT_READ, "c1", "p 4", 0, t0 + 13);       /* not an id: a row of its own */
+    for (int i = 0; i < 3; i++) rec(a, HUB_AUDIT_SEARCH, "c1", NULL, 0, t0 + 20 + i);
+    rec(a, HUB_AUDIT_LOGIN_FAIL, NULL, NULL, 12, t0 + 30); /* refusals too */
+    rec(a, HUB_AUDIT_LOGIN_FAIL, NULL, NULL, 12, t0 + 31);
+    hub_audit_event tok = {.kind = HUB_AUDIT_TOKEN, .client = "c1", .at_ms = t0 + 40};
+    hub_audit_record(a, &tok); /* never grouped */
+    hub_audit_record(a, &tok);
+    hub_audit_flush(a);
+    grows r = {0};
+    int64_t total = 0;
+    hub_audit_filter f = {.oldest_first = true, .kind = -1, .limit = 100};
+    cr_assert_eq(hub_audit_list(st, &f, grow_fn, &r, &total, &err), HUB_OK);
+    cr_assert_eq(r.n, 8);
+    /* In the order of their first events. */
+    cr_assert_eq(r.count[0], 6);
+    cr_assert_str_eq(r.entities[0], "p1*5 p2");
+    cr_assert_str_eq(r.id[0], "");
+    cr_assert_eq(r.first[0], t0);
+    cr_assert_eq(r.last[0], t0 + 10);
+    cr_assert_eq(r.count[1], 1);
+    cr_assert_str_eq(r.id[1], "p3");
+    cr_assert_str_eq(r.entities[1], "");
+    cr_assert_str_eq(r.id[2], "p1"); /* c2's */
+    cr_assert_str_eq(r.id[3], "p 4");
+    cr_assert_eq(r.kind[4], HUB_AUDIT_SEARCH);
+    cr_assert_eq(r.count[4], 3);
+    cr_assert_eq(r.last[4], t0 + 22);
+    cr_assert_eq(r.kind[5], HUB_AUDIT_LOGIN_FAIL);
+    cr_assert_eq(r.count[5], 2);
+    cr_assert_eq(r.kind[6], HUB_AUDIT_TOKEN);
+    cr_assert_eq(r.kind[7], HUB_AUDIT_TOKEN);
+    /* Every id is found, in a group or not, and only where it is. */
+    grows e = {0};
+    hub_audit_filter fe = {.entity_type = "Patient", .entity_id = "p2", .kind = -1, .limit = 10};
+    cr_assert_eq(hub_audit_list(st, &fe, grow_fn, &e, &total, &err), HUB_OK);
+    cr_assert_eq(e.n, 1);
+    cr_assert_eq(total, 1);
+    cr_assert_str_eq(e.entities[0], "p1*5 p2");
+    grows e1 = {0};
+    fe.entity_id = "p1";
+    cr_assert_eq(hub_audit_list(st, &fe, grow_fn, &e1, &total, &err), HUB_OK);
+    cr_assert_eq(e1.n, 2);
+    grows e0 = {0};
+    fe.entity_id = "p";
+    cr_assert_eq(hub_audit_list(st, &fe, grow_fn, &e0, &total, &err), HUB_OK);
+    cr_assert_eq(e0.n, 0);
+    /* A date range finds a group by any part of its period. */
+    grows d = {0};
+    hub_audit_filter fd = {.since_ms = t0 + 9, .until_ms = t0 + 10, .client = "c1", .kind = 0,
+                           .limit = 10};
+    cr_assert_eq(hub_audit_list(st, &fd, grow_fn, &d, NULL, &err), HUB_OK);
+    cr_assert_eq(d.n, 1);
+    cr_assert_eq(d.count[0], 6);
+    hub_audit_free(a);
+}
+
+Test(auth_audit, a_group_as_auditevent_and_syslog) {
+    hub_audit_row row = {.id = 7,
+                         .ev = {.kind = HUB_AUDIT_READ,
+                                .at_ms = 1700000000000,
+                                .client = "c1",
+                                .entity_type = "Patient"},
+                         .count = 4,
+                         .last_ms = 1700000000150,
+                         .entities = "a1*3 b2"};
+    json_t *j = hub_audit_to_fhir(&row);
+    json_t *ents = json_object_get(j, "entity");
+    cr_assert_eq(json_array_size(ents), 2);
+    json_t *e0 = json_array_get(ents, 0), *e1 = json_array_get(ents, 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(e0, "what"), "reference")),
+                     "Patient/a1");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(e0, "detail"), 0),
+                                                       "valueString")),
+                     "3");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(e1, "what"), "reference")),
+                     "Patient/b2");
+    cr_assert_null(json_object_get(e1, "detail"));
+    json_t *per = json_object_get(j, "period");
+    cr_assert_str_eq(json_string_value(json_object_get(per, "start")), "2023-11-14T22:13:20.000Z");
+    cr_assert_str_eq(json_string_value(json_object_get(per, "end")), "2023-11-14T22:13:20.150Z");
+    json_decref(j);
+    hub_buf b;
+    hub_buf_init(&b);
+    cr_assert_eq(hub_audit_syslog_line(&row, "h", "hub", &b), HUB_OK);
+    cr_assert(strstr(b.p, " count=\"4\"] ") != NULL, "%s", b.p);
+    hub_buf_release(&b);
+}
+
 Test(auth_audit, fhir_and_syslog_forms_carry_no_contents) {
     hub_audit_row row = {.id = 42,
                          .ev = {.kind = HUB_AUDIT_SEARCH,

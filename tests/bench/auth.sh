@@ -7,8 +7,9 @@
 # Reads by id (32 connections) and creates (32 connections, durable) per
 # second against `hub serve` with auth and audit OFF (no token, no audit
 # rows) and ON (--auth: every request carries a Bearer token from
-# /auth/token, checked; every read queued for the audit trail, every create
-# audited in its transaction), in one run: the two servers alternate, each
+# /auth/token, checked; every read queued for the audit trail and written
+# in its batch's row for this client and address, every create audited in
+# its transaction), in one run: the two servers alternate, each
 # figure is the median of RUNS runs (default 3) of SECONDS seconds (default
 # 5), each against a fresh server. Target: ON at most 15% slower.
 # Also the server's CPU time per request (user + system from /proc, as

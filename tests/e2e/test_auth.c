@@ -6,6 +6,7 @@
  * and over syslog (UDP and TCP), and the limits (rate, body, search,
  * connections per client, slow clients). */
 #include "hub_test.h"
+#include "mllp_test.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -193,7 +194,7 @@ static void up(void) { start(NULL); }
 /* ---- tokens ------------------------------------------------------------------------ */
 
 Test(e2e_auth, rs384_and_es384_tokens_open_the_api, .init = up, .fini = stop) {
-    hub_buf r, hd;
+    hub_buf r, r2, hd;
     hub_buf_init(&hd);
     /* No token: 401 with a challenge; metadata and the SMART document are open. */
     cr_assert_eq(req(&H, "GET", "/fhir/Patient", NULL, NULL, NULL, &r, &hd), 401);
@@ -229,7 +230,14 @@ Test(e2e_auth, rs384_and_es384_tokens_open_the_api, .init = up, .fini = stop) {
     cr_assert_eq(json_integer_value(json_object_get(j, "expires_in")), 300);
     const char *es_tok = json_string_value(json_object_get(j, "access_token"));
     cr_assert_eq(req(&H, "GET", "/fhir/Patient", es_tok, NULL, NULL, NULL, NULL), 200);
-    cr_assert_eq(req(&H, "GET", "/fhir/Observation", es_tok, NULL, NULL, NULL, NULL), 403);
+    /* Not enough scope: 403, an OperationOutcome and the RFC 6750 challenge. */
+    hub_buf_init(&hd);
+    cr_assert_eq(req(&H, "GET", "/fhir/Observation", es_tok, NULL, NULL, &r2, &hd), 403);
+    cr_assert(strstr(r2.p, "\"OperationOutcome\"") && strstr(r2.p, "\"forbidden\""), "%s", r2.p);
+    cr_assert(strcasestr(hd.p, "WWW-Authenticate: Bearer realm=\"hub\", "
+                               "error=\"insufficient_scope\"") != NULL, "%s", hd.p);
+    hub_buf_release(&hd);
+    hub_buf_release(&r2);
     json_decref(j);
     hub_buf_release(&r);
     hub_free(jwt);
@@ -643,6 +651,232 @@ Test(e2e_auth, audit_trail_at_fhir_auditevent, .init = up, .fini = stop) {
     hub_free(admin);
 }
 
+/* How many reads of `ref` the trail's rows hold (a grouped row counts each
+ * read of it in its entity's "count" detail). */
+static int64_t reads_of(const char *body, const char *ref, int *rows) {
+    json_t *b = json_loads(body, 0, NULL);
+    cr_assert_not_null(b, "%s", body);
+    int64_t n = 0;
+    size_t i, k;
+    json_t *e, *ent;
+    *rows = 0;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        json_t *ae = json_object_get(e, "resource");
+        const char *sub = json_string_value(
+            json_object_get(json_array_get(json_object_get(ae, "subtype"), 0), "code"));
+        if (sub == NULL || strcmp(sub, "read") != 0) continue;
+        (*rows)++;
+        json_array_foreach(json_object_get(ae, "entity"), k, ent) {
+            const char *what =
+                json_string_value(json_object_get(json_object_get(ent, "what"), "reference"));
+            if (what == NULL || strcmp(what, ref) != 0) continue;
+            const char *c = json_string_value(
+                json_object_get(json_array_get(json_object_get(ent, "detail"), 0), "valueString"));
+            n += c ? atoll(c) : 1;
+        }
+    }
+    json_decref(b);
+    return n;
+}
+
+/* Reads are grouped per party and batch; each one is still on the record,
+ * found by the id it read. */
+Test(e2e_auth, every_read_is_on_the_record_when_grouped, .init = up, .fini = stop) {
+    char *admin = token(&H, K_RS, "admin", "system/*.cruds admin");
+    char *reader = token(&H, K_RS, "admin", "system/Patient.rs");
+    char *p1 = create(&H, admin, "Patient", "{\"resourceType\":\"Patient\",\"gender\":\"male\"}");
+    char *p2 = create(&H, admin, "Patient", "{\"resourceType\":\"Patient\",\"gender\":\"female\"}");
+    char path[200], ref1[100], ref2[100], q[200];
+    snprintf(ref1, sizeof ref1, "Patient/%s", p1);
+    snprintf(ref2, sizeof ref2, "Patient/%s", p2);
+    for (int i = 0; i < 7; i++) {
+        snprintf(path, sizeof path, "/fhir/Patient/%s", i == 3 ? p2 : p1);
+        cr_assert_eq(req(&H, "GET", path, reader, NULL, NULL, NULL, NULL), 200);
+    }
+    snprintf(path, sizeof path, "/fhir/Patient/%s-gone", p1);
+    cr_assert_eq(req(&H, "GET", path, reader, NULL, NULL, NULL, NULL), 404);
+    hub_buf r;
+    int rows;
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity=%s&_count=100", ref1);
+    cr_assert_eq(req(&H, "GET", q, admin, NULL, NULL, &r, NULL), 200);
+    cr_assert_eq(reads_of(r.p, ref1, &rows), 6, "%s", r.p);
+    cr_assert_leq(rows, 6);
+    cr_assert(strstr(r.p, "\"127.0.0.1\""), "%s", r.p);
+    hub_buf_release(&r);
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity=%s&_count=100", ref2);
+    cr_assert_eq(req(&H, "GET", q, admin, NULL, NULL, &r, NULL), 200);
+    cr_assert_eq(reads_of(r.p, ref2, &rows), 1, "%s", r.p);
+    hub_buf_release(&r);
+    /* The failed read is a row of its own outcome. */
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity=%s-gone", ref1);
+    cr_assert_eq(req(&H, "GET", q, admin, NULL, NULL, &r, NULL), 200);
+    cr_assert(strstr(r.p, "\"outcome\":\"4\""), "%s", r.p);
+    cr_assert(strstr(r.p, "\"outcome\":\"0\"") == NULL, "%s", r.p);
+    hub_buf_release(&r);
+    /* The client's reads are all there under its name. */
+    cr_assert_eq(req(&H, "GET", "/fhir/AuditEvent?agent=admin&_count=1000", admin, NULL, NULL, &r,
+                     NULL),
+                 200);
+    cr_assert_eq(reads_of(r.p, ref1, &rows), 6, "%s", r.p);
+    hub_buf_release(&r);
+    hub_free(p1);
+    hub_free(p2);
+    hub_free(reader);
+    hub_free(admin);
+}
+
+/* An MLLP connection from an address the channel does not allow is closed
+ * at once, and on the trail (batched, as a login failure: who and from
+ * where, never a message). */
+Test(e2e_auth, mllp_refused_by_the_allow_list_is_audited, .fini = stop) {
+    char cfgdir[256], cfgp[300];
+    hub_test_tmpdir(cfgdir);
+    snprintf(cfgp, sizeof cfgp, "%s/hub.json", cfgdir);
+    FILE *f = fopen(cfgp, "w");
+    cr_assert_not_null(f);
+    fputs("{\"channels\": [{\"name\": \"locked\", \"port\": 0, \"allow\": [\"10.9.9.0/24\"]}]}", f);
+    fclose(f);
+    const char *more[] = {"--config", cfgp, NULL};
+    start(more);
+    for (int i = 0; i < 3; i++) {
+        int fd = hub_test_dial(H.mllp_port);
+        hub_test_send_frame(fd, "MSH|^~\\&|LAB|FAC|HUB|HUB|20261125||ADT^A01^ADT_A01|REF-1|P|2.5.1\r"
+                                "PID|1||M78^^^FAC^MR||SECRETNAME^JO\r");
+        hub_buf ack;
+        hub_buf_init(&ack);
+        cr_assert_neq(hub_test_read_frame(fd, &ack, 5000), 0, "no ACK for a refused peer");
+        hub_buf_release(&ack);
+        close(fd);
+    }
+    char *admin = token(&H, K_RS, "admin", "system/*.cruds admin");
+    hub_buf r;
+    cr_assert_eq(req(&H, "GET", "/fhir/AuditEvent?_count=100", admin, NULL, NULL, &r, NULL), 200);
+    json_t *b = json_loads(r.p, 0, NULL);
+    cr_assert_not_null(b, "%s", r.p);
+    int64_t refused = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        json_t *ae = json_object_get(e, "resource");
+        json_t *ag = json_array_get(json_object_get(ae, "agent"), 0);
+        const char *desc = json_string_value(json_object_get(ae, "outcomeDesc"));
+        const char *ch = json_string_value(json_object_get(ag, "name"));
+        const char *ip =
+            json_string_value(json_object_get(json_object_get(ag, "network"), "address"));
+        const char *oc = json_string_value(json_object_get(ae, "outcome"));
+        if (desc == NULL || strcmp(desc, "address not allowed") != 0) continue;
+        cr_assert_str_eq(ch, "locked");
+        cr_assert_str_eq(ip, "127.0.0.1");
+        cr_assert_str_eq(oc, "12");
+        const char *n = json_string_value(json_object_get(
+            json_array_get(json_object_get(json_array_get(json_object_get(ae, "entity"), 0), "detail"), 0),
+            "valueString"));
+        refused += n ? atoll(n) : 1;
+    }
+    cr_assert_eq(refused, 3, "%s", r.p);
+    cr_assert(strstr(r.p, "SECRETNAME") == NULL);
+    cr_assert(strstr(r.p, "REF-1") == NULL);
+    json_decref(b);
+    hub_buf_release(&r);
+    hub_free(admin);
+    hub_test_rmtree(cfgdir);
+}
+
+/* Secrets never reach the log, whatever its level: client assertions,
+ * access tokens, a Subscription's secret, the JWKS's keys. */
+Test(e2e_auth, secrets_are_never_logged, .fini = stop) {
+    const char *more[] = {"--log-level", "trace", NULL};
+    start(more);
+    char *jwt = assertion(K_RS, "admin", aud_of(&H), NULL, 240, NULL);
+    hub_buf r;
+    cr_assert_eq(token_request(&H, jwt, "system/*.cruds admin", NULL, &r), 200, "%s", r.p);
+    json_t *j = json_loads(r.p, 0, NULL);
+    char *tok = hub_strdup(json_string_value(json_object_get(j, "access_token")));
+    json_decref(j);
+    hub_buf_release(&r);
+    /* A replayed assertion (refused) and a bad token (401) log too. */
+    cr_assert_eq(token_request(&H, jwt, "system/*.cruds", NULL, &r), 400, "%s", r.p);
+    hub_buf_release(&r);
+    char bad[600];
+    snprintf(bad, sizeof bad, "%sX", tok);
+    cr_assert_eq(req(&H, "GET", "/fhir/Patient", bad, NULL, NULL, NULL, NULL), 401);
+    char *sub = create(&H, tok, "Subscription",
+                       "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
+                       "\"criteria\":\"Observation?code=x\",\"channel\":{\"type\":\"rest-hook\","
+                       "\"endpoint\":\"https://127.0.0.1:9/hook\",\"payload\":\"application/fhir+json\"}}");
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$secret", sub);
+    cr_assert_eq(req(&H, "GET", path, tok, NULL, NULL, &r, NULL), 200, "%s", r.p);
+    j = json_loads(r.p, 0, NULL);
+    const char *secret = NULL;
+    json_t *pa;
+    size_t i;
+    json_array_foreach(json_object_get(j, "parameter"), i, pa)
+        if (json_string_value(json_object_get(pa, "valueString"))) secret =
+            json_string_value(json_object_get(pa, "valueString"));
+    cr_assert_not_null(secret, "%s", r.p);
+    hub_buf lg;
+    hub_buf_init(&lg);
+    FILE *f = fopen(H.log, "r");
+    cr_assert_not_null(f, "%s", H.log);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) hub_buf_append(&lg, buf, n);
+    fclose(f);
+    hub_buf_append(&lg, "", 1);
+    cr_assert_gt(lg.n, 100, "an empty log proves nothing");
+    cr_assert(strstr(lg.p, "token granted"), "%s", lg.p);
+    /* Each secret whole, and a part long enough to be one. */
+    const char *tokdot = strrchr(tok, '.');
+    const char *jwtdot = strrchr(jwt, '.');
+    cr_assert(strstr(lg.p, tok) == NULL, "access token in the log");
+    cr_assert(tokdot && strstr(lg.p, tokdot + 1) == NULL, "token signature in the log");
+    cr_assert(strstr(lg.p, jwt) == NULL, "client assertion in the log");
+    cr_assert(jwtdot && strstr(lg.p, jwtdot + 1) == NULL, "assertion signature in the log");
+    cr_assert(strstr(lg.p, secret) == NULL, "subscription secret in the log");
+    char jwks[300];
+    snprintf(jwks, sizeof jwks, "%s/jwks.json", K_RS);
+    f = fopen(jwks, "r");
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    j = json_loads(buf, 0, NULL);
+    const char *mod = json_string_value(json_object_get(json_array_get(json_object_get(j, "keys"), 0), "n"));
+    char part[41];
+    snprintf(part, sizeof part, "%s", mod ? mod : "missing");
+    cr_assert(strstr(lg.p, part) == NULL, "a JWKS key in the log");
+    json_decref(j);
+    hub_buf_release(&lg);
+    hub_buf_release(&r);
+    hub_free(sub);
+    hub_free(tok);
+    hub_free(jwt);
+}
+
+/* A batch of grouped reads, once committed (within the batching window,
+ * 200 ms), survives a kill -9 like any commit; what a crash can lose is
+ * only the events queued since. */
+Test(e2e_auth, grouped_reads_survive_a_crash) {
+    hub_test_hub h = {0};
+    hub_test_start(&h, NULL); /* local use: no tokens, audit on */
+    char *p = create(&h, NULL, "Patient", "{\"resourceType\":\"Patient\",\"gender\":\"other\"}");
+    char path[160], ref[120], q[200];
+    snprintf(path, sizeof path, "/fhir/Patient/%s", p);
+    snprintf(ref, sizeof ref, "Patient/%s", p);
+    for (int i = 0; i < 5; i++) cr_assert_eq(req(&h, "GET", path, NULL, NULL, NULL, NULL, NULL), 200);
+    usleep(1000 * 1000); /* several batch intervals */
+    cr_assert_eq(hub_test_signal_wait(&h, 9), 128 + 9);
+    hub_test_restart(&h, NULL);
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity=%s&_count=100", ref);
+    hub_buf r;
+    int rows;
+    cr_assert_eq(req(&h, "GET", q, NULL, NULL, NULL, &r, NULL), 200);
+    cr_assert_eq(reads_of(r.p, ref, &rows), 5, "%s", r.p);
+    hub_buf_release(&r);
+    hub_free(p);
+    hub_test_stop(&h);
+}
+
 Test(e2e_auth, mllp_messages_are_audited, .init = up, .fini = stop) {
     int fd = hub_test_dial(H.mllp_port);
     hub_test_send_frame(fd, "MSH|^~\\&|LAB|FAC|HUB|HUB|20261125||ADT^A01^ADT_A01|AUD-1|P|2.5.1\r"
@@ -763,13 +997,18 @@ Test(e2e_auth_limits, rate_body_search_connections_slow_clients) {
     int st = 0;
     hub_buf hd;
     hub_buf_init(&hd);
+    hub_buf rb;
+    hub_buf_init(&rb);
     for (int i = 0; i < 10 && st != 429; i++) {
         hd.n = 0;
-        st = req(&H, "GET", "/fhir/Patient?_count=1", t, NULL, NULL, NULL, &hd);
+        hub_buf_release(&rb);
+        st = req(&H, "GET", "/fhir/Patient?_count=1", t, NULL, NULL, &rb, &hd);
     }
     cr_assert_eq(st, 429);
     hub_buf_append(&hd, "", 1);
     cr_assert(strcasestr(hd.p, "Retry-After: ") != NULL, "%s", hd.p);
+    cr_assert(strstr(rb.p, "\"OperationOutcome\"") && strstr(rb.p, "\"throttled\""), "%s", rb.p);
+    hub_buf_release(&rb);
     hub_buf_release(&hd);
     /* Connections per client address: the fifth is closed at once. */
     int fds[5];
@@ -896,8 +1135,14 @@ Test(e2e_auth, system_search_needs_the_types_it_names, .init = up, .fini = stop)
 Test(e2e_auth, subscription_secret_is_the_owners, .init = up, .fini = stop) {
     add_client(&H, "own", K_RS, "system/Subscription.cruds", NULL);
     add_client(&H, "other", K_RS, "system/Subscription.cruds", NULL);
-    char *a = token(&H, K_RS, "own", "system/Subscription.cruds");
+    /* Another client's token and Subscription first: the owner is the one
+     * that wrote this one, not the trail's first party. */
     char *b = token(&H, K_RS, "other", "system/Subscription.cruds");
+    hub_free(create(&H, b, "Subscription",
+                    "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"o\","
+                    "\"criteria\":\"Observation?code=y\",\"channel\":{\"type\":\"rest-hook\","
+                    "\"endpoint\":\"https://127.0.0.1:9/hook\",\"payload\":\"application/fhir+json\"}}"));
+    char *a = token(&H, K_RS, "own", "system/Subscription.cruds");
     char *sub = create(&H, a, "Subscription",
                        "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
                        "\"criteria\":\"Observation?code=x\",\"channel\":{\"type\":\"rest-hook\","
@@ -915,4 +1160,106 @@ Test(e2e_auth, subscription_secret_is_the_owners, .init = up, .fini = stop) {
     hub_free(a);
     hub_free(b);
     hub_free(sub);
+}
+
+/* ---- a client bound to its TLS client certificate -------------------------------------- */
+
+/* curl over HTTPS with a client certificate: the status; the body in out. */
+static int curl_tls(int port, const char *method, const char *path, const char *cert,
+                    const char *key, const char *bearer, const char *const *form, hub_buf *out) {
+    const char *d = mt_tls_dir();
+    char ca[300], resolve[64], url[256], auth[700];
+    snprintf(ca, sizeof ca, "%s/ca.pem", d);
+    snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", port);
+    snprintf(url, sizeof url, "https://localhost:%d%s", port, path);
+    const char *argv[40];
+    int n = 0;
+    const char *pre[] = {"/usr/bin/curl", "-s",       "-w",   "\n%{http_code}", "--cacert", ca,
+                         "--resolve",     resolve,    "--cert", cert,          "--key",    key,
+                         "-X",            method,     NULL};
+    for (int i = 0; pre[i]; i++) argv[n++] = pre[i];
+    if (bearer) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+        argv[n++] = "-H";
+        argv[n++] = auth;
+    }
+    for (int i = 0; form && form[i] && n < 36; i++) {
+        argv[n++] = "--data-urlencode";
+        argv[n++] = form[i];
+    }
+    argv[n++] = url;
+    argv[n] = NULL;
+    hub_buf err;
+    hub_buf_init(out);
+    hub_buf_init(&err);
+    hub_test_run(argv, NULL, out, &err);
+    hub_buf_release(&err);
+    hub_buf_append(out, "", 1);
+    out->n--;
+    char *nl = strrchr(out->p, '\n');
+    int st = nl ? atoi(nl + 1) : 0;
+    if (nl) *nl = '\0';
+    return st;
+}
+
+static int tls_token(int port, const char *cert, const char *key, const char *client,
+                     hub_buf *out) {
+    char aud[128], as[4096];
+    snprintf(aud, sizeof aud, "https://localhost:%d/auth/token", port);
+    char *jwt = assertion(K_RS, client, aud, NULL, 240, NULL);
+    snprintf(as, sizeof as, "client_assertion=%s", jwt);
+    const char *form[] = {"grant_type=client_credentials",
+                          "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:"
+                          "jwt-bearer",
+                          as, "scope=system/Patient.rs", NULL};
+    int st = curl_tls(port, "POST", "/auth/token", cert, key, NULL, form, out);
+    hub_free(jwt);
+    return st;
+}
+
+Test(e2e_auth, a_client_bound_to_its_certificate, .fini = stop) {
+    const char *d = mt_tls_dir();
+    cr_assert_not_null(d, "could not make test certificates with openssl");
+    char srv[300], srvkey[300], ca[300], cli[300], clikey[300];
+    snprintf(srv, sizeof srv, "%s/server.pem", d);
+    snprintf(srvkey, sizeof srvkey, "%s/server.key", d);
+    snprintf(ca, sizeof ca, "%s/ca.pem", d);
+    snprintf(cli, sizeof cli, "%s/client.pem", d);
+    snprintf(clikey, sizeof clikey, "%s/client.key", d);
+    const char *more[] = {"--tls-cert", srv, "--tls-key", srvkey, "--tls-client-ca", ca, NULL};
+    start(more); /* tokens are on: TLS is */
+    char jwks[300];
+    snprintf(jwks, sizeof jwks, "%s/jwks.json", K_RS);
+    const char *argv[] = {HUB_BIN, "clients", "add", "bound", "--jwks", jwks, "--scope",
+                          "system/Patient.rs", "--cert-subject", "CN=hub-test-client,O=Hub Test",
+                          "--data", H.dir, NULL};
+    hub_buf out;
+    cr_assert_eq(run_hub(argv, &out), 0, "%s", out.p);
+    hub_buf_release(&out);
+    const char *list[] = {HUB_BIN, "clients", "list", "--data", H.dir, NULL};
+    cr_assert_eq(run_hub(list, &out), 0, "%s", out.p);
+    cr_assert(strstr(out.p, "cert='CN=hub-test-client,O=Hub Test'"), "%s", out.p);
+    hub_buf_release(&out);
+    /* With its certificate: a token, and the token works. */
+    hub_buf r;
+    cr_assert_eq(tls_token(H.http_port, cli, clikey, "bound", &r), 200, "%s", r.p);
+    json_t *j = json_loads(r.p, 0, NULL);
+    char *tok = hub_strdup(json_string_value(json_object_get(j, "access_token")));
+    json_decref(j);
+    hub_buf_release(&r);
+    cr_assert_eq(curl_tls(H.http_port, "GET", "/fhir/Patient", cli, clikey, tok, NULL, &r), 200,
+                 "%s", r.p);
+    hub_buf_release(&r);
+    /* Another certificate of the same CA (the server's, CN=localhost):
+     * neither a token nor the use of one. */
+    cr_assert_eq(tls_token(H.http_port, srv, srvkey, "bound", &r), 401, "%s", r.p);
+    cr_assert(strstr(r.p, "its client certificate"), "%s", r.p);
+    hub_buf_release(&r);
+    cr_assert_eq(curl_tls(H.http_port, "GET", "/fhir/Patient", srv, srvkey, tok, NULL, &r), 401,
+                 "%s", r.p);
+    hub_buf_release(&r);
+    /* An unbound client is not held to a subject. */
+    cr_assert_eq(tls_token(H.http_port, srv, srvkey, "admin", &r), 200, "%s", r.p);
+    hub_buf_release(&r);
+    hub_free(tok);
 }

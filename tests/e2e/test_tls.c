@@ -1,6 +1,7 @@
-/* MLLP over TLS through a real `hub serve`: server-only TLS, mutual TLS
- * whose certificate subject becomes the journaled identity, and protocol
- * versions checked with openssl s_client. */
+/* MLLP and HTTPS over TLS through a real `hub serve`: server-only TLS,
+ * mutual TLS whose certificate subject becomes the journaled identity (and
+ * the audit trail's), client certificates on HTTPS checked with curl and
+ * openssl s_client, and protocol versions checked with openssl s_client. */
 #include "hub_test.h"
 #include "mllp_test.h"
 
@@ -17,6 +18,9 @@ static const char *tls_file(int slot, const char *name) {
     snprintf(certs[slot], sizeof certs[slot], "%s/%s", d, name);
     return certs[slot];
 }
+
+static int https_get(int port, const char *path, const char *cert, const char *key,
+                     hub_buf *out);
 
 static void write_msg(char out[300], const char *ctl) {
     char tmp[256];
@@ -90,6 +94,14 @@ Test(e2e_tls, server_tls_and_versions) {
                         tls_file(3, "ca.pem"), h.http_port, h.http_port), 0);
     cr_assert_neq(mt_sh("curl -sf --max-time 5 http://127.0.0.1:%d/healthz >/dev/null 2>&1",
                         h.http_port), 0);
+    /* A client-initiated renegotiation (TLS 1.2; 1.3 has none) is refused
+     * on both listeners: the connection ends instead of a new handshake. */
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(mt_sh("(sleep 1; echo R; sleep 2) | timeout 10 openssl s_client "
+                           "-connect 127.0.0.1:%d -tls1_2 -CAfile %s 2>&1 | "
+                           "sed -n '/^RENEGOTIATING/,$p' | grep -q 'error:'",
+                           i ? h.mllp_port : h.http_port, tls_file(3, "ca.pem")),
+                     0, "renegotiation accepted on port %d", i ? h.mllp_port : h.http_port);
     /* Plain MLLP to a TLS port gets no ACK. */
     int fd = hub_test_dial(h.mllp_port);
     hub_test_send_frame(fd, "MSH|^~\\&|A|B|C|D|20261125||ADT^A01|X|P|2.5\r");
@@ -129,7 +141,9 @@ Test(e2e_tls, mutual_tls_identity_is_journaled) {
     snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", h.http_port);
     snprintf(url, sizeof url, "https://localhost:%d/api/messages?control_id=MTLS-1",
              h.http_port);
+    /* ... with client certificates required there too. */
     const char *curl[] = {"/usr/bin/curl", "-sf", "--cacert", tls_file(3, "ca.pem"),
+                          "--cert", tls_file(4, "client.pem"), "--key", tls_file(5, "client.key"),
                           "--resolve", resolve, url, NULL};
     hub_buf body, cerr;
     hub_buf_init(&body);
@@ -143,5 +157,119 @@ Test(e2e_tls, mutual_tls_identity_is_journaled) {
               "identity: %s", body.p);
     json_decref(j);
     hub_buf_release(&body);
+    /* The two refused handshakes are on the audit trail, with why. */
+    hub_buf r;
+    cr_assert_eq(https_get(h.http_port, "/fhir/AuditEvent?_count=100", tls_file(4, "client.pem"),
+                           tls_file(5, "client.key"), &r),
+                 200, "%s", r.p);
+    cr_assert(strstr(r.p, "\"outcomeDesc\":\"tls handshake failed: ") != NULL, "%s", r.p);
+    cr_assert(strstr(r.p, "\"name\":\"default\"") != NULL, "%s", r.p);
+    cr_assert(strstr(r.p, "DOE") == NULL);
+    hub_buf_release(&r);
+    hub_test_stop(&h);
+}
+
+/* curl to the HTTPS listener: the status, the body in out. cert/key NULL:
+ * none. */
+static int https_get(int port, const char *path, const char *cert, const char *key,
+                     hub_buf *out) {
+    char resolve[64], url[256];
+    snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", port);
+    snprintf(url, sizeof url, "https://localhost:%d%s", port, path);
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = "/usr/bin/curl";
+    argv[n++] = "-s";
+    argv[n++] = "-w";
+    argv[n++] = "\n%{http_code}";
+    argv[n++] = "--cacert";
+    argv[n++] = tls_file(6, "ca.pem");
+    argv[n++] = "--resolve";
+    argv[n++] = resolve;
+    if (cert) {
+        argv[n++] = "--cert";
+        argv[n++] = cert;
+        argv[n++] = "--key";
+        argv[n++] = key;
+    }
+    argv[n++] = url;
+    argv[n] = NULL;
+    hub_buf err;
+    hub_buf_init(out);
+    hub_buf_init(&err);
+    hub_test_run(argv, NULL, out, &err);
+    hub_buf_release(&err);
+    hub_buf_append(out, "", 1);
+    out->n--;
+    char *nl = strrchr(out->p, '\n');
+    int st = nl ? atoi(nl + 1) : 0;
+    if (nl) *nl = '\0';
+    return st;
+}
+
+Test(e2e_tls, https_requires_a_client_certificate) {
+    hub_test_hub h = {0};
+    const char *extra[] = {"--tls-cert", tls_file(1, "server.pem"), "--tls-key",
+                           tls_file(2, "server.key"), "--tls-client-ca", tls_file(3, "ca.pem"),
+                           /* tokens are e2e_auth's; this is the certificate */
+                           "--no-auth", NULL};
+    hub_test_start(&h, extra);
+    hub_buf r;
+    /* None, or one from another CA: 401 on every route, and nothing else. */
+    cr_assert_eq(https_get(h.http_port, "/fhir/Patient", NULL, NULL, &r), 401, "%s", r.p);
+    cr_assert(strstr(r.p, "client certificate"), "%s", r.p);
+    hub_buf_release(&r);
+    cr_assert_eq(https_get(h.http_port, "/healthz", tls_file(4, "rogue.pem"),
+                           tls_file(5, "rogue.key"), &r),
+                 401, "%s", r.p);
+    hub_buf_release(&r);
+    /* openssl s_client: the handshake asks for a certificate; without one
+     * the request is refused, with one it is served. */
+    cr_assert_eq(mt_sh("printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
+                       "timeout 10 openssl s_client -quiet -connect 127.0.0.1:%d -CAfile %s 2>&1 | "
+                       "grep -q '^HTTP/1.1 401'",
+                       h.http_port, tls_file(3, "ca.pem")),
+                 0);
+    cr_assert_eq(mt_sh("printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
+                       "timeout 10 openssl s_client -quiet -connect 127.0.0.1:%d -CAfile %s "
+                       "-cert %s -key %s 2>&1 | grep -q '^HTTP/1.1 200'",
+                       h.http_port, tls_file(3, "ca.pem"), tls_file(4, "client.pem"),
+                       tls_file(5, "client.key")),
+                 0);
+    cr_assert_eq(mt_sh("echo | timeout 10 openssl s_client -connect 127.0.0.1:%d -CAfile %s "
+                       "2>/dev/null | grep -q 'Acceptable client certificate CA names'",
+                       h.http_port, tls_file(3, "ca.pem")),
+                 0);
+    /* With the right one: served, and the trail names its subject. */
+    cr_assert_eq(https_get(h.http_port, "/fhir/Patient/nobody", tls_file(4, "client.pem"),
+                           tls_file(5, "client.key"), &r),
+                 404, "%s", r.p);
+    hub_buf_release(&r);
+    cr_assert_eq(https_get(h.http_port, "/fhir/AuditEvent?_count=100", tls_file(4, "client.pem"),
+                           tls_file(5, "client.key"), &r),
+                 200, "%s", r.p);
+    json_t *b = json_loads(r.p, 0, NULL);
+    cr_assert_not_null(b, "%s", r.p);
+    int subject_read = 0, no_cert = 0, other_ca = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        json_t *ae = json_object_get(e, "resource");
+        json_t *ag = json_array_get(json_object_get(ae, "agent"), 0);
+        const char *alt = json_string_value(json_object_get(ag, "altId"));
+        const char *desc = json_string_value(json_object_get(ae, "outcomeDesc"));
+        const char *oc = json_string_value(json_object_get(ae, "outcome"));
+        const char *ref = json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(ae, "entity"), 0), "what"), "reference"));
+        if (alt && strstr(alt, "CN=hub-test-client") && ref && !strcmp(ref, "Patient/nobody"))
+            subject_read++;
+        if (desc && !strcmp(desc, "no client certificate") && oc && !strcmp(oc, "12")) no_cert++;
+        if (desc && strstr(desc, "unknown CA") && oc && !strcmp(oc, "12")) other_ca++;
+    }
+    cr_assert_eq(subject_read, 1, "%s", r.p);
+    cr_assert_geq(no_cert, 2, "%s", r.p); /* curl's and s_client's */
+    cr_assert_eq(other_ca, 1, "%s", r.p);
+    json_decref(b);
+    hub_buf_release(&r);
     hub_test_stop(&h);
 }
