@@ -185,7 +185,10 @@ int hub__cmd_clients(int argc, char **argv) {
         }
     }
     hub_store *s = NULL;
-    hub_store_cfg stc = {.dir = cfg.data_dir, .durable = true, .read_only = strcmp(sub, "list") == 0};
+    /* Opened for writing even to list: a store an older hub wrote gets this
+     * version's client tables (certificate bindings) on open, which a
+     * read-only open could not add and then could not read. */
+    hub_store_cfg stc = {.dir = cfg.data_dir, .durable = true};
     hub_err_clear(&err);
     int exit_code = 1;
     if (hub_store_open(&stc, &s, &err) != HUB_OK) {

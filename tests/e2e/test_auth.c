@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1262,4 +1263,29 @@ Test(e2e_auth, a_client_bound_to_its_certificate, .fini = stop) {
     cr_assert_eq(tls_token(H.http_port, srv, srvkey, "admin", &r), 200, "%s", r.p);
     hub_buf_release(&r);
     hub_free(tok);
+}
+
+/* A store an older hub wrote (auth tables of schema 1: no certificate
+ * bindings) is listed, not refused: the listing opens it for writing, so
+ * this version's tables are added first. */
+Test(e2e_auth, clients_list_upgrades_an_older_store) {
+    char dir[256];
+    hub_test_tmpdir(dir);
+    const char *list[] = {HUB_BIN, "clients", "list", "--data", dir, NULL};
+    hub_buf out;
+    cr_assert_eq(run_hub(list, &out), 0, "%s", out.p);
+    hub_buf_release(&out);
+    char db_path[300];
+    snprintf(db_path, sizeof db_path, "%s/hub.db", dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "DROP TABLE auth_client_cert;"
+                              "UPDATE meta SET value='1' WHERE key='schema.auth';",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    cr_assert_eq(run_hub(list, &out), 0, "%s", out.p);
+    hub_buf_release(&out);
+    hub_test_rmtree(dir);
 }
