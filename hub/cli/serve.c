@@ -353,9 +353,9 @@ int hub__cmd_serve(int argc, char **argv) {
         goto out;
     }
     HUB_LOG_DEBUG("serve", "record open ms=%.2f", (double)(hub_mono_ns() - t_rec) / 1e6);
-    if (json_is_true(json_object_get(json_object_get(cfg.file_json, "mpi"), "enabled"))) {
-        /* the patient index (on with "mpi": {"enabled": true}): matching on
-         * every Patient write, its operations */
+    if (cfg.mpi_enabled) {
+        /* the patient index (off with "mpi": {"enabled": false}): matching
+         * on every Patient write, its operations */
         char nick[600];
         snprintf(nick, sizeof nick, "%s/mpi/nicknames.tsv", conformance);
         hub_mpi_cfg mpc = {.record = record,
