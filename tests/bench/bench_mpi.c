@@ -204,8 +204,8 @@ static void observe(const person *p, double noise, person *r) {
         r->d = r->mo;
         r->mo = t;
     } else if (chance(0.03 * noise)) {
-        if (chance(0.5))
-            r->d = r->d % 10 == 9 ? r->d - 1 : r->d + 1;
+        if (chance(0.5)) /* never February 29th (a source sends valid dates) */
+            r->d = r->d % 10 == 9 || (r->mo == 2 && r->d == 28) ? r->d - 1 : r->d + 1;
         else
             r->y = (r->y / 10) * 10 + (r->y % 10 + 1 + pick(8)) % 10;
     }
@@ -407,7 +407,15 @@ static int run(int n, uint64_t seed, bool full, int batch) {
                                      .resource = p, .actor = &actors[x->source]};
         }
         if (hub_record_apply(rec, ops, k, true, &err)) {
-            fprintf(stderr, "apply: %s %s (status %d)\n", err.where, err.msg, ops[0].status);
+            fprintf(stderr, "apply: %s %s\n", err.where, err.msg);
+            for (size_t j = 0; j < k; j++) {
+                if (ops[j].outcome == NULL) continue;
+                json_t *oo = hub_oo_json(ops[j].outcome);
+                char *t = json_dumps(oo, JSON_COMPACT);
+                fprintf(stderr, "  op %zu: %d %s\n", j, ops[j].status, t ? t : "");
+                free(t);
+                json_decref(oo);
+            }
             return 1;
         }
         for (size_t j = 0; j < k; j++) {
