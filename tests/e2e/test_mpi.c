@@ -702,3 +702,33 @@ Test(e2e_mpi, off_when_disabled, .init = mpi_off, .fini = down) {
     cr_assert(st >= 400 && st < 500, "no $match: %d", st);
     ft_release(&r);
 }
+
+/* ADT^A47: the EHR renumbers a patient. The same Patient (no second one)
+ * now carries the new number (the old one kept as `old`), stays linked to
+ * its golden, and the next message with the new number updates it. */
+Test(e2e_mpi, a47_renumbers_one_patient, .init = up, .fini = down) {
+    send_aa(MSH("EHR", "GENHOSP", "A04^ADT_A01", "N-1")
+            "PID|1||OLD7^^^GENHOSP&1.2.3&ISO^MR||DOE^JANE||19700101|F\r");
+    char p[72], g[72];
+    patient_by_ident("urn:oid:1.2.3", "OLD7", p);
+    golden_of(p, g);
+    send_aa(MSH("EHR", "GENHOSP", "A47^ADT_A30", "N-2")
+            "EVN|A47\rPID|1||NEW7^^^GENHOSP&1.2.3&ISO^MR||DOE^JANE||19700101|F\r"
+            "MRG|OLD7^^^GENHOSP&1.2.3&ISO^MR\r");
+    char q[72], g2[72];
+    patient_by_ident("urn:oid:1.2.3", "NEW7", q);
+    cr_assert_str_eq(q, p, "the same Patient, renumbered");
+    golden_of(q, g2);
+    cr_assert_str_eq(g2, g, "still linked to its golden");
+    send_aa(MSH("EHR", "GENHOSP", "A08^ADT_A01", "N-3")
+            "PID|1||NEW7^^^GENHOSP&1.2.3&ISO^MR||DOE^JANET||19700101|F\r");
+    json_t *pat = read_patient(p);
+    cr_assert_str_eq(s(json_array_get(json_object_get(pat, "name"), 0), "family"), "DOE");
+    json_t *given = json_object_get(json_array_get(json_object_get(pat, "name"), 0), "given");
+    cr_assert_str_eq(json_string_value(json_array_get(given, 0)), "JANET", "the A08 updated it");
+    json_decref(pat);
+    json_t *b = get_json("/fhir/Patient?_tag:not=https://hub.example.org/fhir/CodeSystem/"
+                         "mpi%7Cgolden", 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "entry")), 1, "one source Patient");
+    json_decref(b);
+}
