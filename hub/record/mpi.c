@@ -302,6 +302,11 @@ static hub_status cand_add(void *ud, const char *id) {
 }
 
 
+/* Is a a better candidate person than b? Certain first, then score. */
+static bool ranks_before(const person_score *a, const person_score *b) {
+    return (a->certain && !b->certain) || (a->certain == b->certain && a->score > b->score);
+}
+
 /* Scores the candidates of a record (features f, sender, keys: identifier
  * keys first, nid of them) per person; results best first in out (at most
  * cap), *n of them. `self` (may be NULL) is never a candidate. */
@@ -357,6 +362,14 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
             o->conflict = conflict;
         } else if (*n < cap) {
             out[(*n)++] = ps;
+        } else {
+            /* Full: the best `cap` persons stay, whichever key found them
+             * (a large block read first must not crowd out the person a
+             * precise key finds later). */
+            size_t w = 0;
+            for (size_t k = 1; k < *n; k++)
+                if (ranks_before(&out[w], &out[k])) w = k;
+            if (ranks_before(&ps, &out[w])) out[w] = ps;
         }
     }
     if (rc) return rc;
@@ -364,9 +377,7 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
     for (size_t i = 1; i < *n; i++)
         for (size_t j = i; j > 0; j--) {
             person_score *a = &out[j - 1], *b = &out[j];
-            bool swap = (b->certain && !a->certain) ||
-                        (b->certain == a->certain && b->score > a->score);
-            if (!swap) break;
+            if (!ranks_before(b, a)) break;
             person_score t = *a;
             *a = *b;
             *b = t;
