@@ -421,6 +421,32 @@ Test(mpi_index, same_sender_twins_are_not_linked, .init = up, .fini = down) {
     cr_assert_str_neq(g1, g3);
 }
 
+/* More candidate persons than are kept (16): the best stay, not the first
+ * seen. The person is the oldest row of a crowded surname+year block, so
+ * twenty newer strangers come before it in the candidates' order. */
+Test(mpi_index, the_best_candidates_stay_when_a_block_is_crowded, .init = up, .fini = down) {
+    put("a", P("Smith", "John", "1980-05-06", "male"), "X^ONE");
+    static const char *const GIVEN[] = {"Adam", "Brian", "Carl", "Dave", "Evan", "Frank", "Gary",
+                                        "Henry", "Ivan", "Jack", "Karl", "Leo", "Mark", "Neil",
+                                        "Oscar", "Paul", "Quinn", "Ray", "Sam", "Tom"};
+    for (int i = 0; i < 20; i++) {
+        char id[8], bd[16], body[300];
+        snprintf(id, sizeof id, "z%02d", i);
+        snprintf(bd, sizeof bd, "1980-%02d-%02d", 1 + i % 12, 10 + i);
+        snprintf(body, sizeof body, P("Smith", "%s", "%s", "male"), GIVEN[i], bd);
+        put(id, body, "X^ONE");
+    }
+    char g0[72], g19[72];
+    golden("z00", g0);
+    golden("z19", g19);
+    cr_assert_str_neq(g0, g19, "the strangers are persons of their own");
+    put("b", P("Smith", "John", "1980-05-06", "male"), "Y^TWO");
+    char ga[72], gb[72];
+    golden("a", ga);
+    golden("b", gb);
+    cr_assert_str_eq(ga, gb, "found behind twenty strangers, and linked");
+}
+
 Test(mpi_index, update_keeps_link_and_refreshes_golden, .init = up, .fini = down) {
     put("a", P("Kim", "Sun", "1990-09-09", "female"), "X^ONE");
     put("b", P("Kim", "Sun", "1990-09-09", "female"), "Y^TWO");
