@@ -3,6 +3,7 @@
  * parameter table. Needed after a store migration that added index kinds
  * (v2 -> v3: date and number rows), or a change of the table. */
 #include "internal.h"
+#include "startup.h"
 
 #include "hub/fhir.h"
 #include "hub/record.h"
@@ -12,7 +13,7 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: hub reindex [--type TYPE] [--data DIR] [FLAGS]\n\n"
+    fprintf(f, "usage: hub reindex [--type TYPE] [--data DIR] [--config FILE] [FLAGS]\n\n"
                "Rebuilds the search index rows of every current resource (or of\n"
                "one resource type) from its stored JSON. Safe to run while the hub\n"
                "serves: it writes in batches through the store's writer. Prints\n"
@@ -21,7 +22,7 @@ static void usage(FILE *f) {
 
 int hub__cmd_reindex(int argc, char **argv) {
     hub_cfg cfg;
-    hub_cfg_defaults(&cfg);
+    if (hub__cli_config("reindex", argc, argv, &cfg)) goto usage;
     const char *type = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -30,7 +31,9 @@ int hub__cmd_reindex(int argc, char **argv) {
             hub_cfg_release(&cfg);
             return 0;
         }
-        if (strncmp(a, "--type", 6) == 0 && (a[6] == 0 || a[6] == '=')) {
+        if (hub__cli_is_config("reindex", argc, argv, &i)) {
+            continue;
+        } else if (strncmp(a, "--type", 6) == 0 && (a[6] == 0 || a[6] == '=')) {
             if ((type = hub__cli_flag_value("reindex", argc, argv, &i, "--type")) == NULL) goto usage;
         } else {
             int r = hub__cli_cfg_flag("reindex", &cfg, argc, argv, &i);
@@ -42,38 +45,19 @@ int hub__cmd_reindex(int argc, char **argv) {
         }
     }
     hub_err err;
-    int rc = 1;
-    hub_fhir_defs *defs = NULL;
-    hub_fhir_sps *sps = NULL;
-    hub_store *store = NULL;
-    hub_record *record = NULL;
-    const char *conf = cfg.conformance_dir[0] ? cfg.conformance_dir : HUB_SOURCE_DIR "/conformance";
-    char fdir[600];
-    snprintf(fdir, sizeof fdir, "%s/fhir/r4", conf);
-    if (hub_fhir_defs_load(fdir, &defs, &err) != HUB_OK) {
-        fprintf(stderr, "hub reindex: FHIR definitions: %s\n", err.msg);
-        goto out;
-    }
-    if (type && !hub_fhir_is_resource(defs, type)) {
+    /* Reindexing rewrites index rows, never versions: no change reaches
+     * the listeners, so none are started (hub replay's start-up, without
+     * them). */
+    hub__core core = {0};
+    int rc = hub__core_open("reindex", &cfg, false, &core);
+    if (rc) goto out;
+    rc = 1;
+    if (type && !hub_fhir_is_resource(core.defs, type)) {
         fprintf(stderr, "hub reindex: unknown resource type '%.64s'\n", type);
         rc = 2;
         goto out;
     }
-    if (hub_fhir_sps_load(fdir, &sps, &err) != HUB_OK) {
-        fprintf(stderr, "hub reindex: search parameters: %s: %s\n", err.where, err.msg);
-        goto out;
-    }
-    hub_store_cfg sc = {.dir = cfg.data_dir, .durable = cfg.durable,
-                        .commit_batch_max = cfg.commit_batch_max};
-    if (hub_store_open(&sc, &store, &err) != HUB_OK) {
-        fprintf(stderr, "hub reindex: %s\n", err.msg);
-        goto out;
-    }
-    hub_record_cfg rcfg = {.store = store, .defs = defs, .search = sps};
-    if (hub_record_open(&rcfg, &record, &err) != HUB_OK) {
-        fprintf(stderr, "hub reindex: record: %s\n", err.msg);
-        goto out;
-    }
+    hub_record *record = core.record;
     int64_t n = 0;
     int64_t t0 = hub_mono_ns();
     if (hub_record_reindex(record, type, &n, &err) != HUB_OK) {
@@ -85,10 +69,7 @@ int hub__cmd_reindex(int argc, char **argv) {
            type ? type : "", (double)(hub_mono_ns() - t0) / 1e9);
     rc = 0;
 out:
-    hub_record_close(record);
-    hub_store_close(store);
-    hub_fhir_sps_free(sps);
-    hub_fhir_defs_free(defs);
+    hub__core_close(&core);
     hub_cfg_release(&cfg);
     return rc;
 usage:

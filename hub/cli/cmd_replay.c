@@ -2,6 +2,7 @@
  * tables and applies them to the record, each in one transaction with the
  * update of its journal row (errored -> processed). */
 #include "internal.h"
+#include "startup.h"
 
 #include "hub/fhir.h"
 #include "hub/map.h"
@@ -91,17 +92,22 @@ static void rj_done(hub_store_job *sj, hub_status rc, const hub_err *err) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: hub replay --status errored [--data DIR] [--id N] [--limit N]\n"
-               "                  [--local NAME]... [--mappings DIR] [--map-site DIR]\n\n"
+               "                  [--local NAME]... [--mappings DIR] [--map-site DIR]\n"
+               "                  [--config FILE] [FLAGS]\n\n"
                "Re-runs journaled messages through the current mapping tables and\n"
                "applies each Bundle to the record in one transaction with its journal\n"
                "row's update (errored -> processed). Profile validation is not re-run:\n"
-               "replaying a message is the operator's decision. Prints one line per\n"
-               "message; exit status 1 when any still fails.\n");
+               "replaying a message is the operator's decision. The configuration\n"
+               "(file, environment, flags) is hub serve's: the patient index, the\n"
+               "audit trail and the subscriptions see the replayed changes as they\n"
+               "see live ones; notifications wait in the outbox and the next\n"
+               "hub serve delivers them. Run it while the hub is stopped. Prints one\n"
+               "line per message; exit status 1 when any still fails.\n");
 }
 
 int hub__cmd_replay(int argc, char **argv) {
     hub_cfg cfg;
-    hub_cfg_defaults(&cfg);
+    if (hub__cli_config("replay", argc, argv, &cfg)) goto usage;
     const char *status = NULL;
     int64_t only = 0;
     long limit = 1000;
@@ -114,7 +120,9 @@ int hub__cmd_replay(int argc, char **argv) {
             hub_cfg_release(&cfg);
             return 0;
         }
-        if (strncmp(a, "--status", 8) == 0 && (a[8] == 0 || a[8] == '=')) {
+        if (hub__cli_is_config("replay", argc, argv, &i)) {
+            continue;
+        } else if (strncmp(a, "--status", 8) == 0 && (a[8] == 0 || a[8] == '=')) {
             if ((status = hub__cli_flag_value("replay", argc, argv, &i, "--status")) == NULL) goto usage;
         } else if (strncmp(a, "--id", 4) == 0 && (a[4] == 0 || a[4] == '=')) {
             const char *v = hub__cli_flag_value("replay", argc, argv, &i, "--id");
@@ -143,47 +151,27 @@ int hub__cmd_replay(int argc, char **argv) {
     hub_err err;
     int rc = 1;
     hub_map *map = NULL;
-    hub_fhir_defs *defs = NULL;
-    hub_fhir_sps *sps = NULL;
-    hub_store *store = NULL;
-    hub_record *record = NULL;
+    hub__core core = {0};
     hub_v2_profset *profiles = NULL;
     rows rs = {.limit = (size_t)limit};
     char dir[600];
     snprintf(dir, sizeof dir, "%s", cfg.mappings_dir[0] ? cfg.mappings_dir : HUB_SOURCE_DIR "/mappings");
     hub_map_cfg mc = {.dir = dir, .site_dir = cfg.map_site_dir[0] ? cfg.map_site_dir : NULL};
-    const char *conf = cfg.conformance_dir[0] ? cfg.conformance_dir : HUB_SOURCE_DIR "/conformance";
-    char fdir[600], pdir[600];
-    snprintf(fdir, sizeof fdir, "%s/fhir/r4", conf);
-    snprintf(pdir, sizeof pdir, "%s/v2", conf);
+    char pdir[600];
+    snprintf(pdir, sizeof pdir, "%s/v2", hub__cli_conformance(&cfg));
     if (hub_map_load(&mc, &map, &err) != HUB_OK) {
         fprintf(stderr, "hub replay: mapping tables: %s: %s\n", err.where, err.msg);
         goto out;
     }
-    if (hub_fhir_defs_load(fdir, &defs, &err) != HUB_OK) {
-        fprintf(stderr, "hub replay: FHIR definitions: %s\n", err.msg);
-        goto out;
-    }
-    /* The search table: replayed resources get every index row, as the
-     * hub's own writes do. */
-    if (hub_fhir_sps_load(fdir, &sps, &err) != HUB_OK) {
-        fprintf(stderr, "hub replay: search parameters: %s: %s\n", err.where, err.msg);
-        goto out;
-    }
     if (hub_v2_profset_open(pdir, &profiles, &err) != HUB_OK) profiles = NULL;
-    hub_store_cfg sc = {.dir = cfg.data_dir, .durable = cfg.durable,
-                        .commit_batch_max = cfg.commit_batch_max};
-    if (hub_store_open(&sc, &store, &err) != HUB_OK) {
-        fprintf(stderr, "hub replay: %s\n", err.msg);
-        goto out;
-    }
-    hub_record_cfg rcfg = {.store = store, .defs = defs, .search = sps,
-                           .validate = {.lenient = cfg.fhir_lenient},
-                           .max_bundle_entries = cfg.fhir_max_bundle_entries};
-    if (hub_record_open(&rcfg, &record, &err) != HUB_OK) {
-        fprintf(stderr, "hub replay: record: %s\n", err.msg);
-        goto out;
-    }
+    /* The listeners hub serve starts from the same configuration (patient
+     * index, audit trail, router): a replayed message is linked, audited
+     * and routed as it would have been; its notifications wait in the
+     * outbox for the next hub serve to deliver. */
+    if ((rc = hub__core_open("replay", &cfg, true, &core)) != 0) goto out;
+    rc = 1;
+    hub_store *store = core.store;
+    hub_record *record = core.record;
     hub_status lrc;
     if (only) {
         lrc = hub_journal_get(store, only, collect, &rs, &err);
@@ -240,6 +228,11 @@ int hub__cmd_replay(int argc, char **argv) {
             hub_oo_free(oo);
             goto next_fail;
         }
+        /* the change comes from the journaled message (provenance, audit,
+         * an MLLP subscriber's original message), replayed by an operator */
+        hub_actor actor = {.channel = "replay", .subject = "hub replay", .sender = r->sender,
+                           .message_id = r->id};
+        hub_record_txn_set_actor(j.txn, &actor);
         j.row = r;
         j.mu = &mu;
         j.cv = &cv;
@@ -280,11 +273,8 @@ out:
         hub_free(rs.rows[k].body);
     }
     hub_free(rs.rows);
-    hub_record_close(record);
-    hub_store_close(store);
+    hub__core_close(&core);
     hub_v2_profset_close(profiles);
-    hub_fhir_defs_free(defs);
-    hub_fhir_sps_free(sps);
     hub_map_free(map);
     hub_cfg_release(&cfg);
     return rc;

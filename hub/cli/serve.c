@@ -2,6 +2,7 @@
  * SIGINT, then stops accepting, finishes what it holds and exits 0. */
 #include "internal.h"
 #include "channels.h"
+#include "startup.h"
 #include "demo.h"
 #include "hub/auth.h"
 #include "hub/fhir.h"
@@ -272,6 +273,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_audit *audit = NULL;
     hub_auth *auth = NULL;
     hub_route *route = NULL;
+    hub__listeners lst = {0};
     static hub_serve_channels chans;
     serve_loader ld_map = {0}, ld_defs = {0}, ld_sps = {0};
     int exit_code = 1;
@@ -353,33 +355,22 @@ int hub__cmd_serve(int argc, char **argv) {
         goto out;
     }
     HUB_LOG_DEBUG("serve", "record open ms=%.2f", (double)(hub_mono_ns() - t_rec) / 1e6);
-    if (cfg.mpi_enabled) {
-        /* the patient index (off with "mpi": {"enabled": false}): matching
-         * on every Patient write, its operations */
-        char nick[600];
-        snprintf(nick, sizeof nick, "%s/mpi/nicknames.tsv", conformance);
-        hub_mpi_cfg mpc = {.record = record,
-                           .conf = json_object_get(cfg.file_json, "mpi"),
-                           .nicknames = nick};
-        if (hub_mpi_open(&mpc, &mpi, &err) != HUB_OK) {
-            fprintf(stderr, "hub serve: patient index: %s\n", err.msg);
-            exit_code = 2;
+    /* The patient index, the audit trail and the router: the listeners
+     * hub replay starts too (startup.c), so every change is linked,
+     * audited and routed alike. Security (issue 10): tokens are required
+     * whenever TLS is on, unless --no-auth. */
+    {
+        int lrc = hub__listeners_open("serve", &cfg, store, record, true, &lst);
+        mpi = lst.mpi;
+        audit = lst.audit;
+        route = lst.route;
+        if (lrc) {
+            exit_code = lrc;
             goto out;
         }
     }
-
-    /* Security and audit (issue 10): the audit trail hangs on the record
-     * (writes audited in their transaction); tokens are required whenever
-     * TLS is on, unless --no-auth. */
     bool enforce = cfg.auth || (cfg.tls_cert[0] && !cfg.auth_disable);
     {
-        hub_audit_cfg ac = {.store = store, .syslog = cfg.audit_syslog};
-        if (cfg.audit && (hub_audit_new(&ac, &audit, &err) != HUB_OK ||
-                          hub_audit_listen(audit, record, &err) != HUB_OK)) {
-            fprintf(stderr, "hub serve: audit: %s: %s\n", err.where, err.msg);
-            exit_code = 2;
-            goto out;
-        }
         hub_auth_cfg au = {.store = store,
                            .audit = audit,
                            .token_url = cfg.auth_token_url,
@@ -390,23 +381,6 @@ int hub__cmd_serve(int argc, char **argv) {
             fprintf(stderr, "hub serve: auth: %s\n", err.msg);
             goto out;
         }
-    }
-
-    /* routing: subscriptions, outbox, delivery (before anything writes) */
-    hub_route_cfg rt_cfg = {.record = record,
-                            .allow_http = cfg.route_allow_http,
-                            .max_failures = cfg.route_max_failures,
-                            .retry_min_ms = cfg.route_retry_min_ms,
-                            .retry_max_ms = cfg.route_retry_max_ms,
-                            .timeout_ms = cfg.route_timeout_ms,
-                            .ca_file = cfg.route_ca_file,
-                            .client_cert = cfg.route_client_cert,
-                            .client_key = cfg.route_client_key,
-                            .base_url = cfg.fhir_base_url,
-                            .audit = audit};
-    if (hub_route_open(&rt_cfg, &route, &err) != HUB_OK) {
-        fprintf(stderr, "hub serve: route: %s\n", err.msg);
-        goto out;
     }
 
     hub_ingest_cfg ic = {.store = store, .profiles = profiles,
@@ -534,11 +508,11 @@ out:
     if (mllp) hub_mllp_server_stop(mllp, cfg.shutdown_grace_ms);
     hub_http_server_free(http);
     hub_http_fhir_free(fhir);
-    hub_route_close(route);
+    hub__listeners_close_route(&lst);
     hub_auth_free(auth);
-    hub_audit_free(audit); /* writes what it holds: before the store closes */
+    hub__listeners_close(&lst); /* the audit trail writes what it holds */
     hub_store_close(store);
-    hub_mpi_close(mpi);
+    hub__listeners_close_mpi(&lst);
     hub_record_close(record);
     hub_mllp_server_free(mllp);
     hub_ingest_free(ingest);

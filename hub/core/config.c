@@ -89,7 +89,7 @@ const hub_cfg_entry hub_cfg_table[] = {
     {"mpi.enabled", HUB_CFG_BOOL, "true", 0, 1, F(mpi_enabled), NULL,
      "the patient index: match every Patient write, golden records (docs/mpi.md)"},
     {"http.rate_limit", HUB_CFG_INT, "1000", 0, 10000000, F(http_rate_limit), NULL,
-     "requests per second per client (token or address); 0 = none"},
+     "requests per second per client (its token; its address for /metadata), when auth is on; 0 = none"},
     {"http.rate_burst", HUB_CFG_INT, "2000", 1, 10000000, F(http_rate_burst), NULL,
      "requests a client may make at once above the rate"},
     {"http.max_per_client", HUB_CFG_INT, "64", 1, 65536, F(http_max_per_client), NULL,
@@ -118,6 +118,11 @@ const hub_cfg_entry hub_cfg_table[] = {
      NULL, "client certificate (PEM) the hub presents to subscribers"},
     {"route.client_key", HUB_CFG_STR, "", 0, STRMAX(route_client_key), F(route_client_key), NULL,
      "its private key (PEM)"},
+    {"route.retention_days", HUB_CFG_INT, "30", -1, 36500, F(route_retention_days), NULL,
+     "days a delivered event stays replayable with $events before it is pruned "
+     "(undelivered events never are; 0: at the next pass; -1: never)"},
+    {"route.prune_interval_ms", HUB_CFG_INT, "60000", 10, 86400000, F(route_prune_interval_ms),
+     NULL, "how often the pruning of delivered events and attempts runs"},
     {"shutdown.grace_ms", HUB_CFG_INT, "5000", 0, 600000, F(shutdown_grace_ms),
      NULL, "how long shutdown waits for work in flight"},
 };

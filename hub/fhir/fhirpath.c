@@ -239,18 +239,20 @@ static fp_node *p_type(lexer *l, int depth) {
     return n;
 }
 
+/* The binary node k over n and r (either NULL after a parse error or
+ * allocation failure: both sides are freed and NULL returned). */
+static fp_node *join(node_kind k, fp_node *n, fp_node *r) {
+    fp_node *x = n && r ? mk(k, n, r, NULL) : NULL;
+    if (!x) {
+        node_free(n);
+        node_free(r);
+    }
+    return x;
+}
+
 static fp_node *p_union(lexer *l, int depth) {
     fp_node *n = p_type(l, depth);
-    while (n && accept(l, "|")) {
-        fp_node *r = p_type(l, depth);
-        fp_node *x = r ? mk(N_UNION, n, r, NULL) : NULL;
-        if (!x) {
-            node_free(n);
-            node_free(r);
-            return NULL;
-        }
-        n = x;
-    }
+    while (n && accept(l, "|")) n = join(N_UNION, n, p_type(l, depth));
     return n;
 }
 
@@ -261,13 +263,7 @@ static fp_node *p_eq(lexer *l, int depth) {
     if (accept(l, "!=")) k = N_NE;
     else if (accept(l, "=")) k = N_EQ;
     else return n;
-    fp_node *r = p_union(l, depth);
-    fp_node *x = r ? mk(k, n, r, NULL) : NULL;
-    if (!x) {
-        node_free(n);
-        node_free(r);
-    }
-    return x;
+    return join(k, n, p_union(l, depth));
 }
 
 static fp_node *p_expr(lexer *l, int depth) {
@@ -276,16 +272,7 @@ static fp_node *p_expr(lexer *l, int depth) {
         return NULL;
     }
     fp_node *n = p_eq(l, depth);
-    while (n && accept(l, "and")) {
-        fp_node *r = p_eq(l, depth);
-        fp_node *x = r ? mk(N_AND, n, r, NULL) : NULL;
-        if (!x) {
-            node_free(n);
-            node_free(r);
-            return NULL;
-        }
-        n = x;
-    }
+    while (n && accept(l, "and")) n = join(N_AND, n, p_eq(l, depth));
     return n;
 }
 

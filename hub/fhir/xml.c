@@ -554,6 +554,19 @@ static void complex_attrs(x2j *x, frame *f, int nattr, const xmlChar **attrs,
     }
 }
 
+/* Opens the frame of a resource (the root, or one inside a wrapper such
+ * as Bundle.entry.resource) and starts its object with resourceType. */
+static void open_resource(x2j *x, const char *type, int nattr, const xmlChar **attrs) {
+    frame *f = push(x, F_RESOURCE, type);
+    f->key = type;
+    f->group = group_of(x->d, type);
+    f->kids = group_first(x->d, f->group);
+    f->type = type;
+    f->obj = json_object();
+    if (!set_new(x, f->obj, "resourceType", json_string(type))) return;
+    complex_attrs(x, f, nattr, attrs, true);
+}
+
 static void x_start_resource(x2j *x, const char *local, const char *uri, int nattr,
                              const xmlChar **attrs) {
     if (uri == NULL || !streq(uri, FHIR_NS)) {
@@ -567,14 +580,7 @@ static void x_start_resource(x2j *x, const char *local, const char *uri, int nat
         x_fatal(x, HUB_E_INVALID, "structure", NULL, msg);
         return;
     }
-    frame *f = push(x, F_RESOURCE, local);
-    f->key = local;
-    f->group = group_of(x->d, local);
-    f->kids = group_first(x->d, f->group);
-    f->type = local;
-    f->obj = json_object();
-    if (!set_new(x, f->obj, "resourceType", json_string(local))) return;
-    complex_attrs(x, f, nattr, attrs, true);
+    open_resource(x, local, nattr, attrs);
 }
 
 /* Does an element of the narrative use a namespace prefix (xml: aside)?
@@ -624,14 +630,7 @@ static void x_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
             x->skip = 1;
             return;
         }
-        frame *f = push(x, F_RESOURCE, local);
-        f->key = local;
-        f->group = group_of(x->d, local);
-        f->kids = group_first(x->d, f->group);
-        f->type = local;
-        f->obj = json_object();
-        if (!set_new(x, f->obj, "resourceType", json_string(local))) return;
-        complex_attrs(x, f, nb_attributes, attributes, true);
+        open_resource(x, local, nb_attributes, attributes);
         return;
     }
 

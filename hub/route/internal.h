@@ -27,6 +27,8 @@ enum { HUB__ATTR_GP = 1, HUB__ATTR_TEAM = 2 };
 typedef struct {
     const char *type;
     hub_store_query *q;
+    hub_store_query *dq; /* a delete fires the leg when the resource's last
+                            version matched this; NULL: deletes do not */
     hub__leg_mode mode;
     unsigned attr;
 } hub__leg;
@@ -55,6 +57,7 @@ typedef struct {
 } hub__index;
 
 typedef struct hub__deliver hub__deliver;
+typedef struct hub__pruner hub__pruner;
 
 struct hub_route {
     hub_route_cfg cfg;
@@ -76,6 +79,7 @@ struct hub_route {
     char (*touched)[72];   /* subscriptions given work by this commit group */
     size_t ntouched, touched_cap;
     hub__deliver *dl;
+    hub__pruner *pruner;
     char *strs;            /* copies of cfg strings */
 };
 
@@ -85,6 +89,8 @@ typedef struct {
     hub__leg_mode mode;
     const char *current;    /* the query the version must match, or NULL */
     unsigned attr;          /* care coordination: GP and/or TEAM */
+    const char *deleted;    /* a delete fires it when the last version
+                               matched this ("" any); NULL: deletes do not */
 } hub__topic_leg;
 typedef struct {
     const char *code;       /* after HUB_ROUTE_TOPIC_BASE */
@@ -129,6 +135,10 @@ void hub__subcfg_release(hub__subcfg *c);
  * itself; keeps the rest of the stored resource. */
 hub_status hub__sub_set_status(hub_route *r, hub_store_tx *tx, const char *id,
                                const char *status, const char *error, hub_err *err);
+
+/* prune.c: the retention thread (none when retention_days < 0). */
+hub_status hub__prune_start(hub_route *r, hub_err *err);
+void hub__prune_stop(hub_route *r);
 
 /* deliver.c */
 hub_status hub__deliver_start(hub_route *r, hub_err *err);

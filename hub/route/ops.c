@@ -168,8 +168,27 @@ static void op_events(void *ud, const hub_fhir_op_call *call, hub_fhir_op_result
             return;
         }
     }
+    /* Delivered events older than the retention are pruned: a range that
+     * reaches before what is kept is refused, not answered short. */
+    int64_t first = 0;
+    hub_err ferr;
+    if (hub_route_store_first(r->store, call->id, &first, &ferr) != HUB_OK) {
+        fail(out, 500, "exception", NULL, "the store failed");
+        return;
+    }
+    if (first == 0) first = st.events + 1; /* none kept */
+    if (!param(call, "eventsSinceNumber", b1) && from < first) from = first;
     if (from < 1) from = 1;
     if (to > st.events) to = st.events;
+    if (from < first && to >= from) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "events before %lld were pruned (delivered events are kept "
+                 "route.retention_days = %d days): ask from eventsSinceNumber %lld",
+                 (long long)first, r->cfg.retention_days, (long long)first);
+        fail(out, 410, "deleted", "eventsSinceNumber", msg);
+        return;
+    }
     if (to >= from && to - from + 1 > MAX_EVENTS) {
         fail(out, 400, "too-costly", "eventsUntilNumber",
              "at most 1000 events per request: page with eventsSinceNumber");

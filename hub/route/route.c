@@ -2,6 +2,8 @@
  * change listener that writes outbox rows in the change's transaction. */
 #include "internal.h"
 
+#include "hub/mpi.h"
+
 #include <jansson.h>
 #include <openssl/rand.h>
 #include <string.h>
@@ -93,9 +95,20 @@ static void ix_free(hub__index *ix) {
  * for every change of its type. */
 typedef void (*key_fn)(void *ud, const char *key);
 
+static void query_keys(const hub__rsub *s, const hub__leg *l, const hub_store_query *q,
+                       key_fn fn, void *ud);
+
+/* A leg is found through its query's keys and, when a delete fires it on
+ * another condition (an appointment cancelled by deleting a booked one),
+ * its delete query's keys too. */
 static void leg_keys(const hub__rsub *s, const hub__leg *l, key_fn fn, void *ud) {
+    query_keys(s, l, l->q, fn, ud);
+    if (l->dq && l->dq != l->q) query_keys(s, l, l->dq, fn, ud);
+}
+
+static void query_keys(const hub__rsub *s, const hub__leg *l, const hub_store_query *q,
+                       key_fn fn, void *ud) {
     char key[512];
-    const hub_store_query *q = l->q;
     if (s->attributed) {
         /* found through the patient's GP and care teams, not its rows */
         if (l->attr & HUB__ATTR_GP) {
@@ -108,20 +121,28 @@ static void leg_keys(const hub__rsub *s, const hub__leg *l, key_fn fn, void *ud)
         }
         return;
     }
-    for (int pass = 0; pass < 2; pass++) {
+    /* A selective clause first (a reference, an identifier: few
+     * subscriptions per value), then any token clause (a status), then _id.
+     * A clause over several row names (an alias: Observation's patient is
+     * its subject rows) is found under each. */
+    for (int pass = 0; pass < 3; pass++) {
         for (size_t i = 0; i < q->nclauses; i++) {
             const hub_store_qclause *c = &q->clauses[i];
-            bool ok = !c->negate && c->nvals > 0 && c->nparams == 0;
-            ok = ok && (pass == 0 ? (c->kind == HUB_QC_INDEX && c->ix == HUB_IX_TOKEN)
-                                  : c->kind == HUB_QC_ID);
+            bool ok = !c->negate && c->nvals > 0;
+            ok = ok && (pass < 2 ? (c->kind == HUB_QC_INDEX && c->ix == HUB_IX_TOKEN &&
+                                    (pass == 1 || c->selective))
+                                 : c->kind == HUB_QC_ID);
             for (size_t k = 0; ok && k < c->nvals; k++)
-                ok = c->vals[k].value && c->vals[k].op == HUB_SQ_EQ && !c->vals[k].chain;
+                ok = c->vals[k].value && c->vals[k].op == HUB_SQ_EQ && !c->vals[k].chain &&
+                     !c->vals[k].param;
             if (!ok) continue;
-            for (size_t k = 0; k < c->nvals; k++) {
-                snprintf(key, sizeof key, "%s\x1f%s\x1f%s", l->type,
-                         pass == 0 ? c->param : "_id", c->vals[k].value);
-                fn(ud, key);
-            }
+            size_t np = pass < 2 && c->nparams ? c->nparams : 1;
+            for (size_t j = 0; j < np; j++)
+                for (size_t k = 0; k < c->nvals; k++) {
+                    const char *name = pass == 2 ? "_id" : c->nparams ? c->params[j] : c->param;
+                    snprintf(key, sizeof key, "%s\x1f%s\x1f%s", l->type, name, c->vals[k].value);
+                    fn(ud, key);
+                }
             return;
         }
     }
@@ -233,6 +254,10 @@ void hub__subcfg_release(hub__subcfg *c) {
 }
 
 /* ---- matching in memory ------------------------------------------------------------ */
+
+/* Subscriptions looked at for changes: what the index saves shows here
+ * (a change should cost its few candidates, whatever the number held). */
+static hub_metric *m_candidates;
 
 static bool prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
@@ -357,6 +382,63 @@ static bool query_match(const hub_store_query *q, const view *v) {
     return true;
 }
 
+/* ---- a golden patient stands for its linked records ------------------------------- */
+
+/* The golden Patient of source `id` as the patient index links it now, in
+ * this transaction (a link made earlier in the same Bundle counts), or
+ * NULL when it has none (no index, a golden itself, unlinked). */
+static const char *golden_of(hub_store_tx *tx, hub_arena *a, const char *id) {
+    hub_mpi_st_link l;
+    hub_err err;
+    if (hub_mpi_st_link_get(tx, id, &l, &err) != HUB_OK || !l.golden[0] ||
+        strcmp(l.golden, id) == 0)
+        return NULL;
+    return hub_arena_strndup(a, l.golden, strlen(l.golden));
+}
+
+/* Every row of v that references a source Patient gets a twin naming its
+ * golden Patient, so a subscription on the golden patient (criteria or a
+ * topic's patient filter) matches its sources' changes. Resolved at match
+ * time, not when the subscription is written: links made later count at
+ * once, an unlink stops them at once, and the cost is one lookup per
+ * Patient the change names (few), whatever the number of subscriptions. */
+#define MAX_SOURCES 8
+static void add_golden_rows(hub_store_tx *tx, hub_arena *a, view *v) {
+    const char *src[MAX_SOURCES], *gold[MAX_SOURCES];
+    size_t nsrc = 0, extra = 0;
+    for (size_t i = 0; i < v->ntoks; i++) {
+        const hub_store_token *t = &v->toks[i];
+        if (t->kind != HUB_IX_TOKEN || strcmp(t->system, "Patient") != 0 || !t->value[0] ||
+            strchr(t->value, '/'))
+            continue;
+        size_t k = 0;
+        while (k < nsrc && strcmp(src[k], t->value) != 0) k++;
+        if (k == nsrc) {
+            if (nsrc == MAX_SOURCES) continue;
+            src[nsrc] = t->value;
+            gold[nsrc++] = golden_of(tx, a, t->value);
+        }
+        if (gold[k]) extra++;
+    }
+    if (extra == 0) return;
+    hub_store_token *rows = hub_arena_alloc(a, (v->ntoks + extra) * sizeof *rows);
+    if (!rows) return;
+    memcpy(rows, v->toks, v->ntoks * sizeof *rows);
+    size_t n = v->ntoks;
+    for (size_t i = 0; i < v->ntoks; i++) {
+        const hub_store_token *t = &v->toks[i];
+        if (t->kind != HUB_IX_TOKEN || strcmp(t->system, "Patient") != 0) continue;
+        for (size_t k = 0; k < nsrc; k++)
+            if (gold[k] && strcmp(src[k], t->value) == 0) {
+                rows[n] = *t;
+                rows[n++].value = gold[k];
+                break;
+            }
+    }
+    v->toks = rows;
+    v->ntoks = n;
+}
+
 /* ---- the listener ------------------------------------------------------------------- */
 
 /* The previous version's index rows (updates of topics that look at the
@@ -386,6 +468,7 @@ static void prev_load(hub_route *r, hub_store_tx *tx, const hub_record_change *c
     if (hub_record_extract(r->defs, r->sps, &p->a, ch->type, p->j, &rows, &n) == HUB_OK) {
         p->have = true;
         p->v = (view){ch->id, sv.last_updated_ms, rows, n};
+        add_golden_rows(tx, &p->a, &p->v);
     }
 }
 
@@ -400,10 +483,11 @@ static void prev_release(prev_rows *p) {
 static bool leg_fires(hub_route *r, hub_store_tx *tx, const hub_record_change *ch,
                       const hub__leg *l, const view *cur, prev_rows *prev) {
     if (ch->deleted) {
-        /* A delete fires plain criteria the resource matched before. */
-        if (l->mode != HUB__LEG_PLAIN) return false;
+        /* A delete fires plain criteria the resource matched before, and
+         * the topic legs whose trigger includes delete (sub.c, TOPICS). */
+        if (!l->dq) return false;
         prev_load(r, tx, ch, prev);
-        return prev->have && query_match(l->q, &prev->v);
+        return prev->have && query_match(l->dq, &prev->v);
     }
     if (!query_match(l->q, cur)) return false;
     switch (l->mode) {
@@ -557,6 +641,7 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
     prev_rows prev = {0};
     hub__rsub *hits[64];
     size_t nhits = 0;
+    int64_t ncand = 0;
     hub_status rc = HUB_OK;
     char key[512];
     bool more = true;
@@ -568,8 +653,9 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
     }
     hub_arena aa;
     hub_arena_init(&aa, 1024);
+    if (!ch->deleted) add_golden_rows(tx, &aa, &cur);
     attrkeys ak = {NULL, 0, 0, &aa, ch->type};
-    if (r->nattributed > 0 && !ch->deleted && attr_type(ch->type)) attributed_keys(tx, &cur, &ak);
+    if (r->nattributed > 0 && attr_type(ch->type)) attributed_keys(tx, &cur, &ak);
     size_t ai = 0;
     /* Candidates are collected under the lock in rounds of 64 (rows are
      * usually few and lists short); matched ones get an event after the
@@ -606,6 +692,7 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
                 hub__rsub *s = sl->v[slot_i];
                 if (s->seen == stamp || s->d.status == HUB_RSUB_OFF) continue;
                 s->seen = stamp;
+                ncand++;
                 for (size_t i = 0; i < s->nlegs; i++) {
                     if (strcmp(s->legs[i].type, ch->type) != 0) continue;
                     if (leg_fires(r, tx, ch, &s->legs[i], &cur, &prev)) {
@@ -640,6 +727,7 @@ static hub_status match_change(hub_route *r, hub_store_tx *tx, const hub_record_
             else if (rc == HUB_OK) wake_after_commit(r, ids[i]);
         }
     }
+    hub_metric_add(m_candidates, ncand);
     prev_release(&prev);
     hub_arena_release(&aa);
     return rc;
@@ -906,6 +994,7 @@ hub_status hub_route_open(const hub_route_cfg *c, hub_route **out, hub_err *err)
     if (r->cfg.retry_max_ms <= 0) r->cfg.retry_max_ms = 300000;
     if (r->cfg.retry_max_ms < r->cfg.retry_min_ms) r->cfg.retry_max_ms = r->cfg.retry_min_ms;
     if (r->cfg.timeout_ms <= 0) r->cfg.timeout_ms = 10000;
+    if (r->cfg.prune_interval_ms <= 0) r->cfg.prune_interval_ms = 60000;
     r->cfg.ca_file = sdup(c->ca_file && *c->ca_file ? c->ca_file : NULL);
     r->cfg.client_cert = sdup(c->client_cert && *c->client_cert ? c->client_cert : NULL);
     r->cfg.client_key = sdup(c->client_key && *c->client_key ? c->client_key : NULL);
@@ -917,21 +1006,68 @@ hub_status hub_route_open(const hub_route_cfg *c, hub_route **out, hub_err *err)
     r->self = (hub_actor){.channel = "route", .subject = "hub-route"};
     r->care = (hub_actor){.channel = "route", .subject = "hub-route-care"};
     pthread_mutex_init(&r->lock, NULL);
+    m_candidates = hub_metric_get(HUB_METRIC_COUNTER, "hub_route_match_candidates_total", NULL,
+                                  "subscriptions checked against a change (the index's pick)");
     loadctx lc = {r, 0, 0};
     hub_status rc = hub_route_store_due(r->store, 0, true, load_state, &lc, err);
     if (rc == HUB_OK) rc = hub_record_listen(r->rec, on_change, r);
-    if (rc == HUB_OK) rc = hub__deliver_start(r, err);
+    if (rc == HUB_OK && !c->no_delivery) rc = hub__deliver_start(r, err);
+    if (rc == HUB_OK && !c->no_delivery) rc = hub__prune_start(r, err);
     if (rc) {
         hub_route_close(r);
         return rc;
     }
-    HUB_LOG_INFO("route", "open subscriptions=%zu unreadable=%zu", lc.loaded, lc.failed);
+    HUB_LOG_INFO("route", "open subscriptions=%zu unreadable=%zu delivery=%s retention_days=%d",
+                 lc.loaded, lc.failed, c->no_delivery ? "off" : "on", r->cfg.retention_days);
     *out = r;
     return HUB_OK;
 }
 
+/* Waits until every job queued on the writer before now is done (the
+ * wake job holds a pointer to r). No-op once the store is closing. */
+typedef struct {
+    hub_store_job job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} barrier;
+
+static hub_status barrier_run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
+    (void)tx;
+    (void)job;
+    (void)err;
+    return HUB_OK;
+}
+
+static void barrier_done(hub_store_job *job, hub_status rc, const hub_err *err) {
+    (void)rc;
+    (void)err;
+    barrier *b = job->ud;
+    pthread_mutex_lock(&b->mu);
+    b->done = true;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void drain_writer(hub_route *r) {
+    barrier b = {.job = {.run = barrier_run, .done = barrier_done}, .done = false};
+    b.job.ud = &b;
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    hub_err err;
+    if (r->store && hub_store_submit(r->store, &b.job, &err) == HUB_OK) {
+        pthread_mutex_lock(&b.mu);
+        while (!b.done) pthread_cond_wait(&b.cv, &b.mu);
+        pthread_mutex_unlock(&b.mu);
+    }
+    pthread_cond_destroy(&b.cv);
+    pthread_mutex_destroy(&b.mu);
+}
+
 void hub_route_close(hub_route *r) {
     if (!r) return;
+    hub__prune_stop(r);
+    drain_writer(r);
     hub__deliver_stop(r);
     for (size_t i = 0; i < r->byid.cap; i++) {
         hub__slot *sl = &r->byid.slots[i];

@@ -7,44 +7,59 @@
 
 /* ---- topics ------------------------------------------------------------------ */
 
+/* Each leg: the type, when it fires (mode), the query the new version
+ * must match, the care-coordination attribution, and whether a delete
+ * fires it: NULL no, else the query the deleted resource's last version
+ * must match ("" any). Deletes fire where the subscriber holds something
+ * a delete takes away (Backport IG: resourceTrigger supportedInteraction
+ * delete): a care plan, goal or care team removed; an appointment not yet
+ * cancelled is cancelled by its delete; an active medication is stopped
+ * by it; a result is withdrawn. Encounters do not: an encounter ends with
+ * a status (finished), and deleting one corrects the record (entered in
+ * error) rather than starting, ending or moving anyone. Booked, changed
+ * and started are not said by a delete either. */
+#define APPT_OPEN "status=proposed,pending,booked,arrived,checked-in,waitlist"
+#define RESULT_ST "status=preliminary,final,amended,corrected"
 static const hub__topic TOPICS[] = {
     {"encounter-start", "Encounter started (admission, ED visit)", 1,
-     {{"Encounter", HUB__LEG_ENTER, "status=in-progress", 0}}, false},
+     {{"Encounter", HUB__LEG_ENTER, "status=in-progress", 0, NULL}}, false},
     {"encounter-end", "Encounter ended (discharge)", 1,
-     {{"Encounter", HUB__LEG_ENTER, "status=finished", 0}}, false},
+     {{"Encounter", HUB__LEG_ENTER, "status=finished", 0, NULL}}, false},
     {"encounter-transfer", "Encounter changed while in progress (transfer)", 1,
-     {{"Encounter", HUB__LEG_UPDATE, "status=in-progress", 0}}, false},
-    {"result", "New or corrected result", 2,
-     {{"Observation", HUB__LEG_ANY, "status=preliminary,final,amended,corrected", 0},
-      {"DiagnosticReport", HUB__LEG_ANY, "status=preliminary,final,amended,corrected", 0}},
+     {{"Encounter", HUB__LEG_UPDATE, "status=in-progress", 0, NULL}}, false},
+    {"result", "New, corrected or withdrawn result", 2,
+     {{"Observation", HUB__LEG_ANY, RESULT_ST, 0, RESULT_ST},
+      {"DiagnosticReport", HUB__LEG_ANY, RESULT_ST, 0, RESULT_ST}},
      false},
-    {"care-plan", "Care plan, goal or care team created or changed", 3,
-     {{"CarePlan", HUB__LEG_ANY, NULL, 0},
-      {"Goal", HUB__LEG_ANY, NULL, 0},
-      {"CareTeam", HUB__LEG_ANY, NULL, 0}},
+    {"care-plan", "Care plan, goal or care team created, changed or removed", 3,
+     {{"CarePlan", HUB__LEG_ANY, NULL, 0, ""},
+      {"Goal", HUB__LEG_ANY, NULL, 0, ""},
+      {"CareTeam", HUB__LEG_ANY, NULL, 0, ""}},
      false},
     {"appointment-booked", "Appointment booked", 1,
-     {{"Appointment", HUB__LEG_ENTER, "status=booked", 0}}, false},
+     {{"Appointment", HUB__LEG_ENTER, "status=booked", 0, NULL}}, false},
     {"appointment-changed", "Appointment changed", 1,
-     {{"Appointment", HUB__LEG_UPDATE, NULL, 0}}, false},
-    {"appointment-cancelled", "Appointment cancelled", 1,
-     {{"Appointment", HUB__LEG_ENTER, "status=cancelled", 0}}, false},
+     {{"Appointment", HUB__LEG_UPDATE, NULL, 0, NULL}}, false},
+    {"appointment-cancelled", "Appointment cancelled (or deleted before it took place)", 1,
+     {{"Appointment", HUB__LEG_ENTER, "status=cancelled", 0, APPT_OPEN}}, false},
     {"medication-start", "Medication started", 1,
-     {{"MedicationRequest", HUB__LEG_ENTER, "status=active", 0}}, false},
-    {"medication-stop", "Medication stopped", 1,
-     {{"MedicationRequest", HUB__LEG_ENTER, "status=stopped,completed,cancelled", 0}}, false},
+     {{"MedicationRequest", HUB__LEG_ENTER, "status=active", 0, NULL}}, false},
+    {"medication-stop", "Medication stopped (or an active one deleted)", 1,
+     {{"MedicationRequest", HUB__LEG_ENTER, "status=stopped,completed,cancelled", 0,
+       "status=active,on-hold"}},
+     false},
     /* Care coordination (the CMS event-notification case): admissions,
      * discharges and ED visits of the patients attributed to the
      * subscriber (Patient.generalPractitioner, CareTeam participant), and
      * the care plans, goals and appointments of the patients whose care
-     * team it is in. Filter: attributed=Organization/x (PractitionerRole/x,
-     * Practitioner/x). */
+     * team it is in (removals included). Filter: attributed=Organization/x
+     * (PractitionerRole/x, Practitioner/x). */
     {"care-coordination", "Events of the patients attributed to a provider", 5,
-     {{"Encounter", HUB__LEG_ENTER, "status=in-progress", HUB__ATTR_GP | HUB__ATTR_TEAM},
-      {"Encounter", HUB__LEG_ENTER, "status=finished", HUB__ATTR_GP | HUB__ATTR_TEAM},
-      {"CarePlan", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM},
-      {"Goal", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM},
-      {"Appointment", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM}},
+     {{"Encounter", HUB__LEG_ENTER, "status=in-progress", HUB__ATTR_GP | HUB__ATTR_TEAM, NULL},
+      {"Encounter", HUB__LEG_ENTER, "status=finished", HUB__ATTR_GP | HUB__ATTR_TEAM, NULL},
+      {"CarePlan", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM, ""},
+      {"Goal", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM, ""},
+      {"Appointment", HUB__LEG_ANY, NULL, HUB__ATTR_TEAM, ""}},
      true},
 };
 
@@ -421,91 +436,64 @@ static hub_status add_filter(hub_buf *q, const char *type, const char *filter, b
     return HUB_OK;
 }
 
-/* The patient (golden record) filter: Patient/G becomes G and every
- * source record linked to it, so a subscription on a golden patient fires
- * for its source records' changes. */
-static hub_status expand_patients(hub_route *r, hub_arena *a, const char *query, hub_buf *out,
-                                  hub_err *err) {
-    const char *p = query;
-    while (*p) {
-        const char *amp = strchr(p, '&');
-        size_t pn = amp ? (size_t)(amp - p) : strlen(p);
-        const char *eq = memchr(p, '=', pn);
-        bool pat = eq && ((eq - p == 7 && strncmp(p, "patient", 7) == 0) ||
-                          (eq - p == 7 && strncmp(p, "subject", 7) == 0) ||
-                          (eq - p == 15 && strncmp(p, "subject:Patient", 15) == 0));
-        if (out->n && hub_buf_append(out, "&", 1)) goto nomem;
-        if (!pat) {
-            if (hub_buf_append(out, p, pn)) goto nomem;
-        } else {
-            if (hub_buf_append(out, p, (size_t)(eq - p) + 1)) goto nomem;
-            const char *v = eq + 1, *end = p + pn;
-            bool first = true;
-            while (v < end) {
-                const char *comma = memchr(v, ',', (size_t)(end - v));
-                size_t vn = comma ? (size_t)(comma - v) : (size_t)(end - v);
-                char val[128];
-                if (vn >= sizeof val) vn = sizeof val - 1;
-                memcpy(val, v, vn);
-                val[vn] = '\0';
-                const char *id = strncmp(val, "Patient/", 8) == 0 ? val + 8 : val;
-                const char **ids = NULL;
-                size_t nids = 0;
-                if (!strchr(id, '/') &&
-                    hub_record_patient_ids(r->rec, id, a, &ids, &nids, err) == HUB_OK && nids) {
-                    for (size_t k = 0; k < nids; k++) {
-                        if (hub_buf_printf(out, "%sPatient/%s", first ? "" : ",", ids[k]))
-                            goto nomem;
-                        first = false;
-                    }
-                } else {
-                    if (hub_buf_printf(out, "%s%s", first ? "" : ",", val)) goto nomem;
-                    first = false;
-                }
-                v += vn + (comma ? 1 : 0);
-                if (!comma) break;
-            }
-        }
-        p += pn;
-        if (*p == '&') p++;
-    }
-    return hub_buf_append(out, "", 1) ? hub_err_set(err, HUB_E_NOMEM, "route", "out of memory")
-                                      : HUB_OK;
-nomem:
-    return hub_err_set(err, HUB_E_NOMEM, "route", "out of memory");
-}
-
-static hub_status compile_leg(hub_route *r, hub__rsub *s, const char *type, const char *query,
-                              hub__leg_mode mode, hub_err *err) {
-    hub_buf ex;
-    hub_buf_init(&ex);
-    hub_status rc = expand_patients(r, &s->a, query, &ex, err);
-    if (rc) {
-        hub_buf_release(&ex);
-        return rc;
-    }
+/* A Patient named in the criteria is matched as written: a golden
+ * Patient stands for its linked source records when a change is matched
+ * (route.c, add_golden_rows), not here, so links made later count. */
+static hub_status compile_query(hub_route *r, hub__rsub *s, const char *type, const char *query,
+                                hub_store_query **q, hub_err *err) {
     hub_oo *oo = hub_oo_new();
-    if (!oo) {
-        hub_buf_release(&ex);
-        return hub_err_set(err, HUB_E_NOMEM, "route", "out of memory");
-    }
-    hub__leg *l = &s->legs[s->nlegs];
-    int st = hub_record_criteria(r->rec, &s->a, type, ex.p, &l->q, oo);
-    hub_buf_release(&ex);
+    if (!oo) return hub_err_set(err, HUB_E_NOMEM, "route", "out of memory");
+    int st = hub_record_criteria(r->rec, &s->a, type, query, q, oo);
     if (st) {
-        rc = st >= 500 ? hub_err_set(err, HUB_E_NOMEM, "route", "out of memory")
+        hub_status rc = st >= 500 ? hub_err_set(err, HUB_E_NOMEM, "route", "out of memory")
                        : oo_err(oo, "Subscription.criteria", err);
         hub_oo_free(oo);
         return rc;
     }
     hub_oo_free(oo);
-    if (!query_ok(l->q))
+    if (!query_ok(*q))
         return hub_err_set(err, HUB_E_INVALID, "Subscription.criteria",
                            "chains, _has and _include are not supported in subscription criteria");
+    return HUB_OK;
+}
+
+/* A leg: the query a version must match and, when deletes fire it,
+ * the query the deleted resource's last version must match (`delq`, the
+ * same filters). */
+static hub_status compile_leg(hub_route *r, hub__rsub *s, const char *type, const char *query,
+                              const char *delq, hub__leg_mode mode, hub_err *err) {
+    hub__leg *l = &s->legs[s->nlegs];
+    memset(l, 0, sizeof *l);
+    hub_status rc = compile_query(r, s, type, query, &l->q, err);
+    if (rc) return rc;
+    if (mode == HUB__LEG_PLAIN) l->dq = l->q;
+    else if (delq && (rc = compile_query(r, s, type, delq, &l->dq, err)))
+        return rc;
     l->type = type;
     l->mode = mode;
     s->nlegs++;
     return HUB_OK;
+}
+
+/* The query of a topic leg: `base` (the topic's own condition, or NULL)
+ * and the subscriber's filters that apply to the leg's type; *applies
+ * false when a Type? filter names another of the topic's types. */
+static hub_status topic_query(const hub__rsub *s, const hub__topic *t, const hub__topic_leg *tl,
+                              const char *base, hub_buf *q, bool *applies, hub_err *err) {
+    hub_status rc = HUB_OK;
+    if (base && *base && hub_buf_append_cstr(q, base)) rc = HUB_E_NOMEM;
+    for (size_t k = 0; !rc && !t->attributed && k < s->d.nfilters; k++) {
+        bool skip;
+        rc = add_filter(q, tl->type, s->d.filters[k], &skip, err);
+        /* a Type? filter naming another type leaves this one out */
+        if (skip && t->nlegs > 1) *applies = false;
+        else if (skip)
+            rc = hub_err_set(err, HUB_E_INVALID, "Subscription._criteria.extension",
+                             "filter names a type the topic does not watch");
+    }
+    if (!rc && hub_buf_append(q, "", 1)) rc = HUB_E_NOMEM;
+    if (rc == HUB_E_NOMEM) hub_err_set(err, rc, "route", "out of memory");
+    return rc;
 }
 
 void hub__rsub_free(hub__rsub *s) {
@@ -543,26 +531,19 @@ hub_status hub__rsub_build(hub_route *r, const char *id, const char *json, size_
         }
         for (size_t i = 0; i < t->nlegs; i++) {
             const hub__topic_leg *tl = &t->legs[i];
-            hub_buf q;
+            hub_buf q, dq;
             hub_buf_init(&q);
+            hub_buf_init(&dq);
             bool applies = true;
-            if (tl->current && hub_buf_append_cstr(&q, tl->current)) rc = HUB_E_NOMEM;
-            for (size_t k = 0; !rc && !t->attributed && k < s->d.nfilters; k++) {
-                bool skip;
-                rc = add_filter(&q, tl->type, s->d.filters[k], &skip, err);
-                /* a Type? filter naming another type leaves this one out */
-                if (skip && t->nlegs > 1) applies = false;
-                else if (skip)
-                    rc = hub_err_set(err, HUB_E_INVALID, "Subscription._criteria.extension",
-                                     "filter names a type the topic does not watch");
-            }
-            if (!rc && hub_buf_append(&q, "", 1)) rc = HUB_E_NOMEM;
-            if (rc == HUB_E_NOMEM) hub_err_set(err, rc, "route", "out of memory");
+            rc = topic_query(s, t, tl, tl->current, &q, &applies, err);
+            if (!rc && applies && tl->deleted)
+                rc = topic_query(s, t, tl, tl->deleted, &dq, &applies, err);
             if (!rc && applies) {
-                rc = compile_leg(r, s, tl->type, q.p, tl->mode, err);
+                rc = compile_leg(r, s, tl->type, q.p, tl->deleted ? dq.p : NULL, tl->mode, err);
                 if (!rc) s->legs[s->nlegs - 1].attr = tl->attr;
             }
             hub_buf_release(&q);
+            hub_buf_release(&dq);
             if (rc) goto fail;
         }
         if (s->nlegs == 0) {
@@ -576,7 +557,7 @@ hub_status hub__rsub_build(hub_route *r, const char *id, const char *json, size_
                              "criteria names an unknown resource type");
             goto fail;
         }
-        rc = compile_leg(r, s, s->d.type, s->d.query, HUB__LEG_PLAIN, err);
+        rc = compile_leg(r, s, s->d.type, s->d.query, NULL, HUB__LEG_PLAIN, err);
         if (rc) goto fail;
     }
     if (s->attributed && s->d.chan == HUB_RCHAN_MLLP) {

@@ -277,3 +277,131 @@ hub_status hub_route_store_attempts(hub_store *s, const char *sub, int limit,
     hub__reader_give(s, rd);
     return rc;
 }
+
+/* ---- pruning ------------------------------------------------------------------------- */
+
+static const char SQL_PRUNE_SUBS[] =
+    "SELECT id, delivered FROM route_sub WHERE id > ?1 ORDER BY id LIMIT 64";
+/* The oldest events of one subscription, by the primary key. */
+static const char SQL_PRUNE_HEAD[] =
+    "SELECT seq, created_ms FROM route_outbox WHERE sub = ?1 ORDER BY seq LIMIT ?2";
+static const char SQL_PRUNE_DEL[] = "DELETE FROM route_outbox WHERE sub = ?1 AND seq <= ?2";
+
+/* The last seq of the run of sub's oldest events that may go: delivered
+ * (seq <= delivered) and created before the cutoff; 0 when none. */
+static hub_status prune_head(hub_store_tx *tx, const char *sub, int64_t delivered,
+                             int64_t cutoff_ms, int max_rows, int64_t *upto, hub_err *err) {
+    *upto = 0;
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PRUNE_HEAD, err);
+    if (!st) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, sub, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, max_rows);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        if (seq > delivered || sqlite3_column_int64(st, 1) >= cutoff_ms) break;
+        *upto = seq;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return hub__store_db_err(err, hub__tx_db(tx), "route_outbox");
+    sqlite3_reset(st);
+    return HUB_OK;
+}
+
+hub_status hub_route_store_prune_events(hub_store_tx *tx, const char *after, int64_t cutoff_ms,
+                                        int max_rows, char next[72], bool *end,
+                                        int64_t *pruned, hub_err *err) {
+    *pruned = 0;
+    *end = false;
+    snprintf(next, 72, "%s", after);
+    /* the subscriptions first (two statements cannot share one cursor) */
+    char ids[64][72];
+    int64_t dv[64];
+    int n = 0, rc = SQLITE_DONE;
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PRUNE_SUBS, err);
+    if (!st) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, after, -1, SQLITE_TRANSIENT);
+    while (n < 64 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        snprintf(ids[n], sizeof ids[n], "%s", col_text(st, 0));
+        dv[n++] = sqlite3_column_int64(st, 1);
+    }
+    if (n < 64 && rc != SQLITE_DONE) return hub__store_db_err(err, hub__tx_db(tx), "route_sub");
+    sqlite3_reset(st);
+    for (int i = 0; i < n; i++) {
+        int64_t upto;
+        hub_status hs = prune_head(tx, ids[i], dv[i], cutoff_ms, max_rows - (int)*pruned, &upto,
+                                   err);
+        if (hs) return hs;
+        if (upto > 0) {
+            st = hub__tx_stmt(tx, SQL_PRUNE_DEL, err);
+            if (!st) return HUB_E_STORE;
+            sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 2, upto);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                return hub__store_db_err(err, hub__tx_db(tx), "route_outbox");
+            *pruned += sqlite3_changes(hub__tx_db(tx));
+            /* rows left over: this subscription again next time */
+            if (*pruned >= max_rows) return HUB_OK;
+        }
+        memcpy(next, ids[i], sizeof ids[i]);
+    }
+    *end = n < 64;
+    return HUB_OK;
+}
+
+static const char SQL_PRUNE_ATT[] =
+    "SELECT a.id, a.at_ms, (a.seq = 0 OR s.id IS NULL OR a.seq <= s.delivered)"
+    " FROM route_attempt a LEFT JOIN route_sub s ON s.id = a.sub"
+    " WHERE a.id > ?1 ORDER BY a.id LIMIT ?2";
+static const char SQL_PRUNE_ATT_DEL[] = "DELETE FROM route_attempt WHERE id = ?1";
+
+hub_status hub_route_store_prune_attempts(hub_store_tx *tx, int64_t after, int64_t cutoff_ms,
+                                          int limit, int64_t *next, int64_t *pruned,
+                                          hub_err *err) {
+    *pruned = 0;
+    *next = after;
+    if (limit > 1024) limit = 1024;
+    int64_t ids[1024];
+    int n = 0, rc;
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PRUNE_ATT, err);
+    if (!st) return HUB_E_STORE;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 1) >= cutoff_ms) break; /* the rest are newer */
+        *next = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_int(st, 2)) ids[n++] = *next;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return hub__store_db_err(err, hub__tx_db(tx), "route_attempt");
+    sqlite3_reset(st);
+    for (int i = 0; i < n; i++) {
+        st = hub__tx_stmt(tx, SQL_PRUNE_ATT_DEL, err);
+        if (!st) return HUB_E_STORE;
+        sqlite3_bind_int64(st, 1, ids[i]);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return hub__store_db_err(err, hub__tx_db(tx), "route_attempt");
+        sqlite3_reset(st);
+        (*pruned)++;
+    }
+    return HUB_OK;
+}
+
+static const char SQL_FIRST[] = "SELECT min(seq) FROM route_outbox WHERE sub = ?1";
+
+hub_status hub_route_store_first(hub_store *s, const char *sub, int64_t *first, hub_err *err) {
+    hub__reader *rd;
+    *first = 0;
+    hub_status rc = hub__reader_take(s, &rd, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = hub__reader_stmt(rd, SQL_FIRST, err);
+    if (!st) {
+        hub__reader_give(s, rd);
+        return HUB_E_STORE;
+    }
+    sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) *first = sqlite3_column_int64(st, 0);
+    else rc = hub_err_set(err, HUB_E_STORE, "route_outbox", "read failed");
+    hub__reader_give(s, rd);
+    return rc;
+}

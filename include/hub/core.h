@@ -260,6 +260,8 @@ typedef struct {
     char route_ca_file[512];    /* CAs for rest-hook/MLLP TLS; "" system */
     char route_client_cert[512]; /* client certificate for deliveries */
     char route_client_key[512];
+    int route_retention_days;   /* delivered events kept; 0 prune at once, -1 never */
+    int route_prune_interval_ms;
     /* The configuration file's own JSON (a jansson json_t *), kept so that
      * modules can read structured sections such as "channels"; NULL when no
      * file was given. Owned; freed by hub_cfg_release. */

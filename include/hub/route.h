@@ -51,6 +51,13 @@ typedef struct {
                               "urn:hub" style relative references */
     struct hub_audit *audit; /* every delivery attempt is audited (in the
                                 transaction that records it); may be NULL */
+    bool no_delivery;      /* match and number events only, deliver nothing
+                              (hub replay: the next hub serve delivers what
+                              the durable outbox holds); no pruning either */
+    int retention_days;    /* a delivered event is pruned once older than
+                              this (undelivered ones never are); 0: at the
+                              next pass; <0: never */
+    int prune_interval_ms; /* the pruning pass; <=0: 60000 */
 } hub_route_cfg;
 
 /* Registers the change listener, loads the subscriptions the store has
@@ -157,6 +164,27 @@ hub_status hub_route_store_due(hub_store *s, int64_t now_ms, bool all,
 typedef hub_status (*hub_route_event_fn)(void *ud, const hub_route_event *ev);
 hub_status hub_route_store_events(hub_store *s, const char *sub, int64_t from, int64_t to,
                                   hub_route_event_fn fn, void *ud, hub_err *err);
+/* Writer side, pruning (small batches, so the writer is never held
+ * long). Subscriptions after `after` (by id, "" from the first), at most
+ * 64 of them: of each, the oldest events that are delivered and created
+ * before cutoff_ms are deleted, oldest first, so what stays is always one
+ * run [first, events]; at most max_rows rows in all. *next gets the
+ * `after` of the next call, *end whether the pass is over; *pruned the
+ * rows deleted. */
+hub_status hub_route_store_prune_events(hub_store_tx *tx, const char *after, int64_t cutoff_ms,
+                                        int max_rows, char next[72], bool *end,
+                                        int64_t *pruned, hub_err *err);
+/* Writer side: attempts after id `after` (oldest first, at most limit
+ * looked at) made before cutoff_ms whose event is delivered (or a
+ * handshake or heartbeat, or of a subscription without state) are
+ * deleted; *next gets the id to go on after (it stops at the first attempt
+ * not old enough), *pruned the rows deleted. */
+hub_status hub_route_store_prune_attempts(hub_store_tx *tx, int64_t after, int64_t cutoff_ms,
+                                          int limit, int64_t *next, int64_t *pruned,
+                                          hub_err *err);
+/* Reader side: the first event of sub the outbox still holds (events
+ * before it were pruned); *first = 0 when it holds none. */
+hub_status hub_route_store_first(hub_store *s, const char *sub, int64_t *first, hub_err *err);
 /* Reader side: attempts recorded for sub (newest first, at most limit). */
 typedef struct {
     int64_t seq, at_ms;

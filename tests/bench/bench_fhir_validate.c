@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "hub/fhir.h"
 
 typedef struct {
@@ -22,22 +23,6 @@ typedef struct {
     size_t n;
     json_t *json;
 } doc;
-
-static double now_s(clockid_t clk) {
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static size_t load_dir(const char *dir, doc **docs, size_t n, size_t *cap) {
     DIR *dp = opendir(dir);
@@ -86,12 +71,12 @@ int main(int argc, char **argv) {
     hub_fhir_defs *defs = NULL;
     double *load = malloc((size_t)runs * sizeof *load);
     for (int r = 0; r < runs; r++) {
-        double w0 = now_s(CLOCK_MONOTONIC);
+        double w0 = bench_clock_s(CLOCK_MONOTONIC);
         if (hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &defs, &err) != HUB_OK) {
             fprintf(stderr, "bench_fhir_validate: %s\n", err.msg);
             return 1;
         }
-        load[r] = now_s(CLOCK_MONOTONIC) - w0;
+        load[r] = bench_clock_s(CLOCK_MONOTONIC) - w0;
         if (r + 1 < runs) hub_fhir_defs_free(defs);
     }
 
@@ -109,7 +94,7 @@ int main(int argc, char **argv) {
     int reps = (int)(20000 / n) + 1;
     double *cv = malloc((size_t)runs * sizeof *cv), *cp = malloc((size_t)runs * sizeof *cp);
     for (int r = -1; r < runs; r++) {
-        double c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+        double c0 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (int k = 0; k < reps; k++) {
             for (size_t i = 0; i < n; i++) {
                 if (!docs[i].json) continue;
@@ -118,7 +103,7 @@ int main(int argc, char **argv) {
                 hub_oo_free(oo);
             }
         }
-        double c1 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+        double c1 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (size_t i = 0; i < n; i++) {
             hub_oo *oo = hub_oo_new();
             json_t *j = NULL;
@@ -127,13 +112,13 @@ int main(int argc, char **argv) {
             json_decref(j);
             hub_oo_free(oo);
         }
-        double c2 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+        double c2 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
         if (r >= 0) {
             cv[r] = (c1 - c0) / reps;
             cp[r] = c2 - c1;
         }
     }
-    double v = median(cv, runs), p = median(cp, runs), l = median(load, runs);
+    double v = bench_median(cv, runs), p = bench_median(cp, runs), l = bench_median(load, runs);
     printf("bench_fhir_validate: %zu resources (%zu invalid), %.1f MB, %d passes (median), "
            "single thread\n", n, invalid, (double)bytes / 1e6, runs);
     printf("  validate       : %10.0f res/s  %8.1f MB/s  %7.2f us/res\n", (double)n / v,

@@ -12,20 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "hub/fhir.h"
 
 #define SHARED HUB_SOURCE_DIR "/../shared/corpus/fhir"
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct {
     json_t **res;
@@ -125,25 +115,25 @@ int main(int argc, char **argv) {
     hub_buf_init(&b);
     size_t failed = 0;
     for (int r = 0; r < runs; r++) {
-        double t0 = cpu_s();
+        double t0 = bench_cpu_s();
         for (int k = 0; k < rounds; k++)
             for (size_t i = 0; i < s.n; i++) {
                 b.n = 0;
                 if (hub_fhir_json_to_xml(d, s.res[i], pretty, &b, &err) != HUB_OK) failed++;
             }
-        double t1 = cpu_s();
+        double t1 = bench_cpu_s();
         for (int k = 0; k < rounds; k++)
             for (size_t i = 0; i < s.n; i++) {
                 json_t *j = NULL;
                 if (hub_fhir_xml_to_json(d, s.xml[i], s.xml_n[i], &j, NULL) != HUB_OK) failed++;
                 json_decref(j);
             }
-        double t2 = cpu_s();
+        double t2 = bench_cpu_s();
         tj[r] = t1 - t0;
         tx[r] = t2 - t1;
     }
-    qsort(tj, (size_t)runs, sizeof *tj, cmp_double);
-    qsort(tx, (size_t)runs, sizeof *tx, cmp_double);
+    qsort(tj, (size_t)runs, sizeof *tj, bench_cmp_double);
+    qsort(tx, (size_t)runs, sizeof *tx, bench_cmp_double);
     double mj = tj[runs / 2], mx = tx[runs / 2];
     double conv = (double)s.n * rounds;
     printf("examples: %zu (JSON %.1f KiB compact, XML %.1f KiB%s), %d rounds x %d runs\n", s.n,

@@ -15,18 +15,8 @@
 #include <time.h>
 
 #include "bench_corpus.h"
+#include "bench_util.h"
 #include "hub/map.h"
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -85,7 +75,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < runs; r++) {
         bytes = 0;
         int64_t w0 = hub_mono_ns();
-        double t0 = cpu_s();
+        double t0 = bench_cpu_s();
         for (size_t i = 0; i < ok; i++) {
             hub_arena_reset(&a);
             hub_v2_msg *m;
@@ -99,11 +89,11 @@ int main(int argc, char **argv) {
             }
             hub_map_result_release(&res);
         }
-        t[r] = cpu_s() - t0;
+        t[r] = bench_cpu_s() - t0;
         wall[r] = (double)(hub_mono_ns() - w0) / 1e9;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    qsort(wall, (size_t)runs, sizeof *wall, cmp_double);
+    qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
+    qsort(wall, (size_t)runs, sizeof *wall, bench_cmp_double);
     double med = t[runs / 2];
     printf("tables loaded in %.2f ms\n", load_ms);
     printf("messages %zu: converted %zu, no table yet %zu, failed %zu\n", corpus.n, ok, unsupported,

@@ -170,7 +170,8 @@ int main(int argc, char **argv) {
     hub_record_cfg rc = {.store = store, .defs = defs, .search = sps};
     hub_route *route;
     if (hub_record_open(&rc, &rec, &err)) return 1;
-    hub_route_cfg rtc = {.record = rec, .allow_http = true, .retry_min_ms = 100};
+    hub_route_cfg rtc = {.record = rec, .allow_http = true, .retry_min_ms = 100,
+                         .retention_days = 30};
     if (hub_route_open(&rtc, &route, &err)) {
         fprintf(stderr, "route: %s\n", err.msg);
         return 1;

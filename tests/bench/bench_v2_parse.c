@@ -14,19 +14,9 @@
 #include <time.h>
 
 #include "bench_corpus.h"
+#include "bench_util.h"
 #include "hub/v2.h"
 
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -56,7 +46,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < runs; r++) {
         size_t c = 0, nf = 0, bad = 0;
         int64_t w0 = hub_mono_ns();
-        double t0 = cpu_s();
+        double t0 = bench_cpu_s();
         for (size_t i = 0; i < nl; i++) {
             hub_arena_reset(&a);
             hub_v2_msg *m;
@@ -81,14 +71,14 @@ int main(int argc, char **argv) {
                 }
             }
         }
-        t[r] = cpu_s() - t0;
+        t[r] = bench_cpu_s() - t0;
         wall[r] = (double)(hub_mono_ns() - w0) / 1e9;
         check = c;
         fields = nf;
         failed = bad;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    qsort(wall, (size_t)runs, sizeof *wall, cmp_double);
+    qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
+    qsort(wall, (size_t)runs, sizeof *wall, bench_cmp_double);
     double med = t[runs / 2];
     printf("{\"parser\": \"hub\", \"messages\": %zu, \"bytes\": %zu, \"seconds\": %.6f, "
            "\"wall_seconds\": %.6f, "

@@ -16,24 +16,9 @@
 #include <time.h>
 
 #include "bench_corpus.h"
+#include "bench_util.h"
 #include "hub/v2.h"
 
-
-static double now_s(clockid_t clk) {
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -76,7 +61,7 @@ int main(int argc, char **argv) {
     size_t findings = 0, failed = 0, ackbytes = 0;
     for (int r = -1; r < runs; r++) { /* r == -1: warm-up */
         size_t nf = 0, nfail = 0, nack = 0;
-        double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+        double w0 = bench_clock_s(CLOCK_MONOTONIC), c0 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (size_t i = 0; i < nl; i++) {
             hub_arena_reset(&a);
             hub_v2_msg *m = NULL;
@@ -102,7 +87,7 @@ int main(int argc, char **argv) {
             }
             nack += ack.n;
         }
-        double c1 = now_s(CLOCK_PROCESS_CPUTIME_ID), w1 = now_s(CLOCK_MONOTONIC);
+        double c1 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID), w1 = bench_clock_s(CLOCK_MONOTONIC);
         if (r >= 0) {
             cpu[r] = c1 - c0;
             wall[r] = w1 - w0;
@@ -111,7 +96,7 @@ int main(int argc, char **argv) {
         failed = nfail;
         ackbytes = nack;
     }
-    double c = median(cpu, runs), w = median(wall, runs);
+    double c = bench_median(cpu, runs), w = bench_median(wall, runs);
     double n = (double)nl;
     printf("bench_v2_validate: %zu messages, %.1f MB, %d passes (median), "
            "parse+validate+ack, single thread\n",

@@ -8,6 +8,7 @@
 #include "fhir_test.h"
 #include "hub_test.h"
 #include "hub/mllp.h"
+#include "hub/mpi.h"
 #include "mllp_test.h"
 
 #include <criterion/criterion.h>
@@ -131,6 +132,12 @@ static size_t wait_events(receiver *rv, size_t want, int timeout_ms, int *out, s
 
 static char g_tmp[256];
 static const char *const *g_extra; /* the flags, for a restart */
+/* the configuration file's text */
+#define CONF_PLAIN "{\"channels\": [{\"name\": \"ehr\", \"port\": 0, \"validate\": false}]}"
+#define CONF_MPI                                                                      \
+    "{\"channels\": [{\"name\": \"ehr\", \"port\": 0, \"validate\": false}],"            \
+    " \"mpi\": {\"enabled\": true}}"
+static const char *g_conf = CONF_PLAIN;
 
 static void up_with(const char *const *more) {
     hub_test_tmpdir(g_tmp);
@@ -138,7 +145,7 @@ static void up_with(const char *const *more) {
     snprintf(cfgp, sizeof cfgp, "%s/hub.json", g_tmp);
     FILE *f = fopen(cfgp, "w");
     cr_assert_not_null(f);
-    fputs("{\"channels\": [{\"name\": \"ehr\", \"port\": 0, \"validate\": false}]}", f);
+    fputs(g_conf, f);
     fclose(f);
     static char cfgarg[300];
     snprintf(cfgarg, sizeof cfgarg, "%s", cfgp);
@@ -702,6 +709,17 @@ Test(e2e_route, mllp_subscriber_gets_v2_and_a_nack_fails, .init = up, .fini = do
 
 /* ---- many subscriptions ------------------------------------------------------------------ */
 
+/* hub_route_match_candidates_total from /metrics. */
+static long candidates(void) {
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", "/metrics", NULL, NULL, 0, &r), 200);
+    const char *p = strstr(r.body.p, "\nhub_route_match_candidates_total ");
+    long v = p ? atol(p + strlen("\nhub_route_match_candidates_total ")) : -1;
+    ft_release(&r);
+    cr_assert(v >= 0, "the metric is served");
+    return v;
+}
+
 Test(e2e_route, ten_thousand_subscriptions, .init = up, .fini = down, .timeout = 240) {
     int port = rx_start();
     enum { N = 10000, PER = 500 };
@@ -726,10 +744,14 @@ Test(e2e_route, ten_thousand_subscriptions, .init = up, .fini = down, .timeout =
         ft_release(&r);
     }
     hub_buf_release(&b);
-    /* a change for one patient reaches that patient's subscription only */
+    /* a change for one patient reaches that patient's subscription only,
+     * and the index hands the matcher that one, not the 10k */
+    long c0 = candidates();
     int64_t t0 = hub_mono_ns();
     for (int i = 0; i < 20; i++) observation("2345-7", "p4321");
     double ms = (double)(hub_mono_ns() - t0) / 1e6 / 20;
+    long c1 = candidates();
+    cr_assert(c1 - c0 >= 20 && c1 - c0 <= 40, "candidates per change: %ld in 20", c1 - c0);
     cr_assert(rx_wait(20, 60000), "twenty ORUs to the one subscriber (got %d)", rx_count());
     usleep(500000);
     cr_assert_eq(rx_count(), 20, "no other subscription fired");
@@ -946,6 +968,387 @@ Test(e2e_route, https_untrusted_certificate_fails, .init = up_tls_untrusted, .fi
     json_t *a = notes(&rv);
     cr_assert_eq(json_array_size(a), 0, "nothing was sent to it");
     json_decref(a);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
+/* ---- a golden patient, the patient index on ----------------------------------------- */
+
+static void up_mpi(void) {
+    g_conf = CONF_MPI;
+    up_with(NULL);
+}
+
+static const char *jstr(const json_t *o, const char *k) {
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "";
+}
+
+/* The source Patient with identifier sys|value (not the golden, which
+ * carries its sources' identifiers too) and its golden ("" when none). */
+static void source_and_golden(const char *sys, const char *value, char src[72], char gold[72]) {
+    char path[256];
+    snprintf(path, sizeof path, "/fhir/Patient?identifier=%s%%7C%s", sys, value);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, &r), 200);
+    json_t *b = ft_json(&r);
+    ft_release(&r);
+    src[0] = gold[0] = '\0';
+    size_t i, k;
+    json_t *e, *l;
+    json_array_foreach(json_object_get(b, "entry"), i, e) {
+        json_t *p = json_object_get(e, "resource");
+        bool golden = false;
+        json_array_foreach(json_object_get(json_object_get(p, "meta"), "tag"), k, l)
+            golden |= strcmp(jstr(l, "code"), "golden") == 0;
+        if (golden) continue;
+        snprintf(src, 72, "%s", jstr(p, "id"));
+        json_array_foreach(json_object_get(p, "link"), k, l) {
+            const char *ref = jstr(json_object_get(l, "other"), "reference");
+            if (strcmp(jstr(l, "type"), "refer") == 0 && strncmp(ref, "Patient/", 8) == 0)
+                snprintf(gold, 72, "%s", ref + 8);
+        }
+    }
+    json_decref(b);
+    cr_assert(src[0], "a source Patient with identifier %s|%s", sys, value);
+}
+
+#define MSH_FROM(app, fac, type, ctl)                                                      \
+    "MSH|^~\\&|" app "|" fac "|HUB|HUB|20261125101500||" type "|" ctl "|P|2.5.1\r"
+#define PID_SMITH_EHR                                                                      \
+    "PID|1||MRN7^^^GENHOSP&1.2.3&ISO^MR||SMITH^JOHN^Q||19800506|M|||"                      \
+    "12 Oak St^^Springfield^IL^62701||^PRN^PH^^^217^5550101\r"
+#define PID_SMITH_LAB                                                                      \
+    "PID|1||L-77^^^LABCO&9.9.9&ISO^MR||SMITH^JON||19800506|M|||"                           \
+    "12 OAK STREET^^SPRINGFIELD^IL^62701||^PRN^PH^^^217^5550101\r"
+#define ORU_LAB(ctl)                                                                       \
+    MSH_FROM("LAB", "LABCO", "ORU^R01^ORU_R01", ctl) PID_SMITH_LAB                         \
+    "OBR|1||F" ctl "^LAB|2345-7^Glucose^LN\r"                                              \
+    "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|||||F\r"
+
+static const char *topic_sub(const char *topic, const char *filter, const receiver *rv) {
+    static char id[80];
+    char body[2048], flt[600] = "";
+    if (filter)
+        snprintf(flt, sizeof flt,
+                 "\"_criteria\":{\"extension\":[{\"url\":\"http://hl7.org/fhir/uv/"
+                 "subscriptions-backport/StructureDefinition/backport-filter-criteria\","
+                 "\"valueString\":\"%s\"}]},",
+                 filter);
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Subscription\",\"status\":\"requested\",\"reason\":\"t\","
+             "\"criteria\":\"http://hl7hub.org/fhir/SubscriptionTopic/%s\",%s"
+             "\"extension\":[{\"url\":\"http://hl7hub.org/fhir/StructureDefinition/"
+             "subscription-secret\",\"valueString\":\"" SECRET "\"}],"
+             "\"channel\":{\"type\":\"rest-hook\",\"endpoint\":\"%s\",\"payload\":"
+             "\"application/fhir+json\"}}",
+             topic, flt, endpoint_of(rv));
+    ft_resp r;
+    cr_assert_eq(post("/fhir/Subscription", body, &r), 201, "%s", r.body.p);
+    json_t *j = ft_json(&r);
+    snprintf(id, sizeof id, "%s", jstr(j, "id"));
+    json_decref(j);
+    ft_release(&r);
+    cr_assert(wait_status(id, "active", 5000), "handshake of %s", topic);
+    return id;
+}
+
+/* Subscribed on the golden patient before the lab's record of the same
+ * person exists: the lab's result, from another sender, links to the
+ * golden and is notified (criteria and topic filter alike); after an
+ * unlink, the lab's next result is not. */
+Test(e2e_route, golden_patient_follows_links_made_later, .init = up_mpi, .fini = down) {
+    send_v2(MSH_FROM("EHR", "GENHOSP", "ADT^A04^ADT_A01", "E-1") PID_SMITH_EHR);
+    char ehr[72], gold[72], lab[72], lab_gold[72];
+    source_and_golden("urn:oid:1.2.3", "MRN7", ehr, gold);
+    cr_assert(gold[0], "the EHR's Patient has a golden");
+    receiver rv = {0}, rv2 = {0};
+    recv_start(&rv, 0, 200);
+    recv_start(&rv2, 0, 200);
+    char crit[160];
+    snprintf(crit, sizeof crit, "Observation?patient=Patient/%s", gold);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s", subscribe(crit, "rest-hook", endpoint_of(&rv),
+                                                ",\"payload\":\"application/fhir+json\""));
+    cr_assert(wait_status(sid, "active", 5000));
+    char flt[120];
+    snprintf(flt, sizeof flt, "patient=Patient/%s", gold);
+    topic_sub("result", flt, &rv2);
+
+    send_v2(ORU_LAB("L-1"));
+    source_and_golden("urn:oid:9.9.9", "L-77", lab, lab_gold);
+    cr_assert_str_eq(lab_gold, gold, "the lab's record links to the same golden");
+    int ev[8];
+    cr_assert_eq(wait_events(&rv, 1, 10000, ev, 8), 1, "criteria on the golden: notified");
+    cr_assert_eq(wait_events(&rv2, 1, 10000, ev, 8), 1, "topic filter on the golden: notified");
+    json_t *a = notes(&rv);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(last, "resources"), 0)),
+                     "Observation");
+    json_decref(a);
+
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Patient/%s/$mpi-unlink", lab);
+    ft_resp r;
+    cr_assert_eq(post(path, "{\"resourceType\":\"Parameters\"}", &r), 200, "%s", r.body.p);
+    ft_release(&r);
+    source_and_golden("urn:oid:9.9.9", "L-77", lab, lab_gold);
+    cr_assert(strcmp(lab_gold, gold) != 0, "unlinked");
+    send_v2(ORU_LAB("L-2"));
+    observation("2345-7", ehr); /* the EHR's own record still counts */
+    cr_assert_eq(wait_events(&rv, 2, 10000, ev, 8), 2);
+    usleep(300000);
+    cr_assert_eq(wait_events(&rv, 3, 100, ev, 8), 2, "the unlinked record's result is not sent");
+    cr_assert_eq(wait_events(&rv2, 2, 10000, ev, 8), 2);
+    cr_assert_eq(wait_events(&rv2, 3, 100, ev, 8), 2);
+    char st[16];
+    long events;
+    sub_status(sid, st, &events);
+    cr_assert_eq(events, 2, "two events numbered");
+    recv_stop(&rv);
+    recv_stop(&rv2);
+    hub_test_rmtree(rv.dir);
+    hub_test_rmtree(rv2.dir);
+}
+
+/* ---- deletes fire the topics whose trigger includes delete -------------------------- */
+
+static void delete_res(const char *type, const char *id) {
+    char path[128];
+    snprintf(path, sizeof path, "/fhir/%s/%s", type, id);
+    ft_resp r;
+    int st = ft_req(hub_test_http_port(), "DELETE", path, NULL, NULL, 0, &r);
+    cr_assert(st == 200 || st == 204, "DELETE %s: %d", path, st);
+    ft_release(&r);
+}
+
+/* The last notification's focus and its request method as a list. */
+static size_t last_focus(receiver *rv, char *out, size_t cap) {
+    json_t *a = notes(rv);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    snprintf(out, cap, "%s", json_string_value(json_array_get(json_object_get(last, "focus"), 0))
+                                 ?: "");
+    size_t n = json_array_size(json_object_get(last, "resources"));
+    json_decref(a);
+    return n;
+}
+
+Test(e2e_route, deletes_fire_topics_that_include_delete, .init = up, .fini = down) {
+    receiver appt = {0}, plan = {0}, enc = {0}, med = {0};
+    recv_start(&appt, 0, 200);
+    recv_start(&plan, 0, 200);
+    recv_start(&enc, 0, 200);
+    recv_start(&med, 0, 200);
+    topic_sub("appointment-cancelled", "patient=Patient/d1", &appt);
+    topic_sub("care-plan", "patient=Patient/d1", &plan);
+    topic_sub("encounter-start", NULL, &enc);
+    topic_sub("medication-stop", NULL, &med);
+
+    char a1[80], a2[80], cp[80], e1[80], m1[80], m2[80];
+    snprintf(a1, sizeof a1, "%s", create("Appointment",
+        "{\"resourceType\":\"Appointment\",\"status\":\"booked\",\"participant\":[{\"actor\":"
+        "{\"reference\":\"Patient/d1\"},\"status\":\"accepted\"}]}"));
+    snprintf(a2, sizeof a2, "%s", create("Appointment",
+        "{\"resourceType\":\"Appointment\",\"status\":\"fulfilled\",\"participant\":[{\"actor\":"
+        "{\"reference\":\"Patient/d1\"},\"status\":\"accepted\"}]}"));
+    snprintf(cp, sizeof cp, "%s", create("CarePlan",
+        "{\"resourceType\":\"CarePlan\",\"status\":\"active\",\"intent\":\"plan\","
+        "\"subject\":{\"reference\":\"Patient/d1\"}}"));
+    snprintf(e1, sizeof e1, "%s", create("Encounter",
+        "{\"resourceType\":\"Encounter\",\"status\":\"in-progress\",\"class\":{\"system\":"
+        "\"http://terminology.hl7.org/CodeSystem/v3-ActCode\",\"code\":\"IMP\"},"
+        "\"subject\":{\"reference\":\"Patient/d1\"}}"));
+#define MEDREQ(st)                                                                         \
+    "{\"resourceType\":\"MedicationRequest\",\"status\":\"" st "\",\"intent\":\"order\","         \
+    "\"medicationCodeableConcept\":{\"text\":\"metformin\"},"                                  \
+    "\"subject\":{\"reference\":\"Patient/d1\"}}"
+    snprintf(m1, sizeof m1, "%s", create("MedicationRequest", MEDREQ("active")));
+    snprintf(m2, sizeof m2, "%s", create("MedicationRequest", MEDREQ("completed")));
+    int ev[8];
+    cr_assert_eq(wait_events(&plan, 1, 10000, ev, 8), 1, "care plan created");
+    cr_assert_eq(wait_events(&enc, 1, 10000, ev, 8), 1, "encounter started");
+    cr_assert_eq(wait_events(&med, 1, 10000, ev, 8), 1, "the completed order: stopped");
+
+    delete_res("Appointment", a1); /* booked, deleted: cancelled */
+    delete_res("Appointment", a2); /* already took place: not a cancellation */
+    delete_res("CarePlan", cp);    /* removed */
+    delete_res("Encounter", e1);   /* a correction, not an encounter event */
+    delete_res("MedicationRequest", m1); /* active, deleted: stopped */
+    delete_res("MedicationRequest", m2); /* already stopped: nothing new */
+    cr_assert_eq(wait_events(&appt, 1, 10000, ev, 8), 1, "the booked appointment's delete");
+    cr_assert_eq(wait_events(&plan, 2, 10000, ev, 8), 2, "the care plan's delete");
+    cr_assert_eq(wait_events(&med, 2, 10000, ev, 8), 2, "the active order's delete");
+    usleep(400000);
+    cr_assert_eq(wait_events(&appt, 2, 100, ev, 8), 1, "a fulfilled appointment's delete: none");
+    cr_assert_eq(wait_events(&enc, 2, 100, ev, 8), 1, "an encounter's delete: none");
+    cr_assert_eq(wait_events(&med, 3, 100, ev, 8), 2, "a completed order's delete: none");
+    char focus[160], want[160];
+    cr_assert_eq(last_focus(&appt, focus, sizeof focus), 0, "a delete carries no resource");
+    snprintf(want, sizeof want, "Appointment/%s", a1);
+    cr_assert(strstr(focus, want), "the focus is the deleted appointment: %s", focus);
+    receiver *all[] = {&appt, &plan, &enc, &med};
+    for (size_t i = 0; i < 4; i++) {
+        recv_stop(all[i]);
+        hub_test_rmtree(all[i]->dir);
+    }
+}
+
+/* ---- hub replay starts the listeners hub serve does ---------------------------------- */
+
+/* A message the mapping could not take (no table for A24: AE, journaled
+ * as errored) is replayed while the hub is stopped, with a site table
+ * that maps it: the replayed Patient is linked by the patient index,
+ * audited, and its notification waits in the outbox until hub serve
+ * starts again and delivers it. */
+Test(e2e_route, replay_while_stopped_is_delivered_by_the_next_serve, .init = up_mpi,
+     .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%s",
+             subscribe("Patient?family=replayed&_tag:not=" HUB_MPI_TAG_SYSTEM "|golden", "rest-hook", endpoint_of(&rv),
+                       ",\"payload\":\"application/fhir+json\""));
+    cr_assert(wait_status(sid, "active", 5000));
+    int fd = hub_test_dial(hub_test_mllp_port());
+    hub_buf ack;
+    hub_buf_init(&ack);
+    cr_assert_eq(hub_test_send_frame(fd, MSH_FROM("EHR", "GENHOSP", "ADT^A24^ADT_A24", "R-1")
+                                             "PID|1||MRN-R^^^GENHOSP&1.2.3&ISO^MR||REPLAYED^ANN||"
+                                             "19700101|F\r"),
+                 0);
+    cr_assert_eq(hub_test_read_frame(fd, &ack, 10000), 0);
+    cr_assert_str_eq(hub_test_ack_code(ack.p), "AE", "no table for A24 yet: %s", ack.p);
+    hub_buf_release(&ack);
+    close(fd);
+    cr_assert_eq(hub_test_signal_wait(&hub_test_current, SIGTERM), 0, "the hub stops");
+
+    char site[256], path[400];
+    hub_test_tmpdir(site);
+    snprintf(path, sizeof path, "%s/a24.map", site);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("@table ADT_A24\n@kind message\n@events ADT^A24\n"
+          "PID | | Patient | patient | PID[Patient] | identifier! |\n", f);
+    fclose(f);
+    /* the same configuration as the hub's (file and flags) */
+    const char *rp[32] = {HUB_BIN, "replay", "--data", hub_test_current.dir, "--status",
+                          "errored", "--map-site", site};
+    size_t n = 8;
+    for (size_t i = 0; g_extra[i] && n < 31; i++) rp[n++] = g_extra[i];
+    rp[n] = NULL;
+    hub_buf out, err;
+    hub_buf_init(&out);
+    hub_buf_init(&err);
+    cr_assert_eq(hub_test_run(rp, NULL, &out, &err), 0, "%s %s", out.p, err.p);
+    cr_assert(strstr(out.p, "1 processed"), "%s", out.p);
+    hub_buf_release(&out);
+    hub_buf_release(&err);
+    int ev[8];
+    cr_assert_eq(wait_events(&rv, 1, 300, ev, 8), 0, "nothing is delivered while stopped");
+
+    hub_test_restart(&hub_test_current, g_extra);
+    /* the replayed Patient and its version with the patient index's link */
+    size_t got = wait_events(&rv, 2, 10000, ev, 8);
+    cr_assert_eq(got, 2, "the next serve delivers them: %zu", got);
+    cr_assert(ev[0] == 1 && ev[1] == 2, "numbered from 1, in order");
+    char src[72], gold[72], want[100];
+    source_and_golden("urn:oid:1.2.3", "MRN-R", src, gold);
+    cr_assert(gold[0], "the patient index linked the replayed Patient");
+    snprintf(want, sizeof want, "Patient/%s/", src);
+    json_t *a = notes(&rv);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    size_t i;
+    json_t *fo;
+    json_array_foreach(json_object_get(last, "focus"), i, fo) {
+        char v[200];
+        snprintf(v, sizeof v, "%s_history/%zu", want, i + 1);
+        cr_assert_str_eq(json_string_value(fo), v, "versions in order");
+    }
+    json_decref(a);
+    char q[200];
+    snprintf(q, sizeof q, "/fhir/AuditEvent?entity-type=Patient&entity=Patient/%s", src);
+    ft_resp r;
+    cr_assert_eq(ft_req(hub_test_http_port(), "GET", q, NULL, NULL, 0, &r), 200, "%s", r.body.p);
+    json_t *b = ft_json(&r);
+    cr_assert(json_array_size(json_object_get(b, "entry")) >= 1, "the replay is audited: %s",
+              r.body.p);
+    cr_assert(strstr(r.body.p, "replay"), "as the replay: %s", r.body.p);
+    json_decref(b);
+    ft_release(&r);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+    hub_test_rmtree(site);
+}
+
+/* ---- retention ------------------------------------------------------------------------ */
+
+static void up_retention(void) {
+    const char *more[] = {"--set", "route.retention_days=0", "--set",
+                          "route.prune_interval_ms=100", "--set", "route.max_failures=100000",
+                          NULL};
+    up_with(more);
+}
+
+#define FULL ",\"payload\":\"application/fhir+json\""
+
+/* $events of sub since `since`: the HTTP status; the events in *n. */
+static int events_since(const char *sub, int since, ft_resp *r, int *n) {
+    char path[200];
+    snprintf(path, sizeof path, "/fhir/Subscription/%s/$events?eventsSinceNumber=%d", sub, since);
+    int st = ft_req(hub_test_http_port(), "GET", path, NULL, NULL, 0, r);
+    *n = 0;
+    if (st == 200) {
+        json_t *b = ft_json(r);
+        *n = (int)json_array_size(json_object_get(b, "entry")) - 1;
+        json_decref(b);
+    }
+    return st;
+}
+
+/* Retention 0: delivered events are pruned at the next pass, and $events
+ * for them answers 410 with an OperationOutcome saying from where it can
+ * replay; a subscriber that is down keeps every event. */
+Test(e2e_route, delivered_events_pruned_undelivered_kept, .init = up_retention, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    char up_id[80], down_id[80];
+    snprintf(up_id, sizeof up_id, "%s",
+             subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook", endpoint_of(&rv),
+                       FULL));
+    cr_assert(wait_status(up_id, "active", 5000));
+    /* nobody listens on port 1: every delivery fails */
+    snprintf(down_id, sizeof down_id, "%s",
+             subscribe("Observation?code=http://loinc.org|2345-7", "rest-hook",
+                       "http://127.0.0.1:1/hook", FULL));
+    for (int i = 0; i < 3; i++) observation("2345-7", "p1");
+    int ev[8];
+    cr_assert_eq(wait_events(&rv, 3, 10000, ev, 8), 3);
+    ft_resp r;
+    int n = 0, st = 0;
+    for (int t = 0; t < 100; t++) {
+        st = events_since(up_id, 1, &r, &n);
+        if (st == 410) break;
+        ft_release(&r);
+        usleep(50000);
+    }
+    cr_assert_eq(st, 410, "delivered and pruned: %d", st);
+    cr_assert(strstr(r.body.p, "OperationOutcome") && strstr(r.body.p, "pruned"), "%s",
+              r.body.p);
+    cr_assert_str_eq(ft_issue(&r, "expression"), "eventsSinceNumber");
+    cr_assert_str_eq(ft_issue(&r, "code"), "deleted");
+    ft_release(&r);
+    char sts[16];
+    long events;
+    sub_status(up_id, sts, &events);
+    cr_assert_eq(events, 3, "still numbered from the start");
+    /* without a range: what is kept (nothing), not an error */
+    cr_assert_eq(events_since(up_id, 4, &r, &n), 200, "%s", r.body.p);
+    cr_assert_eq(n, 0);
+    ft_release(&r);
+    /* the subscriber that was never reached keeps all three */
+    cr_assert_eq(events_since(down_id, 1, &r, &n), 200, "%s", r.body.p);
+    cr_assert_eq(n, 3, "undelivered events are never pruned");
+    ft_release(&r);
     recv_stop(&rv);
     hub_test_rmtree(rv.dir);
 }

@@ -478,53 +478,7 @@ Test(map_load, bad_rows_name_file_and_line) {
     cr_assert_eq(hub_map_load(&c, &m, &err), HUB_E_IO);
 }
 
-/* ---- the IG's test messages ---------------------------------------------------- */
-
-Test(map, ig_messages_convert_and_validate) {
-    char dir[512];
-    if (!hub_test_corpus("hl7v2/hl7-v2-to-fhir-ig", dir)) cr_skip("corpus absent: %s", dir);
-    hub_fhir_defs *defs = NULL;
-    hub_err err;
-    cr_assert_eq(hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &defs, &err), HUB_OK);
-    static const char *files[] = {"IG-test-conversion-ADT_A01.hl7", "IG-test-conversion-SIU_S12.hl7",
-                                  "IG-test-conversion-ORM_O01.hl7", "IG-test-conversion-OML_O21.hl7",
-                                  "IG-test-conversion-ORU_R01.hl7", "IG-test-conversion-MDM_T02.hl7",
-                                  "IG-test-conversion-VXU_V04.hl7", "IG-sample-MDM_T02.hl7"};
-    size_t converted = 0, no_table = 0;
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char p[700];
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        size_t n;
-        char *buf = hub_test_read_file(p, &n);
-        cr_assert_not_null(buf, "%s", p);
-        hub_v2_msg *m = NULL;
-        hub_map_result_release(&g_res);
-        hub_arena_reset(&g_arena);
-        cr_assert_eq(hub_v2_parse(&g_arena, buf, n, NULL, &m, &err), HUB_OK, "%s", files[i]);
-        hub_status rc = hub_map_message(g_map, m, NULL, &g_res, &err);
-        if (rc == HUB_E_UNSUPPORTED) {
-            /* Order, result, scheduling and document tables: map-orders. */
-            no_table++;
-            hub_free(buf);
-            continue;
-        }
-        cr_assert_eq(rc, HUB_OK, "%s: %s: %s", files[i], err.where, err.msg);
-        hub_oo *oo = hub_oo_new();
-        hub_fhir_validate_opts vo = {0};
-        hub_status vrc = hub_fhir_validate(defs, g_res.bundle, &vo, oo);
-        if (vrc != HUB_OK) {
-            json_t *oj = hub_oo_json(oo);
-            char *js = json_dumps(oj, JSON_COMPACT);
-            cr_assert_fail("%s: the Bundle does not validate: %s", files[i], js);
-        }
-        hub_oo_free(oo);
-        converted++;
-        hub_free(buf);
-    }
-    printf("map: IG messages converted and valid %zu, without a table yet %zu\n", converted, no_table);
-    cr_assert_geq(converted, 1);
-    hub_fhir_defs_free(defs);
-}
+/* The IG's test messages: map_orders::ig_messages_convert_and_validate. */
 
 Test(map, identifier_types_get_their_display_and_visits_are_vn) {
     hub_err err;
