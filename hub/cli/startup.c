@@ -73,9 +73,9 @@ int hub__listeners_open(const char *cmd, const hub_cfg *cfg, hub_store *store,
         return 1;
     }
     json_t *mconf = json_object_get(cfg->file_json, "mpi");
-    if (json_is_true(json_object_get(mconf, "enabled"))) {
-        /* the patient index (on with "mpi": {"enabled": true}): matching on
-         * every Patient write, its operations */
+    if (cfg->mpi_enabled) {
+        /* the patient index (off with "mpi": {"enabled": false}): matching
+         * on every Patient write, its operations */
         char nick[600];
         snprintf(nick, sizeof nick, "%s/mpi/nicknames.tsv", hub__cli_conformance(cfg));
         hub_mpi_cfg mpc = {.record = record, .conf = mconf, .nicknames = nick};

@@ -21,7 +21,7 @@ bool hub__cli_is_config(const char *cmd, int argc, char **argv, int *i);
 const char *hub__cli_conformance(const hub_cfg *cfg);
 
 /* The listeners every change goes through, as the configuration asks:
- * the patient index ("mpi": {"enabled": true}), the audit trail (audit),
+ * the patient index (mpi.enabled, on by default), the audit trail (audit),
  * the router (always; it delivers only when `deliver`: without, the
  * events wait in the durable outbox for the next hub serve). */
 typedef struct {

@@ -86,6 +86,8 @@ const hub_cfg_entry hub_cfg_table[] = {
      "write an AuditEvent row for every access"},
     {"audit.syslog", HUB_CFG_STR, "", 0, STRMAX(audit_syslog), F(audit_syslog),
      "--audit-syslog", "send audit rows as RFC 5424 lines to udp://host:port or tcp://host:port"},
+    {"mpi.enabled", HUB_CFG_BOOL, "true", 0, 1, F(mpi_enabled), NULL,
+     "the patient index: match every Patient write, golden records (docs/mpi.md)"},
     {"http.rate_limit", HUB_CFG_INT, "1000", 0, 10000000, F(http_rate_limit), NULL,
      "requests per second per client (its token; its address for /metadata), when auth is on; 0 = none"},
     {"http.rate_burst", HUB_CFG_INT, "2000", 1, 10000000, F(http_rate_burst), NULL,
@@ -253,7 +255,14 @@ static hub_status load_object(hub_cfg *c, json_t *obj, const char *prefix,
         int n = snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", k);
         if (n < 0 || (size_t)n >= sizeof key)
             return hub_err_set(err, HUB_E_CONFIG, path, "key too long");
-        if (!*prefix && is_section(k)) continue;
+        if (!*prefix && is_section(k)) {
+            /* "mpi" is its module's section but for its on/off switch */
+            json_t *on = strcmp(k, "mpi") == 0 ? json_object_get(v, "enabled") : NULL;
+            if (on && !json_is_boolean(on))
+                return hub_err_set(err, HUB_E_CONFIG, path, "'mpi.enabled' wants true or false");
+            if (on) c->mpi_enabled = json_is_true(on);
+            continue;
+        }
         char text[600];
         switch (json_typeof(v)) {
         case JSON_OBJECT: {

@@ -15,6 +15,12 @@ struct hub_record {
         void *ud;
     } listeners[8];
     int nlisteners;
+    struct {
+        const char *type;
+        hub_record_prewrite_fn fn;
+        void *ud;
+    } prewrites[4];
+    int nprewrites;
     hub_record_patient_ids_fn patient_ids;
     void *patient_ids_ud;
 };
@@ -22,6 +28,11 @@ struct hub_record {
 /* Tells the listeners about a version written (record.c). */
 hub_status hub__record_notify(hub_record *r, hub_store_tx *tx, const hub_record_change *ch,
                               hub_err *err);
+
+/* Runs the pre-write hooks of pw->type; *changed when one amended
+ * pw->res (record.c). */
+hub_status hub__record_prewrite(hub_record *r, hub_store_tx *tx, hub_record_pending *pw,
+                                bool *changed, hub_err *err);
 
 /* Resource ids: [A-Za-z0-9-.]{1,64}. */
 bool hub__record_id_ok(const char *id);

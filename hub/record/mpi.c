@@ -147,6 +147,7 @@ hub_status hub_mpi_open(const hub_mpi_cfg *c, hub_mpi **out, hub_err *err) {
         rc = hub_err_set(err, HUB_E_CONFIG, "mpi", "'mpi.source_links' must be true or false");
     if (sl && json_is_false(sl)) m->source_links = false;
     if (!rc && c->nicknames) rc = hub_mpi_nicknames_load(c->nicknames, err);
+    if (!rc) rc = hub_record_prewrite(c->record, "Patient", hub__mpi_prewrite, m);
     if (!rc) rc = hub_record_listen(c->record, hub__mpi_listener, m);
     if (rc == HUB_E_LIMIT) rc = hub_err_set(err, HUB_E_LIMIT, "mpi", "too many listeners");
     if (rc) {
@@ -301,6 +302,11 @@ static hub_status cand_add(void *ud, const char *id) {
 }
 
 
+/* Is a a better candidate person than b? Certain first, then score. */
+static bool ranks_before(const person_score *a, const person_score *b) {
+    return (a->certain && !b->certain) || (a->certain == b->certain && a->score > b->score);
+}
+
 /* Scores the candidates of a record (features f, sender, keys: identifier
  * keys first, nid of them) per person; results best first in out (at most
  * cap), *n of them. `self` (may be NULL) is never a candidate. */
@@ -356,6 +362,14 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
             o->conflict = conflict;
         } else if (*n < cap) {
             out[(*n)++] = ps;
+        } else {
+            /* Full: the best `cap` persons stay, whichever key found them
+             * (a large block read first must not crowd out the person a
+             * precise key finds later). */
+            size_t w = 0;
+            for (size_t k = 1; k < *n; k++)
+                if (ranks_before(&out[w], &out[k])) w = k;
+            if (ranks_before(&ps, &out[w])) out[w] = ps;
         }
     }
     if (rc) return rc;
@@ -363,9 +377,7 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
     for (size_t i = 1; i < *n; i++)
         for (size_t j = i; j > 0; j--) {
             person_score *a = &out[j - 1], *b = &out[j];
-            bool swap = (b->certain && !a->certain) ||
-                        (b->certain == a->certain && b->score > a->score);
-            if (!swap) break;
+            if (!ranks_before(b, a)) break;
             person_score t = *a;
             *a = *b;
             *b = t;
@@ -566,7 +578,8 @@ hub_status hub__mpi_golden_refresh(hub_mpi *m, hub_store_tx *tx, const char *gid
 }
 
 /* known_id/known_p: a source whose current JSON the caller holds (not read
- * again); fresh: the golden does not exist yet (nothing to compare). */
+ * again); fresh: the golden is new or certainly changes (nothing to
+ * compare). */
 static hub_status golden_refresh2(hub_mpi *m, hub_store_tx *tx, const char *gid,
                                   const char *into, const hub_actor *actor, const char *known_id,
                                   json_t *known_p, bool fresh, hub_err *err) {
@@ -629,7 +642,8 @@ static hub_status golden_refresh2(hub_mpi *m, hub_store_tx *tx, const char *gid,
 
 /* Makes the source's Patient.link say `refer` golden (and nothing else
  * refer); writes a version only when it changes. `p` is the source's
- * current JSON (modified). */
+ * current JSON (modified), or the version about to be written (the
+ * pre-write hook's): then it is only amended. */
 static hub_status source_link(hub_mpi *m, hub_store_tx *tx, const char *id, json_t *p,
                               const char *golden, const hub_actor *actor, hub_err *err) {
     char ref[96];
@@ -665,16 +679,32 @@ static hub_status source_link(hub_mpi *m, hub_store_tx *tx, const char *id, json
         json_decref(nl);
         json_object_del(p, "link");
     }
+    if (m->pending && !strcmp(id, m->pending)) {
+        m->pending_amended = true; /* the record writes it, link and all */
+        return HUB_OK;
+    }
     return hub_record_put_tx(m->record, tx, "Patient", id, p, false, actor, 1, NULL, err);
 }
 
 /* ---- matching one source --------------------------------------------------------------- */
 
-static hub_status new_golden_id(char out[72]) {
+/* A golden's id: a UUID whose first 48 bits are the millisecond clock (the
+ * version-7 layout, as the record gives its own new resources), so that the
+ * goldens made in one commit group sit together at the right edge of every
+ * index keyed by id (resources, versions, index rows, mpi_link's golden)
+ * instead of each dirtying a random page. The rest stays random. */
+static void new_golden_id(char out[72]) {
     char u[37];
     hub_uuid(u);
+    static const char hex[] = "0123456789abcdef";
+    static const int pos[12] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12};
+    uint64_t ms = (uint64_t)hub_now_ms();
+    for (int i = 11; i >= 0; i--) {
+        u[pos[i]] = hex[ms & 15];
+        ms >>= 4;
+    }
+    u[14] = '7';
     snprintf(out, 72, "%s", u);
-    return HUB_OK;
 }
 
 /* Links `id` (whose current JSON is p) to golden gid and brings both up
@@ -690,8 +720,10 @@ hub_status hub__mpi_link_to(hub_mpi *m, hub_store_tx *tx, const char *id, json_t
     char who[256];
     hub__mpi_actor_text(actor, who, sizeof who);
     if (!rc) rc = hub_mpi_st_history_add(tx, "link", id, gid, score, detail, who, err);
-    bool fresh = !strcmp(how, "new") && !(had && !strcmp(old.golden, gid));
-    if (!rc) rc = golden_refresh2(m, tx, gid, NULL, actor, id, p, fresh, err);
+    /* A golden that gains a source changes (one more seealso link): write
+     * it without reading the stored one to compare. */
+    bool gains = !had || strcmp(old.golden, gid) != 0;
+    if (!rc) rc = golden_refresh2(m, tx, gid, NULL, actor, id, p, gains, err);
     if (!rc && had && strcmp(old.golden, gid))
         rc = hub__mpi_golden_refresh(m, tx, old.golden, gid, actor, err);
     if (!rc) rc = source_link(m, tx, id, p, gid, actor, err);
@@ -891,33 +923,54 @@ hub_status hub__mpi_unindex(hub_mpi *m, hub_store_tx *tx, const char *id, const 
     return rc;
 }
 
+/* Before a client's Patient version is written: match it and put its
+ * `refer` link in, so that the client's write is the one version made
+ * (a create is version 1 with its link; an update that drops the link
+ * gets it back). The golden is written here too, by the index. */
+hub_status hub__mpi_prewrite(void *ud, hub_store_tx *tx, hub_record_pending *pw, bool *changed,
+                             hub_err *err) {
+    hub_mpi *m = ud;
+    *changed = false;
+    if (pw->depth != 0 || hub__mpi_is_golden(pw->res)) return HUB_OK;
+    m->pending = pw->id;
+    m->pending_amended = false;
+    hub_status rc = hub__mpi_process(m, tx, pw->id, pw->res, sender_of(pw->actor), false,
+                                     pw->actor, err);
+    *changed = m->pending_amended;
+    m->pending = NULL;
+    return rc;
+}
+
+/* The Patient a replaced-by link names (into, cap 72), "" when none. */
+static void replaced_by(const json_t *p, char into[72]) {
+    into[0] = '\0';
+    size_t i;
+    const json_t *l;
+    json_array_foreach(json_object_get(p, "link"), i, l) {
+        const char *t = json_string_value(json_object_get(l, "type"));
+        const char *id = hub__mpi_ref_id(
+            json_string_value(json_object_get(json_object_get(l, "other"), "reference")));
+        if (t && !strcmp(t, "replaced-by") && id) snprintf(into, 72, "%s", id);
+    }
+}
+
+/* After a client's Patient version is written: a delete leaves the index;
+ * ADT^A40/A39/A34 (the mapping marks the merged Patient inactive,
+ * replaced-by the survivor) and any client doing the same merge. */
 hub_status hub__mpi_listener(void *ud, hub_store_tx *tx, const hub_record_change *ch,
                              hub_err *err) {
     hub_mpi *m = ud;
     if (ch->depth != 0 || strcmp(ch->type, "Patient")) return HUB_OK;
     if (ch->deleted) return hub__mpi_unindex(m, tx, ch->id, ch->actor, err);
+    if (memmem(ch->json, ch->json_len, "replaced-by", 11) == NULL) return HUB_OK;
     json_t *p = json_loadb(ch->json, ch->json_len, 0, NULL);
     if (p == NULL) return HUB_OK; /* the record wrote it: cannot happen */
     hub_status rc = HUB_OK;
-    if (!hub__mpi_is_golden(p)) {
-        rc = hub__mpi_process(m, tx, ch->id, p, sender_of(ch->actor), false, ch->actor, err);
-        /* ADT^A40/A39/A34 (the mapping marks the merged Patient inactive,
-         * replaced-by the survivor) and any client doing the same: a merge. */
-        size_t i;
-        json_t *l;
-        const char *into = NULL;
-        json_array_foreach(json_object_get(p, "link"), i, l) {
-            const char *t = json_string_value(json_object_get(l, "type"));
-            if (t && !strcmp(t, "replaced-by"))
-                into = hub__mpi_ref_id(
-                    json_string_value(json_object_get(json_object_get(l, "other"), "reference")));
-        }
-        if (!rc && into && strcmp(into, ch->id)) {
-            char into_id[72];
-            snprintf(into_id, sizeof into_id, "%s", into);
-            rc = hub_mpi_merge_tx(m, tx, ch->id, into_id, ch->actor, err);
-            if (rc == HUB_E_NOTFOUND) rc = HUB_OK; /* names no Patient we know: kept as is */
-        }
+    char into[72];
+    replaced_by(p, into);
+    if (!hub__mpi_is_golden(p) && into[0] && strcmp(into, ch->id)) {
+        rc = hub_mpi_merge_tx(m, tx, ch->id, into, ch->actor, err);
+        if (rc == HUB_E_NOTFOUND) rc = HUB_OK; /* names no Patient we know: kept as is */
     }
     json_decref(p);
     return rc;

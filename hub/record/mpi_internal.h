@@ -17,6 +17,10 @@ struct hub_mpi {
     int nsystems;
     char trusted_sources[8][128];
     int nsources;
+    /* On the writer, during the pre-write hook: the source about to be
+     * written (its link is amended, not written) and whether it was. */
+    const char *pending;
+    bool pending_amended;
 };
 
 /* One candidate person: its golden, the best-scoring source, why. */
@@ -31,6 +35,8 @@ typedef struct {
     bool veto;     /* given name or birth date disagree: never automatic */
 } person_score;
 
+hub_status hub__mpi_prewrite(void *ud, hub_store_tx *tx, hub_record_pending *pw,
+                             bool *changed, hub_err *err);
 hub_status hub__mpi_listener(void *ud, hub_store_tx *tx, const hub_record_change *ch,
                              hub_err *err);
 bool hub__mpi_is_golden(const json_t *p);

@@ -77,6 +77,30 @@ hub_status hub__record_notify(hub_record *r, hub_store_tx *tx, const hub_record_
     return HUB_OK;
 }
 
+hub_status hub_record_prewrite(hub_record *r, const char *type, hub_record_prewrite_fn fn,
+                               void *ud) {
+    int cap = (int)(sizeof r->prewrites / sizeof r->prewrites[0]);
+    if (r->nprewrites == cap) return HUB_E_LIMIT;
+    r->prewrites[r->nprewrites].type = type;
+    r->prewrites[r->nprewrites].fn = fn;
+    r->prewrites[r->nprewrites].ud = ud;
+    r->nprewrites++;
+    return HUB_OK;
+}
+
+hub_status hub__record_prewrite(hub_record *r, hub_store_tx *tx, hub_record_pending *pw,
+                                bool *changed, hub_err *err) {
+    *changed = false;
+    for (int i = 0; i < r->nprewrites; i++) {
+        if (strcmp(r->prewrites[i].type, pw->type) != 0) continue;
+        bool ch = false;
+        hub_status rc = r->prewrites[i].fn(r->prewrites[i].ud, tx, pw, &ch, err);
+        if (rc) return rc;
+        *changed = *changed || ch;
+    }
+    return HUB_OK;
+}
+
 void hub_resource_release(hub_resource *r) {
     if (r == NULL) return;
     hub_free(r->json);
@@ -967,6 +991,35 @@ static int splice(opx *x, int64_t version, const char *iso) {
     return 0;
 }
 
+/* The type's pre-write hooks on `res`, about to be written as `version`:
+ * 0, 400 when a hook refused it, or 500 with *src set (store failure).
+ * *changed says whether a hook amended res. */
+static int run_prewrite(apply_ctx *c, opx *x, hub_store_tx *tx, json_t *res, int64_t version,
+                        bool *changed, hub_status *src, hub_err *err) {
+    *changed = false;
+    if (c->r->nprewrites == 0) return 0;
+    hub_record_op *op = x->op;
+    hub_record_pending pw = {op->kind, op->type, x->id, version, res, op->actor, 0};
+    hub_status rc = hub__record_prewrite(c->r, tx, &pw, changed, err);
+    if (rc == HUB_E_INVALID)
+        return hub__op_fail(op, 400, "invalid", err->where[0] ? err->where : NULL, "%s",
+                            err->msg);
+    if (rc) {
+        *src = rc;
+        return 500;
+    }
+    return 0;
+}
+
+/* The prepared bytes and index rows again, after a hook amended
+ * op->resource (the placeholders are still in its meta). */
+static int prepare_again(apply_ctx *c, opx *x) {
+    hub_free(x->pre);
+    x->pre = NULL;
+    int st = index_rows(c, x, x->op->resource);
+    return st ? st : serialize_marked(x);
+}
+
 /* Serializes op->resource (late path) with its real id and meta. */
 static int serialize_now(apply_ctx *c, opx *x, json_t *res, int64_t version,
                          const char *iso, hub_store_tx *tx, hub_status *src,
@@ -979,6 +1032,9 @@ static int serialize_now(apply_ctx *c, opx *x, json_t *res, int64_t version,
     char vbuf[24];
     snprintf(vbuf, sizeof vbuf, "%lld", (long long)version);
     st = set_meta(op, res, vbuf, iso);
+    if (st) return st;
+    bool amended;
+    st = run_prewrite(c, x, tx, res, version, &amended, src, err);
     if (st) return st;
     int ist = index_rows(c, x, res);
     if (ist) return ist;
@@ -1119,7 +1175,10 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
     } else if (x->late) {
         st = serialize_now(c, x, op->resource, version, iso, tx, src, err);
     } else {
-        st = splice(x, version, iso);
+        bool amended = false;
+        st = run_prewrite(c, x, tx, op->resource, version, &amended, src, err);
+        if (st == 0 && amended) st = prepare_again(c, x);
+        if (st == 0) st = splice(x, version, iso);
     }
     if (st) {
         json_decref(patched);
@@ -1629,6 +1688,16 @@ hub_status hub_record_put_tx(hub_record *r, hub_store_tx *tx, const char *type,
                     json_object_set_new(meta, "versionId", json_string(vbuf)) ||
                     json_object_set_new(meta, "lastUpdated", json_string(iso))))
             rc = HUB_E_NOMEM;
+        if (!rc && r->nprewrites > 0) {
+            hub_record_pending pw = {existed && !was_deleted ? HUB_OP_UPDATE : HUB_OP_CREATE,
+                                     type, id, version, res, actor, depth + 1};
+            bool amended;
+            rc = hub__record_prewrite(r, tx, &pw, &amended, err);
+            if (rc) {
+                hub_arena_release(&a);
+                return rc;
+            }
+        }
         if (!rc) rc = hub_record_extract(r->defs, r->search, &a, type, res, &toks, &ntoks);
         if (!rc) {
             text = hub_json_dumps(res, JSON_COMPACT);

@@ -71,6 +71,9 @@ static const char SQL_PERSON_DEL[] = "DELETE FROM mpi_person WHERE source=?1";
 static const char SQL_BLOCK_DEL[] = "DELETE FROM mpi_block WHERE source=?1";
 static const char SQL_BLOCK_INS[] =
     "INSERT OR IGNORE INTO mpi_block(key, seq, source) VALUES(?1, ?2, ?3)";
+static const char SQL_BLOCK_OF[] = "SELECT key, seq FROM mpi_block WHERE source=?1";
+static const char SQL_BLOCK_DEL1[] =
+    "DELETE FROM mpi_block WHERE key=?1 AND seq=?2 AND source=?3";
 static const char SQL_BLOCK_FIND[] =
     "SELECT source FROM mpi_block WHERE key=?1 ORDER BY seq DESC LIMIT ?2";
 
@@ -112,23 +115,71 @@ hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *
     return hub_mpi_st_blocks_set(tx, source, NULL, 0, err);
 }
 
-hub_status hub_mpi_st_blocks_set(hub_store_tx *tx, const char *source, char (*keys)[96],
-                                 size_t n, hub_err *err) {
-    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_DEL, err);
+/* The keys a source has now (at most 32: a record has fewer than 24). */
+typedef struct {
+    char key[32][96];
+    int64_t seq[32];
+    bool keep[32];
+    size_t n;
+} old_keys;
+
+static hub_status keys_of(hub_store_tx *tx, const char *source, old_keys *o, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_OF, err);
     if (st == NULL) return HUB_E_STORE;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-    hub_status rc = step_done(tx, st, "mpi block", err);
+    int rc;
+    o->n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && o->n < 32) {
+        copy_col(st, 0, o->key[o->n], sizeof o->key[0]);
+        o->seq[o->n] = sqlite3_column_int64(st, 1);
+        o->keep[o->n] = false;
+        o->n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return hub__store_db_err(err, hub__tx_db(tx), "mpi block");
+    sqlite3_reset(st);
+    /* more than 32 (cannot happen): let the caller replace them all */
+    return rc == SQLITE_ROW ? HUB_E_LIMIT : HUB_OK;
+}
+
+static hub_status key_put(hub_store_tx *tx, const char *sql, const char *key, int64_t seq,
+                          const char *source, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, sql, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    return step_done(tx, st, "mpi block", err);
+}
+
+/* Writes only what changed: a key the source keeps keeps its row (and its
+ * place among the key's newest), a key it lost is deleted, a new one is
+ * inserted. An update that changes nothing the keys depend on writes no
+ * page of mpi_block. */
+hub_status hub_mpi_st_blocks_set(hub_store_tx *tx, const char *source, char (*keys)[96],
+                                 size_t n, hub_err *err) {
+    old_keys o;
+    hub_status rc = keys_of(tx, source, &o, err);
+    if (rc == HUB_E_LIMIT) {
+        sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_DEL, err);
+        if (st == NULL) return HUB_E_STORE;
+        sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+        rc = step_done(tx, st, "mpi block", err);
+        o.n = 0;
+    }
+    if (rc) return rc;
     /* seq: the time the keys were written, so that a key's newest rows come
      * first (ms resolution is enough; ties fall back to the source id). */
     int64_t seq = hub_now_ms();
     for (size_t i = 0; !rc && i < n; i++) {
-        st = hub__tx_stmt(tx, SQL_BLOCK_INS, err);
-        if (st == NULL) return HUB_E_STORE;
-        sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, seq);
-        sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
-        rc = step_done(tx, st, "mpi block", err);
+        bool had = false;
+        for (size_t k = 0; k < i && !had; k++) had = !strcmp(keys[k], keys[i]); /* twice */
+        for (size_t j = 0; j < o.n && !had; j++)
+            if (!o.keep[j] && !strcmp(o.key[j], keys[i])) had = o.keep[j] = true;
+        if (!had) rc = key_put(tx, SQL_BLOCK_INS, keys[i], seq, source, err);
     }
+    for (size_t j = 0; !rc && j < o.n; j++)
+        if (!o.keep[j]) rc = key_put(tx, SQL_BLOCK_DEL1, o.key[j], o.seq[j], source, err);
     return rc;
 }
 

@@ -242,7 +242,8 @@ typedef struct {
     int auth_token_ttl;         /* seconds */
     char auth_token_url[256];   /* the aud of client assertions; "" = Host */
     bool audit;
-    char audit_syslog[256];     /* udp://host:port, tcp://host:port or "" */
+    char audit_syslog[256];
+    bool mpi_enabled;           /* the patient index (the rest of "mpi" is its module's) */     /* udp://host:port, tcp://host:port or "" */
     int http_rate_limit;        /* requests/s per client; 0 none */
     int http_rate_burst;
     int http_max_per_client;    /* concurrent connections per address */

@@ -329,6 +329,38 @@ typedef hub_status (*hub_record_listener)(void *ud, hub_store_tx *tx,
  * registration order). HUB_E_LIMIT beyond 8. */
 hub_status hub_record_listen(hub_record *r, hub_record_listener fn, void *ud);
 
+/* A version about to be written, inside the writer's transaction, after
+ * the preconditions (If-Match, conditional criteria) passed and before
+ * anything of it is stored. `res` is the resource as it will be stored
+ * (id set; meta.versionId/lastUpdated may still be placeholders). The
+ * hook may amend `res` (never its resourceType, id or meta) and sets
+ * *changed when it did: the record then encodes and indexes it again, so
+ * the amended resource is the one version written (the patient index puts
+ * the source's `refer` link in this way). Deletes have no body and run no
+ * hook. Strings borrowed for the call. */
+typedef struct {
+    hub_op_kind kind;         /* CREATE, UPDATE or PATCH */
+    const char *type;
+    const char *id;
+    int64_t version;          /* the version it will be */
+    json_t *res;
+    const hub_actor *actor;   /* NULL when unknown */
+    int depth;                /* as in hub_record_change */
+} hub_record_pending;
+
+/* A hook may read and write on tx (hub_record_put_tx of other resources,
+ * never of the pending one). Non-OK fails the write as a listener's does
+ * (HUB_E_INVALID at depth 0: a 400 made of err; else a store failure). */
+typedef hub_status (*hub_record_prewrite_fn)(void *ud, hub_store_tx *tx,
+                                             hub_record_pending *pw, bool *changed,
+                                             hub_err *err);
+
+/* Registers a pre-write hook for resources of `type` (borrowed: a string
+ * that outlives the record), at start-up, before the record is used;
+ * called in registration order. HUB_E_LIMIT beyond 4. */
+hub_status hub_record_prewrite(hub_record *r, const char *type, hub_record_prewrite_fn fn,
+                               void *ud);
+
 /* Inside a writer job (a listener, or a module's own job): writes a new
  * version of type/id from `res` (borrowed; its id and meta.versionId/
  * lastUpdated are set) with its index rows, without validation (the

@@ -204,8 +204,8 @@ static void observe(const person *p, double noise, person *r) {
         r->d = r->mo;
         r->mo = t;
     } else if (chance(0.03 * noise)) {
-        if (chance(0.5))
-            r->d = r->d % 10 == 9 ? r->d - 1 : r->d + 1;
+        if (chance(0.5)) /* never February 29th (a source sends valid dates) */
+            r->d = r->d % 10 == 9 || (r->mo == 2 && r->d == 28) ? r->d - 1 : r->d + 1;
         else
             r->y = (r->y / 10) * 10 + (r->y % 10 + 1 + pick(8)) % 10;
     }
@@ -365,7 +365,7 @@ static double now_s(clockid_t c) {
 
 /* ---- modes --------------------------------------------------------------------------------- */
 
-static int run(int n, uint64_t seed, bool full, int batch) {
+static int run(int n, uint64_t seed, bool full, int batch, const char *conf_text) {
     size_t nrec;
     record *v = dataset(n, seed, &nrec);
     char dir[] = "/tmp/bench_mpi.XXXXXX";
@@ -388,7 +388,13 @@ static int run(int n, uint64_t seed, bool full, int batch) {
     hub_record_cfg rc = {.store = st, .defs = defs, .search = sps, .max_bundle_entries = 1000};
     hub_record_open(&rc, &rec, &err);
     hub_mpi *m;
-    hub_mpi_cfg mc = {.record = rec, .nicknames = HUB_SOURCE_DIR "/conformance/mpi/nicknames.tsv"};
+    json_t *conf = conf_text ? json_loads(conf_text, 0, NULL) : NULL;
+    if (conf_text && conf == NULL) {
+        fprintf(stderr, "--conf: not JSON\n");
+        return 2;
+    }
+    hub_mpi_cfg mc = {.record = rec, .conf = conf,
+                      .nicknames = HUB_SOURCE_DIR "/conformance/mpi/nicknames.tsv"};
     if (hub_mpi_open(&mc, &m, &err)) {
         fprintf(stderr, "mpi: %s\n", err.msg);
         return 1;
@@ -407,7 +413,15 @@ static int run(int n, uint64_t seed, bool full, int batch) {
                                      .resource = p, .actor = &actors[x->source]};
         }
         if (hub_record_apply(rec, ops, k, true, &err)) {
-            fprintf(stderr, "apply: %s %s (status %d)\n", err.where, err.msg, ops[0].status);
+            fprintf(stderr, "apply: %s %s\n", err.where, err.msg);
+            for (size_t j = 0; j < k; j++) {
+                if (ops[j].outcome == NULL) continue;
+                json_t *oo = hub_oo_json(ops[j].outcome);
+                char *t = json_dumps(oo, JSON_COMPACT);
+                fprintf(stderr, "  op %zu: %d %s\n", j, ops[j].status, t ? t : "");
+                free(t);
+                json_decref(oo);
+            }
             return 1;
         }
         for (size_t j = 0; j < k; j++) {
@@ -454,6 +468,7 @@ static int run(int n, uint64_t seed, bool full, int batch) {
     free(ops);
     hub_store_close(st);
     hub_mpi_close(m);
+    json_decref(conf);
     hub_record_close(rec);
     hub_fhir_sps_free(sps);
     hub_fhir_defs_free(defs);
@@ -642,17 +657,19 @@ int main(int argc, char **argv) {
     if (argc >= 4 && !strcmp(argv[1], "run")) {
         bool full = false;
         int batch = 32;
+        const char *conf = NULL; /* the "mpi" section: '{"block_limit": 64}' */
         for (int i = 4; i < argc; i++) {
             if (!strcmp(argv[i], "--full")) full = true;
             if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+            if (!strcmp(argv[i], "--conf") && i + 1 < argc) conf = argv[++i];
         }
         if (batch < 1) batch = 1;
-        return run(atoi(argv[2]), strtoull(argv[3], NULL, 10), full, batch);
+        return run(atoi(argv[2]), strtoull(argv[3], NULL, 10), full, batch, conf);
     }
     if (argc == 6 && !strcmp(argv[1], "gen"))
         return gen(atoi(argv[2]), strtoull(argv[3], NULL, 10), argv[4], argv[5]);
     if (argc == 4 && !strcmp(argv[1], "eval")) return eval(argv[2], argv[3]);
-    fprintf(stderr, "usage: bench_mpi run N SEED [--full] [--batch K] | gen N SEED OUT TRUTH | "
+    fprintf(stderr, "usage: bench_mpi run N SEED [--full] [--batch K] [--conf MPI_JSON] | gen N SEED OUT TRUTH | "
                     "eval DB TRUTH\n");
     return 2;
 }

@@ -142,6 +142,39 @@ Test(core_config, file_nested_and_dotted_env_overrides) {
     unlink(path);
 }
 
+/* The patient index is on unless its section says "enabled": false; the
+ * rest of the section is the index's own (hub_mpi_open checks it). */
+static hub_status load_text(hub_cfg *c, const char *j, hub_err *e) {
+    char path[] = "/tmp/hubcfg.XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, j, strlen(j)), (ssize_t)strlen(j));
+    close(fd);
+    hub_status rc = hub_cfg_load_file(c, path, e);
+    unlink(path);
+    return rc;
+}
+
+Test(core_config, mpi_on_by_default_off_by_its_section) {
+    hub_cfg c;
+    hub_cfg_defaults(&c);
+    hub_err e;
+    cr_assert(c.mpi_enabled);
+    cr_assert_eq(load_text(&c, "{\"mpi\": {\"auto_link\": 12}}", &e), HUB_OK, "%s", e.msg);
+    cr_assert(c.mpi_enabled);
+    cr_assert_eq(load_text(&c, "{\"mpi\": {\"enabled\": false}}", &e), HUB_OK, "%s", e.msg);
+    cr_assert_not(c.mpi_enabled);
+    cr_assert_eq(load_text(&c, "{\"mpi.enabled\": true}", &e), HUB_OK, "%s", e.msg);
+    cr_assert(c.mpi_enabled);
+    cr_assert_eq(load_text(&c, "{\"mpi\": {\"enabled\": \"no\"}}", &e), HUB_E_CONFIG);
+    cr_assert_str_eq(e.msg, "'mpi.enabled' wants true or false");
+    setenv("HUB_MPI_ENABLED", "false", 1);
+    cr_assert_eq(hub_cfg_load_env(&c, &e), HUB_OK);
+    cr_assert_not(c.mpi_enabled);
+    unsetenv("HUB_MPI_ENABLED");
+    hub_cfg_release(&c);
+}
+
 Test(core_config, file_errors_have_line) {
     char path[] = "/tmp/hubcfg.XXXXXX";
     int fd = mkstemp(path);

@@ -160,7 +160,12 @@ static void round_trip_folder(const char *rel) {
         }
         if (!why) {
             json_t *a = ft_strip_meta(src, true), *b = ft_strip_meta(back, true);
-            if (!json_equal(a, b)) why = "read back differs";
+            /* A Patient comes back with the patient index's link to its
+             * golden record, and otherwise as sent. */
+            if (!strcmp(type, "Patient") && ft_drop_golden_link(b) == NULL)
+                why = "a Patient without its one link to a golden record";
+            else if (!json_equal(a, b))
+                why = "read back differs";
             json_decref(a);
             json_decref(b);
         }

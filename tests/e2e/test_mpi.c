@@ -17,22 +17,29 @@
 #define MSH(app, fac, ev, ctl)                                                        \
     "MSH|^~\\&|" app "|" fac "|HUB|HUB|20261125101500||ADT^" ev "|" ctl "|P|2.5.1\r"
 
+/* The index is on by default: the configuration does not mention it
+ * (`mpi_off` turns it off). */
 static char g_tmp[256];
-static void up(void) {
+static void start(const char *conf) {
     hub_test_tmpdir(g_tmp);
     char cfgp[300];
     snprintf(cfgp, sizeof cfgp, "%s/hub.json", g_tmp);
     FILE *f = fopen(cfgp, "w");
     cr_assert_not_null(f);
-    fputs("{\"channels\": [{\"name\": \"adt\", \"port\": 0, \"validate\": false}],"
-          " \"mpi\": {\"enabled\": true}}",
-          f);
+    fputs(conf, f);
     fclose(f);
     static char cfgarg[300];
     snprintf(cfgarg, sizeof cfgarg, "%s", cfgp);
     const char *extra[] = {"--config", cfgarg, NULL};
     memset(&hub_test_current, 0, sizeof hub_test_current);
     hub_test_start(&hub_test_current, extra);
+}
+static void up(void) {
+    start("{\"channels\": [{\"name\": \"adt\", \"port\": 0, \"validate\": false}]}");
+}
+static void mpi_off(void) {
+    start("{\"channels\": [{\"name\": \"adt\", \"port\": 0, \"validate\": false}],"
+          " \"mpi\": {\"enabled\": false}}");
 }
 static void down(void) {
     hub_test_down();
@@ -565,4 +572,163 @@ Test(e2e_mpi, review_queue, .init = up, .fini = down) {
                "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"item\","
                "\"valueInteger\":1},{\"name\":\"decision\",\"valueCode\":\"maybe\"}]}",
                400, "Parameters.parameter.where(name = 'decision')");
+}
+
+/* A request with headers and a body; the response's JSON (status
+ * asserted) and its ETag into etag (may be NULL). */
+static json_t *send_json(const char *method, const char *path, const char *hdrs,
+                         const char *body, int want, char etag[32]) {
+    ft_resp r;
+    int st = ft_req(hub_test_http_port(), method, path, hdrs, body, strlen(body), &r);
+    cr_assert_eq(st, want, "%s %s -> %d %s", method, path, st, r.body.p);
+    if (etag) cr_assert_not_null(ft_header(&r, "ETag", etag, 32));
+    json_t *j = ft_json(&r);
+    ft_release(&r);
+    return j;
+}
+
+/* The refer link of a Patient body ("" when none). */
+static const char *refer_of(const json_t *p) {
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(p, "link"), i, l) if (!strcmp(s(l, "type"), "refer"))
+        return s(json_object_get(l, "other"), "reference");
+    return "";
+}
+
+static json_int_t history_total(const char *id) {
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Patient/%s/_history", id);
+    json_t *h = get_json(path, 200);
+    json_int_t n = json_integer_value(json_object_get(h, "total"));
+    json_decref(h);
+    return n;
+}
+
+/* The source is written once per client write, its refer link in it: a
+ * create is version 1 (the client's If-Match W/"1" holds), an update or
+ * a patch that drops the link gets it back in the one version it makes. */
+Test(e2e_mpi, one_version_per_write_with_its_link, .init = up, .fini = down) {
+    char etag[32];
+    json_t *c = send_json("POST", "/fhir/Patient", "Content-Type: application/fhir+json\r\n",
+                          PAT_SMITH("urn:sys:a", "1", "John", ""), 201, etag);
+    cr_assert_str_eq(etag, "W/\"1\"");
+    char id[72], golden[96];
+    snprintf(id, sizeof id, "%s", s(c, "id"));
+    snprintf(golden, sizeof golden, "%s", refer_of(c));
+    cr_assert(!strncmp(golden, "Patient/", 8), "the create's answer has the link: %s", golden);
+    json_decref(c);
+    cr_assert_eq(history_total(id), 1, "one version");
+    char gid[72];
+    golden_of(id, gid);
+    cr_assert_str_eq(gid, golden + 8);
+
+    char path[160], body[600];
+    snprintf(path, sizeof path, "/fhir/Patient/%s", id);
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Patient\",\"id\":\"%s\",\"name\":[{\"family\":\"Smith\","
+             "\"given\":[\"John\"]}],\"gender\":\"male\",\"birthDate\":\"1980-05-06\"}",
+             id);
+    json_t *u = send_json("PUT", path,
+                          "Content-Type: application/fhir+json\r\nIf-Match: W/\"1\"\r\n", body,
+                          200, etag);
+    cr_assert_str_eq(etag, "W/\"2\"");
+    cr_assert_str_eq(refer_of(u), golden, "an update without the link keeps it");
+    json_decref(u);
+    /* the same If-Match again is stale: the hub made no version of its own */
+    send_json("PUT", path, "Content-Type: application/fhir+json\r\nIf-Match: W/\"1\"\r\n", body,
+              412, NULL);
+    json_t *pt = send_json("PATCH", path,
+                           "Content-Type: application/json-patch+json\r\nIf-Match: W/\"2\"\r\n",
+                           "[{\"op\":\"remove\",\"path\":\"/link\"}]", 200, etag);
+    cr_assert_str_eq(etag, "W/\"3\"");
+    cr_assert_str_eq(refer_of(pt), golden, "a patch that removes the link gets it back");
+    json_decref(pt);
+    cr_assert_eq(history_total(id), 3);
+    char links[200];
+    seealso(gid, links, sizeof links);
+    cr_assert_str_eq(links, id, "the golden still names its one source");
+
+    /* Through MLLP too: one version, linked. */
+    send_aa(MSH("EHR", "GENHOSP", "A04^ADT_A01", "V-1")
+            "PID|1||MRN5^^^GENHOSP&1.2.3&ISO^MR||DOE^JANE||19700101|F\r");
+    char v2[72], gv2[72];
+    patient_by_ident("urn:oid:1.2.3", "MRN5", v2);
+    golden_of(v2, gv2);
+    cr_assert(gv2[0], "the v2 Patient refers to its golden");
+    cr_assert_eq(history_total(v2), 1, "one version");
+}
+
+/* Plain searches find golden records too (as HAPI's MDM does: they are
+ * Patients); `_tag:not` leaves them out. */
+Test(e2e_mpi, searches_show_goldens_unless_tag_not, .init = up, .fini = down) {
+    char a[72], ga[72];
+    create(PAT_SMITH("urn:sys:a", "1", "John", ""), a);
+    golden_of(a, ga);
+    json_t *b = get_json("/fhir/Patient?family=smith", 200);
+    cr_assert_eq(json_integer_value(json_object_get(b, "total")), 2, "the source and its golden");
+    json_decref(b);
+    b = get_json("/fhir/Patient?family=smith&_tag:not="
+                 "https://hub.example.org/fhir/CodeSystem/mpi%7Cgolden", 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "entry")), 1);
+    cr_assert_str_eq(s(json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource"),
+                       "id"),
+                     a);
+    json_decref(b);
+    b = get_json("/fhir/Patient?_tag=https://hub.example.org/fhir/CodeSystem/mpi%7Cgolden", 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "entry")), 1);
+    cr_assert_str_eq(s(json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource"),
+                       "id"),
+                     ga);
+    json_decref(b);
+}
+
+/* "mpi": {"enabled": false}: Patients are stored as sent, no golden, no
+ * index operations. */
+Test(e2e_mpi, off_when_disabled, .init = mpi_off, .fini = down) {
+    char a[72];
+    create(PAT_SMITH("urn:sys:a", "1", "John", ""), a);
+    json_t *p = read_patient(a);
+    cr_assert_null(json_object_get(p, "link"));
+    json_decref(p);
+    json_t *b = get_json("/fhir/Patient", 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "entry")), 1, "no golden");
+    json_decref(b);
+    ft_resp r;
+    const char *q = "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"resource\","
+                    "\"resource\":{\"resourceType\":\"Patient\"}}]}";
+    int st = ft_req(hub_test_http_port(), "POST", "/fhir/Patient/$match",
+                    "Content-Type: application/fhir+json\r\n", q, strlen(q), &r);
+    cr_assert(st >= 400 && st < 500, "no $match: %d", st);
+    ft_release(&r);
+}
+
+/* ADT^A47: the EHR renumbers a patient. The same Patient (no second one)
+ * now carries the new number (the old one kept as `old`), stays linked to
+ * its golden, and the next message with the new number updates it. */
+Test(e2e_mpi, a47_renumbers_one_patient, .init = up, .fini = down) {
+    send_aa(MSH("EHR", "GENHOSP", "A04^ADT_A01", "N-1")
+            "PID|1||OLD7^^^GENHOSP&1.2.3&ISO^MR||DOE^JANE||19700101|F\r");
+    char p[72], g[72];
+    patient_by_ident("urn:oid:1.2.3", "OLD7", p);
+    golden_of(p, g);
+    send_aa(MSH("EHR", "GENHOSP", "A47^ADT_A30", "N-2")
+            "EVN|A47\rPID|1||NEW7^^^GENHOSP&1.2.3&ISO^MR||DOE^JANE||19700101|F\r"
+            "MRG|OLD7^^^GENHOSP&1.2.3&ISO^MR\r");
+    char q[72], g2[72];
+    patient_by_ident("urn:oid:1.2.3", "NEW7", q);
+    cr_assert_str_eq(q, p, "the same Patient, renumbered");
+    golden_of(q, g2);
+    cr_assert_str_eq(g2, g, "still linked to its golden");
+    send_aa(MSH("EHR", "GENHOSP", "A08^ADT_A01", "N-3")
+            "PID|1||NEW7^^^GENHOSP&1.2.3&ISO^MR||DOE^JANET||19700101|F\r");
+    json_t *pat = read_patient(p);
+    cr_assert_str_eq(s(json_array_get(json_object_get(pat, "name"), 0), "family"), "DOE");
+    json_t *given = json_object_get(json_array_get(json_object_get(pat, "name"), 0), "given");
+    cr_assert_str_eq(json_string_value(json_array_get(given, 0)), "JANET", "the A08 updated it");
+    json_decref(pat);
+    json_t *b = get_json("/fhir/Patient?_tag:not=https://hub.example.org/fhir/CodeSystem/"
+                         "mpi%7Cgolden", 200);
+    cr_assert_eq(json_array_size(json_object_get(b, "entry")), 1, "one source Patient");
+    json_decref(b);
 }

@@ -291,6 +291,27 @@ Test(map, a40_merge_marks_the_old_patient) {
     ASSERT_AT(merged, "link[0].other.reference", json_string_value(json_object_get(e0, "fullUrl")));
 }
 
+Test(map, a47_changes_the_identifier_list_of_one_patient) {
+    hub_err err;
+    cr_assert_eq(conv("MSH|^~\\&|ADM|HOSP|HUB|HUB|20240102||ADT^A47^ADT_A30|C1|P|2.5.1\rEVN|A47\r"
+                      "PID|1||NEW^^^H||X\rMRG|OLD^^^H\r", &err),
+                 HUB_OK, "%s", err.msg);
+    json_t *p = res_of("Patient", 0);
+    cr_assert_not_null(p);
+    cr_assert_null(res_of("Patient", 1), "one Patient, not two");
+    ASSERT_AT(p, "identifier[0].value", "OLD");
+    ASSERT_AT(p, "identifier[0].use", "old");
+    ASSERT_AT(p, "identifier[1].value", "NEW");
+    cr_assert_null(json_object_get(p, "name"), "only the identifiers change");
+    json_t *e0 = json_array_get(json_object_get(g_res.bundle, "entry"), 0);
+    ASSERT_AT(e0, "request.url", "Patient?identifier=urn:id:H|OLD");
+    /* without MRG-1 there is no Patient to change: 101 naming it */
+    cr_assert_eq(conv("MSH|^~\\&|ADM|HOSP|HUB|HUB|20240102||ADT^A47^ADT_A30|C2|P|2.5.1\rEVN|A47\r"
+                      "PID|1||NEW^^^H||X\rMRG|\r", &err),
+                 HUB_E_INVALID);
+    cr_assert_eq(g_res.v2_code, 101);
+}
+
 Test(map, bad_date_fails_naming_the_field) {
     hub_err err;
     cr_assert_eq(conv(MSH_A01 "PID|1||1^^^H||X||19701340\r", &err), HUB_E_INVALID);

@@ -188,3 +188,120 @@ Test(listen, patient_ids_default_to_the_patient_itself, .init = rt_up_bare, .fin
     cr_assert_str_eq(ids[1], "linked");
     hub_arena_release(&a);
 }
+
+/* ---- pre-write hooks -------------------------------------------------------- */
+
+typedef struct {
+    int calls;
+    int64_t version;
+    int depth;
+    hub_op_kind kind;
+    bool refuse;
+} pre_seen;
+
+/* Adds identifier urn:s|m-1 to the Patient about to be written. */
+static hub_status stamp(void *ud, hub_store_tx *tx, hub_record_pending *pw, bool *changed,
+                        hub_err *err) {
+    (void)tx;
+    pre_seen *p = ud;
+    p->calls++;
+    p->version = pw->version;
+    p->depth = pw->depth;
+    p->kind = pw->kind;
+    if (p->refuse) return hub_err_set(err, HUB_E_INVALID, "Patient.name", "no name");
+    json_object_set_new(pw->res, "identifier",
+                        json_pack("[{s:s, s:s}]", "system", "urn:s", "value", "m-1"));
+    *changed = true;
+    return HUB_OK;
+}
+
+static void assert_stamped(const char *id, int64_t version) {
+    hub_resource rd;
+    hub_err err;
+    cr_assert_eq(hub_record_read(rt_rec, "Patient", id, 0, &rd, &err), HUB_OK, "%s", err.msg);
+    cr_assert_eq(rd.version, version);
+    cr_assert_not_null(strstr(rd.json, "\"value\":\"m-1\""), "%s", rd.json);
+    hub_resource_release(&rd);
+}
+
+Test(prewrite, a_hook_amends_the_one_version_written_and_its_index_rows, .init = rt_up,
+     .fini = rt_down) {
+    pre_seen p = {0};
+    seen s = {0};
+    cr_assert_eq(hub_record_prewrite(rt_rec, "Patient", stamp, &p), HUB_OK);
+    cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);
+    char id[72];
+    cr_assert_eq(rt_create("Patient", "{\"resourceType\":\"Patient\"}", id), 201);
+    cr_assert_eq(p.calls, 1);
+    cr_assert_eq(p.version, 1);
+    cr_assert_eq(p.kind, HUB_OP_CREATE);
+    cr_assert_eq(s.calls, 1, "one version, the amended one");
+    cr_assert(s.saw_identifier, "its index rows are the amended resource's");
+    assert_stamped(id, 1);
+
+    /* an update, a conditional update (encoded on the writer) and a patch */
+    char body[200];
+    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\"}", id);
+    json_t *res = rt_json(body);
+    hub_record_op up = {.kind = HUB_OP_UPDATE, .type = "Patient", .id = id, .resource = res,
+                        .if_match = "W/\"1\""};
+    cr_assert_eq(rt_apply1(&up), 200);
+    hub_record_op_release(&up);
+    json_decref(res);
+    cr_assert_eq(p.version, 2);
+    assert_stamped(id, 2);
+    res = rt_json("{\"resourceType\":\"Patient\",\"active\":true}");
+    hub_record_op cu = {.kind = HUB_OP_UPDATE, .type = "Patient", .criteria = "identifier=m-1",
+                        .resource = res};
+    cr_assert_eq(rt_apply1(&cu), 200);
+    hub_record_op_release(&cu);
+    json_decref(res);
+    assert_stamped(id, 3);
+    json_t *patch = rt_json("[{\"op\":\"remove\",\"path\":\"/identifier\"}]");
+    hub_record_op pa = {.kind = HUB_OP_PATCH, .type = "Patient", .id = id, .patch = patch};
+    cr_assert_eq(rt_apply1(&pa), 200);
+    hub_record_op_release(&pa);
+    json_decref(patch);
+    cr_assert_eq(p.kind, HUB_OP_PATCH);
+    assert_stamped(id, 4);
+    cr_assert_eq(p.calls, 4);
+    cr_assert_eq(s.calls, 4);
+}
+
+Test(prewrite, hooks_run_for_their_type_and_for_listener_writes, .init = rt_up,
+     .fini = rt_down) {
+    pre_seen p = {0};
+    cr_assert_eq(hub_record_prewrite(rt_rec, "Basic", stamp, &p), HUB_OK);
+    seen s = {.echo = true};
+    cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);
+    char id[72];
+    cr_assert_eq(rt_create("Patient", "{\"resourceType\":\"Patient\"}", id), 201);
+    cr_assert_eq(p.calls, 1, "not for the Patient; for the listener's Basic");
+    cr_assert_eq(p.depth, 1);
+    hub_resource rd;
+    hub_err err;
+    cr_assert_eq(hub_record_read(rt_rec, "Basic", s.id, 0, &rd, &err), HUB_OK, "%s", err.msg);
+    cr_assert_not_null(strstr(rd.json, "\"value\":\"m-1\""), "%s", rd.json);
+    hub_resource_release(&rd);
+}
+
+Test(prewrite, a_refusing_hook_is_a_400_and_writes_nothing, .init = rt_up, .fini = rt_down) {
+    pre_seen p = {.refuse = true};
+    cr_assert_eq(hub_record_prewrite(rt_rec, "Patient", stamp, &p), HUB_OK);
+    json_t *res = rt_json("{\"resourceType\":\"Patient\",\"id\":\"p1\"}");
+    hub_record_op op = {.kind = HUB_OP_UPDATE, .type = "Patient", .id = "p1", .resource = res};
+    cr_assert_eq(rt_apply1(&op), 400);
+    cr_assert_not_null(op.outcome);
+    hub_record_op_release(&op);
+    json_decref(res);
+    hub_resource rd;
+    hub_err err;
+    cr_assert_eq(hub_record_read(rt_rec, "Patient", "p1", 0, &rd, &err), HUB_E_NOTFOUND);
+}
+
+Test(prewrite, at_most_four_hooks, .init = rt_up_bare, .fini = rt_down) {
+    pre_seen p = {0};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(hub_record_prewrite(rt_rec, "Patient", stamp, &p), HUB_OK);
+    cr_assert_eq(hub_record_prewrite(rt_rec, "Patient", stamp, &p), HUB_E_LIMIT);
+}

@@ -65,3 +65,23 @@ json_t *ft_strip_meta(const json_t *res, bool drop_id) {
     if (drop_id) json_object_del(c, "id");
     return c;
 }
+
+const char *ft_drop_golden_link(json_t *res) {
+    static char ref[160];
+    json_t *links = json_object_get(res, "link");
+    size_t at = 0, n = 0;
+    for (size_t i = 0; i < json_array_size(links); i++) {
+        json_t *l = json_array_get(links, i);
+        const char *t = json_string_value(json_object_get(l, "type"));
+        const char *r = json_string_value(json_object_get(json_object_get(l, "other"), "reference"));
+        if (t && strcmp(t, "refer") == 0 && r && strncmp(r, "Patient/", 8) == 0) {
+            snprintf(ref, sizeof ref, "%s", r);
+            at = i;
+            n++;
+        }
+    }
+    if (n != 1) return NULL;
+    json_array_remove(links, at);
+    if (json_array_size(links) == 0) json_object_del(res, "link");
+    return ref;
+}

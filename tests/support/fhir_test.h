@@ -26,5 +26,11 @@ json_t *ft_json(const ft_resp *r);
 const char *ft_issue(const ft_resp *r, const char *field);
 /* A deep copy of `res` without meta (and without id when drop_id). */
 json_t *ft_strip_meta(const json_t *res, bool drop_id);
+/* The patient index (docs/mpi.md) stores every Patient a client writes
+ * with one link of type `refer` to its golden Patient: removes that link
+ * from `res` (and `link` when nothing else is left in it). Returns the
+ * golden's reference ("Patient/<id>", static storage) or NULL when there
+ * was not exactly one such link. */
+const char *ft_drop_golden_link(json_t *res);
 
 #endif
