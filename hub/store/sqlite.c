@@ -372,7 +372,14 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
      * versions for merges) must not re-read pages from the file each time:
      * a page cache of 64 MiB keeps the indexes' hot pages. */
     if (writer && !rc) rc = exec(db, "PRAGMA cache_size=-65536;", err);
+    /* Every job runs in a savepoint, and SQLite keeps the rollback copy of
+     * each page a savepoint changes in a statement journal: a temp file
+     * by default, which cost more pwrite than the WAL itself (measured:
+     * 250 MB of /var/tmp/etilqs_* writes against 117 MB of WAL for 200
+     * ORU messages). In memory it is a copy, freed at RELEASE. */
+    if (writer && !rc) rc = exec(db, "PRAGMA temp_store=MEMORY;", err);
     if (writer && !s->read_only) {
+        if (!rc && getenv("HUB_XP_PRAGMAS")) rc = exec(db, getenv("HUB_XP_PRAGMAS"), err); /* XP */
         rc = exec(db, "PRAGMA journal_mode=WAL;", err);
         if (!rc)
             rc = exec(db, s->durable ? "PRAGMA synchronous=FULL;"
