@@ -1028,6 +1028,27 @@ static bool prune(json_t *v) {
     return false;
 }
 
+/* References made to `from` (an entry merged into another) point at `to`. */
+static void repoint_refs(json_t *v, const char *from, const char *to, int depth) {
+    if (depth > 64) return;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it) repoint_refs(it, from, to, depth + 1);
+        return;
+    }
+    if (!json_is_object(v)) return;
+    const char *k;
+    json_t *it;
+    json_object_foreach(v, k, it) {
+        if (json_is_string(it) && strcmp(k, "reference") == 0) {
+            if (strcmp(json_string_value(it), from) == 0) json_string_set(it, to);
+        } else {
+            repoint_refs(it, from, to, depth + 1);
+        }
+    }
+}
+
 static hub_status link_res(rctx *c, mres *r) {
     const mrow *mr = r->mrow;
     if (mr == NULL) return HUB_OK;
@@ -1155,7 +1176,11 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             if (same) {
                 merge_missing(q->res, r->res);
                 r->alias = (int)k;
-                /* References already made to r point at q now. */
+                /* References made to r point at q now: the ones already
+                 * made (a practitioner both attending and admitting)
+                 * would name an entry the Bundle does not have. */
+                for (size_t j = 0; j < c.nres; j++)
+                    if (c.res[j].alias < 0) repoint_refs(c.res[j].res, r->url, q->url, 0);
                 snprintf(r->url, sizeof r->url, "%s", q->url);
                 break;
             }
