@@ -912,8 +912,35 @@ static uint64_t hash_json(uint64_t h, const json_t *v) {
     }
 }
 
+static hub_status key_of(rctx *c, mres *r);
+
+/* Key `of NAME`: the resource belongs to the one called NAME (the specimen
+ * an OBR describes belongs to its report), so its id is a hash of that
+ * one's key and its own name: a corrected message (a new control id)
+ * updates it instead of making another. Without NAME: keyed by message. */
+static hub_status key_of_owner(rctx *c, mres *r, const char *name, int depth) {
+    mres *o = find_res(c, name, r->seg);
+    if (o == NULL || o == r || depth > 4) return HUB_E_NOTFOUND;
+    if (o->criteria == NULL && o->id[0] == '\0') {
+        hub_status rc = o->key && strncmp(o->key, "of ", 3) == 0
+                            ? key_of_owner(c, o, o->key + 3, depth + 1)
+                            : key_of(c, o);
+        if (rc) return rc;
+    }
+    const char *k = o->criteria ? o->criteria : o->id;
+    uint64_t a = fnv(fnv(14695981039346656037ULL, k, strlen(k)), r->name, strlen(r->name));
+    uint64_t b = fnv(fnv(0x84222325cbf29ce4ULL, r->type, strlen(r->type)), k, strlen(k));
+    hex_id(a, b, r->id);
+    return HUB_OK;
+}
+
 static hub_status key_of(rctx *c, mres *r) {
     const char *key = r->key ? r->key : "message";
+    if (strncmp(key, "of ", 3) == 0) {
+        hub_status rc = key_of_owner(c, r, key + 3, 0);
+        if (rc != HUB_E_NOTFOUND) return rc;
+        key = "message";
+    }
     bool required = key[strlen(key) - 1] == '!';
     if (strncmp(key, "identifier", 10) == 0) {
         json_t *ids = json_object_get(r->res, "identifier");

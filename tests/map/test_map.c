@@ -391,6 +391,28 @@ Test(map, one_practitioner_twice_is_referenced_by_both) {
     }
 }
 
+/* The specimen an OBR describes (no SPM) belongs to its report: a
+ * corrected message, under a new control id, updates it instead of adding
+ * another Specimen. */
+Test(map, obr_specimen_follows_its_report_across_control_ids) {
+    hub_err err;
+    char ids[2][80];
+    for (int i = 0; i < 2; i++) {
+        char m[1024];
+        snprintf(m, sizeof m,
+                 "MSH|^~\\&|LAB|HOSP|HUB|HUB|20240102101500||ORU^R01^ORU_R01|R%d|P|2.5.1\r"
+                 "PID|1||1^^^H||X\rOBR|1|P1|F1^LAB|2345-7^Glucose^LN|||20240102090000\r"
+                 "OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|||||F\r",
+                 i);
+        cr_assert_eq(conv(m, &err), HUB_OK, "%s: %s", err.where, err.msg);
+        json_t *req = req_of("Specimen");
+        cr_assert_not_null(req);
+        snprintf(ids[i], sizeof ids[i], "%s", str_at(req, "url"));
+        cr_assert_not_null(str_at(res_of("DiagnosticReport", 0), "specimen[0].reference"));
+    }
+    cr_assert_str_eq(ids[0], ids[1]);
+}
+
 Test(map, provenance_names_the_message) {
     hub_err err;
     cr_assert_eq(conv(MSH_A01 "PID|1||1^^^H||X\r", &err), HUB_OK);
