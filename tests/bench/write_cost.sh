@@ -56,7 +56,7 @@ awk -v c="$((c1 - c0))" -v t="$tck" -v w="$((w1 - w0))" -v n="$n" \
 echo "  $groups"
 db=$d/hub.db
 echo "  file $(($(stat -c %s "$db") / 1024)) KiB, $(sqlite3 "$db" 'PRAGMA page_count') pages of $(sqlite3 "$db" 'PRAGMA page_size') B"
-for t in history resources res_tok res_date res_num; do
+for t in history resources ix_tok ix_date ix_num res_tok res_date res_num; do
   sqlite3 "$db" "SELECT '  $t rows/msg', printf('%.2f', count(*) * 1.0 / $n) FROM $t" 2>/dev/null | tr '|' ' ' || true
 done
 sqlite3 "$db" "SELECT '  versions/msg by type:', group_concat(type || '=' || printf('%.2f', c * 1.0 / $n), ' ') FROM (SELECT type, count(*) c FROM history GROUP BY type)" | tr '|' ' '

@@ -791,7 +791,7 @@ Test(record, version_1_journal_migrates) {
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(st, 0), 4); /* the current schema (4: dates and numbers by resource) */
+    cr_assert_eq(sqlite3_column_int(st, 0), 5); /* the current schema (5: integer keys in the index) */
     sqlite3_finalize(st);
     sqlite3_close(db);
     /* reopening a version-3 file keeps the data */
