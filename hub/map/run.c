@@ -1055,23 +1055,32 @@ static bool prune(json_t *v) {
     return false;
 }
 
-/* References made to `from` (an entry merged into another) point at `to`. */
-static void repoint_refs(json_t *v, const char *from, const char *to, int depth) {
+/* References made to an entry merged into another (a practitioner both
+ * attending and admitting) point at the one kept: they would name an
+ * entry the Bundle does not have. `old[i]` is the url entry i had before
+ * it was merged (empty for the others). */
+static void repoint_refs(const rctx *c, json_t *v, char (*old)[48], int depth) {
     if (depth > 64) return;
     if (json_is_array(v)) {
         size_t i;
         json_t *it;
-        json_array_foreach(v, i, it) repoint_refs(it, from, to, depth + 1);
+        json_array_foreach(v, i, it) repoint_refs(c, it, old, depth + 1);
         return;
     }
     if (!json_is_object(v)) return;
     const char *k;
     json_t *it;
     json_object_foreach(v, k, it) {
-        if (json_is_string(it) && strcmp(k, "reference") == 0) {
-            if (strcmp(json_string_value(it), from) == 0) json_string_set(it, to);
-        } else {
-            repoint_refs(it, from, to, depth + 1);
+        if (!json_is_string(it) || strcmp(k, "reference") != 0) {
+            repoint_refs(c, it, old, depth + 1);
+            continue;
+        }
+        const char *s = json_string_value(it);
+        for (size_t i = 0; i < c->nres; i++) {
+            if (old[i][0] && strcmp(old[i], s) == 0) {
+                json_string_set(it, c->res[i].url);
+                break;
+            }
         }
     }
 }
@@ -1193,8 +1202,15 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     for (size_t i = 0; i < c.nres; i++) prune(c.res[i].res);
     for (size_t i = 0; i < c.nres; i++)
         if ((rc = key_of(&c, &c.res[i]))) goto done;
+    char(*old)[48] = hub_arena_alloc(&c.a, (c.nres ? c.nres : 1) * sizeof *old);
+    if (old == NULL) {
+        rc = nomem(&c);
+        goto done;
+    }
+    bool merged = false;
     for (size_t i = 0; i < c.nres; i++) {
         mres *r = &c.res[i];
+        old[i][0] = '\0';
         for (size_t k = 0; k < i; k++) {
             mres *q = &c.res[k];
             if (q->alias >= 0 || strcmp(q->type, r->type) != 0) continue;
@@ -1203,16 +1219,16 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             if (same) {
                 merge_missing(q->res, r->res);
                 r->alias = (int)k;
-                /* References made to r point at q now: the ones already
-                 * made (a practitioner both attending and admitting)
-                 * would name an entry the Bundle does not have. */
-                for (size_t j = 0; j < c.nres; j++)
-                    if (c.res[j].alias < 0) repoint_refs(c.res[j].res, r->url, q->url, 0);
+                /* References made to r point at q now. */
+                memcpy(old[i], r->url, sizeof old[i]);
                 snprintf(r->url, sizeof r->url, "%s", q->url);
+                merged = true;
                 break;
             }
         }
     }
+    for (size_t i = 0; merged && i < c.nres; i++)
+        if (c.res[i].alias < 0) repoint_refs(&c, c.res[i].res, old, 0);
     for (size_t i = 0; i < c.nres; i++)
         if (c.res[i].alias < 0 && (rc = link_res(&c, &c.res[i]))) goto done;
 
