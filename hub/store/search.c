@@ -105,6 +105,17 @@ static void pid_type(gen *g, const char *col, const char *type) {
 }
 
 static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth);
+
+/* " INDEXED BY resources_rid" for q's resources when they are not probed
+ * one by one (no driver) and a clause finds them by `rid IN (...)`:
+ * without statistics SQLite would rather scan every row of the type
+ * through the (type, id) key than seek each key of the list. */
+static const char *by_rid(const hub_store_query *q) {
+    for (size_t i = 0; i < q->nclauses; i++)
+        if (q->clauses[i].kind == HUB_QC_INDEX && !q->clauses[i].negate)
+            return " INDEXED BY resources_rid";
+    return "";
+}
 static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth);
 
 /* The upper bound of "starts with p": p followed by U+10FFFF. */
@@ -206,8 +217,8 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
             out(g, ")");
             return;
         }
-        out(g, "t.system = ?%d AND t.value IN (SELECT c%d.id FROM resources c%d WHERE ",
-            T(g, v->chain->type), depth, depth);
+        out(g, "t.system = ?%d AND t.value IN (SELECT c%d.id FROM resources c%d%s WHERE ",
+            T(g, v->chain->type), depth, depth, by_rid(v->chain));
         where_query(g, v->chain, alias, depth + 1);
         out(g, ")");
         return;
@@ -380,6 +391,7 @@ static void where_query(gen *g, const hub_store_query *q, const char *alias, int
     where_skip(g, q, alias, depth, SIZE_MAX);
 }
 
+
 /* The clause that drives the search (SQLite has no statistics to pick
  * one): a selective one (identifier, a reference, the compartment) that
  * is a plain positive index lookup; SIZE_MAX when none. */
@@ -399,7 +411,7 @@ static size_t driver_of(const hub_store_query *q) {
  * reordering), then the resource rows. */
 static void from_clause(gen *g, const hub_store_query *q, size_t drv) {
     if (drv == SIZE_MAX) {
-        out(g, " FROM resources r");
+        out(g, " FROM resources r%s", by_rid(q));
         return;
     }
     out(g, " FROM (SELECT DISTINCT rid FROM (");
