@@ -174,8 +174,9 @@ static bool valued(hub_slice s) {
 }
 
 static const char *text(rctx *c, hub_slice raw) {
-    /* Most values hold no escape: copy without decoding. */
-    if (c->d.esc == 0 || memchr(raw.p, c->d.esc, raw.n) == NULL) {
+    /* Most values hold no escape: copy without decoding. An absent value
+     * (p NULL, n 0) is "" (memchr must not see the NULL). */
+    if (c->d.esc == 0 || raw.n == 0 || memchr(raw.p, c->d.esc, raw.n) == NULL) {
         char *t = hub_arena_strndup(&c->a, raw.p, raw.n);
         return t;
     }
