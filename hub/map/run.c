@@ -645,6 +645,13 @@ static void merge_missing(json_t *q, json_t *r) {
     }
 }
 
+/* A resource as an index into c->res, which moves when rows add
+ * resources; SIZE_MAX for none (a table run for no resource). */
+static size_t res_index(const rctx *c, const mres *r) {
+    return r ? (size_t)(r - c->res) : SIZE_MAX;
+}
+static mres *res_at(rctx *c, size_t i) { return i == SIZE_MAX ? NULL : &c->res[i]; }
+
 static json_t *ref_to(const mres *r) {
     json_t *o = json_object();
     json_object_set_new(o, "reference", json_string(r->url));
@@ -712,14 +719,14 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
         /* The table makes a resource of its own (an XCN's Practitioner):
          * the element refers to it. */
         mres *nr;
-        size_t ri = (size_t)(r - c->res);
+        size_t ri = res_index(c, r);
         hub_status rc = new_res(c, sub->resource, sub->name, sub, sv->seg, &nr);
         if (rc) return rc;
-        r = &c->res[ri];
+        r = res_at(c, ri);
         nr->key = sub->key ? sub->key : "identifier/content";
         rc = run_table(c, sub, sv, nr->res, nr, "", tr, true, depth + 1);
         if (rc) return rc;
-        r = &c->res[ri];
+        r = res_at(c, ri);
         nr = &c->res[c->nres - 1];
         if (json_object_size(nr->res) <= 1) {
             json_decref(nr->res);
@@ -737,9 +744,9 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
         path_of(obj, row->steps, row->nsteps, &pre);
         hub_buf_append(&pre, "", 1);
     }
-    size_t ri = (size_t)(r - c->res);
+    size_t ri = res_index(c, r);
     hub_status rc = run_table(c, sub, sv, o, r, c->ex ? pre.p : "", tr, false, depth + 1);
-    r = &c->res[ri];
+    r = res_at(c, ri);
     hub_buf_release(&pre);
     if (rc) {
         if (o != obj) json_decref(o);
@@ -757,10 +764,10 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
 static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj,
                             mres *r, const char *prefix, const char *trail,
                             bool top, int depth) {
-    size_t ri = (size_t)(r - c->res);
+    size_t ri = res_index(c, r);
     for (size_t i = 0; i < t->nrows; i++) {
         const mrow *row = &t->rows[i];
-        r = &c->res[ri];
+        r = res_at(c, ri);
         if (row->cond.n && !cond_ok(c, &row->cond, v)) continue;
         hub_status rc;
         if (row->src.self) {
@@ -812,6 +819,7 @@ static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj
             if (nreps == 0) nreps = 1;
         }
         for (size_t k = 1; k <= nreps; k++) {
+            r = res_at(c, ri); /* the last repetition may have added resources */
             mval sv = at_pos(c, v, p, p->field ? (uint16_t)k : 0);
             if (row->kind == MK_FIXED || row->kind == MK_REF) {
                 if (!valued(sv.raw)) continue;
