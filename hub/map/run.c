@@ -174,8 +174,9 @@ static bool valued(hub_slice s) {
 }
 
 static const char *text(rctx *c, hub_slice raw) {
-    /* Most values hold no escape: copy without decoding. */
-    if (c->d.esc == 0 || memchr(raw.p, c->d.esc, raw.n) == NULL) {
+    /* Most values hold no escape: copy without decoding. An absent value
+     * (p NULL, n 0) is "" (memchr must not see the NULL). */
+    if (c->d.esc == 0 || raw.n == 0 || memchr(raw.p, c->d.esc, raw.n) == NULL) {
         char *t = hub_arena_strndup(&c->a, raw.p, raw.n);
         return t;
     }
@@ -644,6 +645,13 @@ static void merge_missing(json_t *q, json_t *r) {
     }
 }
 
+/* A resource as an index into c->res, which moves when rows add
+ * resources; SIZE_MAX for none (a table run for no resource). */
+static size_t res_index(const rctx *c, const mres *r) {
+    return r ? (size_t)(r - c->res) : SIZE_MAX;
+}
+static mres *res_at(rctx *c, size_t i) { return i == SIZE_MAX ? NULL : &c->res[i]; }
+
 static json_t *ref_to(const mres *r) {
     json_t *o = json_object();
     json_object_set_new(o, "reference", json_string(r->url));
@@ -711,14 +719,14 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
         /* The table makes a resource of its own (an XCN's Practitioner):
          * the element refers to it. */
         mres *nr;
-        size_t ri = (size_t)(r - c->res);
+        size_t ri = res_index(c, r);
         hub_status rc = new_res(c, sub->resource, sub->name, sub, sv->seg, &nr);
         if (rc) return rc;
-        r = &c->res[ri];
+        r = res_at(c, ri);
         nr->key = sub->key ? sub->key : "identifier/content";
         rc = run_table(c, sub, sv, nr->res, nr, "", tr, true, depth + 1);
         if (rc) return rc;
-        r = &c->res[ri];
+        r = res_at(c, ri);
         nr = &c->res[c->nres - 1];
         if (json_object_size(nr->res) <= 1) {
             json_decref(nr->res);
@@ -736,9 +744,9 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
         path_of(obj, row->steps, row->nsteps, &pre);
         hub_buf_append(&pre, "", 1);
     }
-    size_t ri = (size_t)(r - c->res);
+    size_t ri = res_index(c, r);
     hub_status rc = run_table(c, sub, sv, o, r, c->ex ? pre.p : "", tr, false, depth + 1);
-    r = &c->res[ri];
+    r = res_at(c, ri);
     hub_buf_release(&pre);
     if (rc) {
         if (o != obj) json_decref(o);
@@ -756,10 +764,10 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
 static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj,
                             mres *r, const char *prefix, const char *trail,
                             bool top, int depth) {
-    size_t ri = (size_t)(r - c->res);
+    size_t ri = res_index(c, r);
     for (size_t i = 0; i < t->nrows; i++) {
         const mrow *row = &t->rows[i];
-        r = &c->res[ri];
+        r = res_at(c, ri);
         if (row->cond.n && !cond_ok(c, &row->cond, v)) continue;
         hub_status rc;
         if (row->src.self) {
@@ -811,6 +819,7 @@ static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj
             if (nreps == 0) nreps = 1;
         }
         for (size_t k = 1; k <= nreps; k++) {
+            r = res_at(c, ri); /* the last repetition may have added resources */
             mval sv = at_pos(c, v, p, p->field ? (uint16_t)k : 0);
             if (row->kind == MK_FIXED || row->kind == MK_REF) {
                 if (!valued(sv.raw)) continue;
@@ -912,8 +921,35 @@ static uint64_t hash_json(uint64_t h, const json_t *v) {
     }
 }
 
+static hub_status key_of(rctx *c, mres *r);
+
+/* Key `of NAME`: the resource belongs to the one called NAME (the specimen
+ * an OBR describes belongs to its report), so its id is a hash of that
+ * one's key and its own name: a corrected message (a new control id)
+ * updates it instead of making another. Without NAME: keyed by message. */
+static hub_status key_of_owner(rctx *c, mres *r, const char *name, int depth) {
+    mres *o = find_res(c, name, r->seg);
+    if (o == NULL || o == r || depth > 4) return HUB_E_NOTFOUND;
+    if (o->criteria == NULL && o->id[0] == '\0') {
+        hub_status rc = o->key && strncmp(o->key, "of ", 3) == 0
+                            ? key_of_owner(c, o, o->key + 3, depth + 1)
+                            : key_of(c, o);
+        if (rc) return rc;
+    }
+    const char *k = o->criteria ? o->criteria : o->id;
+    uint64_t a = fnv(fnv(14695981039346656037ULL, k, strlen(k)), r->name, strlen(r->name));
+    uint64_t b = fnv(fnv(0x84222325cbf29ce4ULL, r->type, strlen(r->type)), k, strlen(k));
+    hex_id(a, b, r->id);
+    return HUB_OK;
+}
+
 static hub_status key_of(rctx *c, mres *r) {
     const char *key = r->key ? r->key : "message";
+    if (strncmp(key, "of ", 3) == 0) {
+        hub_status rc = key_of_owner(c, r, key + 3, 0);
+        if (rc != HUB_E_NOTFOUND) return rc;
+        key = "message";
+    }
     bool required = key[strlen(key) - 1] == '!';
     if (strncmp(key, "identifier", 10) == 0) {
         json_t *ids = json_object_get(r->res, "identifier");
@@ -1026,6 +1062,36 @@ static bool prune(json_t *v) {
         return json_array_size(v) == 0;
     }
     return false;
+}
+
+/* References made to an entry merged into another (a practitioner both
+ * attending and admitting) point at the one kept: they would name an
+ * entry the Bundle does not have. `old[i]` is the url entry i had before
+ * it was merged (empty for the others). */
+static void repoint_refs(const rctx *c, json_t *v, char (*old)[48], int depth) {
+    if (depth > 64) return;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it) repoint_refs(c, it, old, depth + 1);
+        return;
+    }
+    if (!json_is_object(v)) return;
+    const char *k;
+    json_t *it;
+    json_object_foreach(v, k, it) {
+        if (!json_is_string(it) || strcmp(k, "reference") != 0) {
+            repoint_refs(c, it, old, depth + 1);
+            continue;
+        }
+        const char *s = json_string_value(it);
+        for (size_t i = 0; i < c->nres; i++) {
+            if (old[i][0] && strcmp(old[i], s) == 0) {
+                json_string_set(it, c->res[i].url);
+                break;
+            }
+        }
+    }
 }
 
 static hub_status link_res(rctx *c, mres *r) {
@@ -1145,8 +1211,15 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     for (size_t i = 0; i < c.nres; i++) prune(c.res[i].res);
     for (size_t i = 0; i < c.nres; i++)
         if ((rc = key_of(&c, &c.res[i]))) goto done;
+    char(*old)[48] = hub_arena_alloc(&c.a, (c.nres ? c.nres : 1) * sizeof *old);
+    if (old == NULL) {
+        rc = nomem(&c);
+        goto done;
+    }
+    bool merged = false;
     for (size_t i = 0; i < c.nres; i++) {
         mres *r = &c.res[i];
+        old[i][0] = '\0';
         for (size_t k = 0; k < i; k++) {
             mres *q = &c.res[k];
             if (q->alias >= 0 || strcmp(q->type, r->type) != 0) continue;
@@ -1155,12 +1228,16 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             if (same) {
                 merge_missing(q->res, r->res);
                 r->alias = (int)k;
-                /* References already made to r point at q now. */
+                /* References made to r point at q now. */
+                memcpy(old[i], r->url, sizeof old[i]);
                 snprintf(r->url, sizeof r->url, "%s", q->url);
+                merged = true;
                 break;
             }
         }
     }
+    for (size_t i = 0; merged && i < c.nres; i++)
+        if (c.res[i].alias < 0) repoint_refs(&c, c.res[i].res, old, 0);
     for (size_t i = 0; i < c.nres; i++)
         if (c.res[i].alias < 0 && (rc = link_res(&c, &c.res[i]))) goto done;
 

@@ -275,6 +275,7 @@ typedef struct {
     bool done;            /* result final before the job */
     bool write;           /* the job writes a version */
     int64_t cur_version;
+    int64_t cur_lu;       /* the current version's lastUpdated (ms) */
     bool exists, deleted;
     char *final;
     size_t final_len;
@@ -743,6 +744,7 @@ static hub_status read_current(hub_store_tx *tx, opx *x, hub_err *err) {
     x->exists = true;
     x->deleted = cur.deleted;
     x->cur_version = cur.version;
+    x->cur_lu = cur.last_updated_ms;
     return HUB_OK;
 }
 
@@ -1140,6 +1142,58 @@ static int merge_stored(hub_store_tx *tx, apply_ctx *c, opx *x, json_t **out,
     return 0;
 }
 
+/* An update that changes nothing: no new version, the current one
+ * answers (200), and no listener hears of it. */
+static int unchanged(hub_store_tx *tx, opx *x, hub_status *src, hub_err *err) {
+    hub_record_op *op = x->op;
+    hub_status rc = res_from_store(tx, op, x->id, 0, err);
+    if (rc) {
+        *src = rc;
+        return 500;
+    }
+    op->status = 200;
+    op->created = false;
+    return 0;
+}
+
+/* Whether x->final (encoded with the current version's meta) is the
+ * stored current version byte for byte. */
+static hub_status same_as_stored(hub_store_tx *tx, opx *x, bool *same, hub_err *err) {
+    hub_store_version cur;
+    hub_status rc = hub_store_res_current(tx, x->op->type, x->id, true, &cur, err);
+    if (rc) return rc;
+    *same = cur.version == x->cur_version && cur.json && cur.json_len == x->final_len &&
+            memcmp(cur.json, x->final, x->final_len) == 0;
+    return HUB_OK;
+}
+
+/* The JSON of an update of a live resource: first with the current
+ * version's meta, to tell a resend of the same content (a repeated A08,
+ * a corrected ORU that corrects nothing) from a change; when it changed,
+ * again with the new version's. *same: nothing to write. */
+static int encode_update(apply_ctx *c, opx *x, json_t *res, int64_t version, const char *iso,
+                         hub_store_tx *tx, bool *same, hub_status *src, hub_err *err) {
+    hub_record_op *op = x->op;
+    char cur_iso[32], vbuf[24];
+    hub_time_iso(x->cur_lu, cur_iso);
+    int st = x->late ? serialize_now(c, x, res, x->cur_version, cur_iso, tx, src, err)
+                     : splice(x, x->cur_version, cur_iso);
+    if (st) return st;
+    *src = same_as_stored(tx, x, same, err);
+    if (*src) return 500;
+    if (*same) return 0;
+    hub_free(x->final);
+    x->final = NULL;
+    if (!x->late) return splice(x, version, iso);
+    snprintf(vbuf, sizeof vbuf, "%lld", (long long)version);
+    st = set_meta(op, res, vbuf, iso);
+    if (st) return st;
+    x->final = hub_json_dumps(res, JSON_COMPACT);
+    if (x->final == NULL) return hub__op_fail(op, 500, "exception", NULL, "cannot encode");
+    x->final_len = strlen(x->final);
+    return 0;
+}
+
 /* Phase 2: writes one version. Returns 0, a failing status (op says why),
  * or 500 with *src set for a store failure. */
 static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
@@ -1158,20 +1212,19 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
     } else if (x->late && op->merge && x->exists && !x->deleted) {
         bool same = false;
         st = merge_stored(tx, c, x, &patched, &same, src, err);
+        /* Nothing changed (a resent message, the same practitioner in
+         * another message): no new version; the current one answers. The
+         * body's references are resolved first (a conditional reference
+         * in the body is a plain one in what is stored). */
+        if (st == 0 && !same) st = encode_update(c, x, patched, version, iso, tx, &same, src, err);
         if (st == 0 && same) {
-            /* Nothing changed (a resent message, the same practitioner in
-             * another message): no new version; the current one answers. */
             json_decref(patched);
-            hub_status rc = res_from_store(tx, op, x->id, 0, err);
-            if (rc) {
-                *src = rc;
-                return 500;
-            }
-            op->status = 200;
-            op->created = false;
-            return 0;
+            return unchanged(tx, x, src, err);
         }
-        if (st == 0) st = serialize_now(c, x, patched, version, iso, tx, src, err);
+    } else if (op->kind == HUB_OP_UPDATE && x->exists && !x->deleted) {
+        bool same = false;
+        st = encode_update(c, x, op->resource, version, iso, tx, &same, src, err);
+        if (st == 0 && same) return unchanged(tx, x, src, err);
     } else if (x->late) {
         st = serialize_now(c, x, op->resource, version, iso, tx, src, err);
     } else {

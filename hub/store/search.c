@@ -1,6 +1,6 @@
 /* Search: a hub_store_query (a structure) into SQLite SQL and its bound
- * values. Every clause is an `r.id IN (SELECT id FROM <index table> ...)`
- * over the (type, param, value) indexes, so SQLite drives the result from
+ * values. Every clause is an `r.rid IN (SELECT rid FROM <index table> ...)`
+ * over the (pid, value) indexes, so SQLite drives the result from
  * the most selective index and probes the rest; chains nest the same form
  * for the referenced type. */
 #include "internal.h"
@@ -14,16 +14,18 @@
 
 #define MAX_DEPTH 4
 
-static const char *const TABLE[3] = {"res_tok", "res_date", "res_num"};
+/* Index rows (ix_tok, ix_date, ix_num) carry integer keys: the
+ * resource's rid (resources.rid) and the parameter's pid (params: type and
+ * name). */
 /* Index choices SQLite cannot make without statistics: a lookup by value
- * goes through the token table's primary key (type, param, value, ...)
- * (the id is selected as +t.id, or SQLite reads the (type, id) index to
- * have the ids in order for DISTINCT); a probe of
- * one resource's rows through the (type, id) indexes. */
-static const char *const BY_VALUE[3] = {"res_tok t", "res_date t", "res_num t"};
-/* dates and numbers are clustered by (type, id): their primary key */
-static const char *const BY_ID[3] = {"res_tok t INDEXED BY res_tok_res", "res_date t",
-                                     "res_num t"};
+ * goes through the token table's primary key (pid, value, ...) (the key
+ * is selected as +t.rid, or SQLite reads the (rid) index to have them in
+ * order for DISTINCT); a probe of one resource's rows through the (rid)
+ * indexes. */
+static const char *const BY_VALUE[3] = {"ix_tok t", "ix_date t", "ix_num t"};
+/* dates and numbers are clustered by (rid, pid): their primary key */
+static const char *const BY_ID[3] = {"ix_tok t INDEXED BY ix_tok_rid", "ix_date t",
+                                     "ix_num t"};
 
 static hub_status nomem(hub_err *err) {
     return hub_err_set(err, HUB_E_NOMEM, "search", "out of memory");
@@ -83,7 +85,37 @@ static int R(gen *g, double v) {
     return k;
 }
 
+/* "t.pid = <the parameter's key>" and its list and prefix forms. */
+static void pid_eq(gen *g, const char *col, const char *type, const char *name) {
+    out(g, "%s = (SELECT pid FROM params WHERE type = ?%d AND name = ?%d)", col, T(g, type),
+        T(g, name));
+}
+static void pid_in(gen *g, const char *col, const char *type, const char *const *names, size_t n) {
+    out(g, "%s IN (SELECT pid FROM params WHERE type = ?%d AND name IN (", col, T(g, type));
+    for (size_t i = 0; i < n; i++) out(g, "%s?%d", i ? ", " : "", T(g, names[i]));
+    out(g, "))");
+}
+static const char *prefix_hi(gen *g, const char *p);
+static void pid_prefix(gen *g, const char *col, const char *type, const char *prefix) {
+    out(g, "%s IN (SELECT pid FROM params WHERE type = ?%d AND name >= ?%d AND name <= ?%d)", col,
+        T(g, type), T(g, prefix), T(g, prefix_hi(g, prefix)));
+}
+static void pid_type(gen *g, const char *col, const char *type) {
+    out(g, "%s IN (SELECT pid FROM params WHERE type = ?%d)", col, T(g, type));
+}
+
 static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth);
+
+/* " INDEXED BY resources_rid" for q's resources when they are not probed
+ * one by one (no driver) and a clause finds them by `rid IN (...)`:
+ * without statistics SQLite would rather scan every row of the type
+ * through the (type, id) key than seek each key of the list. */
+static const char *by_rid(const hub_store_query *q) {
+    for (size_t i = 0; i < q->nclauses; i++)
+        if (q->clauses[i].kind == HUB_QC_INDEX && !q->clauses[i].negate)
+            return " INDEXED BY resources_rid";
+    return "";
+}
 static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth);
 
 /* The upper bound of "starts with p": p followed by U+10FFFF. */
@@ -185,8 +217,8 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
             out(g, ")");
             return;
         }
-        out(g, "t.system = ?%d AND t.value IN (SELECT c%d.id FROM resources c%d WHERE ",
-            T(g, v->chain->type), depth, depth);
+        out(g, "t.system = ?%d AND t.value IN (SELECT c%d.id FROM resources c%d%s WHERE ",
+            T(g, v->chain->type), depth, depth, by_rid(v->chain));
         where_query(g, v->chain, alias, depth + 1);
         out(g, ")");
         return;
@@ -217,33 +249,41 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
     if (any) out(g, "1");
 }
 
-/* SELECT t.id FROM <table> t WHERE <the clause's rows>: an index clause's
+/* SELECT t.rid FROM <table> t WHERE <the clause's rows>: an index clause's
  * resources (also the driving subquery of a search). */
-static void index_where(gen *g, const hub_store_qclause *c, int depth);
+static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth);
 static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth) {
-    out(g, "SELECT +t.id AS id FROM %s WHERE t.type = ?%d AND ", BY_VALUE[c->ix], T(g, q->type));
-    index_where(g, c, depth);
+    out(g, "SELECT +t.rid AS rid FROM %s WHERE ", BY_VALUE[c->ix]);
+    index_where(g, q->type, c, depth);
 }
 
-/* The param and value conditions on index rows `t`. */
-static void index_where(gen *g, const hub_store_qclause *c, int depth) {
+/* The param and value conditions on index rows `t` of resources of
+ * `type`. */
+static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth) {
+    bool own = false; /* every value names its own parameter */
+    for (size_t i = 0; i < c->nvals; i++) own = i == 0 ? c->vals[i].param != NULL : own && c->vals[i].param;
     if (c->nparams) {
-        out(g, "t.param IN (");
-        for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
-        out(g, ") AND (");
+        pid_in(g, "t.pid", type, c->params, c->nparams);
+        out(g, " AND (");
     } else if (c->param) {
-        out(g, "t.param = ?%d AND (", T(g, c->param));
+        pid_eq(g, "t.pid", type, c->param);
+        out(g, " AND (");
+    } else if (!own) {
+        pid_type(g, "t.pid", type);
+        out(g, " AND (");
     } else {
         out(g, "(");
     }
     for (size_t i = 0; i < c->nvals; i++) {
         out(g, "%s(", i ? " OR " : "");
         const hub_store_qval *v = &c->vals[i];
-        if (v->param && v->param_prefix)
-            out(g, "t.param >= ?%d AND t.param <= ?%d AND ", T(g, v->param),
-                T(g, prefix_hi(g, v->param)));
-        else if (v->param)
-            out(g, "t.param = ?%d AND ", T(g, v->param));
+        if (v->param && v->param_prefix) {
+            pid_prefix(g, "t.pid", type, v->param);
+            out(g, " AND ");
+        } else if (v->param) {
+            pid_eq(g, "t.pid", type, v->param);
+            out(g, " AND ");
+        }
         if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
         else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
         else token_pred(g, &c->vals[i], depth);
@@ -278,25 +318,21 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
     }
     case HUB_QC_MISSING:
         /* negate = missing=false: the resource has a row */
+        out(g, "%s EXISTS (SELECT 1 FROM %s WHERE t.rid = %s.rid AND ", c->negate ? "" : "NOT",
+            BY_ID[c->ix], alias);
         if (c->nvals > 0 && c->vals[0].param) {
             /* rows whose name starts with one of the values' (a composite's) */
-            out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND (",
-                c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias);
-            for (size_t i = 0; i < c->nvals; i++)
-                out(g, "%s(t.param >= ?%d AND t.param <= ?%d)", i ? " OR " : "",
-                    T(g, c->vals[i].param), T(g, prefix_hi(g, c->vals[i].param)));
+            out(g, "(");
+            for (size_t i = 0; i < c->nvals; i++) {
+                out(g, "%s", i ? " OR " : "");
+                pid_prefix(g, "t.pid", q->type, c->vals[i].param);
+            }
             out(g, "))");
             return;
         }
-        if (c->nparams) {
-            out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND t.param IN (",
-                c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias);
-            for (size_t i = 0; i < c->nparams; i++) out(g, "%s?%d", i ? ", " : "", T(g, c->params[i]));
-            out(g, "))");
-            return;
-        }
-        out(g, "%s EXISTS (SELECT 1 FROM %s t WHERE t.type = ?%d AND t.id = %s.id AND t.param = ?%d)",
-            c->negate ? "" : "NOT", TABLE[c->ix], T(g, q->type), alias, T(g, c->param));
+        if (c->nparams) pid_in(g, "t.pid", q->type, c->params, c->nparams);
+        else pid_eq(g, "t.pid", q->type, c->param);
+        out(g, ")");
         return;
     case HUB_QC_HAS:
         if (depth >= MAX_DEPTH || !c->has) {
@@ -304,21 +340,23 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
             return;
         }
         /* ids referenced from the other type's rows of `param` */
-        out(g, "%s.id IN (SELECT t.value FROM res_tok t JOIN resources h%d ON h%d.type = t.type "
-               "AND h%d.id = t.id WHERE t.type = ?%d AND t.param = ?%d AND t.system = ?%d AND ",
-            alias, depth, depth, depth, T(g, c->has->type), T(g, c->param), T(g, q->type));
+        out(g, "%s.id IN (SELECT t.value FROM ix_tok t JOIN resources h%d INDEXED BY resources_rid "
+               "ON h%d.rid = t.rid WHERE ", alias, depth, depth);
+        pid_eq(g, "t.pid", c->has->type, c->param);
+        out(g, " AND t.system = ?%d AND ", T(g, q->type));
         char a2[16];
         snprintf(a2, sizeof a2, "h%d", depth);
         where_query(g, c->has, a2, depth + 1);
         out(g, ")");
         return;
     case HUB_QC_REFBY:
-        out(g, "%s.id IN (SELECT t.value FROM res_tok t WHERE t.type = ?%d AND t.param = ?%d "
-               "AND t.system = ?%d AND t.id IN (",
-            alias, T(g, c->ref_type), T(g, c->param), T(g, q->type));
+        out(g, "%s.id IN (SELECT t.value FROM ix_tok t WHERE ", alias);
+        pid_eq(g, "t.pid", c->ref_type, c->param);
+        out(g, " AND t.system = ?%d AND t.rid IN (SELECT rid FROM resources WHERE type = ?%d AND id IN (",
+            T(g, q->type), T(g, c->ref_type));
         for (size_t i = 0; i < c->nvals; i++)
             out(g, "%s?%d", i ? ", " : "", T(g, c->vals[i].value ? c->vals[i].value : ""));
-        out(g, "))");
+        out(g, ")))");
         return;
     case HUB_QC_INDEX:
         break;
@@ -327,13 +365,13 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
         /* Few candidate rows (a driver picked them): look each one's index
          * rows up by (type, id) instead of collecting every match of this
          * clause first. */
-        out(g, "%sEXISTS (SELECT 1 FROM %s WHERE t.type = ?%d AND t.id = %s.id AND ",
-            c->negate ? "NOT " : "", BY_ID[c->ix], T(g, q->type), alias);
-        index_where(g, c, depth);
+        out(g, "%sEXISTS (SELECT 1 FROM %s WHERE t.rid = %s.rid AND ", c->negate ? "NOT " : "",
+            BY_ID[c->ix], alias);
+        index_where(g, q->type, c, depth);
         out(g, ")");
         return;
     }
-    out(g, "%s%s.id IN (", c->negate ? "NOT " : "", alias);
+    out(g, "%s%s.rid IN (", c->negate ? "NOT " : "", alias);
     index_select(g, q, c, depth);
     out(g, ")");
 }
@@ -352,6 +390,7 @@ static void where_skip(gen *g, const hub_store_query *q, const char *alias, int 
 static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth) {
     where_skip(g, q, alias, depth, SIZE_MAX);
 }
+
 
 /* The clause that drives the search (SQLite has no statistics to pick
  * one): a selective one (identifier, a reference, the compartment) that
@@ -372,12 +411,12 @@ static size_t driver_of(const hub_store_query *q) {
  * reordering), then the resource rows. */
 static void from_clause(gen *g, const hub_store_query *q, size_t drv) {
     if (drv == SIZE_MAX) {
-        out(g, " FROM resources r");
+        out(g, " FROM resources r%s", by_rid(q));
         return;
     }
-    out(g, " FROM (SELECT DISTINCT id FROM (");
+    out(g, " FROM (SELECT DISTINCT rid FROM (");
     index_select(g, q, &q->clauses[drv], 0);
-    out(g, ")) d CROSS JOIN resources r ON r.type = ?%d AND r.id = d.id", T(g, q->type));
+    out(g, ")) d CROSS JOIN resources r INDEXED BY resources_rid ON r.rid = d.rid");
 }
 
 /* A sort key's SQL: never NULL (missing values sort last ascending and
@@ -388,19 +427,20 @@ static void sort_key(gen *g, const hub_store_query *q, const hub_store_qsort *k)
     } else if (strcmp(k->param, "_lastUpdated") == 0) {
         out(g, "r.last_updated");
     } else if (k->ix == HUB_IX_DATE) {
-        out(g, "COALESCE((SELECT %s(%s) FROM res_date s WHERE s.type = ?%d AND s.id = r.id AND "
-               "s.param = ?%d), %s)",
-            k->desc ? "MAX" : "MIN", k->desc ? "hi" : "lo", T(g, q->type), T(g, k->param),
-            k->desc ? "-9223372036854775807" : "9223372036854775807");
+        out(g, "COALESCE((SELECT %s(%s) FROM ix_date s WHERE s.rid = r.rid AND ",
+            k->desc ? "MAX" : "MIN", k->desc ? "hi" : "lo");
+        pid_eq(g, "s.pid", q->type, k->param);
+        out(g, "), %s)", k->desc ? "-9223372036854775807" : "9223372036854775807");
     } else if (k->ix == HUB_IX_NUMBER) {
-        out(g, "COALESCE((SELECT %s(num) FROM res_num s WHERE s.type = ?%d AND s.id = r.id AND "
-               "s.param = ?%d), %s)",
-            k->desc ? "MAX" : "MIN", T(g, q->type), T(g, k->param), k->desc ? "-1e308" : "1e308");
+        out(g, "COALESCE((SELECT %s(num) FROM ix_num s WHERE s.rid = r.rid AND ",
+            k->desc ? "MAX" : "MIN");
+        pid_eq(g, "s.pid", q->type, k->param);
+        out(g, "), %s)", k->desc ? "-1e308" : "1e308");
     } else {
-        out(g, "COALESCE((SELECT %s(value) FROM res_tok s WHERE s.type = ?%d AND s.id = r.id "
-               "AND s.param = ?%d), %s)",
-            k->desc ? "MAX" : "MIN", T(g, q->type), T(g, k->param),
-            k->desc ? "''" : "char(1114111)");
+        out(g, "COALESCE((SELECT %s(value) FROM ix_tok s INDEXED BY ix_tok_rid WHERE s.rid = r.rid "
+               "AND ", k->desc ? "MAX" : "MIN");
+        pid_eq(g, "s.pid", q->type, k->param);
+        out(g, "), %s)", k->desc ? "''" : "char(1114111)");
     }
 }
 

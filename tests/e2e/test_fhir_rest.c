@@ -465,8 +465,21 @@ Test(fhir_rest, conditional_create_update_delete) {
     json_decref(j);
     ft_release(&r);
 
-    /* Conditional update: one match is updated. */
+    /* Conditional update with what is stored already: nothing to write,
+     * the current version answers. */
     cr_assert_eq(req("PUT", "/fhir/Patient?identifier=urn:test:mrn%7CC-9", JSON_CT, body, &r),
+                 200, "%s", r.body.p);
+    j = ft_json(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "id")), id);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(j, "meta"), "versionId")), "1");
+    json_decref(j);
+    ft_release(&r);
+    /* Conditional update: one match is updated. */
+    cr_assert_eq(req("PUT", "/fhir/Patient?identifier=urn:test:mrn%7CC-9", JSON_CT,
+                     "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":"
+                     "\"urn:test:mrn\",\"value\":\"C-9\"}],\"active\":true,\"gender\":\"female\"}",
+                     &r),
                  200, "%s", r.body.p);
     j = ft_json(&r);
     cr_assert_str_eq(json_string_value(json_object_get(j, "id")), id);

@@ -365,6 +365,75 @@ Test(map, resend_maps_to_the_same_ids) {
     free(a);
 }
 
+/* Whether every urn: reference in v names an entry's fullUrl. */
+static bool refs_resolve(json_t *v, json_t *entries) {
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (!refs_resolve(json_array_get(v, i), entries)) return false;
+        return true;
+    }
+    if (!json_is_object(v)) return true;
+    const char *k;
+    json_t *it;
+    json_object_foreach(v, k, it) {
+        if (strcmp(k, "reference") == 0 && json_is_string(it) &&
+            strncmp(json_string_value(it), "urn:", 4) == 0) {
+            bool found = false;
+            for (size_t i = 0; i < json_array_size(entries) && !found; i++)
+                found = json_equal(json_object_get(json_array_get(entries, i), "fullUrl"), it);
+            if (!found) return false;
+        } else if (!refs_resolve(it, entries)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The same practitioner attending and admitting is one entry, and both
+ * participants reference it (a reference to the merged-away copy named
+ * no entry, and made a new version on every resend). */
+Test(map, one_practitioner_twice_is_referenced_by_both) {
+    hub_err err;
+    cr_assert_eq(conv(msg2("PID|1||1^^^H||X\r",
+                           seg("PV1", 2, "I", 7, "1234^Doe^Ann^^^^^^NPI", 17,
+                               "1234^Doe^Ann^^^^^^NPI", 0)),
+                      &err),
+                 HUB_OK, "%s: %s", err.where, err.msg);
+    json_t *entries = json_object_get(g_res.bundle, "entry");
+    cr_assert_not_null(res_of("Practitioner", 0));
+    cr_assert_null(res_of("Practitioner", 1), "one entry for one practitioner");
+    json_t *enc = res_of("Encounter", 0);
+    cr_assert_not_null(enc);
+    cr_assert_eq(json_array_size(json_object_get(enc, "participant")), 2);
+    for (size_t i = 0; i < json_array_size(entries); i++) {
+        json_t *r = json_object_get(json_array_get(entries, i), "resource");
+        cr_assert(refs_resolve(r, entries), "%s has a reference to no entry",
+                  json_string_value(json_object_get(r, "resourceType")));
+    }
+}
+
+/* The specimen an OBR describes (no SPM) belongs to its report: a
+ * corrected message, under a new control id, updates it instead of adding
+ * another Specimen. */
+Test(map, obr_specimen_follows_its_report_across_control_ids) {
+    hub_err err;
+    char ids[2][80];
+    for (int i = 0; i < 2; i++) {
+        char m[1024];
+        snprintf(m, sizeof m,
+                 "MSH|^~\\&|LAB|HOSP|HUB|HUB|20240102101500||ORU^R01^ORU_R01|R%d|P|2.5.1\r"
+                 "PID|1||1^^^H||X\rOBR|1|P1|F1^LAB|2345-7^Glucose^LN|||20240102090000\r"
+                 "OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|||||F\r",
+                 i);
+        cr_assert_eq(conv(m, &err), HUB_OK, "%s: %s", err.where, err.msg);
+        json_t *req = req_of("Specimen");
+        cr_assert_not_null(req);
+        snprintf(ids[i], sizeof ids[i], "%s", str_at(req, "url"));
+        cr_assert_not_null(str_at(res_of("DiagnosticReport", 0), "specimen[0].reference"));
+    }
+    cr_assert_str_eq(ids[0], ids[1]);
+}
+
 Test(map, provenance_names_the_message) {
     hub_err err;
     cr_assert_eq(conv(MSH_A01 "PID|1||1^^^H||X\r", &err), HUB_OK);

@@ -95,6 +95,33 @@ Test(listen, a_listener_sees_each_version_with_its_index_rows_and_actor, .init =
     cr_assert_str_eq(s.json_head, "");
 }
 
+/* An update that changes nothing (a resent message) writes no version, so
+ * no listener hears of it; one that changes something does. */
+Test(listen, an_update_that_changes_nothing_is_not_a_change, .init = rt_up, .fini = rt_down) {
+    seen s = {0};
+    cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);
+    static const char *const bodies[3] = {
+        "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:s\",\"value\":\"u-1\"}]}",
+        "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:s\",\"value\":\"u-1\"}]}",
+        "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:s\",\"value\":\"u-1\"}],"
+        "\"active\":true}",
+    };
+    static const int status[3] = {201, 200, 200};
+    static const int64_t version[3] = {1, 1, 2};
+    static const int calls[3] = {1, 1, 2};
+    for (int i = 0; i < 3; i++) {
+        json_t *res = rt_json(bodies[i]);
+        hub_record_op op = {.kind = HUB_OP_UPDATE, .type = "Patient", .resource = res,
+                            .criteria = "identifier=urn:s|u-1"};
+        cr_assert_eq(rt_apply1(&op), status[i], "update %d", i);
+        cr_assert_eq(op.res.version, version[i], "update %d", i);
+        cr_assert_eq(s.calls, calls[i], "update %d", i);
+        cr_assert_not_null(op.res.json, "the current version answers");
+        hub_record_op_release(&op);
+        json_decref(res);
+    }
+}
+
 Test(listen, a_listener_writes_in_the_same_transaction, .init = rt_up, .fini = rt_down) {
     seen s = {.echo = true};
     cr_assert_eq(hub_record_listen(rt_rec, listener, &s), HUB_OK);

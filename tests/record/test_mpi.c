@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <time.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define NICKS HUB_SOURCE_DIR "/conformance/mpi/nicknames.tsv"
 
@@ -367,6 +368,10 @@ Test(mpi_index, most_recent_without_trust, .init = up, .fini = down) {
              "\"gender\":\"female\",\"address\":[{\"line\":[\"1 A St\"]}],\"telecom\":[{\"system\":"
              "\"phone\",\"value\":\"5550000001\"}]}",
         "X^ONE");
+    /* "most recent" is by lastUpdated (ms): two writes in one millisecond
+     * tie, and the first one stays */
+    struct timespec ms2 = {0, 2000000};
+    nanosleep(&ms2, NULL);
     put("b", "{\"name\":[{\"family\":\"Doe\",\"given\":[\"Jane\"]}],\"birthDate\":\"1970-01-01\","
              "\"gender\":\"female\",\"address\":[{\"line\":[\"2 B St\"]}],\"telecom\":[{\"system\":"
              "\"phone\",\"value\":\"5550000001\"}]}",

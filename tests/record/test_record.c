@@ -195,7 +195,10 @@ Test(record, if_match, .init = rt_up, .fini = rt_down) {
     cr_assert_eq(rt_update("Patient", id, body, "W/\"1\"", &v), 200);
     cr_assert_eq(v, 2);
     cr_assert_eq(rt_update("Patient", id, body, "W/\"1\"", NULL), 412, "stale");
+    /* each update below changes the resource, so each makes a version */
+    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\",\"active\":true}", id);
     cr_assert_eq(rt_update("Patient", id, body, "\"2\"", NULL), 200, "plain quoted etag");
+    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\",\"active\":false}", id);
     cr_assert_eq(rt_update("Patient", id, body, "3", NULL), 200, "bare number");
     cr_assert_eq(rt_update("Patient", id, body, "W/\"3a\"", NULL), 412, "garbage never matches");
     /* missing resource with If-Match: 412 (RFC 7232: no current representation) */
@@ -316,6 +319,16 @@ Test(record, conditional_update, .init = rt_up, .fini = rt_down) {
     json_decref(res);
 
     res = rt_json(PAT_ID("urn:s", "U1"));
+    hub_record_op same = {.kind = HUB_OP_UPDATE, .type = "Patient", .resource = res,
+                          .criteria = "identifier=urn:s|U1"};
+    cr_assert_eq(rt_apply1(&same), 200, "1 match, same content: nothing written");
+    cr_assert_str_eq(same.res.id, id);
+    cr_assert_eq(same.res.version, 1);
+    hub_record_op_release(&same);
+    json_decref(res);
+
+    res = rt_json(PAT_ID("urn:s", "U1"));
+    json_object_set_new(res, "active", json_true());
     hub_record_op op2 = {.kind = HUB_OP_UPDATE, .type = "Patient", .resource = res,
                          .criteria = "identifier=urn:s|U1"};
     cr_assert_eq(rt_apply1(&op2), 200, "1 match: updated");
@@ -778,7 +791,7 @@ Test(record, version_1_journal_migrates) {
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-    cr_assert_eq(sqlite3_column_int(st, 0), 4); /* the current schema (4: dates and numbers by resource) */
+    cr_assert_eq(sqlite3_column_int(st, 0), 5); /* the current schema (5: integer keys in the index) */
     sqlite3_finalize(st);
     sqlite3_close(db);
     /* reopening a version-3 file keeps the data */

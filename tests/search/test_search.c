@@ -7,6 +7,7 @@
 #include "hub_test.h"
 
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1140,4 +1141,152 @@ Test(search, reindex_rebuilds_rows, .init = up, .fini = down) {
         cr_expect_str_eq(all, CASES[i].expect, "after reindex: %s?%s", CASES[i].type, CASES[i].query);
         json_decref(b);
     }
+}
+
+/* ---- migration of a version-4 store ------------------------------------------------ */
+
+/* The version-4 resource tables as they shipped (history, current rows,
+ * index rows keyed by type and id strings). */
+static const char V4_SCHEMA[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+    "CREATE TABLE messages(id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL,"
+    " channel TEXT NOT NULL, peer TEXT NOT NULL DEFAULT '', identity TEXT NOT NULL DEFAULT '',"
+    " sender TEXT NOT NULL DEFAULT '', control_id TEXT NOT NULL DEFAULT '',"
+    " msg_type TEXT NOT NULL DEFAULT '', version TEXT NOT NULL DEFAULT '',"
+    " status INTEGER NOT NULL, ack_code TEXT NOT NULL DEFAULT '', ack BLOB, errors TEXT,"
+    " body BLOB NOT NULL);"
+    "CREATE TABLE history(seq INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,"
+    " version INTEGER NOT NULL, last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, json BLOB);"
+    "CREATE UNIQUE INDEX history_version ON history(type, id, version);"
+    "CREATE INDEX history_type ON history(type, seq);"
+    "CREATE TABLE resources(type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,"
+    " last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " PRIMARY KEY(type, id)) WITHOUT ROWID;"
+    "CREATE TABLE res_tok(type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL,"
+    " system TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY(type, param, value, system, id))"
+    " WITHOUT ROWID;"
+    "CREATE INDEX res_tok_res ON res_tok(type, id);"
+    "CREATE TABLE res_date(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL,"
+    " lo INTEGER NOT NULL, hi INTEGER NOT NULL, PRIMARY KEY(type, id, param, lo, hi)) WITHOUT ROWID;"
+    "CREATE INDEX res_date_lo ON res_date(type, param, lo);"
+    "CREATE INDEX res_date_hi ON res_date(type, param, hi);"
+    "CREATE TABLE res_num(type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL,"
+    " num REAL NOT NULL, system TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY(type, id, param, num, system, value)) WITHOUT ROWID;"
+    "CREATE INDEX res_num_value ON res_num(type, param, num);"
+    "INSERT INTO meta VALUES('schema', '4');"
+    "PRAGMA user_version=4;";
+
+/* Writes the fixture `i` into a version-4 store the way version 4 did:
+ * its one version, its current row and its index rows. */
+static void v4_put(sqlite3 *db, size_t i, int64_t seq) {
+    json_t *res = json_loads(FIXTURES[i][2], 0, NULL);
+    cr_assert_not_null(res);
+    json_object_set_new(res, "id", json_string(FIXTURES[i][1]));
+    json_t *meta = json_object_get(res, "meta");
+    if (meta == NULL) json_object_set_new(res, "meta", meta = json_object());
+    json_object_set_new(meta, "versionId", json_string("1"));
+    json_object_set_new(meta, "lastUpdated", json_string("2024-01-01T00:00:00.000Z"));
+    char *js = json_dumps(res, JSON_COMPACT);
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO history VALUES(?1, ?2, ?3, 1, 1704067200000, 0, ?4)",
+                                    -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_text(st, 2, FIXTURES[i][0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, FIXTURES[i][1], -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, js, (int)strlen(js), SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO resources VALUES(?1, ?2, 1, 1704067200000, 0, ?3)",
+                                    -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, FIXTURES[i][0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, FIXTURES[i][1], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, seq);
+    cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    hub_arena a;
+    hub_arena_init(&a, 4096);
+    hub_store_token *rows;
+    size_t n;
+    cr_assert_eq(hub_record_extract(defs, sps, &a, FIXTURES[i][0], res, &rows, &n), HUB_OK);
+    for (size_t k = 0; k < n; k++) {
+        const hub_store_token *t = &rows[k];
+        if (t->shadow) continue;
+        const char *sql = t->kind == HUB_IX_DATE     ? "INSERT OR IGNORE INTO res_date VALUES(?1, ?2, ?3, ?4, ?5)"
+                          : t->kind == HUB_IX_NUMBER ? "INSERT OR IGNORE INTO res_num VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                                                     : "INSERT OR IGNORE INTO res_tok VALUES(?1, ?3, ?5, ?4, ?2)";
+        cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        sqlite3_bind_text(st, 1, FIXTURES[i][0], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, FIXTURES[i][1], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, t->param, -1, SQLITE_STATIC);
+        if (t->kind == HUB_IX_DATE) {
+            sqlite3_bind_int64(st, 4, t->lo);
+            sqlite3_bind_int64(st, 5, t->hi);
+        } else if (t->kind == HUB_IX_NUMBER) {
+            sqlite3_bind_double(st, 4, t->num);
+            sqlite3_bind_text(st, 5, t->system ? t->system : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 6, t->value ? t->value : "", -1, SQLITE_STATIC);
+        } else {
+            sqlite3_bind_text(st, 4, t->system ? t->system : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, t->value ? t->value : "", -1, SQLITE_STATIC);
+        }
+        cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+    }
+    hub_arena_release(&a);
+    free(js);
+    json_decref(res);
+}
+
+/* A store written by version 4 (index rows keyed by type and id strings)
+ * migrates to integer keys when opened, and every search of the table
+ * finds what it finds on a store written by this version; writes go on. */
+Test(search, a_version_4_store_migrates_and_searches_the_same) {
+    hub_err err;
+    hub_test_tmpdir(dir);
+    cr_assert_eq(hub_fhir_defs_load(R4, &defs, &err), HUB_OK, "%s", err.msg);
+    cr_assert_eq(hub_fhir_sps_load(R4, &sps, &err), HUB_OK, "%s", err.msg);
+    char path[300];
+    snprintf(path, sizeof path, "%s/hub.db", dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, V4_SCHEMA, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    for (size_t i = 0; i < NFIX; i++) v4_put(db, i, (int64_t)(i + 1) * 3);
+    cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    hub_store_cfg sc = {.dir = dir};
+    cr_assert_eq(hub_store_open(&sc, &store, &err), HUB_OK, "%s", err.msg);
+    hub_record_cfg rc = {.store = store, .defs = defs, .search = sps, .max_bundle_entries = 100};
+    cr_assert_eq(hub_record_open(&rc, &rec, &err), HUB_OK, "%s", err.msg);
+    char got[2048];
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        int st;
+        json_t *b = search(CASES[i].type, CASES[i].query, NULL, true, &st);
+        cr_assert_eq(st, 200, "%s?%s", CASES[i].type, CASES[i].query);
+        ids_of(b, "match", got, sizeof got);
+        cr_expect_str_eq(got, CASES[i].expect, "migrated: %s?%s", CASES[i].type, CASES[i].query);
+        json_decref(b);
+    }
+    /* updates replace the migrated rows; new resources get rows too */
+    put("Patient", "p1", "{\"resourceType\":\"Patient\",\"gender\":\"unknown\"}");
+    put("Patient", "new1", "{\"resourceType\":\"Patient\",\"gender\":\"unknown\"}");
+    int st;
+    json_t *b = search("Patient", "gender=unknown", NULL, true, &st);
+    ids_of(b, "match", got, sizeof got);
+    cr_expect_str_eq(got, "new1,p1");
+    json_decref(b);
+
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'schema'), "
+                           "(SELECT count(*) FROM sqlite_schema WHERE name = 'res_tok')", -1, &q, NULL);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    cr_expect_str_eq((const char *)sqlite3_column_text(q, 0), "5");
+    cr_expect_eq(sqlite3_column_int(q, 1), 0, "the version-4 tables are gone");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    down();
 }
