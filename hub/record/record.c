@@ -993,14 +993,18 @@ static int splice(opx *x, int64_t version, const char *iso) {
     return 0;
 }
 
-/* The type's pre-write hooks on `res`, about to be written as `version`:
+/* The type's pre-write hooks on `res`, about to be written as the next
+ * version:
  * 0, 400 when a hook refused it, or 500 with *src set (store failure).
  * *changed says whether a hook amended res. */
-static int run_prewrite(apply_ctx *c, opx *x, hub_store_tx *tx, json_t *res, int64_t version,
-                        bool *changed, hub_status *src, hub_err *err) {
+static int run_prewrite(apply_ctx *c, opx *x, hub_store_tx *tx, json_t *res, bool *changed,
+                        hub_status *src, hub_err *err) {
     *changed = false;
     if (c->r->nprewrites == 0) return 0;
     hub_record_op *op = x->op;
+    /* The version about to be written, whichever meta res carries now (an
+     * update is first encoded with the current one, to compare). */
+    int64_t version = x->cur_version + 1;
     hub_record_pending pw = {op->kind, op->type, x->id, version, res, op->actor, 0};
     hub_status rc = hub__record_prewrite(c->r, tx, &pw, changed, err);
     if (rc == HUB_E_INVALID)
@@ -1036,7 +1040,7 @@ static int serialize_now(apply_ctx *c, opx *x, json_t *res, int64_t version,
     st = set_meta(op, res, vbuf, iso);
     if (st) return st;
     bool amended;
-    st = run_prewrite(c, x, tx, res, version, &amended, src, err);
+    st = run_prewrite(c, x, tx, res, &amended, src, err);
     if (st) return st;
     int ist = index_rows(c, x, res);
     if (ist) return ist;
@@ -1176,8 +1180,18 @@ static int encode_update(apply_ctx *c, opx *x, json_t *res, int64_t version, con
     hub_record_op *op = x->op;
     char cur_iso[32], vbuf[24];
     hub_time_iso(x->cur_lu, cur_iso);
-    int st = x->late ? serialize_now(c, x, res, x->cur_version, cur_iso, tx, src, err)
-                     : splice(x, x->cur_version, cur_iso);
+    /* The hooks amend what is compared (the late path runs them in
+     * serialize_now): an update the patient index would only give back
+     * its link is no change. */
+    int st = 0;
+    if (!x->late) {
+        bool amended = false;
+        st = run_prewrite(c, x, tx, res, &amended, src, err);
+        if (st == 0 && amended) st = prepare_again(c, x);
+        if (st) return st;
+    }
+    st = x->late ? serialize_now(c, x, res, x->cur_version, cur_iso, tx, src, err)
+                 : splice(x, x->cur_version, cur_iso);
     if (st) return st;
     *src = same_as_stored(tx, x, same, err);
     if (*src) return 500;
@@ -1229,7 +1243,7 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now,
         st = serialize_now(c, x, op->resource, version, iso, tx, src, err);
     } else {
         bool amended = false;
-        st = run_prewrite(c, x, tx, op->resource, version, &amended, src, err);
+        st = run_prewrite(c, x, tx, op->resource, &amended, src, err);
         if (st == 0 && amended) st = prepare_again(c, x);
         if (st == 0) st = splice(x, version, iso);
     }

@@ -268,7 +268,8 @@ Test(prewrite, a_hook_amends_the_one_version_written_and_its_index_rows, .init =
 
     /* an update, a conditional update (encoded on the writer) and a patch */
     char body[200];
-    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\"}", id);
+    snprintf(body, sizeof body, "{\"resourceType\":\"Patient\",\"id\":\"%s\",\"active\":false}",
+             id);
     json_t *res = rt_json(body);
     hub_record_op up = {.kind = HUB_OP_UPDATE, .type = "Patient", .id = id, .resource = res,
                         .if_match = "W/\"1\""};
@@ -276,6 +277,17 @@ Test(prewrite, a_hook_amends_the_one_version_written_and_its_index_rows, .init =
     hub_record_op_release(&up);
     json_decref(res);
     cr_assert_eq(p.version, 2);
+    assert_stamped(id, 2);
+    /* The same body again differs from what is stored only by what the
+     * hook gives back: no change, so no version and no listener. */
+    res = rt_json(body);
+    hub_record_op same = {.kind = HUB_OP_UPDATE, .type = "Patient", .id = id, .resource = res};
+    cr_assert_eq(rt_apply1(&same), 200);
+    hub_record_op_release(&same);
+    json_decref(res);
+    cr_assert_eq(p.calls, 3);
+    cr_assert_eq(p.version, 3, "the hook is told the version that would be written");
+    cr_assert_eq(s.calls, 2);
     assert_stamped(id, 2);
     res = rt_json("{\"resourceType\":\"Patient\",\"active\":true}");
     hub_record_op cu = {.kind = HUB_OP_UPDATE, .type = "Patient", .criteria = "identifier=m-1",
@@ -291,7 +303,7 @@ Test(prewrite, a_hook_amends_the_one_version_written_and_its_index_rows, .init =
     json_decref(patch);
     cr_assert_eq(p.kind, HUB_OP_PATCH);
     assert_stamped(id, 4);
-    cr_assert_eq(p.calls, 4);
+    cr_assert_eq(p.calls, 5);
     cr_assert_eq(s.calls, 4);
 }
 
