@@ -392,6 +392,7 @@ typedef struct {
     json_t *p;
     int trust;   /* 0 best */
     int64_t updated;
+    bool writing; /* the source whose change is being written now */
 } src_rec;
 
 static int trust_of(const hub_mpi *m, const char *sender) {
@@ -404,7 +405,10 @@ static int trust_of(const hub_mpi *m, const char *sender) {
 static bool better(const src_rec *a, int ca, const src_rec *b, int cb) {
     if (a->trust != b->trust) return a->trust < b->trust;
     if (ca != cb) return ca > cb;
-    return a->updated > b->updated;
+    /* lastUpdated is in ms: of two in the same millisecond, the one being
+     * written now is the newer */
+    if (a->updated != b->updated) return a->updated > b->updated;
+    return a->writing && !b->writing;
 }
 
 static int name_completeness(const json_t *name) {
@@ -610,6 +614,7 @@ static hub_status golden_refresh2(hub_mpi *m, hub_store_tx *tx, const char *gid,
         s[n].p = p;
         s[n].trust = trust_of(m, sender);
         s[n].updated = upd;
+        s[n].writing = known_id && !strcmp(known_id, ids[i]);
         n++;
     }
     json_t *g = NULL;
