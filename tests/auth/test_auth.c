@@ -4,13 +4,13 @@
  * forms. */
 #include "hub/auth.h"
 #include "hub_test.h"
+#include "store_test.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -289,45 +289,6 @@ Test(auth_scope, grant_is_the_intersection) {
 
 /* ---- store: clients, jti, the token key, access tokens, audit rows ---------------------- */
 
-typedef struct {
-    hub_store_job job;
-    hub_status (*body)(hub_store_tx *tx, void *arg, hub_err *err);
-    void *arg;
-    hub_status rc;
-    bool done;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} sync_job;
-
-static hub_status sj_run(hub_store_tx *tx, hub_store_job *j, hub_err *err) {
-    sync_job *s = (sync_job *)j;
-    return s->body(tx, s->arg, err);
-}
-
-static void sj_done(hub_store_job *j, hub_status rc, const hub_err *err) {
-    (void)err;
-    sync_job *s = (sync_job *)j;
-    pthread_mutex_lock(&s->mu);
-    s->rc = rc;
-    s->done = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-static hub_status in_job(hub_store *st, hub_status (*body)(hub_store_tx *, void *, hub_err *),
-                         void *arg) {
-    sync_job s = {.job = {.run = sj_run, .done = sj_done}, .body = body, .arg = arg};
-    pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.cv, NULL);
-    hub_err err;
-    cr_assert_eq(hub_store_submit(st, &s.job, &err), HUB_OK);
-    pthread_mutex_lock(&s.mu);
-    while (!s.done) pthread_cond_wait(&s.cv, &s.mu);
-    pthread_mutex_unlock(&s.mu);
-    pthread_mutex_destroy(&s.mu);
-    pthread_cond_destroy(&s.cv);
-    return s.rc;
-}
 
 static char dir[256];
 static hub_store *st;
@@ -370,18 +331,18 @@ static hub_status see(void *ud, const hub_auth_client *c) {
 }
 
 Test(auth_store, clients_jti_and_revocation, .init = up, .fini = down) {
-    cr_assert_eq(in_job(st, put_c1, "p1"), HUB_OK);
+    cr_assert_eq(hub_test_in_job(st, put_c1, "p1"), HUB_OK);
     seen s = {0};
     hub_err err;
     cr_assert_eq(hub_auth_client_get(st, "c1", see, &s, &err), HUB_OK);
     cr_assert_eq(s.n, 1);
     cr_assert_str_eq(s.patient, "p1");
     cr_assert_eq(hub_auth_client_get(st, "nope", see, &s, &err), HUB_E_NOTFOUND);
-    cr_assert_eq(in_job(st, use_jti, "j1"), HUB_OK);
-    cr_assert_eq(in_job(st, use_jti, "j1"), HUB_E_DUP);
-    cr_assert_eq(in_job(st, use_jti, "j2"), HUB_OK);
-    cr_assert_eq(in_job(st, revoke_c1, "c1"), HUB_OK);
-    cr_assert_eq(in_job(st, revoke_c1, "zz"), HUB_E_NOTFOUND);
+    cr_assert_eq(hub_test_in_job(st, use_jti, "j1"), HUB_OK);
+    cr_assert_eq(hub_test_in_job(st, use_jti, "j1"), HUB_E_DUP);
+    cr_assert_eq(hub_test_in_job(st, use_jti, "j2"), HUB_OK);
+    cr_assert_eq(hub_test_in_job(st, revoke_c1, "c1"), HUB_OK);
+    cr_assert_eq(hub_test_in_job(st, revoke_c1, "zz"), HUB_E_NOTFOUND);
     memset(&s, 0, sizeof s);
     cr_assert_eq(hub_auth_client_list(st, see, &s, &err), HUB_OK);
     cr_assert_eq(s.n, 1);
@@ -389,7 +350,7 @@ Test(auth_store, clients_jti_and_revocation, .init = up, .fini = down) {
 }
 
 Test(auth_token, issue_check_tamper_expire_revoke, .init = up, .fini = down) {
-    cr_assert_eq(in_job(st, put_c1, ""), HUB_OK);
+    cr_assert_eq(hub_test_in_job(st, put_c1, ""), HUB_OK);
     hub_auth *a;
     hub_err err;
     hub_auth_cfg cfg = {.store = st};
@@ -431,7 +392,7 @@ Test(auth_token, issue_check_tamper_expire_revoke, .init = up, .fini = down) {
     cr_assert_eq(hub_auth_check(b, tok, &t, &err), HUB_OK);
     /* Revoked: refused (the check re-reads the client after a second at
      * most; another service instance has no cache yet). */
-    cr_assert_eq(in_job(st, revoke_c1, "c1"), HUB_OK);
+    cr_assert_eq(hub_test_in_job(st, revoke_c1, "c1"), HUB_OK);
     hub_auth *c;
     cr_assert_eq(hub_auth_new(&cfg, &c, &err), HUB_OK);
     cr_assert_eq(hub_auth_check(c, tok, &t, &err), HUB_E_INVALID);

@@ -5,9 +5,9 @@
  * expansion, configuration errors. */
 #include "record_test.h"
 #include "hub/mpi.h"
+#include "store_test.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <time.h>
 #include <stdlib.h>
 
@@ -501,44 +501,9 @@ Test(mpi_index, bad_configuration) {
 
 /* ---- blocking rows on the store ------------------------------------------------------ */
 
-typedef struct {
-    hub_store_job job;
-    hub_status (*body)(hub_store_tx *tx, void *arg, hub_err *err);
-    void *arg;
-    hub_status rc;
-    bool done;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} sync_job;
-
-static hub_status sj_run(hub_store_tx *tx, hub_store_job *j, hub_err *err) {
-    sync_job *s = (sync_job *)j;
-    return s->body(tx, s->arg, err);
-}
-
-static void sj_done(hub_store_job *j, hub_status rc, const hub_err *err) {
-    (void)err;
-    sync_job *s = (sync_job *)j;
-    pthread_mutex_lock(&s->mu);
-    s->rc = rc;
-    s->done = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Runs `body` as one writer job and waits for its commit. */
-static hub_status in_job(hub_status (*body)(hub_store_tx *, void *, hub_err *), void *arg) {
-    sync_job s = {.job = {.run = sj_run, .done = sj_done}, .body = body, .arg = arg};
-    pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.cv, NULL);
-    hub_err err;
-    cr_assert_eq(hub_store_submit(rt_store, &s.job, &err), HUB_OK);
-    pthread_mutex_lock(&s.mu);
-    while (!s.done) pthread_cond_wait(&s.cv, &s.mu);
-    pthread_mutex_unlock(&s.mu);
-    pthread_mutex_destroy(&s.mu);
-    pthread_cond_destroy(&s.cv);
-    return s.rc;
+/* One writer job on the test's store, run to its commit. */
+static hub_status in_job(hub_test_job_fn body, void *arg) {
+    return hub_test_in_job(rt_store, body, arg);
 }
 
 typedef struct {

@@ -2,52 +2,12 @@
  * any thread), as a backend must implement them. */
 #include "hub/store.h"
 #include "hub_test.h"
+#include "store_test.h"
 
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
-typedef struct {
-    hub_store_job job;
-    hub_status (*body)(hub_store_tx *tx, void *arg, hub_err *err);
-    void *arg;
-    hub_status rc;
-    bool done;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} sync_job;
-
-static hub_status sj_run(hub_store_tx *tx, hub_store_job *j, hub_err *err) {
-    sync_job *s = (sync_job *)j;
-    return s->body(tx, s->arg, err);
-}
-
-static void sj_done(hub_store_job *j, hub_status rc, const hub_err *err) {
-    (void)err;
-    sync_job *s = (sync_job *)j;
-    pthread_mutex_lock(&s->mu);
-    s->rc = rc;
-    s->done = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Runs `body` as one writer job and waits for its commit. */
-static hub_status in_job(hub_store *st, hub_status (*body)(hub_store_tx *, void *, hub_err *),
-                         void *arg) {
-    sync_job s = {.job = {.run = sj_run, .done = sj_done}, .body = body, .arg = arg};
-    pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.cv, NULL);
-    hub_err err;
-    cr_assert_eq(hub_store_submit(st, &s.job, &err), HUB_OK);
-    pthread_mutex_lock(&s.mu);
-    while (!s.done) pthread_cond_wait(&s.cv, &s.mu);
-    pthread_mutex_unlock(&s.mu);
-    pthread_mutex_destroy(&s.mu);
-    pthread_cond_destroy(&s.cv);
-    return s.rc;
-}
 
 static char dir[256];
 static hub_store *st;
@@ -145,8 +105,8 @@ static hub_status on_version(void *ud, const hub_store_version *v) {
 }
 
 Test(store_resources, writer_and_reader_calls, .init = up, .fini = down) {
-    cr_assert_eq(in_job(st, put_three, NULL), HUB_OK);
-    cr_assert_eq(in_job(st, checks, NULL), HUB_OK);
+    cr_assert_eq(hub_test_in_job(st, put_three, NULL), HUB_OK);
+    cr_assert_eq(hub_test_in_job(st, checks, NULL), HUB_OK);
     hub_err err;
     seen s = {0};
     cr_assert_eq(hub_store_res_read(st, "Patient", "p1", 0, on_version, &s, &err), HUB_OK);

@@ -1,0 +1,16 @@
+/* Helpers for tests that drive the store's writer directly (store,
+ * record, route and auth unit tests). */
+#ifndef HUB_STORE_TEST_H
+#define HUB_STORE_TEST_H
+
+#include "hub/store.h"
+
+/* A body run inside one writer transaction. */
+typedef hub_status (*hub_test_job_fn)(hub_store_tx *tx, void *arg, hub_err *err);
+
+/* Runs `body` as one writer job on `st` and waits until it has committed
+ * (or rolled back): returns the job's status. Fails the current test when
+ * the job cannot be submitted. */
+hub_status hub_test_in_job(hub_store *st, hub_test_job_fn body, void *arg);
+
+#endif
