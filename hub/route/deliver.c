@@ -765,23 +765,6 @@ hub_status hub__deliver_start(hub_route *r, hub_err *err) {
     return HUB_OK;
 }
 
-static hub_status barrier_run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
-    (void)tx;
-    (void)job;
-    (void)err;
-    return HUB_OK;
-}
-
-static void barrier_done(hub_store_job *job, hub_status rc, const hub_err *err) {
-    (void)rc;
-    (void)err;
-    hub__deliver *d = job->ud;
-    pthread_mutex_lock(&d->lk);
-    d->pending_jobs--;
-    pthread_cond_broadcast(&d->jcond);
-    pthread_mutex_unlock(&d->lk);
-}
-
 void hub__deliver_stop(hub_route *r) {
     hub__deliver *d = r->dl;
     if (!d) return;
@@ -800,18 +783,10 @@ void hub__deliver_stop(hub_route *r) {
         job_free(j);
     }
     d->rest = NULL;
-    /* The writer runs jobs in order: once a job queued now is done, every
-     * result job and the wake job queued before it are done too. */
-    hub_store_job barrier = {.run = barrier_run, .done = barrier_done, .ud = d};
-    hub_err err;
-    pthread_mutex_lock(&d->lk);
-    d->pending_jobs++;
-    pthread_mutex_unlock(&d->lk);
-    if (hub_store_submit(r->store, &barrier, &err) != HUB_OK) {
-        pthread_mutex_lock(&d->lk);
-        d->pending_jobs--;
-        pthread_mutex_unlock(&d->lk);
-    }
+    /* Every result job and the wake job queued so far are done (their
+     * callbacks use d); the count covers a store that no longer takes
+     * jobs, whose queued ones still finish. */
+    hub_store_drain(r->store);
     pthread_mutex_lock(&d->lk);
     while (d->pending_jobs > 0) pthread_cond_wait(&d->jcond, &d->lk);
     pthread_mutex_unlock(&d->lk);

@@ -1025,49 +1025,10 @@ hub_status hub_route_open(const hub_route_cfg *c, hub_route **out, hub_err *err)
 
 /* Waits until every job queued on the writer before now is done (the
  * wake job holds a pointer to r). No-op once the store is closing. */
-typedef struct {
-    hub_store_job job;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-} barrier;
-
-static hub_status barrier_run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
-    (void)tx;
-    (void)job;
-    (void)err;
-    return HUB_OK;
-}
-
-static void barrier_done(hub_store_job *job, hub_status rc, const hub_err *err) {
-    (void)rc;
-    (void)err;
-    barrier *b = job->ud;
-    pthread_mutex_lock(&b->mu);
-    b->done = true;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-}
-
-static void drain_writer(hub_route *r) {
-    barrier b = {.job = {.run = barrier_run, .done = barrier_done}, .done = false};
-    b.job.ud = &b;
-    pthread_mutex_init(&b.mu, NULL);
-    pthread_cond_init(&b.cv, NULL);
-    hub_err err;
-    if (r->store && hub_store_submit(r->store, &b.job, &err) == HUB_OK) {
-        pthread_mutex_lock(&b.mu);
-        while (!b.done) pthread_cond_wait(&b.cv, &b.mu);
-        pthread_mutex_unlock(&b.mu);
-    }
-    pthread_cond_destroy(&b.cv);
-    pthread_mutex_destroy(&b.mu);
-}
-
 void hub_route_close(hub_route *r) {
     if (!r) return;
     hub__prune_stop(r);
-    drain_writer(r);
+    if (r->store) hub_store_drain(r->store);
     hub__deliver_stop(r);
     for (size_t i = 0; i < r->byid.cap; i++) {
         hub__slot *sl = &r->byid.slots[i];

@@ -706,6 +706,46 @@ hub_status hub_store_submit(hub_store *s, hub_store_job *job, hub_err *err) {
     return HUB_OK;
 }
 
+/* An empty job: its done callback says the writer got past it. */
+typedef struct {
+    hub_store_job job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} drain_job;
+
+static hub_status drain_run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
+    (void)tx;
+    (void)job;
+    (void)err;
+    return HUB_OK;
+}
+
+static void drain_done(hub_store_job *job, hub_status rc, const hub_err *err) {
+    (void)rc;
+    (void)err;
+    drain_job *d = job->ud;
+    pthread_mutex_lock(&d->mu);
+    d->done = true;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void hub_store_drain(hub_store *s) {
+    drain_job d = {.job = {.run = drain_run, .done = drain_done}, .done = false};
+    d.job.ud = &d;
+    pthread_mutex_init(&d.mu, NULL);
+    pthread_cond_init(&d.cv, NULL);
+    hub_err err;
+    if (s && hub_store_submit(s, &d.job, &err) == HUB_OK) {
+        pthread_mutex_lock(&d.mu);
+        while (!d.done) pthread_cond_wait(&d.cv, &d.mu);
+        pthread_mutex_unlock(&d.mu);
+    }
+    pthread_cond_destroy(&d.cv);
+    pthread_mutex_destroy(&d.mu);
+}
+
 void hub_store_get_stats(hub_store *s, hub_store_stats *out) {
     pthread_mutex_lock(&s->lock);
     *out = s->stats;

@@ -55,6 +55,12 @@ hub_status hub_store_sp_end(hub_store_tx *tx, bool keep, hub_err *err);
 /* Queues a job. HUB_E_STATE once the store is closing. Thread-safe. */
 hub_status hub_store_submit(hub_store *s, hub_store_job *job, hub_err *err);
 
+/* Waits until every job queued before the call has run and its done
+ * callback has returned (the writer takes jobs in order). Returns at once
+ * when the store takes no more jobs (read-only, closing). Not from the
+ * writer thread. */
+void hub_store_drain(hub_store *s);
+
 /* Commit groups and jobs so far (for metrics and tests). */
 typedef struct {
     int64_t commits, jobs, failed_jobs;
