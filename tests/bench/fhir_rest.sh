@@ -3,6 +3,9 @@
 #
 #   tests/bench/fhir_rest.sh [RUNS] [SECONDS]
 #
+# HUB_SERVE_FLAGS adds `hub serve` options (e.g. "--set mpi.enabled=false":
+# creates without the patient index, which is on by default).
+#
 # Requests/s and p50/p99 latency (wrk) of `hub serve`'s FHIR API: read by id
 # at 1 and 32 connections, create at 32 connections (durable commits),
 # update with If-Match at 32 connections (each connection its own
@@ -33,7 +36,8 @@ start_hub() { # prints the HTTP port
   local d="$tmp/data.$RANDOM$RANDOM"
   "$hub" serve --data "$d" --mllp-port 0 --http-port 0 --mllp-host 127.0.0.1 \
     --http-host 127.0.0.1 --log-level error --set store.durable=true \
-    --set "http.threads=${HUB_HTTP_THREADS:-2}" --set http.rate_limit=0 >"$tmp/hub.log" 2>&1 &
+    --set "http.threads=${HUB_HTTP_THREADS:-2}" --set http.rate_limit=0 ${HUB_SERVE_FLAGS:-} \
+    >"$tmp/hub.log" 2>&1 &
   echo $! >"$tmp/server.pid"
   echo $! >>"$pidfile"
   for _ in $(seq 1000); do [ -f "$d/serve.json" ] && break; sleep 0.01; done

@@ -1,11 +1,26 @@
 -- wrk: POST a new Patient every time.  wrk ... -s fhir_create.lua URL -- /fhir/Patient
+-- Each Patient is another person (its own identifier, name and birth date):
+-- with the patient index on (the default), one identifier sent thousands of
+-- times would make one golden record of thousands of sources, which is no
+-- create workload anyone runs.
 local path
-local body = '{"resourceType":"Patient","identifier":[{"system":"urn:bench","value":"b-1"}],' ..
-  '"name":[{"family":"Benchmark","given":["Wrk"]}],"gender":"other","birthDate":"1970-01-01"}'
-function init(args) path = args[1] end
+local n = 0
+local tag
+function init(args)
+  path = args[1]
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+  tag = math.random(1, 1e9)
+end
+local function body()
+  n = n + 1
+  return string.format('{"resourceType":"Patient","identifier":[{"system":"urn:bench",' ..
+    '"value":"b-%d-%d"}],"name":[{"family":"Benchmark%d","given":["Wrk%d"]}],' ..
+    '"gender":"other","birthDate":"19%02d-%02d-%02d"}', tag, n, n % 997, math.random(1, 1e6),
+    math.random(10, 99), math.random(1, 12), math.random(1, 28))
+end
 function request()
   return wrk.format("POST", path, {["Content-Type"] = "application/fhir+json",
-                                   ["Prefer"] = "return=minimal"}, body)
+                                   ["Prefer"] = "return=minimal"}, body())
 end
 function done(summary, latency, requests)
   local errs = summary.errors.status + summary.errors.connect + summary.errors.read +
