@@ -4,7 +4,9 @@
 #   tests/bench/mllp_ingest.sh [CORPUS] [RUNS]
 #
 # ACKed messages/s and p50/p99 ACK latency of `hub serve` with 1 and 8
-# connections, durable commits on (and, for comparison, off), over a
+# connections, durable commits on (and, for comparison, off), on the default
+# channel (which maps every message into the record) and on a journal-only
+# channel (validate, journal, ACK), over a
 # gen_v2_corpus.py corpus (made with --count 100000 --seed 42 when CORPUS
 # does not exist); in the same run the same load against Node MLLP servers
 # that ACK without storing anything (@medplum/hl7, simple-hl7); ratios; and
@@ -37,10 +39,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_hub() { # $1 = durable true|false; prints the MLLP port
-  local d="$tmp/data.$RANDOM$RANDOM"
+# $1 = durable true|false; $2 = map (default true): false serves one channel
+# that journals and validates without mapping to FHIR (issue 4's own path;
+# the default channel also maps every message into the record, issue 7's).
+# Prints the MLLP port.
+start_hub() {
+  local d="$tmp/data.$RANDOM$RANDOM" conf=()
+  if [ "${2:-true}" = false ]; then
+    printf '{"channels":[{"name":"journal","host":"127.0.0.1","port":0,"map":false}]}\n' \
+      >"$tmp/journal.json"
+    conf=(--config "$tmp/journal.json")
+  fi
   "$hub" serve --data "$d" --mllp-port 0 --http-port 0 --mllp-host 127.0.0.1 \
-    --http-host 127.0.0.1 --log-level error --set "store.durable=$1" \
+    --http-host 127.0.0.1 --log-level error --set "store.durable=$1" "${conf[@]}" \
     >"$tmp/hub.log" 2>&1 &
   echo $! >"$tmp/server.pid"
   echo $! >>"$pidfile"
@@ -86,6 +97,8 @@ stop_server() {
 }
 hub_durable() { start_hub true; }
 hub_fast() { start_hub false; }
+journal_durable() { start_hub true false; }
+journal_fast() { start_hub false false; }
 
 node_dir="$root/tests/bench/node"
 have_node=false
@@ -110,6 +123,10 @@ measure "hub durable (1)" 1 "$n1" hub_durable
 measure "hub durable (8)" 8 "$n8" hub_durable
 measure "hub non-durable (1)" 1 "$n1" hub_fast
 measure "hub non-durable (8)" 8 "$n8" hub_fast
+measure "journal-only durable (1)" 1 "$n1" journal_durable
+measure "journal-only durable (8)" 8 "$n8" journal_durable
+measure "journal-only non-dur. (1)" 1 "$n1" journal_fast
+measure "journal-only non-dur. (8)" 8 "$n8" journal_fast
 if $have_node; then
   measure "node @medplum/hl7 (1)" 1 "$n1" node_medplum
   measure "node @medplum/hl7 (8)" 8 "$n8" node_medplum
@@ -144,6 +161,9 @@ printf 'hub durable, 1 conn:       %9.0f msg/s\n' "${R["hub durable (1).rate"]}"
 printf 'hub durable, 8 conn:       %9.0f msg/s\n' "${R["hub durable (8).rate"]}"
 printf 'hub non-durable, 1 conn:   %9.0f msg/s\n' "${R["hub non-durable (1).rate"]}"
 printf 'hub non-durable, 8 conn:   %9.0f msg/s\n' "${R["hub non-durable (8).rate"]}"
+for k in "durable (1)" "durable (8)" "non-dur. (1)" "non-dur. (8)"; do
+  printf 'journal-only %-13s %9.0f msg/s\n' "$k:" "${R["journal-only $k.rate"]}"
+done
 if $have_node; then
   best=$(printf '%s\n' "${R["node @medplum/hl7 (8).rate"]}" "${R["node simple-hl7 (8).rate"]}" | sort -g | tail -1)
   printf 'best Node server, 8 conn:  %9.0f msg/s (stores nothing)\n' "$best"
