@@ -293,17 +293,9 @@ Test(auth_scope, grant_is_the_intersection) {
 static char dir[256];
 static hub_store *st;
 
-static void up(void) {
-    hub_test_tmpdir(dir);
-    hub_store_cfg c = {.dir = dir, .durable = false};
-    hub_err err;
-    cr_assert_eq(hub_store_open(&c, &st, &err), HUB_OK, "%s", err.msg);
-}
+static void up(void) { st = hub_test_store_open(dir); }
 
-static void down(void) {
-    hub_store_close(st);
-    hub_test_rmtree(dir);
-}
+static void down(void) { hub_test_store_close(st, dir); }
 
 static hub_status put_c1(hub_store_tx *tx, void *arg, hub_err *err) {
     hub_auth_client c = {.name = "c1", .jwks = "{\"keys\":[]}", .scope = "system/*.rs",

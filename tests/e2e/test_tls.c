@@ -194,17 +194,7 @@ static int https_get(int port, const char *path, const char *cert, const char *k
     }
     argv[n++] = url;
     argv[n] = NULL;
-    hub_buf err;
-    hub_buf_init(out);
-    hub_buf_init(&err);
-    hub_test_run(argv, NULL, out, &err);
-    hub_buf_release(&err);
-    hub_buf_append(out, "", 1);
-    out->n--;
-    char *nl = strrchr(out->p, '\n');
-    int st = nl ? atoi(nl + 1) : 0;
-    if (nl) *nl = '\0';
-    return st;
+    return hub_test_curl(argv, out);
 }
 
 /* How many events an AuditEvent stands for: 1, or the count detail of

@@ -19,16 +19,8 @@ static hub_status in_job(hub_test_job_fn body, void *arg) {
     return hub_test_in_job(st, body, arg);
 }
 
-static void up(void) {
-    hub_test_tmpdir(dir);
-    hub_store_cfg c = {.dir = dir, .durable = false};
-    hub_err err;
-    cr_assert_eq(hub_store_open(&c, &st, &err), HUB_OK, "%s", err.msg);
-}
-static void down(void) {
-    hub_store_close(st);
-    hub_test_rmtree(dir);
-}
+static void up(void) { st = hub_test_store_open(dir); }
+static void down(void) { hub_test_store_close(st, dir); }
 
 /* Subscription "a": events 1..10 created at 1000 * seq, 1..8 delivered
  * (attempts for each, a handshake at 500). Subscription "b": events 1..3,

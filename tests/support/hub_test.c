@@ -373,3 +373,17 @@ bool hub_test_corpus(const char *rel, char out[512]) {
     struct stat st;
     return stat(out, &st) == 0;
 }
+
+int hub_test_curl(const char *const *argv, hub_buf *out) {
+    hub_buf err;
+    hub_buf_init(out);
+    hub_buf_init(&err);
+    hub_test_run(argv, NULL, out, &err);
+    hub_buf_release(&err);
+    hub_buf_append(out, "", 1);
+    out->n--;
+    char *nl = strrchr(out->p, '\n');
+    int st = nl ? atoi(nl + 1) : 0;
+    if (nl) *nl = '\0';
+    return st;
+}

@@ -67,6 +67,11 @@ const char *hub_test_ack_code(const char *ack);
 int hub_test_run(const char *const *argv, const char *in, hub_buf *out,
                  hub_buf *err);
 
+/* Runs a curl command line whose `-w` prints "\n%{http_code}" last: out
+ * gets the body (NUL-terminated, initialised here), the result is the
+ * HTTP status (0 when curl printed none). */
+int hub_test_curl(const char *const *argv, hub_buf *out);
+
 /* Reads a whole file; NULL if it cannot. Caller frees with hub_free. */
 char *hub_test_read_file(const char *path, size_t *n);
 /* True (and fills `out`) when ../shared/corpus/<rel> exists. */

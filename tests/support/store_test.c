@@ -1,6 +1,8 @@
 /* Writer jobs run to completion from a test thread. */
 #include "store_test.h"
 
+#include "hub_test.h"
+
 #include <criterion/criterion.h>
 #include <pthread.h>
 
@@ -41,4 +43,18 @@ hub_status hub_test_in_job(hub_store *st, hub_test_job_fn body, void *arg) {
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
     return s.rc;
+}
+
+hub_store *hub_test_store_open(char dir[256]) {
+    hub_test_tmpdir(dir);
+    hub_store_cfg c = {.dir = dir, .durable = false};
+    hub_store *st = NULL;
+    hub_err err;
+    cr_assert_eq(hub_store_open(&c, &st, &err), HUB_OK, "%s", err.msg);
+    return st;
+}
+
+void hub_test_store_close(hub_store *st, const char *dir) {
+    hub_store_close(st);
+    hub_test_rmtree(dir);
 }
