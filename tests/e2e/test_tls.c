@@ -2,6 +2,7 @@
  * mutual TLS whose certificate subject becomes the journaled identity (and
  * the audit trail's), client certificates on HTTPS checked with curl and
  * openssl s_client, and protocol versions checked with openssl s_client. */
+#include "fhir_test.h"
 #include "hub_test.h"
 #include "mllp_test.h"
 
@@ -197,20 +198,6 @@ static int https_get(int port, const char *path, const char *cert, const char *k
     return hub_test_curl(argv, out);
 }
 
-/* How many events an AuditEvent stands for: 1, or the count detail of
- * a grouped row's entity. */
-static int events_in(json_t *ae) {
-    json_t *ent = json_array_get(json_object_get(ae, "entity"), 0);
-    json_t *d;
-    size_t i;
-    json_array_foreach(json_object_get(ent, "detail"), i, d) {
-        const char *t = json_string_value(json_object_get(d, "type"));
-        const char *v = json_string_value(json_object_get(d, "valueString"));
-        if (t && v && !strcmp(t, "count")) return atoi(v);
-    }
-    return 1;
-}
-
 Test(e2e_tls, https_requires_a_client_certificate) {
     hub_test_hub h = {0};
     const char *extra[] = {"--tls-cert", tls_file(1, "server.pem"), "--tls-key",
@@ -269,7 +256,7 @@ Test(e2e_tls, https_requires_a_client_certificate) {
             subject_read++;
         /* Refusals of one address within one audit batch are one row
          * whose entity counts them. */
-        int n = events_in(ae);
+        int n = ft_audit_events(ae);
         if (desc && !strcmp(desc, "no client certificate") && oc && !strcmp(oc, "12"))
             no_cert += n;
         if (desc && strstr(desc, "unknown CA") && oc && !strcmp(oc, "12")) other_ca += n;

@@ -85,3 +85,15 @@ const char *ft_drop_golden_link(json_t *res) {
     if (json_array_size(links) == 0) json_object_del(res, "link");
     return ref;
 }
+
+int ft_audit_events(const json_t *ae) {
+    json_t *ent = json_array_get(json_object_get(ae, "entity"), 0);
+    json_t *d;
+    size_t i;
+    json_array_foreach(json_object_get(ent, "detail"), i, d) {
+        const char *t = json_string_value(json_object_get(d, "type"));
+        const char *v = json_string_value(json_object_get(d, "valueString"));
+        if (t && v && !strcmp(t, "count")) return atoi(v);
+    }
+    return 1;
+}

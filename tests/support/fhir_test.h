@@ -33,4 +33,8 @@ json_t *ft_strip_meta(const json_t *res, bool drop_id);
  * was not exactly one such link. */
 const char *ft_drop_golden_link(json_t *res);
 
+/* How many events an AuditEvent stands for: 1, or the count detail of a
+ * grouped row's entity (one party's reads or refusals in one batch). */
+int ft_audit_events(const json_t *ae);
+
 #endif
