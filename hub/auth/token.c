@@ -168,8 +168,11 @@ hub_status hub_auth_check(hub_auth *a, const char *token, hub_auth_token *out, h
         }
     }
     memset(out, 0, sizeof *out);
-    snprintf(out->client, sizeof out->client, "%s", f[0]);
-    snprintf(out->patient, sizeof out->patient, "%s", f[1]);
+    size_t lc = strlen(f[0]), lp = strlen(f[1]);
+    if (lc >= sizeof out->client || lp >= sizeof out->patient)
+        return hub_err_set(err, HUB_E_INVALID, "token", "malformed token");
+    memcpy(out->client, f[0], lc + 1);
+    memcpy(out->patient, f[1], lp + 1);
     out->exp_ms = strtoll(f[2], NULL, 10);
     if (now >= out->exp_ms) return hub_err_set(err, HUB_E_INVALID, "token", "token expired");
     if (hub_scopes_parse(f[3], false, &out->scopes, err) != HUB_OK)

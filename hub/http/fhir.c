@@ -1898,8 +1898,8 @@ static void do_audit(ctx *c, const char *id) {
     if (ne && (int)ne == (flt.limit < 1 ? 1 : flt.limit > 1000 ? 1000 : flt.limit)) {
         const char *lid = json_string_value(
             json_object_get(json_object_get(json_array_get(es, ne - 1), "resource"), "id"));
-        char next[128];
-        snprintf(next, sizeof next, "%s/AuditEvent?_count=%zu&_cursor=%s", base_of(c), ne,
+        char next[512];
+        snprintf(next, sizeof next, "%s/AuditEvent?_count=%zu&_cursor=%.64s", base_of(c), ne,
                  lid ? lid : "0");
         json_array_append_new(links, json_pack("{s:s, s:s}", "relation", "next", "url", next));
     }
