@@ -26,7 +26,7 @@ typedef struct {
 
 typedef struct {
     bool self;        /* "." or empty: the current value itself */
-    uint8_t nterms;   /* at most 6 */
+    uint8_t nterms;   /* at most 8 */
     const mterm *terms;
 } msrc;
 
@@ -41,7 +41,7 @@ typedef struct {
 } mclause;
 
 typedef struct {
-    uint8_t n;        /* at most 4, ANDed */
+    uint8_t n;        /* at most 6, ANDed */
     const mclause *c;
 } mcond;
 

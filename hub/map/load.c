@@ -132,13 +132,13 @@ static hub_status parse_src(lctx *c, char *s, msrc *out, bool seg_table) {
         out->self = true;
         return HUB_OK;
     }
-    mterm terms[6];
+    mterm terms[8];
     size_t nt = 0;
     /* Terms joined by " + ". */
     char *p = s;
     while (*p) {
         while (*p == ' ') p++;
-        if (nt == 6) return bad(c, "source of more than 6 terms%s", "");
+        if (nt == 8) return bad(c, "source of more than 8 terms%s", "");
         mterm *tm = &terms[nt];
         memset(tm, 0, sizeof *tm);
         char *start = p;
@@ -172,16 +172,19 @@ static hub_status parse_src(lctx *c, char *s, msrc *out, bool seg_table) {
     return HUB_OK;
 }
 
+/* Clauses of one condition: the IG's XTN value rows test six positions. */
+#define MAP_MAX_CLAUSES 6
+
 /* "PID-29 valued and PID-8 in (M, F) and 2 = \"X\"". */
 static hub_status parse_cond(lctx *c, char *s, mcond *out, bool seg_table) {
     memset(out, 0, sizeof *out);
     if (*s == 0) return HUB_OK;
-    mclause cls[4];
-    const char *vals[4][12];
+    mclause cls[MAP_MAX_CLAUSES];
+    const char *vals[MAP_MAX_CLAUSES][12];
     size_t ncl = 0;
     char *p = s;
     while (*p) {
-        if (ncl == 4) return bad(c, "more than 4 clauses in '%.60s'", s);
+        if (ncl == MAP_MAX_CLAUSES) return bad(c, "more than 6 clauses in '%.60s'", s);
         mclause *cl = &cls[ncl];
         memset(cl, 0, sizeof *cl);
         cl->vals = vals[ncl];

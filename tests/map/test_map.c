@@ -168,7 +168,14 @@ Test(map, xpn_xad_xtn) {
     ASSERT_AT(p, "address[0].city", "Town");
     ASSERT_AT(p, "address[0].use", "home");
     ASSERT_AT(p, "address[1].use", "work");
-    ASSERT_AT(p, "telecom[0].value", "(555) 1234567");
+    /* The IG's XTN: area and local number assembled, and kept as extensions. */
+    ASSERT_AT(p, "telecom[0].value", "555 1234567");
+    ASSERT_AT(p, "telecom[0].extension[0].valueString", "555");
+    ASSERT_AT(p, "telecom[0].extension[1].url",
+              "http://hl7.org/fhir/StructureDefinition/contactpoint-local");
+    ASSERT_AT(p, "name[0]._family.extension[0].url",
+              "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix");
+    ASSERT_AT(p, "name[0]._family.extension[0].valueString", "van");
     ASSERT_AT(p, "telecom[0].system", "phone");
     ASSERT_AT(p, "telecom[0].use", "home");
     ASSERT_AT(p, "telecom[1].value", "a@b.org");
