@@ -17,6 +17,10 @@
  *    the hub keeps in its journal and Provenance, not as resources), and
  *    extensions whose url is not a core FHIR one
  *    (http://hl7.org/fhir/StructureDefinition/...);
+ *  - a resource repeated in one Bundle with the same content (id and meta
+ *    aside) counts once: writing a practitioner once per reference or once
+ *    per message is the converter's choice, not a difference in what it
+ *    says;
  *  - values compare exactly (a precision difference is a disagreement),
  *    except that a dateTime with a time and an offset compares as the
  *    instant it names (the same moment written in another zone agrees:
@@ -187,6 +191,28 @@ static bool conversion_only(json_t *entry, json_t *conv_refs, json_t *rec_refs) 
     return by_conv && !by_rec;
 }
 
+/* Adds a resource's leaves to `set` unless a resource with the same
+ * scored leaves came before (ids, meta and converter-specific extensions
+ * aside): a converter that writes the same practitioner once per reference
+ * and one that writes it once say the same thing. */
+static void add_leaves(json_t *r, const char *type, json_t *set, json_t *seen) {
+    json_t *mine = json_object();
+    leaves(r, type, mine);
+    char *d = json_dumps(mine, JSON_COMPACT | JSON_SORT_KEYS);
+    if (d && json_object_get(seen, d) == NULL) {
+        json_object_set_new(seen, d, json_true());
+        const char *k;
+        json_t *v;
+        json_object_foreach(mine, k, v) {
+            json_t *c = json_object_get(set, k);
+            json_object_set_new(set, k,
+                                json_integer(json_integer_value(v) + (c ? json_integer_value(c) : 0)));
+        }
+    }
+    free(d);
+    json_decref(mine);
+}
+
 static void bundle_leaves(json_t *b, json_t *set) {
     json_t *e = json_object_get(b, "entry");
     json_t *conv_refs = json_object(), *rec_refs = json_object();
@@ -200,13 +226,15 @@ static void bundle_leaves(json_t *b, json_t *set) {
         else
             collect_refs(r, rec_refs);
     }
+    json_t *seen = json_object();
     for (size_t i = 0; i < json_array_size(e); i++) {
         json_t *r = json_object_get(json_array_get(e, i), "resource");
         const char *t = json_string_value(json_object_get(r, "resourceType"));
         if (t == NULL || skip_type(t) || conversion_only(json_array_get(e, i), conv_refs, rec_refs))
             continue;
-        leaves(r, t, set);
+        add_leaves(r, t, set, seen);
     }
+    json_decref(seen);
     json_decref(conv_refs);
     json_decref(rec_refs);
 }
