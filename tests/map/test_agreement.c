@@ -24,7 +24,10 @@
  *  - values compare exactly (a precision difference is a disagreement),
  *    except that a dateTime with a time and an offset compares as the
  *    instant it names (the same moment written in another zone agrees:
- *    FHIR-Converter writes times in its own machine's zone), and a value
+ *    FHIR-Converter writes times in its own machine's zone), a time the
+ *    v2 message sent without an offset compares by its clock time (the
+ *    zone is the converter's assumption: MSH-7's for the hub, UTC for
+ *    ReportStream), and a value
  *    naming the converter itself (its
  *    made-up systems, http://example.com/v2-to-fhir-converter/...) is not
  *    scored;
@@ -76,11 +79,34 @@ static bool skip_type(const char *t) {
            strcmp(t, "Bundle") == 0;
 }
 
+/* The v2 message being compared (for sent_without_offset). */
+static const char *g_v2;
+static size_t g_v2n;
+
+/* True when the message holds this date and time of day (to the minute)
+ * without an offset: the zone is then the converter's assumption. */
+static bool sent_without_offset(int y, int mo, int d, int h, int mi) {
+    char digits[32];
+    int dn = snprintf(digits, sizeof digits, "%04d%02d%02d%02d%02d", y, mo, d, h, mi);
+    const char *p = g_v2, *end = g_v2 + g_v2n;
+    while (p && (p = memmem(p, (size_t)(end - p), digits, (size_t)dn)) != NULL) {
+        bool starts = p == g_v2 || !isdigit((unsigned char)p[-1]);
+        const char *q = p + dn;
+        while (q < end && (isdigit((unsigned char)*q) || *q == '.')) q++;
+        if (starts && (q == end || (*q != '+' && *q != '-'))) return true;
+        p += dn;
+    }
+    return false;
+}
+
 /* A dateTime with a time of day and an offset is compared as the instant it
  * names: "2008-08-25T15:31:30+05:30" and "2008-08-25T11:16:30+01:15" are the
  * same moment written in two zones (FHIR-Converter writes every time in the
  * zone of the machine that made its expected outputs). Writes the instant
- * (UTC, ms) to out and returns true for such a value. */
+ * (UTC, ms) to out and returns true for such a value. A time the message
+ * sent without an offset is compared by its clock time instead: its zone is
+ * each converter's assumption (the hub takes MSH-7's, as v2 says the
+ * sender's zone applies; ReportStream takes UTC). */
 static bool instant_of(const char *s, char *out, size_t cap) {
     int y, mo, d, h, mi, sec = 0, ms = 0, n = 0;
     if (sscanf(s, "%4d-%2d-%2dT%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) != 5 || n != 16) return false;
@@ -107,6 +133,10 @@ static bool instant_of(const char *s, char *out, size_t cap) {
         return false;
     }
     if (*p) return false;
+    if (sent_without_offset(y, mo, d, h, mi)) {
+        snprintf(out, cap, "\"~%04d-%02d-%02dT%02d:%02d:%02d.%03d\"", y, mo, d, h, mi, sec, ms);
+        return true;
+    }
     struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
                     .tm_min = mi, .tm_sec = sec};
     long long t = (long long)timegm(&tm) - off * 60LL;
@@ -286,6 +316,8 @@ static double compare(run *r, const char *hl7, const char *expected) {
         return -1;
     }
     json_t *eset = json_object(), *oset = json_object();
+    g_v2 = buf;
+    g_v2n = n;
     bundle_leaves(exp, eset);
     hub_arena a;
     hub_arena_init(&a, 16384);
