@@ -11,14 +11,14 @@
  *  - ignored, being converter-specific: id, meta, every Reference.reference
  *    (ids differ by design), narrative div, fullUrl and request, the
  *    resources that describe the conversion itself (MessageHeader,
- *    Provenance) and the resources only they refer to (a Provenance's
- *    agents, not its targets: the converter's own
+ *    Provenance) and the resources only they refer to, directly or through
+ *    one another (a Provenance's agents, not its targets: the converter's own
  *    assembler Organization; MessageHeader's sender and destination, which
  *    the hub keeps in its journal and Provenance, not as resources), and
  *    extensions whose url is not a core FHIR one
  *    (http://hl7.org/fhir/StructureDefinition/...);
- *  - a resource repeated in one Bundle with the same content (id and meta
- *    aside) counts once: writing a practitioner once per reference or once
+ *  - a resource repeated in one Bundle with the same scored leaves counts
+ *    once: writing a practitioner once per reference or once
  *    per message is the converter's choice, not a difference in what it
  *    says;
  *  - values compare exactly (a precision difference is a disagreement),
@@ -27,9 +27,8 @@
  *    FHIR-Converter writes times in its own machine's zone), a time the
  *    v2 message sent without an offset compares by its clock time (the
  *    zone is the converter's assumption: MSH-7's for the hub, UTC for
- *    ReportStream), and a value
- *    naming the converter itself (its
- *    made-up systems, http://example.com/v2-to-fhir-converter/...) is not
+ *    ReportStream), and a value naming the converter itself (its made-up
+ *    systems, http://example.com/v2-to-fhir-converter/...) is not
  *    scored;
  *  - a message we do not convert (no table yet, or a failure) agrees on
  *    nothing.
@@ -207,7 +206,8 @@ static void collect_refs(json_t *v, json_t *set) {
 }
 
 /* True when the entry is referred to by the resources that describe the
- * conversion (MessageHeader, a Provenance's agents) and by no other: the converter's
+ * conversion (MessageHeader, a Provenance's agents, and what only they
+ * refer to) and by no other: the converter's
  * own assembler Organization, the MessageHeader's sender and destination. */
 static bool conversion_only(json_t *entry, json_t *conv_refs, json_t *rec_refs) {
     json_t *r = json_object_get(entry, "resource");
@@ -243,30 +243,47 @@ static void add_leaves(json_t *r, const char *type, json_t *set, json_t *seen) {
     json_decref(mine);
 }
 
+/* Marks (in `conv`, by entry index) the entries only the conversion's
+ * description refers to, directly or through other such entries. */
+static void mark_conversion_only(json_t *e, bool *conv) {
+    size_t n = json_array_size(e);
+    for (int round = 0; round < 4; round++) {
+        json_t *conv_refs = json_object(), *rec_refs = json_object();
+        for (size_t i = 0; i < n; i++) {
+            json_t *r = json_object_get(json_array_get(e, i), "resource");
+            const char *t = json_string_value(json_object_get(r, "resourceType"));
+            if (t && strcmp(t, "Provenance") == 0)
+                collect_refs(json_object_get(r, "agent"), conv_refs); /* not its targets */
+            else
+                collect_refs(r, (t && strcmp(t, "MessageHeader") == 0) || conv[i] ? conv_refs : rec_refs);
+        }
+        bool changed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!conv[i] && conversion_only(json_array_get(e, i), conv_refs, rec_refs)) {
+                conv[i] = true;
+                changed = true;
+            }
+        }
+        json_decref(conv_refs);
+        json_decref(rec_refs);
+        if (!changed) break;
+    }
+}
+
 static void bundle_leaves(json_t *b, json_t *set) {
     json_t *e = json_object_get(b, "entry");
-    json_t *conv_refs = json_object(), *rec_refs = json_object();
-    for (size_t i = 0; i < json_array_size(e); i++) {
-        json_t *r = json_object_get(json_array_get(e, i), "resource");
-        const char *t = json_string_value(json_object_get(r, "resourceType"));
-        if (t && strcmp(t, "MessageHeader") == 0)
-            collect_refs(r, conv_refs);
-        else if (t && strcmp(t, "Provenance") == 0)
-            collect_refs(json_object_get(r, "agent"), conv_refs); /* not its targets */
-        else
-            collect_refs(r, rec_refs);
-    }
+    size_t n = json_array_size(e);
+    bool *conv = calloc(n ? n : 1, sizeof *conv);
+    mark_conversion_only(e, conv);
     json_t *seen = json_object();
-    for (size_t i = 0; i < json_array_size(e); i++) {
+    for (size_t i = 0; i < n; i++) {
         json_t *r = json_object_get(json_array_get(e, i), "resource");
         const char *t = json_string_value(json_object_get(r, "resourceType"));
-        if (t == NULL || skip_type(t) || conversion_only(json_array_get(e, i), conv_refs, rec_refs))
-            continue;
+        if (t == NULL || skip_type(t) || conv[i]) continue;
         add_leaves(r, t, set, seen);
     }
     json_decref(seen);
-    json_decref(conv_refs);
-    json_decref(rec_refs);
+    free(conv);
 }
 
 /* Expected leaves we miss, and ours on the same paths with other values. */
