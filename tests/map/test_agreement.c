@@ -82,17 +82,21 @@ static bool skip_type(const char *t) {
 static const char *g_v2;
 static size_t g_v2n;
 
-/* True when the message holds this date and time of day (to the minute)
- * without an offset: the zone is then the converter's assumption. */
+/* True when the message holds this date and time of day (to the minute,
+ * or to the hour when the minutes are 0) without an offset: the zone is
+ * then the converter's assumption. */
 static bool sent_without_offset(int y, int mo, int d, int h, int mi) {
-    char digits[32];
-    int dn = snprintf(digits, sizeof digits, "%04d%02d%02d%02d%02d", y, mo, d, h, mi);
+    char digits[32], mins[8];
+    int dn = snprintf(digits, sizeof digits, "%04d%02d%02d%02d", y, mo, d, h);
+    snprintf(mins, sizeof mins, "%02d", mi);
     const char *p = g_v2, *end = g_v2 + g_v2n;
     while (p && (p = memmem(p, (size_t)(end - p), digits, (size_t)dn)) != NULL) {
         bool starts = p == g_v2 || !isdigit((unsigned char)p[-1]);
         const char *q = p + dn;
+        bool has_min = q + 1 < end && isdigit((unsigned char)q[0]) && isdigit((unsigned char)q[1]);
+        bool same = has_min ? memcmp(q, mins, 2) == 0 : mi == 0;
         while (q < end && (isdigit((unsigned char)*q) || *q == '.')) q++;
-        if (starts && (q == end || (*q != '+' && *q != '-'))) return true;
+        if (starts && same && (q == end || (*q != '+' && *q != '-'))) return true;
         p += dn;
     }
     return false;
