@@ -447,7 +447,9 @@ Test(map, provenance_names_the_message) {
     json_t *p = res_of("Provenance", 0);
     ASSERT_AT(p, "entity[0].what.identifier.value", "ADM^HOSP|C1");
     ASSERT_AT(p, "entity[0].role", "source");
-    cr_assert_eq(json_array_size(json_object_get(p, "target")), 1);
+    /* The Patient and its identifier's assigner (PID-3.4, an Organization). */
+    cr_assert_eq(json_array_size(json_object_get(p, "target")), 2);
+    ASSERT_AT(res_of("Organization", 0), "identifier[0].value", "H");
 }
 
 Test(map, explain_names_field_and_rows) {
