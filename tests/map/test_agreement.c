@@ -18,9 +18,8 @@
  *    extensions whose url is not a core FHIR one
  *    (http://hl7.org/fhir/StructureDefinition/...);
  *  - a resource repeated in one Bundle with the same scored leaves counts
- *    once: writing a practitioner once per reference or once
- *    per message is the converter's choice, not a difference in what it
- *    says;
+ *    once: writing a practitioner once per reference or once per message
+ *    is the converter's choice, not a difference in what it says;
  *  - values compare exactly (a precision difference is a disagreement),
  *    except that a dateTime with a time and an offset compares as the
  *    instant it names (the same moment written in another zone agrees:
@@ -211,8 +210,8 @@ static void collect_refs(json_t *v, json_t *set) {
 
 /* True when the entry is referred to by the resources that describe the
  * conversion (MessageHeader, a Provenance's agents, and what only they
- * refer to) and by no other: the converter's
- * own assembler Organization, the MessageHeader's sender and destination. */
+ * refer to) and by no other: the converter's own assembler Organization,
+ * the MessageHeader's sender and destination. */
 static bool conversion_only(json_t *entry, json_t *conv_refs, json_t *rec_refs) {
     json_t *r = json_object_get(entry, "resource");
     const char *full = json_string_value(json_object_get(entry, "fullUrl"));
@@ -449,7 +448,7 @@ Test(map_agreement, reportstream_cases) {
     r->misses = getenv("HUB_AGREE_MISSES");
     hub_err err;
     hub_map_cfg c = {.dir = HUB_SOURCE_DIR "/mappings"};
-    cr_assert_eq(hub_map_load(&c, &r->map, &err), HUB_OK);
+    cr_assert_eq(hub_map_load(&c, &r->map, &err), HUB_OK, "%s: %s", err.where, err.msg);
     walk(r, dir, true, 0);
     printf("ReportStream mapping-inventory cases: %ld, agreeing (>= 90%% of leaves) %ld\n",
            r->cases, r->cases_ok);
@@ -488,7 +487,7 @@ Test(map_agreement, fhir_converter_pairs) {
     r->misses = getenv("HUB_AGREE_MISSES");
     hub_err err;
     hub_map_cfg c = {.dir = HUB_SOURCE_DIR "/mappings"};
-    cr_assert_eq(hub_map_load(&c, &r->map, &err), HUB_OK);
+    cr_assert_eq(hub_map_load(&c, &r->map, &err), HUB_OK, "%s: %s", err.where, err.msg);
     walk(r, dir, false, 0);
     printf("FHIR-Converter pairs: %ld\n", r->cases);
     print("by message type (leaves)", &r->by_msg);

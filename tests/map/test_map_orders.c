@@ -555,3 +555,19 @@ Test(map_orders, omg_order) {
     ASSERT_STR(sr, "status", "active");
     ASSERT_STR(sr, "code.coding[0].code", "71045");
 }
+
+Test(map_orders, second_obr_without_orc_is_its_own_order_and_report) {
+    /* The second OBR has no ORC of its own: ORC-n names the first order's
+     * ORC, so its own OBR-2/3 must key it, or the two orders would be one. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "R9") PID
+             "ORC|RE|PL1^ORD|FL1^LAB\r"
+             "OBR|1|PL1^ORD|FL1^LAB|1558-6^Glucose^LN|||20240102\r"
+             "OBX|1|NM|1558-6^Glucose^LN||98|mg/dL||||||F\r"
+             "OBR|2|PL2^ORD|FL2^LAB|2345-7^Glucose^LN|||20240102\r"
+             "OBX|1|NM|2345-7^Glucose^LN||99|mg/dL||||||F\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("ServiceRequest"), 2);
+    cr_assert_eq(count_of("DiagnosticReport"), 2);
+    cr_assert_str_eq(url_of("DiagnosticReport", 1), "DiagnosticReport?identifier=urn:id:LAB|FL2");
+}
