@@ -6,7 +6,11 @@
  * fast. Time is the thread's CPU time; wall time is printed too. Median of
  * N runs.
  *
- *   bench_map CORPUS [--runs N] [--count N]
+ *   bench_map CORPUS [--runs N] [--count N] [--dump FILE]
+ *
+ * --dump writes each message's Bundle (compact JSON, one line each; a
+ * failure as "error WHERE: MSG") from the untimed pass: two builds'
+ * dumps compared with cmp show that a change kept the output.
  *
  * Also prints the tables' load time. */
 #include <stdio.h>
@@ -25,9 +29,11 @@ int main(int argc, char **argv) {
     }
     int runs = 3;
     size_t want = 0;
+    const char *dump_path = NULL;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) want = (size_t)atol(argv[++i]);
+        else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump_path = argv[++i];
         else {
             fprintf(stderr, "bench_map: unknown argument '%s'\n", argv[i]);
             return 2;
@@ -45,6 +51,11 @@ int main(int argc, char **argv) {
     double load_ms = (double)(hub_mono_ns() - l0) / 1e6;
     bench_corpus corpus;
     if (bench_corpus_load(argv[1], want, &corpus) != 0) return 1;
+    FILE *dump = dump_path ? fopen(dump_path, "w") : NULL;
+    if (dump_path && dump == NULL) {
+        perror(dump_path);
+        return 1;
+    }
     hub_arena a;
     hub_arena_init(&a, 1 << 16);
     /* Untimed pass: which messages have a table (ORU has none until the
@@ -61,6 +72,13 @@ int main(int argc, char **argv) {
         hub_map_opts o = {.now_ms = 1};
         hub_map_result res;
         hub_status rc = hub_map_message(map, m, &o, &res, &err);
+        if (dump && rc == HUB_OK) {
+            char *js = json_dumps(res.bundle, JSON_COMPACT);
+            fprintf(dump, "%s\n", js ? js : "(null)");
+            free(js);
+        } else if (dump) {
+            fprintf(dump, "error %s: %s\n", err.where, err.msg);
+        }
         if (rc == HUB_OK) {
             conv[ok++] = corpus.msg[i];
             entries += res.nresources;
@@ -71,6 +89,7 @@ int main(int argc, char **argv) {
         }
         hub_map_result_release(&res);
     }
+    if (dump) fclose(dump);
     double *t = malloc((size_t)runs * sizeof *t), *wall = malloc((size_t)runs * sizeof *wall);
     for (int r = 0; r < runs; r++) {
         bytes = 0;
