@@ -327,14 +327,47 @@ static void put1(wr *w, char ch) {
     if (room(w, 1)) w->b->p[w->b->n++] = ch;
 }
 
+/* True when one of the 8 bytes of w is a control character, '"' or '\\'
+ * (the "has a zero byte" test on each; exact: a borrow only starts at a
+ * byte that is one). */
+static bool needs_escape8(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) != 0;
+}
+
+/* Most strings need no escape: checked eight bytes at a time (the last
+ * word overlapping, a short string padded with spaces), then copied. */
+static bool plain(const char *p, size_t n) {
+    uint64_t w;
+    if (n < 8) {
+        w = 0x2020202020202020ULL;
+        memcpy(&w, p, n);
+        return !needs_escape8(w);
+    }
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        if (needs_escape8(w)) return false;
+    }
+    memcpy(&w, p + n - 8, 8);
+    return !needs_escape8(w);
+}
+
 static void put_string(wr *w, const char *p, size_t n) {
     if (n > (SIZE_MAX - 2) / 6 || !room(w, 6 * n + 2)) {
         if (w->st == HUB_OK) w->st = HUB_E_NOMEM;
         return;
     }
-    static const char hex[] = "0123456789ABCDEF";
     char *o = w->b->p + w->b->n;
     *o++ = '"';
+    if (plain(p, n)) {
+        memcpy(o, p, n);
+        o += n;
+        *o++ = '"';
+        w->b->n = (size_t)(o - w->b->p);
+        return;
+    }
+    static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
@@ -413,6 +446,9 @@ static void dump(wr *w, const mj *v) {
 
 hub_status hub__mj_dump(const mj *v, hub_buf *out) {
     wr w = {out, HUB_OK};
+    /* A Bundle is some tens of KB: one allocation rather than a chain of
+     * doubling reallocs. */
+    room(&w, 32u << 10);
     dump(&w, v);
     if (w.st == HUB_OK) out->p[out->n] = '\0'; /* room kept by hub_buf_reserve */
     return w.st;
