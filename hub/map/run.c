@@ -55,6 +55,22 @@ typedef struct {
     char sender[200], control[200];
     uint64_t h0;
     hub_buf *ex; /* explain, or NULL */
+    /* Every {"reference": url} string made, so that the references to an
+     * entry merged into another are repointed without walking every
+     * resource. */
+    mj **refs;
+    size_t nrefs, refcap;
+    /* The last value split at the component and at the sub-component
+     * separator: a datatype table's rows each read a component of the
+     * same value, and splitting it again for each cost more than the
+     * rest of reading it. */
+    struct split_cache {
+        const char *p;
+        size_t n;
+        char sep;
+        uint16_t count; /* parts; 0: not cached */
+        hub_slice part[24];
+    } split[2];
 } rctx;
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -127,25 +143,51 @@ static hub_status fail(rctx *c, const mval *v, int code, hub_status st,
     return hub_err_set(c->err, st, w, "%s", what);
 }
 
+/* Part i (from 1) of raw split at sep: hub_v2_split's answer, from the
+ * cache when raw was the last value split there. A value of more parts
+ * than the cache holds is split each time. */
+static hub_slice part_of(rctx *c, int which, hub_slice raw, char sep, uint16_t i) {
+    struct split_cache *k = &c->split[which];
+    if (raw.p == NULL) return raw;
+    if (sep == 0) return hub_v2_split(raw, sep, i, NULL);
+    if (k->count == 0 || k->p != raw.p || k->n != raw.n || k->sep != sep) {
+        k->count = 0;
+        const char *p = raw.p, *end = raw.p + raw.n;
+        uint16_t n = 0;
+        for (;;) {
+            const char *q = memchr(p, sep, (size_t)(end - p));
+            if (n == 24) return hub_v2_split(raw, sep, i, NULL);
+            k->part[n++] = (hub_slice){p, (size_t)((q ? q : end) - p)};
+            if (q == NULL) break;
+            p = q + 1;
+        }
+        k->p = raw.p;
+        k->n = raw.n;
+        k->sep = sep;
+        k->count = n;
+    }
+    return i >= 1 && i <= k->count ? k->part[i - 1] : (hub_slice){NULL, 0};
+}
+
 /* Component `comp` (sub-component `sub`) of a value, absent when it has
  * none. comp 0: the value itself. */
-static mval sub_of(const rctx *c, const mval *v, uint16_t comp, uint16_t sub) {
+static mval sub_of(rctx *c, const mval *v, uint16_t comp, uint16_t sub) {
     mval r = *v;
     if (comp == 0) return r;
     if (v->raw.p == NULL) return r;
     if (v->level == 0) {
-        r.raw = hub_v2_split(v->raw, c->d.comp, comp, NULL);
+        r.raw = part_of(c, 0, v->raw, c->d.comp, comp);
         r.level = 1;
         r.comp = comp;
         if (sub && c->d.sub) {
-            r.raw = hub_v2_split(r.raw, c->d.sub, sub, NULL);
+            r.raw = part_of(c, 1, r.raw, c->d.sub, sub);
             r.level = 2;
             r.sub = sub;
         } else if (sub > 1) {
             r.raw = (hub_slice){NULL, 0};
         }
     } else if (v->level == 1) {
-        if (c->d.sub) r.raw = hub_v2_split(v->raw, c->d.sub, comp, NULL);
+        if (c->d.sub) r.raw = part_of(c, 1, v->raw, c->d.sub, comp);
         else if (comp > 1) r.raw = (hub_slice){NULL, 0};
         r.level = 2;
         r.sub = comp;
@@ -167,7 +209,7 @@ static size_t other_seg(const rctx *c, const char *id, size_t from) {
 
 /* The value at a position, relative to `v`. A field without a repetition
  * number means its first repetition. */
-static mval at_pos(const rctx *c, const mval *v, const mpos *p, uint16_t rep) {
+static mval at_pos(rctx *c, const mval *v, const mpos *p, uint16_t rep) {
     if (p->field == 0) return sub_of(c, v, p->comp, p->sub);
     mval r = {.seg = v->seg};
     if (p->seg[0]) {
@@ -632,13 +674,36 @@ static mres *find_res(rctx *c, const char *name, size_t seg) {
     mres *best = NULL;
     for (size_t i = 0; i < c->nres; i++) {
         mres *r = &c->res[i];
-        if (strcmp(r->name, name) != 0) continue;
+        if (r->name != name && (r->name[0] != name[0] || strcmp(r->name, name) != 0)) continue;
         if (r->seg <= seg) best = r; /* the nearest one before */
         else if (best == NULL) return r;
         else break;
     }
     while (best && best->alias >= 0) best = &c->res[best->alias];
     return best;
+}
+
+static void note_ref(rctx *c, mj *s) {
+    if (s == NULL) return;
+    if (c->nrefs == c->refcap) {
+        size_t nc = c->refcap ? c->refcap * 2 : 64;
+        mj **nr = hub_arena_grow(c->a, c->refs, c->refcap * sizeof *nr, nc * sizeof *nr);
+        if (nr == NULL) return; /* out of memory: reported by what fails next */
+        c->refs = nr;
+        c->refcap = nc;
+    }
+    c->refs[c->nrefs++] = s;
+}
+
+/* The references inside a copied subtree. */
+static void note_refs_below(rctx *c, mj *v, int depth) {
+    if (depth > 64 || (v->kind != MJ_OBJ && v->kind != MJ_ARR)) return;
+    for (mj *it = v->u.k.head; it; it = it->next) {
+        if (it->kind == MJ_STR && v->kind == MJ_OBJ && strcmp(it->key, "reference") == 0)
+            note_ref(c, it);
+        else
+            note_refs_below(c, it, depth + 1);
+    }
 }
 
 /* Adds r's elements q lacks. A choice element (value[x]: valueQuantity,
@@ -655,7 +720,11 @@ static bool has_choice(const mj *q, const char *k) {
 static void merge_missing(rctx *c, mj *q, const mj *r) {
     for (const mj *m = r->u.k.head; m; m = m->next) {
         if (hub__mj_get(q, m->key) || has_choice(q, m->key)) continue;
-        hub__mj_set(q, m->key, hub__mj_copy(c->a, m));
+        mj *cp = hub__mj_copy(c->a, m);
+        if (cp == NULL) continue;
+        if (cp->kind == MJ_STR && strcmp(cp->key, "reference") == 0) note_ref(c, cp);
+        else note_refs_below(c, cp, 0);
+        hub__mj_set(q, m->key, cp);
     }
 }
 
@@ -669,7 +738,9 @@ static mres *res_at(rctx *c, size_t i) { return i == SIZE_MAX ? NULL : &c->res[i
 /* Strings of an mres are copied: c->res moves when it grows. */
 static mj *ref_to(rctx *c, const mres *r) {
     mj *o = hub__mj_obj(c->a);
-    hub__mj_set(o, "reference", hub__mj_strdup(c->a, r->url, strlen(r->url)));
+    mj *s = hub__mj_strdup(c->a, r->url, strlen(r->url));
+    hub__mj_set(o, "reference", s);
+    note_ref(c, s);
     return o;
 }
 
@@ -889,11 +960,20 @@ static bool in_group(const rctx *c, size_t seg, const char *group) {
 }
 
 /* URL-encodes the characters a query value cannot hold. */
+static bool qsafe(unsigned char ch) {
+    return isalnum(ch) || (ch && strchr("-._~:/@!$'()*,;", ch));
+}
+
 static void qenc(hub_buf *b, const char *s) {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr("-._~:/@!$'()*,;", ch)) hub_buf_append(b, s, 1);
-        else hub_buf_printf(b, "%%%02X", ch);
+    static const char hx[] = "0123456789ABCDEF";
+    while (*s) {
+        const char *run = s;
+        while (*s && qsafe((unsigned char)*s)) s++;
+        if (s > run) hub_buf_append(b, run, (size_t)(s - run));
+        if (*s == 0) break;
+        unsigned char ch = (unsigned char)*s++;
+        char e[3] = {'%', hx[ch >> 4], hx[ch & 15]};
+        hub_buf_append(b, e, 3);
     }
 }
 
@@ -1090,14 +1170,9 @@ static bool prune(mj *v) { return hub__mj_prune(v); }
  * attending and admitting) point at the one kept: they would name an
  * entry the Bundle does not have. `old[i]` is the url entry i had before
  * it was merged (empty for the others). */
-static void repoint_refs(rctx *c, mj *v, char (*old)[48], int depth) {
-    if (depth > 64) return;
-    if (v->kind != MJ_ARR && v->kind != MJ_OBJ) return;
-    for (mj *it = v->u.k.head; it; it = it->next) {
-        if (it->kind != MJ_STR || v->kind != MJ_OBJ || strcmp(it->key, "reference") != 0) {
-            repoint_refs(c, it, old, depth + 1);
-            continue;
-        }
+static void repoint_refs(rctx *c, char (*old)[48]) {
+    for (size_t k = 0; k < c->nrefs; k++) {
+        mj *it = c->refs[k];
         for (size_t i = 0; i < c->nres; i++) {
             if (old[i][0] && strcmp(old[i], it->u.s.p) == 0) {
                 const char *u = hub_arena_strndup(c->a, c->res[i].url, strlen(c->res[i].url));
@@ -1342,8 +1417,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             }
         }
     }
-    for (size_t i = 0; merged && i < c.nres; i++)
-        if (c.res[i].alias < 0) repoint_refs(&c, c.res[i].res, old, 0);
+    if (merged) repoint_refs(&c, old);
     for (size_t i = 0; i < c.nres; i++)
         if (c.res[i].alias < 0 && (rc = link_res(&c, &c.res[i]))) goto done;
 

@@ -107,7 +107,7 @@ const char *hub__mj_sval(const mj *v) {
 mj *hub__mj_get(const mj *o, const char *k) {
     if (o == NULL || o->kind != MJ_OBJ) return NULL;
     for (mj *c = o->u.k.head; c; c = c->next)
-        if (strcmp(c->key, k) == 0) return c;
+        if (c->key == k || (c->key[0] == k[0] && strcmp(c->key, k) == 0)) return c;
     return NULL;
 }
 
@@ -136,7 +136,7 @@ void hub__mj_set(mj *o, const char *k, mj *v) {
     v->key = k;
     mj *prev = NULL;
     for (mj *c = o->u.k.head; c; prev = c, c = c->next) {
-        if (strcmp(c->key, k) != 0) continue;
+        if (c->key != k && (c->key[0] != k[0] || strcmp(c->key, k) != 0)) continue;
         /* Replaced where it stands, as jansson does. */
         v->next = c->next;
         if (prev) prev->next = v;
