@@ -112,6 +112,17 @@ static void uuid_of(uint64_t a, uint64_t b, char out[48]) {
     *o = '\0';
 }
 
+/* x y z in the arena (NULL: out of memory). */
+static char *join3(hub_arena *a, const char *x, const char *y, const char *z) {
+    size_t nx = strlen(x), ny = strlen(y), nz = strlen(z);
+    char *o = hub_arena_alloc(a, nx + ny + nz + 1);
+    if (o == NULL) return NULL;
+    memcpy(o, x, nx);
+    memcpy(o + nx, y, ny);
+    memcpy(o + nx + ny, z, nz + 1);
+    return o;
+}
+
 static hub_status nomem(rctx *c) {
     return hub_err_set(c->err, HUB_E_NOMEM, "map", "out of memory");
 }
@@ -1044,7 +1055,8 @@ static hub_status key_of(rctx *c, mres *r) {
             if (val == NULL) continue;
             hub_buf b;
             hub_buf_init(&b);
-            hub_buf_printf(&b, "%s?identifier=", r->type);
+            hub_buf_append_cstr(&b, r->type);
+            hub_buf_append_cstr(&b, "?identifier=");
             if (sys) {
                 qenc(&b, sys);
                 hub_buf_append(&b, "|", 1);
@@ -1157,7 +1169,7 @@ static hub_status provenance(rctx *c, mj *entries) {
     hub__mj_set(e, "fullUrl", hub__mj_strdup(a, url, strlen(url)));
     hub__mj_set(e, "resource", p);
     hub__mj_set(req, "method", hub__mj_str(a, "PUT"));
-    hub__mj_set(req, "url", hub__mj_str(a, hub_arena_sprintf(a, "Provenance/%s", id)));
+    hub__mj_set(req, "url", hub__mj_str(a, join3(a, "Provenance", "/", id)));
     hub__mj_set(e, "request", req);
     hub__mj_append(entries, e);
     return HUB_OK;
@@ -1208,7 +1220,7 @@ static hub_status add_entry(rctx *c, mres *r, mj *entries) {
         hub__mj_set(req, "url", hub__mj_str(a, r->criteria));
     } else {
         hub__mj_set(r->res, "id", hub__mj_strdup(a, r->id, strlen(r->id)));
-        hub__mj_set(req, "url", hub__mj_str(a, hub_arena_sprintf(a, "%s/%s", r->type, r->id)));
+        hub__mj_set(req, "url", hub__mj_str(a, join3(a, r->type, "/", r->id)));
     }
     hub__mj_set(merge, "url", hub__mj_str(a, HUB_MAP_MERGE_URL));
     hub__mj_set(merge, "valueBoolean", hub__mj_bool(a, true));

@@ -310,7 +310,7 @@ typedef struct {
     hub_status st;
 } wr;
 
-static bool room(wr *w, size_t n) {
+static inline bool room(wr *w, size_t n) {
     if (w->st != HUB_OK) return false;
     if (w->b->cap - w->b->n > n) return true;
     w->st = hub_buf_reserve(w->b, n);
@@ -353,19 +353,15 @@ static bool plain(const char *p, size_t n) {
     return !needs_escape8(w);
 }
 
-static void put_string(wr *w, const char *p, size_t n) {
-    if (n > (SIZE_MAX - 2) / 6 || !room(w, 6 * n + 2)) {
-        if (w->st == HUB_OK) w->st = HUB_E_NOMEM;
-        return;
-    }
-    char *o = w->b->p + w->b->n;
+/* Writes p[0..n) as a JSON string at o, which has room for 6n + 2
+ * bytes; returns the end. */
+static char *quote(char *o, const char *p, size_t n) {
     *o++ = '"';
     if (plain(p, n)) {
         memcpy(o, p, n);
         o += n;
         *o++ = '"';
-        w->b->n = (size_t)(o - w->b->p);
-        return;
+        return o;
     }
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
@@ -392,6 +388,20 @@ static void put_string(wr *w, const char *p, size_t n) {
         }
     }
     *o++ = '"';
+    return o;
+}
+
+/* A string, with `before` (',' or 0) in front and `after` (':' or 0)
+ * behind: an object's member name is written in one reservation. */
+static void put_string(wr *w, char before, const char *p, size_t n, char after) {
+    if (n > (SIZE_MAX - 4) / 6 || !room(w, 6 * n + 4)) {
+        if (w->st == HUB_OK) w->st = HUB_E_NOMEM;
+        return;
+    }
+    char *o = w->b->p + w->b->n;
+    if (before) *o++ = before;
+    o = quote(o, p, n);
+    if (after) *o++ = after;
     w->b->n = (size_t)(o - w->b->p);
 }
 
@@ -425,17 +435,15 @@ static void dump(wr *w, const mj *v) {
     case MJ_FALSE: put(w, "false", 5); return;
     case MJ_INT: put_int(w, v->u.i); return;
     case MJ_REAL: put_real(w, v->u.d); return;
-    case MJ_STR: put_string(w, v->u.s.p, v->u.s.n); return;
+    case MJ_STR: put_string(w, 0, v->u.s.p, v->u.s.n, 0); return;
     case MJ_ARR:
     case MJ_OBJ: {
         bool obj = v->kind == MJ_OBJ;
         put1(w, obj ? '{' : '[');
         for (const mj *c = v->u.k.head; c && w->st == HUB_OK; c = c->next) {
-            if (c != v->u.k.head) put1(w, ',');
-            if (obj) {
-                put_string(w, c->key, strlen(c->key));
-                put1(w, ':');
-            }
+            char sep = c != v->u.k.head ? ',' : 0;
+            if (obj) put_string(w, sep, c->key, strlen(c->key), ':');
+            else if (sep) put1(w, sep);
             dump(w, c);
         }
         put1(w, obj ? '}' : ']');
