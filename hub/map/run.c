@@ -71,6 +71,14 @@ typedef struct {
         uint16_t count; /* parts; 0: not cached */
         hub_slice part[24];
     } split[2];
+    /* The last field repetition read: a row's condition and its source
+     * are often the same field. */
+    struct field_cache {
+        bool valid;
+        size_t seg;
+        uint16_t field, rep;
+        hub_slice raw;
+    } field;
 } rctx;
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -230,7 +238,15 @@ static mval at_pos(rctx *c, const mval *v, const mpos *p, uint16_t rep) {
     if (r.seg == SIZE_MAX) return (mval){.raw = {NULL, 0}, .seg = v->seg};
     r.field = p->field;
     r.rep = rep ? rep : (p->rep ? p->rep : 1);
-    r.raw = hub_v2_at(c->msg, r.seg, p->field, r.rep, 0, 0);
+    struct field_cache *fc = &c->field;
+    if (!(fc->valid && fc->seg == r.seg && fc->field == r.field && fc->rep == r.rep)) {
+        fc->raw = hub_v2_at(c->msg, r.seg, p->field, r.rep, 0, 0);
+        fc->seg = r.seg;
+        fc->field = r.field;
+        fc->rep = r.rep;
+        fc->valid = true;
+    }
+    r.raw = fc->raw;
     r.level = 0;
     /* MSH-1/MSH-2 and single values split like any other. */
     return sub_of(c, &r, p->comp, p->sub);

@@ -225,7 +225,8 @@ bool hub__mj_prune(mj *v) {
     mj *prev = NULL;
     for (mj *c = v->u.k.head, *nx; c; c = nx) {
         nx = c->next;
-        if (hub__mj_prune(c)) unlink_after(v, prev, c);
+        bool box = c->kind == MJ_OBJ || c->kind == MJ_ARR; /* leaves stay */
+        if (box && hub__mj_prune(c)) unlink_after(v, prev, c);
         else prev = c;
     }
     return v->n == 0;
