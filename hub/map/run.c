@@ -1,8 +1,9 @@
 /* The interpreter: runs a message table over a parsed message, segment
  * tables over segments, datatype tables over fields and components, and
  * builds the transaction Bundle. Values are read as slices of the message
- * and decoded only when they become FHIR values; JSON is built with jansson
- * once per element. */
+ * and decoded only when they become FHIR values. The Bundle is built in the
+ * interpreter's own tree (tree.c) in a scratch arena, then written as JSON
+ * text or converted to jansson, as the caller asks. */
 #include "internal.h"
 
 #include <ctype.h>
