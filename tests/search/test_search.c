@@ -413,6 +413,23 @@ Test(search, each_resource_once_from_any_driver, .init = up, .fini = down) {
     json_decref(b);
 }
 
+/* The self link carries the query as sent: quotes, backslashes and
+ * control characters in it are escaped, and the Bundle stays JSON. */
+Test(search, self_link_escapes_the_query, .init = up, .fini = down) {
+    int st;
+    json_t *b = search("Patient", "name=a\"b\\c\td", NULL, false, &st);
+    cr_assert_eq(st, 200);
+    const char *url = NULL;
+    size_t k;
+    json_t *l;
+    json_array_foreach(json_object_get(b, "link"), k, l)
+        if (strcmp(json_string_value(json_object_get(l, "relation")), "self") == 0)
+            url = json_string_value(json_object_get(l, "url"));
+    cr_assert_not_null(url);
+    cr_expect(strstr(url, "name=a\"b\\c\td") != NULL, "%s", url);
+    json_decref(b);
+}
+
 Test(search, sort_count_summary_elements, .init = up, .fini = down) {
     int st;
     json_t *b = search("Patient", "_sort=-birthdate,_id", NULL, true, &st);
