@@ -53,12 +53,23 @@ hub_status hub_buf_append_cstr(hub_buf *b, const char *s) {
     return hub_buf_append(b, s, strlen(s));
 }
 
+/* Formats into the room left first: most calls fit, and then the text is
+ * formatted once, not measured and formatted. */
 hub_status hub_buf_printf(hub_buf *b, const char *fmt, ...) {
     va_list ap;
+    size_t room = b->cap - b->n;
     va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
+    int need = vsnprintf(room ? b->p + b->n : NULL, room, fmt, ap);
     va_end(ap);
-    if (need < 0) return HUB_E_ARG;
+    if (need < 0) {
+        if (room) b->p[b->n] = '\0';
+        return HUB_E_ARG;
+    }
+    if ((size_t)need < room) {
+        b->n += (size_t)need;
+        return HUB_OK;
+    }
+    if (room) b->p[b->n] = '\0'; /* what did not fit is not kept */
     if (hub_buf_reserve(b, (size_t)need) != HUB_OK) return HUB_E_NOMEM;
     va_start(ap, fmt);
     vsnprintf(b->p + b->n, (size_t)need + 1, fmt, ap);

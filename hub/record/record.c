@@ -160,9 +160,16 @@ int hub__op_fail(hub_record_op *op, int status, const char *code,
 
 /* ---- reads ---------------------------------------------------------------------- */
 
+/* src into dst[cap], cut to fit; no printf on the read path. */
+static void copy_name(char *dst, size_t cap, const char *src) {
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void fill_head(hub_resource *o, const hub_store_version *v) {
-    snprintf(o->type, sizeof o->type, "%s", v->type);
-    snprintf(o->id, sizeof o->id, "%s", v->id);
+    copy_name(o->type, sizeof o->type, v->type);
+    copy_name(o->id, sizeof o->id, v->id);
     o->version = v->version;
     o->last_updated_ms = v->last_updated_ms;
     o->deleted = v->deleted;

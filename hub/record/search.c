@@ -987,7 +987,37 @@ typedef struct {
     hub_status err;
 } bctx;
 
+/* s as a JSON string. ASCII (the links: a base URL and a query kept
+ * percent-encoded) is escaped here; anything else goes through jansson,
+ * which also refuses text that is not UTF-8. */
 static hub_status json_str(hub_buf *b, const char *s) {
+    size_t n = strlen(s);
+    bool ascii = true;
+    for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)s[i] < 0x80;
+    if (ascii) {
+        if (hub_buf_reserve(b, 2 + 6 * n)) return HUB_E_NOMEM;
+        char *o = b->p + b->n;
+        *o++ = '"';
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch == '"' || ch == '\\') {
+                *o++ = '\\';
+                *o++ = (char)ch;
+            } else if (ch < 0x20) {
+                static const char HEX[] = "0123456789abcdef";
+                memcpy(o, "\\u00", 4);
+                o[4] = HEX[ch >> 4];
+                o[5] = HEX[ch & 15];
+                o += 6;
+            } else {
+                *o++ = (char)ch;
+            }
+        }
+        *o++ = '"';
+        *o = '\0';
+        b->n = (size_t)(o - b->p);
+        return HUB_OK;
+    }
     json_t *j = json_string(s);
     if (!j) return HUB_E_NOMEM;
     char *t = hub_json_dumps(j, JSON_ENCODE_ANY);

@@ -12,7 +12,13 @@
 # load with identifiers only indexed (creates/s both ways). In the same run
 # Patient?identifier= against the in-memory Node FHIR server
 # (@medplum/fhir-router MemoryRepository, tests/bench/node) holding the
-# same Patients, with the ratio.
+# same Patients, with the ratio. Each search also gets the server's CPU
+# time per request (user + system from /proc, over the wrk run): a figure
+# a busy machine distorts far less than requests/s and p99.
+#
+# HUB_SEARCH_DATA=DIR keeps the loaded store in DIR (loading 1M takes
+# minutes): a DIR that holds one already is searched as it is, without
+# loading and without the index-cost loads. Delete DIR when done.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build}
@@ -33,30 +39,45 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== load $npat Patients + $nobs Observations (full search index)"
-"$build/bench_search_load" "$tmp/data" "$npat" "$nobs" | tee "$tmp/load_full"
-small=$(( (npat + nobs) / 10 ))
-echo "== the same mix, identifiers only indexed (first $small resources), and fully indexed"
-"$build/bench_search_load" "$tmp/noidx" $((npat / 10)) $((nobs / 10)) --no-index | tee "$tmp/load_noidx"
-"$build/bench_search_load" "$tmp/idx" $((npat / 10)) $((nobs / 10)) | tee "$tmp/load_idx"
-cps() { sed -n 's/.*creates_per_s=\([0-9.]*\).*/\1/p' "$1"; }
-echo "index maintenance: $(cps "$tmp/load_idx") creates/s with, $(cps "$tmp/load_noidx") without" \
-  "(ratio $(python3 -c "print(round($(cps "$tmp/load_idx")/$(cps "$tmp/load_noidx"),3))"))"
+data=${HUB_SEARCH_DATA:-$tmp/data}
+if [ -n "${HUB_SEARCH_DATA:-}" ] && [ -f "$data/hub.db" ]; then
+  echo "== searching the store already in $data (no load, no index-cost loads)"
+else
+  echo "== load $npat Patients + $nobs Observations (full search index)"
+  "$build/bench_search_load" "$data" "$npat" "$nobs" | tee "$tmp/load_full"
+  small=$(( (npat + nobs) / 10 ))
+  echo "== the same mix, identifiers only indexed (first $small resources), and fully indexed"
+  "$build/bench_search_load" "$tmp/noidx" $((npat / 10)) $((nobs / 10)) --no-index | tee "$tmp/load_noidx"
+  "$build/bench_search_load" "$tmp/idx" $((npat / 10)) $((nobs / 10)) | tee "$tmp/load_idx"
+  cps() { sed -n 's/.*creates_per_s=\([0-9.]*\).*/\1/p' "$1"; }
+  echo "index maintenance: $(cps "$tmp/load_idx") creates/s with, $(cps "$tmp/load_noidx") without" \
+    "(ratio $(python3 -c "print(round($(cps "$tmp/load_idx")/$(cps "$tmp/load_noidx"),3))"))"
+fi
+rm -f "$data/serve.json"
 
-"$build/hub" serve --data "$tmp/data" --mllp-port 0 --http-port 0 --mllp-host 127.0.0.1 \
+"$build/hub" serve --data "$data" --mllp-port 0 --http-port 0 --mllp-host 127.0.0.1 \
   --http-host 127.0.0.1 --log-level error --set http.rate_limit=0 >"$tmp/hub.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 3000); do [ -f "$tmp/data/serve.json" ] && break; sleep 0.01; done
-port=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['http_port'])" "$tmp/data/serve.json")
+hub_pid=$!
+pids+=($hub_pid)
+for _ in $(seq 3000); do [ -f "$data/serve.json" ] && break; sleep 0.01; done
+port=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['http_port'])" "$data/serve.json")
 url="http://127.0.0.1:$port"
+server_pid=$hub_pid
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 run() { # name template
-  local out
+  local out t0 t1 n
   wrk -t2 -c32 -d1s -s "$lua" "$url" -- "$npat" "$2" >/dev/null 2>&1 || true # warm
+  t0=$(cpu_ticks)
   out=$(wrk -t2 -c32 -d"${secs}s" --latency -s "$lua" "$url" -- "$npat" "$2" | grep RESULT)
+  t1=$(cpu_ticks)
+  n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
+  out="$out $(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "server_cpu_us_per_req=%.0f", n ? (b - a) / hz * 1e6 / n : 0 }')"
   printf '%-44s %s\n' "$1" "$out"
   echo "$out" >"$tmp/r_$3"
 }
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== hub, 32 connections, ${secs}s each"
 run "Patient?identifier=" '/fhir/Patient?identifier=urn:bench:mrn|P{P}&_total=none' id
 run "Observation?patient&code&date=ge" '/fhir/Observation?patient=pat-{P}&code=http://loinc.org|8867-4&date=ge2023-01-01&_total=none' obs
@@ -69,7 +90,8 @@ if command -v node >/dev/null && { [ -d "$node_dir/node_modules/@medplum/fhir-ro
      (cd "$node_dir" && npm ci --silent >/dev/null 2>&1); }; then
   nport=$((20000 + RANDOM % 20000))
   node "$node_dir/fhir_server.js" "$nport" >"$tmp/node.log" 2>&1 &
-  pids+=($!)
+  server_pid=$!
+  pids+=($server_pid)
   for _ in $(seq 1000); do grep -q listening "$tmp/node.log" 2>/dev/null && break; sleep 0.02; done
   echo "== Node in-memory server: loading $npat Patients (PUT, one connection)"
   python3 - "$nport" "$npat" <<'PY'
@@ -91,7 +113,11 @@ PY
   url="http://127.0.0.1:$nport"
   run "node: Patient?identifier=" '/fhir/Patient?identifier=urn:bench:mrn|P{P}' node
   rps() { sed -n 's/.*rps=\([0-9.]*\).*/\1/p' "$tmp/r_$1"; }
-  echo "identifier search: hub/node requests/s ratio $(python3 -c "print(round($(rps id)/max($(rps node),0.001),1))")"
+  if awk -v n="$(rps node)" 'BEGIN { exit !(n > 0) }'; then
+    echo "identifier search: hub/node requests/s ratio $(python3 -c "print(round($(rps id)/$(rps node),1))")"
+  else
+    echo "identifier search: the Node server completed no search in ${secs}s (each one scans $npat Patients): no ratio"
+  fi
   url=$url_hub
 else
   echo "(node or @medplum/fhir-router unavailable: no Node comparison)"

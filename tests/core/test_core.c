@@ -60,6 +60,36 @@ Test(core_buf, append_printf_consume) {
     cr_assert_null(b.p);
 }
 
+/* Formatting fills the room left when it fits, grows the buffer when it
+ * does not, and on failure keeps the text before it, NUL-terminated. */
+Test(core_buf, printf_fits_grows_and_fails_cleanly) {
+    hub_buf b;
+    hub_buf_init(&b);
+    cr_assert_eq(hub_buf_printf(&b, "%s", "abc"), HUB_OK);
+    size_t cap = b.cap;
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    /* exactly the room left but the NUL: must grow */
+    size_t room = cap - b.n;
+    cr_assert_eq(hub_buf_printf(&b, "%.*s", (int)(room - 1), big), HUB_OK);
+    cr_assert_eq(b.n, cap - 1);
+    cr_assert_eq(b.p[b.n], '\0');
+    cr_assert_eq(hub_buf_printf(&b, "%s", "yz"), HUB_OK);
+    cr_assert_gt(b.cap, cap);
+    cr_assert_eq(b.n, cap + 1);
+    cr_assert_str_eq(b.p + b.n - 2, "yz");
+    cr_assert_eq(strncmp(b.p, "abcxxx", 6), 0);
+    size_t n = b.n;
+    hub_mem_fail_after(1);
+    cr_assert_eq(hub_buf_printf(&b, "%s%s", big, big), HUB_E_NOMEM);
+    hub_mem_fail_after(0);
+    cr_assert_eq(b.n, n);
+    cr_assert_eq(b.p[n], '\0');
+    cr_assert_str_eq(b.p + n - 2, "yz");
+    hub_buf_release(&b);
+}
+
 Test(core_buf, nomem_reported) {
     hub_buf b;
     hub_buf_init(&b);

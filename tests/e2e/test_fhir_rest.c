@@ -743,6 +743,34 @@ Test(fhir_rest, errors) {
     ft_release(&r);
 }
 
+/* A request line and headers of 8 KiB are served (a long search, a large
+ * token); past the connection's memory (16 KiB) a header block is a 431,
+ * a request line a 414, not a dropped connection. */
+Test(fhir_rest, long_headers_and_urls) {
+    char id[72];
+    create("Patient", PATIENT, id);
+    static char big[20000], hdr[20100], path[20200];
+    memset(big, 'a', 8000);
+    big[8000] = '\0';
+    snprintf(hdr, sizeof hdr, "X-Padding: %s\r\n", big);
+    snprintf(path, sizeof path, "/fhir/Patient/%s", id);
+    ft_resp r;
+    cr_assert_eq(req("GET", path, hdr, NULL, &r), 200);
+    ft_release(&r);
+    snprintf(path, sizeof path, "/fhir/Patient?family=%s", big);
+    cr_assert_eq(req("GET", path, NULL, NULL, &r), 200);
+    ft_release(&r);
+    memset(big, 'a', 19000);
+    big[19000] = '\0';
+    snprintf(hdr, sizeof hdr, "X-Padding: %s\r\n", big);
+    snprintf(path, sizeof path, "/fhir/Patient/%s", id);
+    cr_assert_eq(req("GET", path, hdr, NULL, &r), 431);
+    ft_release(&r);
+    snprintf(path, sizeof path, "/fhir/Patient?family=%s", big);
+    cr_assert_eq(req("GET", path, NULL, NULL, &r), 414);
+    ft_release(&r);
+}
+
 Test(fhir_rest_limits, body_over_limit) {
     const char *extra[] = {"--set", "http.max_body=2048", NULL};
     hub_test_start(&hub_test_current, extra);

@@ -371,6 +371,65 @@ Test(search, include_and_revinclude, .init = up, .fini = down) {
     json_decref(b);
 }
 
+/* A search that starts from one index key (system|value of one parameter)
+ * reads no DISTINCT; one whose key can name a resource twice (no system,
+ * several values, several parameters) still gives each resource once. */
+Test(search, each_resource_once_from_any_driver, .init = up, .fini = down) {
+    put("Patient", "p9",
+        "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:a\",\"value\":\"X9\"},"
+        "{\"system\":\"urn:b\",\"value\":\"X9\"}]}");
+    put("Observation", "o9",
+        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}]},\"subject\":{\"reference\":"
+        "\"Patient/p9\"},\"performer\":[{\"reference\":\"Patient/p9\"}]}");
+    static const struct {
+        const char *type, *query;
+        int n;
+    } cases[] = {
+        {"Patient", "identifier=urn:a|X9&_count=1", 1},
+        {"Patient", "identifier=X9&_count=1", 1},
+        {"Patient", "identifier=urn:a|X9,urn:b|X9&_count=1", 1},
+        {"Observation", "subject=Patient/p9&_count=1", 1},
+        {"Observation", "patient=p9&code=http://loinc.org|8867-4&_count=1", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int st;
+        json_t *b = search(cases[i].type, cases[i].query, NULL, true, &st);
+        cr_assert_eq(st, 200, "%s", cases[i].query);
+        cr_expect_eq(json_array_size(json_object_get(b, "entry")), (size_t)cases[i].n, "%s",
+                     cases[i].query);
+        /* a second row of the same resource would make a second page */
+        size_t k;
+        json_t *l;
+        json_array_foreach(json_object_get(b, "link"), k, l)
+            cr_expect_str_neq(json_string_value(json_object_get(l, "relation")), "next", "%s",
+                              cases[i].query);
+        json_decref(b);
+    }
+    int st;
+    json_t *b = search("Observation", "_count=1", "p9", true, &st);
+    cr_assert_eq(st, 200);
+    cr_expect_eq(json_array_size(json_object_get(b, "entry")), 1, "compartment: o9 once");
+    json_decref(b);
+}
+
+/* The self link carries the query as sent: quotes, backslashes and
+ * control characters in it are escaped, and the Bundle stays JSON. */
+Test(search, self_link_escapes_the_query, .init = up, .fini = down) {
+    int st;
+    json_t *b = search("Patient", "name=a\"b\\c\td", NULL, false, &st);
+    cr_assert_eq(st, 200);
+    const char *url = NULL;
+    size_t k;
+    json_t *l;
+    json_array_foreach(json_object_get(b, "link"), k, l)
+        if (strcmp(json_string_value(json_object_get(l, "relation")), "self") == 0)
+            url = json_string_value(json_object_get(l, "url"));
+    cr_assert_not_null(url);
+    cr_expect(strstr(url, "name=a\"b\\c\td") != NULL, "%s", url);
+    json_decref(b);
+}
+
 Test(search, sort_count_summary_elements, .init = up, .fini = down) {
     int st;
     json_t *b = search("Patient", "_sort=-birthdate,_id", NULL, true, &st);
