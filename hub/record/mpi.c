@@ -283,20 +283,21 @@ typedef struct {
     cand *v;
     size_t n, cap;
     const char *self;
-    unsigned kind;
+    size_t nid; /* the first nid keys are identifier keys */
 } cand_set;
 
-static hub_status cand_add(void *ud, const char *id) {
+static hub_status cand_add(void *ud, size_t key, const char *id) {
     cand_set *s = ud;
+    unsigned kind = key < s->nid ? 1u : 2u;
     if (s->self && !strcmp(id, s->self)) return HUB_OK;
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].id, id)) {
-            s->v[i].kinds |= s->kind;
+            s->v[i].kinds |= kind;
             return HUB_OK;
         }
     if (s->n == s->cap) return HUB_OK;
     snprintf(s->v[s->n].id, sizeof s->v[s->n].id, "%s", id);
-    s->v[s->n].kinds = s->kind;
+    s->v[s->n].kinds = kind;
     s->n++;
     return HUB_OK;
 }
@@ -307,9 +308,99 @@ static bool ranks_before(const person_score *a, const person_score *b) {
     return (a->certain && !b->certain) || (a->certain == b->certain && a->score > b->score);
 }
 
+/* The rows of one batch of candidates, kept in the order the blocks found
+ * them (that order breaks ties between equal scores, as it always has). */
+typedef struct {
+    const cand *v;
+    size_t n;
+    hub_mpi_feat feat[HUB_MPI_ST_BATCH];
+    char sender[HUB_MPI_ST_BATCH][160];
+    char golden[HUB_MPI_ST_BATCH][72];
+    bool found[HUB_MPI_ST_BATCH];
+} cand_rows;
+
+static hub_status cand_row(void *ud, const char *source, const char *feat, const char *sender,
+                           const char *golden) {
+    cand_rows *r = ud;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->found[i] || strcmp(r->v[i].id, source)) continue;
+        hub_mpi_feat_decode(feat, &r->feat[i]);
+        snprintf(r->sender[i], sizeof r->sender[i], "%s", sender);
+        snprintf(r->golden[i], sizeof r->golden[i], "%s", golden);
+        r->found[i] = true;
+        break;
+    }
+    return HUB_OK;
+}
+
+/* The sources `self` was declared not to be (few: a person's decisions). */
+typedef struct {
+    char (*ids)[72];
+    size_t n, cap;
+    bool more; /* over cap: asked per candidate instead */
+} nomatch_set;
+
+static hub_status nomatch_add(void *ud, const char *id) {
+    nomatch_set *s = ud;
+    if (s->n < s->cap)
+        snprintf(s->ids[s->n++], 72, "%s", id);
+    else
+        s->more = true;
+    return HUB_OK;
+}
+
+static hub_status is_nomatch(hub_store_tx *tx, const nomatch_set *s, const char *self,
+                             const char *id, bool *out, hub_err *err) {
+    *out = false;
+    for (size_t i = 0; i < s->n && !*out; i++) *out = !strcmp(s->ids[i], id);
+    if (*out || !s->more) return HUB_OK;
+    return hub_mpi_st_nomatch_has(tx, self, id, out, err);
+}
+
+/* Scores one candidate source and keeps the best `cap` persons in out. */
+static void cand_score(hub_mpi *m, const hub_mpi_feat *f, const char *sender, const cand *c,
+                       const hub_mpi_feat *cf, const char *csender, const char *cgolden,
+                       person_score *out, size_t cap, size_t *n) {
+    person_score ps;
+    memset(&ps, 0, sizeof ps);
+    snprintf(ps.golden, sizeof ps.golden, "%s", cgolden);
+    memcpy(ps.source, c->id, sizeof ps.source);
+    ps.source[sizeof ps.source - 1] = '\0';
+    hub_mpi_compare(f, cf, ps.lv);
+    ps.score = hub_mpi_score(&m->w, ps.lv, ps.contrib);
+    ps.certain = (c->kinds & 1u) != 0;
+    ps.conflict = sender && sender[0] && !strcmp(sender, csender);
+    /* Twins share all but their given name (and often their sex);
+     * strangers with a common name differ in their birth date: those
+     * disagreements keep a pair from linking by itself, whatever the
+     * rest adds up to. */
+    ps.veto = ps.lv[HUB_MPI_F_GIVEN] == HUB_MPI_DIFF || ps.lv[HUB_MPI_F_BIRTH] == HUB_MPI_DIFF ||
+              ps.lv[HUB_MPI_F_SEX] == HUB_MPI_DIFF;
+    /* keep the best per person */
+    size_t j = 0;
+    while (j < *n && strcmp(out[j].golden, ps.golden)) j++;
+    if (j < *n) {
+        person_score *o = &out[j];
+        bool conflict = o->conflict || ps.conflict;
+        if (ranks_before(&ps, o)) *o = ps;
+        o->conflict = conflict;
+    } else if (*n < cap) {
+        out[(*n)++] = ps;
+    } else {
+        /* Full: the best `cap` persons stay, whichever key found them (a
+         * large block read first must not crowd out the person a precise
+         * key finds later). */
+        size_t w = 0;
+        for (size_t k = 1; k < *n; k++)
+            if (ranks_before(&out[w], &out[k])) w = k;
+        if (ranks_before(&ps, &out[w])) out[w] = ps;
+    }
+}
+
 /* Scores the candidates of a record (features f, sender, keys: identifier
  * keys first, nid of them) per person; results best first in out (at most
- * cap), *n of them. `self` (may be NULL) is never a candidate. */
+ * cap), *n of them. `self` (may be NULL) is never a candidate. The
+ * candidates' rows are read HUB_MPI_ST_BATCH at a time. */
 hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
                                const hub_mpi_feat *f, const char *sender, char (*keys)[96],
                                size_t nkeys, size_t nid, person_score *out, size_t cap,
@@ -318,60 +409,37 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
     cand_set s = {buf, 0, MAX_CANDS, self, 0};
     hub_status rc = HUB_OK;
     *n = 0;
-    for (size_t i = 0; !rc && i < nkeys; i++) {
-        s.kind = i < nid ? 1u : 2u;
-        rc = hub_mpi_st_block_find(tx, keys[i], i < nid ? 16 : m->block_limit, cand_add, &s,
-                                   err);
-    }
-    for (size_t i = 0; !rc && i < s.n; i++) {
-        char text[HUB_MPI_FEAT_TEXT], csender[160], cgolden[72];
-        bool no = false;
-        rc = hub_mpi_st_candidate(tx, buf[i].id, self, text, sizeof text, csender,
-                                  sizeof csender, cgolden, &no, err);
-        if (rc == HUB_E_NOTFOUND) {
-            rc = HUB_OK; /* not indexed yet (its own change is later in this job) */
-            continue;
+    int limits[MAX_KEYS];
+    for (size_t i = 0; i < nkeys && i < MAX_KEYS; i++) limits[i] = i < nid ? 16 : m->block_limit;
+    s.nid = nid;
+    rc = hub_mpi_st_blocks_find(tx, keys, limits, nkeys < MAX_KEYS ? nkeys : MAX_KEYS,
+                                cand_add, &s, err);
+    char nm_ids[8][72];
+    nomatch_set nm = {nm_ids, 0, 8, false};
+    if (!rc && self && s.n) rc = hub_mpi_st_nomatch_of(tx, self, nomatch_add, &nm, err);
+    cand_rows *rows = rc || s.n == 0 ? NULL : hub_malloc(sizeof *rows);
+    if (!rc && s.n && rows == NULL) rc = hub_err_set(err, HUB_E_NOMEM, "mpi", "out of memory");
+    for (size_t i0 = 0; !rc && i0 < s.n; i0 += HUB_MPI_ST_BATCH) {
+        rows->v = buf + i0;
+        rows->n = s.n - i0 < HUB_MPI_ST_BATCH ? s.n - i0 : HUB_MPI_ST_BATCH;
+        const char *ids[HUB_MPI_ST_BATCH];
+        for (size_t i = 0; i < rows->n; i++) {
+            ids[i] = buf[i0 + i].id;
+            rows->found[i] = false;
         }
-        if (rc) break;
-        if (no) continue;
-        hub_mpi_feat cf;
-        hub_mpi_feat_decode(text, &cf);
-        person_score ps;
-        memset(&ps, 0, sizeof ps);
-        memcpy(ps.golden, cgolden, sizeof ps.golden);
-        memcpy(ps.source, buf[i].id, sizeof ps.source);
-        ps.source[sizeof ps.source - 1] = '\0';
-        hub_mpi_compare(f, &cf, ps.lv);
-        ps.score = hub_mpi_score(&m->w, ps.lv, ps.contrib);
-        ps.certain = (buf[i].kinds & 1u) != 0;
-        ps.conflict = sender && sender[0] && !strcmp(sender, csender);
-        /* Twins share all but their given name (and often their sex);
-         * strangers with a common name differ in their birth date: those
-         * disagreements keep a pair from linking by itself, whatever the
-         * rest adds up to. */
-        ps.veto = ps.lv[HUB_MPI_F_GIVEN] == HUB_MPI_DIFF ||
-                  ps.lv[HUB_MPI_F_BIRTH] == HUB_MPI_DIFF || ps.lv[HUB_MPI_F_SEX] == HUB_MPI_DIFF;
-        /* keep the best per person */
-        size_t j = 0;
-        while (j < *n && strcmp(out[j].golden, ps.golden)) j++;
-        if (j < *n) {
-            person_score *o = &out[j];
-            bool conflict = o->conflict || ps.conflict;
-            if ((ps.certain && !o->certain) ||
-                (ps.certain == o->certain && ps.score > o->score)) *o = ps;
-            o->conflict = conflict;
-        } else if (*n < cap) {
-            out[(*n)++] = ps;
-        } else {
-            /* Full: the best `cap` persons stay, whichever key found them
-             * (a large block read first must not crowd out the person a
-             * precise key finds later). */
-            size_t w = 0;
-            for (size_t k = 1; k < *n; k++)
-                if (ranks_before(&out[w], &out[k])) w = k;
-            if (ranks_before(&ps, &out[w])) out[w] = ps;
+        rc = hub_mpi_st_candidates(tx, ids, rows->n, cand_row, rows, err);
+        for (size_t i = 0; !rc && i < rows->n; i++) {
+            bool no = false;
+            /* not found: not indexed yet (its own change is later in this
+             * job) */
+            if (!rows->found[i]) continue;
+            rc = is_nomatch(tx, &nm, self, ids[i], &no, err);
+            if (!rc && !no)
+                cand_score(m, f, sender, &buf[i0 + i], &rows->feat[i], rows->sender[i],
+                           rows->golden[i], out, cap, n);
         }
     }
+    hub_free(rows);
     if (rc) return rc;
     /* best first: certain, then score */
     for (size_t i = 1; i < *n; i++)
@@ -747,8 +815,7 @@ hub_status hub__mpi_process(hub_mpi *m, hub_store_tx *tx, const char *id, json_t
     size_t nk = nid + hub_mpi_block_keys(&f, keys + nid, MAX_KEYS - nid);
     char text[HUB_MPI_FEAT_TEXT];
     hub_mpi_feat_encode(&f, text);
-    hub_status rc = hub_mpi_st_person_put(tx, id, sender, text, hub_now_ms(), err);
-    if (!rc) rc = hub_mpi_st_blocks_set(tx, id, keys, nk, err);
+    hub_status rc = hub_mpi_st_person_put(tx, id, sender, text, keys, nk, hub_now_ms(), err);
     if (rc) return rc;
 
     /* Linked already: links are sticky (a person decided, or the record
