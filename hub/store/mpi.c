@@ -82,8 +82,12 @@ static const char SQL_PERSON_PUT[] =
 static const char SQL_PERSON_GET[] = "SELECT feat, sender FROM mpi_person WHERE source=?1";
 static const char SQL_PERSON_KEYS[] = "SELECT keys FROM mpi_person WHERE source=?1";
 static const char SQL_PERSON_DEL[] = "DELETE FROM mpi_person WHERE source=?1";
+/* New keys, KEYS_INS at a time (unused rows stay NULL: OR IGNORE skips
+ * them as it skips a key written twice). */
+#define KEYS_INS 8
 static const char SQL_BLOCK_INS[] =
-    "INSERT OR IGNORE INTO mpi_block(key, seq, source) VALUES(?1, ?2, ?3)";
+    "INSERT OR IGNORE INTO mpi_block(key, seq, source) VALUES(?1, ?9, ?10), (?2, ?9, ?10), "
+    "(?3, ?9, ?10), (?4, ?9, ?10), (?5, ?9, ?10), (?6, ?9, ?10), (?7, ?9, ?10), (?8, ?9, ?10)";
 static const char SQL_BLOCK_DEL1[] =
     "DELETE FROM mpi_block WHERE key=?1 AND seq=?2 AND source=?3";
 static const char SQL_BLOCK_FIND[] =
@@ -142,14 +146,30 @@ static hub_status keys_of(hub_store_tx *tx, const char *source, key_list *o, hub
     return HUB_OK;
 }
 
-static hub_status key_put(hub_store_tx *tx, const char *sql, const char *key, int64_t seq,
-                          const char *source, hub_err *err) {
-    sqlite3_stmt *st = hub__tx_stmt(tx, sql, err);
+static hub_status key_del(hub_store_tx *tx, const char *key, int64_t seq, const char *source,
+                          hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_DEL1, err);
     if (st == NULL) return HUB_E_STORE;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, seq);
     sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
     return step_done(tx, st, "mpi block", err);
+}
+
+/* Inserts keys[0..n) with one seq, KEYS_INS per statement. */
+static hub_status keys_ins(hub_store_tx *tx, const char *const *keys, size_t n, int64_t seq,
+                           const char *source, hub_err *err) {
+    hub_status rc = HUB_OK;
+    for (size_t k0 = 0; !rc && k0 < n; k0 += KEYS_INS) {
+        sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_INS, err);
+        if (st == NULL) return HUB_E_STORE;
+        for (size_t i = 0; i < KEYS_INS && k0 + i < n; i++)
+            sqlite3_bind_text(st, (int)i + 1, keys[k0 + i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, KEYS_INS + 1, seq);
+        sqlite3_bind_text(st, KEYS_INS + 2, source, -1, SQLITE_STATIC);
+        rc = step_done(tx, st, "mpi block", err);
+    }
+    return rc;
 }
 
 /* Turns the old keys `o` into `keys`, writing only what changed: a key the
@@ -162,8 +182,9 @@ static hub_status keys_update(hub_store_tx *tx, const char *source, key_list *o,
     /* seq: the time the keys were written, so that a key's newest rows come
      * first (ms resolution is enough; ties fall back to the source id). */
     int64_t seq = hub_now_ms();
-    hub_status rc = HUB_OK;
-    for (size_t i = 0; !rc && i < n && nw.n < KEYS_MAX; i++) {
+    const char *ins[KEYS_MAX];
+    size_t nins = 0;
+    for (size_t i = 0; i < n && nw.n < KEYS_MAX; i++) {
         bool dup = false;
         for (size_t k = 0; k < nw.n && !dup; k++) dup = !strcmp(nw.key[k], keys[i]);
         if (dup) continue;
@@ -175,12 +196,13 @@ static hub_status keys_update(hub_store_tx *tx, const char *source, key_list *o,
             nw.seq[nw.n] = o->seq[j];
         } else {
             nw.seq[nw.n] = seq;
-            rc = key_put(tx, SQL_BLOCK_INS, keys[i], seq, source, err);
+            ins[nins++] = keys[i];
         }
         nw.n++;
     }
+    hub_status rc = keys_ins(tx, ins, nins, seq, source, err);
     for (size_t j = 0; !rc && j < o->n; j++)
-        if (!o->keep[j]) rc = key_put(tx, SQL_BLOCK_DEL1, o->key[j], o->seq[j], source, err);
+        if (!o->keep[j]) rc = key_del(tx, o->key[j], o->seq[j], source, err);
     if (!rc) *o = nw;
     return rc;
 }
