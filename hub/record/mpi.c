@@ -169,6 +169,13 @@ hub_mpi_weights *hub_mpi_weights_of(hub_mpi *m) { return &m->w; }
 
 /* ---- small helpers -------------------------------------------------------------- */
 
+/* src, cut to cap - 1 bytes, into dst. */
+static void copy_str(char *dst, size_t cap, const char *src) {
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 bool hub__mpi_is_golden(const json_t *p) {
     size_t i;
     const json_t *t;
@@ -283,12 +290,12 @@ typedef struct {
     cand *v;
     size_t n, cap;
     const char *self;
-    size_t nid; /* the first nid keys are identifier keys */
+    unsigned kind;
 } cand_set;
 
-static hub_status cand_add(void *ud, size_t key, const char *id) {
+static hub_status cand_add(void *ud, const char *id) {
     cand_set *s = ud;
-    unsigned kind = key < s->nid ? 1u : 2u;
+    unsigned kind = s->kind;
     if (s->self && !strcmp(id, s->self)) return HUB_OK;
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].id, id)) {
@@ -296,7 +303,7 @@ static hub_status cand_add(void *ud, size_t key, const char *id) {
             return HUB_OK;
         }
     if (s->n == s->cap) return HUB_OK;
-    snprintf(s->v[s->n].id, sizeof s->v[s->n].id, "%s", id);
+    copy_str(s->v[s->n].id, sizeof s->v[s->n].id, id);
     s->v[s->n].kinds = kind;
     s->n++;
     return HUB_OK;
@@ -325,8 +332,8 @@ static hub_status cand_row(void *ud, const char *source, const char *feat, const
     for (size_t i = 0; i < r->n; i++) {
         if (r->found[i] || strcmp(r->v[i].id, source)) continue;
         hub_mpi_feat_decode(feat, &r->feat[i]);
-        snprintf(r->sender[i], sizeof r->sender[i], "%s", sender);
-        snprintf(r->golden[i], sizeof r->golden[i], "%s", golden);
+        copy_str(r->sender[i], sizeof r->sender[i], sender);
+        copy_str(r->golden[i], sizeof r->golden[i], golden);
         r->found[i] = true;
         break;
     }
@@ -363,7 +370,7 @@ static void cand_score(hub_mpi *m, const hub_mpi_feat *f, const char *sender, co
                        person_score *out, size_t cap, size_t *n) {
     person_score ps;
     memset(&ps, 0, sizeof ps);
-    snprintf(ps.golden, sizeof ps.golden, "%s", cgolden);
+    copy_str(ps.golden, sizeof ps.golden, cgolden);
     memcpy(ps.source, c->id, sizeof ps.source);
     ps.source[sizeof ps.source - 1] = '\0';
     hub_mpi_compare(f, cf, ps.lv);
@@ -409,11 +416,11 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
     cand_set s = {buf, 0, MAX_CANDS, self, 0};
     hub_status rc = HUB_OK;
     *n = 0;
-    int limits[MAX_KEYS];
-    for (size_t i = 0; i < nkeys && i < MAX_KEYS; i++) limits[i] = i < nid ? 16 : m->block_limit;
-    s.nid = nid;
-    rc = hub_mpi_st_blocks_find(tx, keys, limits, nkeys < MAX_KEYS ? nkeys : MAX_KEYS,
-                                cand_add, &s, err);
+    for (size_t i = 0; !rc && i < nkeys; i++) {
+        s.kind = i < nid ? 1u : 2u;
+        rc = hub_mpi_st_block_find(tx, keys[i], i < nid ? 16 : m->block_limit, cand_add, &s,
+                                   err);
+    }
     char nm_ids[8][72];
     nomatch_set nm = {nm_ids, 0, 8, false};
     if (!rc && self && s.n) rc = hub_mpi_st_nomatch_of(tx, self, nomatch_add, &nm, err);

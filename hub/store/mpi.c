@@ -123,12 +123,37 @@ static bool key_list_parse(const char *t, key_list *o) {
     return true;
 }
 
-static void key_list_text(const key_list *o, char *out, size_t cap) {
+/* Writes the decimal digits of v at p; returns their count. */
+static size_t put_uint(char *p, unsigned long long v) {
+    char d[24];
+    size_t n = 0;
+    do d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++) p[i] = d[n - 1 - i];
+    return n;
+}
+
+/* out holds at least KEYS_TEXT bytes. (seq is a time in ms: positive.) */
+#define KEYS_TEXT (KEYS_MAX * 128)
+static void key_list_text(const key_list *o, char *out) {
     size_t k = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < o->n && k < cap; i++)
-        k += (size_t)snprintf(out + k, cap - k, "%lld:%zu:%s", (long long)o->seq[i],
-                              strlen(o->key[i]), o->key[i]);
+    for (size_t i = 0; i < o->n; i++) {
+        size_t len = strlen(o->key[i]);
+        k += put_uint(out + k, (unsigned long long)o->seq[i]);
+        out[k++] = ':';
+        k += put_uint(out + k, len);
+        out[k++] = ':';
+        memcpy(out + k, o->key[i], len);
+        k += len;
+    }
+    out[k] = '\0';
+}
+
+/* A key of at most 95 bytes into a key_list slot. */
+static void key_copy(char dst[96], const char *src) {
+    size_t n = strnlen(src, 95);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* The keys stored with `source` (none when it has no row). */
@@ -190,7 +215,7 @@ static hub_status keys_update(hub_store_tx *tx, const char *source, key_list *o,
         if (dup) continue;
         size_t j = 0;
         while (j < o->n && (o->keep[j] || strcmp(o->key[j], keys[i]))) j++;
-        snprintf(nw.key[nw.n], sizeof nw.key[0], "%s", keys[i]);
+        key_copy(nw.key[nw.n], keys[i]);
         if (j < o->n) {
             o->keep[j] = true;
             nw.seq[nw.n] = o->seq[j];
@@ -210,26 +235,20 @@ static hub_status keys_update(hub_store_tx *tx, const char *source, key_list *o,
 hub_status hub_mpi_st_person_put(hub_store_tx *tx, const char *source, const char *sender,
                                  const char *feat, char (*keys)[96], size_t n,
                                  int64_t updated_ms, hub_err *err) {
-    key_list *o = hub_malloc(sizeof *o);
-    if (o == NULL) return hub_err_set(err, HUB_E_NOMEM, "mpi", "out of memory");
-    char *text = hub_malloc(KEYS_MAX * 128);
-    hub_status rc = text ? keys_of(tx, source, o, err)
-                         : hub_err_set(err, HUB_E_NOMEM, "mpi", "out of memory");
-    if (!rc) rc = keys_update(tx, source, o, keys, n, err);
-    sqlite3_stmt *st = rc ? NULL : hub__tx_stmt(tx, SQL_PERSON_PUT, err);
-    if (!rc && st == NULL) rc = HUB_E_STORE;
-    if (!rc) {
-        key_list_text(o, text, KEYS_MAX * 128);
-        sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, sender ? sender : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, feat, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, updated_ms);
-        sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
-        rc = step_done(tx, st, "mpi person", err);
-    }
-    hub_free(text);
-    hub_free(o);
-    return rc;
+    key_list o;
+    hub_status rc = keys_of(tx, source, &o, err);
+    if (!rc) rc = keys_update(tx, source, &o, keys, n, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_PUT, err);
+    if (st == NULL) return HUB_E_STORE;
+    char text[KEYS_TEXT];
+    key_list_text(&o, text);
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sender ? sender : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, feat, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, updated_ms);
+    sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+    return step_done(tx, st, "mpi person", err);
 }
 
 hub_status hub_mpi_st_person_get(hub_store_tx *tx, const char *source, char *feat,
@@ -251,14 +270,12 @@ hub_status hub_mpi_st_person_get(hub_store_tx *tx, const char *source, char *fea
 }
 
 hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *err) {
-    key_list *o = hub_malloc(sizeof *o);
-    if (o == NULL) return hub_err_set(err, HUB_E_NOMEM, "mpi", "out of memory");
-    hub_status rc = keys_of(tx, source, o, err);
-    if (!rc) rc = keys_update(tx, source, o, NULL, 0, err);
-    hub_free(o);
-    sqlite3_stmt *st = rc ? NULL : hub__tx_stmt(tx, SQL_PERSON_DEL, err);
-    if (!rc && st == NULL) rc = HUB_E_STORE;
+    key_list o;
+    hub_status rc = keys_of(tx, source, &o, err);
+    if (!rc) rc = keys_update(tx, source, &o, NULL, 0, err);
     if (rc) return rc;
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_DEL, err);
+    if (st == NULL) return HUB_E_STORE;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     return step_done(tx, st, "mpi person", err);
 }
@@ -278,57 +295,37 @@ hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
     return s;
 }
 
-/* Every key of a record in one statement: HUB_MPI_ST_KEYS subqueries, each
- * the newest rows of one key (?k, limit ?(HUB_MPI_ST_KEYS + k)) tagged with
- * its position, joined by UNION ALL, which yields them key after key in
- * each key's order. Keys left unbound are NULL and match nothing. */
-static char sql_blocks[HUB_MPI_ST_KEYS * 128];
-static pthread_once_t sql_blocks_once = PTHREAD_ONCE_INIT;
-
-static void sql_blocks_make(void) {
-    size_t k = 0;
-    for (int i = 0; i < HUB_MPI_ST_KEYS; i++)
-        k += (size_t)snprintf(sql_blocks + k, sizeof sql_blocks - k,
-                              "%sSELECT %d, source FROM (SELECT source FROM mpi_block WHERE "
-                              "key=?%d ORDER BY seq DESC LIMIT ?%d)",
-                              i ? " UNION ALL " : "", i, i + 1, HUB_MPI_ST_KEYS + i + 1);
-}
-
-hub_status hub_mpi_st_blocks_find(hub_store_tx *tx, char (*keys)[96], const int *limits,
-                                  size_t n, hub_mpi_st_key_fn fn, void *ud, hub_err *err) {
-    pthread_once(&sql_blocks_once, sql_blocks_make);
-    hub_status s = HUB_OK;
-    for (size_t k0 = 0; s == HUB_OK && k0 < n; k0 += HUB_MPI_ST_KEYS) {
-        sqlite3_stmt *st = hub__tx_stmt(tx, sql_blocks, err);
-        if (st == NULL) return HUB_E_STORE;
-        size_t m = n - k0 < HUB_MPI_ST_KEYS ? n - k0 : HUB_MPI_ST_KEYS;
-        for (size_t i = 0; i < HUB_MPI_ST_KEYS; i++)
-            sqlite3_bind_int(st, HUB_MPI_ST_KEYS + (int)i + 1, i < m ? limits[k0 + i] : 0);
-        for (size_t i = 0; i < m; i++)
-            sqlite3_bind_text(st, (int)i + 1, keys[k0 + i], -1, SQLITE_STATIC);
-        int rc;
-        while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-            s = fn(ud, k0 + (size_t)sqlite3_column_int(st, 0), col(st, 1));
-        if (s == HUB_OK && rc != SQLITE_DONE)
-            s = hub__store_db_err(err, hub__tx_db(tx), "mpi block");
-        sqlite3_reset(st);
-    }
-    return s;
-}
-
 /* Candidates in one statement per HUB_MPI_ST_BATCH ids (a common name's
- * blocks bring dozens): their features, sender and golden. Unused
- * parameters stay NULL, which no source equals. */
-static const char SQL_CANDS[] =
-    "SELECT p.source, p.feat, p.sender, l.golden FROM mpi_person p JOIN mpi_link l "
-    "ON l.source=p.source WHERE p.source IN (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,"
-    "?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28,?29,?30,?31,?32)";
+ * blocks bring dozens): their features, sender and golden. The IN list is
+ * the smallest of 1, 4, 8, 16 or 32 parameters that holds them (SQLite
+ * sorts every element of the list, bound or not); unused ones stay NULL,
+ * which no source equals. */
+static const int CAND_SIZES[] = {1, 4, 8, 16, HUB_MPI_ST_BATCH};
+#define NSIZES (sizeof CAND_SIZES / sizeof CAND_SIZES[0])
+static char sql_cands[NSIZES][128 + 5 * HUB_MPI_ST_BATCH];
+static pthread_once_t sql_cands_once = PTHREAD_ONCE_INIT;
+
+static void sql_cands_make(void) {
+    for (size_t i = 0; i < NSIZES; i++) {
+        char *q = sql_cands[i];
+        size_t cap = sizeof sql_cands[i];
+        size_t k = (size_t)snprintf(q, cap, "SELECT p.source, p.feat, p.sender, l.golden FROM "
+                                            "mpi_person p JOIN mpi_link l ON l.source=p.source "
+                                            "WHERE p.source IN (");
+        for (int j = 1; j <= CAND_SIZES[i]; j++)
+            k += (size_t)snprintf(q + k, cap - k, "%s?%d", j > 1 ? "," : "", j);
+        snprintf(q + k, cap - k, ")");
+    }
+}
 
 hub_status hub_mpi_st_candidates(hub_store_tx *tx, const char *const *ids, size_t n,
                                  hub_mpi_st_cand_fn fn, void *ud, hub_err *err) {
-    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_CANDS, err);
-    if (st == NULL) return HUB_E_STORE;
+    pthread_once(&sql_cands_once, sql_cands_make);
     if (n > HUB_MPI_ST_BATCH) n = HUB_MPI_ST_BATCH;
+    size_t v = 0;
+    while ((size_t)CAND_SIZES[v] < n) v++;
+    sqlite3_stmt *st = hub__tx_stmt(tx, sql_cands[v], err);
+    if (st == NULL) return HUB_E_STORE;
     for (size_t i = 0; i < n; i++) sqlite3_bind_text(st, (int)i + 1, ids[i], -1, SQLITE_STATIC);
     int rc;
     hub_status s = HUB_OK;

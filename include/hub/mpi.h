@@ -189,13 +189,6 @@ hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *
 typedef hub_status (*hub_mpi_st_id_fn)(void *ud, const char *id);
 hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
                                  hub_mpi_st_id_fn fn, void *ud, hub_err *err);
-/* The same for n keys at once (limits[i] for keys[i]), in one read per
- * HUB_MPI_ST_KEYS keys: fn(ud, i, id) key after key, each newest first. */
-#define HUB_MPI_ST_KEYS 16
-typedef hub_status (*hub_mpi_st_key_fn)(void *ud, size_t key, const char *id);
-hub_status hub_mpi_st_blocks_find(hub_store_tx *tx, char (*keys)[96], const int *limits,
-                                  size_t n, hub_mpi_st_key_fn fn, void *ud, hub_err *err);
-
 /* The features, sender and golden of up to HUB_MPI_ST_BATCH candidate
  * sources, in one read: fn once per source that is indexed and linked (in
  * no particular order; strings borrowed during the call). */
