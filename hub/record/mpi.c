@@ -5,8 +5,9 @@
  * a link commits with the Patient that caused it or not at all.
  *
  * Cost per Patient write: a handful of indexed reads (blocking keys, the
- * candidates' stored features, their links) and the writes of the golden
- * and of the source's link; never a scan. */
+ * candidates' stored features and links, read in batches) and the writes
+ * of the person row, its changed blocking keys, the golden and the
+ * source's link; never a scan. */
 #include "hub/mpi.h"
 #include "internal.h"
 #include "mpi_internal.h"
