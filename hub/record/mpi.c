@@ -296,16 +296,15 @@ typedef struct {
 
 static hub_status cand_add(void *ud, const char *id) {
     cand_set *s = ud;
-    unsigned kind = s->kind;
     if (s->self && !strcmp(id, s->self)) return HUB_OK;
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].id, id)) {
-            s->v[i].kinds |= kind;
+            s->v[i].kinds |= s->kind;
             return HUB_OK;
         }
     if (s->n == s->cap) return HUB_OK;
     copy_str(s->v[s->n].id, sizeof s->v[s->n].id, id);
-    s->v[s->n].kinds = kind;
+    s->v[s->n].kinds = s->kind;
     s->n++;
     return HUB_OK;
 }
