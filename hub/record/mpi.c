@@ -5,8 +5,9 @@
  * a link commits with the Patient that caused it or not at all.
  *
  * Cost per Patient write: a handful of indexed reads (blocking keys, the
- * candidates' stored features, their links) and the writes of the golden
- * and of the source's link; never a scan. */
+ * candidates' stored features and links, read in batches) and the writes
+ * of the person row, its changed blocking keys, the golden and the
+ * source's link; never a scan. */
 #include "hub/mpi.h"
 #include "internal.h"
 #include "mpi_internal.h"
@@ -169,6 +170,13 @@ hub_mpi_weights *hub_mpi_weights_of(hub_mpi *m) { return &m->w; }
 
 /* ---- small helpers -------------------------------------------------------------- */
 
+/* src, cut to cap - 1 bytes, into dst. */
+static void copy_str(char *dst, size_t cap, const char *src) {
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 bool hub__mpi_is_golden(const json_t *p) {
     size_t i;
     const json_t *t;
@@ -295,7 +303,7 @@ static hub_status cand_add(void *ud, const char *id) {
             return HUB_OK;
         }
     if (s->n == s->cap) return HUB_OK;
-    snprintf(s->v[s->n].id, sizeof s->v[s->n].id, "%s", id);
+    copy_str(s->v[s->n].id, sizeof s->v[s->n].id, id);
     s->v[s->n].kinds = s->kind;
     s->n++;
     return HUB_OK;
@@ -307,9 +315,99 @@ static bool ranks_before(const person_score *a, const person_score *b) {
     return (a->certain && !b->certain) || (a->certain == b->certain && a->score > b->score);
 }
 
+/* The rows of one batch of candidates, kept in the order the blocks found
+ * them (that order breaks ties between equal scores, as it always has). */
+typedef struct {
+    const cand *v;
+    size_t n;
+    hub_mpi_feat feat[HUB_MPI_ST_BATCH];
+    char sender[HUB_MPI_ST_BATCH][160];
+    char golden[HUB_MPI_ST_BATCH][72];
+    bool found[HUB_MPI_ST_BATCH];
+} cand_rows;
+
+static hub_status cand_row(void *ud, const char *source, const char *feat, const char *sender,
+                           const char *golden) {
+    cand_rows *r = ud;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->found[i] || strcmp(r->v[i].id, source)) continue;
+        hub_mpi_feat_decode(feat, &r->feat[i]);
+        copy_str(r->sender[i], sizeof r->sender[i], sender);
+        copy_str(r->golden[i], sizeof r->golden[i], golden);
+        r->found[i] = true;
+        break;
+    }
+    return HUB_OK;
+}
+
+/* The sources `self` was declared not to be (few: a person's decisions). */
+typedef struct {
+    char (*ids)[72];
+    size_t n, cap;
+    bool more; /* over cap: asked per candidate instead */
+} nomatch_set;
+
+static hub_status nomatch_add(void *ud, const char *id) {
+    nomatch_set *s = ud;
+    if (s->n < s->cap)
+        snprintf(s->ids[s->n++], 72, "%s", id);
+    else
+        s->more = true;
+    return HUB_OK;
+}
+
+static hub_status is_nomatch(hub_store_tx *tx, const nomatch_set *s, const char *self,
+                             const char *id, bool *out, hub_err *err) {
+    *out = false;
+    for (size_t i = 0; i < s->n && !*out; i++) *out = !strcmp(s->ids[i], id);
+    if (*out || !s->more) return HUB_OK;
+    return hub_mpi_st_nomatch_has(tx, self, id, out, err);
+}
+
+/* Scores one candidate source and keeps the best `cap` persons in out. */
+static void cand_score(hub_mpi *m, const hub_mpi_feat *f, const char *sender, const cand *c,
+                       const hub_mpi_feat *cf, const char *csender, const char *cgolden,
+                       person_score *out, size_t cap, size_t *n) {
+    person_score ps;
+    memset(&ps, 0, sizeof ps);
+    copy_str(ps.golden, sizeof ps.golden, cgolden);
+    memcpy(ps.source, c->id, sizeof ps.source);
+    ps.source[sizeof ps.source - 1] = '\0';
+    hub_mpi_compare(f, cf, ps.lv);
+    ps.score = hub_mpi_score(&m->w, ps.lv, ps.contrib);
+    ps.certain = (c->kinds & 1u) != 0;
+    ps.conflict = sender && sender[0] && !strcmp(sender, csender);
+    /* Twins share all but their given name (and often their sex);
+     * strangers with a common name differ in their birth date: those
+     * disagreements keep a pair from linking by itself, whatever the
+     * rest adds up to. */
+    ps.veto = ps.lv[HUB_MPI_F_GIVEN] == HUB_MPI_DIFF || ps.lv[HUB_MPI_F_BIRTH] == HUB_MPI_DIFF ||
+              ps.lv[HUB_MPI_F_SEX] == HUB_MPI_DIFF;
+    /* keep the best per person */
+    size_t j = 0;
+    while (j < *n && strcmp(out[j].golden, ps.golden)) j++;
+    if (j < *n) {
+        person_score *o = &out[j];
+        bool conflict = o->conflict || ps.conflict;
+        if (ranks_before(&ps, o)) *o = ps;
+        o->conflict = conflict;
+    } else if (*n < cap) {
+        out[(*n)++] = ps;
+    } else {
+        /* Full: the best `cap` persons stay, whichever key found them (a
+         * large block read first must not crowd out the person a precise
+         * key finds later). */
+        size_t w = 0;
+        for (size_t k = 1; k < *n; k++)
+            if (ranks_before(&out[w], &out[k])) w = k;
+        if (ranks_before(&ps, &out[w])) out[w] = ps;
+    }
+}
+
 /* Scores the candidates of a record (features f, sender, keys: identifier
  * keys first, nid of them) per person; results best first in out (at most
- * cap), *n of them. `self` (may be NULL) is never a candidate. */
+ * cap), *n of them. `self` (may be NULL) is never a candidate. The
+ * candidates' rows are read HUB_MPI_ST_BATCH at a time. */
 hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
                                const hub_mpi_feat *f, const char *sender, char (*keys)[96],
                                size_t nkeys, size_t nid, person_score *out, size_t cap,
@@ -323,55 +421,32 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
         rc = hub_mpi_st_block_find(tx, keys[i], i < nid ? 16 : m->block_limit, cand_add, &s,
                                    err);
     }
-    for (size_t i = 0; !rc && i < s.n; i++) {
-        char text[HUB_MPI_FEAT_TEXT], csender[160], cgolden[72];
-        bool no = false;
-        rc = hub_mpi_st_candidate(tx, buf[i].id, self, text, sizeof text, csender,
-                                  sizeof csender, cgolden, &no, err);
-        if (rc == HUB_E_NOTFOUND) {
-            rc = HUB_OK; /* not indexed yet (its own change is later in this job) */
-            continue;
+    char nm_ids[8][72];
+    nomatch_set nm = {nm_ids, 0, 8, false};
+    if (!rc && self && s.n) rc = hub_mpi_st_nomatch_of(tx, self, nomatch_add, &nm, err);
+    cand_rows *rows = rc || s.n == 0 ? NULL : hub_malloc(sizeof *rows);
+    if (!rc && s.n && rows == NULL) rc = hub_err_set(err, HUB_E_NOMEM, "mpi", "out of memory");
+    for (size_t i0 = 0; !rc && i0 < s.n; i0 += HUB_MPI_ST_BATCH) {
+        rows->v = buf + i0;
+        rows->n = s.n - i0 < HUB_MPI_ST_BATCH ? s.n - i0 : HUB_MPI_ST_BATCH;
+        const char *ids[HUB_MPI_ST_BATCH];
+        for (size_t i = 0; i < rows->n; i++) {
+            ids[i] = buf[i0 + i].id;
+            rows->found[i] = false;
         }
-        if (rc) break;
-        if (no) continue;
-        hub_mpi_feat cf;
-        hub_mpi_feat_decode(text, &cf);
-        person_score ps;
-        memset(&ps, 0, sizeof ps);
-        memcpy(ps.golden, cgolden, sizeof ps.golden);
-        memcpy(ps.source, buf[i].id, sizeof ps.source);
-        ps.source[sizeof ps.source - 1] = '\0';
-        hub_mpi_compare(f, &cf, ps.lv);
-        ps.score = hub_mpi_score(&m->w, ps.lv, ps.contrib);
-        ps.certain = (buf[i].kinds & 1u) != 0;
-        ps.conflict = sender && sender[0] && !strcmp(sender, csender);
-        /* Twins share all but their given name (and often their sex);
-         * strangers with a common name differ in their birth date: those
-         * disagreements keep a pair from linking by itself, whatever the
-         * rest adds up to. */
-        ps.veto = ps.lv[HUB_MPI_F_GIVEN] == HUB_MPI_DIFF ||
-                  ps.lv[HUB_MPI_F_BIRTH] == HUB_MPI_DIFF || ps.lv[HUB_MPI_F_SEX] == HUB_MPI_DIFF;
-        /* keep the best per person */
-        size_t j = 0;
-        while (j < *n && strcmp(out[j].golden, ps.golden)) j++;
-        if (j < *n) {
-            person_score *o = &out[j];
-            bool conflict = o->conflict || ps.conflict;
-            if ((ps.certain && !o->certain) ||
-                (ps.certain == o->certain && ps.score > o->score)) *o = ps;
-            o->conflict = conflict;
-        } else if (*n < cap) {
-            out[(*n)++] = ps;
-        } else {
-            /* Full: the best `cap` persons stay, whichever key found them
-             * (a large block read first must not crowd out the person a
-             * precise key finds later). */
-            size_t w = 0;
-            for (size_t k = 1; k < *n; k++)
-                if (ranks_before(&out[w], &out[k])) w = k;
-            if (ranks_before(&ps, &out[w])) out[w] = ps;
+        rc = hub_mpi_st_candidates(tx, ids, rows->n, cand_row, rows, err);
+        for (size_t i = 0; !rc && i < rows->n; i++) {
+            bool no = false;
+            /* not found: not indexed yet (its own change is later in this
+             * job) */
+            if (!rows->found[i]) continue;
+            rc = is_nomatch(tx, &nm, self, ids[i], &no, err);
+            if (!rc && !no)
+                cand_score(m, f, sender, &buf[i0 + i], &rows->feat[i], rows->sender[i],
+                           rows->golden[i], out, cap, n);
         }
     }
+    hub_free(rows);
     if (rc) return rc;
     /* best first: certain, then score */
     for (size_t i = 1; i < *n; i++)
@@ -603,8 +678,10 @@ static hub_status golden_refresh2(hub_mpi *m, hub_store_tx *tx, const char *gid,
             rc = hub__mpi_load_patient(tx, ids[i], &p, &upd, err);
         }
         if (rc || p == NULL) continue;
+        /* the sender only ranks sources when some are trusted more */
         char sender[160] = "";
-        hub_status r2 = hub_mpi_st_person_get(tx, ids[i], NULL, 0, sender, sizeof sender, err);
+        hub_status r2 = m->nsources == 0 ? HUB_OK
+                        : hub_mpi_st_person_get(tx, ids[i], NULL, 0, sender, sizeof sender, err);
         if (r2 && r2 != HUB_E_NOTFOUND) {
             json_decref(p);
             rc = r2;
@@ -747,8 +824,7 @@ hub_status hub__mpi_process(hub_mpi *m, hub_store_tx *tx, const char *id, json_t
     size_t nk = nid + hub_mpi_block_keys(&f, keys + nid, MAX_KEYS - nid);
     char text[HUB_MPI_FEAT_TEXT];
     hub_mpi_feat_encode(&f, text);
-    hub_status rc = hub_mpi_st_person_put(tx, id, sender, text, hub_now_ms(), err);
-    if (!rc) rc = hub_mpi_st_blocks_set(tx, id, keys, nk, err);
+    hub_status rc = hub_mpi_st_person_put(tx, id, sender, text, keys, nk, hub_now_ms(), err);
     if (rc) return rc;
 
     /* Linked already: links are sticky (a person decided, or the record

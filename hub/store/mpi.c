@@ -13,17 +13,24 @@
 #include "internal.h"
 #include "hub/mpi.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Bump the version when the SQL changes; every statement idempotent. */
+/* Bump the version when the SQL changes. The SQL runs whole, in one
+ * transaction, on a store whose module version is older: on a new store
+ * it makes version 1's tables and then changes them as a version 1 store
+ * is changed.
+ *   2: a person's blocking keys are listed in its row (mpi_person.keys:
+ *      "<seq>:<bytes>:<key>" one after the other), not found through an
+ *      index on mpi_block(source): one B-tree fewer to write per key. */
 const hub__schema hub__schema_mpi = {
-    "mpi", 1,
+    "mpi", 2,
     "CREATE TABLE IF NOT EXISTS mpi_person(source TEXT PRIMARY KEY, sender TEXT NOT NULL,"
     " feat TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS mpi_block(key TEXT NOT NULL, seq INTEGER NOT NULL,"
     " source TEXT NOT NULL, PRIMARY KEY(key, seq, source)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS mpi_block_source ON mpi_block(source);"
     "CREATE TABLE IF NOT EXISTS mpi_link(source TEXT PRIMARY KEY, golden TEXT NOT NULL,"
     " how TEXT NOT NULL, score REAL NOT NULL, detail TEXT, updated_ms INTEGER NOT NULL)"
     " WITHOUT ROWID;"
@@ -39,7 +46,13 @@ const hub__schema hub__schema_mpi = {
     " action TEXT NOT NULL, source TEXT NOT NULL, golden TEXT NOT NULL, score REAL,"
     " detail TEXT, actor TEXT);"
     "CREATE INDEX IF NOT EXISTS mpi_history_source ON mpi_history(source);"
-    "CREATE INDEX IF NOT EXISTS mpi_history_golden ON mpi_history(golden);"};
+    "CREATE INDEX IF NOT EXISTS mpi_history_golden ON mpi_history(golden);"
+    /* 2 */
+    "ALTER TABLE mpi_person ADD COLUMN keys TEXT NOT NULL DEFAULT '';"
+    "UPDATE mpi_person SET keys=coalesce((SELECT group_concat(b.seq || ':' ||"
+    " length(CAST(b.key AS BLOB)) || ':' || b.key, '') FROM mpi_block b"
+    " WHERE b.source=mpi_person.source), '');"
+    "DROP INDEX IF EXISTS mpi_block_source;"};
 
 static hub_status step_done(hub_store_tx *tx, sqlite3_stmt *st, const char *where,
                             hub_err *err) {
@@ -63,28 +76,178 @@ static const char *col(sqlite3_stmt *st, int i) {
 /* ---- persons and blocking keys ----------------------------------------------- */
 
 static const char SQL_PERSON_PUT[] =
-    "INSERT INTO mpi_person(source, sender, feat, updated_ms) VALUES(?1, ?2, ?3, ?4) "
+    "INSERT INTO mpi_person(source, sender, feat, updated_ms, keys) VALUES(?1, ?2, ?3, ?4, ?5) "
     "ON CONFLICT(source) DO UPDATE SET sender=excluded.sender, feat=excluded.feat, "
-    "updated_ms=excluded.updated_ms";
+    "updated_ms=excluded.updated_ms, keys=excluded.keys";
 static const char SQL_PERSON_GET[] = "SELECT feat, sender FROM mpi_person WHERE source=?1";
+static const char SQL_PERSON_KEYS[] = "SELECT keys FROM mpi_person WHERE source=?1";
 static const char SQL_PERSON_DEL[] = "DELETE FROM mpi_person WHERE source=?1";
-static const char SQL_BLOCK_DEL[] = "DELETE FROM mpi_block WHERE source=?1";
+/* New keys, KEYS_INS at a time (unused rows stay NULL: OR IGNORE skips
+ * them as it skips a key written twice). */
+#define KEYS_INS 8
 static const char SQL_BLOCK_INS[] =
-    "INSERT OR IGNORE INTO mpi_block(key, seq, source) VALUES(?1, ?2, ?3)";
-static const char SQL_BLOCK_OF[] = "SELECT key, seq FROM mpi_block WHERE source=?1";
+    "INSERT OR IGNORE INTO mpi_block(key, seq, source) VALUES(?1, ?9, ?10), (?2, ?9, ?10), "
+    "(?3, ?9, ?10), (?4, ?9, ?10), (?5, ?9, ?10), (?6, ?9, ?10), (?7, ?9, ?10), (?8, ?9, ?10)";
 static const char SQL_BLOCK_DEL1[] =
     "DELETE FROM mpi_block WHERE key=?1 AND seq=?2 AND source=?3";
 static const char SQL_BLOCK_FIND[] =
     "SELECT source FROM mpi_block WHERE key=?1 ORDER BY seq DESC LIMIT ?2";
 
+/* The keys a source has (a record has fewer than 24). */
+#define KEYS_MAX 32
+typedef struct {
+    char key[KEYS_MAX][96];
+    int64_t seq[KEYS_MAX];
+    bool keep[KEYS_MAX];
+    size_t n;
+} key_list;
+
+/* Parses mpi_person.keys; false when it is not what key_list_text wrote. */
+static bool key_list_parse(const char *t, key_list *o) {
+    o->n = 0;
+    while (*t) {
+        char *e;
+        long long seq = strtoll(t, &e, 10);
+        if (*e != ':') return false;
+        unsigned long len = strtoul(e + 1, &e, 10);
+        if (*e != ':' || len >= sizeof o->key[0] || strnlen(e + 1, len) < len ||
+            o->n == KEYS_MAX)
+            return false;
+        memcpy(o->key[o->n], e + 1, len);
+        o->key[o->n][len] = '\0';
+        o->seq[o->n] = seq;
+        o->keep[o->n] = false;
+        o->n++;
+        t = e + 1 + len;
+    }
+    return true;
+}
+
+/* Writes the decimal digits of v at p; returns their count. */
+static size_t put_uint(char *p, unsigned long long v) {
+    char d[24];
+    size_t n = 0;
+    do d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++) p[i] = d[n - 1 - i];
+    return n;
+}
+
+/* out holds at least KEYS_TEXT bytes. (seq is a time in ms: positive.) */
+#define KEYS_TEXT (KEYS_MAX * 128)
+static void key_list_text(const key_list *o, char *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < o->n; i++) {
+        size_t len = strlen(o->key[i]);
+        k += put_uint(out + k, (unsigned long long)o->seq[i]);
+        out[k++] = ':';
+        k += put_uint(out + k, len);
+        out[k++] = ':';
+        memcpy(out + k, o->key[i], len);
+        k += len;
+    }
+    out[k] = '\0';
+}
+
+/* A key of at most 95 bytes into a key_list slot. */
+static void key_copy(char dst[96], const char *src) {
+    size_t n = strnlen(src, 95);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The keys stored with `source` (none when it has no row). */
+static hub_status keys_of(hub_store_tx *tx, const char *source, key_list *o, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_KEYS, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    o->n = 0;
+    bool ok = rc != SQLITE_ROW || key_list_parse(col(st, 0), o);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return hub__store_db_err(err, hub__tx_db(tx), "mpi person");
+    if (!ok) return hub_err_set(err, HUB_E_STORE, "mpi person", "blocking keys unreadable");
+    return HUB_OK;
+}
+
+static hub_status key_del(hub_store_tx *tx, const char *key, int64_t seq, const char *source,
+                          hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_DEL1, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    return step_done(tx, st, "mpi block", err);
+}
+
+/* Inserts keys[0..n) with one seq, KEYS_INS per statement. */
+static hub_status keys_ins(hub_store_tx *tx, const char *const *keys, size_t n, int64_t seq,
+                           const char *source, hub_err *err) {
+    hub_status rc = HUB_OK;
+    for (size_t k0 = 0; !rc && k0 < n; k0 += KEYS_INS) {
+        sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_INS, err);
+        if (st == NULL) return HUB_E_STORE;
+        for (size_t i = 0; i < KEYS_INS && k0 + i < n; i++)
+            sqlite3_bind_text(st, (int)i + 1, keys[k0 + i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, KEYS_INS + 1, seq);
+        sqlite3_bind_text(st, KEYS_INS + 2, source, -1, SQLITE_STATIC);
+        rc = step_done(tx, st, "mpi block", err);
+    }
+    return rc;
+}
+
+/* Turns the old keys `o` into `keys`, writing only what changed: a key the
+ * source keeps keeps its row (and its place among the key's newest), a key
+ * it lost is deleted, a new one is inserted. `o` becomes the new list. */
+static hub_status keys_update(hub_store_tx *tx, const char *source, key_list *o,
+                              char (*keys)[96], size_t n, hub_err *err) {
+    key_list nw;
+    nw.n = 0;
+    /* seq: the time the keys were written, so that a key's newest rows come
+     * first (ms resolution is enough; ties fall back to the source id). */
+    int64_t seq = hub_now_ms();
+    const char *ins[KEYS_MAX];
+    size_t nins = 0;
+    for (size_t i = 0; i < n && nw.n < KEYS_MAX; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < nw.n && !dup; k++) dup = !strcmp(nw.key[k], keys[i]);
+        if (dup) continue;
+        size_t j = 0;
+        while (j < o->n && (o->keep[j] || strcmp(o->key[j], keys[i]))) j++;
+        key_copy(nw.key[nw.n], keys[i]);
+        if (j < o->n) {
+            o->keep[j] = true;
+            nw.seq[nw.n] = o->seq[j];
+        } else {
+            nw.seq[nw.n] = seq;
+            ins[nins++] = keys[i];
+        }
+        nw.n++;
+    }
+    hub_status rc = keys_ins(tx, ins, nins, seq, source, err);
+    for (size_t j = 0; !rc && j < o->n; j++)
+        if (!o->keep[j]) rc = key_del(tx, o->key[j], o->seq[j], source, err);
+    if (!rc) *o = nw;
+    return rc;
+}
+
 hub_status hub_mpi_st_person_put(hub_store_tx *tx, const char *source, const char *sender,
-                                 const char *feat, int64_t updated_ms, hub_err *err) {
+                                 const char *feat, char (*keys)[96], size_t n,
+                                 int64_t updated_ms, hub_err *err) {
+    key_list o;
+    hub_status rc = keys_of(tx, source, &o, err);
+    if (!rc) rc = keys_update(tx, source, &o, keys, n, err);
+    if (rc) return rc;
     sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_PUT, err);
     if (st == NULL) return HUB_E_STORE;
+    char text[KEYS_TEXT];
+    key_list_text(&o, text);
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, sender ? sender : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, feat, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, updated_ms);
+    sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
     return step_done(tx, st, "mpi person", err);
 }
 
@@ -107,80 +270,14 @@ hub_status hub_mpi_st_person_get(hub_store_tx *tx, const char *source, char *fea
 }
 
 hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *err) {
+    key_list o;
+    hub_status rc = keys_of(tx, source, &o, err);
+    if (!rc) rc = keys_update(tx, source, &o, NULL, 0, err);
+    if (rc) return rc;
     sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_DEL, err);
     if (st == NULL) return HUB_E_STORE;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-    hub_status rc = step_done(tx, st, "mpi person", err);
-    if (rc) return rc;
-    return hub_mpi_st_blocks_set(tx, source, NULL, 0, err);
-}
-
-/* The keys a source has now (at most 32: a record has fewer than 24). */
-typedef struct {
-    char key[32][96];
-    int64_t seq[32];
-    bool keep[32];
-    size_t n;
-} old_keys;
-
-static hub_status keys_of(hub_store_tx *tx, const char *source, old_keys *o, hub_err *err) {
-    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_OF, err);
-    if (st == NULL) return HUB_E_STORE;
-    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-    int rc;
-    o->n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && o->n < 32) {
-        copy_col(st, 0, o->key[o->n], sizeof o->key[0]);
-        o->seq[o->n] = sqlite3_column_int64(st, 1);
-        o->keep[o->n] = false;
-        o->n++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return hub__store_db_err(err, hub__tx_db(tx), "mpi block");
-    sqlite3_reset(st);
-    /* more than 32 (cannot happen): let the caller replace them all */
-    return rc == SQLITE_ROW ? HUB_E_LIMIT : HUB_OK;
-}
-
-static hub_status key_put(hub_store_tx *tx, const char *sql, const char *key, int64_t seq,
-                          const char *source, hub_err *err) {
-    sqlite3_stmt *st = hub__tx_stmt(tx, sql, err);
-    if (st == NULL) return HUB_E_STORE;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, seq);
-    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
-    return step_done(tx, st, "mpi block", err);
-}
-
-/* Writes only what changed: a key the source keeps keeps its row (and its
- * place among the key's newest), a key it lost is deleted, a new one is
- * inserted. An update that changes nothing the keys depend on writes no
- * page of mpi_block. */
-hub_status hub_mpi_st_blocks_set(hub_store_tx *tx, const char *source, char (*keys)[96],
-                                 size_t n, hub_err *err) {
-    old_keys o;
-    hub_status rc = keys_of(tx, source, &o, err);
-    if (rc == HUB_E_LIMIT) {
-        sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_DEL, err);
-        if (st == NULL) return HUB_E_STORE;
-        sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-        rc = step_done(tx, st, "mpi block", err);
-        o.n = 0;
-    }
-    if (rc) return rc;
-    /* seq: the time the keys were written, so that a key's newest rows come
-     * first (ms resolution is enough; ties fall back to the source id). */
-    int64_t seq = hub_now_ms();
-    for (size_t i = 0; !rc && i < n; i++) {
-        bool had = false;
-        for (size_t k = 0; k < i && !had; k++) had = !strcmp(keys[k], keys[i]); /* twice */
-        for (size_t j = 0; j < o.n && !had; j++)
-            if (!o.keep[j] && !strcmp(o.key[j], keys[i])) had = o.keep[j] = true;
-        if (!had) rc = key_put(tx, SQL_BLOCK_INS, keys[i], seq, source, err);
-    }
-    for (size_t j = 0; !rc && j < o.n; j++)
-        if (!o.keep[j]) rc = key_put(tx, SQL_BLOCK_DEL1, o.key[j], o.seq[j], source, err);
-    return rc;
+    return step_done(tx, st, "mpi person", err);
 }
 
 hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
@@ -198,31 +295,59 @@ hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
     return s;
 }
 
-/* One query per candidate: its features, sender, golden, and whether it
- * was declared not the same person as `self`. */
-static const char SQL_CAND[] =
-    "SELECT p.feat, p.sender, l.golden, EXISTS(SELECT 1 FROM mpi_nomatch n WHERE n.a=?2 AND "
-    "n.b=?1) FROM mpi_person p JOIN mpi_link l ON l.source=p.source WHERE p.source=?1";
+/* Candidates in one statement per HUB_MPI_ST_BATCH ids (a common name's
+ * blocks bring dozens): their features, sender and golden. SQLite builds a
+ * sorted list of an IN list's every element, bound or not, which costs
+ * more than a few point reads (callgrind: about 38k instructions for a
+ * list of 4 against 13k per read), so under 4 ids each is read alone, and
+ * the list is the smallest of 8, 16 or 32 that holds them; unused
+ * parameters stay NULL, which no source equals. */
+static const int CAND_SIZES[] = {1, 8, 16, HUB_MPI_ST_BATCH};
+#define NSIZES (sizeof CAND_SIZES / sizeof CAND_SIZES[0])
+static char sql_cands[NSIZES][128 + 5 * HUB_MPI_ST_BATCH];
+static pthread_once_t sql_cands_once = PTHREAD_ONCE_INIT;
 
-hub_status hub_mpi_st_candidate(hub_store_tx *tx, const char *source, const char *self,
-                                char *feat, size_t feat_cap, char *sender, size_t sender_cap,
-                                char golden[72], bool *nomatch, hub_err *err) {
-    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_CAND, err);
-    if (st == NULL) return HUB_E_STORE;
-    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, self ? self : "", -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        return HUB_E_NOTFOUND;
+static void sql_cands_make(void) {
+    for (size_t i = 0; i < NSIZES; i++) {
+        char *q = sql_cands[i];
+        size_t cap = sizeof sql_cands[i];
+        size_t k = (size_t)snprintf(q, cap, "SELECT p.source, p.feat, p.sender, l.golden FROM "
+                                            "mpi_person p JOIN mpi_link l ON l.source=p.source "
+                                            "WHERE p.source IN (");
+        for (int j = 1; j <= CAND_SIZES[i]; j++)
+            k += (size_t)snprintf(q + k, cap - k, "%s?%d", j > 1 ? "," : "", j);
+        snprintf(q + k, cap - k, ")");
     }
-    if (rc != SQLITE_ROW) return hub__store_db_err(err, hub__tx_db(tx), "mpi candidate");
-    copy_col(st, 0, feat, feat_cap);
-    copy_col(st, 1, sender, sender_cap);
-    copy_col(st, 2, golden, 72);
-    *nomatch = sqlite3_column_int(st, 3) != 0;
+}
+
+static hub_status cands_read(hub_store_tx *tx, const char *sql, const char *const *ids,
+                             size_t n, hub_mpi_st_cand_fn fn, void *ud, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, sql, err);
+    if (st == NULL) return HUB_E_STORE;
+    for (size_t i = 0; i < n; i++) sqlite3_bind_text(st, (int)i + 1, ids[i], -1, SQLITE_STATIC);
+    int rc;
+    hub_status s = HUB_OK;
+    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        s = fn(ud, col(st, 0), col(st, 1), col(st, 2), col(st, 3));
+    if (s == HUB_OK && rc != SQLITE_DONE)
+        s = hub__store_db_err(err, hub__tx_db(tx), "mpi candidate");
     sqlite3_reset(st);
-    return HUB_OK;
+    return s;
+}
+
+hub_status hub_mpi_st_candidates(hub_store_tx *tx, const char *const *ids, size_t n,
+                                 hub_mpi_st_cand_fn fn, void *ud, hub_err *err) {
+    pthread_once(&sql_cands_once, sql_cands_make);
+    if (n > HUB_MPI_ST_BATCH) n = HUB_MPI_ST_BATCH;
+    hub_status s = HUB_OK;
+    if (n < 4) {
+        for (size_t i = 0; s == HUB_OK && i < n; i++)
+            s = cands_read(tx, sql_cands[0], ids + i, 1, fn, ud, err);
+        return s;
+    }
+    size_t v = 1;
+    while ((size_t)CAND_SIZES[v] < n) v++;
+    return cands_read(tx, sql_cands[v], ids, n, fn, ud, err);
 }
 
 /* ---- links ------------------------------------------------------------------ */
@@ -361,6 +486,7 @@ hub_status hub_mpi_st_golden_of(hub_store *s, const char *source, char golden[72
 static const char SQL_NOMATCH_PUT[] =
     "INSERT OR IGNORE INTO mpi_nomatch(a, b) VALUES(?1, ?2), (?2, ?1)";
 static const char SQL_NOMATCH_HAS[] = "SELECT 1 FROM mpi_nomatch WHERE a=?1 AND b=?2";
+static const char SQL_NOMATCH_OF[] = "SELECT b FROM mpi_nomatch WHERE a=?1";
 
 hub_status hub_mpi_st_nomatch_put(hub_store_tx *tx, const char *a, const char *b,
                                   hub_err *err) {
@@ -383,6 +509,20 @@ hub_status hub_mpi_st_nomatch_has(hub_store_tx *tx, const char *a, const char *b
     *out = rc == SQLITE_ROW;
     sqlite3_reset(st);
     return HUB_OK;
+}
+
+hub_status hub_mpi_st_nomatch_of(hub_store_tx *tx, const char *a, hub_mpi_st_id_fn fn,
+                                 void *ud, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_NOMATCH_OF, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    int rc;
+    hub_status s = HUB_OK;
+    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) s = fn(ud, col(st, 0));
+    if (s == HUB_OK && rc != SQLITE_DONE)
+        s = hub__store_db_err(err, hub__tx_db(tx), "mpi nomatch");
+    sqlite3_reset(st);
+    return s;
 }
 
 /* ---- history ---------------------------------------------------------------------- */

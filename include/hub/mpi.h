@@ -174,28 +174,29 @@ hub_status hub_mpi_add_ops(hub_mpi *m, struct hub_http_fhir *f, hub_err *err);
 
 /* ---- store calls (hub/store/mpi.c) ------------------------------------------------ */
 
-/* The person row of a source: features, the sender it came from. */
+/* The person row of a source: features, the sender it came from, and its
+ * blocking keys (n of them; only the key rows that changed are written). */
 hub_status hub_mpi_st_person_put(hub_store_tx *tx, const char *source, const char *sender,
-                                 const char *feat, int64_t updated_ms, hub_err *err);
+                                 const char *feat, char (*keys)[96], size_t n,
+                                 int64_t updated_ms, hub_err *err);
 /* HUB_E_NOTFOUND when absent; feat/sender copied into the buffers. */
 hub_status hub_mpi_st_person_get(hub_store_tx *tx, const char *source, char *feat,
                                  size_t feat_cap, char *sender, size_t sender_cap,
                                  hub_err *err);
+/* The person row and its blocking keys. */
 hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *err);
-/* Replaces the blocking keys of `source`. */
-hub_status hub_mpi_st_blocks_set(hub_store_tx *tx, const char *source,
-                                 char (*keys)[96], size_t n, hub_err *err);
 /* Sources with blocking key `key`, newest first, at most `limit`. */
 typedef hub_status (*hub_mpi_st_id_fn)(void *ud, const char *id);
 hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
                                  hub_mpi_st_id_fn fn, void *ud, hub_err *err);
-
-/* A candidate's features, sender and golden, and whether it is "not the
- * same person" as `self` (may be NULL); HUB_E_NOTFOUND when it is not
- * indexed or not linked. */
-hub_status hub_mpi_st_candidate(hub_store_tx *tx, const char *source, const char *self,
-                                char *feat, size_t feat_cap, char *sender, size_t sender_cap,
-                                char golden[72], bool *nomatch, hub_err *err);
+/* The features, sender and golden of up to HUB_MPI_ST_BATCH candidate
+ * sources, in one read: fn once per source that is indexed and linked (in
+ * no particular order; strings borrowed during the call). */
+#define HUB_MPI_ST_BATCH 32
+typedef hub_status (*hub_mpi_st_cand_fn)(void *ud, const char *source, const char *feat,
+                                         const char *sender, const char *golden);
+hub_status hub_mpi_st_candidates(hub_store_tx *tx, const char *const *ids, size_t n,
+                                 hub_mpi_st_cand_fn fn, void *ud, hub_err *err);
 
 /* A link: source -> golden, with how it was made and why. */
 typedef struct {
@@ -224,6 +225,9 @@ hub_status hub_mpi_st_nomatch_put(hub_store_tx *tx, const char *a, const char *b
                                   hub_err *err);
 hub_status hub_mpi_st_nomatch_has(hub_store_tx *tx, const char *a, const char *b,
                                   bool *out, hub_err *err);
+/* Every source declared not the same person as `a`. */
+hub_status hub_mpi_st_nomatch_of(hub_store_tx *tx, const char *a, hub_mpi_st_id_fn fn,
+                                 void *ud, hub_err *err);
 
 /* The link history: what happened, to which source and golden, why. */
 hub_status hub_mpi_st_history_add(hub_store_tx *tx, const char *action, const char *source,

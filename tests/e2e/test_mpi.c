@@ -529,6 +529,28 @@ Test(e2e_mpi, unlink_not_same_and_link, .init = up, .fini = down) {
     post_fails(path, "{\"resourceType\":\"Parameters\"}", 422, NULL);
 }
 
+/* A record declared not the same as more sources than the index keeps in
+ * memory per match (8) is still kept from every one of them. */
+Test(e2e_mpi, unlink_from_a_large_golden_stays_apart, .init = up, .fini = down) {
+    char ids[10][72], g0[72], g[72];
+    for (int i = 0; i < 10; i++) create(PAT_SMITH("urn:sys:big", "7", "John", ""), ids[i]);
+    golden_of(ids[0], g0);
+    for (int i = 1; i < 10; i++) {
+        golden_of(ids[i], g);
+        cr_assert_str_eq(g, g0, "one identifier, one person");
+    }
+    char path[160];
+    snprintf(path, sizeof path, "/fhir/Patient/%s/$mpi-unlink", ids[9]);
+    json_decref(post_json(path, "{\"resourceType\":\"Parameters\"}", 200));
+    golden_of(ids[9], g);
+    cr_assert(g[0] && strcmp(g, g0), "not linked back to any of the 9 others");
+    for (int i = 0; i < 9; i++) {
+        char gi[72];
+        golden_of(ids[i], gi);
+        cr_assert_str_eq(gi, g0);
+    }
+}
+
 Test(e2e_mpi, review_queue, .init = up, .fini = down) {
     /* same name, same phone and address, another birth date: possible */
     char a[72], b[72], ga[72], gb[72];

@@ -8,6 +8,7 @@
 #include "store_test.h"
 
 #include <math.h>
+#include <sqlite3.h>
 #include <time.h>
 #include <stdlib.h>
 
@@ -518,7 +519,7 @@ static hub_status set_keys(hub_store_tx *tx, void *ud, hub_err *err) {
     blocks_arg *b = ud;
     char keys[4][96];
     for (size_t i = 0; i < b->n; i++) snprintf(keys[i], 96, "%s", b->keys[i]);
-    return hub_mpi_st_blocks_set(tx, b->source, keys, b->n, err);
+    return hub_mpi_st_person_put(tx, b->source, "", "", keys, b->n, 1, err);
 }
 
 static hub_status found_add(void *ud, const char *id) {
@@ -561,4 +562,80 @@ Test(mpi_store, blocks_set_writes_only_what_changed, .init = up, .fini = down) {
     cr_assert_eq(in_job(set_keys, &none), HUB_OK);
     cr_assert_eq(sources_of("k|c", &f), 0, "no keys left");
     cr_assert_eq(sources_of("k|b", &f), 1);
+}
+
+static hub_status del_person(hub_store_tx *tx, void *ud, hub_err *err) {
+    return hub_mpi_st_person_del(tx, ((blocks_arg *)ud)->source, err);
+}
+
+/* A person's key rows leave with it. */
+Test(mpi_store, person_del_drops_its_key_rows, .init = up, .fini = down) {
+    blocks_arg a = {.source = "s1", .keys = {"k|a", "k|b"}, .n = 2};
+    cr_assert_eq(in_job(set_keys, &a), HUB_OK);
+    blocks_arg b = {.source = "s2", .keys = {"k|b"}, .n = 1};
+    cr_assert_eq(in_job(set_keys, &b), HUB_OK);
+    cr_assert_eq(in_job(del_person, &a), HUB_OK);
+    blocks_arg f;
+    cr_assert_eq(sources_of("k|a", &f), 0);
+    cr_assert_eq(sources_of("k|b", &f), 1);
+    cr_assert_str_eq(f.found[0], "s2");
+}
+
+static void sql(sqlite3 *db, const char *q) {
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(db, q, NULL, NULL, &msg), SQLITE_OK, "%s: %s", q, msg);
+}
+
+static int64_t sql_int(sqlite3 *db, const char *q) {
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK, "%s", q);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", q);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* A store of module version 1 (keys found through an index on
+ * mpi_block(source)) gets each person's key list from its rows, and loses
+ * the index; an update then drops a lost key's row and keeps the others'. */
+Test(mpi_store, a_version_1_store_migrates) {
+    char dir[256], path[300];
+    hub_store *st = hub_test_store_open(dir);
+    hub_store_close(st);
+    snprintf(path, sizeof path, "%s/hub.db", dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sql(db, "DROP TABLE mpi_person;"
+            "CREATE TABLE mpi_person(source TEXT PRIMARY KEY, sender TEXT NOT NULL,"
+            " feat TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+            "CREATE INDEX mpi_block_source ON mpi_block(source);"
+            "INSERT INTO mpi_person VALUES('s1', 'A', 'f1', 1), ('s2', 'B', 'f2', 2),"
+            " ('s3', 'C', 'f3', 3);"
+            "INSERT INTO mpi_block VALUES('k|a', 10, 's1'), ('k|b', 11, 's1'),"
+            " ('i|urn:x|\xc3\xa9:1', 12, 's1'), ('k|b', 20, 's2');"
+            "UPDATE meta SET value='1' WHERE key='schema.mpi';");
+    sqlite3_close(db);
+    hub_store_cfg c = {.dir = dir, .durable = false};
+    hub_err err;
+    cr_assert_eq(hub_store_open(&c, &rt_store, &err), HUB_OK, "%s", err.msg);
+    blocks_arg a = {.source = "s1", .keys = {"k|b", "i|urn:x|\xc3\xa9:1", "k|c"}, .n = 3};
+    cr_assert_eq(in_job(set_keys, &a), HUB_OK);
+    blocks_arg f;
+    cr_assert_eq(sources_of("k|a", &f), 0, "the lost key's row is gone");
+    cr_assert_eq(sources_of("k|c", &f), 1);
+    cr_assert_eq(sources_of("k|b", &f), 2);
+    cr_assert_str_eq(f.found[0], "s2", "s1 kept its row of k|b (seq 11)");
+    hub_store_close(rt_store);
+    rt_store = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name='mpi_block_source'"),
+                 0);
+    cr_expect_eq(sql_int(db, "SELECT value FROM meta WHERE key='schema.mpi'"), 2);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM mpi_block WHERE source='s1'"), 3);
+    cr_expect_eq(sql_int(db, "SELECT seq FROM mpi_block WHERE key LIKE 'i|%'"), 12,
+                 "a kept key keeps its place");
+    cr_expect_eq(sql_int(db, "SELECT keys='20:3:k|b' FROM mpi_person WHERE source='s2'"), 1);
+    cr_expect_eq(sql_int(db, "SELECT keys='' FROM mpi_person WHERE source='s3'"), 1);
+    sqlite3_close(db);
+    hub_test_rmtree(dir);
 }
