@@ -45,10 +45,33 @@ static const char *sget(const json_t *o, const char *k) {
     return json_string_value(json_object_get(o, k));
 }
 
-static const char *derived(sink *k, const char *suffix) {
-    char *s = hub_arena_sprintf(k->a, "%s:%s", k->param, suffix);
-    if (!s) k->nomem = true;
+/* a, sep and b joined in the rows' arena (a printf per derived row was a
+ * sixth of the extraction's cost). */
+static const char *join3(sink *k, const char *a, char sep, const char *b, char sep2,
+                         const char *c) {
+    size_t na = strlen(a), nb = strlen(b), nc = c ? strlen(c) : 0;
+    char *s = hub_arena_alloc(k->a, na + nb + nc + 3);
+    if (!s) {
+        k->nomem = true;
+        return NULL;
+    }
+    char *p = s;
+    memcpy(p, a, na);
+    p += na;
+    *p++ = sep;
+    memcpy(p, b, nb);
+    p += nb;
+    if (c) {
+        *p++ = sep2;
+        memcpy(p, c, nc);
+        p += nc;
+    }
+    *p = '\0';
     return s;
+}
+
+static const char *derived(sink *k, const char *suffix) {
+    return join3(k, k->param, ':', suffix, 0, NULL);
 }
 
 static void token(sink *k, const char *param, const char *system, const char *code) {
@@ -172,7 +195,7 @@ static void value_rows(sink *k, hub_sp_type pt, const json_t *v, const char *typ
                 const char *code = sget(c, "code");
                 const char *val = sget(v, "value");
                 if (!code || !val) continue;
-                char *ov = hub_arena_sprintf(k->a, "%s|%s", code, val);
+                const char *ov = join3(k, code, '|', val, 0, NULL);
                 const char *p = derived(k, "of-type");
                 if (!ov || !p) return;
                 token(k, p, sget(c, "system"), ov);
@@ -325,7 +348,7 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
     k->n = before;
     for (size_t i = 0; i < n0; i++) {
         if (tmp[i].param != FIRST || !tmp[i].value[0]) continue;
-        char *name = hub_arena_sprintf(k->a, "%s$%s|%s", c->sp->code, tmp[i].value, tmp[i].system);
+        const char *name = join3(k, c->sp->code, '$', tmp[i].value, '|', tmp[i].system);
         if (!name) return HUB_E_NOMEM;
         for (size_t j = n0; j < n0 + n1; j++) {
             if (tmp[j].param != SECOND) continue;
