@@ -344,26 +344,36 @@ static void find_heads(hub_fhirpath *fp) {
     if (heads_of(fp, fp->root)) fp->any = true;
 }
 
+bool hub_fhirpath_keys_may_match(const hub_fhirpath *fp, const char *const *keys, size_t n) {
+    if (fp->any) return true;
+    for (size_t h = 0; h < fp->nheads; h++) {
+        const char *head = fp->heads[h];
+        size_t hn = strlen(head);
+        for (size_t i = 0; i < n; i++) {
+            const char *k = keys[i];
+            /* the name itself, or a choice: the stem and a type name */
+            if (k[0] == head[0] && strncmp(k, head, hn) == 0 &&
+                (k[hn] == '\0' || isupper((unsigned char)k[hn])))
+                return true;
+        }
+    }
+    return false;
+}
+
 /* Can `fp` find anything in v? False only when v is an object with none of
  * the heads, or not an object at all. */
 static bool may_match(const hub_fhirpath *fp, const json_t *v) {
     if (fp->any) return true;
     if (!json_is_object(v)) return false;
-    for (size_t i = 0; i < fp->nheads; i++)
-        if (json_object_get(v, fp->heads[i])) return true;
-    /* choice elements: the stem followed by a type name */
+    const char *keys[64];
+    size_t n = 0;
     const char *k;
     const json_t *cv;
     json_object_foreach((json_t *)v, k, cv) {
-        if (!isupper((unsigned char)k[0]) && k[0] != '_') {
-            for (size_t i = 0; i < fp->nheads; i++) {
-                size_t n = strlen(fp->heads[i]);
-                if (strncmp(k, fp->heads[i], n) == 0 && isupper((unsigned char)k[n]))
-                    return true;
-            }
-        }
+        if (n == 64) return true;
+        keys[n++] = k;
     }
-    return false;
+    return hub_fhirpath_keys_may_match(fp, keys, n);
 }
 
 hub_status hub_fhirpath_compile(const char *expr, hub_fhirpath **out, hub_err *err) {
