@@ -684,17 +684,10 @@ static void eval(ev *e, const fp_node *n, const coll *in, coll *out, int depth) 
     }
 }
 
-hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
-                             hub_arena *a, const char *rtype, const json_t *res,
-                             hub_fhirpath_fn fn, void *ud) {
-    return hub_fhirpath_eval_at(d, fp, a, rtype, rtype, res, rtype, res, fn, ud);
-}
-
-hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
-                                hub_arena *a, const char *type, const char *key,
-                                const json_t *v, const char *rtype, const json_t *res,
-                                hub_fhirpath_fn fn, void *ud) {
-    if (!may_match(fp, v)) return HUB_OK;
+/* The evaluation proper, without the heads check. */
+static hub_status run(const hub_fhir_defs *d, const hub_fhirpath *fp, hub_arena *a,
+                      const char *type, const char *key, const json_t *v, const char *rtype,
+                      const json_t *res, hub_fhirpath_fn fn, void *ud) {
     ev e = {d, a, type, false, {res, rtype, rtype}};
     item root = {v, type, key};
     coll in = {&root, 1, 1};
@@ -707,4 +700,21 @@ hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
         if (rc) return rc;
     }
     return HUB_OK;
+}
+
+/* On a whole resource the caller (index extraction) has checked the heads
+ * against the resource's keys, collected once for all its parameters;
+ * evaluating them again here was a walk of the keys per parameter. */
+hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
+                             hub_arena *a, const char *rtype, const json_t *res,
+                             hub_fhirpath_fn fn, void *ud) {
+    return run(d, fp, a, rtype, rtype, res, rtype, res, fn, ud);
+}
+
+hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
+                                hub_arena *a, const char *type, const char *key,
+                                const json_t *v, const char *rtype, const json_t *res,
+                                hub_fhirpath_fn fn, void *ud) {
+    if (!may_match(fp, v)) return HUB_OK;
+    return run(d, fp, a, type, key, v, rtype, res, fn, ud);
 }
