@@ -325,9 +325,12 @@ static bool heads_of(hub_fhirpath *fp, const fp_node *n) {
         return heads_of(fp, n->a);
     case N_EXT:
         return heads_of(fp, n->a) ? add_head(fp, "extension") : false;
+    case N_EXISTS:
+        /* exists() of nothing is false: a value, whatever the input has. */
+        fp->any = true;
+        return false;
     case N_WHERE:
     case N_IS:
-    case N_EXISTS:
     case N_RESOLVE:
         /* A condition or a test on the input itself reads what it likes. */
         if (heads_of(fp, n->a)) fp->any = true;

@@ -588,6 +588,7 @@ Test(search, fhirpath_knows_what_it_reads_first) {
         {"Observation | Observation.component", true, true},
         {"Observation.where(status = 'final')", true, true}, /* a test on the input */
         {"%resource.code", true, true},
+        {"Observation.basedOn.exists()", true, true}, /* false is a value */
     };
     for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
         hub_fhirpath *fp;
