@@ -75,7 +75,6 @@ static const char *derived(sink *k, const char *suffix) {
     return join3(k, k->param, ':', suffix, 0, NULL);
 }
 
-
 static void token(sink *k, const char *param, const char *system, const char *code) {
     if (!code) return;
     hub_store_token *t = row(k, param, HUB_IX_TOKEN);

@@ -478,7 +478,10 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
      * each page a savepoint changes in a statement journal: a temp file
      * by default, which cost more pwrite than the WAL itself (measured:
      * 250 MB of /var/tmp/etilqs_* writes against 117 MB of WAL for 200
-     * ORU messages). In memory it is a copy, freed at RELEASE. */
+     * ORU messages, about 1.25 MB a message). In memory it is a copy,
+     * freed at RELEASE: in one 8 MiB chunk when the spill size could be set
+     * (set_spill; then temp_store stays FILE, which that size needs), in
+     * 1 KiB chunks otherwise. */
     if (writer && !rc && !spill_set) rc = exec(db, "PRAGMA temp_store=MEMORY;", err);
     /* Checkpoint every 10,000 WAL pages (40 MB) instead of 1,000: a page
      * that many commits change (the right edge of an index, a hot code's
