@@ -42,8 +42,19 @@ struct fp_node {
     long index;
 };
 
+/* The property names an expression can read first on its input (heads):
+ * when the input is an object with none of them (or the stem of a choice,
+ * valueQuantity for value), the result is empty without evaluating. Most
+ * of a type's search parameters name elements a given resource does not
+ * have. any: not known (the expression may yield the input itself, or
+ * reads it in a way the analysis does not follow). */
+#define MAX_HEADS 16
+
 struct hub_fhirpath {
     fp_node *root;
+    bool any;
+    size_t nheads;
+    const char *heads[MAX_HEADS]; /* borrowed from the tree's nodes */
 };
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -276,6 +287,98 @@ static fp_node *p_expr(lexer *l, int depth) {
     return n;
 }
 
+/* ---- heads ------------------------------------------------------------------ */
+
+/* What node n reads first from its input: adds names to fp->heads, and
+ * returns whether n may yield the input itself (a path's leading type name,
+ * ofType, an indexer on it). Anything it cannot follow sets fp->any. */
+static bool add_head(hub_fhirpath *fp, const char *name) {
+    for (size_t i = 0; i < fp->nheads; i++)
+        if (strcmp(fp->heads[i], name) == 0) return false;
+    if (fp->nheads == MAX_HEADS) {
+        fp->any = true;
+        return false;
+    }
+    fp->heads[fp->nheads++] = name;
+    return false;
+}
+
+static bool heads_of(hub_fhirpath *fp, const fp_node *n) {
+    switch (n->kind) {
+    case N_THIS:
+        return true;
+    case N_CHILD:
+        if (!heads_of(fp, n->a)) return false;
+        /* Property names are lower camel case: an upper-case name is the
+         * resource's type (or Resource, DomainResource), which passes the
+         * input on, or matches nothing. */
+        if (isupper((unsigned char)n->name[0])) return true;
+        return add_head(fp, n->name);
+    case N_UNION: {
+        bool a = heads_of(fp, n->a);
+        bool b = heads_of(fp, n->b);
+        return a || b;
+    }
+    case N_INDEX:
+    case N_FIRST:
+    case N_OFTYPE:
+        return heads_of(fp, n->a);
+    case N_EXT:
+        return heads_of(fp, n->a) ? add_head(fp, "extension") : false;
+    case N_EXISTS:
+        /* exists() of nothing is false: a value, whatever the input has. */
+        fp->any = true;
+        return false;
+    case N_WHERE:
+    case N_IS:
+    case N_RESOLVE:
+        /* A condition or a test on the input itself reads what it likes. */
+        if (heads_of(fp, n->a)) fp->any = true;
+        return false;
+    default:
+        fp->any = true;
+        return false;
+    }
+}
+
+static void find_heads(hub_fhirpath *fp) {
+    fp->any = false;
+    fp->nheads = 0;
+    if (heads_of(fp, fp->root)) fp->any = true;
+}
+
+bool hub_fhirpath_keys_may_match(const hub_fhirpath *fp, const char *const *keys, size_t n) {
+    if (fp->any) return true;
+    for (size_t h = 0; h < fp->nheads; h++) {
+        const char *head = fp->heads[h];
+        size_t hn = strlen(head);
+        for (size_t i = 0; i < n; i++) {
+            const char *k = keys[i];
+            /* the name itself, or a choice: the stem and a type name */
+            if (k[0] == head[0] && strncmp(k, head, hn) == 0 &&
+                (k[hn] == '\0' || isupper((unsigned char)k[hn])))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Can `fp` find anything in v? False only when v is an object with none of
+ * the heads, or not an object at all. */
+static bool may_match(const hub_fhirpath *fp, const json_t *v) {
+    if (fp->any) return true;
+    if (!json_is_object(v)) return false;
+    const char *keys[64];
+    size_t n = 0;
+    const char *k;
+    const json_t *cv;
+    json_object_foreach((json_t *)v, k, cv) {
+        if (n == 64) return true;
+        keys[n++] = k;
+    }
+    return hub_fhirpath_keys_may_match(fp, keys, n);
+}
+
 hub_status hub_fhirpath_compile(const char *expr, hub_fhirpath **out, hub_err *err) {
     *out = NULL;
     lexer l = {expr, false};
@@ -293,6 +396,7 @@ hub_status hub_fhirpath_compile(const char *expr, hub_fhirpath **out, hub_err *e
         return hub_err_set(err, HUB_E_NOMEM, "fhirpath", "out of memory");
     }
     fp->root = root;
+    find_heads(fp);
     *out = fp;
     return HUB_OK;
 }
@@ -583,16 +687,10 @@ static void eval(ev *e, const fp_node *n, const coll *in, coll *out, int depth) 
     }
 }
 
-hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
-                             hub_arena *a, const char *rtype, const json_t *res,
-                             hub_fhirpath_fn fn, void *ud) {
-    return hub_fhirpath_eval_at(d, fp, a, rtype, rtype, res, rtype, res, fn, ud);
-}
-
-hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
-                                hub_arena *a, const char *type, const char *key,
-                                const json_t *v, const char *rtype, const json_t *res,
-                                hub_fhirpath_fn fn, void *ud) {
+/* The evaluation proper, without the heads check. */
+static hub_status run(const hub_fhir_defs *d, const hub_fhirpath *fp, hub_arena *a,
+                      const char *type, const char *key, const json_t *v, const char *rtype,
+                      const json_t *res, hub_fhirpath_fn fn, void *ud) {
     ev e = {d, a, type, false, {res, rtype, rtype}};
     item root = {v, type, key};
     coll in = {&root, 1, 1};
@@ -605,4 +703,21 @@ hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
         if (rc) return rc;
     }
     return HUB_OK;
+}
+
+/* On a whole resource the caller (index extraction) has checked the heads
+ * against the resource's keys, collected once for all its parameters;
+ * evaluating them again here was a walk of the keys per parameter. */
+hub_status hub_fhirpath_eval(const hub_fhir_defs *d, const hub_fhirpath *fp,
+                             hub_arena *a, const char *rtype, const json_t *res,
+                             hub_fhirpath_fn fn, void *ud) {
+    return run(d, fp, a, rtype, rtype, res, rtype, res, fn, ud);
+}
+
+hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
+                                hub_arena *a, const char *type, const char *key,
+                                const json_t *v, const char *rtype, const json_t *res,
+                                hub_fhirpath_fn fn, void *ud) {
+    if (!may_match(fp, v)) return HUB_OK;
+    return run(d, fp, a, type, key, v, rtype, res, fn, ud);
 }

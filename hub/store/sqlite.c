@@ -30,12 +30,9 @@ enum {
     WR_HIST_INS,
     WR_RES_UPSERT,
     WR_TOK_DEL,
-    WR_TOK_INS,
     WR_FIND,
     WR_DATE_DEL,
-    WR_DATE_INS,
     WR_NUM_DEL,
-    WR_NUM_INS,
     WR_PID,
     WR_PID_INS,
     WR__N
@@ -56,7 +53,6 @@ static const char *const WR_SQL[WR__N] = {
     "version=excluded.version, last_updated=excluded.last_updated, "
     "deleted=excluded.deleted, seq=excluded.seq RETURNING rid",
     "DELETE FROM ix_tok WHERE rid=?1",
-    "INSERT OR IGNORE INTO ix_tok(pid, value, system, rid) VALUES(?1, ?2, ?3, ?4)",
     /* +rid: without statistics the planner would read the (rid) index to
      * have the keys in order for DISTINCT, scanning every row; this way it
      * seeks the key (pid, value). */
@@ -64,9 +60,7 @@ static const char *const WR_SQL[WR__N] = {
     "r.rid = +t.rid WHERE t.pid = (SELECT pid FROM params WHERE type=?1 AND name=?2) AND "
     "t.value=?3 AND (?4 IS NULL OR t.system=?4) LIMIT ?5",
     "DELETE FROM ix_date WHERE rid=?1",
-    "INSERT OR IGNORE INTO ix_date(rid, pid, lo, hi) VALUES(?1, ?2, ?3, ?4)",
     "DELETE FROM ix_num WHERE rid=?1",
-    "INSERT OR IGNORE INTO ix_num(rid, pid, num, system, value) VALUES(?1, ?2, ?3, ?4, ?5)",
     "SELECT pid FROM params WHERE type=?1 AND name=?2",
     "INSERT INTO params(type, name) VALUES(?1, ?2)",
 };
@@ -95,6 +89,10 @@ typedef struct {
 } pid_ent;
 #define PID_CAP 8192 /* a power of two; emptied when half full */
 
+/* A statement's fixed cost (begin, halt, cursors) was a third of an index
+ * row's insert: rows go in by up to this many per statement. */
+#define ROWS_PER_INSERT 16
+
 struct hub_store_tx {
     sqlite3 *db;
     pid_ent *pids; /* PID_CAP slots, open addressing */
@@ -102,6 +100,8 @@ struct hub_store_tx {
     sqlite3_stmt *find_dup, *insert, *update;
     sqlite3_stmt *tx[TX__N];
     sqlite3_stmt *wr[WR__N];
+    /* index rows, several per statement: ins[kind][n - 1] inserts n rows */
+    sqlite3_stmt *ins[3][ROWS_PER_INSERT];
     sqlite3_stmt *last_read; /* reset before the next read on this tx */
     hub__stmt_cache cache;   /* the module files' statements */
     dyn_cache dyn;           /* generated statements */
@@ -437,8 +437,24 @@ static hub_status module_schemas(sqlite3 *db, hub_err *err) {
     return HUB_OK;
 }
 
+/* Savepoint journals in memory, in one allocation each: SQLite keeps the
+ * before-image of every page a job's savepoint changes, and in memory
+ * (temp_store=MEMORY) it writes them in 1 KiB chunks, five mallocs a page
+ * (a tenth of a create's instructions). A spill size of 8 MiB makes the
+ * journal one chunk of that size, spilled to a temporary file only past
+ * 2,048 pages. The setting is the process's and is only taken before
+ * SQLite starts; when it is not (something opened a database first), the
+ * journals stay in memory as before. */
+static pthread_once_t spill_once = PTHREAD_ONCE_INIT;
+static bool spill_set;
+
+static void set_spill(void) {
+    spill_set = sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 8 << 20) == SQLITE_OK;
+}
+
 static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
                           hub_err *err) {
+    pthread_once(&spill_once, set_spill);
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_NOMUTEX |
                 ((writer && !s->read_only)
@@ -468,8 +484,11 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
      * each page a savepoint changes in a statement journal: a temp file
      * by default, which cost more pwrite than the WAL itself (measured:
      * 250 MB of /var/tmp/etilqs_* writes against 117 MB of WAL for 200
-     * ORU messages). In memory it is a copy, freed at RELEASE. */
-    if (writer && !rc) rc = exec(db, "PRAGMA temp_store=MEMORY;", err);
+     * ORU messages, about 1.25 MB a message). In memory it is a copy,
+     * freed at RELEASE: in one 8 MiB chunk when the spill size could be set
+     * (set_spill; then temp_store stays FILE, which that size needs), in
+     * 1 KiB chunks otherwise. */
+    if (writer && !rc && !spill_set) rc = exec(db, "PRAGMA temp_store=MEMORY;", err);
     /* Checkpoint every 10,000 WAL pages (40 MB) instead of 1,000: a page
      * that many commits change (the right edge of an index, a hot code's
      * run) is copied to the database once per checkpoint, so fewer
@@ -676,6 +695,8 @@ void hub_store_close(hub_store *s) {
     sqlite3_finalize(s->w.update);
     for (int i = 0; i < TX__N; i++) sqlite3_finalize(s->w.tx[i]);
     for (int i = 0; i < WR__N; i++) sqlite3_finalize(s->w.wr[i]);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < ROWS_PER_INSERT; i++) sqlite3_finalize(s->w.ins[k][i]);
     hub__stmt_cache_free(&s->w.cache);
     pids_clear(&s->w);
     hub_free(s->w.pids);
@@ -1376,47 +1397,91 @@ static hub_status pid_of(hub_store_tx *tx, const char *type, const char *name, i
     return HUB_OK;
 }
 
+/* The statement inserting n index rows of kind k (prepared on first use). */
+static sqlite3_stmt *ins_stmt(hub_store_tx *tx, hub_ix_kind k, size_t n, hub_err *err) {
+    sqlite3_stmt **st = &tx->ins[k][n - 1];
+    if (*st) return *st;
+    static const char *const HEAD[3] = {
+        "INSERT OR IGNORE INTO ix_tok(pid, value, system, rid) VALUES",
+        "INSERT OR IGNORE INTO ix_date(rid, pid, lo, hi) VALUES",
+        "INSERT OR IGNORE INTO ix_num(rid, pid, num, system, value) VALUES"};
+    static const char *const ROW[3] = {"(?,?,?,?)", "(?,?,?,?)", "(?,?,?,?,?)"};
+    char sql[64 + ROWS_PER_INSERT * 12];
+    size_t len = (size_t)snprintf(sql, sizeof sql, "%s", HEAD[k]);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(sql + len, sizeof sql - len, "%s%s", i ? "," : "", ROW[k]);
+    if (prepare(tx->db, sql, st, err)) return NULL;
+    return *st;
+}
+
+/* Binds row t (parameter pid) as the i-th row of a statement of its kind. */
+static void bind_row(sqlite3_stmt *st, int i, const hub_store_token *t, int64_t rid,
+                     int64_t pid) {
+    const char *sys = t->system ? t->system : "", *val = t->value ? t->value : "";
+    if (t->kind == HUB_IX_DATE) {
+        int b = i * 4;
+        sqlite3_bind_int64(st, b + 1, rid);
+        sqlite3_bind_int64(st, b + 2, pid);
+        sqlite3_bind_int64(st, b + 3, t->lo);
+        sqlite3_bind_int64(st, b + 4, t->hi);
+    } else if (t->kind == HUB_IX_NUMBER) {
+        int b = i * 5;
+        sqlite3_bind_int64(st, b + 1, rid);
+        sqlite3_bind_int64(st, b + 2, pid);
+        sqlite3_bind_double(st, b + 3, t->num);
+        sqlite3_bind_text(st, b + 4, sys, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, b + 5, val, -1, SQLITE_STATIC);
+    } else {
+        int b = i * 4;
+        sqlite3_bind_int64(st, b + 1, pid);
+        sqlite3_bind_text(st, b + 2, val, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, b + 3, sys, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, b + 4, rid);
+    }
+}
+
+/* Inserts the stored rows of kind k among toks, up to ROWS_PER_INSERT per
+ * statement. */
+static hub_status put_kind(hub_store_tx *tx, const char *type, int64_t rid, hub_ix_kind k,
+                           const hub_store_token *toks, size_t ntoks, hub_err *err) {
+    const hub_store_token *batch[ROWS_PER_INSERT];
+    int64_t pids[ROWS_PER_INSERT];
+    size_t n = 0;
+    for (size_t i = 0; i <= ntoks; i++) {
+        if (i < ntoks) {
+            const hub_store_token *t = &toks[i];
+            if (t->shadow || t->kind != k) continue;
+            hub_status rc = pid_of(tx, type, t->param, &pids[n], err);
+            if (rc) return rc;
+            batch[n++] = t;
+            if (n < ROWS_PER_INSERT) continue;
+        }
+        if (n == 0) continue;
+        sqlite3_stmt *st = ins_stmt(tx, k, n, err);
+        if (!st) return HUB_E_STORE;
+        for (size_t j = 0; j < n; j++) bind_row(st, (int)j, batch[j], rid, pids[j]);
+        hub_status rc = step_done(tx, st, "index", err);
+        if (rc) return rc;
+        n = 0;
+    }
+    return HUB_OK;
+}
+
 /* Replaces (drop first) or writes the index rows of the resource rid. */
 static hub_status put_rows(hub_store_tx *tx, const char *type, int64_t rid, bool drop,
                            const hub_store_token *toks, size_t ntoks, hub_err *err) {
-    sqlite3_stmt *st;
-    hub_status rc;
     if (drop) {
         static const int DEL[3] = {WR_TOK_DEL, WR_DATE_DEL, WR_NUM_DEL};
         for (int k = 0; k < 3; k++) {
-            st = tx->wr[DEL[k]];
+            sqlite3_stmt *st = tx->wr[DEL[k]];
             sqlite3_bind_int64(st, 1, rid);
-            rc = step_done(tx, st, "index", err);
+            hub_status rc = step_done(tx, st, "index", err);
             if (rc) return rc;
         }
     }
-    for (size_t i = 0; i < ntoks; i++) {
-        const hub_store_token *t = &toks[i];
-        if (t->shadow) continue;
-        int64_t pid;
-        rc = pid_of(tx, type, t->param, &pid, err);
-        if (rc) return rc;
-        if (t->kind == HUB_IX_DATE) {
-            st = tx->wr[WR_DATE_INS];
-            sqlite3_bind_int64(st, 1, rid);
-            sqlite3_bind_int64(st, 2, pid);
-            sqlite3_bind_int64(st, 3, t->lo);
-            sqlite3_bind_int64(st, 4, t->hi);
-        } else if (t->kind == HUB_IX_NUMBER) {
-            st = tx->wr[WR_NUM_INS];
-            sqlite3_bind_int64(st, 1, rid);
-            sqlite3_bind_int64(st, 2, pid);
-            sqlite3_bind_double(st, 3, t->num);
-            sqlite3_bind_text(st, 4, t->system ? t->system : "", -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 5, t->value ? t->value : "", -1, SQLITE_STATIC);
-        } else {
-            st = tx->wr[WR_TOK_INS];
-            sqlite3_bind_int64(st, 1, pid);
-            sqlite3_bind_text(st, 2, t->value ? t->value : "", -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, t->system ? t->system : "", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 4, rid);
-        }
-        rc = step_done(tx, st, "index", err);
+    static const hub_ix_kind KINDS[3] = {HUB_IX_TOKEN, HUB_IX_DATE, HUB_IX_NUMBER};
+    for (int k = 0; k < 3; k++) {
+        hub_status rc = put_kind(tx, type, rid, KINDS[k], toks, ntoks, err);
         if (rc) return rc;
     }
     return HUB_OK;

@@ -225,6 +225,15 @@ hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
                                 const json_t *v, const char *rtype, const json_t *res,
                                 hub_fhirpath_fn fn, void *ud);
 
+/* Whether `fp` can find anything in an object with the property names
+ * keys[0, n) (a choice's valueQuantity counts for value): false means the
+ * result is empty, because the expression reads first properties the object
+ * does not have. hub_fhirpath_eval_at checks it itself; hub_fhirpath_eval
+ * does not (a caller that evaluates many expressions on one resource
+ * collects its keys once and skips the calls it rules out). Either way the
+ * results are the same. */
+bool hub_fhirpath_keys_may_match(const hub_fhirpath *fp, const char *const *keys, size_t n);
+
 /* ---- search values ------------------------------------------------------------ */
 
 /* A FHIR date, dateTime or instant ("2024", "2024-05", "2024-05-17",

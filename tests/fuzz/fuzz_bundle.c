@@ -1,6 +1,7 @@
 /* libFuzzer target for batch/transaction Bundles: hub_record_bundle on a
  * record over a real store (a temporary directory, not durable) with the
- * R4 tables. Invariants: either a response Bundle (200) with one entry per
+ * R4 tables and the search parameters (so every written resource goes
+ * through the index extraction and its rows into the store). Invariants: either a response Bundle (200) with one entry per
  * request entry, each with a "NNN Reason" status, or no response and an
  * OperationOutcome with a 4xx/5xx status. */
 #include <stdint.h>
@@ -17,6 +18,7 @@
     } while (0)
 
 static hub_fhir_defs *defs;
+static hub_fhir_sps *sps;
 static hub_store *store;
 static hub_record *rec;
 
@@ -26,6 +28,7 @@ static char dir[64];
 static void teardown(void) {
     hub_record_close(rec);
     hub_store_close(store);
+    hub_fhir_sps_free(sps);
     hub_fhir_defs_free(defs);
     const char *const files[] = {"hub.db", "hub.db-wal", "hub.db-shm"};
     for (size_t i = 0; i < 3; i++) {
@@ -38,13 +41,14 @@ static void teardown(void) {
 
 static void setup(void) {
     CHECK(hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &defs, NULL) == HUB_OK);
+    CHECK(hub_fhir_sps_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &sps, NULL) == HUB_OK);
     char tmpl[] = "/tmp/hub-fuzz-bundle-XXXXXX";
     CHECK(mkdtemp(tmpl) != NULL);
     snprintf(dir, sizeof dir, "%s", tmpl);
     atexit(teardown);
     hub_store_cfg sc = {.dir = dir, .durable = false};
     CHECK(hub_store_open(&sc, &store, NULL) == HUB_OK);
-    hub_record_cfg rc = {.store = store, .defs = defs, .max_bundle_entries = 50};
+    hub_record_cfg rc = {.store = store, .defs = defs, .search = sps, .max_bundle_entries = 50};
     CHECK(hub_record_open(&rc, &rec, NULL) == HUB_OK);
 }
 

@@ -623,6 +623,74 @@ Test(search, fhirpath_subset) {
     cr_expect_eq(hub_fhirpath_compile("Observation.code.memberOf('x')", &fp, &err), HUB_E_UNSUPPORTED);
 }
 
+/* An expression that reads elements an object does not have is not
+ * evaluated: hub_fhirpath_keys_may_match says so from the object's keys,
+ * a choice's stem matching its typed names. */
+Test(search, fhirpath_knows_what_it_reads_first) {
+    hub_err err;
+    static const char *const OBS[] = {"resourceType", "status", "code", "valueQuantity",
+                                      "extension"};
+    static const struct {
+        const char *expr;
+        bool may; /* on OBS */
+        bool any; /* on any object, even an empty one */
+    } C[] = {
+        {"Observation.value.ofType(Quantity)", true, false}, /* valueQuantity */
+        {"(Observation.value.ofType(string))", true, false}, /* the stem: evaluated */
+        {"Observation.basedOn", false, false},
+        {"Observation.component.code | Observation.specimen", false, false},
+        {"Observation.code | Observation.specimen", true, false},
+        {"Observation.extension('u').value", true, false},
+        {"Observation.subject.where(resolve() is Patient)", false, false},
+        {"Observation.valueQuantityX", false, false}, /* no type name after the stem */
+        {"Observation", true, true},                  /* the resource itself */
+        {"Observation | Observation.component", true, true},
+        {"Observation.where(status = 'final')", true, true}, /* a test on the input */
+        {"%resource.code", true, true},
+        {"Observation.basedOn.exists()", true, true}, /* false is a value */
+    };
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        hub_fhirpath *fp;
+        cr_assert_eq(hub_fhirpath_compile(C[i].expr, &fp, &err), HUB_OK, "%s", C[i].expr);
+        cr_expect_eq(hub_fhirpath_keys_may_match(fp, OBS, 5), C[i].may, "%s", C[i].expr);
+        cr_expect_eq(hub_fhirpath_keys_may_match(fp, NULL, 0), C[i].any, "%s on {}", C[i].expr);
+        hub_fhirpath_free(fp);
+    }
+}
+
+/* More index rows than one insert statement takes (16): every one is
+ * stored, and an update replaces them all. */
+Test(search, many_rows_of_one_resource, .init = up, .fini = down) {
+    char body[8192];
+    size_t o = (size_t)snprintf(body, sizeof body,
+                                "{\"resourceType\":\"Patient\",\"identifier\":[");
+    for (int i = 0; i < 40; i++)
+        o += (size_t)snprintf(body + o, sizeof body - o, "%s{\"system\":\"urn:many\",\"value\":\"m%d\"}",
+                              i ? "," : "", i);
+    snprintf(body + o, sizeof body - o, "]}");
+    put("Patient", "many", body);
+    char ids[256], q[64];
+    int status;
+    static const int PROBE[] = {0, 15, 16, 17, 31, 32, 39};
+    for (size_t i = 0; i < sizeof PROBE / sizeof PROBE[0]; i++) {
+        snprintf(q, sizeof q, "identifier=urn:many|m%d", PROBE[i]);
+        json_t *b = search("Patient", q, NULL, false, &status);
+        ids_of(b, "match", ids, sizeof ids);
+        cr_expect_str_eq(ids, "many", "%s", q);
+        json_decref(b);
+    }
+    put("Patient", "many",
+        "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:many\",\"value\":\"m39\"}]}");
+    json_t *b = search("Patient", "identifier=urn:many|m20", NULL, false, &status);
+    ids_of(b, "match", ids, sizeof ids);
+    cr_expect_str_eq(ids, "", "a replaced row is gone");
+    json_decref(b);
+    b = search("Patient", "identifier=urn:many|m39", NULL, false, &status);
+    ids_of(b, "match", ids, sizeof ids);
+    cr_expect_str_eq(ids, "many");
+    json_decref(b);
+}
+
 Test(search, conditional_operations_use_any_parameter, .init = up, .fini = down) {
     json_error_t je;
     /* conditional update by name and birth date: one match -> updated */
