@@ -11,6 +11,9 @@
 struct hub_ingest {
     hub_ingest_cfg cfg;
     hub_mllp_server *srv;
+    /* Jobs built in this round of the loop, in arrival order (loop thread
+     * only): handed to the store together by hub_ingest_on_round. */
+    hub_store_job *batch, **batch_tail;
     atomic_llong in_flight;
     hub_metric *m_accepted, *m_errored, *m_rejected, *m_dup, *m_failed;
     hub_metric *m_mapped, *m_map_failed, *m_unmapped;
@@ -45,6 +48,7 @@ hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,
     hub_ingest *in = hub_calloc(1, sizeof *in);
     if (in == NULL) return hub_err_set(err, HUB_E_NOMEM, "ingest", "out of memory");
     in->cfg = *c;
+    in->batch_tail = &in->batch;
     if (in->cfg.ack_app == NULL) in->cfg.ack_app = "HUB";
     if (in->cfg.ack_facility == NULL) in->cfg.ack_facility = "HUB";
     in->m_accepted = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
@@ -578,11 +582,24 @@ void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
     r->body_len = j->n;
     j->job.run = job_run;
     j->job.done = job_done;
+    j->job.next = NULL;
     atomic_fetch_add(&in->in_flight, 1);
+    *in->batch_tail = &j->job;
+    in->batch_tail = &j->job.next;
+}
+
+void hub_ingest_on_round(void *ud) {
+    hub_ingest *in = ud;
+    hub_store_job *jobs = in->batch;
+    in->batch = NULL;
+    in->batch_tail = &in->batch;
     hub_err err;
-    if (hub_store_submit(in->cfg.store, &j->job, &err) != HUB_OK) {
-        /* Shutting down: the store takes nothing more, so the sender gets
-         * an error ACK and will resend. job_done frees the job. */
-        job_done(&j->job, HUB_E_STATE, &err);
+    if (jobs == NULL || hub_store_run(in->cfg.store, jobs, &err) == HUB_OK) return;
+    /* Shutting down: the store takes nothing more, so each sender gets an
+     * error ACK and will resend. job_done frees the job. */
+    while (jobs) {
+        hub_store_job *next = jobs->next;
+        job_done(jobs, HUB_E_STATE, &err);
+        jobs = next;
     }
 }

@@ -157,6 +157,7 @@ struct hub_store {
     pthread_cond_t cond;
     hub_store_job *head, *tail;
     bool closing;
+    bool busy; /* a group is running (writer thread or hub_store_run) */
     hub_store_stats stats;
 
     pthread_mutex_t rlock;
@@ -505,6 +506,7 @@ static hub_status prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 }
 
 static void *writer_main(void *arg);
+static void enqueue(hub_store *s, hub_store_job *jobs);
 static void tx_last_reset(hub_store_tx *tx);
 static void pids_clear(hub_store_tx *tx);
 
@@ -696,12 +698,7 @@ hub_status hub_store_submit(hub_store *s, hub_store_job *job, hub_err *err) {
         pthread_mutex_unlock(&s->lock);
         return hub_err_set(err, HUB_E_STATE, "store", "store is closing");
     }
-    if (s->tail)
-        s->tail->next = job;
-    else
-        s->head = job;
-    s->tail = job;
-    pthread_cond_signal(&s->cond);
+    enqueue(s, job);
     pthread_mutex_unlock(&s->lock);
     return HUB_OK;
 }
@@ -845,14 +842,12 @@ static void run_group(hub_store *s, hub_store_job *jobs) {
 static void *writer_main(void *arg) {
     hub_store *s = arg;
     pthread_setname_np(pthread_self(), "hub-writer"); /* for top and perf */
+    pthread_mutex_lock(&s->lock);
     for (;;) {
-        pthread_mutex_lock(&s->lock);
-        while (s->head == NULL && !s->closing)
+        /* hub_store_run may hold the connection: wait until it is free. */
+        while (s->busy || (s->head == NULL && !s->closing))
             pthread_cond_wait(&s->cond, &s->lock);
-        if (s->head == NULL && s->closing) {
-            pthread_mutex_unlock(&s->lock);
-            break;
-        }
+        if (s->head == NULL) break; /* closing, nothing left */
         /* Take up to batch_max jobs: whatever queued while the last commit
          * was in fsync goes into this one. */
         hub_store_job *first = s->head, *last = first;
@@ -864,10 +859,55 @@ static void *writer_main(void *arg) {
         s->head = last->next;
         if (s->head == NULL) s->tail = NULL;
         last->next = NULL;
+        s->busy = true;
         pthread_mutex_unlock(&s->lock);
         run_group(s, first);
+        pthread_mutex_lock(&s->lock);
+        s->busy = false;
     }
+    pthread_mutex_unlock(&s->lock);
     return NULL;
+}
+
+/* Appends a list of jobs to the queue; s->lock held. */
+static void enqueue(hub_store *s, hub_store_job *jobs) {
+    hub_store_job *last = jobs;
+    while (last->next) last = last->next;
+    if (s->tail) s->tail->next = jobs;
+    else s->head = jobs;
+    s->tail = last;
+    pthread_cond_signal(&s->cond);
+}
+
+hub_status hub_store_run(hub_store *s, hub_store_job *jobs, hub_err *err) {
+    if (jobs == NULL) return HUB_OK;
+    if (s->read_only)
+        return hub_err_set(err, HUB_E_STATE, "store", "store is read-only");
+    pthread_mutex_lock(&s->lock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->lock);
+        return hub_err_set(err, HUB_E_STATE, "store", "store is closing");
+    }
+    if (s->busy || s->head) {
+        /* The writer is at work: these join the queue, and its next group. */
+        enqueue(s, jobs);
+        pthread_mutex_unlock(&s->lock);
+        return HUB_OK;
+    }
+    s->busy = true;
+    pthread_mutex_unlock(&s->lock);
+    while (jobs) {
+        hub_store_job *first = jobs, *last = jobs;
+        for (int n = 1; last->next && n < s->batch_max && n < 4096; n++) last = last->next;
+        jobs = last->next;
+        last->next = NULL;
+        run_group(s, first);
+    }
+    pthread_mutex_lock(&s->lock);
+    s->busy = false;
+    if (s->head || s->closing) pthread_cond_signal(&s->cond); /* the writer waits for it */
+    pthread_mutex_unlock(&s->lock);
+    return HUB_OK;
 }
 
 /* ---- readers ------------------------------------------------------------ */
