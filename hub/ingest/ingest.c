@@ -109,19 +109,36 @@ static const char *hd_name(hub_arena *a, const hub_v2_msg *m, hub_slice hd) {
     return "";
 }
 
-/* Appends `t` as a JSON string body (no quotes). */
+/* Appends `t` as a JSON string body (no quotes), copying runs of bytes
+ * that need no escape at once. */
 static void json_escape(hub_buf *b, const char *t) {
+    static const char hex[] = "0123456789abcdef";
+    const char *run = t;
     for (; t && *t; t++) {
         unsigned char c = (unsigned char)*t;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        hub_buf_append(b, run, (size_t)(t - run));
+        run = t + 1;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             hub_buf_append(b, e, 2);
-        } else if (c < 0x20) {
-            hub_buf_printf(b, "\\u%04x", c);
         } else {
-            hub_buf_append(b, t, 1);
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            hub_buf_append(b, e, 6);
         }
     }
+    if (run && t > run) hub_buf_append(b, run, (size_t)(t - run));
+}
+
+/* Decimal digits of v into out[16]; returns the first. */
+static const char *dec(char out[16], unsigned v) {
+    size_t n = 15;
+    out[n] = '\0';
+    do {
+        out[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n);
+    return out + n;
 }
 
 /* Findings as a JSON array for the journal: location, code, severity and
@@ -131,14 +148,20 @@ static char *findings_json(const hub_v2_finding *f, size_t n) {
     if (n == 0) return NULL;
     hub_buf b;
     hub_buf_init(&b);
+    hub_buf_reserve(&b, 128 * (n < 200 ? n : 200));
     hub_buf_append(&b, "[", 1);
     for (size_t i = 0; i < n && i < 200; i++) {
-        char loc[64];
+        char loc[64], num[16];
         hub_v2_loc_format(&f[i].loc, loc, sizeof loc);
         hub_buf_append_cstr(&b, i ? ",{\"location\":\"" : "{\"location\":\"");
         json_escape(&b, loc);
-        hub_buf_printf(&b, "\",\"code\":%d,\"severity\":\"%c\",\"text\":\"", f[i].code,
-                       f[i].severity ? f[i].severity : 'E');
+        hub_buf_append_cstr(&b, "\",\"code\":");
+        hub_buf_append_cstr(&b, f[i].code < 0 ? "-" : "");
+        hub_buf_append_cstr(&b, dec(num, f[i].code < 0 ? 0u - (unsigned)f[i].code
+                                                        : (unsigned)f[i].code));
+        char sev[] = ",\"severity\":\"E\",\"text\":\"";
+        sev[13] = f[i].severity ? f[i].severity : 'E';
+        hub_buf_append(&b, sev, sizeof sev - 1);
         json_escape(&b, f[i].text);
         hub_buf_append(&b, "\"}", 2);
     }

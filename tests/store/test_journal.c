@@ -271,6 +271,28 @@ Test(store_journal, run_on_idle_store_commits_on_the_caller) {
     hub_test_rmtree(dir);
 }
 
+/* A group of one job runs without a savepoint: when it fails, nothing of
+ * it is committed, and the next group starts clean. */
+Test(store_journal, failed_job_alone_leaves_nothing) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job a, b;
+    fill(&a, "LAB^H", 1, HUB_MSG_ACCEPTED, &done);
+    a.fail = true; /* fails after its insert */
+    fill(&b, "LAB^H", 1, HUB_MSG_ACCEPTED, &done);
+    hub_err err;
+    cr_assert_eq(hub_store_run(s, &a.job, &err), HUB_OK);
+    cr_assert_eq(a.done_rc, HUB_E_INVALID);
+    cr_assert_eq(hub_store_run(s, &b.job, &err), HUB_OK);
+    cr_assert_eq(b.done_rc, HUB_OK, "a's row was undone: b is no resend");
+    int64_t counts[4];
+    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
+    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 1);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
 /* A job that holds the writer until it is let go. */
 typedef struct {
     hub_store_job job;
