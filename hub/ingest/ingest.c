@@ -233,6 +233,9 @@ static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
 
 static hub_status job_run_inner(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
     ingest_job *j = (ingest_job *)sj;
+    /* A journal-only job may run again after a rollback (rerunnable). */
+    j->dup = false;
+    j->dup_ack.n = 0;
     if (j->row.status == HUB_MSG_ACCEPTED) {
         hub_journal_row dup;
         hub_status rc = hub_journal_find_dup(tx, j->row.sender, j->row.control_id,
@@ -606,6 +609,9 @@ void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
     j->job.run = job_run;
     j->job.done = job_done;
     j->job.next = NULL;
+    /* Without a mapped Bundle the job's run keeps nothing it cannot redo:
+     * the duplicate check, the row, the audit row. */
+    j->job.rerunnable = j->txn == NULL;
     atomic_fetch_add(&in->in_flight, 1);
     *in->batch_tail = &j->job;
     in->batch_tail = &j->job.next;

@@ -789,6 +789,29 @@ hub_status hub_store_sp_end(hub_store_tx *tx, bool keep, hub_err *err) {
     return tx_step_w(tx, TX_SP_RELEASE, err);
 }
 
+static bool all_rerunnable(const hub_store_job *jobs) {
+    for (; jobs; jobs = jobs->next)
+        if (!jobs->rerunnable) return false;
+    return true;
+}
+
+/* Runs every job in the open transaction without savepoints. On the first
+ * failure, rolls the transaction back and returns false. */
+static bool run_bare(hub_store *s, hub_store_job *jobs) {
+    for (hub_store_job *j = jobs; j; j = j->next) {
+        hub_err e;
+        hub_status rc = j->run(&s->w, j, &e);
+        tx_last_reset(&s->w);
+        if (rc) {
+            hub_err tmp;
+            if (tx_step(s, TX_ROLLBACK, &tmp) != HUB_OK)
+                HUB_LOG_ERROR("store", "rollback failed: %s", tmp.msg);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Runs one commit group: every job in its own savepoint, one COMMIT. */
 static void run_group(hub_store *s, hub_store_job *jobs) {
     hub_err gerr;
@@ -804,10 +827,20 @@ static void run_group(hub_store *s, hub_store_job *jobs) {
 
     /* A job alone needs no savepoint of its own: the transaction is its.
      * (The savepoint's statements and its copies of changed pages cost
-     * about a tenth of a one-message commit.) */
+     * about a tenth of a one-message commit.) Jobs that may run again run
+     * without savepoints too; if one of them fails, all are rolled back and
+     * run again one savepoint each. */
     bool solo = jobs && jobs->next == NULL;
-    bool undone = false;
+    bool undone = false, bare = false;
+    if (!grc && !solo && all_rerunnable(jobs)) {
+        bare = run_bare(s, jobs);
+        if (!bare) grc = tx_step(s, TX_BEGIN, &gerr); /* run_bare rolled back */
+    }
     for (hub_store_job *j = jobs; j; j = j->next, n++) {
+        if (bare) {
+            if (n < MAXG) rcs[n] = HUB_OK;
+            continue;
+        }
         hub_err *e = errs ? &errs[n] : &gerr;
         hub_status rc = grc;
         if (!rc && !solo) rc = tx_step(s, TX_SAVEPOINT, e);

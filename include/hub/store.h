@@ -46,6 +46,12 @@ struct hub_store_job {
     void (*done)(hub_store_job *job, hub_status rc, const hub_err *err);
     void *ud;
     hub_store_job *next; /* queue link: the store's */
+    /* `run` may be called again after its transaction was rolled back (it
+     * keeps no state of a run it cannot redo). A group of such jobs first
+     * runs without a savepoint per job, which costs a copy of every page
+     * an earlier job of the group changed; if one fails, the group is
+     * rolled back and run again one savepoint each, as other groups are. */
+    bool rerunnable;
 };
 
 /* Inside a job: a nested savepoint, so that a part of the job can be

@@ -16,11 +16,13 @@ typedef struct {
     hub_status done_rc;
     atomic_int *done_count;
     pthread_t run_thread, done_thread;
+    int runs;
 } ins_job;
 
 static hub_status ins_run(hub_store_tx *tx, hub_store_job *j, hub_err *err) {
     ins_job *ij = (ins_job *)j;
     ij->run_thread = pthread_self();
+    ij->runs++;
     hub_journal_row dup;
     if (hub_journal_find_dup(tx, ij->row.sender, ij->row.control_id, &dup, err) == HUB_OK)
         return hub_err_set(err, HUB_E_DUP, "test", "dup of %lld", (long long)dup.id);
@@ -289,6 +291,44 @@ Test(store_journal, failed_job_alone_leaves_nothing) {
     int64_t counts[4];
     cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
     cr_assert_eq(counts[HUB_MSG_ACCEPTED], 1);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+/* Rerunnable jobs run once, without savepoints, when all succeed; when
+ * one fails, the group is rolled back and run again one savepoint each:
+ * the failing job alone is undone and each of the others is committed
+ * once. */
+Test(store_journal, rerunnable_group_runs_again_when_one_fails) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job ok[3], bad[4];
+    for (int i = 0; i < 3; i++) {
+        fill(&ok[i], "LAB^H", i, HUB_MSG_ACCEPTED, &done);
+        ok[i].job.rerunnable = true;
+        if (i) ok[i - 1].job.next = &ok[i].job;
+    }
+    for (int i = 0; i < 4; i++) {
+        fill(&bad[i], "LAB^H", 10 + i, HUB_MSG_ACCEPTED, &done);
+        bad[i].job.rerunnable = true;
+        if (i) bad[i - 1].job.next = &bad[i].job;
+    }
+    bad[2].fail = true;
+    hub_err err;
+    cr_assert_eq(hub_store_run(s, &ok[0].job, &err), HUB_OK);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(ok[i].done_rc, HUB_OK);
+        cr_assert_eq(ok[i].runs, 1);
+    }
+    cr_assert_eq(hub_store_run(s, &bad[0].job, &err), HUB_OK);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(bad[i].done_rc, i == 2 ? HUB_E_INVALID : HUB_OK, "job %d", i);
+        cr_assert_eq(bad[i].runs, i == 3 ? 1 : 2, "job %d ran %d times", i, bad[i].runs);
+    }
+    int64_t counts[4];
+    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
+    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 6, "3 + 3: the failing job's row undone");
     hub_store_close(s);
     hub_test_rmtree(dir);
 }
