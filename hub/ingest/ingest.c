@@ -622,8 +622,18 @@ void hub_ingest_on_round(void *ud) {
     hub_store_job *jobs = in->batch;
     in->batch = NULL;
     in->batch_tail = &in->batch;
+    if (jobs == NULL) return;
+    /* Journal-only jobs cost less to commit than a hand-off to the writer
+     * thread and back; a mapped job's apply costs milliseconds, which the
+     * writer spends while this thread reads and maps the next messages
+     * (measured, 8 connections, mapped: 45-49 msg/s handed off, 25-30 run
+     * here). */
+    bool heavy = false;
+    for (hub_store_job *j = jobs; j && !heavy; j = j->next) heavy = ((ingest_job *)j)->txn != NULL;
     hub_err err;
-    if (jobs == NULL || hub_store_run(in->cfg.store, jobs, &err) == HUB_OK) return;
+    hub_status rc = heavy ? hub_store_queue(in->cfg.store, jobs, &err)
+                          : hub_store_run(in->cfg.store, jobs, &err);
+    if (rc == HUB_OK) return;
     /* Shutting down: the store takes nothing more, so each sender gets an
      * error ACK and will resend. job_done frees the job. */
     while (jobs) {

@@ -930,6 +930,20 @@ static void enqueue(hub_store *s, hub_store_job *jobs) {
     pthread_cond_signal(&s->cond);
 }
 
+hub_status hub_store_queue(hub_store *s, hub_store_job *jobs, hub_err *err) {
+    if (jobs == NULL) return HUB_OK;
+    if (s->read_only)
+        return hub_err_set(err, HUB_E_STATE, "store", "store is read-only");
+    pthread_mutex_lock(&s->lock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->lock);
+        return hub_err_set(err, HUB_E_STATE, "store", "store is closing");
+    }
+    enqueue(s, jobs);
+    pthread_mutex_unlock(&s->lock);
+    return HUB_OK;
+}
+
 hub_status hub_store_run(hub_store *s, hub_store_job *jobs, hub_err *err) {
     if (jobs == NULL) return HUB_OK;
     if (s->read_only)

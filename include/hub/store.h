@@ -71,6 +71,10 @@ hub_status hub_store_submit(hub_store *s, hub_store_job *job, hub_err *err);
  * hub_store_submit calls. HUB_E_STATE (no job taken) once the store is
  * closing. Thread-safe; not from inside a job. */
 hub_status hub_store_run(hub_store *s, hub_store_job *jobs, hub_err *err);
+/* Jobs (a list linked by `next`) queued in order for the writer thread,
+ * with one wake-up: for jobs heavy enough that the caller should go on
+ * while they run. HUB_E_STATE (no job taken) once the store is closing. */
+hub_status hub_store_queue(hub_store *s, hub_store_job *jobs, hub_err *err);
 
 /* Waits until every job queued before the call has run and its done
  * callback has returned (the writer takes jobs in order). Returns at once

@@ -391,6 +391,29 @@ Test(store_journal, run_while_writer_busy_queues_in_order) {
     hub_test_rmtree(dir);
 }
 
+/* hub_store_queue hands a list to the writer thread, in order. */
+Test(store_journal, queue_runs_on_the_writer_in_order) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job j[5];
+    for (int i = 0; i < 5; i++) {
+        fill(&j[i], "LAB^H", i, HUB_MSG_ACCEPTED, &done);
+        if (i) j[i - 1].job.next = &j[i].job;
+    }
+    hub_err err;
+    cr_assert_eq(hub_store_queue(s, &j[0].job, &err), HUB_OK);
+    wait_for(&done, 5);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(j[i].done_rc, HUB_OK);
+        cr_assert_not(pthread_equal(j[i].run_thread, pthread_self()));
+        if (i) cr_assert_gt(j[i].row.id, j[i - 1].row.id);
+    }
+    cr_assert_eq(hub_store_queue(s, NULL, &err), HUB_OK);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
 Test(store_journal, run_refused_by_a_read_only_store) {
     char dir[256];
     hub_store *s = open_tmp(dir);
@@ -402,6 +425,7 @@ Test(store_journal, run_refused_by_a_read_only_store) {
     static ins_job j;
     fill(&j, "A^B", 1, HUB_MSG_ACCEPTED, &done);
     cr_assert_eq(hub_store_run(s, &j.job, &err), HUB_E_STATE);
+    cr_assert_eq(hub_store_queue(s, &j.job, &err), HUB_E_STATE);
     cr_assert_eq(atomic_load(&done), 0);
     hub_store_close(s);
     hub_test_rmtree(dir);
