@@ -629,7 +629,8 @@ void hub_ingest_on_round(void *ud) {
      * (measured, 8 connections, mapped: 45-49 msg/s handed off, 25-30 run
      * here). */
     bool heavy = false;
-    for (hub_store_job *j = jobs; j && !heavy; j = j->next) heavy = ((ingest_job *)j)->txn != NULL;
+    for (hub_store_job *j = jobs; j && !heavy; j = j->next)
+        heavy = ((ingest_job *)j)->txn != NULL;
     hub_err err;
     hub_status rc = heavy ? hub_store_queue(in->cfg.store, jobs, &err)
                           : hub_store_run(in->cfg.store, jobs, &err);
