@@ -404,6 +404,7 @@ int hub__cmd_serve(int argc, char **argv) {
     hub_mllp_server_cfg mc = {.channels = chans.mllp, .n_channels = chans.n};
     hub_mllp_callbacks cb = {.ud = ingest,
                              .on_frame = hub_ingest_on_frame,
+                             .on_round = hub_ingest_on_round,
                              .on_refused = audit ? mllp_refused : NULL,
                              .refused_ud = audit};
     if (hub_mllp_server_start(&mc, &cb, &mllp, &err) != HUB_OK) {

@@ -11,6 +11,9 @@
 struct hub_ingest {
     hub_ingest_cfg cfg;
     hub_mllp_server *srv;
+    /* Jobs built in this round of the loop, in arrival order (loop thread
+     * only): handed to the store together by hub_ingest_on_round. */
+    hub_store_job *batch, **batch_tail;
     atomic_llong in_flight;
     hub_metric *m_accepted, *m_errored, *m_rejected, *m_dup, *m_failed;
     hub_metric *m_mapped, *m_map_failed, *m_unmapped;
@@ -45,6 +48,7 @@ hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,
     hub_ingest *in = hub_calloc(1, sizeof *in);
     if (in == NULL) return hub_err_set(err, HUB_E_NOMEM, "ingest", "out of memory");
     in->cfg = *c;
+    in->batch_tail = &in->batch;
     if (in->cfg.ack_app == NULL) in->cfg.ack_app = "HUB";
     if (in->cfg.ack_facility == NULL) in->cfg.ack_facility = "HUB";
     in->m_accepted = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
@@ -105,19 +109,36 @@ static const char *hd_name(hub_arena *a, const hub_v2_msg *m, hub_slice hd) {
     return "";
 }
 
-/* Appends `t` as a JSON string body (no quotes). */
+/* Appends `t` as a JSON string body (no quotes), copying runs of bytes
+ * that need no escape at once. */
 static void json_escape(hub_buf *b, const char *t) {
+    static const char hex[] = "0123456789abcdef";
+    const char *run = t;
     for (; t && *t; t++) {
         unsigned char c = (unsigned char)*t;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        hub_buf_append(b, run, (size_t)(t - run));
+        run = t + 1;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             hub_buf_append(b, e, 2);
-        } else if (c < 0x20) {
-            hub_buf_printf(b, "\\u%04x", c);
         } else {
-            hub_buf_append(b, t, 1);
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            hub_buf_append(b, e, 6);
         }
     }
+    if (run && t > run) hub_buf_append(b, run, (size_t)(t - run));
+}
+
+/* Decimal digits of v into out[16]; returns the first. */
+static const char *dec(char out[16], unsigned v) {
+    size_t n = 15;
+    out[n] = '\0';
+    do {
+        out[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n);
+    return out + n;
 }
 
 /* Findings as a JSON array for the journal: location, code, severity and
@@ -127,14 +148,20 @@ static char *findings_json(const hub_v2_finding *f, size_t n) {
     if (n == 0) return NULL;
     hub_buf b;
     hub_buf_init(&b);
+    hub_buf_reserve(&b, 128 * (n < 200 ? n : 200));
     hub_buf_append(&b, "[", 1);
     for (size_t i = 0; i < n && i < 200; i++) {
-        char loc[64];
+        char loc[64], num[16];
         hub_v2_loc_format(&f[i].loc, loc, sizeof loc);
         hub_buf_append_cstr(&b, i ? ",{\"location\":\"" : "{\"location\":\"");
         json_escape(&b, loc);
-        hub_buf_printf(&b, "\",\"code\":%d,\"severity\":\"%c\",\"text\":\"", f[i].code,
-                       f[i].severity ? f[i].severity : 'E');
+        hub_buf_append_cstr(&b, "\",\"code\":");
+        hub_buf_append_cstr(&b, f[i].code < 0 ? "-" : "");
+        hub_buf_append_cstr(&b, dec(num, f[i].code < 0 ? 0u - (unsigned)f[i].code
+                                                        : (unsigned)f[i].code));
+        char sev[] = ",\"severity\":\"E\",\"text\":\"";
+        sev[13] = f[i].severity ? f[i].severity : 'E';
+        hub_buf_append(&b, sev, sizeof sev - 1);
         json_escape(&b, f[i].text);
         hub_buf_append(&b, "\"}", 2);
     }
@@ -206,6 +233,9 @@ static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
 
 static hub_status job_run_inner(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
     ingest_job *j = (ingest_job *)sj;
+    /* A journal-only job may run again after a rollback (rerunnable). */
+    j->dup = false;
+    j->dup_ack.n = 0;
     if (j->row.status == HUB_MSG_ACCEPTED) {
         hub_journal_row dup;
         hub_status rc = hub_journal_find_dup(tx, j->row.sender, j->row.control_id,
@@ -578,11 +608,38 @@ void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
     r->body_len = j->n;
     j->job.run = job_run;
     j->job.done = job_done;
+    j->job.next = NULL;
+    /* Without a mapped Bundle the job's run keeps nothing it cannot redo:
+     * the duplicate check, the row, the audit row. */
+    j->job.rerunnable = j->txn == NULL;
     atomic_fetch_add(&in->in_flight, 1);
+    *in->batch_tail = &j->job;
+    in->batch_tail = &j->job.next;
+}
+
+void hub_ingest_on_round(void *ud) {
+    hub_ingest *in = ud;
+    hub_store_job *jobs = in->batch;
+    in->batch = NULL;
+    in->batch_tail = &in->batch;
+    if (jobs == NULL) return;
+    /* Journal-only jobs cost less to commit than a hand-off to the writer
+     * thread and back; a mapped job's apply costs milliseconds, which the
+     * writer spends while this thread reads and maps the next messages
+     * (measured, 8 connections, mapped: 45-49 msg/s handed off, 25-30 run
+     * here). */
+    bool heavy = false;
+    for (hub_store_job *j = jobs; j && !heavy; j = j->next)
+        heavy = ((ingest_job *)j)->txn != NULL;
     hub_err err;
-    if (hub_store_submit(in->cfg.store, &j->job, &err) != HUB_OK) {
-        /* Shutting down: the store takes nothing more, so the sender gets
-         * an error ACK and will resend. job_done frees the job. */
-        job_done(&j->job, HUB_E_STATE, &err);
+    hub_status rc = heavy ? hub_store_queue(in->cfg.store, jobs, &err)
+                          : hub_store_run(in->cfg.store, jobs, &err);
+    if (rc == HUB_OK) return;
+    /* Shutting down: the store takes nothing more, so each sender gets an
+     * error ACK and will resend. job_done frees the job. */
+    while (jobs) {
+        hub_store_job *next = jobs->next;
+        job_done(jobs, HUB_E_STATE, &err);
+        jobs = next;
     }
 }

@@ -132,6 +132,7 @@ struct hub_mllp_server {
     conn *all;
     conn *graveyard;
     conn *dirty;
+    bool delivered; /* on_frame was called in this round */
     atomic_int nconns;
     uint64_t next_id;
     bool stopping;
@@ -369,7 +370,15 @@ static void deliver(hub_mllp_server *s, conn *c, hub_slice fr, bool oversize) {
                   fr.n, oversize ? " oversize=1" : "");
     HUB_LOG_TRACE("mllp", "frame conn=%llu body='%.*s'", (unsigned long long)c->id,
                   (int)fr.n, fr.p);
+    s->delivered = true;
     s->cb.on_frame(s->cb.ud, &ctx, fr.p, fr.n);
+}
+
+/* Hands the round's frames on (the handler may commit them here). */
+static void end_round(hub_mllp_server *s) {
+    if (!s->delivered) return;
+    s->delivered = false;
+    if (s->cb.on_round) s->cb.on_round(s->cb.ud);
 }
 
 static void process_input(hub_mllp_server *s, conn *c) {
@@ -738,7 +747,14 @@ static void *loop_main(void *arg) {
             grace = s->grace_ms;
             pthread_mutex_unlock(&s->qlock);
         }
+        end_round(s);
         drain_replies(s);
+        /* Writing replies can resume a paused connection, whose waiting
+         * frames are then delivered: hand those on too. */
+        while (s->delivered) {
+            end_round(s);
+            drain_replies(s);
+        }
         if (stop_now && !s->stopping) begin_stop(s, grace);
         int64_t now = hub_mono_ns();
         if (now - last_sweep >= (int64_t)SWEEP_MS * 1000000) {

@@ -118,29 +118,48 @@ done:
 #undef BAD
 }
 
+/* Appends text to out[size] at *k, truncating; *k counts what was wanted. */
+static void put_str(char *out, size_t size, size_t *k, const char *t, size_t n) {
+    if (*k + 1 < size) {
+        size_t room = size - 1 - *k;
+        memcpy(out + *k, t, n < room ? n : room);
+    }
+    *k += n;
+}
+
+/* Appends `pre`, the decimal v, then `post` (each "" for none). Written by
+ * hand: every finding of every message is formatted (journal, ACK). */
+static void put_num(char *out, size_t size, size_t *k, const char *pre, unsigned v,
+                    const char *post) {
+    char d[16];
+    size_t n = sizeof d;
+    do {
+        d[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put_str(out, size, k, pre, strlen(pre));
+    put_str(out, size, k, d + n, sizeof d - n);
+    put_str(out, size, k, post, strlen(post));
+}
+
 void hub_v2_path_format(const hub_v2_path *p, char *out, size_t size) {
     size_t k = 0;
-    int w;
-#define PUT(...)                                                          \
-    do {                                                                  \
-        w = snprintf(out + k, k < size ? size - k : 0, __VA_ARGS__);      \
-        if (w > 0) k += (size_t)w;                                        \
-    } while (0)
     if (size == 0) return;
-    out[0] = '\0';
-    for (unsigned i = 0; i < p->ngroups; i++)
-        PUT("%s(%u)/", p->groups[i].name, (unsigned)p->groups[i].occ);
-    PUT("%s", p->seg_id);
-    if (p->seg_occ > 1) PUT("(%u)", (unsigned)p->seg_occ);
+    for (unsigned i = 0; i < p->ngroups; i++) {
+        put_str(out, size, &k, p->groups[i].name, strlen(p->groups[i].name));
+        put_num(out, size, &k, "(", (unsigned)p->groups[i].occ, ")/");
+    }
+    put_str(out, size, &k, p->seg_id, strlen(p->seg_id));
+    if (p->seg_occ > 1) put_num(out, size, &k, "(", (unsigned)p->seg_occ, ")");
     if (p->field) {
-        PUT("-%u", p->field);
-        if (p->rep_given || p->rep > 1) PUT("(%u)", p->rep ? p->rep : 1u);
+        put_num(out, size, &k, "-", p->field, "");
+        if (p->rep_given || p->rep > 1) put_num(out, size, &k, "(", p->rep ? p->rep : 1u, ")");
         if (p->comp) {
-            PUT(".%u", p->comp);
-            if (p->sub) PUT(".%u", p->sub);
+            put_num(out, size, &k, ".", p->comp, "");
+            if (p->sub) put_num(out, size, &k, ".", p->sub, "");
         }
     }
-#undef PUT
+    out[k < size ? k : size - 1] = '\0';
 }
 
 void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size) {

@@ -7,10 +7,12 @@
  * Bundle the record refuses, is an AE with an ERR naming the field; the
  * message is journaled as "errored" and `hub replay` re-runs it.
  *
- * Threads: hub_ingest_frame runs on the MLLP loop thread and does the CPU
- * work (parse, validate, map, prepare, build the ACK); the store's writer
- * thread runs the transaction; the reply is queued to the MLLP server when the commit has
- * returned. */
+ * Threads: hub_ingest_on_frame runs on the MLLP loop thread and does the
+ * CPU work (parse, validate, map, prepare, build the ACK); at the end of
+ * the loop's round the round's jobs are one commit group, run on the loop
+ * thread itself when the store's writer is idle (no thread hand-off per
+ * message) or else by the writer thread; each reply is queued to the MLLP
+ * server when its commit has returned. */
 #ifndef HUB_INGEST_H
 #define HUB_INGEST_H
 
@@ -56,9 +58,14 @@ hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,
                           hub_err *err);
 /* The MLLP server this ingest replies through; set once, before frames. */
 void hub_ingest_set_server(hub_ingest *in, hub_mllp_server *srv);
-/* The MLLP on_frame callback (ud is the hub_ingest). */
+/* The MLLP on_frame callback (ud is the hub_ingest): builds the job
+ * (parse, validate, map, ACK) and keeps it for hub_ingest_on_round. */
 void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
                          const char *frame, size_t n);
+/* The MLLP on_round callback: the round's jobs go to the store as one
+ * group (hub_store_run: committed on the loop thread when the writer is
+ * idle, else queued for it); each reply goes out after its commit. */
+void hub_ingest_on_round(void *ud);
 /* Messages submitted and not yet answered. */
 int64_t hub_ingest_in_flight(const hub_ingest *in);
 /* Frees; the store must have finished (closed) first so that no job still

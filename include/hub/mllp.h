@@ -139,6 +139,13 @@ typedef struct {
      * Gets refused_ud, not ud. */
     void (*on_refused)(void *refused_ud, const hub_mllp_frame_ctx *ctx, const char *why);
     void *refused_ud;
+    /* Optional, loop thread: called after each round of events in which
+     * on_frame was called, before the round's replies are written, so that
+     * a handler can collect a round's frames in on_frame and hand them on
+     * together here. Unlike on_frame it may take the time of a store
+     * commit: the connections wait for it (ingest commits there when the
+     * store's writer is idle). Gets ud. */
+    void (*on_round)(void *ud);
 } hub_mllp_callbacks;
 
 typedef struct hub_mllp_server hub_mllp_server;

@@ -2,9 +2,11 @@
  * PostgreSQL backend implements the same calls later, so nothing above this
  * header speaks SQL.
  *
- * Threads: one writer thread owns the write connection and groups commits
- * (many jobs, one transaction, one fsync). Readers use connections of their
- * own, taken from a small pool, from any thread. */
+ * Threads: one write connection, used by one thread at a time: the writer
+ * thread, which groups commits (many jobs, one transaction, one fsync), or
+ * a caller of hub_store_run that found the writer idle (the MLLP loop, so
+ * that a message costs no thread hand-off). Readers use connections of
+ * their own, taken from a small pool, from any thread. */
 #ifndef HUB_STORE_H
 #define HUB_STORE_H
 
@@ -30,11 +32,12 @@ const char *hub_store_path(const hub_store *s);
 
 /* ---- the writer -------------------------------------------------------- */
 
-/* A unit of work run on the writer thread inside a commit group. `run`
- * executes inside its own savepoint: returning non-OK rolls back this job
- * only. `done` is called after the group's COMMIT returned (rc is the
- * commit's outcome if the job itself succeeded), on the writer thread; it
- * must not block. The job struct is owned by the caller and must stay valid
+/* A unit of work run inside a commit group, by whichever thread holds the
+ * write connection (see above; never two at once). `run` executes inside
+ * its own savepoint: returning non-OK rolls back this job only. `done` is
+ * called after the group's COMMIT returned (rc is the commit's outcome if
+ * the job itself succeeded), on the thread that ran the group; it must not
+ * block. The job struct is owned by the caller and must stay valid
  * until `done` runs. */
 typedef struct hub_store_tx hub_store_tx; /* the writer's transaction view */
 typedef struct hub_store_job hub_store_job;
@@ -43,6 +46,12 @@ struct hub_store_job {
     void (*done)(hub_store_job *job, hub_status rc, const hub_err *err);
     void *ud;
     hub_store_job *next; /* queue link: the store's */
+    /* `run` may be called again after its transaction was rolled back (it
+     * keeps no state of a run it cannot redo). A group of such jobs first
+     * runs without a savepoint per job, which costs a copy of every page
+     * an earlier job of the group changed; if one fails, the group is
+     * rolled back and run again one savepoint each, as other groups are. */
+    bool rerunnable;
 };
 
 /* Inside a job: a nested savepoint, so that a part of the job can be
@@ -55,10 +64,22 @@ hub_status hub_store_sp_end(hub_store_tx *tx, bool keep, hub_err *err);
 /* Queues a job. HUB_E_STATE once the store is closing. Thread-safe. */
 hub_status hub_store_submit(hub_store *s, hub_store_job *job, hub_err *err);
 
+/* Jobs (a list linked by `next`) as one commit group: when the writer is
+ * idle and nothing is queued, run on the calling thread, which then holds
+ * the write connection until their `done` callbacks have returned (groups
+ * of at most commit_batch_max); otherwise queued in order, as many
+ * hub_store_submit calls. HUB_E_STATE (no job taken) once the store is
+ * closing. Thread-safe; not from inside a job. */
+hub_status hub_store_run(hub_store *s, hub_store_job *jobs, hub_err *err);
+/* Jobs (a list linked by `next`) queued in order for the writer thread,
+ * with one wake-up: for jobs heavy enough that the caller should go on
+ * while they run. HUB_E_STATE (no job taken) once the store is closing. */
+hub_status hub_store_queue(hub_store *s, hub_store_job *jobs, hub_err *err);
+
 /* Waits until every job queued before the call has run and its done
  * callback has returned (the writer takes jobs in order). Returns at once
  * when the store takes no more jobs (read-only, closing). Not from the
- * writer thread. */
+ * writer thread, nor from a job or its done callback. */
 void hub_store_drain(hub_store *s);
 
 /* Commit groups and jobs so far (for metrics and tests). */

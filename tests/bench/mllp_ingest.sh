@@ -11,7 +11,10 @@
 # does not exist); in the same run the same load against Node MLLP servers
 # that ACK without storing anything (@medplum/hl7, simple-hl7); ratios; and
 # `hub serve` start-up time. Each figure is the median of RUNS runs
-# (default 3), each against a fresh data directory.
+# (default 3), each against a fresh data directory. Server CPU per message
+# (user + system of every server thread, from /proc) is printed beside the
+# rates: on a shared machine it moves much less than messages/s; the load
+# average is printed at the start and the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$root/build}
@@ -69,23 +72,31 @@ run_load() {
               print v["rate"], v["p50"], v["p99"], v["acked"], v["messages"] }'
 }
 
+# The server's CPU time (user + system, all threads) in clock ticks.
+server_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$tmp/server.pid")/stat"; }
+
 declare -A R
 measure() { # name conns count starter...
   local name=$1 conns=$2 count=$3; shift 3
-  local rates=() p50s=() p99s=()
+  local rates=() p50s=() p99s=() cpus=()
   for _ in $(seq "$runs"); do
     local port; port=$("$@")
+    local t0; t0=$(server_ticks)
     local out; out=$(run_load "$port" "$conns" "$count")
+    local t1; t1=$(server_ticks)
     read -r rate p50 p99 acked total <<<"$out"
     [ "$acked" = "$total" ] || echo "warning: $name: $acked of $total ACKed with AA" >&2
     rates+=("$rate"); p50s+=("$p50"); p99s+=("$p99")
+    cpus+=("$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$count" \
+      'BEGIN { printf "%.1f", t / hz * 1e6 / n }')")
     stop_server
   done
   R[$name.rate]=$(printf '%s\n' "${rates[@]}" | median)
   R[$name.p50]=$(printf '%s\n' "${p50s[@]}" | median)
   R[$name.p99]=$(printf '%s\n' "${p99s[@]}" | median)
-  printf '%-28s %3d conn  %9.0f msg/s  p50 %7.3f ms  p99 %7.3f ms\n' "$name" "$conns" \
-    "${R[$name.rate]}" "${R[$name.p50]}" "${R[$name.p99]}"
+  R[$name.cpu]=$(printf '%s\n' "${cpus[@]}" | median)
+  printf '%-28s %3d conn  %9.0f msg/s  p50 %7.3f ms  p99 %7.3f ms  server cpu %6.1f us/msg\n' \
+    "$name" "$conns" "${R[$name.rate]}" "${R[$name.p50]}" "${R[$name.p99]}" "${R[$name.cpu]}"
 }
 
 stop_server() {
@@ -118,7 +129,8 @@ start_node() { # $1 = medplum|simple
 node_medplum() { start_node medplum; }
 node_simple() { start_node simple; }
 
-echo "corpus: $corpus ($(wc -l <"$corpus") messages); runs: $runs (median); cores: $(nproc)"
+echo "corpus: $corpus ($(wc -l <"$corpus") messages); runs: $runs (median); cores: $(nproc);" \
+  "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 measure "hub durable (1)" 1 "$n1" hub_durable
 measure "hub durable (8)" 8 "$n8" hub_durable
 measure "hub non-durable (1)" 1 "$n1" hub_fast
@@ -170,3 +182,4 @@ if $have_node; then
   awk -v h="${R["hub durable (8).rate"]}" -v n="$best" 'BEGIN { printf "ratio hub durable / Node (8 conn): %.2fx\n", h / n }'
 fi
 printf 'hub serve ready in:        %9.2f ms (median of 5, existing store)\n' "$startup"
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

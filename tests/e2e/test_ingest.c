@@ -194,6 +194,55 @@ Test(e2e_ingest, split_and_pipelined_frames_keep_order, .init = hub_test_up,
     hub_buf_release(&all);
 }
 
+/* hub_store_commits_total from /metrics. */
+static long long commits_total(void) {
+    hub_buf b;
+    hub_buf_init(&b);
+    cr_assert_eq(hub_test_http(hub_test_http_port(), "GET", "/metrics", NULL, NULL, 0, &b, NULL),
+                 200);
+    const char *p = strstr(b.p, "\nhub_store_commits_total ");
+    cr_assert_not_null(p);
+    long long v = atoll(p + strlen("\nhub_store_commits_total "));
+    hub_buf_release(&b);
+    return v;
+}
+
+/* Frames that arrive together are handled in one round of the loop and
+ * committed as one group: each still gets its own AA, in order, after the
+ * commit, and is journaled once. */
+Test(e2e_ingest, pipelined_frames_share_a_commit, .init = hub_test_up,
+     .fini = hub_test_down) {
+    enum { N = 20 };
+    int fd = hub_test_dial(hub_test_mllp_port());
+    hub_buf all, ack;
+    hub_buf_init(&all);
+    hub_buf_init(&ack);
+    for (int i = 0; i < N; i++) {
+        char msg[512], ctl[32];
+        snprintf(ctl, sizeof ctl, "CTL-G%d", i);
+        adt_numbered(msg, sizeof msg, ctl, 100 + i);
+        hub_buf_append(&all, "\x0b", 1);
+        hub_buf_append_cstr(&all, msg);
+        hub_buf_append(&all, "\x1c\r", 2);
+    }
+    long long before = commits_total();
+    write_raw(fd, all.p, all.n);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(hub_test_read_frame(fd, &ack, 10000), 0);
+        char want[32];
+        snprintf(want, sizeof want, "MSA|AA|CTL-G%d\r", i);
+        cr_assert(strstr(ack.p, want), "ACK %d in order: %s", i, ack.p);
+    }
+    long long commits = commits_total() - before;
+    cr_assert_lt(commits, N / 2, "%lld commits for %d frames sent together", commits, N);
+    json_t *j = messages("?control_id=CTL-G7");
+    cr_assert_eq(json_array_size(json_object_get(j, "messages")), 1);
+    json_decref(j);
+    close(fd);
+    hub_buf_release(&ack);
+    hub_buf_release(&all);
+}
+
 Test(e2e_ingest, oversize_frame_gets_nack_and_close) {
     hub_test_hub h = {0};
     const char *extra[] = {"--mllp-max-frame", "2048", NULL};

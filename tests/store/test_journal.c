@@ -15,10 +15,14 @@ typedef struct {
     bool fail;           /* make run() fail after inserting */
     hub_status done_rc;
     atomic_int *done_count;
+    pthread_t run_thread, done_thread;
+    int runs;
 } ins_job;
 
 static hub_status ins_run(hub_store_tx *tx, hub_store_job *j, hub_err *err) {
     ins_job *ij = (ins_job *)j;
+    ij->run_thread = pthread_self();
+    ij->runs++;
     hub_journal_row dup;
     if (hub_journal_find_dup(tx, ij->row.sender, ij->row.control_id, &dup, err) == HUB_OK)
         return hub_err_set(err, HUB_E_DUP, "test", "dup of %lld", (long long)dup.id);
@@ -32,6 +36,7 @@ static void ins_done(hub_store_job *j, hub_status rc, const hub_err *err) {
     (void)err;
     ins_job *ij = (ins_job *)j;
     ij->done_rc = rc;
+    ij->done_thread = pthread_self();
     atomic_fetch_add(ij->done_count, 1);
 }
 
@@ -229,6 +234,199 @@ Test(store_journal, close_finishes_queued_jobs_then_refuses) {
     hub_journal_counts(s, counts, &err);
     cr_assert_eq(counts[HUB_MSG_ACCEPTED], 50);
     cr_assert_eq(hub_store_submit(s, &j[0].job, &err), HUB_E_STATE);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+/* hub_store_run on an idle store: one group, run and acknowledged on the
+ * calling thread before it returns; a failing job is rolled back alone. */
+Test(store_journal, run_on_idle_store_commits_on_the_caller) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job j[4];
+    for (int i = 0; i < 4; i++) fill(&j[i], "LAB^H", i, HUB_MSG_ACCEPTED, &done);
+    fill(&j[3], "LAB^H", 1, HUB_MSG_ACCEPTED, &done); /* a resend of j[1] */
+    j[2].fail = true;
+    for (int i = 0; i < 3; i++) j[i].job.next = &j[i + 1].job;
+    hub_err err;
+    hub_store_stats before, after;
+    hub_store_get_stats(s, &before);
+    cr_assert_eq(hub_store_run(s, &j[0].job, &err), HUB_OK);
+    cr_assert_eq(atomic_load(&done), 4, "every done ran before hub_store_run returned");
+    hub_store_get_stats(s, &after);
+    cr_assert_eq(after.commits - before.commits, 1);
+    cr_assert_eq(after.jobs - before.jobs, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(pthread_equal(j[i].run_thread, pthread_self()));
+        cr_assert(pthread_equal(j[i].done_thread, pthread_self()));
+    }
+    cr_assert_eq(j[0].done_rc, HUB_OK);
+    cr_assert_eq(j[1].done_rc, HUB_OK);
+    cr_assert_eq(j[2].done_rc, HUB_E_INVALID);
+    cr_assert_eq(j[3].done_rc, HUB_E_DUP, "the group's earlier insert is seen");
+    int64_t counts[4];
+    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
+    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 2);
+    cr_assert_eq(hub_store_run(s, NULL, &err), HUB_OK, "an empty list is nothing to do");
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+/* A group of one job runs without a savepoint: when it fails, nothing of
+ * it is committed, and the next group starts clean. */
+Test(store_journal, failed_job_alone_leaves_nothing) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job a, b;
+    fill(&a, "LAB^H", 1, HUB_MSG_ACCEPTED, &done);
+    a.fail = true; /* fails after its insert */
+    fill(&b, "LAB^H", 1, HUB_MSG_ACCEPTED, &done);
+    hub_err err;
+    cr_assert_eq(hub_store_run(s, &a.job, &err), HUB_OK);
+    cr_assert_eq(a.done_rc, HUB_E_INVALID);
+    cr_assert_eq(hub_store_run(s, &b.job, &err), HUB_OK);
+    cr_assert_eq(b.done_rc, HUB_OK, "a's row was undone: b is no resend");
+    int64_t counts[4];
+    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
+    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 1);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+/* Rerunnable jobs run once, without savepoints, when all succeed; when
+ * one fails, the group is rolled back and run again one savepoint each:
+ * the failing job alone is undone and each of the others is committed
+ * once. */
+Test(store_journal, rerunnable_group_runs_again_when_one_fails) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job ok[3], bad[4];
+    for (int i = 0; i < 3; i++) {
+        fill(&ok[i], "LAB^H", i, HUB_MSG_ACCEPTED, &done);
+        ok[i].job.rerunnable = true;
+        if (i) ok[i - 1].job.next = &ok[i].job;
+    }
+    for (int i = 0; i < 4; i++) {
+        fill(&bad[i], "LAB^H", 10 + i, HUB_MSG_ACCEPTED, &done);
+        bad[i].job.rerunnable = true;
+        if (i) bad[i - 1].job.next = &bad[i].job;
+    }
+    bad[2].fail = true;
+    hub_err err;
+    cr_assert_eq(hub_store_run(s, &ok[0].job, &err), HUB_OK);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(ok[i].done_rc, HUB_OK);
+        cr_assert_eq(ok[i].runs, 1);
+    }
+    cr_assert_eq(hub_store_run(s, &bad[0].job, &err), HUB_OK);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(bad[i].done_rc, i == 2 ? HUB_E_INVALID : HUB_OK, "job %d", i);
+        cr_assert_eq(bad[i].runs, i == 3 ? 1 : 2, "job %d ran %d times", i, bad[i].runs);
+    }
+    int64_t counts[4];
+    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
+    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 6, "3 + 3: the failing job's row undone");
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+/* A job that holds the writer until it is let go. */
+typedef struct {
+    hub_store_job job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, go;
+} gate_job;
+
+static hub_status gate_run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
+    (void)tx;
+    (void)err;
+    gate_job *g = (gate_job *)job;
+    pthread_mutex_lock(&g->mu);
+    g->running = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->go) pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    return HUB_OK;
+}
+
+/* While the writer is busy, hub_store_run queues: the jobs run after it,
+ * on the writer, in order, and the caller does not wait. */
+Test(store_journal, run_while_writer_busy_queues_in_order) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    static gate_job g = {.job = {.run = gate_run}};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    hub_err err;
+    cr_assert_eq(hub_store_submit(s, &g.job, &err), HUB_OK);
+    pthread_mutex_lock(&g.mu);
+    while (!g.running) pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+
+    atomic_int done = 0;
+    static ins_job j[3];
+    for (int i = 0; i < 3; i++) fill(&j[i], "LAB^H", i, HUB_MSG_ACCEPTED, &done);
+    j[0].job.next = &j[1].job;
+    cr_assert_eq(hub_store_run(s, &j[0].job, &err), HUB_OK);
+    cr_assert_eq(hub_store_run(s, &j[2].job, &err), HUB_OK);
+    cr_assert_eq(atomic_load(&done), 0, "queued behind the busy writer");
+
+    pthread_mutex_lock(&g.mu);
+    g.go = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    wait_for(&done, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(j[i].done_rc, HUB_OK);
+        cr_assert_not(pthread_equal(j[i].run_thread, pthread_self()));
+        if (i) cr_assert_gt(j[i].row.id, j[i - 1].row.id, "in the order given");
+    }
+    hub_store_close(s);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+    hub_test_rmtree(dir);
+}
+
+/* hub_store_queue hands a list to the writer thread, in order. */
+Test(store_journal, queue_runs_on_the_writer_in_order) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    atomic_int done = 0;
+    static ins_job j[5];
+    for (int i = 0; i < 5; i++) {
+        fill(&j[i], "LAB^H", i, HUB_MSG_ACCEPTED, &done);
+        if (i) j[i - 1].job.next = &j[i].job;
+    }
+    hub_err err;
+    cr_assert_eq(hub_store_queue(s, &j[0].job, &err), HUB_OK);
+    wait_for(&done, 5);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(j[i].done_rc, HUB_OK);
+        cr_assert_not(pthread_equal(j[i].run_thread, pthread_self()));
+        if (i) cr_assert_gt(j[i].row.id, j[i - 1].row.id);
+    }
+    cr_assert_eq(hub_store_queue(s, NULL, &err), HUB_OK);
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
+Test(store_journal, run_refused_by_a_read_only_store) {
+    char dir[256];
+    hub_store *s = open_tmp(dir);
+    hub_store_close(s);
+    hub_store_cfg rc = {.dir = dir, .read_only = true};
+    hub_err err;
+    cr_assert_eq(hub_store_open(&rc, &s, &err), HUB_OK, "%s", err.msg);
+    atomic_int done = 0;
+    static ins_job j;
+    fill(&j, "A^B", 1, HUB_MSG_ACCEPTED, &done);
+    cr_assert_eq(hub_store_run(s, &j.job, &err), HUB_E_STATE);
+    cr_assert_eq(hub_store_queue(s, &j.job, &err), HUB_E_STATE);
+    cr_assert_eq(atomic_load(&done), 0);
     hub_store_close(s);
     hub_test_rmtree(dir);
 }

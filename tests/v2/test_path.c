@@ -117,6 +117,22 @@ Test(v2_path, canonical_format) {
     }
 }
 
+/* A short buffer keeps the path's start, always NUL-terminated. */
+Test(v2_path, format_truncates) {
+    hub_v2_path p;
+    cr_assert_eq(hub_v2_path_parse("G(12)/OBX(3)-5(2).10.4", &p, NULL), HUB_OK);
+    char full[HUB_MAX_PATH];
+    hub_v2_path_format(&p, full, sizeof full);
+    cr_assert_str_eq(full, "G(12)/OBX(3)-5(2).10.4");
+    for (size_t size = 1; size <= strlen(full) + 1; size++) {
+        char buf[HUB_MAX_PATH];
+        memset(buf, 'x', sizeof buf);
+        hub_v2_path_format(&p, buf, size);
+        cr_assert_eq(strlen(buf), size - 1);
+        cr_assert_eq(strncmp(buf, full, size - 1), 0);
+    }
+}
+
 Test(v2_path, loc_format) {
     char buf[64];
     hub_v2_loc l = {"PID", 1, 1, 3, 2, 1, 0};
