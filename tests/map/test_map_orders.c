@@ -571,3 +571,36 @@ Test(map_orders, second_obr_without_orc_is_its_own_order_and_report) {
     cr_assert_eq(count_of("DiagnosticReport"), 2);
     cr_assert_str_eq(url_of("DiagnosticReport", 1), "DiagnosticReport?identifier=urn:id:LAB|FL2");
 }
+
+Test(map_orders, result_without_value_says_why) {
+    /* X: cannot be obtained; final without a value: unknown; a value: none. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "D1") PID "OBR|1||F1^LAB|1^T^L\r"
+             "OBX|1|ST|2^X^L||||||||X\rOBX|2|ST|3^Y^L||||||||F\r"
+             "OBX|3|ST|4^Z^L||seen||||||F\rOBX|4|ST|5^W^L||||||||I\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Observation"), 4);
+    ASSERT_STR(res_of("Observation", 0), "dataAbsentReason.coding[0].code", "cannot-be-obtained");
+    ASSERT_STR(res_of("Observation", 1), "dataAbsentReason.coding[0].code", "unknown");
+    ASSERT_ABSENT(res_of("Observation", 2), "dataAbsentReason");
+    ASSERT_ABSENT(res_of("Observation", 3), "dataAbsentReason");
+}
+
+Test(map_orders, specimen_parent_is_a_specimen_with_its_identifiers) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "S1") PID "OBR|1||F1^LAB|1^T^L\r"
+             "SPM|1|CH1&LAB|PA1&ORD^PA2&LAB|SER^Serum^HL70487"
+             "|||||||||||||||||||||||||||O1~O2|SH1\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Specimen"), 2, "the specimen and its parent");
+    json_t *child = res_of("Specimen", 0);
+    json_t *parent = target_of(child, "parent[0].reference");
+    ASSERT_STR(parent, "identifier[0].value", "PA1");
+    ASSERT_STR(parent, "identifier[0].type.coding[0].code", "PGN");
+    ASSERT_STR(parent, "identifier[1].value", "PA2");
+    ASSERT_STR(parent, "identifier[1].type.coding[0].code", "FGN");
+    ASSERT_STR(child, "identifier[1].value", "O1");
+    ASSERT_STR(child, "identifier[2].value", "O2");
+    ASSERT_STR(child, "identifier[3].value", "SH1");
+    ASSERT_STR(child, "identifier[3].type.coding[0].code", "SHIP");
+}
