@@ -604,3 +604,29 @@ Test(map_orders, specimen_parent_is_a_specimen_with_its_identifiers) {
     ASSERT_STR(child, "identifier[3].value", "SH1");
     ASSERT_STR(child, "identifier[3].type.coding[0].code", "SHIP");
 }
+
+Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P1") PID
+             "ORC|NW|PR1^ORD||||||||||77^Jones^Al|||||||||Main Lab^^^^^^^^^L1|1 Lab St^^Town^ST^12345"
+             "|^WPN^PH^^1^555^1234567\r"
+             "OBR|1|PR1^ORD||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    json_t *sr = res_of("ServiceRequest", 0);
+    json_t *role = target_of(sr, "requester.reference");
+    ASSERT_STR(role, "resourceType", "PractitionerRole");
+    ASSERT_STR(target_of(role, "practitioner.reference"), "name[0].family", "Jones");
+    json_t *org = target_of(role, "organization.reference");
+    ASSERT_STR(org, "name", "Main Lab");
+    ASSERT_STR(org, "address[0].city", "Town");
+    ASSERT_STR(org, "telecom[0].system", "phone");
+
+    /* Without a facility the requester is the Practitioner itself. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P2") PID "ORC|NW|PR2^ORD||||||||||77^Jones^Al\r"
+             "OBR|1|PR2^ORD||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("PractitionerRole"), 0);
+    ASSERT_STR(target_of(res_of("ServiceRequest", 0), "requester.reference"), "resourceType",
+               "Practitioner");
+}
