@@ -4,6 +4,55 @@
 
 #include "hub/map.h"
 
+/* The interpreter's JSON tree (tree.c): nodes in an arena, members and
+ * elements in insertion order. Strings and keys are borrowed: they must
+ * outlive the tree (the message's arena, the map's tables, literals), and
+ * every string is NUL-terminated at its length. */
+typedef enum { MJ_NULL, MJ_TRUE, MJ_FALSE, MJ_INT, MJ_REAL, MJ_STR, MJ_OBJ, MJ_ARR } mj_kind;
+typedef struct mj {
+    uint8_t kind;
+    uint32_t n;         /* members or elements */
+    const char *key;    /* as a member of an object */
+    struct mj *next;    /* the next member or element */
+    union {
+        struct { struct mj *head, *tail; } k;
+        struct { const char *p; size_t n; } s;
+        long long i;
+        double d;
+    } u;
+} mj;
+
+/* Constructors: NULL on allocation failure, for a string that is not
+ * UTF-8 and for a real that is not finite (as jansson refuses them). */
+mj *hub__mj_obj(hub_arena *a);
+mj *hub__mj_arr(hub_arena *a);
+mj *hub__mj_bool(hub_arena *a, bool v);
+mj *hub__mj_int(hub_arena *a, long long v);
+mj *hub__mj_real(hub_arena *a, double v);
+mj *hub__mj_str(hub_arena *a, const char *s);                /* borrowed */
+mj *hub__mj_strn(hub_arena *a, const char *p, size_t n);     /* borrowed; p[n] == 0 */
+mj *hub__mj_strdup(hub_arena *a, const char *p, size_t n);   /* copied */
+const char *hub__mj_sval(const mj *v); /* NULL unless a string */
+/* Objects: set replaces a member where it stands or appends it (v NULL,
+ * or o no object: nothing happens); update moves src's members into dst. */
+mj *hub__mj_get(const mj *o, const char *k);
+void hub__mj_set(mj *o, const char *k, mj *v);
+void hub__mj_del(mj *o, const char *k);
+void hub__mj_update(mj *dst, mj *src);
+/* Arrays. */
+void hub__mj_append(mj *arr, mj *v);
+void hub__mj_prepend(mj *arr, mj *v);
+mj *hub__mj_at(const mj *arr, size_t i);
+void hub__mj_set_at(mj *arr, size_t i, mj *v);
+size_t hub__mj_size(const mj *v); /* members or elements; 0 otherwise */
+mj *hub__mj_copy(hub_arena *a, const mj *v);
+/* Removes empty objects and arrays below v; true when v is one. */
+bool hub__mj_prune(mj *v);
+mj *hub__mj_from_json(hub_arena *a, const json_t *j);
+json_t *hub__mj_to_json(const mj *v); /* a new reference, NULL: no memory */
+/* Appends compact JSON text (hub_json_dumps's form). */
+hub_status hub__mj_dump(const mj *v, hub_buf *out);
+
 typedef enum { TK_MESSAGE, TK_SEGMENT, TK_DATATYPE, TK_VOCAB, TK_LOCAL } table_kind;
 
 /* A position: a field of a segment (segment tables) or a component of the
@@ -86,7 +135,8 @@ typedef struct mrow {
     prim prim;
     const char *table_name;
     struct mtable *table;   /* resolved MK_TABLE */
-    json_t *fixed;          /* MK_FIXED */
+    json_t *fixed;          /* MK_FIXED, as loaded */
+    mj *fixed_mj;           /* the same, as the interpreter copies it */
     const char *ref;        /* MK_REF: a resource name */
     const char *vocab_name;
     struct mtable *vocab;   /* resolved */

@@ -327,6 +327,8 @@ static hub_status parse_mapping(lctx *c, char *s, mrow *r) {
         json_error_t je;
         r->fixed = json_loads(s, JSON_DECODE_ANY, &je);
         if (r->fixed == NULL) return bad(c, "fixed value is not JSON: '%.60s'", s);
+        r->fixed_mj = hub__mj_from_json(&c->m->arena, r->fixed);
+        if (r->fixed_mj == NULL) return nomem(c);
         r->kind = MK_FIXED;
         return HUB_OK;
     }

@@ -1,11 +1,13 @@
 /* The interpreter: runs a message table over a parsed message, segment
  * tables over segments, datatype tables over fields and components, and
  * builds the transaction Bundle. Values are read as slices of the message
- * and decoded only when they become FHIR values; JSON is built with jansson
- * once per element. */
+ * and decoded only when they become FHIR values. The Bundle is built in the
+ * interpreter's own tree (tree.c) in a scratch arena, then written as JSON
+ * text or converted to jansson, as the caller asks. */
 #include "internal.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +25,8 @@ typedef struct {
 typedef struct {
     const char *type;
     const char *name;
-    json_t *res;
-    json_t *clears;      /* top-level elements a `""` cleared */
+    mj *res;
+    mj *clears;          /* top-level elements a `""` cleared */
     const mtable *table; /* its segment or datatype table */
     const mrow *mrow;    /* its message-table row (links), or NULL */
     const char *key;
@@ -42,7 +44,7 @@ typedef struct {
     const hub_map_opts *o;
     hub_map_result *out;
     hub_err *err;
-    hub_arena a;
+    hub_arena *a;       /* the thread's scratch arena (scratch()) */
     hub_v2_delims d;
     hub_v2_groups groups;
     bool have_groups;
@@ -55,6 +57,30 @@ typedef struct {
     uint64_t h0;
     hub_buf *ex; /* explain, or NULL */
     int kdepth;  /* content keys being computed for references */
+    /* Every {"reference": url} string made, so that the references to an
+     * entry merged into another are repointed without walking every
+     * resource. */
+    mj **refs;
+    size_t nrefs, refcap;
+    /* The last value split at the component and at the sub-component
+     * separator: a datatype table's rows each read a component of the
+     * same value, and splitting it again for each cost more than the
+     * rest of reading it. */
+    struct split_cache {
+        const char *p;
+        size_t n;
+        char sep;
+        uint16_t count; /* parts; 0: not cached */
+        hub_slice part[24];
+    } split[2];
+    /* The last field repetition read: a row's condition and its source
+     * are often the same field. */
+    struct field_cache {
+        bool valid;
+        size_t seg;
+        uint16_t field, rep;
+        hub_slice raw;
+    } field;
 } rctx;
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -68,14 +94,43 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
+/* Ids and urls are made per resource: by hand, not snprintf. */
 static void hex_id(uint64_t a, uint64_t b, char out[33]) {
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[i] = hx[(a >> (60 - 4 * i)) & 15];
+        out[16 + i] = hx[(b >> (60 - 4 * i)) & 15];
+    }
+    out[32] = '\0';
 }
 
 static void uuid_of(uint64_t a, uint64_t b, char out[48]) {
     char h[33];
     hex_id(a, b, h);
-    snprintf(out, 48, "urn:uuid:%.8s-%.4s-4%.3s-8%.3s-%.12s", h, h + 8, h + 13, h + 17, h + 20);
+    /* urn:uuid:xxxxxxxx-xxxx-4xxx-8xxx-xxxxxxxxxxxx */
+    char *o = out;
+    memcpy(o, "urn:uuid:", 9), o += 9;
+    memcpy(o, h, 8), o += 8;
+    *o++ = '-';
+    memcpy(o, h + 8, 4), o += 4;
+    memcpy(o, "-4", 2), o += 2;
+    memcpy(o, h + 13, 3), o += 3;
+    memcpy(o, "-8", 2), o += 2;
+    memcpy(o, h + 17, 3), o += 3;
+    *o++ = '-';
+    memcpy(o, h + 20, 12), o += 12;
+    *o = '\0';
+}
+
+/* x y z in the arena (NULL: out of memory). */
+static char *join3(hub_arena *a, const char *x, const char *y, const char *z) {
+    size_t nx = strlen(x), ny = strlen(y), nz = strlen(z);
+    char *o = hub_arena_alloc(a, nx + ny + nz + 1);
+    if (o == NULL) return NULL;
+    memcpy(o, x, nx);
+    memcpy(o + nx, y, ny);
+    memcpy(o + nx + ny, z, nz + 1);
+    return o;
 }
 
 static hub_status nomem(rctx *c) {
@@ -109,25 +164,51 @@ static hub_status fail(rctx *c, const mval *v, int code, hub_status st,
     return hub_err_set(c->err, st, w, "%s", what);
 }
 
+/* Part i (from 1) of raw split at sep: hub_v2_split's answer, from the
+ * cache when raw was the last value split there. A value of more parts
+ * than the cache holds is split each time. */
+static hub_slice part_of(rctx *c, int which, hub_slice raw, char sep, uint16_t i) {
+    struct split_cache *k = &c->split[which];
+    if (raw.p == NULL) return raw;
+    if (sep == 0) return hub_v2_split(raw, sep, i, NULL);
+    if (k->count == 0 || k->p != raw.p || k->n != raw.n || k->sep != sep) {
+        k->count = 0;
+        const char *p = raw.p, *end = raw.p + raw.n;
+        uint16_t n = 0;
+        for (;;) {
+            const char *q = memchr(p, sep, (size_t)(end - p));
+            if (n == 24) return hub_v2_split(raw, sep, i, NULL);
+            k->part[n++] = (hub_slice){p, (size_t)((q ? q : end) - p)};
+            if (q == NULL) break;
+            p = q + 1;
+        }
+        k->p = raw.p;
+        k->n = raw.n;
+        k->sep = sep;
+        k->count = n;
+    }
+    return i >= 1 && i <= k->count ? k->part[i - 1] : (hub_slice){NULL, 0};
+}
+
 /* Component `comp` (sub-component `sub`) of a value, absent when it has
  * none. comp 0: the value itself. */
-static mval sub_of(const rctx *c, const mval *v, uint16_t comp, uint16_t sub) {
+static mval sub_of(rctx *c, const mval *v, uint16_t comp, uint16_t sub) {
     mval r = *v;
     if (comp == 0) return r;
     if (v->raw.p == NULL) return r;
     if (v->level == 0) {
-        r.raw = hub_v2_split(v->raw, c->d.comp, comp, NULL);
+        r.raw = part_of(c, 0, v->raw, c->d.comp, comp);
         r.level = 1;
         r.comp = comp;
         if (sub && c->d.sub) {
-            r.raw = hub_v2_split(r.raw, c->d.sub, sub, NULL);
+            r.raw = part_of(c, 1, r.raw, c->d.sub, sub);
             r.level = 2;
             r.sub = sub;
         } else if (sub > 1) {
             r.raw = (hub_slice){NULL, 0};
         }
     } else if (v->level == 1) {
-        if (c->d.sub) r.raw = hub_v2_split(v->raw, c->d.sub, comp, NULL);
+        if (c->d.sub) r.raw = part_of(c, 1, v->raw, c->d.sub, comp);
         else if (comp > 1) r.raw = (hub_slice){NULL, 0};
         r.level = 2;
         r.sub = comp;
@@ -149,7 +230,7 @@ static size_t other_seg(const rctx *c, const char *id, size_t from) {
 
 /* The value at a position, relative to `v`. A field without a repetition
  * number means its first repetition. */
-static mval at_pos(const rctx *c, const mval *v, const mpos *p, uint16_t rep) {
+static mval at_pos(rctx *c, const mval *v, const mpos *p, uint16_t rep) {
     if (p->field == 0) return sub_of(c, v, p->comp, p->sub);
     mval r = {.seg = v->seg};
     if (p->seg[0]) {
@@ -159,7 +240,15 @@ static mval at_pos(const rctx *c, const mval *v, const mpos *p, uint16_t rep) {
     if (r.seg == SIZE_MAX) return (mval){.raw = {NULL, 0}, .seg = v->seg};
     r.field = p->field;
     r.rep = rep ? rep : (p->rep ? p->rep : 1);
-    r.raw = hub_v2_at(c->msg, r.seg, p->field, r.rep, 0, 0);
+    struct field_cache *fc = &c->field;
+    if (!(fc->valid && fc->seg == r.seg && fc->field == r.field && fc->rep == r.rep)) {
+        fc->raw = hub_v2_at(c->msg, r.seg, p->field, r.rep, 0, 0);
+        fc->seg = r.seg;
+        fc->field = r.field;
+        fc->rep = r.rep;
+        fc->valid = true;
+    }
+    r.raw = fc->raw;
     r.level = 0;
     /* MSH-1/MSH-2 and single values split like any other. */
     return sub_of(c, &r, p->comp, p->sub);
@@ -178,17 +267,17 @@ static const char *text(rctx *c, hub_slice raw) {
     /* Most values hold no escape: copy without decoding. An absent value
      * (p NULL, n 0) is "" (memchr must not see the NULL). */
     if (c->d.esc == 0 || raw.n == 0 || memchr(raw.p, c->d.esc, raw.n) == NULL) {
-        char *t = hub_arena_strndup(&c->a, raw.p, raw.n);
+        char *t = hub_arena_strndup(c->a, raw.p, raw.n);
         return t;
     }
-    return hub_v2_text(&c->a, c->msg, raw);
+    return hub_v2_text(c->a, c->msg, raw);
 }
 
 /* Compares a value with a literal; escapes decoded only when present. */
 static bool eq_text(rctx *c, hub_slice raw, const char *lit) {
     if (raw.p == NULL) return lit[0] == 0;
     if (c->d.esc && memchr(raw.p, c->d.esc, raw.n)) {
-        const char *t = hub_v2_text(&c->a, c->msg, raw);
+        const char *t = hub_v2_text(c->a, c->msg, raw);
         return t && strcmp(t, lit) == 0;
     }
     return strlen(lit) == raw.n && memcmp(lit, raw.p, raw.n) == 0;
@@ -224,22 +313,24 @@ static bool cond_ok(rctx *c, const mcond *cd, const mval *v) {
 /* ---- placing values -------------------------------------------------------- */
 
 /* The index the final step of an array path will take, for explain. */
-static void path_of(const json_t *obj, const mstep *st, size_t n, hub_buf *b) {
-    const json_t *cur = obj;
+static void path_of(const mj *obj, const mstep *st, size_t n, hub_buf *b) {
+    const mj *cur = obj;
     for (size_t i = 0; i < n; i++) {
         hub_buf_printf(b, ".%s", st[i].name);
-        const json_t *child = cur ? json_object_get(cur, st[i].name) : NULL;
+        const mj *child = cur ? hub__mj_get(cur, st[i].name) : NULL;
+        bool arr = child && child->kind == MJ_ARR;
         size_t idx = 0;
         if (st[i].ix == IX_NONE) {
             cur = child;
             continue;
         }
-        if (st[i].ix == IX_APPEND) idx = json_is_array(child) ? json_array_size(child) : 0;
+        if (st[i].ix == IX_APPEND) idx = hub__mj_size(child);
         else if (st[i].ix == IX_AT) idx = st[i].at;
         else {
-            idx = json_is_array(child) ? json_array_size(child) : 0;
-            for (size_t k = 0; json_is_array(child) && k < json_array_size(child); k++) {
-                const char *kv = json_string_value(json_object_get(json_array_get(child, k), st[i].key));
+            idx = hub__mj_size(child);
+            size_t k = 0;
+            for (const mj *e = arr ? child->u.k.head : NULL; e; e = e->next, k++) {
+                const char *kv = hub__mj_sval(hub__mj_get(e, st[i].key));
                 if (kv && strcmp(kv, st[i].val) == 0) {
                     idx = k;
                     break;
@@ -247,50 +338,49 @@ static void path_of(const json_t *obj, const mstep *st, size_t n, hub_buf *b) {
             }
         }
         hub_buf_printf(b, "[%zu]", idx);
-        cur = json_is_array(child) ? json_array_get(child, idx) : NULL;
+        cur = arr ? hub__mj_at(child, idx) : NULL;
     }
 }
 
 /* Walks `st` from `obj`, creating what is missing, and stores `val`
  * (taken) at the last step. Returns the stored value (borrowed) or NULL. */
-static json_t *place(json_t *obj, const mstep *st, size_t n, json_t *val) {
+static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
     if (val == NULL) return NULL;
-    json_t *cur = obj;
+    hub_arena *a = c->a;
+    mj *cur = obj;
     for (size_t i = 0; i < n; i++) {
         bool last = i + 1 == n;
         const mstep *s = &st[i];
-        json_t *child = json_object_get(cur, s->name);
+        mj *child = hub__mj_get(cur, s->name);
         if (s->ix == IX_NONE) {
             if (last) {
-                if (json_is_object(child) && json_is_object(val)) {
-                    json_object_update(child, val);
-                    json_decref(val);
+                if (child && child->kind == MJ_OBJ && val->kind == MJ_OBJ) {
+                    hub__mj_update(child, val);
                     return child;
                 }
-                json_object_set_new(cur, s->name, val);
+                hub__mj_set(cur, s->name, val);
                 return val;
             }
-            if (!json_is_object(child)) {
-                child = json_object();
-                json_object_set_new(cur, s->name, child);
+            if (!child || child->kind != MJ_OBJ) {
+                child = hub__mj_obj(a);
+                hub__mj_set(cur, s->name, child);
             }
             cur = child;
             continue;
         }
-        if (!json_is_array(child)) {
-            child = json_array();
-            json_object_set_new(cur, s->name, child);
+        if (!child || child->kind != MJ_ARR) {
+            child = hub__mj_arr(a);
+            hub__mj_set(cur, s->name, child);
         }
-        json_t *elem = NULL;
+        mj *elem = NULL;
         if (s->ix == IX_AT) {
             /* Pad, so that [1] is the second element even when [0] is
              * still empty (pruned at the end if it stays so). */
-            while (json_array_size(child) < s->at) json_array_append_new(child, json_object());
-            elem = json_array_get(child, s->at);
+            while (hub__mj_size(child) < s->at) hub__mj_append(child, hub__mj_obj(a));
+            elem = hub__mj_at(child, s->at);
         } else if (s->ix == IX_SELECT) {
-            for (size_t k = 0; k < json_array_size(child); k++) {
-                json_t *e = json_array_get(child, k);
-                const char *kv = json_string_value(json_object_get(e, s->key));
+            for (mj *e = child ? child->u.k.head : NULL; e; e = e->next) {
+                const char *kv = hub__mj_sval(hub__mj_get(e, s->key));
                 if (kv && strcmp(kv, s->val) == 0) {
                     elem = e;
                     break;
@@ -298,31 +388,29 @@ static json_t *place(json_t *obj, const mstep *st, size_t n, json_t *val) {
             }
         }
         if (last) {
-            if (elem && json_is_object(elem) && json_is_object(val)) {
-                json_object_update(elem, val);
-                json_decref(val);
+            if (elem && elem->kind == MJ_OBJ && val->kind == MJ_OBJ) {
+                hub__mj_update(elem, val);
                 return elem;
             }
             if (elem && s->ix == IX_AT) {
-                json_array_set_new(child, s->at, val);
+                hub__mj_set_at(child, s->at, val);
                 return val;
             }
-            json_array_append_new(child, val);
+            hub__mj_append(child, val);
             return val;
         }
         if (elem == NULL) {
-            elem = json_object();
-            if (s->ix == IX_SELECT) json_object_set_new(elem, s->key, json_string(s->val));
-            json_array_append_new(child, elem);
+            elem = hub__mj_obj(a);
+            if (s->ix == IX_SELECT) hub__mj_set(elem, s->key, hub__mj_str(a, s->val));
+            hub__mj_append(child, elem);
         }
         cur = elem;
     }
-    json_decref(val);
     return NULL;
 }
 
 static void explain(rctx *c, const mres *r, const char *prefix, const mstep *st,
-                    size_t n, const json_t *obj, const mval *v, const char *trail) {
+                    size_t n, const mj *obj, const mval *v, const char *trail) {
     if (!c->ex) return;
     char w[48] = "";
     if (v) where_of(c, v, w, sizeof w);
@@ -346,7 +434,7 @@ static const char *coding_system(rctx *c, const char *t) {
         if (isalnum(ch) || strchr("-._~", ch)) hub_buf_append(&b, p, 1);
         else hub_buf_printf(&b, "%%%02X", ch);
     }
-    const char *u = hub_arena_strndup(&c->a, b.p ? b.p : "", b.n);
+    const char *u = hub_arena_strndup(c->a, b.p ? b.p : "", b.n);
     hub_buf_release(&b);
     return u;
 }
@@ -371,7 +459,7 @@ static hub_status soft(rctx *c, const mrow *row, const mval *v, const char *what
 
 /* The FHIR value of a primitive row; NULL when there is none (empty).
  * A value the type refuses fails the message. */
-static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **out) {
+static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) {
     *out = NULL;
     hub_slice raw = v->raw;
     /* A primitive from a composite value: its first component. */
@@ -390,12 +478,12 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
         for (const char *q = t; *q; q++)
             if (*q == ' ' || *q == '\t' || *q == '"' || *q == '<' || *q == '>')
                 return soft(c, row, v, "not a valid URI");
-        *out = json_string(t);
+        *out = hub__mj_str(c->a, t);
         break;
     case P_STRING:
     case P_MARKDOWN:
     case P_ID:
-        *out = json_string(t);
+        *out = hub__mj_str(c->a, t);
         break;
     case P_CODE: {
         /* Codes carry no surrounding spaces. */
@@ -403,11 +491,12 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
         size_t n = strlen(t);
         while (n && t[n - 1] == ' ') n--;
         if (n == 0) return HUB_OK;
-        *out = json_stringn(t, n);
+        ((char *)t)[n] = '\0'; /* text() made it: the arena's copy */
+        *out = hub__mj_strn(c->a, t, n);
         break;
     }
     case P_SYSTEM:
-        *out = json_string(coding_system(c, t));
+        *out = hub__mj_str(c->a, coding_system(c, t));
         break;
     case P_DATE:
     case P_DATETIME:
@@ -422,14 +511,14 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
         if (!hub_map_dtm(t, n, k, c->tz, buf))
             return soft(c, row, v,
                         k == 'D' ? "not a valid date" : "not a valid date/time");
-        *out = json_string(buf);
+        *out = hub__mj_strdup(c->a, buf, strlen(buf));
         break;
     }
     case P_TIME: {
         size_t n = strlen(t);
         if (n < 2 || n > 16) return soft(c, row, v, "not a valid time");
         snprintf(buf, sizeof buf, "%.2s:%.2s:%.2s", t, n >= 4 ? t + 2 : "00", n >= 6 ? t + 4 : "00");
-        *out = json_string(buf);
+        *out = hub__mj_strdup(c->a, buf, strlen(buf));
         break;
     }
     case P_DECIMAL:
@@ -442,20 +531,20 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
             double d = strtod(t, &e);
             if (e == t || *e) return soft(c, row, v, "not a number");
             /* Whole numbers stay integers (no "5.0"). */
-            if (!strchr(t, '.') && !strchr(t, 'e') && !strchr(t, 'E')) *out = json_integer((json_int_t)d);
-            else *out = json_real(d);
+            if (!strchr(t, '.') && !strchr(t, 'e') && !strchr(t, 'E')) *out = hub__mj_int(c->a, (long long)d);
+            else *out = hub__mj_real(c->a, d);
         } else {
             long long l = strtoll(t, &e, 10);
             if (e == t || *e || (row->prim == P_POSINT && l < 1) || (row->prim == P_UNSIGNED && l < 0))
                 return soft(c, row, v, "not an integer");
-            *out = json_integer(l);
+            *out = hub__mj_int(c->a, l);
         }
         break;
     }
     case P_BASE64: {
         static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         size_t n = strlen(t);
-        char *o = hub_arena_alloc(&c->a, (n + 2) / 3 * 4 + 1);
+        char *o = hub_arena_alloc(c->a, (n + 2) / 3 * 4 + 1);
         if (o == NULL) return nomem(c);
         const unsigned char *u = (const unsigned char *)t;
         size_t k = 0;
@@ -467,13 +556,14 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
             o[k++] = i + 1 < n ? b64[w >> 6 & 63] : '=';
             o[k++] = i + 2 < n ? b64[w & 63] : '=';
         }
-        *out = json_stringn(o, k);
+        o[k] = '\0';
+        *out = hub__mj_strn(c->a, o, k);
         break;
     }
     case P_B64BIN: {
         /* Kept as sent when it is base64 (line breaks and spaces removed). */
         size_t n = strlen(t), k = 0, pad = 0;
-        char *o = hub_arena_alloc(&c->a, n + 1);
+        char *o = hub_arena_alloc(c->a, n + 1);
         if (o == NULL) return nomem(c);
         for (size_t i = 0; i < n; i++) {
             char ch = t[i];
@@ -485,12 +575,13 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
             o[k++] = ch;
         }
         if (k == 0 || k % 4 != 0 || pad > 2) return soft(c, row, v, "not base64");
-        *out = json_stringn(o, k);
+        o[k] = '\0';
+        *out = hub__mj_strn(c->a, o, k);
         break;
     }
     case P_BOOLEAN:
-        if (strcmp(t, "Y") == 0 || strcmp(t, "y") == 0 || strcmp(t, "1") == 0) *out = json_true();
-        else if (strcmp(t, "N") == 0 || strcmp(t, "n") == 0 || strcmp(t, "0") == 0) *out = json_false();
+        if (strcmp(t, "Y") == 0 || strcmp(t, "y") == 0 || strcmp(t, "1") == 0) *out = hub__mj_bool(c->a, true);
+        else if (strcmp(t, "N") == 0 || strcmp(t, "n") == 0 || strcmp(t, "0") == 0) *out = hub__mj_bool(c->a, false);
         else return soft(c, row, v, "not a yes/no value");
         break;
     }
@@ -500,29 +591,36 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, json_t **o
 
 /* ---- vocabulary ------------------------------------------------------------- */
 
-static json_t *unmapped_ext(const char *table) {
-    json_t *e = json_object();
-    json_object_set_new(e, "url", json_string(HUB_MAP_UNMAPPED_URL));
-    json_object_set_new(e, "valueString", json_string(table));
+static mj *unmapped_ext(rctx *c, const char *table) {
+    mj *e = hub__mj_obj(c->a);
+    hub__mj_set(e, "url", hub__mj_str(c->a, HUB_MAP_UNMAPPED_URL));
+    hub__mj_set(e, "valueString", hub__mj_str(c->a, table));
     return e;
 }
 
-static json_t *coding_of(const char *system, const char *code, const char *display) {
-    json_t *cd = json_object();
-    if (system) json_object_set_new(cd, "system", json_string(system));
-    json_object_set_new(cd, "code", json_string(code));
-    if (display) json_object_set_new(cd, "display", json_string(display));
+static mj *coding_of(rctx *c, const char *system, const char *code, const char *display) {
+    mj *cd = hub__mj_obj(c->a);
+    if (system) hub__mj_set(cd, "system", hub__mj_str(c->a, system));
+    hub__mj_set(cd, "code", hub__mj_str(c->a, code));
+    if (display) hub__mj_set(cd, "display", hub__mj_str(c->a, display));
     return cd;
+}
+
+/* The "extension" array of `o`, made when it has none. */
+static mj *extensions(rctx *c, mj *o) {
+    mj *ext = hub__mj_get(o, "extension");
+    if (ext == NULL || ext->kind != MJ_ARR) hub__mj_set(o, "extension", ext = hub__mj_arr(c->a));
+    return ext;
 }
 
 /* A CodeableConcept (or Coding) just made from a coded value: the row's
  * vocabulary adds the FHIR coding in front; the sender's local tables add
  * the standard coding they know; a code that a table covering it does not
  * know keeps its coding, flagged. */
-static void apply_vocab(rctx *c, const mrow *row, const mval *v, json_t *obj) {
-    json_t *codings = json_object_get(obj, "coding");
-    bool is_cc = json_is_array(codings);
-    if (!is_cc && !json_object_get(obj, "code")) return;
+static void apply_vocab(rctx *c, const mrow *row, const mval *v, mj *obj) {
+    mj *codings = hub__mj_get(obj, "coding");
+    bool is_cc = codings && codings->kind == MJ_ARR;
+    if (!is_cc && !hub__mj_get(obj, "code")) return;
     mval cm = sub_of(c, v, v->level < 2 ? 1 : 0, 0);
     mval sm = sub_of(c, v, v->level < 2 ? 3 : 0, 0);
     if (v->level == 2) sm.raw = (hub_slice){NULL, 0};
@@ -530,8 +628,7 @@ static void apply_vocab(rctx *c, const mrow *row, const mval *v, json_t *obj) {
     const char *code = text(c, cm.raw);
     const char *sys = valued(sm.raw) ? text(c, sm.raw) : "";
     if (code == NULL || sys == NULL) return;
-    json_t *orig = is_cc ? json_array_get(codings, 0) : obj;
-    bool flagged = false;
+    mj *orig = is_cc ? hub__mj_at(codings, 0) : obj;
     for (size_t i = 0; i < c->nlocal; i++) {
         const mtable *lt = c->locals[i];
         if (!(strcmp(lt->source_system ? lt->source_system : "*", "*") == 0 ||
@@ -540,34 +637,27 @@ static void apply_vocab(rctx *c, const mrow *row, const mval *v, json_t *obj) {
         const mrow *hit = hub__map_vocab(lt, code, strlen(code));
         if (hit) {
             if (is_cc)
-                json_array_append_new(codings, coding_of(hit->system ? hit->system : lt->system,
-                                                         hit->code, hit->display));
-            flagged = false;
+                hub__mj_append(codings, coding_of(c, hit->system ? hit->system : lt->system,
+                                                  hit->code, hit->display));
             break;
         }
-        flagged = true;
-        if (orig && !flagged) break;
         if (orig) {
-            json_t *ext = json_object_get(orig, "extension");
-            if (!json_is_array(ext)) json_object_set_new(orig, "extension", ext = json_array());
-            json_array_append_new(ext, unmapped_ext(lt->name));
+            hub__mj_append(extensions(c, orig), unmapped_ext(c, lt->name));
             c->out->nunmapped++;
         }
         break;
     }
     if (row->vocab) {
         const mrow *hit = hub__map_vocab(row->vocab, code, strlen(code));
+        const char *system = hit && hit->system ? hit->system : row->vocab->system;
         if (hit && is_cc) {
-            json_array_insert_new(codings, 0, coding_of(hit->system ? hit->system : row->vocab->system,
-                                                        hit->code, hit->display));
+            hub__mj_prepend(codings, coding_of(c, system, hit->code, hit->display));
         } else if (hit) {
-            json_object_set_new(obj, "system", json_string(hit->system ? hit->system : row->vocab->system));
-            json_object_set_new(obj, "code", json_string(hit->code));
-            if (hit->display) json_object_set_new(obj, "display", json_string(hit->display));
+            hub__mj_set(obj, "system", hub__mj_str(c->a, system));
+            hub__mj_set(obj, "code", hub__mj_str(c->a, hit->code));
+            if (hit->display) hub__mj_set(obj, "display", hub__mj_str(c->a, hit->display));
         } else if (orig) {
-            json_t *ext = json_object_get(orig, "extension");
-            if (!json_is_array(ext)) json_object_set_new(orig, "extension", ext = json_array());
-            json_array_append_new(ext, unmapped_ext(row->vocab->name));
+            hub__mj_append(extensions(c, orig), unmapped_ext(c, row->vocab->name));
             c->out->nunmapped++;
         }
     }
@@ -575,7 +665,7 @@ static void apply_vocab(rctx *c, const mrow *row, const mval *v, json_t *obj) {
 
 /* ---- tables ------------------------------------------------------------------- */
 
-static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj,
+static hub_status run_table(rctx *c, const mtable *t, const mval *v, mj *obj,
                             mres *r, const char *prefix, const char *trail,
                             bool top, int depth);
 
@@ -599,9 +689,9 @@ static hub_status new_res(rctx *c, const char *type, const char *name, const mta
     r->seg = seg;
     r->alias = -1;
     r->ord = c->nres;
-    r->res = json_object();
+    r->res = hub__mj_obj(c->a);
     if (r->res == NULL) return nomem(c);
-    json_object_set_new(r->res, "resourceType", json_string(type));
+    hub__mj_set(r->res, "resourceType", hub__mj_str(c->a, type));
     uuid_of(fnv(c->h0, &r->ord, sizeof r->ord), fnv(c->h0 ^ 0x9e3779b97f4a7c15ULL, &r->ord, sizeof r->ord),
             r->url);
     c->nres++;
@@ -613,7 +703,7 @@ static mres *find_res(rctx *c, const char *name, size_t seg) {
     mres *best = NULL;
     for (size_t i = 0; i < c->nres; i++) {
         mres *r = &c->res[i];
-        if (strcmp(r->name, name) != 0) continue;
+        if (r->name != name && (r->name[0] != name[0] || strcmp(r->name, name) != 0)) continue;
         if (r->seg <= seg) best = r; /* the nearest one before */
         else if (best == NULL) return r;
         else break;
@@ -622,27 +712,48 @@ static mres *find_res(rctx *c, const char *name, size_t seg) {
     return best;
 }
 
+static void note_ref(rctx *c, mj *s) {
+    if (s == NULL) return;
+    if (c->nrefs == c->refcap) {
+        size_t nc = c->refcap ? c->refcap * 2 : 64;
+        mj **nr = hub_arena_grow(c->a, c->refs, c->refcap * sizeof *nr, nc * sizeof *nr);
+        if (nr == NULL) return; /* out of memory: reported by what fails next */
+        c->refs = nr;
+        c->refcap = nc;
+    }
+    c->refs[c->nrefs++] = s;
+}
+
+/* The references inside a copied subtree. */
+static void note_refs_below(rctx *c, mj *v, int depth) {
+    if (depth > 64 || (v->kind != MJ_OBJ && v->kind != MJ_ARR)) return;
+    for (mj *it = v->u.k.head; it; it = it->next) {
+        if (it->kind == MJ_STR && v->kind == MJ_OBJ && strcmp(it->key, "reference") == 0)
+            note_ref(c, it);
+        else
+            note_refs_below(c, it, depth + 1);
+    }
+}
+
 /* Adds r's elements q lacks. A choice element (value[x]: valueQuantity,
  * valueString) that q already has under another type is not added: one
  * resource holds one value[x]. */
-static bool has_choice(json_t *q, const char *k) {
+static bool has_choice(const mj *q, const char *k) {
     size_t b = 1;
     while (k[b] && !(k[b] >= 'A' && k[b] <= 'Z')) b++;
     if (k[b] == 0) return false;
-    const char *qk;
-    json_t *qv;
-    json_object_foreach(q, qk, qv) {
-        (void)qv;
-        if (strncmp(qk, k, b) == 0 && qk[b] >= 'A' && qk[b] <= 'Z') return true;
-    }
+    for (const mj *m = q->u.k.head; m; m = m->next)
+        if (strncmp(m->key, k, b) == 0 && m->key[b] >= 'A' && m->key[b] <= 'Z') return true;
     return false;
 }
-static void merge_missing(json_t *q, json_t *r) {
-    const char *k;
-    json_t *v;
-    json_object_foreach(r, k, v) {
-        if (json_object_get(q, k) || has_choice(q, k)) continue;
-        json_object_set(q, k, v);
+static void merge_missing(rctx *c, mj *q, const mj *r) {
+    for (const mj *m = r->u.k.head; m; m = m->next) {
+        if (hub__mj_get(q, m->key) || has_choice(q, m->key)) continue;
+        mj *cp = hub__mj_copy(c->a, m);
+        if (cp == NULL) continue;
+        if (cp->kind == MJ_STR && strcmp(cp->key, "reference") == 0) note_ref(c, cp);
+        else note_refs_below(c, cp, 0);
+        hub__mj_set(q, m->key, cp);
     }
 }
 
@@ -653,64 +764,66 @@ static size_t res_index(const rctx *c, const mres *r) {
 }
 static mres *res_at(rctx *c, size_t i) { return i == SIZE_MAX ? NULL : &c->res[i]; }
 
-static json_t *ref_to(const mres *r) {
-    json_t *o = json_object();
-    json_object_set_new(o, "reference", json_string(r->url));
+/* Strings of an mres are copied: c->res moves when it grows. */
+static mj *ref_to(rctx *c, const mres *r) {
+    mj *o = hub__mj_obj(c->a);
+    mj *s = hub__mj_strdup(c->a, r->url, strlen(r->url));
+    hub__mj_set(o, "reference", s);
+    note_ref(c, s);
     return o;
 }
 
 /* One row over one value. */
 static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mval *sv,
-                            json_t *obj, mres *r, const char *prefix, const char *trail,
+                            mj *obj, mres *r, const char *prefix, const char *trail,
                             bool top, int depth) {
     char tr[256];
     if (c->ex) snprintf(tr, sizeof tr, "%s%s%s:%d", trail, trail[0] ? " > " : "", t->file, row->line);
     else tr[0] = 0;
     if (row->kind == MK_FIXED) {
         if (c->ex) explain(c, r, prefix, row->steps, row->nsteps, obj, NULL, tr);
-        place(obj, row->steps, row->nsteps, json_deep_copy(row->fixed));
+        place(c, obj, row->steps, row->nsteps, hub__mj_copy(c->a, row->fixed_mj));
         return HUB_OK;
     }
     if (row->kind == MK_REF) {
         mres *to = find_res(c, row->ref, sv->seg);
         if (to == NULL) return HUB_OK;
         if (c->ex) explain(c, r, prefix, row->steps, row->nsteps, obj, sv, tr);
-        place(obj, row->steps, row->nsteps, ref_to(to));
+        place(c, obj, row->steps, row->nsteps, ref_to(c, to));
         return HUB_OK;
     }
     if (row->kind == MK_PRIM) {
-        json_t *val;
+        mj *val;
         hub_status rc = prim_value(c, row, sv, &val);
         if (rc) return rc;
         if (val == NULL) return HUB_OK;
         if (row->vocab) {
-            const char *code = json_string_value(val);
+            const char *code = hub__mj_sval(val);
             const mrow *hit = code ? hub__map_vocab(row->vocab, code, strlen(code)) : NULL;
             if (hit) {
-                json_decref(val);
-                val = json_string(hit->code);
+                val = hub__mj_str(c->a, hit->code);
             } else if (row->nsteps && row->steps[row->nsteps - 1].ix == IX_NONE) {
                 /* Unmapped: the element stays out, the code is kept in its
                  * extension and flagged. */
-                json_t *holder = json_object();
-                json_t *ext = json_array();
-                json_t *e = unmapped_ext(row->vocab->name);
-                json_object_set_new(e, "valueCode", val);
-                json_object_del(e, "valueString");
-                json_array_append_new(ext, e);
-                json_object_set_new(holder, "extension", ext);
+                mj *holder = hub__mj_obj(c->a);
+                mj *ext = hub__mj_arr(c->a);
+                mj *e = unmapped_ext(c, row->vocab->name);
+                hub__mj_set(e, "valueCode", val);
+                hub__mj_del(e, "valueString");
+                hub__mj_append(ext, e);
+                hub__mj_set(holder, "extension", ext);
                 mstep st[16];
                 memcpy(st, row->steps, row->nsteps * sizeof *st);
-                char nm[80];
-                snprintf(nm, sizeof nm, "_%s", st[row->nsteps - 1].name);
+                const char *nm = hub_arena_sprintf(c->a, "_%.78s", st[row->nsteps - 1].name);
+                if (nm == NULL) return nomem(c);
                 st[row->nsteps - 1].name = nm;
-                place(obj, st, row->nsteps, holder);
+                place(c, obj, st, row->nsteps, holder);
                 c->out->nunmapped++;
                 return HUB_OK;
             }
         }
         if (c->ex) explain(c, r, prefix, row->steps, row->nsteps, obj, sv, tr);
-        place(obj, row->steps, row->nsteps, val);
+        place(c, obj, row->steps, row->nsteps, val);
         return HUB_OK;
     }
     /* A datatype (or segment) table. */
@@ -732,15 +845,15 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
         /* Its own rows may have made resources after it (a Location's
          * partOf): it is the one made here, not the last one. */
         nr = &c->res[ni];
-        if (json_object_size(nr->res) <= 1 && ni == c->nres - 1) {
-            json_decref(nr->res);
+        if (hub__mj_size(nr->res) <= 1 && ni == c->nres - 1) {
             c->nres--;
             return HUB_OK;
         }
-        place(obj, row->steps, row->nsteps, ref_to(nr));
+        place(c, obj, row->steps, row->nsteps, ref_to(c, nr));
         return HUB_OK;
     }
-    json_t *o = row->nsteps ? json_object() : obj;
+    mj *o = row->nsteps ? hub__mj_obj(c->a) : obj;
+    if (o == NULL) return nomem(c);
     hub_buf pre;
     hub_buf_init(&pre);
     if (c->ex) {
@@ -752,20 +865,14 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
     hub_status rc = run_table(c, sub, sv, o, r, c->ex ? pre.p : "", tr, false, depth + 1);
     r = res_at(c, ri);
     hub_buf_release(&pre);
-    if (rc) {
-        if (o != obj) json_decref(o);
-        return rc;
-    }
+    if (rc) return rc;
     if (row->vocab || c->nlocal) apply_vocab(c, row, sv, o);
-    if (o != obj) {
-        if (json_object_size(o) == 0) json_decref(o);
-        else place(obj, row->steps, row->nsteps, o);
-    }
+    if (o != obj && hub__mj_size(o) > 0) place(c, obj, row->steps, row->nsteps, o);
     (void)top;
     return HUB_OK;
 }
 
-static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj,
+static hub_status run_table(rctx *c, const mtable *t, const mval *v, mj *obj,
                             mres *r, const char *prefix, const char *trail,
                             bool top, int depth) {
     size_t ri = res_index(c, r);
@@ -800,7 +907,7 @@ static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj
                 }
             }
             if (any) {
-                first.raw = (hub_slice){hub_arena_strndup(&c->a, b.p ? b.p : "", b.n), b.n};
+                first.raw = (hub_slice){hub_arena_strndup(c->a, b.p ? b.p : "", b.n), b.n};
                 first.level = 2;
                 /* The joined text is decoded already: no escape left. */
                 hub_v2_delims sd = c->d;
@@ -830,8 +937,8 @@ static hub_status run_table(rctx *c, const mtable *t, const mval *v, json_t *obj
             } else if (sv.raw.p && hub_v2_is_null(sv.raw)) {
                 /* `""`: delete the stored value (top-level elements). */
                 if (top && row->nsteps) {
-                    if (r->clears == NULL) r->clears = json_array();
-                    json_array_append_new(r->clears, json_string(row->steps[0].name));
+                    if (r->clears == NULL) r->clears = hub__mj_arr(c->a);
+                    hub__mj_append(r->clears, hub__mj_str(c->a, row->steps[0].name));
                 }
                 continue;
             } else if (!valued(sv.raw)) {
@@ -885,16 +992,24 @@ static bool in_group(const rctx *c, size_t seg, const char *group) {
 }
 
 /* URL-encodes the characters a query value cannot hold. */
+static bool qsafe(unsigned char ch) {
+    return isalnum(ch) || (ch && strchr("-._~:/@!$'()*,;", ch));
+}
+
 static void qenc(hub_buf *b, const char *s) {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr("-._~:/@!$'()*,;", ch)) hub_buf_append(b, s, 1);
-        else hub_buf_printf(b, "%%%02X", ch);
+    static const char hx[] = "0123456789ABCDEF";
+    while (*s) {
+        const char *run = s;
+        while (*s && qsafe((unsigned char)*s)) s++;
+        if (s > run) hub_buf_append(b, run, (size_t)(s - run));
+        if (*s == 0) break;
+        unsigned char ch = (unsigned char)*s++;
+        char e[3] = {'%', hx[ch >> 4], hx[ch & 15]};
+        hub_buf_append(b, e, 3);
     }
 }
 
 static hub_status key_of(rctx *c, mres *r);
-static uint64_t hash_json(rctx *c, uint64_t h, const json_t *v);
 
 /* A reference to a resource of this message (urn:uuid:..., which changes
  * with every message) hashes as that resource's key, so a content key
@@ -903,7 +1018,7 @@ static uint64_t hash_string(rctx *c, uint64_t h, const char *s, size_t n) {
     if (n == 45 && memcmp(s, "urn:uuid:", 9) == 0 && c->kdepth < 8) {
         for (size_t i = 0; i < c->nres; i++) {
             mres *o = &c->res[i];
-            if (strcmp(o->url, s) != 0) continue;
+            if (memcmp(o->url, s, n) != 0 || o->url[n] != '\0') continue;
             if (o->criteria == NULL && o->id[0] == '\0') {
                 c->kdepth++; /* a chain of references, never a cycle: bounded anyway */
                 hub_status rc = key_of(c, o);
@@ -917,39 +1032,34 @@ static uint64_t hash_string(rctx *c, uint64_t h, const char *s, size_t n) {
     return fnv(fnv(h, "s", 1), s, n);
 }
 
-static uint64_t hash_json(rctx *c, uint64_t h, const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *k;
-        json_t *x;
+static uint64_t hash_json(rctx *c, uint64_t h, const mj *v) {
+    switch ((mj_kind)v->kind) {
+    case MJ_OBJ:
         h = fnv(h, "{", 1);
-        json_object_foreach((json_t *)v, k, x) {
-            h = fnv(h, k, strlen(k) + 1);
+        for (const mj *x = v->u.k.head; x; x = x->next) {
+            h = fnv(h, x->key, strlen(x->key) + 1);
             h = hash_json(c, h, x);
         }
         return fnv(h, "}", 1);
-    }
-    case JSON_ARRAY:
+    case MJ_ARR:
         h = fnv(h, "[", 1);
-        for (size_t i = 0; i < json_array_size(v); i++)
-            h = hash_json(c, h, json_array_get(v, i));
+        for (const mj *x = v->u.k.head; x; x = x->next) h = hash_json(c, h, x);
         return fnv(h, "]", 1);
-    case JSON_STRING:
-        return hash_string(c, h, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER: {
-        json_int_t i = json_integer_value(v);
+    case MJ_STR:
+        return hash_string(c, h, v->u.s.p, v->u.s.n);
+    case MJ_INT: {
+        long long i = v->u.i;
         return fnv(fnv(h, "i", 1), &i, sizeof i);
     }
-    case JSON_REAL: {
-        double d = json_real_value(v);
+    case MJ_REAL: {
+        double d = v->u.d;
         return fnv(fnv(h, "r", 1), &d, sizeof d);
     }
-    case JSON_TRUE: return fnv(h, "T", 1);
-    case JSON_FALSE: return fnv(h, "F", 1);
+    case MJ_TRUE: return fnv(h, "T", 1);
+    case MJ_FALSE: return fnv(h, "F", 1);
     default: return fnv(h, "N", 1);
     }
 }
-
 
 /* Key `of NAME`: the resource belongs to the one called NAME (the specimen
  * an OBR describes belongs to its report), so its id is a hash of that
@@ -980,22 +1090,22 @@ static hub_status key_of(rctx *c, mres *r) {
     }
     bool required = key[strlen(key) - 1] == '!';
     if (strncmp(key, "identifier", 10) == 0) {
-        json_t *ids = json_object_get(r->res, "identifier");
-        for (size_t i = 0; i < json_array_size(ids); i++) {
-            json_t *id = json_array_get(ids, i);
-            const char *val = json_string_value(json_object_get(id, "value"));
-            const char *sys = json_string_value(json_object_get(id, "system"));
+        const mj *ids = hub__mj_get(r->res, "identifier");
+        for (const mj *id = ids && ids->kind == MJ_ARR ? ids->u.k.head : NULL; id; id = id->next) {
+            const char *val = hub__mj_sval(hub__mj_get(id, "value"));
+            const char *sys = hub__mj_sval(hub__mj_get(id, "system"));
             if (val == NULL) continue;
             hub_buf b;
             hub_buf_init(&b);
-            hub_buf_printf(&b, "%s?identifier=", r->type);
+            hub_buf_append_cstr(&b, r->type);
+            hub_buf_append_cstr(&b, "?identifier=");
             if (sys) {
                 qenc(&b, sys);
                 hub_buf_append(&b, "|", 1);
             }
             qenc(&b, val);
             hub_buf_append(&b, "", 1);
-            r->criteria = hub_arena_strndup(&c->a, b.p, b.n);
+            r->criteria = hub_arena_strndup(c->a, b.p, b.n);
             hub_buf_release(&b);
             return r->criteria ? HUB_OK : nomem(c);
         }
@@ -1035,87 +1145,92 @@ hashed:;
     return HUB_OK;
 }
 
-static hub_status provenance(rctx *c, json_t *entries) {
-    json_t *p = json_object();
-    json_object_set_new(p, "resourceType", json_string("Provenance"));
-    json_t *targets = json_array();
+/* {"system": system, "code": code} in a one-element array under "coding". */
+static mj *codeable(rctx *c, const char *system, const char *code) {
+    hub_arena *a = c->a;
+    mj *cd = hub__mj_obj(a), *codings = hub__mj_arr(a), *cc = hub__mj_obj(a);
+    hub__mj_set(cd, "system", hub__mj_str(a, system));
+    hub__mj_set(cd, "code", hub__mj_str(a, code));
+    hub__mj_append(codings, cd);
+    hub__mj_set(cc, "coding", codings);
+    return cc;
+}
+
+/* One element in a new array; NULL when the element is (a sender name
+ * that is no UTF-8 leaves the element out, as before). */
+static mj *one(rctx *c, mj *v) {
+    if (v == NULL) return NULL;
+    mj *arr = hub__mj_arr(c->a);
+    hub__mj_append(arr, v);
+    return arr;
+}
+
+static hub_status provenance(rctx *c, mj *entries) {
+    hub_arena *a = c->a;
+    mj *p = hub__mj_obj(a);
+    if (p == NULL) return nomem(c);
+    hub__mj_set(p, "resourceType", hub__mj_str(a, "Provenance"));
+    mj *targets = hub__mj_arr(a);
     for (size_t i = 0; i < c->nres; i++)
-        if (c->res[i].alias < 0) json_array_append_new(targets, ref_to(&c->res[i]));
-    json_object_set_new(p, "target", targets);
+        if (c->res[i].alias < 0) hub__mj_append(targets, ref_to(c, &c->res[i]));
+    hub__mj_set(p, "target", targets);
     char iso[32];
     hub_time_iso(c->o && c->o->now_ms ? c->o->now_ms : hub_now_ms(), iso);
-    json_object_set_new(p, "recorded", json_string(iso));
-    json_object_set_new(p, "activity",
-                        json_pack("{s:[{s:s,s:s}]}", "coding", "system",
-                                  "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                                  "code", "UPDATE"));
-    json_object_set_new(p, "agent",
-                        json_pack("[{s:{s:[{s:s,s:s}]},s:{s:s}}]", "type", "coding", "system",
-                                  "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                  "code", "author", "who", "display", c->sender));
-    char val[420];
-    snprintf(val, sizeof val, "%s|%s", c->sender, c->control);
-    json_object_set_new(p, "entity",
-                        json_pack("[{s:s,s:{s:{s:s,s:s},s:s}}]", "role", "source", "what",
-                                  "identifier", "system", "urn:hub:v2-message", "value", val,
-                                  "display", "HL7 v2 message in the hub's journal"));
+    hub__mj_set(p, "recorded", hub__mj_strdup(a, iso, strlen(iso)));
+    hub__mj_set(p, "activity",
+                codeable(c, "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE"));
+    mj *who = hub__mj_strdup(a, c->sender, strlen(c->sender));
+    if (who) {
+        mj *agent = hub__mj_obj(a), *w = hub__mj_obj(a);
+        hub__mj_set(agent, "type",
+                    codeable(c, "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                             "author"));
+        hub__mj_set(w, "display", who);
+        hub__mj_set(agent, "who", w);
+        hub__mj_set(p, "agent", one(c, agent));
+    }
+    char *val = hub_arena_sprintf(a, "%.199s|%.199s", c->sender, c->control);
+    mj *vs = val ? hub__mj_str(a, val) : NULL;
+    if (vs) {
+        mj *ent = hub__mj_obj(a), *what = hub__mj_obj(a), *idf = hub__mj_obj(a);
+        hub__mj_set(ent, "role", hub__mj_str(a, "source"));
+        hub__mj_set(idf, "system", hub__mj_str(a, "urn:hub:v2-message"));
+        hub__mj_set(idf, "value", vs);
+        hub__mj_set(what, "identifier", idf);
+        hub__mj_set(what, "display", hub__mj_str(a, "HL7 v2 message in the hub's journal"));
+        hub__mj_set(ent, "what", what);
+        hub__mj_set(p, "entity", one(c, ent));
+    }
     char id[33];
     hex_id(fnv(c->h0, "prov", 4), fnv(c->h0 ^ 7, "prov", 4), id);
-    json_object_set_new(p, "id", json_string(id));
+    hub__mj_set(p, "id", hub__mj_strdup(a, id, strlen(id)));
     char url[48];
     uuid_of(fnv(c->h0, "provurl", 7), fnv(c->h0 ^ 3, "provurl", 7), url);
-    char rurl[64];
-    snprintf(rurl, sizeof rurl, "Provenance/%s", id);
-    json_t *e = json_pack("{s:s,s:o,s:{s:s,s:s}}", "fullUrl", url, "resource", p, "request",
-                          "method", "PUT", "url", rurl);
-    if (e == NULL) return nomem(c);
-    json_array_append_new(entries, e);
+    mj *e = hub__mj_obj(a), *req = hub__mj_obj(a);
+    if (e == NULL || req == NULL) return nomem(c);
+    hub__mj_set(e, "fullUrl", hub__mj_strdup(a, url, strlen(url)));
+    hub__mj_set(e, "resource", p);
+    hub__mj_set(req, "method", hub__mj_str(a, "PUT"));
+    hub__mj_set(req, "url", hub__mj_str(a, join3(a, "Provenance", "/", id)));
+    hub__mj_set(e, "request", req);
+    hub__mj_append(entries, e);
     return HUB_OK;
 }
 
 /* Drops empty objects and arrays left by rows whose values were empty. */
-static bool prune(json_t *v) {
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *x;
-        void *tmp;
-        json_object_foreach_safe(v, tmp, k, x) {
-            if (prune(x)) json_object_del(v, k);
-        }
-        return json_object_size(v) == 0;
-    }
-    if (json_is_array(v)) {
-        for (size_t i = json_array_size(v); i-- > 0;)
-            if (prune(json_array_get(v, i))) json_array_remove(v, i);
-        return json_array_size(v) == 0;
-    }
-    return false;
-}
+static bool prune(mj *v) { return hub__mj_prune(v); }
 
 /* References made to an entry merged into another (a practitioner both
  * attending and admitting) point at the one kept: they would name an
  * entry the Bundle does not have. `old[i]` is the url entry i had before
  * it was merged (empty for the others). */
-static void repoint_refs(const rctx *c, json_t *v, char (*old)[48], int depth) {
-    if (depth > 64) return;
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *it;
-        json_array_foreach(v, i, it) repoint_refs(c, it, old, depth + 1);
-        return;
-    }
-    if (!json_is_object(v)) return;
-    const char *k;
-    json_t *it;
-    json_object_foreach(v, k, it) {
-        if (!json_is_string(it) || strcmp(k, "reference") != 0) {
-            repoint_refs(c, it, old, depth + 1);
-            continue;
-        }
-        const char *s = json_string_value(it);
+static void repoint_refs(rctx *c, char (*old)[48]) {
+    for (size_t k = 0; k < c->nrefs; k++) {
+        mj *it = c->refs[k];
         for (size_t i = 0; i < c->nres; i++) {
-            if (old[i][0] && strcmp(old[i], s) == 0) {
-                json_string_set(it, c->res[i].url);
+            if (old[i][0] && strcmp(old[i], it->u.s.p) == 0) {
+                const char *u = hub_arena_strndup(c->a, c->res[i].url, strlen(c->res[i].url));
+                if (u) it->u.s.p = u, it->u.s.n = strlen(u);
                 break;
             }
         }
@@ -1129,10 +1244,100 @@ static hub_status link_res(rctx *c, mres *r) {
         const mlink *lk = &mr->links[i];
         mres *to = find_res(c, lk->name, r->seg);
         if (to == NULL || to == r) continue;
-        if (lk->back) place(to->res, lk->steps, lk->nsteps, ref_to(r));
-        else place(r->res, lk->steps, lk->nsteps, ref_to(to));
+        if (lk->back) place(c, to->res, lk->steps, lk->nsteps, ref_to(c, r));
+        else place(c, r->res, lk->steps, lk->nsteps, ref_to(c, to));
     }
     return HUB_OK;
+}
+
+/* The Bundle entry of resource r: a conditional upsert on its criteria,
+ * else a PUT of the id its key hashed to; merged with what is stored, and
+ * naming the top-level elements a `""` cleared. */
+static hub_status add_entry(rctx *c, mres *r, mj *entries) {
+    hub_arena *a = c->a;
+    mj *req = hub__mj_obj(a), *ext = hub__mj_arr(a), *e = hub__mj_obj(a), *merge = hub__mj_obj(a);
+    if (req == NULL || ext == NULL || e == NULL || merge == NULL) return nomem(c);
+    hub__mj_set(req, "method", hub__mj_str(a, "PUT"));
+    if (r->criteria) {
+        hub__mj_set(req, "url", hub__mj_str(a, r->criteria));
+    } else {
+        hub__mj_set(r->res, "id", hub__mj_strdup(a, r->id, strlen(r->id)));
+        hub__mj_set(req, "url", hub__mj_str(a, join3(a, r->type, "/", r->id)));
+    }
+    hub__mj_set(merge, "url", hub__mj_str(a, HUB_MAP_MERGE_URL));
+    hub__mj_set(merge, "valueBoolean", hub__mj_bool(a, true));
+    hub__mj_append(ext, merge);
+    for (const mj *k = r->clears ? r->clears->u.k.head : NULL; k; k = k->next) {
+        const char *nm = k->u.s.p;
+        if (hub__mj_get(r->res, nm)) continue; /* another row set it */
+        mj *cl = hub__mj_obj(a);
+        hub__mj_set(cl, "url", hub__mj_str(a, HUB_MAP_CLEAR_URL));
+        hub__mj_set(cl, "valueString", hub__mj_str(a, nm));
+        hub__mj_append(ext, cl);
+    }
+    hub__mj_set(req, "extension", ext);
+    hub__mj_set(e, "fullUrl", hub__mj_strdup(a, r->url, strlen(r->url)));
+    hub__mj_set(e, "resource", r->res);
+    hub__mj_set(e, "request", req);
+    hub__mj_append(entries, e);
+    return HUB_OK;
+}
+
+/* The Bundle in the forms the caller asked for. */
+static hub_status hand_out(rctx *c, const mj *bundle) {
+    unsigned form = c->o->out ? c->o->out : HUB_MAP_OUT_JANSSON;
+    if ((form & HUB_MAP_OUT_TEXT) && hub__mj_dump(bundle, &c->out->json) != HUB_OK)
+        return nomem(c);
+    if (form & HUB_MAP_OUT_JANSSON) {
+        c->out->bundle = hub__mj_to_json(bundle);
+        if (c->out->bundle == NULL) return nomem(c);
+    }
+    return HUB_OK;
+}
+
+/* Each thread keeps its scratch arena from one message to the next: a
+ * message's tree takes 100 to 300 KB, and asking malloc for that anew,
+ * in blocks, for every message cost a fifth of a conversion. The arenas
+ * hang on a list (so that none looks leaked) and are freed when their
+ * thread exits. */
+typedef struct scratch_arena {
+    hub_arena a;
+    struct scratch_arena *next, **prev;
+} scratch_arena;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t scratch_mu = PTHREAD_MUTEX_INITIALIZER;
+static scratch_arena *scratch_list;
+
+static void scratch_free(void *p) {
+    scratch_arena *s = p;
+    pthread_mutex_lock(&scratch_mu);
+    *s->prev = s->next;
+    if (s->next) s->next->prev = s->prev;
+    pthread_mutex_unlock(&scratch_mu);
+    hub_arena_release(&s->a);
+    hub_free(s);
+}
+
+static void scratch_init(void) { (void)pthread_key_create(&scratch_key, scratch_free); }
+
+static hub_arena *scratch(void) {
+    pthread_once(&scratch_once, scratch_init);
+    scratch_arena *s = pthread_getspecific(scratch_key);
+    if (s) return &s->a;
+    if ((s = hub_malloc(sizeof *s)) == NULL) return NULL;
+    hub_arena_init(&s->a, 256u << 10);
+    if (pthread_setspecific(scratch_key, s) != 0) {
+        hub_free(s);
+        return NULL;
+    }
+    pthread_mutex_lock(&scratch_mu);
+    s->next = scratch_list;
+    s->prev = &scratch_list;
+    if (scratch_list) scratch_list->prev = &s->next;
+    scratch_list = s;
+    pthread_mutex_unlock(&scratch_mu);
+    return &s->a;
 }
 
 hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
@@ -1146,6 +1351,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     out->nwarnings = 0;
     memset(&out->loc, 0, sizeof out->loc);
     hub_buf_init(&out->explain);
+    hub_buf_init(&out->json);
     hub_map_opts defo = {0};
     if (opts == NULL) opts = &defo;
     rctx c;
@@ -1157,7 +1363,8 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     c.err = err;
     c.d = hub_v2_msg_delims(msg);
     c.ex = opts->explain ? &out->explain : NULL;
-    hub_arena_init(&c.a, 16384);
+    c.a = scratch();
+    if (c.a == NULL) return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
     hub_status rc = HUB_OK;
     const hub_v2_msh *h = hub_v2_msg_msh(msg);
 
@@ -1203,7 +1410,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     out->table = mt->name;
     const hub_v2_struct_def *def = opts->structure ? opts->structure : hub_v2_struct_builtin(sname);
     if (def) {
-        if ((rc = hub_v2_group_match(&c.a, msg, def, &c.groups, err))) goto done;
+        if ((rc = hub_v2_group_match(c.a, msg, def, &c.groups, err))) goto done;
         c.have_groups = true;
     }
 
@@ -1241,7 +1448,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
         mres *r = &c.res[i];
         if (r->criteria == NULL && r->id[0] == '\0' && (rc = key_of(&c, r))) goto done;
     }
-    char(*old)[48] = hub_arena_alloc(&c.a, (c.nres ? c.nres : 1) * sizeof *old);
+    char(*old)[48] = hub_arena_alloc(c.a, (c.nres ? c.nres : 1) * sizeof *old);
     if (old == NULL) {
         rc = nomem(&c);
         goto done;
@@ -1256,7 +1463,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             bool same = (r->criteria && q->criteria && strcmp(r->criteria, q->criteria) == 0) ||
                         (!r->criteria && !q->criteria && strcmp(r->id, q->id) == 0);
             if (same) {
-                merge_missing(q->res, r->res);
+                merge_missing(&c, q->res, r->res);
                 r->alias = (int)k;
                 /* References made to r point at q now. */
                 memcpy(old[i], r->url, sizeof old[i]);
@@ -1266,61 +1473,37 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             }
         }
     }
-    for (size_t i = 0; merged && i < c.nres; i++)
-        if (c.res[i].alias < 0) repoint_refs(&c, c.res[i].res, old, 0);
+    if (merged) repoint_refs(&c, old);
     for (size_t i = 0; i < c.nres; i++)
         if (c.res[i].alias < 0 && (rc = link_res(&c, &c.res[i]))) goto done;
 
-    json_t *bundle = json_object();
-    json_t *entries = json_array();
-    json_object_set_new(bundle, "resourceType", json_string("Bundle"));
-    json_object_set_new(bundle, "type", json_string("transaction"));
-    json_object_set_new(bundle, "entry", entries);
+    hub_arena *ar = c.a;
+    mj *bundle = hub__mj_obj(ar), *entries = hub__mj_arr(ar);
+    if (bundle == NULL || entries == NULL) {
+        rc = nomem(&c);
+        goto done;
+    }
+    hub__mj_set(bundle, "resourceType", hub__mj_str(ar, "Bundle"));
+    hub__mj_set(bundle, "type", hub__mj_str(ar, "transaction"));
+    hub__mj_set(bundle, "entry", entries);
     for (size_t i = 0; i < c.nres; i++) {
         mres *r = &c.res[i];
         if (r->alias >= 0) continue;
-        json_t *req = json_object();
-        json_object_set_new(req, "method", json_string("PUT"));
-        if (r->criteria) {
-            json_object_set_new(req, "url", json_string(r->criteria));
-        } else {
-            json_object_set_new(r->res, "id", json_string(r->id));
-            json_object_set_new(req, "url", json_string(hub_arena_sprintf(&c.a, "%s/%s", r->type, r->id)));
-        }
-        json_t *ext = json_array();
-        json_array_append_new(ext, json_pack("{s:s,s:b}", "url", HUB_MAP_MERGE_URL, "valueBoolean", 1));
-        for (size_t k = 0; k < json_array_size(r->clears); k++) {
-            const char *nm = json_string_value(json_array_get(r->clears, k));
-            if (json_object_get(r->res, nm)) continue; /* another row set it */
-            json_array_append_new(ext, json_pack("{s:s,s:s}", "url", HUB_MAP_CLEAR_URL, "valueString", nm));
-        }
-        json_object_set_new(req, "extension", ext);
-        json_t *e = json_object();
-        json_object_set_new(e, "fullUrl", json_string(r->url));
-        json_object_set(e, "resource", r->res);
-        json_object_set_new(e, "request", req);
-        json_array_append_new(entries, e);
+        if ((rc = add_entry(&c, r, entries))) goto done;
         out->nresources++;
     }
     /* A message that made nothing (an MSH alone) has no Provenance: its
      * target would be empty. */
     if (out->nresources > 0) {
-        if ((rc = provenance(&c, entries))) {
-            json_decref(bundle);
-            goto done;
-        }
+        if ((rc = provenance(&c, entries))) goto done;
         out->nresources++;
     } else {
-        json_object_del(bundle, "entry"); /* FHIR has no empty arrays */
+        hub__mj_del(bundle, "entry"); /* FHIR has no empty arrays */
     }
-    out->bundle = bundle;
+    rc = hand_out(&c, bundle);
 done:
-    for (size_t i = 0; i < c.nres; i++) {
-        json_decref(c.res[i].res);
-        json_decref(c.res[i].clears);
-    }
     hub_free(c.res);
-    hub_arena_release(&c.a);
+    hub_arena_reset(c.a);
     return rc;
 }
 
@@ -1328,5 +1511,6 @@ void hub_map_result_release(hub_map_result *r) {
     if (r == NULL) return;
     json_decref(r->bundle);
     r->bundle = NULL;
+    hub_buf_release(&r->json);
     hub_buf_release(&r->explain);
 }

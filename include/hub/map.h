@@ -38,6 +38,13 @@ size_t hub_map_table_count(const hub_map *m, size_t *rows);
 /* True when a local-code table of that name is loaded. */
 bool hub_map_has_local(const hub_map *m, const char *name);
 
+/* The forms a Bundle is handed back in: a jansson tree (what the record
+ * applies), or compact JSON text (hub_json_dumps's form), which costs a
+ * fraction of it: the interpreter builds its own tree in an arena and
+ * writes the text from that. */
+#define HUB_MAP_OUT_JANSSON 1u
+#define HUB_MAP_OUT_TEXT 2u
+
 /* Per message. */
 typedef struct {
     const char *sender;  /* MSH-3^MSH-4 as the journal keys it; NULL: taken
@@ -49,11 +56,17 @@ typedef struct {
      * scoped by order only). */
     const hub_v2_struct_def *structure;
     bool explain;        /* fill hub_map_result.explain */
+    unsigned out;        /* the forms of the Bundle wanted (HUB_MAP_OUT_*
+                          * bits); 0: HUB_MAP_OUT_JANSSON */
     int64_t now_ms;      /* Provenance.recorded; 0: now */
 } hub_map_opts;
 
 typedef struct {
-    json_t *bundle;      /* the transaction Bundle (a new reference) */
+    json_t *bundle;      /* the transaction Bundle (a new reference), with
+                          * HUB_MAP_OUT_JANSSON; else NULL */
+    hub_buf json;        /* with HUB_MAP_OUT_TEXT: the Bundle as compact
+                          * JSON text (heap; not NUL-terminated; released
+                          * by hub_map_result_release) */
     size_t nresources;   /* entries, the Provenance included */
     size_t nunmapped;    /* codes kept and flagged as unmapped */
     const char *table;   /* the message table used (borrowed from the map) */

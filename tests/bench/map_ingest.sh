@@ -3,7 +3,8 @@
 #
 #   tests/bench/map_ingest.sh [CORPUS] [COUNT]
 #
-# 1. bench_map: conversions/s on one core (parse + map + Bundle JSON) over a
+# 1. bench_map: conversions/s on one core (parse + map, the Bundle as JSON
+#    text and as the jansson tree the record applies) over a
 #    gen_v2_corpus.py corpus (--count 100000 --seed 42 when CORPUS does not
 #    exist);
 # 2. end-to-end MLLP ingest to committed record, 8 connections, durable

@@ -2,11 +2,14 @@
  * any message that parses maps to a Bundle or fails with a located error,
  * never crashes, leaks or reads out of bounds. Invariants: a Bundle is a
  * transaction whose every entry has a fullUrl, a resource and a PUT; a
- * failure names where; the explain text is one line per element. */
+ * failure names where; the explain text is one line per element; the
+ * Bundle's text form (HUB_MAP_OUT_TEXT) is hub_json_dumps's text of its
+ * jansson form. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub/fhir.h"
 #include "hub/map.h"
 
 #define CHECK(c)            \
@@ -26,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
     hub_v2_msg *m = NULL;
     if (hub_v2_parse(&a, (const char *)d, n, NULL, &m, NULL) == HUB_OK) {
         for (int explain = 0; explain < 2; explain++) {
-            hub_map_opts o = {.explain = explain != 0, .now_ms = 1};
+            hub_map_opts o = {.explain = explain != 0, .now_ms = 1,
+                              .out = HUB_MAP_OUT_JANSSON | HUB_MAP_OUT_TEXT};
             hub_map_result r;
             hub_err err;
             hub_err_clear(&err);
@@ -44,9 +48,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
                                  "PUT") == 0);
                 }
                 if (explain && r.explain.n) CHECK(r.explain.p[r.explain.n - 1] == '\n');
+                char *js = hub_json_dumps(r.bundle, JSON_COMPACT);
+                CHECK(js && strlen(js) == r.json.n && memcmp(js, r.json.p, r.json.n) == 0);
+                free(js);
             } else {
                 CHECK(err.where[0] != '\0');
-                CHECK(r.bundle == NULL);
+                CHECK(r.bundle == NULL && r.json.n == 0);
             }
             hub_map_result_release(&r);
         }

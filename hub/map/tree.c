@@ -1,0 +1,464 @@
+/* The interpreter's JSON: a tree of nodes in the message's arena. Building
+ * a Bundle in jansson cost a malloc per value, per object and per member
+ * (and a hash table per object), and as much again to free it; the tables
+ * look members up by name in objects of a few members, which a list walk
+ * does as fast. The tree keeps jansson's behaviour where the interpreter
+ * relies on it: members in insertion order, a member set again keeps its
+ * place, strings that are not UTF-8 are refused (NULL), and setting NULL
+ * does nothing. It is written as JSON text directly, or converted to
+ * jansson for a consumer that wants json_t. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mj *node(hub_arena *a, mj_kind k) {
+    mj *n = hub_arena_alloc(a, sizeof *n);
+    if (n == NULL) return NULL;
+    n->kind = (uint8_t)k;
+    n->n = 0;
+    n->key = NULL;
+    n->next = NULL;
+    n->u.k.head = n->u.k.tail = NULL;
+    return n;
+}
+
+mj *hub__mj_obj(hub_arena *a) { return node(a, MJ_OBJ); }
+mj *hub__mj_arr(hub_arena *a) { return node(a, MJ_ARR); }
+
+mj *hub__mj_bool(hub_arena *a, bool v) { return node(a, v ? MJ_TRUE : MJ_FALSE); }
+
+mj *hub__mj_int(hub_arena *a, long long v) {
+    mj *n = node(a, MJ_INT);
+    if (n) n->u.i = v;
+    return n;
+}
+
+mj *hub__mj_real(hub_arena *a, double v) {
+    if (!isfinite(v)) return NULL; /* JSON has no NaN or infinity */
+    mj *n = node(a, MJ_REAL);
+    if (n) n->u.d = v;
+    return n;
+}
+
+/* RFC 3629 UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
+static bool utf8_ok(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        /* Eight ASCII bytes at a time: most values are ASCII. */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ULL) break;
+            i += 8;
+        }
+        if (i == n) break;
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+        else return false;
+        if (n - i < len) return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+mj *hub__mj_strn(hub_arena *a, const char *p, size_t n) {
+    if (p == NULL || !utf8_ok((const unsigned char *)p, n)) return NULL;
+    mj *s = node(a, MJ_STR);
+    if (s == NULL) return NULL;
+    s->u.s.p = p;
+    s->u.s.n = n;
+    return s;
+}
+
+mj *hub__mj_str(hub_arena *a, const char *p) {
+    return p ? hub__mj_strn(a, p, strlen(p)) : NULL;
+}
+
+mj *hub__mj_strdup(hub_arena *a, const char *p, size_t n) {
+    if (p == NULL) return NULL;
+    char *d = hub_arena_strndup(a, p, n);
+    return d ? hub__mj_strn(a, d, n) : NULL;
+}
+
+/* A string's text (NUL-terminated: every string the interpreter makes
+ * is), or NULL for anything else. */
+const char *hub__mj_sval(const mj *v) {
+    return v && v->kind == MJ_STR ? v->u.s.p : NULL;
+}
+
+mj *hub__mj_get(const mj *o, const char *k) {
+    if (o == NULL || o->kind != MJ_OBJ) return NULL;
+    for (mj *c = o->u.k.head; c; c = c->next)
+        if (c->key == k || (c->key[0] == k[0] && strcmp(c->key, k) == 0)) return c;
+    return NULL;
+}
+
+static void link_after(mj *parent, mj *prev, mj *v) {
+    if (prev == NULL) {
+        v->next = parent->u.k.head;
+        parent->u.k.head = v;
+    } else {
+        v->next = prev->next;
+        prev->next = v;
+    }
+    if (v->next == NULL) parent->u.k.tail = v;
+    parent->n++;
+}
+
+static void unlink_after(mj *parent, mj *prev, mj *v) {
+    if (prev) prev->next = v->next;
+    else parent->u.k.head = v->next;
+    if (parent->u.k.tail == v) parent->u.k.tail = prev;
+    v->next = NULL;
+    parent->n--;
+}
+
+void hub__mj_set(mj *o, const char *k, mj *v) {
+    if (o == NULL || v == NULL || o->kind != MJ_OBJ) return;
+    v->key = k;
+    mj *prev = NULL;
+    for (mj *c = o->u.k.head; c; prev = c, c = c->next) {
+        if (c->key != k && (c->key[0] != k[0] || strcmp(c->key, k) != 0)) continue;
+        /* Replaced where it stands, as jansson does. */
+        v->next = c->next;
+        if (prev) prev->next = v;
+        else o->u.k.head = v;
+        if (o->u.k.tail == c) o->u.k.tail = v;
+        return;
+    }
+    link_after(o, o->u.k.tail, v);
+}
+
+void hub__mj_del(mj *o, const char *k) {
+    if (o == NULL || o->kind != MJ_OBJ) return;
+    mj *prev = NULL;
+    for (mj *c = o->u.k.head; c; prev = c, c = c->next) {
+        if (strcmp(c->key, k) == 0) {
+            unlink_after(o, prev, c);
+            return;
+        }
+    }
+}
+
+void hub__mj_update(mj *dst, mj *src) {
+    if (dst == NULL || src == NULL || dst->kind != MJ_OBJ || src->kind != MJ_OBJ) return;
+    for (mj *c = src->u.k.head, *nx; c; c = nx) {
+        nx = c->next;
+        hub__mj_set(dst, c->key, c);
+    }
+    src->u.k.head = src->u.k.tail = NULL;
+    src->n = 0;
+}
+
+void hub__mj_append(mj *arr, mj *v) {
+    if (arr == NULL || v == NULL || arr->kind != MJ_ARR) return;
+    v->key = NULL;
+    link_after(arr, arr->u.k.tail, v);
+}
+
+void hub__mj_prepend(mj *arr, mj *v) {
+    if (arr == NULL || v == NULL || arr->kind != MJ_ARR) return;
+    v->key = NULL;
+    link_after(arr, NULL, v);
+}
+
+mj *hub__mj_at(const mj *arr, size_t i) {
+    if (arr == NULL || arr->kind != MJ_ARR || i >= arr->n) return NULL;
+    mj *c = arr->u.k.head;
+    while (i--) c = c->next;
+    return c;
+}
+
+void hub__mj_set_at(mj *arr, size_t i, mj *v) {
+    if (arr == NULL || v == NULL || arr->kind != MJ_ARR || i >= arr->n) return;
+    mj *prev = NULL, *c = arr->u.k.head;
+    for (size_t k = 0; k < i; k++) prev = c, c = c->next;
+    v->key = NULL;
+    v->next = c->next;
+    if (prev) prev->next = v;
+    else arr->u.k.head = v;
+    if (arr->u.k.tail == c) arr->u.k.tail = v;
+}
+
+size_t hub__mj_size(const mj *v) {
+    return v && (v->kind == MJ_OBJ || v->kind == MJ_ARR) ? v->n : 0;
+}
+
+mj *hub__mj_copy(hub_arena *a, const mj *v) {
+    if (v == NULL) return NULL;
+    mj *n = hub_arena_alloc(a, sizeof *n);
+    if (n == NULL) return NULL;
+    *n = *v;
+    n->next = NULL;
+    if (v->kind != MJ_OBJ && v->kind != MJ_ARR) return n;
+    n->u.k.head = n->u.k.tail = NULL;
+    n->n = 0;
+    for (const mj *c = v->u.k.head; c; c = c->next) {
+        mj *cc = hub__mj_copy(a, c);
+        if (cc == NULL) return NULL;
+        cc->key = c->key;
+        link_after(n, n->u.k.tail, cc);
+    }
+    return n;
+}
+
+bool hub__mj_prune(mj *v) {
+    if (v == NULL || (v->kind != MJ_OBJ && v->kind != MJ_ARR)) return false;
+    mj *prev = NULL;
+    for (mj *c = v->u.k.head, *nx; c; c = nx) {
+        nx = c->next;
+        bool box = c->kind == MJ_OBJ || c->kind == MJ_ARR; /* leaves stay */
+        if (box && hub__mj_prune(c)) unlink_after(v, prev, c);
+        else prev = c;
+    }
+    return v->n == 0;
+}
+
+/* ---- jansson in and out -------------------------------------------------------- */
+
+mj *hub__mj_from_json(hub_arena *a, const json_t *j) {
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        mj *o = hub__mj_obj(a);
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)j, k, x) {
+            mj *c = hub__mj_from_json(a, x);
+            char *kk = hub_arena_strndup(a, k, strlen(k));
+            if (o == NULL || c == NULL || kk == NULL) return NULL;
+            hub__mj_set(o, kk, c);
+        }
+        return o;
+    }
+    case JSON_ARRAY: {
+        mj *arr = hub__mj_arr(a);
+        for (size_t i = 0; arr && i < json_array_size(j); i++) {
+            mj *c = hub__mj_from_json(a, json_array_get(j, i));
+            if (c == NULL) return NULL;
+            hub__mj_append(arr, c);
+        }
+        return arr;
+    }
+    case JSON_STRING:
+        return hub__mj_strdup(a, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: return hub__mj_int(a, json_integer_value(j));
+    case JSON_REAL: return hub__mj_real(a, json_real_value(j));
+    case JSON_TRUE: return hub__mj_bool(a, true);
+    case JSON_FALSE: return hub__mj_bool(a, false);
+    default: return node(a, MJ_NULL);
+    }
+}
+
+json_t *hub__mj_to_json(const mj *v) {
+    switch ((mj_kind)v->kind) {
+    case MJ_OBJ: {
+        json_t *o = json_object();
+        for (const mj *c = v->u.k.head; o && c; c = c->next) {
+            if (json_object_set_new_nocheck(o, c->key, hub__mj_to_json(c)) != 0) {
+                json_decref(o);
+                return NULL;
+            }
+        }
+        return o;
+    }
+    case MJ_ARR: {
+        json_t *arr = json_array();
+        for (const mj *c = v->u.k.head; arr && c; c = c->next) {
+            if (json_array_append_new(arr, hub__mj_to_json(c)) != 0) {
+                json_decref(arr);
+                return NULL;
+            }
+        }
+        return arr;
+    }
+    case MJ_STR: return json_stringn_nocheck(v->u.s.p, v->u.s.n);
+    case MJ_INT: return json_integer(v->u.i);
+    case MJ_REAL: return json_real(v->u.d);
+    case MJ_TRUE: return json_true();
+    case MJ_FALSE: return json_false();
+    case MJ_NULL: return json_null();
+    }
+    return NULL;
+}
+
+/* ---- JSON text ------------------------------------------------------------------ */
+
+/* What hub_json_dumps writes (compact): the same escapes, reals in the
+ * shortest form that reads back to the same double. The writer reserves
+ * room once per piece and stores bytes itself: hub_buf_append per piece
+ * cost more than the text. The first failed reserve is remembered; the
+ * rest are skipped. */
+typedef struct {
+    hub_buf *b;
+    hub_status st;
+} wr;
+
+static inline bool room(wr *w, size_t n) {
+    if (w->st != HUB_OK) return false;
+    if (w->b->cap - w->b->n > n) return true;
+    w->st = hub_buf_reserve(w->b, n);
+    return w->st == HUB_OK;
+}
+
+static void put(wr *w, const char *p, size_t n) {
+    if (!room(w, n)) return;
+    memcpy(w->b->p + w->b->n, p, n);
+    w->b->n += n;
+}
+
+static void put1(wr *w, char ch) {
+    if (room(w, 1)) w->b->p[w->b->n++] = ch;
+}
+
+/* True when one of the 8 bytes of w is a control character, '"' or '\\'
+ * (the "has a zero byte" test on each; exact: a borrow only starts at a
+ * byte that is one). */
+static bool needs_escape8(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) != 0;
+}
+
+/* Most strings need no escape: checked eight bytes at a time (the last
+ * word overlapping, a short string padded with spaces), then copied. */
+static bool plain(const char *p, size_t n) {
+    uint64_t w;
+    if (n < 8) {
+        w = 0x2020202020202020ULL;
+        memcpy(&w, p, n);
+        return !needs_escape8(w);
+    }
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        if (needs_escape8(w)) return false;
+    }
+    memcpy(&w, p + n - 8, 8);
+    return !needs_escape8(w);
+}
+
+/* Writes p[0..n) as a JSON string at o, which has room for 6n + 2
+ * bytes; returns the end. */
+static char *quote(char *o, const char *p, size_t n) {
+    *o++ = '"';
+    if (plain(p, n)) {
+        memcpy(o, p, n);
+        o += n;
+        *o++ = '"';
+        return o;
+    }
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+            break;
+        }
+    }
+    *o++ = '"';
+    return o;
+}
+
+/* A string, with `before` (',' or 0) in front and `after` (':' or 0)
+ * behind: an object's member name is written in one reservation. */
+static void put_string(wr *w, char before, const char *p, size_t n, char after) {
+    if (n > (SIZE_MAX - 4) / 6 || !room(w, 6 * n + 4)) {
+        if (w->st == HUB_OK) w->st = HUB_E_NOMEM;
+        return;
+    }
+    char *o = w->b->p + w->b->n;
+    if (before) *o++ = before;
+    o = quote(o, p, n);
+    if (after) *o++ = after;
+    w->b->n = (size_t)(o - w->b->p);
+}
+
+static void put_real(wr *w, double v) {
+    char s[40];
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(s, sizeof s - 3, "%.*g", prec, v);
+        if (strtod(s, NULL) == v) break;
+    }
+    if (strpbrk(s, ".eEn") == NULL) {
+        memcpy(s + n, ".0", 3);
+        n += 2;
+    }
+    put(w, s, (size_t)n);
+}
+
+static void put_int(wr *w, long long v) {
+    char s[24], *e = s + sizeof s, *p = e;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0) *--p = '-';
+    put(w, p, (size_t)(e - p));
+}
+
+static void dump(wr *w, const mj *v) {
+    switch ((mj_kind)v->kind) {
+    case MJ_NULL: put(w, "null", 4); return;
+    case MJ_TRUE: put(w, "true", 4); return;
+    case MJ_FALSE: put(w, "false", 5); return;
+    case MJ_INT: put_int(w, v->u.i); return;
+    case MJ_REAL: put_real(w, v->u.d); return;
+    case MJ_STR: put_string(w, 0, v->u.s.p, v->u.s.n, 0); return;
+    case MJ_ARR:
+    case MJ_OBJ: {
+        bool obj = v->kind == MJ_OBJ;
+        put1(w, obj ? '{' : '[');
+        for (const mj *c = v->u.k.head; c && w->st == HUB_OK; c = c->next) {
+            char sep = c != v->u.k.head ? ',' : 0;
+            if (obj) put_string(w, sep, c->key, strlen(c->key), ':');
+            else if (sep) put1(w, sep);
+            dump(w, c);
+        }
+        put1(w, obj ? '}' : ']');
+        return;
+    }
+    }
+}
+
+hub_status hub__mj_dump(const mj *v, hub_buf *out) {
+    wr w = {out, HUB_OK};
+    /* A Bundle is some tens of KB: one allocation rather than a chain of
+     * doubling reallocs. */
+    room(&w, 32u << 10);
+    dump(&w, v);
+    if (w.st == HUB_OK) out->p[out->n] = '\0'; /* room kept by hub_buf_reserve */
+    return w.st;
+}
