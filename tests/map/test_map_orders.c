@@ -630,3 +630,16 @@ Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
     ASSERT_STR(target_of(res_of("ServiceRequest", 0), "requester.reference"), "resourceType",
                "Practitioner");
 }
+
+Test(map_orders, requester_with_an_assigning_authority_is_the_practitioner) {
+    /* XCN-9 makes an Organization inside the Practitioner's table: the
+     * requester still names the Practitioner, not the last resource made. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P3") PID
+             "ORC|NW|PR3^ORD||||||||||77^Jones^Al^^^^^^NPI&2.16.840.1.113883.4.6&ISO\r"
+             "OBR|1|PR3^ORD||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    json_t *pr = target_of(res_of("ServiceRequest", 0), "requester.reference");
+    ASSERT_STR(pr, "resourceType", "Practitioner");
+    ASSERT_STR(target_of(pr, "identifier[0].assigner.reference"), "resourceType", "Organization");
+}
