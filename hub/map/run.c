@@ -56,6 +56,7 @@ typedef struct {
     char sender[200], control[200];
     uint64_t h0;
     hub_buf *ex; /* explain, or NULL */
+    int kdepth;  /* content keys being computed for references */
     /* Every {"reference": url} string made, so that the references to an
      * entry merged into another are repointed without walking every
      * resource. */
@@ -836,12 +837,15 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
         hub_status rc = new_res(c, sub->resource, sub->name, sub, sv->seg, &nr);
         if (rc) return rc;
         r = res_at(c, ri);
+        size_t ni = c->nres - 1;
         nr->key = sub->key ? sub->key : "identifier/content";
         rc = run_table(c, sub, sv, nr->res, nr, "", tr, true, depth + 1);
         if (rc) return rc;
         r = res_at(c, ri);
-        nr = &c->res[c->nres - 1];
-        if (hub__mj_size(nr->res) <= 1) {
+        /* Its own rows may have made resources after it (a Location's
+         * partOf): it is the one made here, not the last one. */
+        nr = &c->res[ni];
+        if (hub__mj_size(nr->res) <= 1 && ni == c->nres - 1) {
             c->nres--;
             return HUB_OK;
         }
@@ -1005,21 +1009,44 @@ static void qenc(hub_buf *b, const char *s) {
     }
 }
 
-static uint64_t hash_json(uint64_t h, const mj *v) {
+static hub_status key_of(rctx *c, mres *r);
+
+/* A reference to a resource of this message (urn:uuid:..., which changes
+ * with every message) hashes as that resource's key, so a content key
+ * stays the same from one message to the next (a bed partOf its room). */
+static uint64_t hash_string(rctx *c, uint64_t h, const char *s, size_t n) {
+    if (n == 45 && memcmp(s, "urn:uuid:", 9) == 0 && c->kdepth < 8) {
+        for (size_t i = 0; i < c->nres; i++) {
+            mres *o = &c->res[i];
+            if (memcmp(o->url, s, n) != 0 || o->url[n] != '\0') continue;
+            if (o->criteria == NULL && o->id[0] == '\0') {
+                c->kdepth++; /* a chain of references, never a cycle: bounded anyway */
+                hub_status rc = key_of(c, o);
+                c->kdepth--;
+                if (rc != HUB_OK) break;
+            }
+            const char *k = o->criteria ? o->criteria : o->id;
+            return fnv(fnv(h, "R", 1), k, strlen(k));
+        }
+    }
+    return fnv(fnv(h, "s", 1), s, n);
+}
+
+static uint64_t hash_json(rctx *c, uint64_t h, const mj *v) {
     switch ((mj_kind)v->kind) {
     case MJ_OBJ:
         h = fnv(h, "{", 1);
         for (const mj *x = v->u.k.head; x; x = x->next) {
             h = fnv(h, x->key, strlen(x->key) + 1);
-            h = hash_json(h, x);
+            h = hash_json(c, h, x);
         }
         return fnv(h, "}", 1);
     case MJ_ARR:
         h = fnv(h, "[", 1);
-        for (const mj *x = v->u.k.head; x; x = x->next) h = hash_json(h, x);
+        for (const mj *x = v->u.k.head; x; x = x->next) h = hash_json(c, h, x);
         return fnv(h, "]", 1);
     case MJ_STR:
-        return fnv(fnv(h, "s", 1), v->u.s.p, v->u.s.n);
+        return hash_string(c, h, v->u.s.p, v->u.s.n);
     case MJ_INT: {
         long long i = v->u.i;
         return fnv(fnv(h, "i", 1), &i, sizeof i);
@@ -1033,8 +1060,6 @@ static uint64_t hash_json(uint64_t h, const mj *v) {
     default: return fnv(h, "N", 1);
     }
 }
-
-static hub_status key_of(rctx *c, mres *r);
 
 /* Key `of NAME`: the resource belongs to the one called NAME (the specimen
  * an OBR describes belongs to its report), so its id is a hash of that
@@ -1109,8 +1134,8 @@ hashed:;
     if (strncmp(key, "content", 7) == 0) {
         /* The tables build a resource in a fixed order, so the same
          * content walks the same way: no sorting or encoding needed. */
-        a = hash_json(14695981039346656037ULL, r->res);
-        b2 = hash_json(0x84222325cbf29ce4ULL, r->res);
+        a = hash_json(c, 14695981039346656037ULL, r->res);
+        b2 = hash_json(c, 0x84222325cbf29ce4ULL, r->res);
     } else {
         a = fnv(c->h0, r->name, strlen(r->name));
         a = fnv(a, &r->ord, sizeof r->ord);
@@ -1419,8 +1444,10 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     /* Links, keys, and one entry per resource (the same key twice in one
      * message is one resource). */
     for (size_t i = 0; i < c.nres; i++) prune(c.res[i].res);
-    for (size_t i = 0; i < c.nres; i++)
-        if ((rc = key_of(&c, &c.res[i]))) goto done;
+    for (size_t i = 0; i < c.nres; i++) {
+        mres *r = &c.res[i];
+        if (r->criteria == NULL && r->id[0] == '\0' && (rc = key_of(&c, r))) goto done;
+    }
     char(*old)[48] = hub_arena_alloc(c.a, (c.nres ? c.nres : 1) * sizeof *old);
     if (old == NULL) {
         rc = nomem(&c);

@@ -638,3 +638,71 @@ Test(map, a_repeating_obx5_is_one_component_per_value) {
     cr_assert_not_null(json_object_get(o, "valueQuantity"));
     cr_assert_null(json_object_get(o, "component"));
 }
+
+/* The resource an entry's fullUrl names, or NULL. */
+static json_t *entry_by_url(const char *url) {
+    json_t *e = json_object_get(g_res.bundle, "entry");
+    for (size_t i = 0; url && i < json_array_size(e); i++) {
+        json_t *en = json_array_get(e, i);
+        if (strcmp(json_string_value(json_object_get(en, "fullUrl")), url) == 0) return en;
+    }
+    return NULL;
+}
+static json_t *deref(json_t *r, const char *path) {
+    json_t *en = entry_by_url(str_at(r, path));
+    cr_assert_not_null(en, "%s names no entry", path);
+    return json_object_get(en, "resource");
+}
+
+/* PL as the IG's hierarchy: the Encounter names the bed, partOf its room,
+ * partOf the facility (levels not sent are skipped); the same PL in
+ * another message is the same Locations, the same bed name in two rooms
+ * two beds. */
+Test(map, location_hierarchy_bed_room_facility) {
+    hub_err err;
+    const char *pv1 = "PV1|1|I|^Room 10^Bed 1^Hosp&1.2.3&ISO\r";
+    cr_assert_eq(conv(msg2("PID|1||1^^^H||X\r", pv1), &err), HUB_OK, "%s", err.msg);
+    json_t *bed = deref(res_of("Encounter", 0), "location[0].location.reference");
+    ASSERT_AT(bed, "name", "Bed 1");
+    ASSERT_AT(bed, "physicalType.coding[0].code", "bd");
+    ASSERT_AT(bed, "mode", "instance");
+    json_t *room = deref(bed, "partOf.reference");
+    ASSERT_AT(room, "identifier[0].value", "Room 10");
+    ASSERT_AT(room, "physicalType.coding[0].code", "ro");
+    json_t *site = deref(room, "partOf.reference");
+    ASSERT_AT(site, "name", "Hosp");
+    ASSERT_AT(site, "identifier[1].value", "1.2.3");
+    ASSERT_AT(site, "identifier[1].type.coding[0].code", "ISO");
+    ASSERT_AT(site, "physicalType.coding[0].code", "si");
+    cr_assert_null(json_object_get(site, "partOf"));
+    char bed_id[80];
+    snprintf(bed_id, sizeof bed_id, "%s", json_string_value(json_object_get(bed, "id")));
+
+    /* Another message (another control id): the same bed. */
+    char other[600];
+    snprintf(other, sizeof other,
+             "MSH|^~\\&|ADM|HOSP|HUB|HUB|20240103||ADT^A01^ADT_A01|C2|P|2.5.1\r"
+             "PID|1||1^^^H||X\r%s",
+             pv1);
+    cr_assert_eq(conv(other, &err), HUB_OK, "%s", err.msg);
+    bed = deref(res_of("Encounter", 0), "location[0].location.reference");
+    cr_assert_str_eq(json_string_value(json_object_get(bed, "id")), bed_id);
+
+    /* Bed 1 of room 11: another bed. */
+    cr_assert_eq(conv(msg2("PID|1||1^^^H||X\r", "PV1|1|I|^Room 11^Bed 1^Hosp&1.2.3&ISO\r"), &err),
+                 HUB_OK, "%s", err.msg);
+    bed = deref(res_of("Encounter", 0), "location[0].location.reference");
+    cr_assert_str_neq(json_string_value(json_object_get(bed, "id")), bed_id);
+}
+
+Test(map, location_without_a_bed_is_its_most_granular_level) {
+    hub_err err;
+    cr_assert_eq(conv(msg2("PID|1||1^^^H||X\r", "PV1|1|I|ICU^^^^^^^Floor 3\r"), &err), HUB_OK,
+                 "%s", err.msg);
+    json_t *floor = deref(res_of("Encounter", 0), "location[0].location.reference");
+    ASSERT_AT(floor, "name", "Floor 3");
+    ASSERT_AT(floor, "physicalType.coding[0].code", "lvl");
+    json_t *poc = deref(floor, "partOf.reference");
+    ASSERT_AT(poc, "name", "ICU");
+    cr_assert_null(json_object_get(poc, "partOf"));
+}

@@ -571,3 +571,75 @@ Test(map_orders, second_obr_without_orc_is_its_own_order_and_report) {
     cr_assert_eq(count_of("DiagnosticReport"), 2);
     cr_assert_str_eq(url_of("DiagnosticReport", 1), "DiagnosticReport?identifier=urn:id:LAB|FL2");
 }
+
+Test(map_orders, result_without_value_says_why) {
+    /* X: cannot be obtained; final without a value: unknown; a value: none. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "D1") PID "OBR|1||F1^LAB|1^T^L\r"
+             "OBX|1|ST|2^X^L||||||||X\rOBX|2|ST|3^Y^L||||||||F\r"
+             "OBX|3|ST|4^Z^L||seen||||||F\rOBX|4|ST|5^W^L||||||||I\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Observation"), 4);
+    ASSERT_STR(res_of("Observation", 0), "dataAbsentReason.coding[0].code", "cannot-be-obtained");
+    ASSERT_STR(res_of("Observation", 1), "dataAbsentReason.coding[0].code", "unknown");
+    ASSERT_ABSENT(res_of("Observation", 2), "dataAbsentReason");
+    ASSERT_ABSENT(res_of("Observation", 3), "dataAbsentReason");
+}
+
+Test(map_orders, specimen_parent_is_a_specimen_with_its_identifiers) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "S1") PID "OBR|1||F1^LAB|1^T^L\r"
+             "SPM|1|CH1&LAB|PA1&ORD^PA2&LAB|SER^Serum^HL70487"
+             "|||||||||||||||||||||||||||O1~O2|SH1\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Specimen"), 2, "the specimen and its parent");
+    json_t *child = res_of("Specimen", 0);
+    json_t *parent = target_of(child, "parent[0].reference");
+    ASSERT_STR(parent, "identifier[0].value", "PA1");
+    ASSERT_STR(parent, "identifier[0].type.coding[0].code", "PGN");
+    ASSERT_STR(parent, "identifier[1].value", "PA2");
+    ASSERT_STR(parent, "identifier[1].type.coding[0].code", "FGN");
+    ASSERT_STR(child, "identifier[1].value", "O1");
+    ASSERT_STR(child, "identifier[2].value", "O2");
+    ASSERT_STR(child, "identifier[3].value", "SH1");
+    ASSERT_STR(child, "identifier[3].type.coding[0].code", "SHIP");
+}
+
+Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P1") PID
+             "ORC|NW|PR1^ORD||||||||||77^Jones^Al|||||||||Main Lab^^^^^^^^^L1|1 Lab St^^Town^ST^12345"
+             "|^WPN^PH^^1^555^1234567\r"
+             "OBR|1|PR1^ORD||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    json_t *sr = res_of("ServiceRequest", 0);
+    json_t *role = target_of(sr, "requester.reference");
+    ASSERT_STR(role, "resourceType", "PractitionerRole");
+    ASSERT_STR(target_of(role, "practitioner.reference"), "name[0].family", "Jones");
+    json_t *org = target_of(role, "organization.reference");
+    ASSERT_STR(org, "name", "Main Lab");
+    ASSERT_STR(org, "address[0].city", "Town");
+    ASSERT_STR(org, "telecom[0].system", "phone");
+
+    /* Without a facility the requester is the Practitioner itself. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P2") PID "ORC|NW|PR2^ORD||||||||||77^Jones^Al\r"
+             "OBR|1|PR2^ORD||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("PractitionerRole"), 0);
+    ASSERT_STR(target_of(res_of("ServiceRequest", 0), "requester.reference"), "resourceType",
+               "Practitioner");
+}
+
+Test(map_orders, requester_with_an_assigning_authority_is_the_practitioner) {
+    /* XCN-9 makes an Organization inside the Practitioner's table: the
+     * requester still names the Practitioner, not the last resource made. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P3") PID
+             "ORC|NW|PR3^ORD||||||||||77^Jones^Al^^^^^^NPI&2.16.840.1.113883.4.6&ISO\r"
+             "OBR|1|PR3^ORD||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    json_t *pr = target_of(res_of("ServiceRequest", 0), "requester.reference");
+    ASSERT_STR(pr, "resourceType", "Practitioner");
+    ASSERT_STR(target_of(pr, "identifier[0].assigner.reference"), "resourceType", "Organization");
+}
