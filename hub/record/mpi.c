@@ -1008,6 +1008,47 @@ hub_status hub__mpi_unindex(hub_mpi *m, hub_store_tx *tx, const char *id, const 
  * `refer` link in, so that the client's write is the one version made
  * (a create is version 1 with its link; an update that drops the link
  * gets it back). The golden is written here too, by the index. */
+/* True when `a` and `b` say the same apart from meta and link (what the
+ * record and the index write themselves). */
+static bool same_content(const json_t *a, const json_t *b) {
+    json_t *x = json_copy((json_t *)a), *y = json_copy((json_t *)b);
+    bool same = false;
+    if (x && y) {
+        json_object_del(x, "meta");
+        json_object_del(x, "link");
+        json_object_del(y, "meta");
+        json_object_del(y, "link");
+        same = json_equal(x, y);
+    }
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+/* An update that repeats the linked source as it is stored (an A08 that
+ * sends the patient again, a client's unchanged PUT) changes nothing the
+ * index reads: no features, keys or survivorship input. It only needs its
+ * `refer` link back; matching it again would find what it found before,
+ * since every record that arrived since was matched against it. Sets
+ * *done when that is the case. */
+static hub_status unchanged_source(hub_mpi *m, hub_store_tx *tx, hub_record_pending *pw,
+                                   bool *done, hub_err *err) {
+    *done = false;
+    if (pw->kind == HUB_OP_CREATE) return HUB_OK;
+    hub_mpi_st_link cur;
+    hub_status rc = hub_mpi_st_link_get(tx, pw->id, &cur, err);
+    if (rc == HUB_E_NOTFOUND) return HUB_OK;
+    if (rc) return rc;
+    json_t *stored = NULL;
+    rc = hub__mpi_load_patient(tx, pw->id, &stored, NULL, err);
+    if (rc || stored == NULL) return rc;
+    bool same = same_content(stored, pw->res);
+    json_decref(stored);
+    if (!same) return HUB_OK;
+    *done = true;
+    return source_link(m, tx, pw->id, pw->res, cur.golden, pw->actor, err);
+}
+
 hub_status hub__mpi_prewrite(void *ud, hub_store_tx *tx, hub_record_pending *pw, bool *changed,
                              hub_err *err) {
     hub_mpi *m = ud;
@@ -1015,8 +1056,11 @@ hub_status hub__mpi_prewrite(void *ud, hub_store_tx *tx, hub_record_pending *pw,
     if (pw->depth != 0 || hub__mpi_is_golden(pw->res)) return HUB_OK;
     m->pending = pw->id;
     m->pending_amended = false;
-    hub_status rc = hub__mpi_process(m, tx, pw->id, pw->res, sender_of(pw->actor), false,
-                                     pw->actor, err);
+    bool done = false;
+    hub_status rc = unchanged_source(m, tx, pw, &done, err);
+    if (!rc && !done)
+        rc = hub__mpi_process(m, tx, pw->id, pw->res, sender_of(pw->actor), false, pw->actor,
+                              err);
     *changed = m->pending_amended;
     m->pending = NULL;
     return rc;

@@ -681,6 +681,43 @@ Test(e2e_mpi, one_version_per_write_with_its_link, .init = up, .fini = down) {
     cr_assert_eq(history_total(v2), 1, "one version");
 }
 
+/* A PUT that repeats a linked source as stored (without its link, as a
+ * client that never saw it sends it) changes nothing the index reads: the
+ * source keeps its golden and no version is written, for either record. */
+Test(e2e_mpi, an_unchanged_update_keeps_its_link_and_writes_nothing, .init = up, .fini = down) {
+    char etag[32];
+    json_t *c = send_json("POST", "/fhir/Patient", "Content-Type: application/fhir+json\r\n",
+                          PAT_SMITH("urn:sys:a", "7", "John", ""), 201, etag);
+    char id[72], golden[96], gid[72];
+    snprintf(id, sizeof id, "%s", s(c, "id"));
+    snprintf(golden, sizeof golden, "%s", refer_of(c));
+    json_decref(c);
+    golden_of(id, gid);
+    int golden_versions = history_total(gid);
+    char path[160], body[600];
+    snprintf(path, sizeof path, "/fhir/Patient/%s", id);
+    snprintf(body, sizeof body,
+             "{\"resourceType\":\"Patient\",\"id\":\"%s\",\"identifier\":[{\"system\":"
+             "\"urn:sys:a\",\"value\":\"7\"}],\"name\":[{\"family\":\"Smith\",\"given\":"
+             "[\"John\"]}],\"gender\":\"male\",\"birthDate\":\"1980-05-06\"}",
+             id);
+    json_t *u = send_json("PUT", path, "Content-Type: application/fhir+json\r\n", body, 200,
+                          etag);
+    cr_assert_str_eq(refer_of(u), golden);
+    json_decref(u);
+    for (int i = 0; i < 3; i++) {
+        u = send_json("PUT", path, "Content-Type: application/fhir+json\r\n", body, 200, etag);
+        cr_assert_str_eq(refer_of(u), golden, "the repeated update keeps the link");
+        json_decref(u);
+    }
+    int v = history_total(id);
+    cr_assert_eq(v, 2, "the first PUT is a change, its repeats write no version (%d)", v);
+    char again[72];
+    golden_of(id, again);
+    cr_assert_str_eq(again, gid);
+    cr_assert_leq(history_total(gid), golden_versions + 1, "the golden is not rewritten");
+}
+
 /* Plain searches find golden records too (as HAPI's MDM does: they are
  * Patients); `_tag:not` leaves them out. */
 Test(e2e_mpi, searches_show_goldens_unless_tag_not, .init = up, .fini = down) {
