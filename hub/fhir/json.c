@@ -13,17 +13,22 @@ static hub_status put(hub_buf *b, const char *p, size_t n) {
     return hub_buf_append(b, p, n);
 }
 
-static hub_status put_real(hub_buf *b, double v) {
-    char s[40];
+int hub_json_real_text(double v, char s[40]) {
     int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(s, sizeof s - 3, "%.*g", prec, v);
+        n = snprintf(s, 37, "%.*g", prec, v);
         if (strtod(s, NULL) == v) break;
     }
     if (strpbrk(s, ".eEn") == NULL) { /* keep it a real: 1 -> 1.0 */
         memcpy(s + n, ".0", 3);
         n += 2;
     }
+    return n;
+}
+
+static hub_status put_real(hub_buf *b, double v) {
+    char s[40];
+    int n = hub_json_real_text(v, s);
     return put(b, s, (size_t)n);
 }
 

@@ -8,6 +8,7 @@
  * does nothing. It is written as JSON text directly, or converted to
  * jansson for a consumer that wants json_t. */
 #include "internal.h"
+#include "hub/fhir.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -408,15 +409,7 @@ static void put_string(wr *w, char before, const char *p, size_t n, char after) 
 
 static void put_real(wr *w, double v) {
     char s[40];
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(s, sizeof s - 3, "%.*g", prec, v);
-        if (strtod(s, NULL) == v) break;
-    }
-    if (strpbrk(s, ".eEn") == NULL) {
-        memcpy(s + n, ".0", 3);
-        n += 2;
-    }
+    int n = hub_json_real_text(v, s);
     put(w, s, (size_t)n);
 }
 

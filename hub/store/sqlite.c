@@ -957,8 +957,9 @@ static void enqueue(hub_store *s, hub_store_job *jobs) {
     pthread_cond_signal(&s->cond);
 }
 
-hub_status hub_store_queue(hub_store *s, hub_store_job *jobs, hub_err *err) {
-    if (jobs == NULL) return HUB_OK;
+/* Takes the queue's lock for new jobs: HUB_OK with the lock held, or an
+ * error (read-only or closing store) without it. */
+static hub_status lock_for_jobs(hub_store *s, hub_err *err) {
     if (s->read_only)
         return hub_err_set(err, HUB_E_STATE, "store", "store is read-only");
     pthread_mutex_lock(&s->lock);
@@ -966,6 +967,13 @@ hub_status hub_store_queue(hub_store *s, hub_store_job *jobs, hub_err *err) {
         pthread_mutex_unlock(&s->lock);
         return hub_err_set(err, HUB_E_STATE, "store", "store is closing");
     }
+    return HUB_OK;
+}
+
+hub_status hub_store_queue(hub_store *s, hub_store_job *jobs, hub_err *err) {
+    if (jobs == NULL) return HUB_OK;
+    hub_status rc = lock_for_jobs(s, err);
+    if (rc) return rc;
     enqueue(s, jobs);
     pthread_mutex_unlock(&s->lock);
     return HUB_OK;
@@ -973,13 +981,8 @@ hub_status hub_store_queue(hub_store *s, hub_store_job *jobs, hub_err *err) {
 
 hub_status hub_store_run(hub_store *s, hub_store_job *jobs, hub_err *err) {
     if (jobs == NULL) return HUB_OK;
-    if (s->read_only)
-        return hub_err_set(err, HUB_E_STATE, "store", "store is read-only");
-    pthread_mutex_lock(&s->lock);
-    if (s->closing) {
-        pthread_mutex_unlock(&s->lock);
-        return hub_err_set(err, HUB_E_STATE, "store", "store is closing");
-    }
+    hub_status rc = lock_for_jobs(s, err);
+    if (rc) return rc;
     if (s->busy || s->head) {
         /* The writer is at work: these join the queue, and its next group. */
         enqueue(s, jobs);

@@ -183,6 +183,10 @@ hub_status hub_fhir_json_to_xml(const hub_fhir_defs *d, const json_t *res,
  * appends to `out`. */
 char *hub_json_dumps(const json_t *j, size_t flags);
 hub_status hub_json_dump_buf(const json_t *j, size_t flags, hub_buf *out);
+/* A real as those write it: the shortest form that reads back to the same
+ * double, and always a real (1 -> "1.0"). Writes into s (NUL-terminated)
+ * and returns the length. */
+int hub_json_real_text(double v, char s[40]);
 
 /* ---- JSON Patch (RFC 6902) ------------------------------------------------------- */
 
