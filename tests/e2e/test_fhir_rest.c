@@ -40,6 +40,11 @@ static const char PATIENT[] =
     "\"value\":\"M-1\"}],\"name\":[{\"family\":\"Testperson\",\"given\":[\"Ann\"]}],"
     "\"gender\":\"female\",\"birthDate\":\"1980-02-03\"}";
 
+/* meta.versionId of a resource (NULL when absent). */
+static const char *version_of(const json_t *j) {
+    return json_string_value(json_object_get(json_object_get(j, "meta"), "versionId"));
+}
+
 static void assert_oo(const ft_resp *r) {
     json_t *j = ft_json(r);
     cr_assert_not_null(j, "not JSON: %s", r->body.p);
@@ -110,8 +115,7 @@ Test(fhir_rest, create_read_headers) {
     char want[256];
     snprintf(want, sizeof want, "http://127.0.0.1:%d/fhir/Patient/%s/_history/1", P(), id);
     cr_assert_str_eq(loc, want);
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(c, "meta"), "versionId")), "1");
+    cr_assert_str_eq(version_of(c), "1");
     cr_assert_not_null(json_object_get(json_object_get(c, "meta"), "lastUpdated"));
     ft_release(&r);
 
@@ -193,8 +197,7 @@ Test(fhir_rest, vread_and_history_instance) {
     cr_assert_eq(req("GET", path, NULL, NULL, &r), 200);
     json_t *j = ft_json(&r);
     cr_assert_str_eq(json_string_value(json_object_get(j, "gender")), "female");
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(j, "meta"), "versionId")), "1");
+    cr_assert_str_eq(version_of(j), "1");
     char etag[64];
     cr_assert_str_eq(ft_header(&r, "ETag", etag, sizeof etag), "W/\"1\"");
     json_decref(j);
@@ -215,9 +218,7 @@ Test(fhir_rest, vread_and_history_instance) {
     json_t *e = json_object_get(j, "entry");
     cr_assert_eq(json_array_size(e), 2);
     json_t *first = json_object_get(json_array_get(e, 0), "resource");
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(first, "meta"), "versionId")), "2",
-        "newest first");
+    cr_assert_str_eq(version_of(first), "2", "newest first");
     json_decref(j);
     ft_release(&r);
     cr_assert_eq(req("GET", "/fhir/Patient/never-was/_history", NULL, NULL, &r), 404);
@@ -411,8 +412,7 @@ Test(fhir_rest, patch) {
     cr_assert_str_eq(json_string_value(json_object_get(j, "gender")), "male");
     cr_assert_eq(json_array_size(json_object_get(
                      json_array_get(json_object_get(j, "name"), 0), "given")), 2);
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(j, "meta"), "versionId")), "2");
+    cr_assert_str_eq(version_of(j), "2");
     json_decref(j);
     ft_release(&r);
     /* Wrong media type, malformed patch, a failing test, an invalid result. */
@@ -471,8 +471,7 @@ Test(fhir_rest, conditional_create_update_delete) {
                  200, "%s", r.body.p);
     j = ft_json(&r);
     cr_assert_str_eq(json_string_value(json_object_get(j, "id")), id);
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(j, "meta"), "versionId")), "1");
+    cr_assert_str_eq(version_of(j), "1");
     json_decref(j);
     ft_release(&r);
     /* Conditional update: one match is updated. */
@@ -483,8 +482,7 @@ Test(fhir_rest, conditional_create_update_delete) {
                  200, "%s", r.body.p);
     j = ft_json(&r);
     cr_assert_str_eq(json_string_value(json_object_get(j, "id")), id);
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(j, "meta"), "versionId")), "2");
+    cr_assert_str_eq(version_of(j), "2");
     json_decref(j);
     ft_release(&r);
     /* No match: created. */
@@ -864,8 +862,7 @@ Test(fhir_rest, concurrent_if_match_loses_nothing) {
                  WRITERS * ROUNDS);
     char v[16];
     snprintf(v, sizeof v, "%d", WRITERS * ROUNDS + 1);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "meta"), "versionId")),
-                     v);
+    cr_assert_str_eq(version_of(j), v);
     json_decref(j);
     ft_release(&r);
 }

@@ -71,6 +71,19 @@ static hub_store *open_tmp(char dir[256]) {
     return s;
 }
 
+/* The journal's accepted messages. */
+static int64_t accepted_of(hub_store *s) {
+    int64_t counts[4];
+    hub_err err;
+    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK, "%s", err.msg);
+    return counts[HUB_MSG_ACCEPTED];
+}
+
+static void close_tmp(hub_store *s, const char *dir) {
+    hub_store_close(s);
+    hub_test_rmtree(dir);
+}
+
 static void wait_for(atomic_int *n, int want) {
     for (int i = 0; i < 2000 && atomic_load(n) < want; i++) {
         struct timespec ts = {0, 5000000};
@@ -97,11 +110,8 @@ Test(store_journal, commits_are_grouped) {
     cr_assert_eq(st.jobs, N);
     cr_assert_lt(st.commits, N / 2, "grouped: %lld commits for %d jobs",
                  (long long)st.commits, N);
-    int64_t counts[4];
-    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
-    cr_assert_eq(counts[HUB_MSG_ACCEPTED], N);
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    cr_assert_eq(accepted_of(s), N);
+    close_tmp(s, dir);
 }
 
 Test(store_journal, duplicate_found_and_failed_job_rolled_back_alone) {
@@ -124,11 +134,8 @@ Test(store_journal, duplicate_found_and_failed_job_rolled_back_alone) {
     cr_assert_eq(b.done_rc, HUB_E_DUP);
     cr_assert_eq(c.done_rc, HUB_E_INVALID);
     cr_assert_eq(d.done_rc, HUB_OK);
-    int64_t counts[4];
-    hub_journal_counts(s, counts, &err);
-    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 2, "c rolled back, b never inserted");
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    cr_assert_eq(accepted_of(s), 2, "c rolled back, b never inserted");
+    close_tmp(s, dir);
 }
 
 Test(store_journal, errored_message_may_be_resent_under_same_id) {
@@ -144,8 +151,7 @@ Test(store_journal, errored_message_may_be_resent_under_same_id) {
     wait_for(&done, 2);
     cr_assert_eq(a.done_rc, HUB_OK);
     cr_assert_eq(b.done_rc, HUB_OK);
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    close_tmp(s, dir);
 }
 
 typedef struct {
@@ -211,8 +217,7 @@ Test(store_journal, list_filters_and_paging) {
     cr_assert_eq(hub_journal_get(s, j[3].row.id, collect_fn, &c, &err), HUB_OK);
     cr_assert_str_eq(c.body, "MSH|^~\\&|X");
     cr_assert_eq(hub_journal_get(s, 99999, collect_fn, &c, &err), HUB_E_NOTFOUND);
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    close_tmp(s, dir);
 }
 
 Test(store_journal, close_finishes_queued_jobs_then_refuses) {
@@ -230,12 +235,9 @@ Test(store_journal, close_finishes_queued_jobs_then_refuses) {
     /* Reopen read-only: everything is there. */
     hub_store_cfg rc = {.dir = dir, .read_only = true};
     cr_assert_eq(hub_store_open(&rc, &s, &err), HUB_OK, "%s", err.msg);
-    int64_t counts[4];
-    hub_journal_counts(s, counts, &err);
-    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 50);
+    cr_assert_eq(accepted_of(s), 50);
     cr_assert_eq(hub_store_submit(s, &j[0].job, &err), HUB_E_STATE);
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    close_tmp(s, dir);
 }
 
 /* hub_store_run on an idle store: one group, run and acknowledged on the
@@ -265,12 +267,9 @@ Test(store_journal, run_on_idle_store_commits_on_the_caller) {
     cr_assert_eq(j[1].done_rc, HUB_OK);
     cr_assert_eq(j[2].done_rc, HUB_E_INVALID);
     cr_assert_eq(j[3].done_rc, HUB_E_DUP, "the group's earlier insert is seen");
-    int64_t counts[4];
-    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
-    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 2);
+    cr_assert_eq(accepted_of(s), 2);
     cr_assert_eq(hub_store_run(s, NULL, &err), HUB_OK, "an empty list is nothing to do");
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    close_tmp(s, dir);
 }
 
 /* A group of one job runs without a savepoint: when it fails, nothing of
@@ -288,11 +287,8 @@ Test(store_journal, failed_job_alone_leaves_nothing) {
     cr_assert_eq(a.done_rc, HUB_E_INVALID);
     cr_assert_eq(hub_store_run(s, &b.job, &err), HUB_OK);
     cr_assert_eq(b.done_rc, HUB_OK, "a's row was undone: b is no resend");
-    int64_t counts[4];
-    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
-    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 1);
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    cr_assert_eq(accepted_of(s), 1);
+    close_tmp(s, dir);
 }
 
 /* Rerunnable jobs run once, without savepoints, when all succeed; when
@@ -326,11 +322,8 @@ Test(store_journal, rerunnable_group_runs_again_when_one_fails) {
         cr_assert_eq(bad[i].done_rc, i == 2 ? HUB_E_INVALID : HUB_OK, "job %d", i);
         cr_assert_eq(bad[i].runs, i == 3 ? 1 : 2, "job %d ran %d times", i, bad[i].runs);
     }
-    int64_t counts[4];
-    cr_assert_eq(hub_journal_counts(s, counts, &err), HUB_OK);
-    cr_assert_eq(counts[HUB_MSG_ACCEPTED], 6, "3 + 3: the failing job's row undone");
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    cr_assert_eq(accepted_of(s), 6, "3 + 3: the failing job's row undone");
+    close_tmp(s, dir);
 }
 
 /* A job that holds the writer until it is let go. */
@@ -410,8 +403,7 @@ Test(store_journal, queue_runs_on_the_writer_in_order) {
         if (i) cr_assert_gt(j[i].row.id, j[i - 1].row.id);
     }
     cr_assert_eq(hub_store_queue(s, NULL, &err), HUB_OK);
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    close_tmp(s, dir);
 }
 
 Test(store_journal, run_refused_by_a_read_only_store) {
@@ -427,8 +419,7 @@ Test(store_journal, run_refused_by_a_read_only_store) {
     cr_assert_eq(hub_store_run(s, &j.job, &err), HUB_E_STATE);
     cr_assert_eq(hub_store_queue(s, &j.job, &err), HUB_E_STATE);
     cr_assert_eq(atomic_load(&done), 0);
-    hub_store_close(s);
-    hub_test_rmtree(dir);
+    close_tmp(s, dir);
 }
 
 Test(store_journal, bad_dirs) {
