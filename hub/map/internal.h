@@ -81,9 +81,16 @@ typedef struct {
 
 typedef enum { C_VALUED, C_NOT_VALUED, C_EQ, C_NE, C_IN, C_NOT_IN } cop;
 
+/* A table's clauses that read the same position share a slot: running
+ * the table over one value reads that position once (an OBX's rows test
+ * OBX-2 some thirty times). MAP_NO_SLOT: read each time. */
+#define MAP_SLOTS 32
+#define MAP_NO_SLOT 0xFF
+
 typedef struct {
     mpos pos;
     bool self;
+    uint8_t slot;
     cop op;
     uint8_t nvals;    /* at most 12 */
     const char **vals;

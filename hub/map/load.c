@@ -665,6 +665,27 @@ const mrow *hub__map_vocab(const mtable *t, const char *code, size_t n) {
     return NULL;
 }
 
+/* Gives each clause of a segment or datatype table the slot of its
+ * position (the first MAP_SLOTS distinct positions; the rest read theirs
+ * each time). Message tables run their conditions once per segment: no
+ * slots. */
+static void assign_slots(mtable *t) {
+    mpos seen[MAP_SLOTS];
+    size_t nseen = 0;
+    for (size_t k = 0; k < t->nrows; k++) {
+        mcond *cd = &t->rows[k].cond;
+        for (size_t i = 0; i < cd->n; i++) {
+            mclause *cl = (mclause *)&cd->c[i]; /* the map's own arena */
+            cl->slot = MAP_NO_SLOT;
+            if (cl->self || t->kind == TK_MESSAGE) continue;
+            size_t s = 0;
+            while (s < nseen && memcmp(&seen[s], &cl->pos, sizeof cl->pos) != 0) s++;
+            if (s == nseen && nseen < MAP_SLOTS) seen[nseen++] = cl->pos;
+            if (s < nseen) cl->slot = (uint8_t)s;
+        }
+    }
+}
+
 /* Table references resolved once; a dangling one is a configuration
  * error at start, never a surprise per message. */
 static hub_status resolve(hub_map *m, hub_err *err) {
@@ -717,6 +738,7 @@ static hub_status resolve(hub_map *m, hub_err *err) {
             }
         }
     }
+    for (size_t i = 0; i < m->ntables; i++) assign_slots(m->tables[i]);
     m->coding_systems = hub__map_find(m, "CodingSystem", TK_VOCAB);
     return HUB_OK;
 }

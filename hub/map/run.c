@@ -273,22 +273,35 @@ static const char *text(rctx *c, hub_slice raw) {
     return hub_v2_text(c->a, c->msg, raw);
 }
 
-/* Compares a value with a literal; escapes decoded only when present. */
-static bool eq_text(rctx *c, hub_slice raw, const char *lit) {
-    if (raw.p == NULL) return lit[0] == 0;
-    if (c->d.esc && memchr(raw.p, c->d.esc, raw.n)) {
-        const char *t = hub_v2_text(c->a, c->msg, raw);
-        return t && strcmp(t, lit) == 0;
-    }
-    return strlen(lit) == raw.n && memcmp(lit, raw.p, raw.n) == 0;
+/* A literal equal to a value without escapes. */
+static bool eq_lit(hub_slice s, const char *lit) {
+    for (size_t i = 0; i < s.n; i++)
+        if (lit[i] == 0 || lit[i] != s.p[i]) return false;
+    return lit[s.n] == 0;
 }
 
-static bool cond_ok(rctx *c, const mcond *cd, const mval *v) {
+/* The positions a table's conditions read, each read once per value the
+ * table runs over (see mclause.slot). */
+typedef struct {
+    uint32_t have;
+    hub_slice v[MAP_SLOTS];
+} cmemo;
+
+static hub_slice clause_value(rctx *c, const mclause *cl, const mval *v, cmemo *memo) {
+    if (memo == NULL || cl->slot == MAP_NO_SLOT) return at_pos(c, v, &cl->pos, 0).raw;
+    uint32_t bit = 1u << cl->slot;
+    if (!(memo->have & bit)) {
+        memo->v[cl->slot] = at_pos(c, v, &cl->pos, 0).raw;
+        memo->have |= bit;
+    }
+    return memo->v[cl->slot];
+}
+
+static bool cond_ok(rctx *c, const mcond *cd, const mval *v, cmemo *memo) {
     for (size_t i = 0; i < cd->n; i++) {
         const mclause *cl = &cd->c[i];
-        mval x = cl->self ? *v : at_pos(c, v, &cl->pos, 0);
         /* A component condition on a value: its first component. */
-        hub_slice s = x.raw;
+        hub_slice s = cl->self ? v->raw : clause_value(c, cl, v, memo);
         bool ok;
         switch (cl->op) {
         case C_VALUED: ok = valued(s); break;
@@ -297,9 +310,18 @@ static bool cond_ok(rctx *c, const mcond *cd, const mval *v) {
         case C_IN:
         case C_NE:
         case C_NOT_IN: {
-            if (cl->self && x.level == 0) s = hub_v2_split(s, c->d.comp, 1, NULL);
+            if (cl->self && v->level == 0) s = hub_v2_split(s, c->d.comp, 1, NULL);
+            /* Escapes are decoded only when the value has one. */
+            if (s.p && c->d.esc && memchr(s.p, c->d.esc, s.n)) {
+                const char *t = hub_v2_text(c->a, c->msg, s);
+                s = t ? (hub_slice){t, strlen(t)} : (hub_slice){NULL, 0};
+                if (t == NULL) {
+                    ok = cl->op == C_NE || cl->op == C_NOT_IN;
+                    break;
+                }
+            }
             bool any = false;
-            for (size_t k = 0; k < cl->nvals && !any; k++) any = eq_text(c, s, cl->vals[k]);
+            for (size_t k = 0; k < cl->nvals && !any; k++) any = eq_lit(s, cl->vals[k]);
             ok = (cl->op == C_EQ || cl->op == C_IN) ? any : !any;
             break;
         }
@@ -872,14 +894,50 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
     return HUB_OK;
 }
 
+/* Which parts of `v` hold something: bit i is set when part i + 1
+ * (a component of a field repetition, a sub-component of a component) is
+ * present and not empty. All bits when the value has more parts than the
+ * split cache keeps. */
+static uint64_t parts_present(rctx *c, const mval *v) {
+    if (v->raw.p == NULL) return 0;
+    if (v->level == 0 && v->field == 0) return UINT64_MAX; /* a segment: rows read fields */
+    if (v->level == 2) return v->raw.n ? 1 : 0;
+    char sep = v->level == 0 ? c->d.comp : c->d.sub;
+    if (sep == 0) return v->raw.n ? 1 : 0;
+    (void)part_of(c, v->level, v->raw, sep, 1);
+    const struct split_cache *k = &c->split[v->level];
+    if (k->count == 0 || k->p != v->raw.p || k->n != v->raw.n) return UINT64_MAX;
+    uint64_t bits = 0;
+    for (uint16_t i = 0; i < k->count; i++)
+        if (k->part[i].n) bits |= 1ULL << i;
+    return bits;
+}
+
+/* True when a row's source is a single position that is empty in this
+ * value or segment: the row would map neither a value nor a `""`, so it
+ * is skipped before its condition is looked at (most rows of a table read
+ * a component or field the message does not have). */
+static bool row_idle(const rctx *c, const mrow *row, const mval *v, uint64_t parts) {
+    if (row->src.self || row->src.nterms != 1 || row->src.terms[0].lit) return false;
+    const mpos *p = &row->src.terms[0].pos;
+    if (p->field == 0) return p->comp >= 1 && p->comp <= 64 && !(parts >> (p->comp - 1) & 1);
+    hub_slice id = hub_v2_seg_id(c->msg, v->seg);
+    if (!(id.n == 3 && memcmp(id.p, p->seg, 3) == 0)) return false;
+    return hub_v2_at(c->msg, v->seg, p->field, 0, 0, 0).n == 0;
+}
+
 static hub_status run_table(rctx *c, const mtable *t, const mval *v, mj *obj,
                             mres *r, const char *prefix, const char *trail,
                             bool top, int depth) {
     size_t ri = res_index(c, r);
+    uint64_t parts = parts_present(c, v);
+    cmemo memo;
+    memo.have = 0;
     for (size_t i = 0; i < t->nrows; i++) {
         const mrow *row = &t->rows[i];
         r = res_at(c, ri);
-        if (row->cond.n && !cond_ok(c, &row->cond, v)) continue;
+        if (row_idle(c, row, v, parts)) continue;
+        if (row->cond.n && !cond_ok(c, &row->cond, v, &memo)) continue;
         hub_status rc;
         if (row->src.self) {
             if (row->kind != MK_FIXED && row->kind != MK_REF && !valued(v->raw)) continue;
@@ -1423,7 +1481,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             if (memcmp(row->seg, sid.p, 3) != 0) continue;
             if (row->group && !in_group(&c, s, row->group)) continue;
             mval sv = {.raw = hub_v2_seg_raw(msg, s), .level = 0, .seg = s};
-            if (row->cond.n && !cond_ok(&c, &row->cond, &sv)) continue;
+            if (row->cond.n && !cond_ok(&c, &row->cond, &sv, NULL)) continue;
             mres *r;
             if (row->into) {
                 r = find_res(&c, row->name, s);

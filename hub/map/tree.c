@@ -303,72 +303,52 @@ json_t *hub__mj_to_json(const mj *v) {
 /* ---- JSON text ------------------------------------------------------------------ */
 
 /* What hub_json_dumps writes (compact): the same escapes, reals in the
- * shortest form that reads back to the same double. The writer reserves
- * room once per piece and stores bytes itself: hub_buf_append per piece
- * cost more than the text. The first failed reserve is remembered; the
- * rest are skipped. */
+ * shortest form that reads back to the same double. The writer keeps its
+ * own cursor into the buffer and checks the room once per piece (a
+ * member's name and value, a scalar): hub_buf_append per piece cost more
+ * than the text. A failed reserve is remembered; the rest is skipped. */
 typedef struct {
     hub_buf *b;
+    char *o, *end; /* the cursor and the end of the room (a NUL's byte kept) */
     hub_status st;
 } wr;
 
-static inline bool room(wr *w, size_t n) {
+static bool grow(wr *w, size_t n) {
     if (w->st != HUB_OK) return false;
-    if (w->b->cap - w->b->n > n) return true;
-    w->st = hub_buf_reserve(w->b, n);
-    return w->st == HUB_OK;
+    w->b->n = (size_t)(w->o - w->b->p);
+    if ((w->st = hub_buf_reserve(w->b, n)) != HUB_OK) return false;
+    w->o = w->b->p + w->b->n;
+    w->end = w->b->p + w->b->cap - 1;
+    return true;
 }
 
-static void put(wr *w, const char *p, size_t n) {
-    if (!room(w, n)) return;
-    memcpy(w->b->p + w->b->n, p, n);
-    w->b->n += n;
+static inline bool room(wr *w, size_t n) {
+    return (size_t)(w->end - w->o) >= n || grow(w, n);
 }
 
-static void put1(wr *w, char ch) {
-    if (room(w, 1)) w->b->p[w->b->n++] = ch;
-}
+/* Bytes a JSON string escapes: control characters, '"' and '\\'. */
+static const unsigned char esc_byte[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, ['\\'] = 1,
+};
 
 /* True when one of the 8 bytes of w is a control character, '"' or '\\'
  * (the "has a zero byte" test on each; exact: a borrow only starts at a
  * byte that is one). */
-static bool needs_escape8(uint64_t w) {
+static inline bool needs_escape8(uint64_t w) {
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
     return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) != 0;
 }
 
-/* Most strings need no escape: checked eight bytes at a time (the last
- * word overlapping, a short string padded with spaces), then copied. */
-static bool plain(const char *p, size_t n) {
-    uint64_t w;
-    if (n < 8) {
-        w = 0x2020202020202020ULL;
-        memcpy(&w, p, n);
-        return !needs_escape8(w);
-    }
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        if (needs_escape8(w)) return false;
-    }
-    memcpy(&w, p + n - 8, 8);
-    return !needs_escape8(w);
-}
-
-/* Writes p[0..n) as a JSON string at o, which has room for 6n + 2
- * bytes; returns the end. */
-static char *quote(char *o, const char *p, size_t n) {
-    *o++ = '"';
-    if (plain(p, n)) {
-        memcpy(o, p, n);
-        o += n;
-        *o++ = '"';
-        return o;
-    }
+/* Writes p[0..n) escaped at o, which has room for 6n bytes; returns the
+ * end. */
+static char *escaped(char *o, const char *p, size_t n) {
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (!esc_byte[c]) {
             *o++ = (char)c;
             continue;
         }
@@ -389,22 +369,69 @@ static char *quote(char *o, const char *p, size_t n) {
             break;
         }
     }
-    *o++ = '"';
     return o;
+}
+
+/* Writes p[0..n) as a JSON string body at o (room for 6n bytes). Most
+ * names and values are short: up to 16 bytes they are checked and copied
+ * as two overlapping words (the way memcpy does small sizes), never a
+ * byte at a time; longer ones are checked eight bytes at a time and
+ * copied whole. Every load stays inside p[0..n). */
+static inline char *body(char *o, const char *p, size_t n) {
+    uint64_t a, b;
+    if (n >= 8 && n <= 16) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        if (needs_escape8(a) || needs_escape8(b)) return escaped(o, p, n);
+        memcpy(o, &a, 8);
+        memcpy(o + n - 8, &b, 8);
+        return o + n;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        if (needs_escape8((uint64_t)x | (uint64_t)y << 32)) return escaped(o, p, n);
+        memcpy(o, &x, 4);
+        memcpy(o + n - 4, &y, 4);
+        return o + n;
+    }
+    if (n < 4) return escaped(o, p, n);
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&a, p + i, 8);
+        if (needs_escape8(a)) return escaped(o, p, n);
+    }
+    memcpy(&a, p + n - 8, 8);
+    if (needs_escape8(a)) return escaped(o, p, n);
+    memcpy(o, p, n);
+    return o + n;
 }
 
 /* A string, with `before` (',' or 0) in front and `after` (':' or 0)
  * behind: an object's member name is written in one reservation. */
-static void put_string(wr *w, char before, const char *p, size_t n, char after) {
-    if (n > (SIZE_MAX - 4) / 6 || !room(w, 6 * n + 4)) {
-        if (w->st == HUB_OK) w->st = HUB_E_NOMEM;
+static inline void put_string(wr *w, char before, const char *p, size_t n, char after) {
+    if (n > (SIZE_MAX - 4) / 6) {
+        w->st = HUB_E_NOMEM;
         return;
     }
-    char *o = w->b->p + w->b->n;
+    if (!room(w, 6 * n + 4)) return;
+    char *o = w->o;
     if (before) *o++ = before;
-    o = quote(o, p, n);
+    *o++ = '"';
+    o = body(o, p, n);
+    *o++ = '"';
     if (after) *o++ = after;
-    w->b->n = (size_t)(o - w->b->p);
+    w->o = o;
+}
+
+static inline void put(wr *w, const char *p, size_t n) {
+    if (!room(w, n)) return;
+    memcpy(w->o, p, n);
+    w->o += n;
+}
+
+static inline void put1(wr *w, char ch) {
+    if (room(w, 1)) *w->o++ = ch;
 }
 
 static void put_real(wr *w, double v) {
@@ -447,11 +474,13 @@ static void dump(wr *w, const mj *v) {
 }
 
 hub_status hub__mj_dump(const mj *v, hub_buf *out) {
-    wr w = {out, HUB_OK};
+    wr w = {out, NULL, NULL, HUB_OK};
     /* A Bundle is some tens of KB: one allocation rather than a chain of
      * doubling reallocs. */
-    room(&w, 32u << 10);
+    if (!grow(&w, 32u << 10)) return w.st;
     dump(&w, v);
-    if (w.st == HUB_OK) out->p[out->n] = '\0'; /* room kept by hub_buf_reserve */
-    return w.st;
+    if (w.st != HUB_OK) return w.st;
+    out->n = (size_t)(w.o - out->p);
+    out->p[out->n] = '\0'; /* the byte room() keeps */
+    return HUB_OK;
 }
