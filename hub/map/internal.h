@@ -11,6 +11,8 @@
 typedef enum { MJ_NULL, MJ_TRUE, MJ_FALSE, MJ_INT, MJ_REAL, MJ_STR, MJ_OBJ, MJ_ARR } mj_kind;
 typedef struct mj {
     uint8_t kind;
+    uint8_t flags;      /* MJ_KEY_PLAIN */
+    uint16_t klen;      /* the key's length, with MJ_KEY_PLAIN */
     uint32_t n;         /* members or elements */
     const char *key;    /* as a member of an object */
     struct mj *next;    /* the next member or element */
@@ -37,6 +39,16 @@ const char *hub__mj_sval(const mj *v); /* NULL unless a string */
  * or o no object: nothing happens); update moves src's members into dst. */
 mj *hub__mj_get(const mj *o, const char *k);
 void hub__mj_set(mj *o, const char *k, mj *v);
+/* The same, for a key the caller knows JSON writes as it is (letters,
+ * digits, '_', '-', ...: a table's element name, a literal) and whose
+ * length it knows: the text writer copies it without looking. */
+#define MJ_KEY_PLAIN 1u
+void hub__mj_setk(mj *o, const char *k, size_t klen, mj *v);
+#define MJ_SET_LIT(o, k, v) hub__mj_setk((o), "" k "", sizeof(k) - 1, (v))
+/* hub__mj_setk for a key o is known not to have: appended, no search. */
+void hub__mj_addk(mj *o, const char *k, size_t klen, mj *v);
+/* Sets v under the key it has already (a copied member). */
+void hub__mj_set_keyed(mj *o, mj *v);
 void hub__mj_del(mj *o, const char *k);
 void hub__mj_update(mj *dst, mj *src);
 /* Arrays. */
@@ -105,6 +117,7 @@ typedef struct {
 typedef enum { IX_NONE, IX_APPEND, IX_AT, IX_SELECT } ixkind;
 typedef struct {
     const char *name;
+    uint16_t nlen;  /* strlen(name): names are letters, digits and '_' */
     ixkind ix;
     unsigned at;
     const char *key, *val; /* IX_SELECT: [key=val] */
@@ -177,8 +190,11 @@ typedef struct mtable {
     size_t nevents;
     mrow *rows;         /* the map's arena */
     size_t nrows, cap;
-    /* vocab and local: rows sorted by `from` for bsearch */
+    /* vocab and local: rows sorted by `from` for bsearch, and hashed
+     * (hidx[hash & hmask]: a row's index + 1, 0 empty; NULL: none) */
     bool sorted;
+    uint32_t *hidx;
+    size_t hmask;
 } mtable;
 
 struct hub_map {

@@ -274,7 +274,9 @@ static hub_status parse_target(lctx *c, char *s, mrow *r) {
             p++;
         }
         if (p == nm) return bad(c, "bad target '%.60s'", s);
+        if ((size_t)(p - nm) > UINT16_MAX) return bad(c, "bad target '%.60s'", s);
         st->name = sdup(c, nm, (size_t)(p - nm));
+        st->nlen = (uint16_t)(p - nm);
         if (*p == '[') {
             char *b = ++p;
             while (*p && *p != ']') p++;
@@ -651,7 +653,7 @@ const mtable *hub__map_find(const hub_map *m, const char *name, int kind) {
     return NULL;
 }
 
-const mrow *hub__map_vocab(const mtable *t, const char *code, size_t n) {
+static const mrow *vocab_bsearch(const mtable *t, const char *code, size_t n) {
     size_t lo = 0, hi = t->nrows;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -661,6 +663,47 @@ const mrow *hub__map_vocab(const mtable *t, const char *code, size_t n) {
         if (c == 0) return &t->rows[mid];
         if (c < 0) lo = mid + 1;
         else hi = mid;
+    }
+    return NULL;
+}
+
+static uint64_t code_hash(const char *p, size_t n) {
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+/* A vocabulary's codes hashed at load: a lookup per coded value is a
+ * probe or two, not a binary search of strncmp calls. Each code maps to
+ * the row the binary search finds, so the answers are the same. No
+ * memory for it: lookups search as before. */
+static void vocab_index(hub_map *m, mtable *t) {
+    size_t cap = 16;
+    while (cap < 2 * t->nrows) cap <<= 1;
+    if (cap > UINT32_MAX) return;
+    uint32_t *ix = hub_arena_calloc(&m->arena, cap * sizeof *ix);
+    if (ix == NULL) return;
+    for (size_t i = 0; i < t->nrows; i++) {
+        const char *f = t->rows[i].from;
+        size_t n = strlen(f);
+        const mrow *hit = vocab_bsearch(t, f, n);
+        if (hit == NULL) continue;
+        size_t h = code_hash(f, n) & (cap - 1);
+        while (ix[h] && strcmp(t->rows[ix[h] - 1].from, f) != 0) h = (h + 1) & (cap - 1);
+        if (ix[h] == 0) ix[h] = (uint32_t)(hit - t->rows) + 1;
+    }
+    t->hidx = ix;
+    t->hmask = cap - 1;
+}
+
+const mrow *hub__map_vocab(const mtable *t, const char *code, size_t n) {
+    if (t->hidx == NULL) return vocab_bsearch(t, code, n);
+    for (size_t h = code_hash(code, n) & t->hmask; t->hidx[h]; h = (h + 1) & t->hmask) {
+        const mrow *r = &t->rows[t->hidx[h] - 1];
+        if (strncmp(r->from, code, n) == 0 && r->from[n] == 0) return r;
     }
     return NULL;
 }
@@ -738,7 +781,11 @@ static hub_status resolve(hub_map *m, hub_err *err) {
             }
         }
     }
-    for (size_t i = 0; i < m->ntables; i++) assign_slots(m->tables[i]);
+    for (size_t i = 0; i < m->ntables; i++) {
+        mtable *t = m->tables[i];
+        if (t->kind == TK_VOCAB || t->kind == TK_LOCAL) vocab_index(m, t);
+        else assign_slots(t);
+    }
     m->coding_systems = hub__map_find(m, "CodingSystem", TK_VOCAB);
     return HUB_OK;
 }

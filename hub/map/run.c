@@ -133,6 +133,14 @@ static char *join3(hub_arena *a, const char *x, const char *y, const char *z) {
     return o;
 }
 
+/* Two names of the tables (resource types, resource names): mostly the
+ * same pointer, else they differ in their first two bytes. */
+static inline bool same_name(const char *a, const char *b) {
+    if (a == b) return true;
+    if (a[0] != b[0]) return false;
+    return a[0] == 0 || (a[1] == b[1] && strcmp(a, b) == 0);
+}
+
 static hub_status nomem(rctx *c) {
     return hub_err_set(c->err, HUB_E_NOMEM, "map", "out of memory");
 }
@@ -164,35 +172,49 @@ static hub_status fail(rctx *c, const mval *v, int code, hub_status st,
     return hub_err_set(c->err, st, w, "%s", what);
 }
 
+/* Splits raw at sep into the cache; false when it has more parts than
+ * the cache holds. Short values (most) are scanned in a loop: a call to
+ * memchr per part cost more than the bytes. */
+static bool split_fill(struct split_cache *k, hub_slice raw, char sep) {
+    k->count = 0;
+    const char *p = raw.p, *end = raw.p + raw.n;
+    uint16_t n = 0;
+    for (;;) {
+        const char *q;
+        if (end - p < 64) {
+            for (q = p; q < end && *q != sep; q++) {}
+            if (q == end) q = NULL;
+        } else {
+            q = memchr(p, sep, (size_t)(end - p));
+        }
+        if (n == 24) return false;
+        k->part[n++] = (hub_slice){p, (size_t)((q ? q : end) - p)};
+        if (q == NULL) break;
+        p = q + 1;
+    }
+    k->p = raw.p;
+    k->n = raw.n;
+    k->sep = sep;
+    k->count = n;
+    return true;
+}
+
 /* Part i (from 1) of raw split at sep: hub_v2_split's answer, from the
  * cache when raw was the last value split there. A value of more parts
  * than the cache holds is split each time. */
-static hub_slice part_of(rctx *c, int which, hub_slice raw, char sep, uint16_t i) {
+static inline hub_slice part_of(rctx *c, int which, hub_slice raw, char sep, uint16_t i) {
     struct split_cache *k = &c->split[which];
     if (raw.p == NULL) return raw;
     if (sep == 0) return hub_v2_split(raw, sep, i, NULL);
-    if (k->count == 0 || k->p != raw.p || k->n != raw.n || k->sep != sep) {
-        k->count = 0;
-        const char *p = raw.p, *end = raw.p + raw.n;
-        uint16_t n = 0;
-        for (;;) {
-            const char *q = memchr(p, sep, (size_t)(end - p));
-            if (n == 24) return hub_v2_split(raw, sep, i, NULL);
-            k->part[n++] = (hub_slice){p, (size_t)((q ? q : end) - p)};
-            if (q == NULL) break;
-            p = q + 1;
-        }
-        k->p = raw.p;
-        k->n = raw.n;
-        k->sep = sep;
-        k->count = n;
-    }
+    if ((k->count == 0 || k->p != raw.p || k->n != raw.n || k->sep != sep) &&
+        !split_fill(k, raw, sep))
+        return hub_v2_split(raw, sep, i, NULL);
     return i >= 1 && i <= k->count ? k->part[i - 1] : (hub_slice){NULL, 0};
 }
 
 /* Component `comp` (sub-component `sub`) of a value, absent when it has
  * none. comp 0: the value itself. */
-static mval sub_of(rctx *c, const mval *v, uint16_t comp, uint16_t sub) {
+static inline __attribute__((always_inline)) mval sub_of(rctx *c, const mval *v, uint16_t comp, uint16_t sub) {
     mval r = *v;
     if (comp == 0) return r;
     if (v->raw.p == NULL) return r;
@@ -230,7 +252,7 @@ static size_t other_seg(const rctx *c, const char *id, size_t from) {
 
 /* The value at a position, relative to `v`. A field without a repetition
  * number means its first repetition. */
-static mval at_pos(rctx *c, const mval *v, const mpos *p, uint16_t rep) {
+static inline __attribute__((always_inline)) mval at_pos(rctx *c, const mval *v, const mpos *p, uint16_t rep) {
     if (p->field == 0) return sub_of(c, v, p->comp, p->sub);
     mval r = {.seg = v->seg};
     if (p->seg[0]) {
@@ -364,6 +386,13 @@ static void path_of(const mj *obj, const mstep *st, size_t n, hub_buf *b) {
     }
 }
 
+/* Sets member s->name of `cur` to v; `had` is the member it has (NULL:
+ * none, so v is appended without a search). */
+static void set_step(mj *cur, const mstep *s, const mj *had, mj *v) {
+    if (had == NULL) hub__mj_addk(cur, s->name, s->nlen, v);
+    else hub__mj_setk(cur, s->name, s->nlen, v);
+}
+
 /* Walks `st` from `obj`, creating what is missing, and stores `val`
  * (taken) at the last step. Returns the stored value (borrowed) or NULL. */
 static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
@@ -380,19 +409,21 @@ static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
                     hub__mj_update(child, val);
                     return child;
                 }
-                hub__mj_set(cur, s->name, val);
+                set_step(cur, s, child, val);
                 return val;
             }
             if (!child || child->kind != MJ_OBJ) {
-                child = hub__mj_obj(a);
-                hub__mj_set(cur, s->name, child);
+                mj *o = hub__mj_obj(a);
+                set_step(cur, s, child, o);
+                child = o;
             }
             cur = child;
             continue;
         }
         if (!child || child->kind != MJ_ARR) {
-            child = hub__mj_arr(a);
-            hub__mj_set(cur, s->name, child);
+            mj *arr = hub__mj_arr(a);
+            set_step(cur, s, child, arr);
+            child = arr;
         }
         mj *elem = NULL;
         if (s->ix == IX_AT) {
@@ -615,23 +646,23 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
 
 static mj *unmapped_ext(rctx *c, const char *table) {
     mj *e = hub__mj_obj(c->a);
-    hub__mj_set(e, "url", hub__mj_str(c->a, HUB_MAP_UNMAPPED_URL));
-    hub__mj_set(e, "valueString", hub__mj_str(c->a, table));
+    MJ_SET_LIT(e, "url", hub__mj_str(c->a, HUB_MAP_UNMAPPED_URL));
+    MJ_SET_LIT(e, "valueString", hub__mj_str(c->a, table));
     return e;
 }
 
 static mj *coding_of(rctx *c, const char *system, const char *code, const char *display) {
     mj *cd = hub__mj_obj(c->a);
-    if (system) hub__mj_set(cd, "system", hub__mj_str(c->a, system));
-    hub__mj_set(cd, "code", hub__mj_str(c->a, code));
-    if (display) hub__mj_set(cd, "display", hub__mj_str(c->a, display));
+    if (system) MJ_SET_LIT(cd, "system", hub__mj_str(c->a, system));
+    MJ_SET_LIT(cd, "code", hub__mj_str(c->a, code));
+    if (display) MJ_SET_LIT(cd, "display", hub__mj_str(c->a, display));
     return cd;
 }
 
 /* The "extension" array of `o`, made when it has none. */
 static mj *extensions(rctx *c, mj *o) {
     mj *ext = hub__mj_get(o, "extension");
-    if (ext == NULL || ext->kind != MJ_ARR) hub__mj_set(o, "extension", ext = hub__mj_arr(c->a));
+    if (ext == NULL || ext->kind != MJ_ARR) MJ_SET_LIT(o, "extension", ext = hub__mj_arr(c->a));
     return ext;
 }
 
@@ -675,9 +706,9 @@ static void apply_vocab(rctx *c, const mrow *row, const mval *v, mj *obj) {
         if (hit && is_cc) {
             hub__mj_prepend(codings, coding_of(c, system, hit->code, hit->display));
         } else if (hit) {
-            hub__mj_set(obj, "system", hub__mj_str(c->a, system));
-            hub__mj_set(obj, "code", hub__mj_str(c->a, hit->code));
-            if (hit->display) hub__mj_set(obj, "display", hub__mj_str(c->a, hit->display));
+            MJ_SET_LIT(obj, "system", hub__mj_str(c->a, system));
+            MJ_SET_LIT(obj, "code", hub__mj_str(c->a, hit->code));
+            if (hit->display) MJ_SET_LIT(obj, "display", hub__mj_str(c->a, hit->display));
         } else if (orig) {
             hub__mj_append(extensions(c, orig), unmapped_ext(c, row->vocab->name));
             c->out->nunmapped++;
@@ -713,7 +744,7 @@ static hub_status new_res(rctx *c, const char *type, const char *name, const mta
     r->ord = c->nres;
     r->res = hub__mj_obj(c->a);
     if (r->res == NULL) return nomem(c);
-    hub__mj_set(r->res, "resourceType", hub__mj_str(c->a, type));
+    MJ_SET_LIT(r->res, "resourceType", hub__mj_str(c->a, type));
     uuid_of(fnv(c->h0, &r->ord, sizeof r->ord), fnv(c->h0 ^ 0x9e3779b97f4a7c15ULL, &r->ord, sizeof r->ord),
             r->url);
     c->nres++;
@@ -725,7 +756,7 @@ static mres *find_res(rctx *c, const char *name, size_t seg) {
     mres *best = NULL;
     for (size_t i = 0; i < c->nres; i++) {
         mres *r = &c->res[i];
-        if (r->name != name && (r->name[0] != name[0] || strcmp(r->name, name) != 0)) continue;
+        if (!same_name(r->name, name)) continue;
         if (r->seg <= seg) best = r; /* the nearest one before */
         else if (best == NULL) return r;
         else break;
@@ -775,7 +806,7 @@ static void merge_missing(rctx *c, mj *q, const mj *r) {
         if (cp == NULL) continue;
         if (cp->kind == MJ_STR && strcmp(cp->key, "reference") == 0) note_ref(c, cp);
         else note_refs_below(c, cp, 0);
-        hub__mj_set(q, m->key, cp);
+        hub__mj_set_keyed(q, cp);
     }
 }
 
@@ -790,7 +821,7 @@ static mres *res_at(rctx *c, size_t i) { return i == SIZE_MAX ? NULL : &c->res[i
 static mj *ref_to(rctx *c, const mres *r) {
     mj *o = hub__mj_obj(c->a);
     mj *s = hub__mj_strdup(c->a, r->url, strlen(r->url));
-    hub__mj_set(o, "reference", s);
+    MJ_SET_LIT(o, "reference", s);
     note_ref(c, s);
     return o;
 }
@@ -830,15 +861,16 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
                 mj *holder = hub__mj_obj(c->a);
                 mj *ext = hub__mj_arr(c->a);
                 mj *e = unmapped_ext(c, row->vocab->name);
-                hub__mj_set(e, "valueCode", val);
+                MJ_SET_LIT(e, "valueCode", val);
                 hub__mj_del(e, "valueString");
                 hub__mj_append(ext, e);
-                hub__mj_set(holder, "extension", ext);
+                MJ_SET_LIT(holder, "extension", ext);
                 mstep st[16];
                 memcpy(st, row->steps, row->nsteps * sizeof *st);
                 const char *nm = hub_arena_sprintf(c->a, "_%.78s", st[row->nsteps - 1].name);
                 if (nm == NULL) return nomem(c);
                 st[row->nsteps - 1].name = nm;
+                st[row->nsteps - 1].nlen = (uint16_t)strlen(nm);
                 place(c, obj, st, row->nsteps, holder);
                 c->out->nunmapped++;
                 return HUB_OK;
@@ -1069,10 +1101,29 @@ static void qenc(hub_buf *b, const char *s) {
 
 static hub_status key_of(rctx *c, mres *r);
 
+/* A content key is two FNV-1a hashes of the resource, with two seeds:
+ * both are computed in one walk of the tree (two lanes), not two. */
+typedef struct {
+    uint64_t a, b;
+} hash2;
+
+static void fnv2(hash2 *h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    uint64_t a = h->a, b = h->b;
+    for (size_t i = 0; i < n; i++) {
+        a ^= s[i];
+        a *= 1099511628211ULL;
+        b ^= s[i];
+        b *= 1099511628211ULL;
+    }
+    h->a = a;
+    h->b = b;
+}
+
 /* A reference to a resource of this message (urn:uuid:..., which changes
  * with every message) hashes as that resource's key, so a content key
  * stays the same from one message to the next (a bed partOf its room). */
-static uint64_t hash_string(rctx *c, uint64_t h, const char *s, size_t n) {
+static void hash_string(rctx *c, hash2 *h, const char *s, size_t n) {
     if (n == 45 && memcmp(s, "urn:uuid:", 9) == 0 && c->kdepth < 8) {
         for (size_t i = 0; i < c->nres; i++) {
             mres *o = &c->res[i];
@@ -1084,38 +1135,48 @@ static uint64_t hash_string(rctx *c, uint64_t h, const char *s, size_t n) {
                 if (rc != HUB_OK) break;
             }
             const char *k = o->criteria ? o->criteria : o->id;
-            return fnv(fnv(h, "R", 1), k, strlen(k));
+            fnv2(h, "R", 1);
+            fnv2(h, k, strlen(k));
+            return;
         }
     }
-    return fnv(fnv(h, "s", 1), s, n);
+    fnv2(h, "s", 1);
+    fnv2(h, s, n);
 }
 
-static uint64_t hash_json(rctx *c, uint64_t h, const mj *v) {
+static void hash_json(rctx *c, hash2 *h, const mj *v) {
     switch ((mj_kind)v->kind) {
     case MJ_OBJ:
-        h = fnv(h, "{", 1);
+        fnv2(h, "{", 1);
         for (const mj *x = v->u.k.head; x; x = x->next) {
-            h = fnv(h, x->key, strlen(x->key) + 1);
-            h = hash_json(c, h, x);
+            fnv2(h, x->key, strlen(x->key) + 1);
+            hash_json(c, h, x);
         }
-        return fnv(h, "}", 1);
+        fnv2(h, "}", 1);
+        return;
     case MJ_ARR:
-        h = fnv(h, "[", 1);
-        for (const mj *x = v->u.k.head; x; x = x->next) h = hash_json(c, h, x);
-        return fnv(h, "]", 1);
+        fnv2(h, "[", 1);
+        for (const mj *x = v->u.k.head; x; x = x->next) hash_json(c, h, x);
+        fnv2(h, "]", 1);
+        return;
     case MJ_STR:
-        return hash_string(c, h, v->u.s.p, v->u.s.n);
+        hash_string(c, h, v->u.s.p, v->u.s.n);
+        return;
     case MJ_INT: {
         long long i = v->u.i;
-        return fnv(fnv(h, "i", 1), &i, sizeof i);
+        fnv2(h, "i", 1);
+        fnv2(h, &i, sizeof i);
+        return;
     }
     case MJ_REAL: {
         double d = v->u.d;
-        return fnv(fnv(h, "r", 1), &d, sizeof d);
+        fnv2(h, "r", 1);
+        fnv2(h, &d, sizeof d);
+        return;
     }
-    case MJ_TRUE: return fnv(h, "T", 1);
-    case MJ_FALSE: return fnv(h, "F", 1);
-    default: return fnv(h, "N", 1);
+    case MJ_TRUE: fnv2(h, "T", 1); return;
+    case MJ_FALSE: fnv2(h, "F", 1); return;
+    default: fnv2(h, "N", 1); return;
     }
 }
 
@@ -1192,8 +1253,10 @@ hashed:;
     if (strncmp(key, "content", 7) == 0) {
         /* The tables build a resource in a fixed order, so the same
          * content walks the same way: no sorting or encoding needed. */
-        a = hash_json(c, 14695981039346656037ULL, r->res);
-        b2 = hash_json(c, 0x84222325cbf29ce4ULL, r->res);
+        hash2 h = {14695981039346656037ULL, 0x84222325cbf29ce4ULL};
+        hash_json(c, &h, r->res);
+        a = h.a;
+        b2 = h.b;
     } else {
         a = fnv(c->h0, r->name, strlen(r->name));
         a = fnv(a, &r->ord, sizeof r->ord);
@@ -1207,10 +1270,10 @@ hashed:;
 static mj *codeable(rctx *c, const char *system, const char *code) {
     hub_arena *a = c->a;
     mj *cd = hub__mj_obj(a), *codings = hub__mj_arr(a), *cc = hub__mj_obj(a);
-    hub__mj_set(cd, "system", hub__mj_str(a, system));
-    hub__mj_set(cd, "code", hub__mj_str(a, code));
+    MJ_SET_LIT(cd, "system", hub__mj_str(a, system));
+    MJ_SET_LIT(cd, "code", hub__mj_str(a, code));
     hub__mj_append(codings, cd);
-    hub__mj_set(cc, "coding", codings);
+    MJ_SET_LIT(cc, "coding", codings);
     return cc;
 }
 
@@ -1227,14 +1290,14 @@ static hub_status provenance(rctx *c, mj *entries) {
     hub_arena *a = c->a;
     mj *p = hub__mj_obj(a);
     if (p == NULL) return nomem(c);
-    hub__mj_set(p, "resourceType", hub__mj_str(a, "Provenance"));
+    MJ_SET_LIT(p, "resourceType", hub__mj_str(a, "Provenance"));
     mj *targets = hub__mj_arr(a);
     for (size_t i = 0; i < c->nres; i++)
         if (c->res[i].alias < 0) hub__mj_append(targets, ref_to(c, &c->res[i]));
-    hub__mj_set(p, "target", targets);
+    MJ_SET_LIT(p, "target", targets);
     char iso[32];
     hub_time_iso(c->o && c->o->now_ms ? c->o->now_ms : hub_now_ms(), iso);
-    hub__mj_set(p, "recorded", hub__mj_strdup(a, iso, strlen(iso)));
+    MJ_SET_LIT(p, "recorded", hub__mj_strdup(a, iso, strlen(iso)));
     hub__mj_set(p, "activity",
                 codeable(c, "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE"));
     mj *who = hub__mj_strdup(a, c->sender, strlen(c->sender));
@@ -1243,34 +1306,34 @@ static hub_status provenance(rctx *c, mj *entries) {
         hub__mj_set(agent, "type",
                     codeable(c, "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
                              "author"));
-        hub__mj_set(w, "display", who);
-        hub__mj_set(agent, "who", w);
-        hub__mj_set(p, "agent", one(c, agent));
+        MJ_SET_LIT(w, "display", who);
+        MJ_SET_LIT(agent, "who", w);
+        MJ_SET_LIT(p, "agent", one(c, agent));
     }
     char *val = hub_arena_sprintf(a, "%.199s|%.199s", c->sender, c->control);
     mj *vs = val ? hub__mj_str(a, val) : NULL;
     if (vs) {
         mj *ent = hub__mj_obj(a), *what = hub__mj_obj(a), *idf = hub__mj_obj(a);
-        hub__mj_set(ent, "role", hub__mj_str(a, "source"));
-        hub__mj_set(idf, "system", hub__mj_str(a, "urn:hub:v2-message"));
-        hub__mj_set(idf, "value", vs);
-        hub__mj_set(what, "identifier", idf);
-        hub__mj_set(what, "display", hub__mj_str(a, "HL7 v2 message in the hub's journal"));
-        hub__mj_set(ent, "what", what);
-        hub__mj_set(p, "entity", one(c, ent));
+        MJ_SET_LIT(ent, "role", hub__mj_str(a, "source"));
+        MJ_SET_LIT(idf, "system", hub__mj_str(a, "urn:hub:v2-message"));
+        MJ_SET_LIT(idf, "value", vs);
+        MJ_SET_LIT(what, "identifier", idf);
+        MJ_SET_LIT(what, "display", hub__mj_str(a, "HL7 v2 message in the hub's journal"));
+        MJ_SET_LIT(ent, "what", what);
+        MJ_SET_LIT(p, "entity", one(c, ent));
     }
     char id[33];
     hex_id(fnv(c->h0, "prov", 4), fnv(c->h0 ^ 7, "prov", 4), id);
-    hub__mj_set(p, "id", hub__mj_strdup(a, id, strlen(id)));
+    MJ_SET_LIT(p, "id", hub__mj_strdup(a, id, strlen(id)));
     char url[48];
     uuid_of(fnv(c->h0, "provurl", 7), fnv(c->h0 ^ 3, "provurl", 7), url);
     mj *e = hub__mj_obj(a), *req = hub__mj_obj(a);
     if (e == NULL || req == NULL) return nomem(c);
-    hub__mj_set(e, "fullUrl", hub__mj_strdup(a, url, strlen(url)));
-    hub__mj_set(e, "resource", p);
-    hub__mj_set(req, "method", hub__mj_str(a, "PUT"));
-    hub__mj_set(req, "url", hub__mj_str(a, join3(a, "Provenance", "/", id)));
-    hub__mj_set(e, "request", req);
+    MJ_SET_LIT(e, "fullUrl", hub__mj_strdup(a, url, strlen(url)));
+    MJ_SET_LIT(e, "resource", p);
+    MJ_SET_LIT(req, "method", hub__mj_str(a, "PUT"));
+    MJ_SET_LIT(req, "url", hub__mj_str(a, join3(a, "Provenance", "/", id)));
+    MJ_SET_LIT(e, "request", req);
     hub__mj_append(entries, e);
     return HUB_OK;
 }
@@ -1315,28 +1378,28 @@ static hub_status add_entry(rctx *c, mres *r, mj *entries) {
     hub_arena *a = c->a;
     mj *req = hub__mj_obj(a), *ext = hub__mj_arr(a), *e = hub__mj_obj(a), *merge = hub__mj_obj(a);
     if (req == NULL || ext == NULL || e == NULL || merge == NULL) return nomem(c);
-    hub__mj_set(req, "method", hub__mj_str(a, "PUT"));
+    MJ_SET_LIT(req, "method", hub__mj_str(a, "PUT"));
     if (r->criteria) {
-        hub__mj_set(req, "url", hub__mj_str(a, r->criteria));
+        MJ_SET_LIT(req, "url", hub__mj_str(a, r->criteria));
     } else {
-        hub__mj_set(r->res, "id", hub__mj_strdup(a, r->id, strlen(r->id)));
-        hub__mj_set(req, "url", hub__mj_str(a, join3(a, r->type, "/", r->id)));
+        MJ_SET_LIT(r->res, "id", hub__mj_strdup(a, r->id, strlen(r->id)));
+        MJ_SET_LIT(req, "url", hub__mj_str(a, join3(a, r->type, "/", r->id)));
     }
-    hub__mj_set(merge, "url", hub__mj_str(a, HUB_MAP_MERGE_URL));
-    hub__mj_set(merge, "valueBoolean", hub__mj_bool(a, true));
+    MJ_SET_LIT(merge, "url", hub__mj_str(a, HUB_MAP_MERGE_URL));
+    MJ_SET_LIT(merge, "valueBoolean", hub__mj_bool(a, true));
     hub__mj_append(ext, merge);
     for (const mj *k = r->clears ? r->clears->u.k.head : NULL; k; k = k->next) {
         const char *nm = k->u.s.p;
         if (hub__mj_get(r->res, nm)) continue; /* another row set it */
         mj *cl = hub__mj_obj(a);
-        hub__mj_set(cl, "url", hub__mj_str(a, HUB_MAP_CLEAR_URL));
-        hub__mj_set(cl, "valueString", hub__mj_str(a, nm));
+        MJ_SET_LIT(cl, "url", hub__mj_str(a, HUB_MAP_CLEAR_URL));
+        MJ_SET_LIT(cl, "valueString", hub__mj_str(a, nm));
         hub__mj_append(ext, cl);
     }
-    hub__mj_set(req, "extension", ext);
-    hub__mj_set(e, "fullUrl", hub__mj_strdup(a, r->url, strlen(r->url)));
-    hub__mj_set(e, "resource", r->res);
-    hub__mj_set(e, "request", req);
+    MJ_SET_LIT(req, "extension", ext);
+    MJ_SET_LIT(e, "fullUrl", hub__mj_strdup(a, r->url, strlen(r->url)));
+    MJ_SET_LIT(e, "resource", r->res);
+    MJ_SET_LIT(e, "request", req);
     hub__mj_append(entries, e);
     return HUB_OK;
 }
@@ -1517,7 +1580,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
         old[i][0] = '\0';
         for (size_t k = 0; k < i; k++) {
             mres *q = &c.res[k];
-            if (q->alias >= 0 || strcmp(q->type, r->type) != 0) continue;
+            if (q->alias >= 0 || !same_name(q->type, r->type)) continue;
             bool same = (r->criteria && q->criteria && strcmp(r->criteria, q->criteria) == 0) ||
                         (!r->criteria && !q->criteria && strcmp(r->id, q->id) == 0);
             if (same) {
@@ -1525,7 +1588,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
                 r->alias = (int)k;
                 /* References made to r point at q now. */
                 memcpy(old[i], r->url, sizeof old[i]);
-                snprintf(r->url, sizeof r->url, "%s", q->url);
+                memcpy(r->url, q->url, sizeof r->url);
                 merged = true;
                 break;
             }
@@ -1541,9 +1604,9 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
         rc = nomem(&c);
         goto done;
     }
-    hub__mj_set(bundle, "resourceType", hub__mj_str(ar, "Bundle"));
-    hub__mj_set(bundle, "type", hub__mj_str(ar, "transaction"));
-    hub__mj_set(bundle, "entry", entries);
+    MJ_SET_LIT(bundle, "resourceType", hub__mj_str(ar, "Bundle"));
+    MJ_SET_LIT(bundle, "type", hub__mj_str(ar, "transaction"));
+    MJ_SET_LIT(bundle, "entry", entries);
     for (size_t i = 0; i < c.nres; i++) {
         mres *r = &c.res[i];
         if (r->alias >= 0) continue;

@@ -19,6 +19,8 @@ static mj *node(hub_arena *a, mj_kind k) {
     mj *n = hub_arena_alloc(a, sizeof *n);
     if (n == NULL) return NULL;
     n->kind = (uint8_t)k;
+    n->flags = 0;
+    n->klen = 0;
     n->n = 0;
     n->key = NULL;
     n->next = NULL;
@@ -44,8 +46,27 @@ mj *hub__mj_real(hub_arena *a, double v) {
     return n;
 }
 
+/* True when p[0..n) is ASCII; n from 4 to 16, read as two overlapping
+ * words. */
+static inline bool short_ascii(const unsigned char *p, size_t n) {
+    uint64_t w;
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        w = a | b;
+    } else {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        w = x | y;
+    }
+    return (w & 0x8080808080808080ULL) == 0;
+}
+
 /* RFC 3629 UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
 static bool utf8_ok(const unsigned char *s, size_t n) {
+    if (n >= 4 && n <= 16 && short_ascii(s, n)) return true; /* most values */
     size_t i = 0;
     while (i < n) {
         /* Eight ASCII bytes at a time: most values are ASCII. */
@@ -105,10 +126,18 @@ const char *hub__mj_sval(const mj *v) {
     return v && v->kind == MJ_STR ? v->u.s.p : NULL;
 }
 
+/* Names of one object mostly differ in their first two bytes (a second
+ * byte read is safe: a first byte that matches is not the NUL). */
+static inline bool key_eq(const char *a, const char *b) {
+    if (a == b) return true;
+    if (a[0] != b[0]) return false;
+    return a[0] == 0 || (a[1] == b[1] && strcmp(a, b) == 0);
+}
+
 mj *hub__mj_get(const mj *o, const char *k) {
     if (o == NULL || o->kind != MJ_OBJ) return NULL;
     for (mj *c = o->u.k.head; c; c = c->next)
-        if (c->key == k || (c->key[0] == k[0] && strcmp(c->key, k) == 0)) return c;
+        if (key_eq(c->key, k)) return c;
     return NULL;
 }
 
@@ -132,13 +161,13 @@ static void unlink_after(mj *parent, mj *prev, mj *v) {
     parent->n--;
 }
 
-void hub__mj_set(mj *o, const char *k, mj *v) {
-    if (o == NULL || v == NULL || o->kind != MJ_OBJ) return;
-    v->key = k;
+/* Sets v under its own key: replaced where a member of that name stands,
+ * as jansson does, else appended. */
+static void set_member(mj *o, mj *v) {
+    const char *k = v->key;
     mj *prev = NULL;
     for (mj *c = o->u.k.head; c; prev = c, c = c->next) {
-        if (c->key != k && (c->key[0] != k[0] || strcmp(c->key, k) != 0)) continue;
-        /* Replaced where it stands, as jansson does. */
+        if (!key_eq(c->key, k)) continue;
         v->next = c->next;
         if (prev) prev->next = v;
         else o->u.k.head = v;
@@ -146,6 +175,42 @@ void hub__mj_set(mj *o, const char *k, mj *v) {
         return;
     }
     link_after(o, o->u.k.tail, v);
+}
+
+void hub__mj_set(mj *o, const char *k, mj *v) {
+    if (o == NULL || v == NULL || o->kind != MJ_OBJ) return;
+    v->key = k;
+    v->flags &= (uint8_t)~MJ_KEY_PLAIN;
+    set_member(o, v);
+}
+
+void hub__mj_setk(mj *o, const char *k, size_t klen, mj *v) {
+    if (o == NULL || v == NULL || o->kind != MJ_OBJ) return;
+    v->key = k;
+    if (klen <= UINT16_MAX) {
+        v->flags |= MJ_KEY_PLAIN;
+        v->klen = (uint16_t)klen;
+    } else {
+        v->flags &= (uint8_t)~MJ_KEY_PLAIN;
+    }
+    set_member(o, v);
+}
+
+void hub__mj_addk(mj *o, const char *k, size_t klen, mj *v) {
+    if (o == NULL || v == NULL || o->kind != MJ_OBJ) return;
+    v->key = k;
+    if (klen <= UINT16_MAX) {
+        v->flags |= MJ_KEY_PLAIN;
+        v->klen = (uint16_t)klen;
+    } else {
+        v->flags &= (uint8_t)~MJ_KEY_PLAIN;
+    }
+    link_after(o, o->u.k.tail, v);
+}
+
+void hub__mj_set_keyed(mj *o, mj *v) {
+    if (o == NULL || v == NULL || o->kind != MJ_OBJ || v->key == NULL) return;
+    set_member(o, v);
 }
 
 void hub__mj_del(mj *o, const char *k) {
@@ -163,7 +228,7 @@ void hub__mj_update(mj *dst, mj *src) {
     if (dst == NULL || src == NULL || dst->kind != MJ_OBJ || src->kind != MJ_OBJ) return;
     for (mj *c = src->u.k.head, *nx; c; c = nx) {
         nx = c->next;
-        hub__mj_set(dst, c->key, c);
+        set_member(dst, c);
     }
     src->u.k.head = src->u.k.tail = NULL;
     src->n = 0;
@@ -172,12 +237,14 @@ void hub__mj_update(mj *dst, mj *src) {
 void hub__mj_append(mj *arr, mj *v) {
     if (arr == NULL || v == NULL || arr->kind != MJ_ARR) return;
     v->key = NULL;
+    v->flags &= (uint8_t)~MJ_KEY_PLAIN;
     link_after(arr, arr->u.k.tail, v);
 }
 
 void hub__mj_prepend(mj *arr, mj *v) {
     if (arr == NULL || v == NULL || arr->kind != MJ_ARR) return;
     v->key = NULL;
+    v->flags &= (uint8_t)~MJ_KEY_PLAIN;
     link_after(arr, NULL, v);
 }
 
@@ -193,6 +260,7 @@ void hub__mj_set_at(mj *arr, size_t i, mj *v) {
     mj *prev = NULL, *c = arr->u.k.head;
     for (size_t k = 0; k < i; k++) prev = c, c = c->next;
     v->key = NULL;
+    v->flags &= (uint8_t)~MJ_KEY_PLAIN;
     v->next = c->next;
     if (prev) prev->next = v;
     else arr->u.k.head = v;
@@ -424,6 +492,41 @@ static inline void put_string(wr *w, char before, const char *p, size_t n, char 
     w->o = o;
 }
 
+/* Copies n bytes the way body() reads them: short sizes as two
+ * overlapping words, not a call to memcpy. */
+static inline void copy_short(char *o, const char *p, size_t n) {
+    if (n > 16) {
+        memcpy(o, p, n);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        memcpy(o, &a, 8);
+        memcpy(o + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        memcpy(o, &x, 4);
+        memcpy(o + n - 4, &y, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) o[i] = p[i];
+    }
+}
+
+/* A member name known to need no escape (MJ_KEY_PLAIN). */
+static inline void put_plain_key(wr *w, char before, const char *k, size_t n) {
+    if (!room(w, n + 4)) return;
+    char *o = w->o;
+    if (before) *o++ = before;
+    *o++ = '"';
+    copy_short(o, k, n);
+    o += n;
+    *o++ = '"';
+    *o++ = ':';
+    w->o = o;
+}
+
 static inline void put(wr *w, const char *p, size_t n) {
     if (!room(w, n)) return;
     memcpy(w->o, p, n);
@@ -463,7 +566,8 @@ static void dump(wr *w, const mj *v) {
         put1(w, obj ? '{' : '[');
         for (const mj *c = v->u.k.head; c && w->st == HUB_OK; c = c->next) {
             char sep = c != v->u.k.head ? ',' : 0;
-            if (obj) put_string(w, sep, c->key, strlen(c->key), ':');
+            if (obj && (c->flags & MJ_KEY_PLAIN)) put_plain_key(w, sep, c->key, c->klen);
+            else if (obj) put_string(w, sep, c->key, strlen(c->key), ':');
             else if (sep) put1(w, sep);
             dump(w, c);
         }
