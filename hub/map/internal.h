@@ -103,6 +103,8 @@ typedef struct {
     mpos pos;
     bool self;
     uint8_t slot;
+    uint8_t rslot; /* clauses alike in a table share a result slot (at
+                    * most 64; MAP_NO_SLOT: evaluated each time) */
     cop op;
     uint8_t nvals;    /* at most 12 */
     const char **vals;

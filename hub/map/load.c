@@ -712,7 +712,35 @@ const mrow *hub__map_vocab(const mtable *t, const char *code, size_t n) {
  * position (the first MAP_SLOTS distinct positions; the rest read theirs
  * each time). Message tables run their conditions once per segment: no
  * slots. */
+static bool clause_alike(const mclause *a, const mclause *b) {
+    if (a->self != b->self || a->op != b->op || a->nvals != b->nvals ||
+        (!a->self && memcmp(&a->pos, &b->pos, sizeof a->pos) != 0))
+        return false;
+    for (size_t i = 0; i < a->nvals; i++)
+        if (strcmp(a->vals[i], b->vals[i]) != 0) return false;
+    return true;
+}
+
+/* ... and each clause the result slot of the first one like it. */
+static void assign_result_slots(mtable *t) {
+    const mclause *seen[64];
+    size_t nseen = 0;
+    for (size_t k = 0; k < t->nrows; k++) {
+        mcond *cd = &t->rows[k].cond;
+        for (size_t i = 0; i < cd->n; i++) {
+            mclause *cl = (mclause *)&cd->c[i];
+            cl->rslot = MAP_NO_SLOT;
+            if (t->kind == TK_MESSAGE) continue;
+            size_t s = 0;
+            while (s < nseen && !clause_alike(seen[s], cl)) s++;
+            if (s == nseen && nseen < 64) seen[nseen++] = cl;
+            if (s < nseen) cl->rslot = (uint8_t)s;
+        }
+    }
+}
+
 static void assign_slots(mtable *t) {
+    assign_result_slots(t);
     mpos seen[MAP_SLOTS];
     size_t nseen = 0;
     for (size_t k = 0; k < t->nrows; k++) {

@@ -307,6 +307,7 @@ static bool eq_lit(hub_slice s, const char *lit) {
 typedef struct {
     uint32_t have;
     hub_slice v[MAP_SLOTS];
+    uint64_t known, result; /* clause results, by rslot */
 } cmemo;
 
 static hub_slice clause_value(rctx *c, const mclause *cl, const mval *v, cmemo *memo) {
@@ -319,35 +320,47 @@ static hub_slice clause_value(rctx *c, const mclause *cl, const mval *v, cmemo *
     return memo->v[cl->slot];
 }
 
+static bool clause_ok(rctx *c, const mclause *cl, const mval *v, cmemo *memo) {
+    /* A component condition on a value: its first component. */
+    hub_slice s = cl->self ? v->raw : clause_value(c, cl, v, memo);
+    switch (cl->op) {
+    case C_VALUED: return valued(s);
+    case C_NOT_VALUED: return !valued(s);
+    case C_EQ:
+    case C_IN:
+    case C_NE:
+    case C_NOT_IN: {
+        if (cl->self && v->level == 0) s = hub_v2_split(s, c->d.comp, 1, NULL);
+        /* Escapes are decoded only when the value has one. */
+        if (s.p && c->d.esc && memchr(s.p, c->d.esc, s.n)) {
+            const char *t = hub_v2_text(c->a, c->msg, s);
+            if (t == NULL) return cl->op == C_NE || cl->op == C_NOT_IN;
+            s = (hub_slice){t, strlen(t)};
+        }
+        bool any = false;
+        for (size_t k = 0; k < cl->nvals && !any; k++) any = eq_lit(s, cl->vals[k]);
+        return (cl->op == C_EQ || cl->op == C_IN) ? any : !any;
+    }
+    default: return false;
+    }
+}
+
+/* The rows of a table repeat clauses (an OBX's `OBX-2 = "SN"` heads a
+ * dozen rows): a clause's result is kept for the value the table runs
+ * over. */
 static bool cond_ok(rctx *c, const mcond *cd, const mval *v, cmemo *memo) {
     for (size_t i = 0; i < cd->n; i++) {
         const mclause *cl = &cd->c[i];
-        /* A component condition on a value: its first component. */
-        hub_slice s = cl->self ? v->raw : clause_value(c, cl, v, memo);
         bool ok;
-        switch (cl->op) {
-        case C_VALUED: ok = valued(s); break;
-        case C_NOT_VALUED: ok = !valued(s); break;
-        case C_EQ:
-        case C_IN:
-        case C_NE:
-        case C_NOT_IN: {
-            if (cl->self && v->level == 0) s = hub_v2_split(s, c->d.comp, 1, NULL);
-            /* Escapes are decoded only when the value has one. */
-            if (s.p && c->d.esc && memchr(s.p, c->d.esc, s.n)) {
-                const char *t = hub_v2_text(c->a, c->msg, s);
-                s = t ? (hub_slice){t, strlen(t)} : (hub_slice){NULL, 0};
-                if (t == NULL) {
-                    ok = cl->op == C_NE || cl->op == C_NOT_IN;
-                    break;
-                }
+        if (memo && cl->rslot != MAP_NO_SLOT) {
+            uint64_t bit = 1ULL << cl->rslot;
+            if (!(memo->known & bit)) {
+                if (clause_ok(c, cl, v, memo)) memo->result |= bit;
+                memo->known |= bit;
             }
-            bool any = false;
-            for (size_t k = 0; k < cl->nvals && !any; k++) any = eq_lit(s, cl->vals[k]);
-            ok = (cl->op == C_EQ || cl->op == C_IN) ? any : !any;
-            break;
-        }
-        default: ok = false;
+            ok = (memo->result & bit) != 0;
+        } else {
+            ok = clause_ok(c, cl, v, memo);
         }
         if (!ok) return false;
     }
@@ -965,6 +978,7 @@ static hub_status run_table(rctx *c, const mtable *t, const mval *v, mj *obj,
     uint64_t parts = parts_present(c, v);
     cmemo memo;
     memo.have = 0;
+    memo.known = memo.result = 0;
     for (size_t i = 0; i < t->nrows; i++) {
         const mrow *row = &t->rows[i];
         r = res_at(c, ri);
