@@ -527,6 +527,59 @@ Test(map_site, local_codes_translate_or_flag, .init = site_up, .fini = site_down
     cr_assert_eq(json_array_size(json_object_get(json_object_get(res_of("Observation", 0), "code"), "coding")), 1);
 }
 
+/* The tables are compiled at load: vocabularies hashed, a table's alike
+ * clauses evaluated once per value, rows over an empty source skipped.
+ * The answers must be the rows' own: codes that are prefixes of one
+ * another, a shared clause true and false, an empty component. */
+static void compiled_up(void) {
+    hub_test_tmpdir(g_site);
+    char vocab[4096];
+    int o = snprintf(vocab, sizeof vocab,
+                     "@table ZCodes\n@kind vocab\n@system http://example.org/z\n"
+                     "A | a\nAB | ab\nABC | abc\n");
+    for (int i = 0; i < 40; i++) o += snprintf(vocab + o, sizeof vocab - (size_t)o, "F%02d | f%02d\n", i, i);
+    write_file(g_site, "zcodes.map", vocab);
+    write_file(g_site, "zpx.map",
+               "@table ZPX[Patient]\n@kind segment\n@resource Patient\n"
+               "ZPX-2 | | extension[url=http://example.org/z2].valueCode | code | ZCodes\n"
+               "ZPX-3 | ZPX-2 = \"A\" | extension[url=http://example.org/z3].valueString | string\n"
+               "ZPX-4 | ZPX-2 = \"A\" | extension[url=http://example.org/z4].valueString | string\n"
+               "ZPX-5 | ZPX-2 != \"A\" | extension[url=http://example.org/z5].valueString | string\n"
+               "ZPX-6.2 | | extension[url=http://example.org/z6].valueString | string\n");
+    write_file(g_site, "adt-z.map",
+               "@table ADT_A01-site\n@kind message\n@extends ADT_A01\n"
+               "ZPX | | @patient | | ZPX[Patient]\n");
+    load_with_site(g_site);
+}
+
+Test(map_site, compiled_tables_answer_as_their_rows, .init = compiled_up, .fini = site_down) {
+    hub_err err;
+    cr_assert_eq(conv(MSH_A01 "PID|1||1^^^H||X\rZPX|1|AB|x|y|z|p^q\r", &err), HUB_OK, "%s", err.msg);
+    json_t *p = res_of("Patient", 0);
+    cr_assert_eq(json_array_size(json_object_get(p, "extension")), 3);
+    ASSERT_AT(p, "extension[0].valueCode", "ab");
+    ASSERT_AT(p, "extension[1].url", "http://example.org/z5");
+    ASSERT_AT(p, "extension[1].valueString", "z");
+    ASSERT_AT(p, "extension[2].valueString", "q");
+
+    cr_assert_eq(conv(MSH_A01 "PID|1||1^^^H||X\rZPX|1|A|x|y|z|p\r", &err), HUB_OK, "%s", err.msg);
+    p = res_of("Patient", 0);
+    cr_assert_eq(json_array_size(json_object_get(p, "extension")), 3);
+    ASSERT_AT(p, "extension[0].valueCode", "a");
+    ASSERT_AT(p, "extension[1].valueString", "x");
+    ASSERT_AT(p, "extension[2].valueString", "y");
+
+    cr_assert_eq(conv(MSH_A01 "PID|1||1^^^H||X\rZPX|1|F39\r", &err), HUB_OK, "%s", err.msg);
+    ASSERT_AT(res_of("Patient", 0), "extension[0].valueCode", "f39");
+    cr_assert_eq(g_res.nunmapped, 0);
+
+    /* A code the vocabulary lacks (a longer one than it has) is flagged. */
+    cr_assert_eq(conv(MSH_A01 "PID|1||1^^^H||X\rZPX|1|ABCD\r", &err), HUB_OK, "%s", err.msg);
+    cr_assert_eq(g_res.nunmapped, 1);
+    cr_assert_null(json_object_get(json_array_get(json_object_get(res_of("Patient", 0), "extension"), 0),
+                                   "valueCode"));
+}
+
 Test(map_load, bad_rows_name_file_and_line) {
     static const struct { const char *text, *where, *msg; } cases[] = {
         {"@table X\n@kind segment\n\nPID-x | | a | string\n", "site/t.map:4", "bad source"},
