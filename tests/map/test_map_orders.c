@@ -251,6 +251,25 @@ Test(map_orders, bad_number_is_left_out_with_a_warning) {
     cr_assert_eq(g_res.warnings[0].loc.field, 5);
 }
 
+/* A whole number no long long holds stays a real (its conversion was
+ * undefined: UBSan, fuzz_map); inf and nan are no decimal. */
+Test(map_orders, huge_and_infinite_numbers) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "R4") PID
+             "OBR|1||F9^LAB|1^T^L\rOBX|1|NM|1^T^L||188888888888888888888888888888||||||F\r"
+             "OBX|2|NM|2^T^L||-9300000000000000000||||||F\rOBX|3|NM|3^T^L||inf||||||F\r"
+             "OBX|4|NM|4^T^L||1e999||||||F\r");
+    conv_ok(g_msg);
+    json_t *v = at(res_of("Observation", 0), "valueQuantity.value");
+    cr_assert(json_is_real(v));
+    cr_assert_float_eq(json_real_value(v), 1.88888888888888888e29, 1e15);
+    cr_assert(json_is_real(at(res_of("Observation", 1), "valueQuantity.value")));
+    cr_assert_lt(json_real_value(at(res_of("Observation", 1), "valueQuantity.value")), -9.2e18);
+    ASSERT_ABSENT(res_of("Observation", 2), "valueQuantity");
+    ASSERT_ABSENT(res_of("Observation", 3), "valueQuantity");
+    cr_assert_eq(g_res.nwarnings, 2);
+}
+
 /* ---- orders ----------------------------------------------------------------- */
 
 Test(map_orders, orm_order_and_priority) {
