@@ -1,7 +1,8 @@
 /* store: the patient index (MPI) module's tables and statements (see internal.h).
  *
  *   mpi_person   one row per source Patient: its match features (one line
- *                of text, hub_mpi_feat_encode) and the sender it came from
+ *                of text, hub_mpi_feat_encode), the sender it came from,
+ *                its blocking keys and (a copy of its link) its golden
  *   mpi_block    blocking keys -> source ids; `seq` orders a key's rows so
  *                that the newest are read first and a common key costs a
  *                bounded read (the limit), whatever the table's size
