@@ -1,7 +1,8 @@
 /* store: the patient index (MPI) module's tables and statements (see internal.h).
  *
  *   mpi_person   one row per source Patient: its match features (one line
- *                of text, hub_mpi_feat_encode) and the sender it came from
+ *                of text, hub_mpi_feat_encode), the sender it came from,
+ *                its blocking keys and (a copy of its link) its golden
  *   mpi_block    blocking keys -> source ids; `seq` orders a key's rows so
  *                that the newest are read first and a common key costs a
  *                bounded read (the limit), whatever the table's size
@@ -19,14 +20,18 @@
 #include <string.h>
 
 /* Bump the version when the SQL changes. The SQL runs whole, in one
- * transaction, on a store whose module version is older: on a new store
- * it makes version 1's tables and then changes them as a version 1 store
- * is changed.
+ * transaction, on a store whose module version is older (a new store
+ * too), so every statement must hold from any older version:
  *   2: a person's blocking keys are listed in its row (mpi_person.keys:
  *      "<seq>:<bytes>:<key>" one after the other), not found through an
- *      index on mpi_block(source): one B-tree fewer to write per key. */
+ *      index on mpi_block(source): one B-tree fewer to write per key.
+ *   3: the person row also names its golden (mpi_person.golden, "" while
+ *      unlinked), so that a candidate is one read in one table, not a
+ *      join with mpi_link. The row is rebuilt, its key list from the
+ *      blocking rows as version 2 built it, so that a version 1 and a
+ *      version 2 store migrate by the same statements. */
 const hub__schema hub__schema_mpi = {
-    "mpi", 2,
+    "mpi", 3,
     "CREATE TABLE IF NOT EXISTS mpi_person(source TEXT PRIMARY KEY, sender TEXT NOT NULL,"
     " feat TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS mpi_block(key TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -47,11 +52,17 @@ const hub__schema hub__schema_mpi = {
     " detail TEXT, actor TEXT);"
     "CREATE INDEX IF NOT EXISTS mpi_history_source ON mpi_history(source);"
     "CREATE INDEX IF NOT EXISTS mpi_history_golden ON mpi_history(golden);"
-    /* 2 */
-    "ALTER TABLE mpi_person ADD COLUMN keys TEXT NOT NULL DEFAULT '';"
-    "UPDATE mpi_person SET keys=coalesce((SELECT group_concat(b.seq || ':' ||"
-    " length(CAST(b.key AS BLOB)) || ':' || b.key, '') FROM mpi_block b"
-    " WHERE b.source=mpi_person.source), '');"
+    /* 3 (and 2) */
+    "CREATE TABLE mpi_person_3(source TEXT PRIMARY KEY, sender TEXT NOT NULL,"
+    " feat TEXT NOT NULL, updated_ms INTEGER NOT NULL, keys TEXT NOT NULL,"
+    " golden TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO mpi_person_3 SELECT p.source, p.sender, p.feat, p.updated_ms,"
+    " coalesce(k.keys, ''), coalesce(l.golden, '') FROM mpi_person p"
+    " LEFT JOIN (SELECT source, group_concat(seq || ':' || length(CAST(key AS BLOB)) || ':'"
+    " || key, '') AS keys FROM mpi_block GROUP BY source) k ON k.source=p.source"
+    " LEFT JOIN mpi_link l ON l.source=p.source;"
+    "DROP TABLE mpi_person;"
+    "ALTER TABLE mpi_person_3 RENAME TO mpi_person;"
     "DROP INDEX IF EXISTS mpi_block_source;"};
 
 static hub_status step_done(hub_store_tx *tx, sqlite3_stmt *st, const char *where,
@@ -75,8 +86,12 @@ static const char *col(sqlite3_stmt *st, int i) {
 
 /* ---- persons and blocking keys ----------------------------------------------- */
 
+/* A new person row names the golden its source is linked to already (a
+ * source linked by hand before it was indexed); link_put and link_del
+ * keep it so afterwards. */
 static const char SQL_PERSON_PUT[] =
-    "INSERT INTO mpi_person(source, sender, feat, updated_ms, keys) VALUES(?1, ?2, ?3, ?4, ?5) "
+    "INSERT INTO mpi_person(source, sender, feat, updated_ms, keys, golden) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, coalesce((SELECT golden FROM mpi_link WHERE source=?1), '')) "
     "ON CONFLICT(source) DO UPDATE SET sender=excluded.sender, feat=excluded.feat, "
     "updated_ms=excluded.updated_ms, keys=excluded.keys";
 static const char SQL_PERSON_GET[] = "SELECT feat, sender FROM mpi_person WHERE source=?1";
@@ -296,7 +311,8 @@ hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
 }
 
 /* Candidates in one statement per HUB_MPI_ST_BATCH ids (a common name's
- * blocks bring dozens): their features, sender and golden. SQLite builds a
+ * blocks bring dozens): their features, sender and golden, all in the
+ * person row (schema 3: not joined with mpi_link). SQLite builds a
  * sorted list of an IN list's every element, bound or not, which costs
  * more than a few point reads (callgrind: about 38k instructions for a
  * list of 4 against 13k per read), so under 4 ids each is read alone, and
@@ -311,9 +327,8 @@ static void sql_cands_make(void) {
     for (size_t i = 0; i < NSIZES; i++) {
         char *q = sql_cands[i];
         size_t cap = sizeof sql_cands[i];
-        size_t k = (size_t)snprintf(q, cap, "SELECT p.source, p.feat, p.sender, l.golden FROM "
-                                            "mpi_person p JOIN mpi_link l ON l.source=p.source "
-                                            "WHERE p.source IN (");
+        size_t k = (size_t)snprintf(q, cap, "SELECT source, feat, sender, golden FROM mpi_person "
+                                            "WHERE golden<>'' AND source IN (");
         for (int j = 1; j <= CAND_SIZES[i]; j++)
             k += (size_t)snprintf(q + k, cap - k, "%s?%d", j > 1 ? "," : "", j);
         snprintf(q + k, cap - k, ")");
@@ -359,8 +374,19 @@ static const char SQL_LINK_PUT[] =
     "golden=excluded.golden, how=excluded.how, score=excluded.score, "
     "detail=excluded.detail, updated_ms=excluded.updated_ms";
 static const char SQL_LINK_DEL[] = "DELETE FROM mpi_link WHERE source=?1";
+static const char SQL_PERSON_GOLDEN[] = "UPDATE mpi_person SET golden=?2 WHERE source=?1";
 static const char SQL_SOURCES[] = "SELECT source FROM mpi_link WHERE golden=?1 ORDER BY source";
 static const char SQL_GOLDEN_OF[] = "SELECT golden FROM mpi_link WHERE source=?1";
+
+/* The person row's copy of its link (the candidate read takes it there). */
+static hub_status person_golden(hub_store_tx *tx, const char *source, const char *golden,
+                                hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_GOLDEN, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, golden, -1, SQLITE_STATIC);
+    return step_done(tx, st, "mpi person", err);
+}
 
 hub_status hub_mpi_st_link_get(hub_store_tx *tx, const char *source, hub_mpi_st_link *out,
                                hub_err *err) {
@@ -394,14 +420,16 @@ hub_status hub_mpi_st_link_put(hub_store_tx *tx, const char *source, const char 
     else
         sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, hub_now_ms());
-    return step_done(tx, st, "mpi link", err);
+    hub_status rc = step_done(tx, st, "mpi link", err);
+    return rc ? rc : person_golden(tx, source, golden, err);
 }
 
 hub_status hub_mpi_st_link_del(hub_store_tx *tx, const char *source, hub_err *err) {
     sqlite3_stmt *st = hub__tx_stmt(tx, SQL_LINK_DEL, err);
     if (st == NULL) return HUB_E_STORE;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
-    return step_done(tx, st, "mpi link", err);
+    hub_status rc = step_done(tx, st, "mpi link", err);
+    return rc ? rc : person_golden(tx, source, "", err);
 }
 
 hub_status hub_mpi_st_sources_tx(hub_store_tx *tx, const char *golden, hub_mpi_st_id_fn fn,

@@ -175,7 +175,9 @@ hub_status hub_mpi_add_ops(hub_mpi *m, struct hub_http_fhir *f, hub_err *err);
 /* ---- store calls (hub/store/mpi.c) ------------------------------------------------ */
 
 /* The person row of a source: features, the sender it came from, and its
- * blocking keys (n of them; only the key rows that changed are written). */
+ * blocking keys (n of them; only the key rows that changed are written).
+ * The row also names the source's golden (kept by link_put and link_del),
+ * which hub_mpi_st_candidates reads with the features. */
 hub_status hub_mpi_st_person_put(hub_store_tx *tx, const char *source, const char *sender,
                                  const char *feat, char (*keys)[96], size_t n,
                                  int64_t updated_ms, hub_err *err);

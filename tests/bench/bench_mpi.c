@@ -5,11 +5,13 @@
  * (twins sharing surname, birth date, address and phone; strangers
  * sharing a common name), with the ground truth kept.
  *
- *   bench_mpi run N SEED [--full] [--batch K]
+ *   bench_mpi run N SEED [--full] [--batch K] [--progress K]
  *       ingest in process through the record (the listener as `hub serve`
  *       runs it; --full adds validation and the whole search index) and
  *       report precision, recall, F1 of the golden links, patients/s
- *       (wall and CPU)
+ *       (wall and CPU); --progress prints every K records what each
+ *       record of that slice cost (CPU user and sys, read and write
+ *       syscalls and their bytes), to see how the cost grows with N
  *   bench_mpi gen N SEED OUT.hl7 TRUTH.tsv
  *       the same records as ADT^A04 messages for `hub send` (one per line)
  *   bench_mpi em N SEED
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -357,6 +360,44 @@ static void report(assign *a, size_t n, int npersons, double wall, double cpu) {
                (double)n / wall, (double)n / cpu);
 }
 
+/* Process counters for the --progress slices: CPU (user, sys) and the
+ * bytes and calls of read and write syscalls (page reads that missed the
+ * cache, WAL and checkpoint writes). */
+typedef struct {
+    double user, sys;
+    unsigned long long rchar, wchar, syscr, syscw;
+} counters;
+
+static void counters_now(counters *c) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    c->user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+    c->sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    c->rchar = c->wchar = c->syscr = c->syscw = 0;
+    FILE *f = fopen("/proc/self/io", "r");
+    if (f == NULL) return;
+    char k[32];
+    unsigned long long v;
+    while (fscanf(f, "%31[^:]: %llu\n", k, &v) == 2) {
+        if (!strcmp(k, "rchar")) c->rchar = v;
+        if (!strcmp(k, "wchar")) c->wchar = v;
+        if (!strcmp(k, "syscr")) c->syscr = v;
+        if (!strcmp(k, "syscw")) c->syscw = v;
+    }
+    fclose(f);
+}
+
+/* One line per slice of `n` records: what each record cost in it. */
+static void progress(size_t done, size_t n, const counters *a, const counters *b) {
+    double k = (double)n;
+    printf("progress records=%zu user_us=%.0f sys_us=%.0f read_kb=%.1f write_kb=%.1f "
+           "reads=%.1f writes=%.1f\n",
+           done, (b->user - a->user) * 1e6 / k, (b->sys - a->sys) * 1e6 / k,
+           (double)(b->rchar - a->rchar) / 1024 / k, (double)(b->wchar - a->wchar) / 1024 / k,
+           (double)(b->syscr - a->syscr) / k, (double)(b->syscw - a->syscw) / k);
+    fflush(stdout);
+}
+
 static double now_s(clockid_t c) {
     struct timespec t;
     clock_gettime(c, &t);
@@ -365,7 +406,8 @@ static double now_s(clockid_t c) {
 
 /* ---- modes --------------------------------------------------------------------------------- */
 
-static int run(int n, uint64_t seed, bool full, int batch, const char *conf_text) {
+static int run(int n, uint64_t seed, bool full, int batch, const char *conf_text,
+               size_t every) {
     size_t nrec;
     record *v = dataset(n, seed, &nrec);
     char dir[] = "/tmp/bench_mpi.XXXXXX";
@@ -403,7 +445,17 @@ static int run(int n, uint64_t seed, bool full, int batch, const char *conf_text
     for (int s = 0; s < 3; s++) actors[s] = (hub_actor){.channel = "bench", .sender = SRC[s]};
     double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
     hub_record_op *ops = calloc((size_t)batch, sizeof *ops);
+    counters c_last;
+    counters_now(&c_last);
+    size_t last = 0;
     for (size_t i = 0; i < nrec; i += (size_t)batch) {
+        if (every && i - last >= every) {
+            counters c_now;
+            counters_now(&c_now);
+            progress(i, i - last, &c_last, &c_now);
+            c_last = c_now;
+            last = i;
+        }
         size_t k = nrec - i < (size_t)batch ? nrec - i : (size_t)batch;
         for (size_t j = 0; j < k; j++) {
             record *x = &v[i + j];
@@ -657,19 +709,21 @@ int main(int argc, char **argv) {
     if (argc >= 4 && !strcmp(argv[1], "run")) {
         bool full = false;
         int batch = 32;
+        size_t every = 0;
         const char *conf = NULL; /* the "mpi" section: '{"block_limit": 64}' */
         for (int i = 4; i < argc; i++) {
             if (!strcmp(argv[i], "--full")) full = true;
             if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
             if (!strcmp(argv[i], "--conf") && i + 1 < argc) conf = argv[++i];
+            if (!strcmp(argv[i], "--progress") && i + 1 < argc) every = strtoul(argv[++i], 0, 10);
         }
         if (batch < 1) batch = 1;
-        return run(atoi(argv[2]), strtoull(argv[3], NULL, 10), full, batch, conf);
+        return run(atoi(argv[2]), strtoull(argv[3], NULL, 10), full, batch, conf, every);
     }
     if (argc == 6 && !strcmp(argv[1], "gen"))
         return gen(atoi(argv[2]), strtoull(argv[3], NULL, 10), argv[4], argv[5]);
     if (argc == 4 && !strcmp(argv[1], "eval")) return eval(argv[2], argv[3]);
-    fprintf(stderr, "usage: bench_mpi run N SEED [--full] [--batch K] [--conf MPI_JSON] | gen N SEED OUT TRUTH | "
+    fprintf(stderr, "usage: bench_mpi run N SEED [--full] [--batch K] [--conf MPI_JSON] [--progress K] | gen N SEED OUT TRUTH | "
                     "eval DB TRUTH\n");
     return 2;
 }

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,26 @@ static void send_aa(const char *msg) {
     cr_assert_str_eq(hub_test_ack_code(ack.p), "AA", "%s", ack.p);
     hub_buf_release(&ack);
     close(fd);
+}
+
+/* A person row names the golden its source is linked to (the candidate
+ * read takes it there): after links, merges, unlinks and renumbers, no
+ * person row disagrees with the link rows. */
+static void persons_name_their_golden(void) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/hub.db", hub_test_current.dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    const char *q = "SELECT (SELECT count(*) FROM mpi_person),"
+                    " (SELECT count(*) FROM mpi_person p LEFT JOIN mpi_link l"
+                    " ON l.source=p.source WHERE p.golden<>coalesce(l.golden, ''))";
+    cr_assert_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_expect_gt(sqlite3_column_int(st, 0), 0, "the index has persons");
+    cr_expect_eq(sqlite3_column_int(st, 1), 0, "persons that disagree with their link");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 static const char *s(const json_t *o, const char *k) {
@@ -425,6 +446,7 @@ Test(e2e_mpi, merge_and_bad_merges, .init = up, .fini = down) {
     cr_assert_eq(ft_req(hub_test_http_port(), "GET", "/fhir/Patient/$merge", NULL, NULL, 0, &r),
                  405);
     ft_release(&r);
+    persons_name_their_golden();
 }
 
 Test(e2e_mpi, a40_merges_persons, .init = up, .fini = down) {
@@ -452,6 +474,7 @@ Test(e2e_mpi, a40_merges_persons, .init = up, .fini = down) {
         !strcmp(s(l, "type"), "replaced-by");
     cr_assert(replaced, "the mapping's replaced-by link is kept");
     json_decref(old);
+    persons_name_their_golden();
 }
 
 Test(e2e_mpi, unlink_not_same_and_link, .init = up, .fini = down) {
@@ -527,6 +550,7 @@ Test(e2e_mpi, unlink_not_same_and_link, .init = up, .fini = down) {
                400, "Parameters.parameter.where(name = 'other')");
     snprintf(path, sizeof path, "/fhir/Patient/%s/$mpi-unlink", ga);
     post_fails(path, "{\"resourceType\":\"Parameters\"}", 422, NULL);
+    persons_name_their_golden();
 }
 
 /* A record declared not the same as more sources than the index keeps in
@@ -549,6 +573,7 @@ Test(e2e_mpi, unlink_from_a_large_golden_stays_apart, .init = up, .fini = down) 
         golden_of(ids[i], gi);
         cr_assert_str_eq(gi, g0);
     }
+    persons_name_their_golden();
 }
 
 Test(e2e_mpi, review_queue, .init = up, .fini = down) {
@@ -594,6 +619,7 @@ Test(e2e_mpi, review_queue, .init = up, .fini = down) {
                "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"item\","
                "\"valueInteger\":1},{\"name\":\"decision\",\"valueCode\":\"maybe\"}]}",
                400, "Parameters.parameter.where(name = 'decision')");
+    persons_name_their_golden();
 }
 
 /* A request with headers and a body; the response's JSON (status
@@ -790,4 +816,5 @@ Test(e2e_mpi, a47_renumbers_one_patient, .init = up, .fini = down) {
                          "mpi%7Cgolden", 200);
     cr_assert_eq(json_array_size(json_object_get(b, "entry")), 1, "one source Patient");
     json_decref(b);
+    persons_name_their_golden();
 }

@@ -595,26 +595,42 @@ static int64_t sql_int(sqlite3 *db, const char *q) {
     return v;
 }
 
-/* A store of module version 1 (keys found through an index on
- * mpi_block(source)) gets each person's key list from its rows, and loses
- * the index; an update then drops a lost key's row and keeps the others'. */
-Test(mpi_store, a_version_1_store_migrates) {
-    char dir[256], path[300];
+/* A store whose mpi tables are those of module version `v` (1 or 2),
+ * holding three persons (s3 without keys), s1 linked to golden g1; its
+ * database path into path. */
+static void old_store(char dir[256], char path[300], int v) {
     hub_store *st = hub_test_store_open(dir);
     hub_store_close(st);
-    snprintf(path, sizeof path, "%s/hub.db", dir);
+    snprintf(path, 300, "%s/hub.db", dir);
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sql(db, "DROP TABLE mpi_person;"
             "CREATE TABLE mpi_person(source TEXT PRIMARY KEY, sender TEXT NOT NULL,"
             " feat TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
-            "CREATE INDEX mpi_block_source ON mpi_block(source);"
             "INSERT INTO mpi_person VALUES('s1', 'A', 'f1', 1), ('s2', 'B', 'f2', 2),"
             " ('s3', 'C', 'f3', 3);"
             "INSERT INTO mpi_block VALUES('k|a', 10, 's1'), ('k|b', 11, 's1'),"
             " ('i|urn:x|\xc3\xa9:1', 12, 's1'), ('k|b', 20, 's2');"
-            "UPDATE meta SET value='1' WHERE key='schema.mpi';");
+            "INSERT INTO mpi_link VALUES('s1', 'g1', 'new', 0, NULL, 1);");
+    if (v == 1)
+        sql(db, "CREATE INDEX mpi_block_source ON mpi_block(source);"
+                "UPDATE meta SET value='1' WHERE key='schema.mpi';");
+    else
+        sql(db, "ALTER TABLE mpi_person ADD COLUMN keys TEXT NOT NULL DEFAULT '';"
+                "UPDATE mpi_person SET keys='10:3:k|a11:3:k|b12:11:i|urn:x|\xc3\xa9:1' "
+                "WHERE source='s1';"
+                "UPDATE mpi_person SET keys='20:3:k|b' WHERE source='s2';"
+                "UPDATE meta SET value='2' WHERE key='schema.mpi';");
     sqlite3_close(db);
+}
+
+/* An old store (keys found through an index on mpi_block(source) in
+ * version 1, listed in the person row in 2) gets each person's key list
+ * from its rows and its golden from its link, and loses the index; an
+ * update then drops a lost key's row and keeps the others'. */
+static void old_store_migrates(int v) {
+    char dir[256], path[300];
+    old_store(dir, path, v);
     hub_store_cfg c = {.dir = dir, .durable = false};
     hub_err err;
     cr_assert_eq(hub_store_open(&c, &rt_store, &err), HUB_OK, "%s", err.msg);
@@ -627,15 +643,21 @@ Test(mpi_store, a_version_1_store_migrates) {
     cr_assert_str_eq(f.found[0], "s2", "s1 kept its row of k|b (seq 11)");
     hub_store_close(rt_store);
     rt_store = NULL;
+    sqlite3 *db;
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     cr_expect_eq(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name='mpi_block_source'"),
                  0);
-    cr_expect_eq(sql_int(db, "SELECT value FROM meta WHERE key='schema.mpi'"), 2);
+    cr_expect_eq(sql_int(db, "SELECT value FROM meta WHERE key='schema.mpi'"), 3);
     cr_expect_eq(sql_int(db, "SELECT count(*) FROM mpi_block WHERE source='s1'"), 3);
     cr_expect_eq(sql_int(db, "SELECT seq FROM mpi_block WHERE key LIKE 'i|%'"), 12,
                  "a kept key keeps its place");
     cr_expect_eq(sql_int(db, "SELECT keys='20:3:k|b' FROM mpi_person WHERE source='s2'"), 1);
     cr_expect_eq(sql_int(db, "SELECT keys='' FROM mpi_person WHERE source='s3'"), 1);
+    cr_expect_eq(sql_int(db, "SELECT golden='g1' FROM mpi_person WHERE source='s1'"), 1);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM mpi_person WHERE golden=''"), 2);
     sqlite3_close(db);
     hub_test_rmtree(dir);
 }
+
+Test(mpi_store, a_version_1_store_migrates) { old_store_migrates(1); }
+Test(mpi_store, a_version_2_store_migrates) { old_store_migrates(2); }
