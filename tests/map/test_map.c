@@ -782,3 +782,22 @@ Test(map, discharge_location_type_and_location_identifier_assigner) {
     ASSERT_AT(org, "identifier[0].type.coding[0].code", "ISO");
     ASSERT_AT(org, "identifier[1].value", "NS");
 }
+
+/* PID-21 names the mother: a RelatedPerson of this patient (MTH) the
+ * Patient links to, one per identifier sent; PID-40 is another telecom. */
+Test(map, mother_identifier_is_a_linked_related_person) {
+    hub_err err;
+    const char *pid = seg("PID", 1, "1", 3, "1^^^H", 5, "X", 21, "M77^^^H^MR~123456789^^^SSA^SS",
+                          40, "^PRN^PH^^1^555^1234567", 0);
+    cr_assert_eq(conv(msg2(pid, NULL), &err), HUB_OK, "%s", err.msg);
+    json_t *p = res_of("Patient", 0);
+    ASSERT_AT(p, "link[0].type", "seealso");
+    json_t *mom = deref(p, "link[0].other.reference");
+    ASSERT_AT(mom, "resourceType", "RelatedPerson");
+    ASSERT_AT(mom, "identifier[0].value", "M77");
+    ASSERT_AT(mom, "relationship[0].coding[0].code", "MTH");
+    cr_assert_eq(deref(mom, "patient.reference"), p);
+    ASSERT_AT(deref(p, "link[1].other.reference"), "identifier[0].value", "123456789");
+    ASSERT_AT(p, "telecom[0].system", "phone");
+    ASSERT_AT(p, "telecom[0].value", "+1 555 1234567");
+}
