@@ -153,6 +153,12 @@ static bool instant_of(const char *s, char *out, size_t cap) {
     return true;
 }
 
+/* An extension FHIR itself defines (the others are converter-specific). */
+static bool core_extension(json_t *e) {
+    const char *u = json_string_value(json_object_get(e, "url"));
+    return u && strncmp(u, "http://hl7.org/fhir/StructureDefinition/", 40) == 0;
+}
+
 /* Leaves of `v` under `path` into `set` ("Type|path|json" -> true). */
 static void leaves(json_t *v, const char *path, json_t *set) {
     if (json_is_object(v)) {
@@ -165,8 +171,8 @@ static void leaves(json_t *v, const char *path, json_t *set) {
             if (strcmp(k, "extension") == 0 || strcmp(k, "modifierExtension") == 0) {
                 for (size_t i = 0; i < json_array_size(x); i++) {
                     json_t *e = json_array_get(x, i);
-                    const char *u = json_string_value(json_object_get(e, "url"));
-                    if (u && strncmp(u, "http://hl7.org/fhir/StructureDefinition/", 40) == 0) {
+                    if (core_extension(e)) {
+                        const char *u = json_string_value(json_object_get(e, "url"));
                         char p[512];
                         snprintf(p, sizeof p, "%s.extension(%s)", path, u + 40);
                         leaves(e, p, set);
@@ -197,11 +203,6 @@ static void leaves(json_t *v, const char *path, json_t *set) {
             free(js);
         }
     }
-}
-
-static bool core_extension(json_t *e) {
-    const char *u = json_string_value(json_object_get(e, "url"));
-    return u && strncmp(u, "http://hl7.org/fhir/StructureDefinition/", 40) == 0;
 }
 
 /* Every Reference.reference under `v` into `set`; those inside an extension
