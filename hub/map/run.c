@@ -416,6 +416,13 @@ static void set_step(mj *cur, const mstep *s, const mj *had, mj *v) {
  * (taken) at the last step. Returns the stored value (borrowed) or NULL. */
 static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
     if (val == NULL) return NULL;
+    if (n == 0) {
+        /* No target: an object is merged into the element itself (a
+         * resource table's Reference, beside what other rows put there). */
+        if (val->kind != MJ_OBJ || obj->kind != MJ_OBJ) return NULL;
+        hub__mj_update(obj, val);
+        return obj;
+    }
     hub_arena *a = c->a;
     mj *cur = obj;
     for (size_t i = 0; i < n; i++) {

@@ -16,7 +16,13 @@
  *    assembler Organization; MessageHeader's sender and destination, which
  *    the hub keeps in its journal and Provenance, not as resources), and
  *    extensions whose url is not a core FHIR one
- *    (http://hl7.org/fhir/StructureDefinition/...);
+ *    (http://hl7.org/fhir/StructureDefinition/...), together with the
+ *    resources only such extensions refer to (directly or through one
+ *    another): what a converter says through its own extensions is not
+ *    compared, whether a value or a resource (ReportStream's
+ *    assigning-facility Organization of a CX, the identifier-location of
+ *    an XON, the Practitioners of OBR-10 in an ORM, which the IG maps to
+ *    no element);
  *  - a resource repeated in one Bundle with the same scored leaves counts
  *    once: writing a practitioner once per reference or once per message
  *    is the converter's choice, not a difference in what it says;
@@ -37,7 +43,8 @@
  * recorded in tests/map/agreement_floor.txt.
  *
  * HUB_AGREE_MISSES=1 also prints, for every case under 100%, its figure and
- * each expected leaf we do not produce (`miss Type.path|value`) and each
+ * each expected leaf we do not produce (`miss Type.path|value`, with
+ * "(N of M)" when it is expected M times and we produce it N times) and each
  * leaf we produce for a path the expected output has, with another value
  * (`ours Type.path|value`); HUB_AGREE_MISSES=TEXT limits that to the cases
  * whose file path contains TEXT. */
@@ -146,6 +153,12 @@ static bool instant_of(const char *s, char *out, size_t cap) {
     return true;
 }
 
+/* An extension FHIR itself defines (the others are converter-specific). */
+static bool core_extension(json_t *e) {
+    const char *u = json_string_value(json_object_get(e, "url"));
+    return u && strncmp(u, "http://hl7.org/fhir/StructureDefinition/", 40) == 0;
+}
+
 /* Leaves of `v` under `path` into `set` ("Type|path|json" -> true). */
 static void leaves(json_t *v, const char *path, json_t *set) {
     if (json_is_object(v)) {
@@ -158,8 +171,8 @@ static void leaves(json_t *v, const char *path, json_t *set) {
             if (strcmp(k, "extension") == 0 || strcmp(k, "modifierExtension") == 0) {
                 for (size_t i = 0; i < json_array_size(x); i++) {
                     json_t *e = json_array_get(x, i);
-                    const char *u = json_string_value(json_object_get(e, "url"));
-                    if (u && strncmp(u, "http://hl7.org/fhir/StructureDefinition/", 40) == 0) {
+                    if (core_extension(e)) {
+                        const char *u = json_string_value(json_object_get(e, "url"));
                         char p[512];
                         snprintf(p, sizeof p, "%s.extension(%s)", path, u + 40);
                         leaves(e, p, set);
@@ -192,19 +205,27 @@ static void leaves(json_t *v, const char *path, json_t *set) {
     }
 }
 
-/* Every Reference.reference under `v` into `set`. */
-static void collect_refs(json_t *v, json_t *set) {
+/* Every Reference.reference under `v` into `set`; those inside an extension
+ * that is not a core one into `own` (what a converter says through its own
+ * extensions is not scored, and neither is what only they refer to). */
+static void collect_refs(json_t *v, json_t *set, json_t *own) {
     const char *k;
     json_t *x;
     if (json_is_object(v)) {
         json_object_foreach(v, k, x) {
-            if (strcmp(k, "reference") == 0 && json_is_string(x))
+            if (strcmp(k, "reference") == 0 && json_is_string(x)) {
                 json_object_set_new(set, json_string_value(x), json_true());
-            else
-                collect_refs(x, set);
+            } else if (strcmp(k, "extension") == 0 || strcmp(k, "modifierExtension") == 0) {
+                for (size_t i = 0; i < json_array_size(x); i++) {
+                    json_t *e = json_array_get(x, i);
+                    collect_refs(e, core_extension(e) ? set : own, own);
+                }
+            } else {
+                collect_refs(x, set, own);
+            }
         }
     } else if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) collect_refs(json_array_get(v, i), set);
+        for (size_t i = 0; i < json_array_size(v); i++) collect_refs(json_array_get(v, i), set, own);
     }
 }
 
@@ -256,9 +277,11 @@ static void mark_conversion_only(json_t *e, bool *conv) {
             json_t *r = json_object_get(json_array_get(e, i), "resource");
             const char *t = json_string_value(json_object_get(r, "resourceType"));
             if (t && strcmp(t, "Provenance") == 0)
-                collect_refs(json_object_get(r, "agent"), conv_refs); /* not its targets */
+                collect_refs(json_object_get(r, "agent"), conv_refs, conv_refs); /* not its targets */
+            else if ((t && strcmp(t, "MessageHeader") == 0) || conv[i])
+                collect_refs(r, conv_refs, conv_refs);
             else
-                collect_refs(r, (t && strcmp(t, "MessageHeader") == 0) || conv[i] ? conv_refs : rec_refs);
+                collect_refs(r, rec_refs, conv_refs);
         }
         bool changed = false;
         for (size_t i = 0; i < n; i++) {
@@ -293,11 +316,16 @@ static void bundle_leaves(json_t *b, json_t *set) {
 static void print_misses(const char *filter, const char *file, json_t *eset, json_t *oset,
                          long hit, long exp) {
     if (strcmp(filter, "1") != 0 && strstr(file, filter) == NULL) return;
-    printf("case %5.1f%% %s\n", 100.0 * (double)hit / (double)exp, file);
+    printf("case %5.1f%% (%ld of %ld) %s\n", 100.0 * (double)hit / (double)exp, hit, exp, file);
     const char *k;
     json_t *v;
     json_object_foreach(eset, k, v) {
-        if (json_integer_value(json_object_get(oset, k)) < json_integer_value(v)) printf("  miss %s\n", k);
+        long have = (long)json_integer_value(json_object_get(oset, k)), want = (long)json_integer_value(v);
+        if (have >= want) continue;
+        if (want > 1)
+            printf("  miss %s (%ld of %ld)\n", k, have, want);
+        else
+            printf("  miss %s\n", k);
     }
     json_object_foreach(oset, k, v) {
         size_t pl = strcspn(k, "|");

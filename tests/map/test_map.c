@@ -759,3 +759,98 @@ Test(map, location_without_a_bed_is_its_most_granular_level) {
     ASSERT_AT(poc, "name", "ICU");
     cr_assert_null(json_object_get(poc, "partOf"));
 }
+
+/* IN1 as the IG's IN1[Coverage]: the insurance company (IN1-3 id, IN1-4
+ * name, IN1-5 address) is the one payor, the insured's employer (IN1-10,
+ * IN1-11) the policy holder, the insured (IN1-16) a RelatedPerson of the
+ * patient unless IN1-17 says the patient (SEL); IN1-15 the type. */
+Test(map, insurance_payor_employer_and_insured) {
+    hub_err err;
+    const char *in1 = seg("IN1", 1, "1", 2, "PPO^Gold Plan", 3, "INS7^^^H", 4, "Acme Health",
+                          5, "1 Pay St^^Payville^TX^79998", 8, "G12", 9, "Group Name", 10,
+                          "E42^^^H", 11, "Widgets Inc", 15, "HMO", 16, "Roe^Ann", 17, "SPO",
+                          18, "19700722", 36, "POL9", 0);
+    cr_assert_eq(conv(msg2("PID|1||1^^^H||X\r", in1), &err), HUB_OK, "%s", err.msg);
+    json_t *cov = res_of("Coverage", 0);
+    ASSERT_AT(cov, "type.coding[0].code", "HMO");
+    ASSERT_AT(cov, "class[0].type.coding[0].code", "plan");
+    ASSERT_AT(cov, "class[0].value", "PPO");
+    ASSERT_AT(cov, "class[1].type.coding[0].code", "group");
+    ASSERT_AT(cov, "class[1].name", "Group Name");
+    cr_assert_eq(json_array_size(json_object_get(cov, "payor")), 1, "one payor");
+    json_t *payor = deref(cov, "payor[0].reference");
+    ASSERT_AT(payor, "name", "Acme Health");
+    ASSERT_AT(payor, "identifier[0].value", "INS7");
+    ASSERT_AT(payor, "address[0].city", "Payville");
+    json_t *holder = deref(cov, "policyHolder.reference");
+    ASSERT_AT(holder, "name", "Widgets Inc");
+    ASSERT_AT(holder, "identifier[0].value", "E42");
+    json_t *insured = deref(cov, "subscriber.reference");
+    ASSERT_AT(insured, "resourceType", "RelatedPerson");
+    ASSERT_AT(insured, "name[0].family", "Roe");
+    ASSERT_AT(insured, "birthDate", "1970-07-22");
+    json_t *pat = deref(insured, "patient.reference");
+    ASSERT_AT(pat, "resourceType", "Patient");
+
+    /* The patient insured: the subscriber is the Patient, no RelatedPerson. */
+    const char *self = seg("IN1", 1, "1", 4, "Acme Health", 16, "X", 17, "SEL", 36, "POL9", 0);
+    cr_assert_eq(conv(msg2("PID|1||1^^^H||X\r", self), &err), HUB_OK, "%s", err.msg);
+    ASSERT_AT(deref(res_of("Coverage", 0), "subscriber.reference"), "resourceType", "Patient");
+    cr_assert_null(res_of("RelatedPerson", 0));
+    cr_assert_null(json_object_get(res_of("Coverage", 0), "policyHolder"));
+}
+
+/* PD1 as the IG's PD1[Patient]: every primary facility a general
+ * practitioner, every place of worship a congregation (its name, else its
+ * identifier). */
+Test(map, pd1_facilities_and_congregations_each_repetition) {
+    hub_err err;
+    const char *pd1 = seg("PD1", 3, "Clinic A^^^^^^^^^CA1~Clinic B^^^^^^^^^CB1", 14,
+                          "First Church~^^^^^^^^^ORG2", 0);
+    cr_assert_eq(conv(msg2("PID|1||1^^^H||X\r", pd1), &err), HUB_OK, "%s", err.msg);
+    json_t *p = res_of("Patient", 0);
+    cr_assert_null(json_object_get(p, "managingOrganization"));
+    ASSERT_AT(deref(p, "generalPractitioner[0].reference"), "name", "Clinic A");
+    ASSERT_AT(deref(p, "generalPractitioner[1].reference"), "name", "Clinic B");
+    ASSERT_AT(p, "extension[0].url", "http://hl7.org/fhir/StructureDefinition/patient-congregation");
+    ASSERT_AT(p, "extension[0].valueString", "First Church");
+    ASSERT_AT(p, "extension[1].valueString", "ORG2");
+}
+
+/* DLD-1 is the discharge Location's type (the IG's DLD[Location-Discharge]);
+ * PL-10 names its assigner as an Organization (EI[Identifier-Organization]). */
+Test(map, discharge_location_type_and_location_identifier_assigner) {
+    hub_err err;
+    const char *pv1 = seg("PV1", 1, "1", 2, "I", 3, "^^^Hosp^^^^^^E7&NS&1.2.9&ISO", 37,
+                          "HOM&Home&HL70113^20240105", 0);
+    cr_assert_eq(conv(msg2("PID|1||1^^^H||X\r", pv1), &err), HUB_OK, "%s", err.msg);
+    json_t *enc = res_of("Encounter", 0);
+    json_t *dest = deref(enc, "hospitalization.destination.reference");
+    ASSERT_AT(dest, "type[0].coding[0].code", "HOM");
+    ASSERT_AT(dest, "name", "Home");
+    json_t *site = deref(enc, "location[0].location.reference");
+    ASSERT_AT(site, "identifier[1].value", "E7");
+    json_t *org = deref(site, "identifier[1].assigner.reference");
+    ASSERT_AT(org, "identifier[0].value", "1.2.9");
+    ASSERT_AT(org, "identifier[0].type.coding[0].code", "ISO");
+    ASSERT_AT(org, "identifier[1].value", "NS");
+}
+
+/* PID-21 names the mother: a RelatedPerson of this patient (MTH) the
+ * Patient links to, one per identifier sent; PID-40 is another telecom. */
+Test(map, mother_identifier_is_a_linked_related_person) {
+    hub_err err;
+    const char *pid = seg("PID", 1, "1", 3, "1^^^H", 5, "X", 21, "M77^^^H^MR~123456789^^^SSA^SS",
+                          40, "^PRN^PH^^1^555^1234567", 0);
+    cr_assert_eq(conv(msg2(pid, NULL), &err), HUB_OK, "%s", err.msg);
+    json_t *p = res_of("Patient", 0);
+    ASSERT_AT(p, "link[0].type", "seealso");
+    json_t *mom = deref(p, "link[0].other.reference");
+    ASSERT_AT(mom, "resourceType", "RelatedPerson");
+    ASSERT_AT(mom, "identifier[0].value", "M77");
+    ASSERT_AT(mom, "relationship[0].coding[0].code", "MTH");
+    cr_assert_eq(deref(mom, "patient.reference"), p);
+    ASSERT_AT(deref(p, "link[1].other.reference"), "identifier[0].value", "123456789");
+    ASSERT_AT(p, "telecom[0].system", "phone");
+    ASSERT_AT(p, "telecom[0].value", "+1 555 1234567");
+}

@@ -624,6 +624,87 @@ Test(map_orders, specimen_parent_is_a_specimen_with_its_identifiers) {
     ASSERT_STR(child, "identifier[3].type.coding[0].code", "SHIP");
 }
 
+/* A participation naming a device (PRT-10) after an OBX is a Device the
+ * Observation refers to, keyed by that identifier (the IG's PRT[Device]). */
+Test(map_orders, prt_device_is_the_observations_device) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "V1") PID "OBR|1||F1^LAB|1^T^L\r"
+             "OBX|1|NM|2^X^L||5||||||F\r"
+             "PRT|1|AD||EQUIP||||||AN7^LAB^1.2.3^ISO||||||UDI9|20210501|20250501|LOT1|SER2||"
+             "ANALYZER^Analyzer^L\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Device"), 1);
+    json_t *dev = target_of(res_of("Observation", 0), "device.reference");
+    ASSERT_STR(dev, "udiCarrier[0].deviceIdentifier", "AN7");
+    ASSERT_STR(dev, "udiCarrier[1].deviceIdentifier", "UDI9");
+    ASSERT_STR(dev, "manufactureDate", "2021-05-01");
+    ASSERT_STR(dev, "lotNumber", "LOT1");
+    ASSERT_STR(dev, "serialNumber", "SER2");
+    ASSERT_STR(dev, "type.coding[0].code", "ANALYZER");
+    cr_assert_str_eq(url_of("Device", 0), "Device?identifier=urn:oid:1.2.3|AN7");
+}
+
+/* OBX-23/24/25 as the IG maps them: the performing organization with its
+ * address performs; with a medical director it is that director's
+ * PractitionerRole's organization. */
+Test(map_orders, performing_organization_and_its_medical_director) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "W1") PID "OBR|1||F1^LAB|1^T^L\r"
+             "OBX|1|NM|2^X^L||5||||||F||||||||||||Lab One^^^^^^^^^L1|9 Lab Rd^^Labtown^ST^12345\r"
+             "OBX|2|NM|3^Y^L||6||||||F||||||||||||Lab One^^^^^^^^^L1|9 Lab Rd^^Labtown^ST^12345|"
+             "D1^Head^Doc\r");
+    conv_ok(g_msg);
+    json_t *org = target_of(res_of("Observation", 0), "performer[0].reference");
+    ASSERT_STR(org, "resourceType", "Organization");
+    ASSERT_STR(org, "name", "Lab One");
+    ASSERT_STR(org, "address[0].city", "Labtown");
+    json_t *role = target_of(res_of("Observation", 1), "performer[0].reference");
+    ASSERT_STR(role, "resourceType", "PractitionerRole");
+    ASSERT_STR(role, "code[0].coding[0].code", "MDIR");
+    ASSERT_STR(target_of(role, "practitioner.reference"), "name[0].family", "Head");
+    cr_assert_eq(target_of(role, "organization.reference"), org, "one laboratory, named twice");
+}
+
+/* NDL (OBR-32..35) is a PractitionerRole at its Location; a technician or
+ * transcriptionist reference carries the performer's function beside it. */
+Test(map_orders, ndl_is_a_practitioner_role_at_its_location) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "N1") PID
+             "OBR|1||F1^LAB|1^T^L|||||||||||||||||||||F|||||||"
+             "7&Reader&Rita^20240101^20240201|||9&Typist&Tom^^^POC^Room 1^Bed 2^Hosp^active\r");
+    conv_ok(g_msg);
+    json_t *dr = res_of("DiagnosticReport", 0);
+    json_t *reader = target_of(dr, "resultsInterpreter[0].reference");
+    ASSERT_STR(reader, "resourceType", "PractitionerRole");
+    ASSERT_STR(reader, "period.start", "2024-01-01");
+    ASSERT_STR(target_of(reader, "practitioner.reference"), "name[0].family", "Reader");
+    ASSERT_ABSENT(reader, "location");
+    json_t *typist = target_of(dr, "performer[0].reference");
+    ASSERT_STR(dr, "performer[0].extension[0].valueCodeableConcept.coding[0].code", "TRANS");
+    json_t *bed = target_of(typist, "location[0].reference");
+    ASSERT_STR(bed, "name", "Bed 2");
+    ASSERT_STR(bed, "status", "active");
+    ASSERT_STR(bed, "physicalType.coding[0].code", "bd");
+    json_t *room = target_of(bed, "partOf.reference");
+    ASSERT_STR(room, "name", "Room 1");
+    ASSERT_STR(target_of(room, "partOf.reference"), "name", "POC");
+}
+
+/* SN with a suffix other than : / - + is a quantity keeping the whole value
+ * as its original text; the <> comparator is text (the IG's OBX-5 rows). */
+Test(map_orders, sn_quantity_with_a_suffix_keeps_its_text) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "Q1") PID "OBR|1||F1^LAB|1^T^L\r"
+             "OBX|1|SN|2^X^L||>^1^.^3|mL|||||F\rOBX|2|SN|3^Y^L||<>^5||||||F\r");
+    conv_ok(g_msg);
+    json_t *q = res_of("Observation", 0);
+    ASSERT_NUM(q, "valueQuantity.value", 1);
+    ASSERT_STR(q, "valueQuantity.comparator", ">");
+    ASSERT_STR(q, "valueQuantity.extension[0].valueString", "> 1 . 3");
+    ASSERT_STR(res_of("Observation", 1), "valueString", "<>5");
+    ASSERT_ABSENT(res_of("Observation", 1), "valueQuantity");
+}
+
 Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
     snprintf(g_msg, sizeof g_msg,
              MSH("ORM^O01^ORM_O01", "P1") PID
