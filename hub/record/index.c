@@ -379,9 +379,9 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
     return HUB_OK;
 }
 
-hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
-                              hub_arena *a, const char *type, const json_t *res,
-                              hub_store_token **rows, size_t *n) {
+static hub_status extract(const hub_fhir_defs *d, const hub_fhir_sps *sps, hub_arena *a,
+                          const char *type, const json_t *res, bool stored_only,
+                          hub_store_token **rows, size_t *n) {
     /* The evaluator's intermediate collections go to a scratch arena
      * reused for every parameter: in `a` (a whole Bundle's arena) they
      * were most of the extraction's cost, one malloc per 4 KiB block. */
@@ -422,6 +422,7 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                 /* _id and _lastUpdated are columns of the resource row. */
                 if (strcmp(sp->code, "_id") == 0 || strcmp(sp->code, "_lastUpdated") == 0)
                     continue;
+                if (stored_only && sp->nsame) continue;
                 if (!many && !hub_fhirpath_keys_may_match(sp->path, keys, nkeys)) continue;
                 k.sp = sp;
                 k.param = sp->code;
@@ -447,4 +448,16 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
     *rows = k.rows;
     *n = k.n;
     return HUB_OK;
+}
+
+hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
+                              hub_arena *a, const char *type, const json_t *res,
+                              hub_store_token **rows, size_t *n) {
+    return extract(d, sps, a, type, res, false, rows, n);
+}
+
+hub_status hub__record_extract_stored(const hub_fhir_defs *d, const hub_fhir_sps *sps,
+                                      hub_arena *a, const char *type, const json_t *res,
+                                      hub_store_token **rows, size_t *n) {
+    return extract(d, sps, a, type, res, true, rows, n);
 }

@@ -197,7 +197,9 @@ typedef struct {
     double num;
     bool shadow;        /* not stored: a row of an alias parameter, whose
                            values other parameters' rows hold (hub_fhir_sp
-                           same); kept for matching (subscriptions) */
+                           same). hub_record_extract gives them; writes
+                           (and so listeners) do without: queries name
+                           the rows an alias repeats */
 } hub_store_token;
 
 /* Writer side (inside a job). The current version of type/id: HUB_OK and

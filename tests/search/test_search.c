@@ -601,6 +601,16 @@ Test(search, fhirpath_subset) {
         {"Observation.status != 'draft'", 1, "boolean"},
         {"Observation.value is Quantity", 1, "boolean"},
         {"Patient.name", 0, NULL},
+        /* a choice read by its typed name (valueString), the type's case
+         * as the definitions write it, on items other than the resource,
+         * and an element that is no choice */
+        {"Observation.component.value.ofType(string)", 1, "string"},
+        {"Observation.component.value.ofType(String)", 1, "string"},
+        {"Observation.component.value.ofType(CodeableConcept)", 0, NULL},
+        {"Observation.extension.value as string", 1, "string"},
+        {"Observation.code.ofType(CodeableConcept)", 1, "CodeableConcept"},
+        {"Observation.code.ofType(Coding)", 0, NULL},
+        {"Observation.valueQuantity.ofType(Quantity)", 1, "Quantity"},
     };
     hub_arena a;
     hub_arena_init(&a, 4096);
@@ -625,7 +635,8 @@ Test(search, fhirpath_subset) {
 
 /* An expression that reads elements an object does not have is not
  * evaluated: hub_fhirpath_keys_may_match says so from the object's keys,
- * a choice's stem matching its typed names. */
+ * a choice's stem matching its typed names, and a choice read through
+ * ofType(T) only its name of type T (or the name itself). */
 Test(search, fhirpath_knows_what_it_reads_first) {
     hub_err err;
     static const char *const OBS[] = {"resourceType", "status", "code", "valueQuantity",
@@ -636,7 +647,12 @@ Test(search, fhirpath_knows_what_it_reads_first) {
         bool any; /* on any object, even an empty one */
     } C[] = {
         {"Observation.value.ofType(Quantity)", true, false}, /* valueQuantity */
-        {"(Observation.value.ofType(string))", true, false}, /* the stem: evaluated */
+        {"(Observation.value.ofType(string))", false, false}, /* another type */
+        {"Observation.value.ofType(string) | Observation.value.ofType(Quantity)", true, false},
+        {"Observation.value", true, false},                    /* the stem: any type */
+        {"Observation.code.ofType(CodeableConcept)", true, false}, /* the name itself */
+        {"Observation.status.value.ofType(Quantity)", true, false}, /* not a head */
+        {"Observation.extension.ofType(Extension)", true, false},
         {"Observation.basedOn", false, false},
         {"Observation.component.code | Observation.specimen", false, false},
         {"Observation.code | Observation.specimen", true, false},
