@@ -379,6 +379,32 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
     return HUB_OK;
 }
 
+/* A composite over the resource whose components are two other
+ * parameters' values (sp->pair): the rows on_comp_item would make, each
+ * row of the first (a code) with each of the second, from the rows those
+ * parameters already have (k->rows[0, n)). */
+static void pair_rows(sink *k, const hub_fhir_sp *sp, size_t n) {
+    k->param = sp->code;
+    k->shadow = false;
+    for (size_t i = 0; i < n && !k->nomem && !k->over; i++) {
+        const hub_store_token first = k->rows[i];
+        if (strcmp(first.param, sp->pair[0]) != 0 || first.kind != HUB_IX_TOKEN ||
+            !first.value[0])
+            continue;
+        const char *name = join3(k, sp->code, '$', first.value, '|', first.system);
+        if (!name) return;
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(k->rows[j].param, sp->pair[1]) != 0) continue;
+            hub_store_token second = k->rows[j]; /* row() may move the rows */
+            hub_store_token *t = row(k, name, second.kind);
+            if (!t) return;
+            *t = second;
+            t->param = name;
+            t->shadow = false;
+        }
+    }
+}
+
 static hub_status extract(const hub_fhir_defs *d, const hub_fhir_sps *sps, hub_arena *a,
                           const char *type, const json_t *res, bool stored_only,
                           hub_store_token **rows, size_t *n) {
@@ -424,6 +450,7 @@ static hub_status extract(const hub_fhir_defs *d, const hub_fhir_sps *sps, hub_a
                     continue;
                 if (stored_only && sp->nsame) continue;
                 if (!many && !hub_fhirpath_keys_may_match(sp->path, keys, nkeys)) continue;
+                if (sp->pair[0]) continue; /* after every other one */
                 k.sp = sp;
                 k.param = sp->code;
                 k.shadow = sp->nsame > 0;
@@ -441,6 +468,10 @@ static hub_status extract(const hub_fhir_defs *d, const hub_fhir_sps *sps, hub_a
                 if (k.nomem) break;
             }
         }
+        size_t np = 0, nrows = k.n;
+        const hub_fhir_sp *const *ps = hub_fhir_sp_list(sps, type, &np);
+        for (size_t i = 0; i < np && !k.nomem; i++)
+            if (ps[i]->pair[0]) pair_rows(&k, ps[i], nrows);
     }
     hub_arena_release(&scratch);
     if (k.nomem) return HUB_E_NOMEM;

@@ -288,6 +288,12 @@ typedef struct {
     size_t nsame;
     const char *same[2];
     const char *same_type;
+    /* A composite whose items are the resource itself and whose components
+     * give exactly the values of two other parameters of the base
+     * (Observation code-value-quantity: code and value-quantity): their
+     * codes, set at load. Its rows are those parameters' rows paired, so
+     * the index makes them from those rows instead of evaluating it. */
+    const char *pair[2];
 } hub_fhir_sp;
 
 typedef struct hub_fhir_sps hub_fhir_sps;

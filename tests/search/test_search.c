@@ -674,6 +674,64 @@ Test(search, fhirpath_knows_what_it_reads_first) {
     }
 }
 
+/* Observation's code-value composites are the code rows paired with the
+ * value rows (their items are the resource itself and their components
+ * exactly those parameters' values), so the index pairs those rows
+ * instead of evaluating them. code-value-string's second component is not
+ * all of value-string (which also reads a CodeableConcept's text): it is
+ * evaluated, like the composites over components. */
+Test(search, composites_over_the_resource_pair_other_rows) {
+    hub_err err;
+    hub_fhir_defs *d;
+    hub_fhir_sps *t;
+    cr_assert_eq(hub_fhir_defs_load(R4, &d, &err), HUB_OK);
+    cr_assert_eq(hub_fhir_sps_load(R4, &t, &err), HUB_OK, "%s", err.msg);
+    static const char *const C[][3] = {
+        {"code-value-quantity", "code", "value-quantity"},
+        {"code-value-concept", "code", "value-concept"},
+        {"code-value-date", "code", "value-date"},
+        {"code-value-string", NULL, NULL},
+        {"combo-code-value-quantity", NULL, NULL},
+        {"component-code-value-quantity", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        const hub_fhir_sp *sp = hub_fhir_sp_find(t, "Observation", C[i][0]);
+        cr_assert(sp, "%s", C[i][0]);
+        cr_expect_str_eq(sp->pair[0] ? sp->pair[0] : "-", C[i][1] ? C[i][1] : "-", "%s", C[i][0]);
+        cr_expect_str_eq(sp->pair[1] ? sp->pair[1] : "-", C[i][2] ? C[i][2] : "-", "%s", C[i][0]);
+    }
+    cr_expect_null(hub_fhir_sp_find(t, "ValueSet", "context-type-quantity")->pair[0]);
+    json_t *obs = json_loads(
+        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":["
+        "{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"},{\"code\":\"sbp\"},"
+        "{\"system\":\"urn:x\",\"code\":\"\"}]},\"valueQuantity\":{\"value\":120,"
+        "\"unit\":\"mm[Hg]\"},\"component\":[{\"code\":{\"text\":\"c\"},"
+        "\"valueString\":\"s\"}]}",
+        0, NULL);
+    cr_assert(obs);
+    hub_arena a;
+    hub_arena_init(&a, 4096);
+    hub_store_token *rows;
+    size_t n, got = 0;
+    cr_assert_eq(hub_record_extract(d, t, &a, "Observation", obs, &rows, &n), HUB_OK);
+    static const char *const WANT[] = {"code-value-quantity$8480-6|http://loinc.org",
+                                       "code-value-quantity$sbp|"};
+    for (size_t k = 0; k < n; k++) {
+        if (strncmp(rows[k].param, "code-value-", 11) != 0) continue;
+        cr_assert_lt(got, 2, "extra row %s", rows[k].param);
+        cr_expect_str_eq(rows[k].param, WANT[got]);
+        cr_expect_eq(rows[k].kind, HUB_IX_NUMBER);
+        cr_expect(rows[k].num == 120 && strcmp(rows[k].value, "mm[Hg]") == 0);
+        cr_expect_not(rows[k].shadow);
+        got++;
+    }
+    cr_expect_eq(got, 2);
+    hub_arena_release(&a);
+    json_decref(obs);
+    hub_fhir_sps_free(t);
+    hub_fhir_defs_free(d);
+}
+
 /* More index rows than one insert statement takes (16): every one is
  * stored, and an update replaces them all. */
 Test(search, many_rows_of_one_resource, .init = up, .fini = down) {
