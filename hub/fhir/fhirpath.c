@@ -11,6 +11,7 @@
 #include "hub/fhir.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,7 @@ struct hub_fhirpath {
      * ofType), not also the stem of a choice (value: valueQuantity,
      * valueString...) */
     bool exact[MAX_HEADS];
+    uint64_t head_bits; /* key_bit of each head (every bit when any) */
 };
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -381,10 +383,30 @@ static bool heads_of(hub_fhirpath *fp, const fp_node *n) {
     }
 }
 
+/* A bit for a name's first two characters: a head and every key it
+ * matches (itself, or its choices) have the same one. */
+static uint64_t key_bit(const char *s) {
+    return (uint64_t)1 << (((unsigned char)s[0] * 31u + (unsigned char)s[1]) & 63u);
+}
+
 static void find_heads(hub_fhirpath *fp) {
     fp->any = false;
     fp->nheads = 0;
     if (heads_of(fp, fp->root)) fp->any = true;
+    fp->head_bits = fp->any ? UINT64_MAX : 0;
+    for (size_t h = 0; h < fp->nheads; h++)
+        fp->head_bits |= fp->heads[h][0] && fp->heads[h][1] ? key_bit(fp->heads[h]) : UINT64_MAX;
+}
+
+uint64_t hub_fhirpath_key_bits(const char *const *keys, size_t n) {
+    uint64_t b = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i][0]) b |= key_bit(keys[i]);
+    return b;
+}
+
+bool hub_fhirpath_bits_may_match(const hub_fhirpath *fp, uint64_t bits) {
+    return fp->any || (fp->head_bits & bits) != 0;
 }
 
 bool hub_fhirpath_keys_may_match(const hub_fhirpath *fp, const char *const *keys, size_t n) {

@@ -20,6 +20,7 @@ struct hub_fhir_sps {
     char *text[2];
     hub_fhir_sp *rows;
     const hub_fhir_sp **byref; /* rows by (base, code), pointers */
+    size_t *gend;              /* gend[i]: the end of byref[i]'s base in byref */
     size_t n, compiled;
     const char **strs;         /* every split list (targets, params) */
     size_t nstrs, capstrs;
@@ -334,6 +335,12 @@ static hub_status load_params(hub_fhir_sps *t, char *text, hub_err *err) {
         qsort(t->byref, t->n, sizeof *t->byref, cmp_sp);
         find_aliases(t);
         find_pairs(t);
+        t->gend = hub_malloc((t->n + 1) * sizeof *t->gend);
+        if (!t->gend) rc = hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+        for (size_t i = t->gend ? t->n : 0; i-- > 0;)
+            t->gend[i] = i + 1 < t->n && strcmp(t->byref[i + 1]->base, t->byref[i]->base) == 0
+                             ? t->gend[i + 1]
+                             : i + 1;
     }
     hub_free(tfirst);
     return rc;
@@ -400,6 +407,7 @@ void hub_fhir_sps_free(hub_fhir_sps *t) {
     }
     hub_free(t->rows);
     hub_free(t->byref);
+    hub_free(t->gend);
     hub_free((void *)t->strs);
     hub_free(t->comp);
     hub_free(t->text[0]);
@@ -438,9 +446,8 @@ const hub_fhir_sp *hub_fhir_sp_find(const hub_fhir_sps *t, const char *type,
 
 const hub_fhir_sp *const *hub_fhir_sp_list(const hub_fhir_sps *t,
                                            const char *type, size_t *n) {
-    size_t i = lower_bound(t, type, NULL), j = i;
-    while (j < t->n && strcmp(t->byref[j]->base, type) == 0) j++;
-    *n = j - i;
+    size_t i = lower_bound(t, type, NULL);
+    *n = i < t->n && strcmp(t->byref[i]->base, type) == 0 ? t->gend[i] - i : 0;
     return *n ? &t->byref[i] : NULL;
 }
 

@@ -439,17 +439,23 @@ static hub_status extract(const hub_fhir_defs *d, const hub_fhir_sps *sps, hub_a
             }
             keys[nkeys++] = key;
         }
+        uint64_t kbits = hub_fhirpath_key_bits(keys, nkeys);
+        size_t nown = 0;
+        const hub_fhir_sp *const *own = hub_fhir_sp_list(sps, type, &nown);
         for (int pass = 0; pass < 2 && !k.nomem; pass++) {
-            size_t np = 0;
-            const hub_fhir_sp *const *ps = hub_fhir_sp_list(sps, pass ? "Resource" : type, &np);
+            size_t np = nown;
+            const hub_fhir_sp *const *ps = own;
+            if (pass) ps = hub_fhir_sp_list(sps, "Resource", &np);
             for (size_t i = 0; i < np; i++) {
                 const hub_fhir_sp *sp = ps[i];
-                if (!sp->path) continue;
-                /* _id and _lastUpdated are columns of the resource row. */
-                if (strcmp(sp->code, "_id") == 0 || strcmp(sp->code, "_lastUpdated") == 0)
+                if (!sp->path || (stored_only && sp->nsame)) continue;
+                if (!many && (!hub_fhirpath_bits_may_match(sp->path, kbits) ||
+                              !hub_fhirpath_keys_may_match(sp->path, keys, nkeys)))
                     continue;
-                if (stored_only && sp->nsame) continue;
-                if (!many && !hub_fhirpath_keys_may_match(sp->path, keys, nkeys)) continue;
+                /* _id and _lastUpdated are columns of the resource row. */
+                if (sp->code[0] == '_' &&
+                    (strcmp(sp->code, "_id") == 0 || strcmp(sp->code, "_lastUpdated") == 0))
+                    continue;
                 if (sp->pair[0]) continue; /* after every other one */
                 k.sp = sp;
                 k.param = sp->code;
@@ -468,10 +474,9 @@ static hub_status extract(const hub_fhir_defs *d, const hub_fhir_sps *sps, hub_a
                 if (k.nomem) break;
             }
         }
-        size_t np = 0, nrows = k.n;
-        const hub_fhir_sp *const *ps = hub_fhir_sp_list(sps, type, &np);
-        for (size_t i = 0; i < np && !k.nomem; i++)
-            if (ps[i]->pair[0]) pair_rows(&k, ps[i], nrows);
+        size_t nrows = k.n;
+        for (size_t i = 0; i < nown && !k.nomem; i++)
+            if (own[i]->pair[0]) pair_rows(&k, own[i], nrows);
     }
     hub_arena_release(&scratch);
     if (k.nomem) return HUB_E_NOMEM;
