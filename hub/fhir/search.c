@@ -120,8 +120,9 @@ static bool same_components(const hub_fhir_sp *a, const hub_fhir_sp *b) {
 /* Parameters whose rows another parameter's rows already hold (Observation:
  * patient = subject's Patient references; combo-code = code |
  * component-code; combo-code-value-quantity = code-value-quantity |
- * component-code-value-quantity): the index writes only the others, a
- * third fewer rows for an Observation. */
+ * component-code-value-quantity; Patient: phonetic = name, the same
+ * expression): the index writes only the others, a third fewer rows for an
+ * Observation. */
 static void find_aliases(hub_fhir_sps *t) {
     static const char WHERE[] = ".where(resolve() is ";
     for (size_t i = 0; i < t->n;) {
@@ -133,7 +134,14 @@ static void find_aliases(hub_fhir_sps *t) {
             const char *e = sp->expression;
             const char *w = strstr(e, WHERE);
             const char *bar = strstr(e, " | ");
-            if (sp->type == HUB_SP_REFERENCE && w && !bar && w[strlen(w) - 1] == ')' &&
+            /* the same expression and type as another: the same rows (the
+             * extraction reads nothing else of a parameter) */
+            const hub_fhir_sp *twin =
+                sp->type == HUB_SP_COMPOSITE ? NULL : by_expr(t, i, j, e, strlen(e), sp->type);
+            if (twin && twin != sp) {
+                sp->same[0] = twin->code;
+                sp->nsame = 1;
+            } else if (sp->type == HUB_SP_REFERENCE && w && !bar && w[strlen(w) - 1] == ')' &&
                 !strchr(w + sizeof WHERE - 1, '.')) {
                 const hub_fhir_sp *o = by_expr(t, i, j, e, (size_t)(w - e), HUB_SP_REFERENCE);
                 const char *ty = w + sizeof WHERE - 1;

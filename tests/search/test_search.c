@@ -190,6 +190,11 @@ static const struct {
     {"Patient", "name:contains=str", "p3"},
     {"Patient", "name=ANGSTROM", "p3"},
     {"Patient", "name=zoe", "p3"},
+    /* phonetic has name's expression: an alias, read from name's rows */
+    {"Patient", "phonetic=ann", "p1,p4"},
+    {"Patient", "phonetic:exact=Ann", "p1"},
+    {"Patient", "phonetic:missing=true", ""},
+    {"Patient", "phonetic:missing=false", "p1,p2,p3,p4"},
     {"Patient", "family=muller", "p1"},
     {"Patient", "address-city=berlin", "p1"},
     {"Observation", "value-string=hel", "o5"},
