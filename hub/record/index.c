@@ -382,10 +382,11 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
 /* A composite over the resource whose components are two other
  * parameters' values (sp->pair): the rows on_comp_item would make, each
  * row of the first (a code) with each of the second, from the rows those
- * parameters already have (k->rows[0, n)). */
+ * parameters already have (k->rows[0, n)). Not stored: a search for it
+ * reads those parameters' rows (hub_store_qval with_param). */
 static void pair_rows(sink *k, const hub_fhir_sp *sp, size_t n) {
     k->param = sp->code;
-    k->shadow = false;
+    k->shadow = true;
     for (size_t i = 0; i < n && !k->nomem && !k->over; i++) {
         const hub_store_token first = k->rows[i];
         if (strcmp(first.param, sp->pair[0]) != 0 || first.kind != HUB_IX_TOKEN ||
@@ -400,7 +401,7 @@ static void pair_rows(sink *k, const hub_fhir_sp *sp, size_t n) {
             if (!t) return;
             *t = second;
             t->param = name;
-            t->shadow = false;
+            t->shadow = true;
         }
     }
 }
@@ -475,7 +476,7 @@ static hub_status extract(const hub_fhir_defs *d, const hub_fhir_sps *sps, hub_a
             }
         }
         size_t nrows = k.n;
-        for (size_t i = 0; i < nown && !k.nomem; i++)
+        for (size_t i = 0; i < nown && !k.nomem && !stored_only; i++)
             if (own[i]->pair[0]) pair_rows(&k, own[i], nrows);
     }
     hub_arena_release(&scratch);

@@ -292,6 +292,11 @@ typedef struct {
      * only starts with it. */
     const char *param;
     bool param_prefix;
+    /* And the same resource has a token row of with_param with with_value
+     * (NULL: any value but "") and with_system (NULL: any): a composite
+     * over the resource itself (hub_fhir_sp pair), whose values are those
+     * of two parameters: this value's row is the second's. */
+    const char *with_param, *with_system, *with_value;
 } hub_store_qval;
 
 typedef enum {

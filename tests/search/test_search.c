@@ -266,6 +266,12 @@ static const struct {
     {"Observation", "combo-code-value-quantity=8867-4$100", "o3"},
     {"Observation", "combo-code-value-quantity=8480-6$120", "o6"},
     {"Observation", "component-code-value-quantity=http://loinc.org|8480-6$gt100", "o6"},
+    {"Observation", "code-value-quantity:missing=false", "o1,o2,o3,o4"},
+    {"Observation", "code-value-quantity:missing=true", "o5,o6"},
+    {"Observation", "combo-code-value-quantity:missing=false", "o1,o2,o3,o4,o6"},
+    {"Observation", "combo-code-value-quantity:missing=true", "o5"},
+    {"Observation", "combo-code-value-quantity=http://loinc.org|8867-4$gt75", "o3"},
+    {"Observation", "code-value-concept:missing=false", ""},
     {"Observation", "component-code-value-quantity=8462-4$gt100", ""},
     {"Observation", "component-code-value-quantity=8462-4$80|http://unitsofmeasure.org|mm[Hg]", "o6"},
     {"Observation", "component-code-value-quantity:missing=false", "o6"},
@@ -732,7 +738,7 @@ Test(search, composites_over_the_resource_pair_other_rows) {
         cr_expect_str_eq(rows[k].param, WANT[got]);
         cr_expect_eq(rows[k].kind, HUB_IX_NUMBER);
         cr_expect(rows[k].num == 120 && strcmp(rows[k].value, "mm[Hg]") == 0);
-        cr_expect_not(rows[k].shadow);
+        cr_expect(rows[k].shadow); /* searches read code and value-quantity rows */
         got++;
     }
     cr_expect_eq(got, 2);
