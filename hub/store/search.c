@@ -262,10 +262,17 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
 }
 
 /* " AND the resource of row t has a token row of v->with_param (with its
- * code and system)": a composite paired from two parameters' rows. */
-static void with_row(gen *g, const char *type, const hub_store_qval *v) {
+ * code and system)": a composite paired from two parameters' rows. Probing
+ * one resource's rows, an EXISTS by rid; collecting the clause's rows, the
+ * first's rows drive (t.rid IN: the rows of the code, each looked up by
+ * (rid, pid) in t's table), not every row of the second in the value's
+ * range. */
+static void with_row(gen *g, const char *type, const hub_store_qval *v, bool probe) {
     if (!v->with_param) return;
-    out(g, " AND EXISTS (SELECT 1 FROM ix_tok w INDEXED BY ix_tok_rid WHERE w.rid = t.rid AND ");
+    if (probe)
+        out(g, " AND EXISTS (SELECT 1 FROM ix_tok w INDEXED BY ix_tok_rid WHERE w.rid = t.rid AND ");
+    else
+        out(g, " AND t.rid IN (SELECT w.rid FROM ix_tok w WHERE ");
     pid_eq(g, "w.pid", type, v->with_param);
     if (v->with_value) out(g, " AND w.value = ?%d", T(g, v->with_value));
     else out(g, " AND w.value <> ''");
@@ -275,15 +282,17 @@ static void with_row(gen *g, const char *type, const hub_store_qval *v) {
 
 /* SELECT t.rid FROM <table> t WHERE <the clause's rows>: an index clause's
  * resources (also the driving subquery of a search). */
-static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth);
+static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth,
+                        bool probe);
 static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth) {
     out(g, "SELECT +t.rid AS rid FROM %s WHERE ", BY_VALUE[c->ix]);
-    index_where(g, q->type, c, depth);
+    index_where(g, q->type, c, depth, false);
 }
 
 /* The param and value conditions on index rows `t` of resources of
  * `type`. */
-static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth) {
+static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth,
+                        bool probe) {
     bool own = false; /* every value names its own parameter */
     for (size_t i = 0; i < c->nvals; i++) own = i == 0 ? c->vals[i].param != NULL : own && c->vals[i].param;
     if (c->nparams) {
@@ -311,7 +320,7 @@ static void index_where(gen *g, const char *type, const hub_store_qclause *c, in
         if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
         else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
         else token_pred(g, &c->vals[i], depth);
-        with_row(g, type, v);
+        with_row(g, type, v, probe);
         out(g, ")");
     }
     if (c->nvals == 0) out(g, "1");
@@ -355,7 +364,7 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
                 out(g, "%s(", i ? " OR " : "");
                 if (v->param_prefix) pid_prefix(g, "t.pid", q->type, v->param);
                 else pid_eq(g, "t.pid", q->type, v->param);
-                with_row(g, q->type, v);
+                with_row(g, q->type, v, true);
                 out(g, ")");
             }
             out(g, "))");
@@ -398,7 +407,7 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
          * clause first. */
         out(g, "%sEXISTS (SELECT 1 FROM %s WHERE t.rid = %s AND ", c->negate ? "NOT " : "",
             BY_ID[c->ix], rid_col(g, alias, depth, ridb));
-        index_where(g, q->type, c, depth);
+        index_where(g, q->type, c, depth, true);
         out(g, ")");
         return;
     }
