@@ -11,6 +11,7 @@
 #include "hub/fhir.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,10 @@ struct fp_node {
     fp_node *a, *b;
     char *name; /* child name, type name, literal, url */
     long index;
+    /* N_OFTYPE of a child (value.ofType(Quantity)): the JSON name of that
+     * type of a choice element ("valueQuantity"), found without walking
+     * the object's keys */
+    char *choice_key;
 };
 
 /* The property names an expression can read first on its input (heads):
@@ -55,6 +60,11 @@ struct hub_fhirpath {
     bool any;
     size_t nheads;
     const char *heads[MAX_HEADS]; /* borrowed from the tree's nodes */
+    /* the head is a name as it is (value, valueQuantity: read through
+     * ofType), not also the stem of a choice (value: valueQuantity,
+     * valueString...) */
+    bool exact[MAX_HEADS];
+    uint64_t head_bits; /* key_bit of each head (every bit when any) */
 };
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -122,7 +132,27 @@ static void node_free(fp_node *n) {
     node_free(n->a);
     node_free(n->b);
     hub_free(n->name);
+    hub_free(n->choice_key);
     hub_free(n);
+}
+
+/* An ofType (or `as`) node of `on` for type t; when `on` names a child,
+ * the JSON name that child has when it is a choice of type t. */
+static fp_node *mk_oftype(fp_node *on, char *t) {
+    fp_node *n = mk(N_OFTYPE, on, NULL, t);
+    /* (an upper-case name is a type: Observation.ofType(...) is no choice) */
+    if (!n || on->kind != N_CHILD || isupper((unsigned char)on->name[0])) return n;
+    size_t a = strlen(on->name), b = strlen(t);
+    n->choice_key = hub_malloc(a + b + 1);
+    if (!n->choice_key) {
+        n->a = NULL;
+        node_free(n);
+        return NULL;
+    }
+    memcpy(n->choice_key, on->name, a);
+    memcpy(n->choice_key + a, t, b + 1);
+    n->choice_key[a] = (char)toupper((unsigned char)t[0]);
+    return n;
 }
 
 static fp_node *p_expr(lexer *l, int depth);
@@ -144,7 +174,7 @@ static fp_node *p_invocation(lexer *l, fp_node *on, int depth) {
     } else if (strcmp(name, "ofType") == 0 || strcmp(name, "as") == 0 ||
                strcmp(name, "is") == 0) {
         char *t = ident(l);
-        n = t ? mk(name[0] == 'i' ? N_IS : N_OFTYPE, on, NULL, t) : NULL;
+        n = !t ? NULL : name[0] == 'i' ? mk(N_IS, on, NULL, t) : mk_oftype(on, t);
     } else if (strcmp(name, "extension") == 0) {
         char *u = str_lit(l);
         n = u ? mk(N_EXT, on, NULL, u) : NULL;
@@ -243,7 +273,7 @@ static fp_node *p_type(lexer *l, int depth) {
             node_free(n);
             return NULL;
         }
-        fp_node *x = mk(is ? N_IS : N_OFTYPE, n, NULL, t);
+        fp_node *x = is ? mk(N_IS, n, NULL, t) : mk_oftype(n, t);
         if (!x) node_free(n);
         return x;
     }
@@ -292,13 +322,17 @@ static fp_node *p_expr(lexer *l, int depth) {
 /* What node n reads first from its input: adds names to fp->heads, and
  * returns whether n may yield the input itself (a path's leading type name,
  * ofType, an indexer on it). Anything it cannot follow sets fp->any. */
-static bool add_head(hub_fhirpath *fp, const char *name) {
-    for (size_t i = 0; i < fp->nheads; i++)
-        if (strcmp(fp->heads[i], name) == 0) return false;
+static bool add_head(hub_fhirpath *fp, const char *name, bool exact) {
+    for (size_t i = 0; i < fp->nheads; i++) {
+        if (strcmp(fp->heads[i], name) != 0) continue;
+        fp->exact[i] = fp->exact[i] && exact;
+        return false;
+    }
     if (fp->nheads == MAX_HEADS) {
         fp->any = true;
         return false;
     }
+    fp->exact[fp->nheads] = exact;
     fp->heads[fp->nheads++] = name;
     return false;
 }
@@ -313,18 +347,26 @@ static bool heads_of(hub_fhirpath *fp, const fp_node *n) {
          * resource's type (or Resource, DomainResource), which passes the
          * input on, or matches nothing. */
         if (isupper((unsigned char)n->name[0])) return true;
-        return add_head(fp, n->name);
+        return add_head(fp, n->name, false);
     case N_UNION: {
         bool a = heads_of(fp, n->a);
         bool b = heads_of(fp, n->b);
         return a || b;
     }
+    case N_OFTYPE:
+        /* name.ofType(T) on the input reads `name` as it is, or the choice
+         * nameT: not the choice's other types */
+        if (n->choice_key) {
+            if (!heads_of(fp, n->a->a)) return false;
+            add_head(fp, n->a->name, true);
+            return add_head(fp, n->choice_key, true);
+        }
+        return heads_of(fp, n->a);
     case N_INDEX:
     case N_FIRST:
-    case N_OFTYPE:
         return heads_of(fp, n->a);
     case N_EXT:
-        return heads_of(fp, n->a) ? add_head(fp, "extension") : false;
+        return heads_of(fp, n->a) ? add_head(fp, "extension", false) : false;
     case N_EXISTS:
         /* exists() of nothing is false: a value, whatever the input has. */
         fp->any = true;
@@ -341,10 +383,30 @@ static bool heads_of(hub_fhirpath *fp, const fp_node *n) {
     }
 }
 
+/* A bit for a name's first two characters: a head and every key it
+ * matches (itself, or its choices) have the same one. */
+static uint64_t key_bit(const char *s) {
+    return (uint64_t)1 << (((unsigned char)s[0] * 31u + (unsigned char)s[1]) & 63u);
+}
+
 static void find_heads(hub_fhirpath *fp) {
     fp->any = false;
     fp->nheads = 0;
     if (heads_of(fp, fp->root)) fp->any = true;
+    fp->head_bits = fp->any ? UINT64_MAX : 0;
+    for (size_t h = 0; h < fp->nheads; h++)
+        fp->head_bits |= fp->heads[h][0] && fp->heads[h][1] ? key_bit(fp->heads[h]) : UINT64_MAX;
+}
+
+uint64_t hub_fhirpath_key_bits(const char *const *keys, size_t n) {
+    uint64_t b = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i][0]) b |= key_bit(keys[i]);
+    return b;
+}
+
+bool hub_fhirpath_bits_may_match(const hub_fhirpath *fp, uint64_t bits) {
+    return fp->any || (fp->head_bits & bits) != 0;
 }
 
 bool hub_fhirpath_keys_may_match(const hub_fhirpath *fp, const char *const *keys, size_t n) {
@@ -352,11 +414,12 @@ bool hub_fhirpath_keys_may_match(const hub_fhirpath *fp, const char *const *keys
     for (size_t h = 0; h < fp->nheads; h++) {
         const char *head = fp->heads[h];
         size_t hn = strlen(head);
+        bool exact = fp->exact[h];
         for (size_t i = 0; i < n; i++) {
             const char *k = keys[i];
             /* the name itself, or a choice: the stem and a type name */
             if (k[0] == head[0] && strncmp(k, head, hn) == 0 &&
-                (k[hn] == '\0' || isupper((unsigned char)k[hn])))
+                (k[hn] == '\0' || (!exact && isupper((unsigned char)k[hn]))))
                 return true;
         }
     }
@@ -448,13 +511,21 @@ static const json_t *const_bool(bool b) {
     return b ? json_true() : json_false();
 }
 
+static bool type_is(const char *have, const char *want) {
+    if (!have) return false;
+    if (strcasecmp(have, want) == 0) return true; /* DateTime vs dateTime */
+    return false;
+}
+
+static void push_value(ev *e, const hub_fhir_elem *el, const char *type, const json_t *v,
+                       coll *out);
+
 /* The value of `name` (a JSON property) on object x, with its type from the
  * element table; arrays are flattened. */
 static void child_of(ev *e, const item *x, const char *name, coll *out) {
     if (!json_is_object(x->v)) return;
     const json_t *v = json_object_get(x->v, name);
     const char *type = NULL;
-    const char *key = NULL;
     const hub_fhir_elem *el = NULL;
     if (v) {
         if (e->d && x->key) el = hub_fhir_child(e->d, x->key, name, &type);
@@ -476,6 +547,35 @@ static void child_of(ev *e, const item *x, const char *name, coll *out) {
         }
     }
     if (!v) return;
+    push_value(e, el, type, v, out);
+}
+
+/* x.name.ofType(T) when `name` is not x's own property: the choice's
+ * property of that type (choice_key, valueQuantity), looked up at once
+ * instead of walking x's keys for name's choices. Anything else (x has
+ * `name` itself, no table) takes the general way. */
+static void choice_of(ev *e, const item *x, const fp_node *n, coll *out) {
+    const char *name = n->a->name;
+    if (!json_is_object(x->v)) return;
+    if (!e->d || !x->key || json_object_get(x->v, name)) {
+        coll src = {0};
+        child_of(e, x, name, &src);
+        for (size_t i = 0; i < src.n; i++)
+            if (type_is(src.it[i].type, n->name)) push(e, out, src.it[i]);
+        return;
+    }
+    const json_t *v = json_object_get(x->v, n->choice_key);
+    if (!v) return;
+    const char *type = NULL;
+    const hub_fhir_elem *el = hub_fhir_child(e->d, x->key, n->choice_key, &type);
+    if (!el || !el->choice || strcmp(el->name, name) != 0 || !type_is(type, n->name)) return;
+    push_value(e, el, type, v, out);
+}
+
+/* v (an array flattened), the value of element el of type `type`. */
+static void push_value(ev *e, const hub_fhir_elem *el, const char *type, const json_t *v,
+                       coll *out) {
+    const char *key = NULL;
     if (el && type) {
         size_t nk = 0;
         if (el->choice) key = hub_fhir_children_of_type(e->d, el, type, &nk) ? type : NULL;
@@ -499,12 +599,6 @@ static void child_of(ev *e, const item *x, const char *name, coll *out) {
             y.type = y.key = json_string_value(json_object_get(v, "resourceType"));
         push(e, out, y);
     }
-}
-
-static bool type_is(const char *have, const char *want) {
-    if (!have) return false;
-    if (strcasecmp(have, want) == 0) return true; /* DateTime vs dateTime */
-    return false;
 }
 
 /* The resource type a Reference points at: "Patient/1", ".../Patient/1",
@@ -583,6 +677,11 @@ static void eval(ev *e, const fp_node *n, const coll *in, coll *out, int depth) 
         push(e, out, y);
         return;
     }
+    case N_OFTYPE:
+        if (!n->choice_key) break;
+        eval(e, n->a->a, in, &src, depth + 1);
+        for (size_t i = 0; i < src.n; i++) choice_of(e, &src.it[i], n, out);
+        return;
     default:
         break;
     }

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_TABLE (16u << 20)
 
@@ -19,6 +20,7 @@ struct hub_fhir_sps {
     char *text[2];
     hub_fhir_sp *rows;
     const hub_fhir_sp **byref; /* rows by (base, code), pointers */
+    size_t *gend;              /* gend[i]: the end of byref[i]'s base in byref */
     size_t n, compiled;
     const char **strs;         /* every split list (targets, params) */
     size_t nstrs, capstrs;
@@ -118,8 +120,9 @@ static bool same_components(const hub_fhir_sp *a, const hub_fhir_sp *b) {
 /* Parameters whose rows another parameter's rows already hold (Observation:
  * patient = subject's Patient references; combo-code = code |
  * component-code; combo-code-value-quantity = code-value-quantity |
- * component-code-value-quantity): the index writes only the others, a
- * third fewer rows for an Observation. */
+ * component-code-value-quantity; Patient: phonetic = name, the same
+ * expression): the index writes only the others, a third fewer rows for an
+ * Observation. */
 static void find_aliases(hub_fhir_sps *t) {
     static const char WHERE[] = ".where(resolve() is ";
     for (size_t i = 0; i < t->n;) {
@@ -131,7 +134,14 @@ static void find_aliases(hub_fhir_sps *t) {
             const char *e = sp->expression;
             const char *w = strstr(e, WHERE);
             const char *bar = strstr(e, " | ");
-            if (sp->type == HUB_SP_REFERENCE && w && !bar && w[strlen(w) - 1] == ')' &&
+            /* the same expression and type as another: the same rows (the
+             * extraction reads nothing else of a parameter) */
+            const hub_fhir_sp *twin =
+                sp->type == HUB_SP_COMPOSITE ? NULL : by_expr(t, i, j, e, strlen(e), sp->type);
+            if (twin && twin != sp) {
+                sp->same[0] = twin->code;
+                sp->nsame = 1;
+            } else if (sp->type == HUB_SP_REFERENCE && w && !bar && w[strlen(w) - 1] == ')' &&
                 !strchr(w + sizeof WHERE - 1, '.')) {
                 const hub_fhir_sp *o = by_expr(t, i, j, e, (size_t)(w - e), HUB_SP_REFERENCE);
                 const char *ty = w + sizeof WHERE - 1;
@@ -166,6 +176,101 @@ static void find_aliases(hub_fhir_sps *t) {
                         break;
                     }
                 }
+            }
+        }
+        i = j;
+    }
+}
+
+/* term[0, n) without one pair of parentheses around all of it. */
+static void unparen(const char **term, size_t *n) {
+    const char *s = *term;
+    if (*n < 2 || s[0] != '(' || s[*n - 1] != ')') return;
+    int depth = 0;
+    for (size_t i = 0; i < *n; i++) {
+        depth += s[i] == '(' ? 1 : s[i] == ')' ? -1 : 0;
+        if (depth == 0 && i + 1 < *n) return; /* (a).b | (c): not one pair */
+    }
+    (*term)++;
+    *n -= 2;
+}
+
+/* The i-th " | " term of expr (unparenthesized, without `base.`), or
+ * false past the last. */
+static bool term_at(const char *expr, const char *base, size_t i, const char **t, size_t *n) {
+    const char *s = expr;
+    for (; i > 0; i--) {
+        s = strstr(s, " | ");
+        if (!s) return false;
+        s += 3;
+    }
+    const char *e = strstr(s, " | ");
+    *t = s;
+    *n = e ? (size_t)(e - s) : strlen(s);
+    unparen(t, n);
+    size_t bl = base ? strlen(base) : 0;
+    if (base) {
+        if (*n <= bl || strncmp(*t, base, bl) != 0 || (*t)[bl] != '.') return false;
+        *t += bl + 1;
+        *n -= bl + 1;
+    }
+    return true;
+}
+
+/* Whether expr (of some parameter of base) has the term t[0, n). Types
+ * compare without case (ofType(DateTime) is ofType(dateTime)). */
+static bool has_term(const char *expr, const char *base, const char *t, size_t n) {
+    const char *u;
+    size_t un;
+    for (size_t i = 0; term_at(expr, base, i, &u, &un); i++)
+        if (un == n && strncasecmp(u, t, n) == 0) return true;
+    return false;
+}
+
+/* Whether parameter p's values are exactly those of the component
+ * expression c (relative to the resource) of type `type`: the same terms,
+ * except that a quantity parameter's SampledData term gives no index rows
+ * (hub_record_extract reads a quantity's value, which SampledData lacks). */
+static bool same_values(const hub_fhir_sp *p, hub_sp_type type, const char *c) {
+    if (p->type != type || !p->path || p->nsame || p->type == HUB_SP_COMPOSITE) return false;
+    const char *t;
+    size_t n;
+    size_t i = 0;
+    for (; term_at(c, NULL, i, &t, &n); i++)
+        if (!has_term(p->expression, p->base, t, n)) return false;
+    if (i == 0) return false;
+    for (i = 0; term_at(p->expression, p->base, i, &t, &n); i++) {
+        static const char SD[] = ".ofType(SampledData)";
+        bool none = type == HUB_SP_QUANTITY && n > sizeof SD - 1 &&
+                    strncmp(t + n - (sizeof SD - 1), SD, sizeof SD - 1) == 0;
+        if (!none && !has_term(c, NULL, t, n)) return false;
+    }
+    /* every term of p's was read: a term that is not `base.` stops it */
+    const char *e = p->expression;
+    size_t terms = 1;
+    while ((e = strstr(e, " | ")) != NULL) e += 3, terms++;
+    return i == terms;
+}
+
+/* Composites over the resource itself whose components are two other
+ * parameters' values (hub_fhir_sp pair). */
+static void find_pairs(hub_fhir_sps *t) {
+    for (size_t i = 0; i < t->n;) {
+        size_t j = i;
+        while (j < t->n && strcmp(t->byref[j]->base, t->byref[i]->base) == 0) j++;
+        for (size_t k = i; k < j; k++) {
+            hub_fhir_sp *sp = (hub_fhir_sp *)t->byref[k];
+            if (sp->type != HUB_SP_COMPOSITE || !sp->path || sp->ncomp != 2 || !sp->comp_path[0] ||
+                !sp->comp_path[1] || strcmp(sp->expression, sp->base) != 0)
+                continue;
+            const char *found[2] = {NULL, NULL};
+            for (size_t c = 0; c < 2; c++)
+                for (size_t x = i; x < j && !found[c]; x++)
+                    if (same_values(t->byref[x], sp->comp_type[c], sp->comp_expr[c]))
+                        found[c] = t->byref[x]->code;
+            if (found[0] && found[1]) {
+                sp->pair[0] = found[0];
+                sp->pair[1] = found[1];
             }
         }
         i = j;
@@ -237,6 +342,13 @@ static hub_status load_params(hub_fhir_sps *t, char *text, hub_err *err) {
         for (size_t i = 0; i < t->n; i++) t->byref[i] = &t->rows[i];
         qsort(t->byref, t->n, sizeof *t->byref, cmp_sp);
         find_aliases(t);
+        find_pairs(t);
+        t->gend = hub_malloc((t->n + 1) * sizeof *t->gend);
+        if (!t->gend) rc = hub_err_set(err, HUB_E_NOMEM, "fhir search", "out of memory");
+        for (size_t i = t->gend ? t->n : 0; i-- > 0;)
+            t->gend[i] = i + 1 < t->n && strcmp(t->byref[i + 1]->base, t->byref[i]->base) == 0
+                             ? t->gend[i + 1]
+                             : i + 1;
     }
     hub_free(tfirst);
     return rc;
@@ -303,6 +415,7 @@ void hub_fhir_sps_free(hub_fhir_sps *t) {
     }
     hub_free(t->rows);
     hub_free(t->byref);
+    hub_free(t->gend);
     hub_free((void *)t->strs);
     hub_free(t->comp);
     hub_free(t->text[0]);
@@ -341,9 +454,8 @@ const hub_fhir_sp *hub_fhir_sp_find(const hub_fhir_sps *t, const char *type,
 
 const hub_fhir_sp *const *hub_fhir_sp_list(const hub_fhir_sps *t,
                                            const char *type, size_t *n) {
-    size_t i = lower_bound(t, type, NULL), j = i;
-    while (j < t->n && strcmp(t->byref[j]->base, type) == 0) j++;
-    *n = j - i;
+    size_t i = lower_bound(t, type, NULL);
+    *n = i < t->n && strcmp(t->byref[i]->base, type) == 0 ? t->gend[i] - i : 0;
     return *n ? &t->byref[i] : NULL;
 }
 

@@ -379,9 +379,36 @@ static hub_status on_comp_item(void *ud, const json_t *v, const char *type,
     return HUB_OK;
 }
 
-hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
-                              hub_arena *a, const char *type, const json_t *res,
-                              hub_store_token **rows, size_t *n) {
+/* A composite over the resource whose components are two other
+ * parameters' values (sp->pair): the rows on_comp_item would make, each
+ * row of the first (a code) with each of the second, from the rows those
+ * parameters already have (k->rows[0, n)). Not stored: a search for it
+ * reads those parameters' rows (hub_store_qval with_param). */
+static void pair_rows(sink *k, const hub_fhir_sp *sp, size_t n) {
+    k->param = sp->code;
+    k->shadow = true;
+    for (size_t i = 0; i < n && !k->nomem && !k->over; i++) {
+        const hub_store_token first = k->rows[i];
+        if (strcmp(first.param, sp->pair[0]) != 0 || first.kind != HUB_IX_TOKEN ||
+            !first.value[0])
+            continue;
+        const char *name = join3(k, sp->code, '$', first.value, '|', first.system);
+        if (!name) return;
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(k->rows[j].param, sp->pair[1]) != 0) continue;
+            hub_store_token second = k->rows[j]; /* row() may move the rows */
+            hub_store_token *t = row(k, name, second.kind);
+            if (!t) return;
+            *t = second;
+            t->param = name;
+            t->shadow = true;
+        }
+    }
+}
+
+static hub_status extract(const hub_fhir_defs *d, const hub_fhir_sps *sps, hub_arena *a,
+                          const char *type, const json_t *res, bool stored_only,
+                          hub_store_token **rows, size_t *n) {
     /* The evaluator's intermediate collections go to a scratch arena
      * reused for every parameter: in `a` (a whole Bundle's arena) they
      * were most of the extraction's cost, one malloc per 4 KiB block. */
@@ -413,16 +440,24 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
             }
             keys[nkeys++] = key;
         }
+        uint64_t kbits = hub_fhirpath_key_bits(keys, nkeys);
+        size_t nown = 0;
+        const hub_fhir_sp *const *own = hub_fhir_sp_list(sps, type, &nown);
         for (int pass = 0; pass < 2 && !k.nomem; pass++) {
-            size_t np = 0;
-            const hub_fhir_sp *const *ps = hub_fhir_sp_list(sps, pass ? "Resource" : type, &np);
+            size_t np = nown;
+            const hub_fhir_sp *const *ps = own;
+            if (pass) ps = hub_fhir_sp_list(sps, "Resource", &np);
             for (size_t i = 0; i < np; i++) {
                 const hub_fhir_sp *sp = ps[i];
-                if (!sp->path) continue;
-                /* _id and _lastUpdated are columns of the resource row. */
-                if (strcmp(sp->code, "_id") == 0 || strcmp(sp->code, "_lastUpdated") == 0)
+                if (!sp->path || (stored_only && sp->nsame)) continue;
+                if (!many && (!hub_fhirpath_bits_may_match(sp->path, kbits) ||
+                              !hub_fhirpath_keys_may_match(sp->path, keys, nkeys)))
                     continue;
-                if (!many && !hub_fhirpath_keys_may_match(sp->path, keys, nkeys)) continue;
+                /* _id and _lastUpdated are columns of the resource row. */
+                if (sp->code[0] == '_' &&
+                    (strcmp(sp->code, "_id") == 0 || strcmp(sp->code, "_lastUpdated") == 0))
+                    continue;
+                if (sp->pair[0]) continue; /* after every other one */
                 k.sp = sp;
                 k.param = sp->code;
                 k.shadow = sp->nsame > 0;
@@ -440,6 +475,9 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
                 if (k.nomem) break;
             }
         }
+        size_t nrows = k.n;
+        for (size_t i = 0; i < nown && !k.nomem && !stored_only; i++)
+            if (own[i]->pair[0]) pair_rows(&k, own[i], nrows);
     }
     hub_arena_release(&scratch);
     if (k.nomem) return HUB_E_NOMEM;
@@ -447,4 +485,16 @@ hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
     *rows = k.rows;
     *n = k.n;
     return HUB_OK;
+}
+
+hub_status hub_record_extract(const hub_fhir_defs *d, const hub_fhir_sps *sps,
+                              hub_arena *a, const char *type, const json_t *res,
+                              hub_store_token **rows, size_t *n) {
+    return extract(d, sps, a, type, res, false, rows, n);
+}
+
+hub_status hub__record_extract_stored(const hub_fhir_defs *d, const hub_fhir_sps *sps,
+                                      hub_arena *a, const char *type, const json_t *res,
+                                      hub_store_token **rows, size_t *n) {
+    return extract(d, sps, a, type, res, true, rows, n);
 }

@@ -307,8 +307,8 @@ typedef struct {
 /* The resource's index rows, into the apply's arena. */
 static int index_rows(apply_ctx *c, opx *x, const json_t *res) {
     hub_record_op *op = x->op;
-    hub_status rc = hub_record_extract(c->r->defs, c->r->search, &c->arena, op->type, res,
-                                       &x->toks, &x->ntoks);
+    hub_status rc = hub__record_extract_stored(c->r->defs, c->r->search, &c->arena, op->type,
+                                               res, &x->toks, &x->ntoks);
     if (rc == HUB_E_LIMIT)
         return hub__op_fail(op, 400, "too-costly", NULL,
                             "more than %d search index values", HUB__RECORD_MAX_ROWS);
@@ -1772,7 +1772,7 @@ hub_status hub_record_put_tx(hub_record *r, hub_store_tx *tx, const char *type,
                 return rc;
             }
         }
-        if (!rc) rc = hub_record_extract(r->defs, r->search, &a, type, res, &toks, &ntoks);
+        if (!rc) rc = hub__record_extract_stored(r->defs, r->search, &a, type, res, &toks, &ntoks);
         if (!rc) {
             text = hub_json_dumps(res, JSON_COMPACT);
             if (text == NULL) rc = HUB_E_NOMEM;

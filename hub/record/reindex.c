@@ -54,7 +54,8 @@ static hub_status run(hub_store_tx *tx, hub_store_job *job, hub_err *err) {
         if (!res) continue; /* not ours to judge: left as it is */
         hub_store_token *rows;
         size_t nrows;
-        rc = hub_record_extract(b->r->defs, b->r->search, &a, b->items[i].type, res, &rows, &nrows);
+        rc = hub__record_extract_stored(b->r->defs, b->r->search, &a, b->items[i].type, res,
+                                        &rows, &nrows);
         if (rc == HUB_E_LIMIT) rc = HUB_OK, nrows = 0, rows = NULL;
         if (!rc) rc = hub_store_res_index(tx, b->items[i].type, b->items[i].id, rows, nrows, err);
         else if (rc == HUB_E_NOMEM) hub_err_set(err, rc, "reindex", "out of memory");

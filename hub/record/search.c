@@ -365,13 +365,25 @@ static bool expand_patients(pctx *c, hub_store_qclause *cl) {
     return true;
 }
 
+/* The k-th row name of composite sp (its own, or the k-th it repeats)
+ * and, when that composite pairs two parameters' rows (hub_fhir_sp pair),
+ * those parameters. */
+static const hub_fhir_sp *comp_name(pctx *c, const char *type, const hub_fhir_sp *sp, size_t k,
+                                    const char **name) {
+    *name = sp->nsame ? sp->same[k] : sp->code;
+    const hub_fhir_sp *o = sp->nsame ? hub_fhir_sp_find(c->r->search, type, *name) : sp;
+    return o && o->pair[0] ? o : NULL;
+}
+
 /* A composite (code-value-quantity=http://loinc.org|8480-6$gt100): the
  * first component is folded into the row name the index gives it
  * ("<code>$<code>|<system>", hub_record_extract), the second is an
  * ordinary value of its type. Two components only (the R4 definitions
- * with three are MolecularSequence's coordinates). */
-static bool parse_composite(pctx *c, const hub_fhir_sp *sp, const char *mod, char *value,
-                            hub_store_qclause *cl, const char *expr) {
+ * with three are MolecularSequence's coordinates). A composite over the
+ * resource that pairs two parameters has no rows of its own: the second's
+ * row, with a row of the first for the code on the same resource. */
+static bool parse_composite(pctx *c, const char *type, const hub_fhir_sp *sp, const char *mod,
+                            char *value, hub_store_qclause *cl, const char *expr) {
     if (sp->ncomp != 2 || !sp->comp_path[0] || !sp->comp_path[1]) {
         fail(c, 400, "not-supported", expr, "search by the composite '%s' is not supported",
              sp->code);
@@ -396,7 +408,7 @@ static bool parse_composite(pctx *c, const hub_fhir_sp *sp, const char *mod, cha
         }
         *dollar = '\0';
         char *first = vals[i], *bar = strchr(first, '|');
-        const char *param;
+        const char *param, *code = first, *system = NULL;
         hub_store_qval one = {0};
         if (bar) {
             *bar = '\0';
@@ -404,6 +416,8 @@ static bool parse_composite(pctx *c, const hub_fhir_sp *sp, const char *mod, cha
                 fail(c, 400, "value", expr, "'%s': the first component needs a code", sp->code);
                 return false;
             }
+            code = bar + 1;
+            system = first;
             param = hub_arena_sprintf(c->a, "$%s|%s", bar + 1, first);
         } else {
             param = hub_arena_sprintf(c->a, "$%s|", first);
@@ -418,7 +432,17 @@ static bool parse_composite(pctx *c, const hub_fhir_sp *sp, const char *mod, cha
         for (size_t k = names; k-- > 0;) {
             hub_store_qval *v = &vs[i * names + k];
             *v = one;
-            v->param = hub_arena_sprintf(c->a, "%s%s", sp->nsame ? sp->same[k] : sp->code, param);
+            const char *name;
+            const hub_fhir_sp *pair = comp_name(c, type, sp, k, &name);
+            if (pair) {
+                v->param = pair->pair[1];
+                v->param_prefix = false;
+                v->with_param = pair->pair[0];
+                v->with_system = system;
+                v->with_value = code;
+                continue;
+            }
+            v->param = hub_arena_sprintf(c->a, "%s%s", name, param);
             if (!v->param) return c->nomem = true, false;
         }
     }
@@ -489,7 +513,14 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
             hub_store_qval *v = aalloc(c, names * sizeof *v);
             if (!v) return false;
             for (size_t k = 0; k < names; k++) {
-                v[k].param = hub_arena_sprintf(c->a, "%s$", sp->nsame ? sp->same[k] : sp->code);
+                const char *rn;
+                const hub_fhir_sp *pair = comp_name(c, type, sp, k, &rn);
+                if (pair) {
+                    /* a row of the second with a row of the first */
+                    v[k] = (hub_store_qval){.param = pair->pair[1], .with_param = pair->pair[0]};
+                    continue;
+                }
+                v[k].param = hub_arena_sprintf(c->a, "%s$", rn);
                 v[k].param_prefix = true;
                 if (!v[k].param) return c->nomem = true, false;
             }
@@ -501,7 +532,7 @@ static bool parse_param(pctx *c, const char *type, char *name, char *value,
         }
         return true;
     }
-    if (sp->type == HUB_SP_COMPOSITE) return parse_composite(c, sp, mod, value, cl, expr);
+    if (sp->type == HUB_SP_COMPOSITE) return parse_composite(c, type, sp, mod, value, cl, expr);
     if (sp->type == HUB_SP_SPECIAL) {
         fail(c, 400, "not-supported", expr, "search by '%s' (a %s parameter) is not supported",
              name, sp_type_name(sp->type));

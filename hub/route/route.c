@@ -331,7 +331,7 @@ static bool num_val(const hub_store_token *t, const hub_store_qval *v) {
 
 static bool row_param(const hub_store_token *t, const hub_store_qclause *c) {
     if (t->kind != c->ix) return false;
-    if (c->nparams == 0) return strcmp(t->param, c->param) == 0;
+    if (c->nparams == 0) return c->param && strcmp(t->param, c->param) == 0;
     for (size_t i = 0; i < c->nparams; i++)
         if (strcmp(t->param, c->params[i]) == 0) return true;
     return false;
@@ -343,6 +343,23 @@ typedef struct {
     const hub_store_token *toks;
     size_t ntoks;
 } view;
+
+/* Whether row t is one value v names (a composite's: by its own name, or
+ * its name's start) and, for a composite paired from two parameters, the
+ * resource also has the first's row (the store's with_row). */
+static bool val_row(const hub_store_token *t, const hub_store_qval *v, const view *w) {
+    if (v->param_prefix ? !prefix(t->param, v->param) : strcmp(t->param, v->param) != 0)
+        return false;
+    if (!v->with_param) return true;
+    for (size_t i = 0; i < w->ntoks; i++) {
+        const hub_store_token *o = &w->toks[i];
+        if (o->kind != HUB_IX_TOKEN || strcmp(o->param, v->with_param) != 0) continue;
+        if (v->with_value ? strcmp(o->value, v->with_value) != 0 : !o->value[0]) continue;
+        if (v->with_system && strcmp(o->system, v->with_system) != 0) continue;
+        return true;
+    }
+    return false;
+}
 
 static bool clause_match(const hub_store_qclause *c, const view *v) {
     bool any = false;
@@ -356,15 +373,25 @@ static bool clause_match(const hub_store_qclause *c, const view *v) {
             any = date_val(v->last_updated_ms, v->last_updated_ms + 1, &c->vals[i]);
         return any;
     case HUB_QC_MISSING:
-        for (size_t i = 0; !any && i < v->ntoks; i++) any = row_param(&v->toks[i], c);
+        for (size_t i = 0; !any && i < v->ntoks; i++) {
+            const hub_store_token *t = &v->toks[i];
+            if (c->nvals > 0 && c->vals[0].param) { /* a composite's */
+                for (size_t k = 0; !any && k < c->nvals; k++)
+                    any = t->kind == c->ix && val_row(t, &c->vals[k], v);
+            } else {
+                any = row_param(t, c);
+            }
+        }
         return c->negate ? any : !any;
     case HUB_QC_INDEX:
         for (size_t i = 0; !any && i < v->ntoks; i++) {
             const hub_store_token *t = &v->toks[i];
-            if (!row_param(t, c)) continue;
+            bool own = c->nvals > 0 && c->vals[0].param; /* the values name their rows */
+            if (own ? t->kind != c->ix : !row_param(t, c)) continue;
             if (c->nvals == 0) any = true;
             for (size_t k = 0; !any && k < c->nvals; k++) {
                 const hub_store_qval *qv = &c->vals[k];
+                if (qv->param && !val_row(t, qv, v)) continue;
                 any = c->ix == HUB_IX_DATE     ? date_val(t->lo, t->hi, qv)
                       : c->ix == HUB_IX_NUMBER ? num_val(t, qv)
                                                : tok_val(t, qv);

@@ -261,17 +261,38 @@ static void token_pred(gen *g, const hub_store_qval *v, int depth) {
     if (any) out(g, "1");
 }
 
+/* " AND the resource of row t has a token row of v->with_param (with its
+ * code and system)": a composite paired from two parameters' rows. Probing
+ * one resource's rows, an EXISTS by rid; collecting the clause's rows, the
+ * first's rows drive (t.rid IN: the rows of the code, each looked up by
+ * (rid, pid) in t's table), not every row of the second in the value's
+ * range. */
+static void with_row(gen *g, const char *type, const hub_store_qval *v, bool probe) {
+    if (!v->with_param) return;
+    if (probe)
+        out(g, " AND EXISTS (SELECT 1 FROM ix_tok w INDEXED BY ix_tok_rid WHERE w.rid = t.rid AND ");
+    else
+        out(g, " AND t.rid IN (SELECT w.rid FROM ix_tok w WHERE ");
+    pid_eq(g, "w.pid", type, v->with_param);
+    if (v->with_value) out(g, " AND w.value = ?%d", T(g, v->with_value));
+    else out(g, " AND w.value <> ''");
+    if (v->with_system) out(g, " AND w.system = ?%d", T(g, v->with_system));
+    out(g, ")");
+}
+
 /* SELECT t.rid FROM <table> t WHERE <the clause's rows>: an index clause's
  * resources (also the driving subquery of a search). */
-static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth);
+static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth,
+                        bool probe);
 static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth) {
     out(g, "SELECT +t.rid AS rid FROM %s WHERE ", BY_VALUE[c->ix]);
-    index_where(g, q->type, c, depth);
+    index_where(g, q->type, c, depth, false);
 }
 
 /* The param and value conditions on index rows `t` of resources of
  * `type`. */
-static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth) {
+static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth,
+                        bool probe) {
     bool own = false; /* every value names its own parameter */
     for (size_t i = 0; i < c->nvals; i++) own = i == 0 ? c->vals[i].param != NULL : own && c->vals[i].param;
     if (c->nparams) {
@@ -299,6 +320,7 @@ static void index_where(gen *g, const char *type, const hub_store_qclause *c, in
         if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
         else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
         else token_pred(g, &c->vals[i], depth);
+        with_row(g, type, v, probe);
         out(g, ")");
     }
     if (c->nvals == 0) out(g, "1");
@@ -334,11 +356,16 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
         out(g, "%s EXISTS (SELECT 1 FROM %s WHERE t.rid = %s AND ", c->negate ? "" : "NOT",
             BY_ID[c->ix], rid_col(g, alias, depth, ridb));
         if (c->nvals > 0 && c->vals[0].param) {
-            /* rows whose name starts with one of the values' (a composite's) */
+            /* rows whose name starts with (or is) one of the values' (a
+             * composite's) */
             out(g, "(");
             for (size_t i = 0; i < c->nvals; i++) {
-                out(g, "%s", i ? " OR " : "");
-                pid_prefix(g, "t.pid", q->type, c->vals[i].param);
+                const hub_store_qval *v = &c->vals[i];
+                out(g, "%s(", i ? " OR " : "");
+                if (v->param_prefix) pid_prefix(g, "t.pid", q->type, v->param);
+                else pid_eq(g, "t.pid", q->type, v->param);
+                with_row(g, q->type, v, true);
+                out(g, ")");
             }
             out(g, "))");
             return;
@@ -380,7 +407,7 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
          * clause first. */
         out(g, "%sEXISTS (SELECT 1 FROM %s WHERE t.rid = %s AND ", c->negate ? "NOT " : "",
             BY_ID[c->ix], rid_col(g, alias, depth, ridb));
-        index_where(g, q->type, c, depth);
+        index_where(g, q->type, c, depth, true);
         out(g, ")");
         return;
     }

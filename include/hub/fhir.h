@@ -237,6 +237,12 @@ hub_status hub_fhirpath_eval_at(const hub_fhir_defs *d, const hub_fhirpath *fp,
  * collects its keys once and skips the calls it rules out). Either way the
  * results are the same. */
 bool hub_fhirpath_keys_may_match(const hub_fhirpath *fp, const char *const *keys, size_t n);
+/* A summary of an object's keys (computed once per object), and a quick
+ * first test with it: false when hub_fhirpath_keys_may_match(fp, keys)
+ * would be false too for every key set with that summary; true says
+ * nothing (ask hub_fhirpath_keys_may_match). */
+uint64_t hub_fhirpath_key_bits(const char *const *keys, size_t n);
+bool hub_fhirpath_bits_may_match(const hub_fhirpath *fp, uint64_t bits);
 
 /* ---- search values ------------------------------------------------------------ */
 
@@ -288,6 +294,12 @@ typedef struct {
     size_t nsame;
     const char *same[2];
     const char *same_type;
+    /* A composite whose items are the resource itself and whose components
+     * give exactly the values of two other parameters of the base
+     * (Observation code-value-quantity: code and value-quantity): their
+     * codes, set at load. Its rows are those parameters' rows paired, so
+     * the index makes them from those rows instead of evaluating it. */
+    const char *pair[2];
 } hub_fhir_sp;
 
 typedef struct hub_fhir_sps hub_fhir_sps;

@@ -305,7 +305,8 @@ typedef struct {
     bool deleted;             /* a delete marker (json NULL) */
     const char *json;         /* the compact JSON stored, NUL-terminated */
     size_t json_len;
-    const hub_store_token *toks; /* its index rows (none when deleted) */
+    const hub_store_token *toks; /* its stored index rows (none when deleted;
+                                    no alias rows) */
     size_t ntoks;
     const hub_actor *actor;   /* NULL when unknown */
     int depth;                /* 0: the client's own change; n: written by

@@ -197,7 +197,9 @@ typedef struct {
     double num;
     bool shadow;        /* not stored: a row of an alias parameter, whose
                            values other parameters' rows hold (hub_fhir_sp
-                           same); kept for matching (subscriptions) */
+                           same). hub_record_extract gives them; writes
+                           (and so listeners) do without: queries name
+                           the rows an alias repeats */
 } hub_store_token;
 
 /* Writer side (inside a job). The current version of type/id: HUB_OK and
@@ -290,6 +292,11 @@ typedef struct {
      * only starts with it. */
     const char *param;
     bool param_prefix;
+    /* And the same resource has a token row of with_param with with_value
+     * (NULL: any value but "") and with_system (NULL: any): a composite
+     * over the resource itself (hub_fhir_sp pair), whose values are those
+     * of two parameters: this value's row is the second's. */
+    const char *with_param, *with_system, *with_value;
 } hub_store_qval;
 
 typedef enum {

@@ -317,6 +317,30 @@ Test(e2e_route, rest_hook_fhir_and_v2_signed_in_order, .init = up, .fini = down)
     hub_test_rmtree(rv.dir);
 }
 
+/* Composite criteria are matched in memory as the store searches them:
+ * code-value-quantity is the Observation's code row with its
+ * value-quantity row. */
+Test(e2e_route, composite_criteria_pair_code_and_value, .init = up, .fini = down) {
+    receiver rv = {0};
+    recv_start(&rv, 0, 200);
+    const char *id = subscribe("Observation?code-value-quantity=http://loinc.org|2345-7$gt5",
+                               "rest-hook", endpoint_of(&rv),
+                               ",\"payload\":\"application/fhir+json\"");
+    cr_assert(wait_status(id, "active", 5000), "handshake made it active");
+    observation("9999-9", "p1"); /* another code, the same value: no event */
+    observation("2345-7", "p1"); /* 5.4 > 5 */
+    int ev[4];
+    size_t n = wait_events(&rv, 1, 10000, ev, 4);
+    cr_assert_eq(n, 1, "one event, got %zu", n);
+    char st[16];
+    long events;
+    sub_status(id, st, &events);
+    cr_assert_str_eq(st, "active");
+    cr_assert_eq(events, 1);
+    recv_stop(&rv);
+    hub_test_rmtree(rv.dir);
+}
+
 Test(e2e_route, topics_encounter_start_and_care_plan, .init = up, .fini = down) {
     receiver rv = {0};
     recv_start(&rv, 0, 200);

@@ -190,6 +190,11 @@ static const struct {
     {"Patient", "name:contains=str", "p3"},
     {"Patient", "name=ANGSTROM", "p3"},
     {"Patient", "name=zoe", "p3"},
+    /* phonetic has name's expression: an alias, read from name's rows */
+    {"Patient", "phonetic=ann", "p1,p4"},
+    {"Patient", "phonetic:exact=Ann", "p1"},
+    {"Patient", "phonetic:missing=true", ""},
+    {"Patient", "phonetic:missing=false", "p1,p2,p3,p4"},
     {"Patient", "family=muller", "p1"},
     {"Patient", "address-city=berlin", "p1"},
     {"Observation", "value-string=hel", "o5"},
@@ -261,6 +266,12 @@ static const struct {
     {"Observation", "combo-code-value-quantity=8867-4$100", "o3"},
     {"Observation", "combo-code-value-quantity=8480-6$120", "o6"},
     {"Observation", "component-code-value-quantity=http://loinc.org|8480-6$gt100", "o6"},
+    {"Observation", "code-value-quantity:missing=false", "o1,o2,o3,o4"},
+    {"Observation", "code-value-quantity:missing=true", "o5,o6"},
+    {"Observation", "combo-code-value-quantity:missing=false", "o1,o2,o3,o4,o6"},
+    {"Observation", "combo-code-value-quantity:missing=true", "o5"},
+    {"Observation", "combo-code-value-quantity=http://loinc.org|8867-4$gt75", "o3"},
+    {"Observation", "code-value-concept:missing=false", ""},
     {"Observation", "component-code-value-quantity=8462-4$gt100", ""},
     {"Observation", "component-code-value-quantity=8462-4$80|http://unitsofmeasure.org|mm[Hg]", "o6"},
     {"Observation", "component-code-value-quantity:missing=false", "o6"},
@@ -601,6 +612,16 @@ Test(search, fhirpath_subset) {
         {"Observation.status != 'draft'", 1, "boolean"},
         {"Observation.value is Quantity", 1, "boolean"},
         {"Patient.name", 0, NULL},
+        /* a choice read by its typed name (valueString), the type's case
+         * as the definitions write it, on items other than the resource,
+         * and an element that is no choice */
+        {"Observation.component.value.ofType(string)", 1, "string"},
+        {"Observation.component.value.ofType(String)", 1, "string"},
+        {"Observation.component.value.ofType(CodeableConcept)", 0, NULL},
+        {"Observation.extension.value as string", 1, "string"},
+        {"Observation.code.ofType(CodeableConcept)", 1, "CodeableConcept"},
+        {"Observation.code.ofType(Coding)", 0, NULL},
+        {"Observation.valueQuantity.ofType(Quantity)", 1, "Quantity"},
     };
     hub_arena a;
     hub_arena_init(&a, 4096);
@@ -625,7 +646,8 @@ Test(search, fhirpath_subset) {
 
 /* An expression that reads elements an object does not have is not
  * evaluated: hub_fhirpath_keys_may_match says so from the object's keys,
- * a choice's stem matching its typed names. */
+ * a choice's stem matching its typed names, and a choice read through
+ * ofType(T) only its name of type T (or the name itself). */
 Test(search, fhirpath_knows_what_it_reads_first) {
     hub_err err;
     static const char *const OBS[] = {"resourceType", "status", "code", "valueQuantity",
@@ -636,7 +658,12 @@ Test(search, fhirpath_knows_what_it_reads_first) {
         bool any; /* on any object, even an empty one */
     } C[] = {
         {"Observation.value.ofType(Quantity)", true, false}, /* valueQuantity */
-        {"(Observation.value.ofType(string))", true, false}, /* the stem: evaluated */
+        {"(Observation.value.ofType(string))", false, false}, /* another type */
+        {"Observation.value.ofType(string) | Observation.value.ofType(Quantity)", true, false},
+        {"Observation.value", true, false},                    /* the stem: any type */
+        {"Observation.code.ofType(CodeableConcept)", true, false}, /* the name itself */
+        {"Observation.status.value.ofType(Quantity)", true, false}, /* not a head */
+        {"Observation.extension.ofType(Extension)", true, false},
         {"Observation.basedOn", false, false},
         {"Observation.component.code | Observation.specimen", false, false},
         {"Observation.code | Observation.specimen", true, false},
@@ -653,9 +680,72 @@ Test(search, fhirpath_knows_what_it_reads_first) {
         hub_fhirpath *fp;
         cr_assert_eq(hub_fhirpath_compile(C[i].expr, &fp, &err), HUB_OK, "%s", C[i].expr);
         cr_expect_eq(hub_fhirpath_keys_may_match(fp, OBS, 5), C[i].may, "%s", C[i].expr);
+        /* the quick test never rules out what the full one lets through */
+        if (C[i].may)
+            cr_expect(hub_fhirpath_bits_may_match(fp, hub_fhirpath_key_bits(OBS, 5)), "%s",
+                      C[i].expr);
+        if (C[i].any) cr_expect(hub_fhirpath_bits_may_match(fp, 0), "%s on {}", C[i].expr);
         cr_expect_eq(hub_fhirpath_keys_may_match(fp, NULL, 0), C[i].any, "%s on {}", C[i].expr);
         hub_fhirpath_free(fp);
     }
+}
+
+/* Observation's code-value composites are the code rows paired with the
+ * value rows (their items are the resource itself and their components
+ * exactly those parameters' values), so the index pairs those rows
+ * instead of evaluating them. code-value-string's second component is not
+ * all of value-string (which also reads a CodeableConcept's text): it is
+ * evaluated, like the composites over components. */
+Test(search, composites_over_the_resource_pair_other_rows) {
+    hub_err err;
+    hub_fhir_defs *d;
+    hub_fhir_sps *t;
+    cr_assert_eq(hub_fhir_defs_load(R4, &d, &err), HUB_OK);
+    cr_assert_eq(hub_fhir_sps_load(R4, &t, &err), HUB_OK, "%s", err.msg);
+    static const char *const C[][3] = {
+        {"code-value-quantity", "code", "value-quantity"},
+        {"code-value-concept", "code", "value-concept"},
+        {"code-value-date", "code", "value-date"},
+        {"code-value-string", NULL, NULL},
+        {"combo-code-value-quantity", NULL, NULL},
+        {"component-code-value-quantity", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        const hub_fhir_sp *sp = hub_fhir_sp_find(t, "Observation", C[i][0]);
+        cr_assert(sp, "%s", C[i][0]);
+        cr_expect_str_eq(sp->pair[0] ? sp->pair[0] : "-", C[i][1] ? C[i][1] : "-", "%s", C[i][0]);
+        cr_expect_str_eq(sp->pair[1] ? sp->pair[1] : "-", C[i][2] ? C[i][2] : "-", "%s", C[i][0]);
+    }
+    cr_expect_null(hub_fhir_sp_find(t, "ValueSet", "context-type-quantity")->pair[0]);
+    json_t *obs = json_loads(
+        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":["
+        "{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"},{\"code\":\"sbp\"},"
+        "{\"system\":\"urn:x\",\"code\":\"\"}]},\"valueQuantity\":{\"value\":120,"
+        "\"unit\":\"mm[Hg]\"},\"component\":[{\"code\":{\"text\":\"c\"},"
+        "\"valueString\":\"s\"}]}",
+        0, NULL);
+    cr_assert(obs);
+    hub_arena a;
+    hub_arena_init(&a, 4096);
+    hub_store_token *rows;
+    size_t n, got = 0;
+    cr_assert_eq(hub_record_extract(d, t, &a, "Observation", obs, &rows, &n), HUB_OK);
+    static const char *const WANT[] = {"code-value-quantity$8480-6|http://loinc.org",
+                                       "code-value-quantity$sbp|"};
+    for (size_t k = 0; k < n; k++) {
+        if (strncmp(rows[k].param, "code-value-", 11) != 0) continue;
+        cr_assert_lt(got, 2, "extra row %s", rows[k].param);
+        cr_expect_str_eq(rows[k].param, WANT[got]);
+        cr_expect_eq(rows[k].kind, HUB_IX_NUMBER);
+        cr_expect(rows[k].num == 120 && strcmp(rows[k].value, "mm[Hg]") == 0);
+        cr_expect(rows[k].shadow); /* searches read code and value-quantity rows */
+        got++;
+    }
+    cr_expect_eq(got, 2);
+    hub_arena_release(&a);
+    json_decref(obs);
+    hub_fhir_sps_free(t);
+    hub_fhir_defs_free(d);
 }
 
 /* More index rows than one insert statement takes (16): every one is
