@@ -13,10 +13,6 @@
 #include <sqlite3.h>
 
 #define READER_POOL 64
-/* WAL pages that start a checkpoint (see open_db) */
-#define WAL_CHECKPOINT_PAGES 10000
-#define HUB__STR2(x) #x
-#define HUB__STR(x) HUB__STR2(x)
 
 /* The writer's transaction control, prepared once: parsing these for
  * every message would cost as much as the insert. */
@@ -169,7 +165,7 @@ struct hub_store {
     reader *readers[READER_POOL];
     int nreaders;
 
-    int dbfd; /* the database file, to start its writeback (non-durable); -1 none */
+    int dbfd; /* the database file, to start its writeback at close (not durable); -1 none */
 };
 
 static const char *const status_names[] = {"accepted", "rejected", "errored",
@@ -496,23 +492,6 @@ static void set_spill(void) {
     spill_set = sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 8 << 20) == SQLITE_OK;
 }
 
-/* Checkpoints of a non-durable store (synchronous=OFF) write the database
- * file without fsync, and the kernel wrote those pages back only when they
- * were 30 s old, all of them at once: a 1M-resource load left 0.7 GB
- * dirty, and its writeback, in the middle of the first searches after the
- * load, took their p99 from ~40 to ~200 ms (measured with a sync of 2.7
- * GB during a search run). So after each checkpoint the store starts the
- * writeback of what it copied (sync_file_range: it does not wait for the
- * disk and promises nothing more than synchronous=OFF did). This hook
- * replaces SQLite's automatic checkpoint, at the same WAL size. */
-static int on_wal(void *ud, sqlite3 *db, const char *name, int frames) {
-    hub_store *s = ud;
-    if (frames < WAL_CHECKPOINT_PAGES) return SQLITE_OK;
-    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    if (s->dbfd >= 0) sync_file_range(s->dbfd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    return SQLITE_OK;
-}
-
 static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
                           hub_err *err) {
     pthread_once(&spill_once, set_spill);
@@ -559,8 +538,7 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
      * at 10,000; 800-822 KiB but no less CPU at 30,000, with readers
      * searching a longer WAL index. A writer mmap did not help (kept for
      * readers only). page_size 1024 or 2048 wrote more, not less. */
-    if (writer && !rc) rc = exec(db, "PRAGMA wal_autocheckpoint=" HUB__STR(WAL_CHECKPOINT_PAGES) ";", err);
-    if (writer && !rc && !s->durable && !s->read_only) sqlite3_wal_hook(db, on_wal, s);
+    if (writer && !rc) rc = exec(db, "PRAGMA wal_autocheckpoint=10000;", err);
     if (writer && !s->read_only) {
         rc = exec(db, "PRAGMA journal_mode=WAL;", err);
         if (!rc)
@@ -774,8 +752,15 @@ void hub_store_close(hub_store *s) {
         sqlite3_close(s->w.db);
     }
     if (s->dbfd >= 0) {
-        /* what the last checkpoint copied goes to the disk now, not in
-         * one burst 30 s later (on_wal) */
+        /* A store that is not durable (synchronous=OFF) checkpoints without
+         * fsync, and the kernel writes those pages back once they are 30 s
+         * old, all at once: a 1M-resource load left 0.7 GB dirty at its
+         * close, and the burst came in the middle of the first searches
+         * after it (their p99 went from ~40 to ~200 ms while 2.7 GB were
+         * written). So the close starts that writeback now: it does not
+         * wait for the disk, and promises nothing synchronous=OFF did not.
+         * (Not after each checkpoint: the call blocks on the device's
+         * queue, 9-77 ms for 40 MB here, which the writer must not.) */
         sync_file_range(s->dbfd, 0, 0, SYNC_FILE_RANGE_WRITE);
         close(s->dbfd);
     }

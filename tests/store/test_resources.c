@@ -148,9 +148,9 @@ static hub_status put_big_versions(hub_store_tx *tx, void *arg, hub_err *err) {
     return HUB_OK;
 }
 
-/* A store that is not durable checkpoints through its own WAL hook (which
- * also starts the database file's writeback): the WAL still folds back at
- * 10,000 pages, so after 20,000 pages it is about 40 MB, not 80. */
+/* A store that is not durable folds its WAL back at 10,000 pages: after
+ * 20,000 pages it is about 40 MB, not 80 (and its close starts the
+ * database file's writeback). */
 Test(store_resources, non_durable_store_checkpoints_its_wal, .init = up, .fini = down) {
     int version = 1;
     for (int j = 0; j < 16; j++) cr_assert_eq(hub_test_in_job(st, put_big_versions, &version), HUB_OK);
