@@ -118,14 +118,14 @@ static void pid_type(gen *g, const char *col, const char *type) {
 
 static void where_query(gen *g, const hub_store_query *q, const char *alias, int depth);
 
-/* " INDEXED BY resources_rid" for q's resources when they are not probed
+/* " INDEXED BY resources_cur" for q's resources when they are not probed
  * one by one (no driver) and a clause finds them by `rid IN (...)`:
  * without statistics SQLite would rather scan every row of the type
  * through the (type, id) key than seek each key of the list. */
 static const char *by_rid(const hub_store_query *q) {
     for (size_t i = 0; i < q->nclauses; i++)
         if (q->clauses[i].kind == HUB_QC_INDEX && !q->clauses[i].negate)
-            return " INDEXED BY resources_rid";
+            return " INDEXED BY resources_cur";
     return "";
 }
 static void index_select(gen *g, const hub_store_query *q, const hub_store_qclause *c, int depth);
@@ -380,7 +380,7 @@ static void clause(gen *g, const hub_store_query *q, const hub_store_qclause *c,
             return;
         }
         /* ids referenced from the other type's rows of `param` */
-        out(g, "%s.id IN (SELECT t.value FROM ix_tok t JOIN resources h%d INDEXED BY resources_rid "
+        out(g, "%s.id IN (SELECT t.value FROM ix_tok t JOIN resources h%d INDEXED BY resources_cur "
                "ON h%d.rid = t.rid WHERE ", alias, depth, depth);
         pid_eq(g, "t.pid", c->has->type, c->param);
         out(g, " AND t.system = ?%d AND ", T(g, q->type));
@@ -469,7 +469,7 @@ static void from_clause(gen *g, const hub_store_query *q, size_t drv) {
     }
     out(g, " FROM (SELECT %srid FROM (", driver_unique(&q->clauses[drv]) ? "" : "DISTINCT ");
     index_select(g, q, &q->clauses[drv], 0);
-    out(g, ")) d CROSS JOIN resources r INDEXED BY resources_rid ON r.rid = d.rid");
+    out(g, ")) d CROSS JOIN resources r INDEXED BY resources_cur ON r.rid = d.rid");
 }
 
 /* A sort key's SQL: never NULL (missing values sort last ascending and

@@ -1499,10 +1499,14 @@ Test(search, a_version_4_store_migrates_and_searches_the_same) {
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *q;
     sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'schema'), "
-                           "(SELECT count(*) FROM sqlite_schema WHERE name = 'res_tok')", -1, &q, NULL);
+                           "(SELECT count(*) FROM sqlite_schema WHERE name = 'res_tok'), "
+                           "(SELECT group_concat(name) FROM sqlite_schema WHERE type = 'index' "
+                           "AND tbl_name = 'resources')", -1, &q, NULL);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
     cr_expect_str_eq((const char *)sqlite3_column_text(q, 0), "5");
     cr_expect_eq(sqlite3_column_int(q, 1), 0, "the version-4 tables are gone");
+    /* version 5's (rid) index gave way to the one searches read (seq...) */
+    cr_expect_str_eq((const char *)sqlite3_column_text(q, 2), "resources_cur");
     sqlite3_finalize(q);
     sqlite3_close(db);
     down();

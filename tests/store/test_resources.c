@@ -6,7 +6,9 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 
 static char dir[256];
@@ -131,4 +133,34 @@ Test(store_resources, writer_and_reader_calls, .init = up, .fini = down) {
     cr_assert_eq(s.versions[0], 2);
     hub_store_history_q bad = {.id = "p1", .count = 10};
     cr_assert_eq(hub_store_res_history(st, &bad, on_version, &s, &next, &total, &err), HUB_E_ARG);
+}
+
+/* 50 versions of a 100 KB resource: about 1,250 WAL pages a job. */
+static hub_status put_big_versions(hub_store_tx *tx, void *arg, hub_err *err) {
+    int *next = arg;
+    static char json[100 * 1024];
+    memset(json, 'x', sizeof json - 1);
+    for (int i = 0; i < 50; i++, (*next)++) {
+        hub_store_version v = {"Binary", "b1", *next, 1000 + *next, false, json, sizeof json - 1, 0};
+        hub_status rc = hub_store_res_put(tx, &v, NULL, 0, err);
+        if (rc) return rc;
+    }
+    return HUB_OK;
+}
+
+/* A store that is not durable folds its WAL back at 10,000 pages: after
+ * 20,000 pages it is about 40 MB, not 80 (and its close starts the
+ * database file's writeback). */
+Test(store_resources, non_durable_store_checkpoints_its_wal, .init = up, .fini = down) {
+    int version = 1;
+    for (int j = 0; j < 16; j++) cr_assert_eq(hub_test_in_job(st, put_big_versions, &version), HUB_OK);
+    char wal[300];
+    snprintf(wal, sizeof wal, "%s/hub.db-wal", dir);
+    struct stat sb;
+    cr_assert_eq(stat(wal, &sb), 0);
+    cr_expect_lt(sb.st_size, 50L << 20, "WAL of %lld bytes: no checkpoint", (long long)sb.st_size);
+    hub_err err;
+    seen s = {0};
+    cr_assert_eq(hub_store_res_read(st, "Binary", "b1", 0, on_version, &s, &err), HUB_OK);
+    cr_assert_eq(s.versions[0], 800);
 }
