@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hub/mllp.h"
@@ -101,6 +102,17 @@ static void fx_on_close(void *ud, const hub_mllp_frame_ctx *ctx, const char *why
     snprintf(FX.close_reason, sizeof FX.close_reason, "%s", why);
     pthread_mutex_unlock(&FX.lk);
     atomic_fetch_add(&FX.closes, 1);
+}
+
+/* Waits up to 2 s for the server to have counted `n` opened connections:
+ * a client's connection that carried nothing may close before the server's
+ * loop accepts it, so the count can trail the client's summary. */
+static inline int fx_opens_reach(int n) {
+    for (int i = 0; i < 200 && atomic_load(&FX.opens) < n; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(&FX.opens);
 }
 
 /* Starts the server with one channel; returns its port. */

@@ -131,7 +131,7 @@ Test(mllp_send, several_connections, .fini = teardown) {
     cr_assert_eq(hub_send("127.0.0.1:%d --connections 4 n.txt", port), 0, "%s", err_txt);
     expect_line("AA/CA     40\n");
     expect_line("over 4 connections");
-    cr_assert_eq(atomic_load(&FX.opens), 4);
+    cr_assert_eq(fx_opens_reach(4), 4);
 }
 
 Test(mllp_send, usage_errors, .fini = teardown) {
