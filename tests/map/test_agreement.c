@@ -297,7 +297,9 @@ static void print_misses(const char *filter, const char *file, json_t *eset, jso
     const char *k;
     json_t *v;
     json_object_foreach(eset, k, v) {
-        if (json_integer_value(json_object_get(oset, k)) < json_integer_value(v)) printf("  miss %s\n", k);
+        long want = (long)json_integer_value(v), have = (long)json_integer_value(json_object_get(oset, k));
+        if (have < want && want == 1) printf("  miss %s\n", k);
+        else if (have < want) printf("  miss %s (%ld of %ld)\n", k, want - have, want);
     }
     json_object_foreach(oset, k, v) {
         size_t pl = strcspn(k, "|");
