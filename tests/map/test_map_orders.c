@@ -701,11 +701,14 @@ Test(map_orders, result_notes_are_the_observations_in_every_order_message) {
     snprintf(g_msg, sizeof g_msg,
              MSH("REF^I12^REF_I12", "N2") "RF1|P^Pending^HL70283\r" PID
              "OBR|1|PR1^ORD||1^T^L\rNTE|||referral test\r"
-             "OBX|1|ST|2^X^L||positive||||||F\rNTE|||see the clinic\r");
+             "OBX|1|ST|2^X^L||positive||||||F\rNTE|||see the clinic\r"
+             "PV1|1|O\rNTE|||the referral's note\r");
     conv_ok(g_msg);
+    /* The message's own NTE (REF_I12>NTE, after PV1): the order's. */
     ASSERT_STR(res_of("ServiceRequest", 0), "note[0].text", "referral test");
+    ASSERT_STR(res_of("ServiceRequest", 0), "note[1].text", "the referral's note");
     ASSERT_STR(res_of("Observation", 0), "note[0].text", "see the clinic");
-    cr_assert_eq(json_array_size(json_object_get(res_of("ServiceRequest", 0), "note")), 1);
+    cr_assert_eq(json_array_size(json_object_get(res_of("Observation", 0), "note")), 1);
     /* VXU: an NTE follows its OBX. */
     snprintf(g_msg, sizeof g_msg,
              MSH("VXU^V04^VXU_V04", "N3") PID "ORC|RE||IZ1^REG\r"
