@@ -709,6 +709,11 @@ Test(map_orders, result_notes_are_the_observations_in_every_order_message) {
     ASSERT_STR(res_of("ServiceRequest", 0), "note[1].text", "the referral's note");
     ASSERT_STR(res_of("Observation", 0), "note[0].text", "see the clinic");
     cr_assert_eq(json_array_size(json_object_get(res_of("Observation", 0), "note")), 1);
+    /* The referral's results are a report of its order. */
+    json_t *dr = res_of("DiagnosticReport", 0);
+    cr_assert_not_null(dr);
+    cr_assert_eq(target_of(dr, "result[0].reference"), res_of("Observation", 0));
+    cr_assert_eq(target_of(dr, "basedOn[0].reference"), res_of("ServiceRequest", 0));
     /* VXU: an NTE follows its OBX. */
     snprintf(g_msg, sizeof g_msg,
              MSH("VXU^V04^VXU_V04", "N3") PID "ORC|RE||IZ1^REG\r"
