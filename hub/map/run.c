@@ -794,6 +794,26 @@ static mres *find_res(rctx *c, const char *name, size_t seg) {
     return best;
 }
 
+/* `@a,b` (a message row writing into one of several resources): the one
+ * of those names nearest before the segment, else the first after it. An
+ * NTE is the note of the order or the result it follows. */
+static mres *find_res_any(rctx *c, const char *names, size_t seg) {
+    if (strchr(names, ',') == NULL) return find_res(c, names, seg);
+    mres *best = NULL;
+    char one[64];
+    for (const char *p = names; *p;) {
+        size_t n = strcspn(p, ",");
+        snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one ? n : sizeof one - 1), p);
+        mres *r = find_res(c, one, seg);
+        bool before = r && r->seg <= seg, best_before = best && best->seg <= seg;
+        if (r && (best == NULL || (before && (!best_before || r->seg > best->seg)) ||
+                  (!before && !best_before && r->seg < best->seg)))
+            best = r;
+        p += n + (p[n] == ',');
+    }
+    return best;
+}
+
 static void note_ref(rctx *c, mj *s) {
     if (s == NULL) return;
     if (c->nrefs == c->refcap) {
@@ -1577,7 +1597,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
             if (row->cond.n && !cond_ok(&c, &row->cond, &sv, NULL)) continue;
             mres *r;
             if (row->into) {
-                r = find_res(&c, row->name, s);
+                r = find_res_any(&c, row->name, s);
                 if (r == NULL) continue;
             } else {
                 if ((rc = new_res(&c, row->rtype, row->name, row->table, s, &r))) goto done;

@@ -39,6 +39,8 @@
  *    nothing.
  * ReportStream cases (one datatype or segment each) also count as a whole:
  * a case agrees when at least 90% of its leaves do.
+ * Messages are converted as `hub convert` converts them: grouped by the
+ * structure of their version's base profile (conformance/v2).
  * Figures are printed; the test fails when one drops below the level
  * recorded in tests/map/agreement_floor.txt.
  *
@@ -341,10 +343,24 @@ static void print_misses(const char *filter, const char *file, json_t *eset, jso
 
 typedef struct {
     hub_map *map;
+    hub_v2_profset *profiles; /* conformance/v2: the message structures */
     const char *misses; /* HUB_AGREE_MISSES, or NULL */
     tallies by_msg, by_res;
     long cases, cases_ok;
 } run;
+
+/* The structure that groups `m`, as `hub convert` finds it: the base
+ * profile's for the message's version (GROUP>SEG rows need it). */
+static const hub_v2_struct_def *structure_of(run *r, const hub_v2_msg *m) {
+    const hub_v2_msh *h = hub_v2_msg_msh(m);
+    char ver[32];
+    const hub_v2_profile *p = NULL;
+    if (r->profiles == NULL || hub_v2_profset_pick(r->profiles, h->version, ver, sizeof ver) < 0 ||
+        hub_v2_profset_get(r->profiles, ver, &p, NULL) != HUB_OK)
+        return NULL;
+    const char *sn = hub_v2_profile_struct_for(p, h->msg_code, h->trigger, h->structure);
+    return sn ? hub_v2_profile_struct_def(p, sn) : NULL;
+}
 
 /* Converts `hl7`, compares with `expected`; returns the case's agreement
  * (hit/exp), or -1 when it has nothing to score. */
@@ -378,7 +394,8 @@ static double compare(run *r, const char *hl7, const char *expected) {
                  h->trigger.p ? h->trigger.p : "");
         hub_map_result res;
         hub_err err;
-        if (hub_map_message(r->map, m, NULL, &res, &err) == HUB_OK) bundle_leaves(res.bundle, oset);
+        hub_map_opts o = {.structure = structure_of(r, m), .out = HUB_MAP_OUT_JANSSON};
+        if (hub_map_message(r->map, m, &o, &res, &err) == HUB_OK) bundle_leaves(res.bundle, oset);
         hub_map_result_release(&res);
     }
     hub_arena_release(&a);
@@ -477,6 +494,8 @@ Test(map_agreement, reportstream_cases) {
     hub_err err;
     hub_map_cfg c = {.dir = HUB_SOURCE_DIR "/mappings"};
     cr_assert_eq(hub_map_load(&c, &r->map, &err), HUB_OK, "%s: %s", err.where, err.msg);
+    cr_assert_eq(hub_v2_profset_open(HUB_SOURCE_DIR "/conformance/v2", &r->profiles, &err), HUB_OK,
+                 "%s: %s", err.where, err.msg);
     walk(r, dir, true, 0);
     printf("ReportStream mapping-inventory cases: %ld, agreeing (>= 90%% of leaves) %ld\n",
            r->cases, r->cases_ok);
@@ -504,6 +523,7 @@ Test(map_agreement, reportstream_cases) {
         snprintf(key, sizeof key, "reportstream.%s", res[i]);
         check(key, pct(t->hit, t->exp));
     }
+    hub_v2_profset_close(r->profiles);
     hub_map_free(r->map);
     free(r);
 }
@@ -516,6 +536,8 @@ Test(map_agreement, fhir_converter_pairs) {
     hub_err err;
     hub_map_cfg c = {.dir = HUB_SOURCE_DIR "/mappings"};
     cr_assert_eq(hub_map_load(&c, &r->map, &err), HUB_OK, "%s: %s", err.where, err.msg);
+    cr_assert_eq(hub_v2_profset_open(HUB_SOURCE_DIR "/conformance/v2", &r->profiles, &err), HUB_OK,
+                 "%s: %s", err.where, err.msg);
     walk(r, dir, false, 0);
     printf("FHIR-Converter pairs: %ld\n", r->cases);
     print("by message type (leaves)", &r->by_msg);
@@ -545,6 +567,7 @@ Test(map_agreement, fhir_converter_pairs) {
         snprintf(key, sizeof key, "fhir-converter.%s", more[i]);
         check(key, pct(t->hit, t->exp));
     }
+    hub_v2_profset_close(r->profiles);
     hub_map_free(r->map);
     free(r);
 }

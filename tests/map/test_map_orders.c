@@ -11,6 +11,7 @@
 #include <string.h>
 
 static hub_map *g_map;
+static hub_v2_profset *g_profiles; /* conformance/v2: message structures */
 static hub_arena g_arena;
 static hub_map_result g_res;
 
@@ -18,22 +19,37 @@ static void up(void) {
     hub_err err;
     hub_map_cfg c = {.dir = HUB_SOURCE_DIR "/mappings"};
     cr_assert_eq(hub_map_load(&c, &g_map, &err), HUB_OK, "%s: %s", err.where, err.msg);
+    cr_assert_eq(hub_v2_profset_open(HUB_SOURCE_DIR "/conformance/v2", &g_profiles, &err), HUB_OK);
     hub_arena_init(&g_arena, 16384);
     memset(&g_res, 0, sizeof g_res);
 }
 static void down(void) {
     hub_map_result_release(&g_res);
     hub_map_free(g_map);
+    hub_v2_profset_close(g_profiles);
     hub_arena_release(&g_arena);
 }
 
-/* Maps `msg` ('\r' separated); the Bundle is in g_res. */
+/* The structure that groups `m`, as `hub convert` finds it. */
+static const hub_v2_struct_def *structure_of(const hub_v2_msg *m) {
+    const hub_v2_msh *h = hub_v2_msg_msh(m);
+    char ver[32];
+    const hub_v2_profile *p = NULL;
+    if (hub_v2_profset_pick(g_profiles, h->version, ver, sizeof ver) < 0 ||
+        hub_v2_profset_get(g_profiles, ver, &p, NULL) != HUB_OK)
+        return NULL;
+    const char *sn = hub_v2_profile_struct_for(p, h->msg_code, h->trigger, h->structure);
+    return sn ? hub_v2_profile_struct_def(p, sn) : NULL;
+}
+
+/* Maps `msg` ('\r' separated) as `hub convert` does; the Bundle is in g_res. */
 static hub_status conv(const char *msg, hub_err *err) {
     hub_v2_msg *m = NULL;
     hub_map_result_release(&g_res);
     hub_arena_reset(&g_arena);
     cr_assert_eq(hub_v2_parse(&g_arena, msg, strlen(msg), NULL, &m, err), HUB_OK);
-    return hub_map_message(g_map, m, NULL, &g_res, err);
+    hub_map_opts o = {.structure = structure_of(m), .out = HUB_MAP_OUT_JANSSON};
+    return hub_map_message(g_map, m, &o, &g_res, err);
 }
 static void conv_ok(const char *msg) {
     hub_err err;
@@ -742,4 +758,143 @@ Test(map_orders, requester_with_an_assigning_authority_is_the_practitioner) {
     json_t *pr = target_of(res_of("ServiceRequest", 0), "requester.reference");
     ASSERT_STR(pr, "resourceType", "Practitioner");
     ASSERT_STR(target_of(pr, "identifier[0].assigner.reference"), "resourceType", "Organization");
+}
+
+/* ---- result status, result notes, accident and death (agree-fc) -------------- */
+
+Test(map_orders, status_the_ig_leaves_unmapped_is_unknown_and_kept) {
+    /* The IG's concept map has no FHIR status for S or I: unknown, with the
+     * sent code flagged on _status; F maps. In ADT, an OBX without OBX-11
+     * is final, one with an unmapped code unknown. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "T1") PID "OBR|1||F1^LAB|1^T^L\r"
+             "OBX|1|ST|2^X^L||a||||||S\rOBX|2|ST|3^Y^L||b||||||I\rOBX|3|ST|4^Z^L||c||||||F\r");
+    conv_ok(g_msg);
+    json_t *s = res_of("Observation", 0);
+    ASSERT_STR(s, "status", "unknown");
+    ASSERT_STR(s, "_status.extension[0].valueCode", "S");
+    ASSERT_STR(res_of("Observation", 1), "status", "unknown");
+    ASSERT_STR(res_of("Observation", 2), "status", "final");
+    ASSERT_ABSENT(res_of("Observation", 2), "_status");
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ADT^A01^ADT_A01", "T2") "EVN|A01\r" PID PV1
+             "OBX|1|NM|8302-2^Height^LN||180|cm|||||S\rOBX|2|NM|29463-7^Weight^LN||80|kg\r");
+    conv_ok(g_msg);
+    ASSERT_STR(res_of("Observation", 0), "status", "unknown");
+    ASSERT_STR(res_of("Observation", 1), "status", "final");
+}
+
+Test(map_orders, result_notes_are_the_observations_in_every_order_message) {
+    /* OML: the OBR's NTE is the order's, the OBX's the result's. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("OML^O21^OML_O21", "N1") PID "ORC|NW|PN1^ORD\r"
+             "OBR|1|PN1^ORD||1^T^L\rNTE|1||order note\r"
+             "OBX|1|ST|2^X^L||v||||||F\rNTE|1||result note|||20240102101500\r");
+    conv_ok(g_msg);
+    json_t *sr = res_of("ServiceRequest", 0), *o = res_of("Observation", 0);
+    cr_assert_eq(json_array_size(json_object_get(sr, "note")), 1);
+    ASSERT_STR(sr, "note[0].text", "order note");
+    cr_assert_eq(json_array_size(json_object_get(o, "note")), 1);
+    ASSERT_STR(o, "note[0].text", "result note");
+    ASSERT_STR(o, "note[0].time", "2024-01-02T10:15:00-05:00");
+    /* REF: RESULTS_NOTES' NTE is the result's. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("REF^I12^REF_I12", "N2") "RF1|P^Pending^HL70283\r" PID
+             "OBR|1|PR1^ORD||1^T^L\rNTE|||referral test\r"
+             "OBX|1|ST|2^X^L||positive||||||F\rNTE|||see the clinic\r"
+             "PV1|1|O\rNTE|||the referral's note\r");
+    conv_ok(g_msg);
+    /* The message's own NTE (REF_I12>NTE, after PV1): the order's. */
+    ASSERT_STR(res_of("ServiceRequest", 0), "note[0].text", "referral test");
+    ASSERT_STR(res_of("ServiceRequest", 0), "note[1].text", "the referral's note");
+    ASSERT_STR(res_of("Observation", 0), "note[0].text", "see the clinic");
+    cr_assert_eq(json_array_size(json_object_get(res_of("Observation", 0), "note")), 1);
+    /* The referral's results are a report of its order. */
+    json_t *dr = res_of("DiagnosticReport", 0);
+    cr_assert_not_null(dr);
+    cr_assert_eq(target_of(dr, "result[0].reference"), res_of("Observation", 0));
+    cr_assert_eq(target_of(dr, "basedOn[0].reference"), res_of("ServiceRequest", 0));
+    /* VXU: an NTE follows its OBX. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("VXU^V04^VXU_V04", "N3") PID "ORC|RE||IZ1^REG\r"
+             "RXA|0|1|20240101|20240101|08^HepB^CVX|1|mL\r"
+             "OBX|1|CWE|64994-7^Eligibility^LN||V02^VFC^HL70064||||||F\rNTE|1||eligible\r");
+    conv_ok(g_msg);
+    ASSERT_STR(res_of("Observation", 0), "note[0].text", "eligible");
+    ASSERT_ABSENT(res_of("Immunization", 0), "note");
+}
+
+Test(map_orders, siu_patient_observation) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("SIU^S12^SIU_S12", "A1") "SCH|AP1^SCHED|AF1^SCHED\r" PID
+             "OBX|1|NM|8867-4^Heart rate^LN||72|/min^^UCUM|||||F\r");
+    conv_ok(g_msg);
+    json_t *o = res_of("Observation", 0);
+    cr_assert_not_null(o);
+    ASSERT_NUM(o, "valueQuantity.value", 72);
+    cr_assert_eq(target_of(o, "subject.reference"), res_of("Patient", 0));
+}
+
+static json_t *observation_coded(const char *code) {
+    for (int i = 0; res_of("Observation", i); i++) {
+        json_t *c = at(res_of("Observation", i), "code.coding[0].code");
+        if (c && strcmp(json_string_value(c), code) == 0) return res_of("Observation", i);
+    }
+    return NULL;
+}
+
+Test(map_orders, accident_is_an_injury_incident_observation_of_the_visit) {
+    const char *acc = "ACC|20240101|||TX|Y|N||fell from a ladder||Y\r";
+    snprintf(g_msg, sizeof g_msg, MSH("ADT^A01^ADT_A01", "C1") "EVN|A01\r" PID PV1 "%s", acc);
+    conv_ok(g_msg);
+    json_t *o = observation_coded("11374-6");
+    cr_assert_not_null(o, "no injury incident Observation");
+    ASSERT_STR(o, "status", "final");
+    ASSERT_STR(o, "code.coding[0].system", "http://loinc.org");
+    ASSERT_STR(o, "effectiveDateTime", "2024-01-01");
+    ASSERT_STR(o, "valueString", "fell from a ladder");
+    cr_assert_eq(json_array_size(json_object_get(o, "component")), 3);
+    ASSERT_STR(o, "component[0].code.text", "Accident job related indicator");
+    ASSERT_STR(o, "component[0].valueCodeableConcept.coding[0].code", "Y");
+    ASSERT_STR(o, "component[0].valueCodeableConcept.coding[0].display", "Yes");
+    ASSERT_STR(o, "component[0].valueCodeableConcept.coding[0].system",
+               "http://terminology.hl7.org/CodeSystem/v2-0136");
+    ASSERT_STR(o, "component[1].code.text", "Accident death indicator");
+    ASSERT_STR(o, "component[1].valueCodeableConcept.coding[0].display", "No");
+    ASSERT_STR(o, "component[2].code.text", "Police notified indicator");
+    cr_assert_eq(target_of(o, "encounter.reference"), res_of("Encounter", 0));
+    /* The same visit's update (another control id) updates it. */
+    char first[128];
+    snprintf(first, sizeof first, "%s", url_of("Observation", 0));
+    snprintf(g_msg, sizeof g_msg, MSH("ADT^A08^ADT_A01", "C2") "EVN|A08\r" PID PV1 "%s", acc);
+    conv_ok(g_msg);
+    cr_assert_str_eq(url_of("Observation", 0), first);
+}
+
+Test(map_orders, death_and_autopsy_are_observations_of_the_patient) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ADT^A03^ADT_A03", "P1") "EVN|A03\r" PID PV1
+             "PDA|||Y|20240105120000|55^Coroner^Cal|Y|20240106^20240107|66^Path^Pat|U\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Observation"), 3);
+    json_t *cert = res_of("Observation", 0);
+    ASSERT_STR(cert, "code.text", "Death certified indicator");
+    ASSERT_STR(cert, "valueCodeableConcept.coding[0].code", "Y");
+    ASSERT_STR(cert, "effectiveDateTime", "2024-01-05T12:00:00-05:00");
+    ASSERT_STR(target_of(cert, "performer[0].reference"), "name[0].family", "Coroner");
+    json_t *aut = observation_coded("85699-7");
+    cr_assert_not_null(aut);
+    ASSERT_STR(aut, "effectivePeriod.start", "2024-01-06");
+    ASSERT_STR(target_of(aut, "performer[0].reference"), "name[0].family", "Path");
+    /* U is no code of table 0136: kept and flagged, never dropped. */
+    json_t *cor = observation_coded("74497-9");
+    cr_assert_not_null(cor);
+    ASSERT_STR(cor, "valueCodeableConcept.coding[0]._code.extension[0].valueCode", "U");
+    ASSERT_ABSENT(cor, "valueCodeableConcept.coding[0].system");
+    cr_assert_gt(g_res.nunmapped, 0);
+    /* Only the indicators sent make Observations. */
+    snprintf(g_msg, sizeof g_msg, MSH("ADT^A03^ADT_A03", "P2") "EVN|A03\r" PID PV1 "PDA||||||N\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("Observation"), 1);
+    ASSERT_STR(res_of("Observation", 0), "valueCodeableConcept.coding[0].display", "No");
 }
