@@ -184,8 +184,9 @@ void hub__mj_set(mj *o, const char *k, mj *v) {
     set_member(o, v);
 }
 
-void hub__mj_setk(mj *o, const char *k, size_t klen, mj *v) {
-    if (o == NULL || v == NULL || o->kind != MJ_OBJ) return;
+/* A member name from the tables: its length is known and it needs no
+ * escaping, so the writer copies it as it is (when its length fits). */
+static void name_plain(mj *v, const char *k, size_t klen) {
     v->key = k;
     if (klen <= UINT16_MAX) {
         v->flags |= MJ_KEY_PLAIN;
@@ -193,18 +194,17 @@ void hub__mj_setk(mj *o, const char *k, size_t klen, mj *v) {
     } else {
         v->flags &= (uint8_t)~MJ_KEY_PLAIN;
     }
+}
+
+void hub__mj_setk(mj *o, const char *k, size_t klen, mj *v) {
+    if (o == NULL || v == NULL || o->kind != MJ_OBJ) return;
+    name_plain(v, k, klen);
     set_member(o, v);
 }
 
 void hub__mj_addk(mj *o, const char *k, size_t klen, mj *v) {
     if (o == NULL || v == NULL || o->kind != MJ_OBJ) return;
-    v->key = k;
-    if (klen <= UINT16_MAX) {
-        v->flags |= MJ_KEY_PLAIN;
-        v->klen = (uint16_t)klen;
-    } else {
-        v->flags &= (uint8_t)~MJ_KEY_PLAIN;
-    }
+    name_plain(v, k, klen);
     link_after(o, o->u.k.tail, v);
 }
 
