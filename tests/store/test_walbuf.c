@@ -177,15 +177,14 @@ static bool journaled(hub_store *s, int n) {
     return found > 0;
 }
 
-/* A non-durable commit publishes itself before the buffered write can fail:
- * the store must still call it failed (so no ACK goes out), and refuse
- * every commit after it. A restart finds the journal without them. The
+/* A failed WAL write fails its commit and every commit after it (so no ACK
+ * goes out for them), and a restart finds the journal without them. The
  * write fails for real: the file-size limit stops the WAL's growth. */
-Test(walbuf, a_failed_write_fails_the_commit_and_the_rest) {
+static void failed_write(bool durable) {
     char dir[256], wal[300];
     hub_test_tmpdir(dir);
     snprintf(wal, sizeof wal, "%s/hub.db-wal", dir);
-    hub_store_cfg c = {.dir = dir, .durable = false, .commit_batch_max = 512};
+    hub_store_cfg c = {.dir = dir, .durable = durable, .commit_batch_max = 512};
     hub_store *s;
     hub_err err;
     cr_assert_eq(hub_store_open(&c, &s, &err), HUB_OK, "%s", err.msg);
@@ -211,3 +210,10 @@ Test(walbuf, a_failed_write_fails_the_commit_and_the_rest) {
     cr_assert(journaled(s, 4));
     hub_store_close(s);
 }
+
+/* Non-durable: the commit is published (in the barrier) before the
+ * buffered write fails, and the store must still call it failed. */
+Test(walbuf, a_failed_write_fails_the_commit_and_the_rest) { failed_write(false); }
+
+/* Durable: the write fails in the sync, before the commit is published. */
+Test(walbuf, a_failed_write_fails_a_durable_commit_and_the_rest) { failed_write(true); }
