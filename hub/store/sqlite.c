@@ -524,6 +524,9 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
             if (!rc) rc = exec(db, "COMMIT", err);
         }
         if (!rc) rc = module_schemas(db, err);
+        if (!rc && hub__walbuf_failed(db))
+            rc = hub_err_set(err, HUB_E_STORE, "store", "write to the WAL failed (%s)",
+                             sqlite3_errstr(hub__walbuf_failed(db)));
     }
     if (rc) {
         sqlite3_close(db);
