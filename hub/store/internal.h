@@ -48,6 +48,14 @@ hub_status hub__reader_take(hub_store *s, hub__reader **out, hub_err *err);
 sqlite3_stmt *hub__reader_stmt(hub__reader *rd, const char *sql, hub_err *err);
 void hub__reader_give(hub_store *s, hub__reader *rd);
 
+/* The write connection's VFS (hub/store/walbuf.c): the default VFS with
+ * the WAL's appends written once per commit. Its name, or NULL when it
+ * could not be registered (then the default VFS serves). */
+const char *hub__walbuf_vfs(void);
+/* Non-zero (SQLite's error code) when a buffered WAL write of db failed:
+ * the last commit did not reach the file, whatever COMMIT returned. */
+int hub__walbuf_failed(sqlite3 *db);
+
 /* HUB_E_STORE with sqlite's message for db. */
 hub_status hub__store_db_err(hub_err *err, sqlite3 *db, const char *where);
 

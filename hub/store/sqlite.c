@@ -500,7 +500,9 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
                 ((writer && !s->read_only)
                      ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                      : SQLITE_OPEN_READONLY);
-    if (sqlite3_open_v2(s->path, &db, flags, NULL) != SQLITE_OK) {
+    /* The writer gathers its WAL writes (walbuf.c); readers only read. */
+    const char *vfs = writer ? hub__walbuf_vfs() : NULL;
+    if (sqlite3_open_v2(s->path, &db, flags, vfs) != SQLITE_OK) {
         hub_status rc = db_err(err, db, "store");
         sqlite3_close(db);
         return rc;
@@ -553,6 +555,9 @@ static hub_status open_db(hub_store *s, bool writer, sqlite3 **out,
         }
         if (!rc) rc = module_schemas(db, err);
         if (!rc) rc = drop_old_indexes(db, err);
+        if (!rc && hub__walbuf_failed(db))
+            rc = hub_err_set(err, HUB_E_STORE, "store", "write to the WAL failed (%s)",
+                             sqlite3_errstr(hub__walbuf_failed(db)));
     }
     if (rc) {
         sqlite3_close(db);
@@ -837,6 +842,11 @@ static hub_status tx_step(hub_store *s, int which, hub_err *err) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return db_err(err, s->w.db, TX_SQL[which]);
+    /* A WAL write that failed while the commit was published: its jobs
+     * are not stored (walbuf.c), and nothing after it will be. */
+    if (which == TX_COMMIT && hub__walbuf_failed(s->w.db))
+        return hub_err_set(err, HUB_E_STORE, "store", "write to the WAL failed (%s)",
+                           sqlite3_errstr(hub__walbuf_failed(s->w.db)));
     return HUB_OK;
 }
 

@@ -126,7 +126,9 @@ typedef struct {
 hub_status hub_journal_find_dup(hub_store_tx *tx, const char *sender,
                                 const char *control_id, hub_journal_row *row,
                                 hub_err *err);
-/* Inside a writer job: inserts the row; sets row->id. */
+/* Inside a writer job: inserts the row; sets row->id. HUB_E_DUP (and no
+ * row) when an accepted or processed message with the same sender and
+ * non-empty control id is journaled: the insert is also the resend check. */
 hub_status hub_journal_insert(hub_store_tx *tx, hub_journal_row *row,
                               hub_err *err);
 /* Inside a writer job: changes a row's status, ACK and errors. */

@@ -3,7 +3,7 @@
  * per line, segments joined by CR). Reports ACKed messages/s and p50/p99
  * ACK latency.
  *
- *   bench_mllp_load HOST:PORT CORPUS [-c N] [-n COUNT] [-w WARMUP]
+ *   bench_mllp_load HOST:PORT CORPUS [-c N] [-n COUNT] [-w WARMUP] [-s START]
  *   bench_mllp_load --self CORPUS [-c N] [-n COUNT]
  *   bench_mllp_load --self-thread CORPUS [-c N] [-n COUNT]
  *
@@ -12,7 +12,9 @@
  * --self-thread hands each frame to a worker thread that replies, as the
  * ingest pipeline does (queue + hub_mllp_server_reply from another thread).
  * COUNT is the total number of messages (default: the corpus size); the
- * corpus is reused round-robin when COUNT is larger. */
+ * corpus is reused round-robin when COUNT is larger. START is the corpus
+ * line to begin at (default 0): a warm-up run from a later line sends
+ * control ids the measured run does not repeat, so none is a duplicate. */
 #include "hub/mllp.h"
 
 #include <arpa/inet.h>
@@ -37,7 +39,7 @@ static msg *msgs;
 static size_t nmsgs;
 static char host[256];
 static int port;
-static size_t total, warmup;
+static size_t total, warmup, start;
 static atomic_size_t next_i;
 static int64_t *lat;
 static atomic_size_t acked, failed;
@@ -73,7 +75,7 @@ static void *worker(void *arg) {
     for (;;) {
         size_t i = atomic_fetch_add(&next_i, 1);
         if (i >= total + warmup) break;
-        const msg *m = &msgs[i % nmsgs];
+        const msg *m = &msgs[(start + i) % nmsgs];
         out.n = 0;
         hub_mllp_frame_append(&out, m->p, m->n);
         int64_t t0 = hub_mono_ns();
@@ -198,7 +200,7 @@ static void *reply_worker(void *arg) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s HOST:PORT|--self CORPUS [-c N] [-n COUNT] [-w WARMUP]\n",
+        fprintf(stderr, "usage: %s HOST:PORT|--self CORPUS [-c N] [-n COUNT] [-w WARMUP] [-s START]\n",
                 argv[0]);
         return 2;
     }
@@ -209,6 +211,7 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "-c") == 0) conns = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "-n") == 0) count = atol(argv[i + 1]);
         else if (strcmp(argv[i], "-w") == 0) warmup = (size_t)atol(argv[i + 1]);
+        else if (strcmp(argv[i], "-s") == 0) start = (size_t)atol(argv[i + 1]);
         else {
             fprintf(stderr, "bench: unknown flag '%s'\n", argv[i]);
             return 2;

@@ -442,6 +442,60 @@ Test(e2e_ingest, enhanced_mode_and_channel_ack_mode) {
     hub_test_rmtree(tmp);
 }
 
+/* On a channel that only journals, the insert of a resend is what finds
+ * it (the dedup index): a resend after a reconnect, and one in the same
+ * commit group as its original (both frames in one write), each get the
+ * original's ACK, and the journal keeps one row. */
+Test(e2e_ingest, journal_only_resends_get_the_same_ack) {
+    char tmp[256], cfgp[300];
+    hub_test_tmpdir(tmp);
+    snprintf(cfgp, sizeof cfgp, "%s/hub.json", tmp);
+    FILE *f = fopen(cfgp, "w");
+    fputs("{\"channels\": [{\"name\": \"journal\", \"port\": 0, \"map\": false}]}", f);
+    fclose(f);
+    hub_test_hub h = {0};
+    const char *extra[] = {"--config", cfgp, NULL};
+    hub_test_start(&h, extra);
+    hub_buf a1, a2, two;
+    hub_buf_init(&a1);
+    hub_buf_init(&a2);
+    hub_buf_init(&two);
+    int fd = hub_test_dial(h.mllp_port);
+    cr_assert_str_eq(send_recv(fd, ADT("CTL-J1"), &a1), "AA");
+    close(fd);
+    fd = hub_test_dial(h.mllp_port);
+    cr_assert_str_eq(send_recv(fd, ADT("CTL-J1"), &a2), "AA");
+    cr_assert_str_eq(a1.p, a2.p, "the very same ACK");
+    for (int i = 0; i < 2; i++) {
+        hub_buf_append(&two, "\x0b", 1);
+        hub_buf_append_cstr(&two, ADT("CTL-J2"));
+        hub_buf_append(&two, "\x1c\r", 2);
+    }
+    write_raw(fd, two.p, two.n);
+    cr_assert_eq(hub_test_read_frame(fd, &a1, 10000), 0);
+    cr_assert_eq(hub_test_read_frame(fd, &a2, 10000), 0);
+    cr_assert(strstr(a1.p, "MSA|AA|CTL-J2\r"), "%s", a1.p);
+    cr_assert_str_eq(a1.p, a2.p, "the resend in the same group gets the same ACK");
+    close(fd);
+    for (int k = 1; k <= 2; k++) {
+        char path[80];
+        snprintf(path, sizeof path, "/api/messages?control_id=CTL-J%d", k);
+        hub_buf body;
+        hub_buf_init(&body);
+        cr_assert_eq(hub_test_http(h.http_port, "GET", path, NULL, NULL, 0, &body, NULL), 200);
+        json_t *j = json_loadb(body.p, body.n, 0, NULL);
+        cr_assert_eq(json_array_size(json_object_get(j, "messages")), 1, "%s", body.p);
+        cr_assert(strstr(body.p, "\"status\":\"accepted\""), "%s", body.p);
+        json_decref(j);
+        hub_buf_release(&body);
+    }
+    hub_buf_release(&a1);
+    hub_buf_release(&a2);
+    hub_buf_release(&two);
+    hub_test_stop(&h);
+    hub_test_rmtree(tmp);
+}
+
 Test(cli_channels, bad_channel_config_is_named) {
     char tmp[256], cfgp[300];
     hub_test_tmpdir(tmp);
