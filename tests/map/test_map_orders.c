@@ -645,6 +645,37 @@ Test(map_orders, orc_order_numbers_win_in_their_own_order_group) {
     cr_assert_str_eq(url_of("DiagnosticReport", 0), "DiagnosticReport?identifier=urn:id:LAB|FLX");
 }
 
+Test(map_orders, placer_group_number_is_an_ei_but_in_v2_8_an_eip) {
+    /* ORC-4 is an EI (its second component a namespace) in every version
+     * but v2.8, where it is an EIP (placer and filler parts): the report
+     * gets a PGN identifier, and an FGN one only from an EIP; the order
+     * gets it as its requisition, typed PGN. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "R12") PID "ORC|RE|PL12^ORD|FL12^LAB|G12^GRP\r"
+             "OBR|1|||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    json_t *ids = json_object_get(res_of("DiagnosticReport", 0), "identifier");
+    cr_assert_eq(json_array_size(ids), 3);
+    ASSERT_STR(json_array_get(ids, 2), "value", "G12");
+    ASSERT_STR(json_array_get(ids, 2), "system", "urn:id:GRP");
+    ASSERT_STR(json_array_get(ids, 2), "type.coding[0].code", "PGN");
+    json_t *sr = res_of("ServiceRequest", 0);
+    ASSERT_STR(sr, "requisition.value", "G12");
+    ASSERT_STR(sr, "requisition.type.coding[0].code", "PGN");
+
+    snprintf(g_msg, sizeof g_msg,
+             "MSH|^~\\&|LAB|HOSP|HUB|HUB|20240102101500-0500||ORU^R01^ORU_R01|R13|P|2.8\r" PID
+             "ORC|RE|PL13^ORD|FL13^LAB|G13&GRP^F13&LAB\r"
+             "OBR|1|||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    ids = json_object_get(res_of("DiagnosticReport", 0), "identifier");
+    cr_assert_eq(json_array_size(ids), 4);
+    ASSERT_STR(json_array_get(ids, 2), "value", "G13");
+    ASSERT_STR(json_array_get(ids, 3), "value", "F13");
+    ASSERT_STR(json_array_get(ids, 3), "type.coding[0].code", "FGN");
+    ASSERT_STR(res_of("ServiceRequest", 0), "requisition.value", "G13");
+}
+
 Test(map_orders, alternate_placer_numbers_follow_the_order_numbers) {
     /* ORC-33 repeats: every alternate placer number is a PLAC identifier
      * after the placer's and the filler's, here after OBR-2 alone (the
