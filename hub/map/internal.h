@@ -11,7 +11,7 @@
 typedef enum { MJ_NULL, MJ_TRUE, MJ_FALSE, MJ_INT, MJ_REAL, MJ_STR, MJ_OBJ, MJ_ARR } mj_kind;
 typedef struct mj {
     uint8_t kind;
-    uint8_t flags;      /* MJ_KEY_PLAIN */
+    uint8_t flags;      /* MJ_KEY_PLAIN, MJ_STR_PLAIN */
     uint16_t klen;      /* the key's length, with MJ_KEY_PLAIN */
     uint32_t n;         /* members or elements */
     const char *key;    /* as a member of an object */
@@ -34,6 +34,11 @@ mj *hub__mj_real(hub_arena *a, double v);
 mj *hub__mj_str(hub_arena *a, const char *s);                /* borrowed */
 mj *hub__mj_strn(hub_arena *a, const char *p, size_t n);     /* borrowed; p[n] == 0 */
 mj *hub__mj_strdup(hub_arena *a, const char *p, size_t n);   /* copied */
+/* A string the caller made of characters JSON writes as they are (ASCII
+ * letters, digits, "-._~:/?=|%": a literal, an id, a url or query this
+ * interpreter encoded): neither checked for UTF-8 nor for escapes. */
+mj *hub__mj_plain(hub_arena *a, const char *p, size_t n);    /* borrowed; p[n] == 0 */
+#define MJ_PLAIN_LIT(a, s) hub__mj_plain((a), "" s "", sizeof(s) - 1)
 const char *hub__mj_sval(const mj *v); /* NULL unless a string */
 /* Objects: set replaces a member where it stands or appends it (v NULL,
  * or o no object: nothing happens); update moves src's members into dst. */
@@ -43,6 +48,9 @@ void hub__mj_set(mj *o, const char *k, mj *v);
  * digits, '_', '-', ...: a table's element name, a literal) and whose
  * length it knows: the text writer copies it without looking. */
 #define MJ_KEY_PLAIN 1u
+/* A string JSON writes as it is (no control character, '"' or '\\'):
+ * found when the string is checked for UTF-8, so the writer only copies. */
+#define MJ_STR_PLAIN 2u
 void hub__mj_setk(mj *o, const char *k, size_t klen, mj *v);
 #define MJ_SET_LIT(o, k, v) hub__mj_setk((o), "" k "", sizeof(k) - 1, (v))
 /* hub__mj_setk for a key o is known not to have: appended, no search. */

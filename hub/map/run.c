@@ -675,7 +675,7 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
 
 static mj *unmapped_ext(rctx *c, const char *table) {
     mj *e = hub__mj_obj(c->a);
-    MJ_SET_LIT(e, "url", hub__mj_str(c->a, HUB_MAP_UNMAPPED_URL));
+    MJ_SET_LIT(e, "url", MJ_PLAIN_LIT(c->a, HUB_MAP_UNMAPPED_URL));
     MJ_SET_LIT(e, "valueString", hub__mj_str(c->a, table));
     return e;
 }
@@ -869,7 +869,9 @@ static mres *res_at(rctx *c, size_t i) { return i == SIZE_MAX ? NULL : &c->res[i
 /* Strings of an mres are copied: c->res moves when it grows. */
 static mj *ref_to(rctx *c, const mres *r) {
     mj *o = hub__mj_obj(c->a);
-    mj *s = hub__mj_strdup(c->a, r->url, strlen(r->url));
+    size_t n = strlen(r->url);
+    const char *u = hub_arena_strndup(c->a, r->url, n);
+    mj *s = u ? hub__mj_plain(c->a, u, n) : NULL; /* urn:uuid:<hex> */
     MJ_SET_LIT(o, "reference", s);
     note_ref(c, s);
     return o;
@@ -1428,26 +1430,31 @@ static hub_status add_entry(rctx *c, mres *r, mj *entries) {
     hub_arena *a = c->a;
     mj *req = hub__mj_obj(a), *ext = hub__mj_arr(a), *e = hub__mj_obj(a), *merge = hub__mj_obj(a);
     if (req == NULL || ext == NULL || e == NULL || merge == NULL) return nomem(c);
-    MJ_SET_LIT(req, "method", hub__mj_str(a, "PUT"));
+    MJ_SET_LIT(req, "method", MJ_PLAIN_LIT(a, "PUT"));
     if (r->criteria) {
+        /* Percent-encoded by qenc() but for the type and the separators. */
         MJ_SET_LIT(req, "url", hub__mj_str(a, r->criteria));
     } else {
-        MJ_SET_LIT(r->res, "id", hub__mj_strdup(a, r->id, strlen(r->id)));
+        size_t idn = strlen(r->id);
+        const char *id = hub_arena_strndup(a, r->id, idn);
+        MJ_SET_LIT(r->res, "id", id ? hub__mj_plain(a, id, idn) : NULL); /* hex */
         MJ_SET_LIT(req, "url", hub__mj_str(a, join3(a, r->type, "/", r->id)));
     }
-    MJ_SET_LIT(merge, "url", hub__mj_str(a, HUB_MAP_MERGE_URL));
+    MJ_SET_LIT(merge, "url", MJ_PLAIN_LIT(a, HUB_MAP_MERGE_URL));
     MJ_SET_LIT(merge, "valueBoolean", hub__mj_bool(a, true));
     hub__mj_append(ext, merge);
     for (const mj *k = r->clears ? r->clears->u.k.head : NULL; k; k = k->next) {
         const char *nm = k->u.s.p;
         if (hub__mj_get(r->res, nm)) continue; /* another row set it */
         mj *cl = hub__mj_obj(a);
-        MJ_SET_LIT(cl, "url", hub__mj_str(a, HUB_MAP_CLEAR_URL));
+        MJ_SET_LIT(cl, "url", MJ_PLAIN_LIT(a, HUB_MAP_CLEAR_URL));
         MJ_SET_LIT(cl, "valueString", hub__mj_str(a, nm));
         hub__mj_append(ext, cl);
     }
     MJ_SET_LIT(req, "extension", ext);
-    MJ_SET_LIT(e, "fullUrl", hub__mj_strdup(a, r->url, strlen(r->url)));
+    size_t un = strlen(r->url);
+    const char *u = hub_arena_strndup(a, r->url, un);
+    MJ_SET_LIT(e, "fullUrl", u ? hub__mj_plain(a, u, un) : NULL); /* urn:uuid:<hex> */
     MJ_SET_LIT(e, "resource", r->res);
     MJ_SET_LIT(e, "request", req);
     hub__mj_append(entries, e);
@@ -1654,8 +1661,8 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
         rc = nomem(&c);
         goto done;
     }
-    MJ_SET_LIT(bundle, "resourceType", hub__mj_str(ar, "Bundle"));
-    MJ_SET_LIT(bundle, "type", hub__mj_str(ar, "transaction"));
+    MJ_SET_LIT(bundle, "resourceType", MJ_PLAIN_LIT(ar, "Bundle"));
+    MJ_SET_LIT(bundle, "type", MJ_PLAIN_LIT(ar, "transaction"));
     MJ_SET_LIT(bundle, "entry", entries);
     for (size_t i = 0; i < c.nres; i++) {
         mres *r = &c.res[i];

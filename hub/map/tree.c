@@ -46,27 +46,92 @@ mj *hub__mj_real(hub_arena *a, double v) {
     return n;
 }
 
-/* True when p[0..n) is ASCII; n from 4 to 16, read as two overlapping
- * words. */
-static inline bool short_ascii(const unsigned char *p, size_t n) {
-    uint64_t w;
+/* True when one of the 8 bytes of w is a control character, '"' or '\\'
+ * (the "has a zero byte" test on each; exact: a borrow only starts at a
+ * byte that is one). */
+static inline bool needs_escape8(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) != 0;
+}
+
+/* Bytes a JSON string escapes: control characters, '"' and '\\'. */
+static const unsigned char esc_byte[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, ['\\'] = 1,
+};
+
+/* The word p[0..n) reads as, for n from 1 to 16, with every byte of the
+ * string in it at least once (two overlapping loads, or three for n < 4:
+ * the way memcpy does small sizes; every load stays inside p[0..n)). */
+static inline uint64_t short_word(const unsigned char *p, size_t n) {
     if (n >= 8) {
         uint64_t a, b;
         memcpy(&a, p, 8);
         memcpy(&b, p + n - 8, 8);
-        w = a | b;
-    } else {
+        return a | b;
+    }
+    if (n >= 4) {
         uint32_t x, y;
         memcpy(&x, p, 4);
         memcpy(&y, p + n - 4, 4);
-        w = x | y;
+        return (uint64_t)x | (uint64_t)y << 32;
     }
-    return (w & 0x8080808080808080ULL) == 0;
+    /* 1 to 3 bytes: first, middle and last, the rest of the word spaces
+     * (which neither escape nor fail the ASCII test). */
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16 |
+           0x2020202020000000ULL;
 }
 
-/* RFC 3629 UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
-static bool utf8_ok(const unsigned char *s, size_t n) {
-    if (n >= 4 && n <= 16 && short_ascii(s, n)) return true; /* most values */
+/* RFC 3629 UTF-8: no overlongs, no surrogates, nothing past U+10FFFF.
+ * Sets *plain when JSON writes the bytes as they are (no control
+ * character, '"' or '\\'): the writer then copies the string without
+ * looking at it again. */
+static bool utf8_ok(const unsigned char *s, size_t n, bool *plain) {
+    if (n >= 1 && n <= 16) { /* most values: checked as one or two words */
+        uint64_t w = short_word(s, n);
+        if ((w & 0x8080808080808080ULL) == 0) {
+            /* The OR of two words can hide no escape byte from the
+             * ASCII test, but it can from the escape test: test each. */
+            if (n >= 8) {
+                uint64_t a, b;
+                memcpy(&a, s, 8);
+                memcpy(&b, s + n - 8, 8);
+                *plain = !needs_escape8(a) && !needs_escape8(b);
+            } else if (n >= 4) {
+                uint32_t x, y;
+                memcpy(&x, s, 4);
+                memcpy(&y, s + n - 4, 4);
+                *plain = !needs_escape8((uint64_t)x | (uint64_t)y << 32);
+            } else {
+                bool esc = false;
+                for (size_t i = 0; i < n; i++) esc |= esc_byte[s[i]] != 0;
+                *plain = !esc;
+            }
+            return true;
+        }
+    }
+    if (n > 16) {
+        /* Longer values (urls, texts): eight bytes at a time, the last
+         * eight overlapping; the escape tests of the words are ORed and
+         * looked at once (each word's is exact, so their OR is). */
+        const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+        uint64_t hi = 0, esc = 0, w;
+        for (size_t i = 0;; i += 8) {
+            if (i + 8 > n) i = n - 8;
+            memcpy(&w, s + i, 8);
+            uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+            hi |= w;
+            esc |= ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b);
+            if (i + 8 == n) break;
+        }
+        if ((hi & high) == 0) {
+            *plain = (esc & high) == 0;
+            return true;
+        }
+    }
+    bool esc = false;
     size_t i = 0;
     while (i < n) {
         /* Eight ASCII bytes at a time: most values are ASCII. */
@@ -74,11 +139,13 @@ static bool utf8_ok(const unsigned char *s, size_t n) {
             uint64_t w;
             memcpy(&w, s + i, 8);
             if (w & 0x8080808080808080ULL) break;
+            esc |= needs_escape8(w);
             i += 8;
         }
         if (i == n) break;
         unsigned c = s[i];
         if (c < 0x80) {
+            esc |= esc_byte[c] != 0;
             i++;
             continue;
         }
@@ -98,13 +165,25 @@ static bool utf8_ok(const unsigned char *s, size_t n) {
             return false;
         i += len;
     }
+    *plain = !esc;
     return true;
 }
 
 mj *hub__mj_strn(hub_arena *a, const char *p, size_t n) {
-    if (p == NULL || !utf8_ok((const unsigned char *)p, n)) return NULL;
+    bool plain = false;
+    if (p == NULL || !utf8_ok((const unsigned char *)p, n, &plain)) return NULL;
     mj *s = node(a, MJ_STR);
     if (s == NULL) return NULL;
+    s->flags = plain ? MJ_STR_PLAIN : 0;
+    s->u.s.p = p;
+    s->u.s.n = n;
+    return s;
+}
+
+mj *hub__mj_plain(hub_arena *a, const char *p, size_t n) {
+    mj *s = node(a, MJ_STR);
+    if (s == NULL) return NULL;
+    s->flags = MJ_STR_PLAIN;
     s->u.s.p = p;
     s->u.s.n = n;
     return s;
@@ -394,22 +473,6 @@ static inline bool room(wr *w, size_t n) {
     return (size_t)(w->end - w->o) >= n || grow(w, n);
 }
 
-/* Bytes a JSON string escapes: control characters, '"' and '\\'. */
-static const unsigned char esc_byte[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, ['\\'] = 1,
-};
-
-/* True when one of the 8 bytes of w is a control character, '"' or '\\'
- * (the "has a zero byte" test on each; exact: a borrow only starts at a
- * byte that is one). */
-static inline bool needs_escape8(uint64_t w) {
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) != 0;
-}
-
 /* Writes p[0..n) escaped at o, which has room for 6n bytes; returns the
  * end. */
 static char *escaped(char *o, const char *p, size_t n) {
@@ -527,6 +590,17 @@ static inline void put_plain_key(wr *w, char before, const char *k, size_t n) {
     w->o = o;
 }
 
+/* A string known to need no escape (MJ_STR_PLAIN). */
+static inline void put_plain_string(wr *w, const char *p, size_t n) {
+    if (!room(w, n + 2)) return;
+    char *o = w->o;
+    *o++ = '"';
+    copy_short(o, p, n);
+    o += n;
+    *o++ = '"';
+    w->o = o;
+}
+
 static inline void put(wr *w, const char *p, size_t n) {
     if (!room(w, n)) return;
     memcpy(w->o, p, n);
@@ -559,7 +633,10 @@ static void dump(wr *w, const mj *v) {
     case MJ_FALSE: put(w, "false", 5); return;
     case MJ_INT: put_int(w, v->u.i); return;
     case MJ_REAL: put_real(w, v->u.d); return;
-    case MJ_STR: put_string(w, 0, v->u.s.p, v->u.s.n, 0); return;
+    case MJ_STR:
+        if (v->flags & MJ_STR_PLAIN) put_plain_string(w, v->u.s.p, v->u.s.n);
+        else put_string(w, 0, v->u.s.p, v->u.s.n, 0);
+        return;
     case MJ_ARR:
     case MJ_OBJ: {
         bool obj = v->kind == MJ_OBJ;
