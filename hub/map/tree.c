@@ -626,6 +626,31 @@ static void put_int(wr *w, long long v) {
     put(w, p, (size_t)(e - p));
 }
 
+/* Writes a member or element that is a plain string under a plain key
+ * (most leaves) in one reservation: separator, key and value; false when
+ * c is no such leaf. */
+static inline bool plain_leaf(wr *w, bool obj, char sep, const mj *c) {
+    if (c->kind != MJ_STR || !(c->flags & MJ_STR_PLAIN)) return false;
+    if (obj && !(c->flags & MJ_KEY_PLAIN)) return false;
+    size_t kn = obj ? c->klen : 0, n = c->u.s.n;
+    if (!room(w, kn + n + 6)) return true;
+    char *o = w->o;
+    if (sep) *o++ = sep;
+    if (obj) {
+        *o++ = '"';
+        copy_short(o, c->key, kn);
+        o += kn;
+        *o++ = '"';
+        *o++ = ':';
+    }
+    *o++ = '"';
+    copy_short(o, c->u.s.p, n);
+    o += n;
+    *o++ = '"';
+    w->o = o;
+    return true;
+}
+
 static void dump(wr *w, const mj *v) {
     switch ((mj_kind)v->kind) {
     case MJ_NULL: put(w, "null", 4); return;
@@ -643,6 +668,7 @@ static void dump(wr *w, const mj *v) {
         put1(w, obj ? '{' : '[');
         for (const mj *c = v->u.k.head; c && w->st == HUB_OK; c = c->next) {
             char sep = c != v->u.k.head ? ',' : 0;
+            if (plain_leaf(w, obj, sep, c)) continue;
             if (obj && (c->flags & MJ_KEY_PLAIN)) put_plain_key(w, sep, c->key, c->klen);
             else if (obj) put_string(w, sep, c->key, strlen(c->key), ':');
             else if (sep) put1(w, sep);
