@@ -15,9 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mj *node(hub_arena *a, mj_kind k) {
-    mj *n = hub_arena_alloc(a, sizeof *n);
-    if (n == NULL) return NULL;
+#define MJ_SLAB 64
+
+static mj *node(mj_heap *h, mj_kind k) {
+    if (h->next == h->end) {
+        mj *slab = hub_arena_alloc(h->a, MJ_SLAB * sizeof *slab);
+        if (slab == NULL) return NULL;
+        h->next = slab;
+        h->end = slab + MJ_SLAB;
+    }
+    mj *n = h->next++;
     n->kind = (uint8_t)k;
     n->flags = 0;
     n->klen = 0;
@@ -28,20 +35,20 @@ static mj *node(hub_arena *a, mj_kind k) {
     return n;
 }
 
-mj *hub__mj_obj(hub_arena *a) { return node(a, MJ_OBJ); }
-mj *hub__mj_arr(hub_arena *a) { return node(a, MJ_ARR); }
+mj *hub__mj_obj(mj_heap *h) { return node(h, MJ_OBJ); }
+mj *hub__mj_arr(mj_heap *h) { return node(h, MJ_ARR); }
 
-mj *hub__mj_bool(hub_arena *a, bool v) { return node(a, v ? MJ_TRUE : MJ_FALSE); }
+mj *hub__mj_bool(mj_heap *h, bool v) { return node(h, v ? MJ_TRUE : MJ_FALSE); }
 
-mj *hub__mj_int(hub_arena *a, long long v) {
-    mj *n = node(a, MJ_INT);
+mj *hub__mj_int(mj_heap *h, long long v) {
+    mj *n = node(h, MJ_INT);
     if (n) n->u.i = v;
     return n;
 }
 
-mj *hub__mj_real(hub_arena *a, double v) {
+mj *hub__mj_real(mj_heap *h, double v) {
     if (!isfinite(v)) return NULL; /* JSON has no NaN or infinity */
-    mj *n = node(a, MJ_REAL);
+    mj *n = node(h, MJ_REAL);
     if (n) n->u.d = v;
     return n;
 }
@@ -169,10 +176,10 @@ static bool utf8_ok(const unsigned char *s, size_t n, bool *plain) {
     return true;
 }
 
-mj *hub__mj_strn(hub_arena *a, const char *p, size_t n) {
+mj *hub__mj_strn(mj_heap *h, const char *p, size_t n) {
     bool plain = false;
     if (p == NULL || !utf8_ok((const unsigned char *)p, n, &plain)) return NULL;
-    mj *s = node(a, MJ_STR);
+    mj *s = node(h, MJ_STR);
     if (s == NULL) return NULL;
     s->flags = plain ? MJ_STR_PLAIN : 0;
     s->u.s.p = p;
@@ -180,8 +187,8 @@ mj *hub__mj_strn(hub_arena *a, const char *p, size_t n) {
     return s;
 }
 
-mj *hub__mj_plain(hub_arena *a, const char *p, size_t n) {
-    mj *s = node(a, MJ_STR);
+mj *hub__mj_plain(mj_heap *h, const char *p, size_t n) {
+    mj *s = node(h, MJ_STR);
     if (s == NULL) return NULL;
     s->flags = MJ_STR_PLAIN;
     s->u.s.p = p;
@@ -189,14 +196,14 @@ mj *hub__mj_plain(hub_arena *a, const char *p, size_t n) {
     return s;
 }
 
-mj *hub__mj_str(hub_arena *a, const char *p) {
-    return p ? hub__mj_strn(a, p, strlen(p)) : NULL;
+mj *hub__mj_str(mj_heap *h, const char *p) {
+    return p ? hub__mj_strn(h, p, strlen(p)) : NULL;
 }
 
-mj *hub__mj_strdup(hub_arena *a, const char *p, size_t n) {
+mj *hub__mj_strdup(mj_heap *h, const char *p, size_t n) {
     if (p == NULL) return NULL;
-    char *d = hub_arena_strndup(a, p, n);
-    return d ? hub__mj_strn(a, d, n) : NULL;
+    char *d = hub_arena_strndup(h->a, p, n);
+    return d ? hub__mj_strn(h, d, n) : NULL;
 }
 
 /* A string's text (NUL-terminated: every string the interpreter makes
@@ -350,9 +357,9 @@ size_t hub__mj_size(const mj *v) {
     return v && (v->kind == MJ_OBJ || v->kind == MJ_ARR) ? v->n : 0;
 }
 
-mj *hub__mj_copy(hub_arena *a, const mj *v) {
+mj *hub__mj_copy(mj_heap *h, const mj *v) {
     if (v == NULL) return NULL;
-    mj *n = hub_arena_alloc(a, sizeof *n);
+    mj *n = node(h, MJ_NULL);
     if (n == NULL) return NULL;
     *n = *v;
     n->next = NULL;
@@ -360,7 +367,7 @@ mj *hub__mj_copy(hub_arena *a, const mj *v) {
     n->u.k.head = n->u.k.tail = NULL;
     n->n = 0;
     for (const mj *c = v->u.k.head; c; c = c->next) {
-        mj *cc = hub__mj_copy(a, c);
+        mj *cc = hub__mj_copy(h, c);
         if (cc == NULL) return NULL;
         cc->key = c->key;
         link_after(n, n->u.k.tail, cc);
@@ -382,36 +389,36 @@ bool hub__mj_prune(mj *v) {
 
 /* ---- jansson in and out -------------------------------------------------------- */
 
-mj *hub__mj_from_json(hub_arena *a, const json_t *j) {
+mj *hub__mj_from_json(mj_heap *h, const json_t *j) {
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
-        mj *o = hub__mj_obj(a);
+        mj *o = hub__mj_obj(h);
         const char *k;
         json_t *x;
         json_object_foreach((json_t *)j, k, x) {
-            mj *c = hub__mj_from_json(a, x);
-            char *kk = hub_arena_strndup(a, k, strlen(k));
+            mj *c = hub__mj_from_json(h, x);
+            char *kk = hub_arena_strndup(h->a, k, strlen(k));
             if (o == NULL || c == NULL || kk == NULL) return NULL;
             hub__mj_set(o, kk, c);
         }
         return o;
     }
     case JSON_ARRAY: {
-        mj *arr = hub__mj_arr(a);
+        mj *arr = hub__mj_arr(h);
         for (size_t i = 0; arr && i < json_array_size(j); i++) {
-            mj *c = hub__mj_from_json(a, json_array_get(j, i));
+            mj *c = hub__mj_from_json(h, json_array_get(j, i));
             if (c == NULL) return NULL;
             hub__mj_append(arr, c);
         }
         return arr;
     }
     case JSON_STRING:
-        return hub__mj_strdup(a, json_string_value(j), json_string_length(j));
-    case JSON_INTEGER: return hub__mj_int(a, json_integer_value(j));
-    case JSON_REAL: return hub__mj_real(a, json_real_value(j));
-    case JSON_TRUE: return hub__mj_bool(a, true);
-    case JSON_FALSE: return hub__mj_bool(a, false);
-    default: return node(a, MJ_NULL);
+        return hub__mj_strdup(h, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: return hub__mj_int(h, json_integer_value(j));
+    case JSON_REAL: return hub__mj_real(h, json_real_value(j));
+    case JSON_TRUE: return hub__mj_bool(h, true);
+    case JSON_FALSE: return hub__mj_bool(h, false);
+    default: return node(h, MJ_NULL);
     }
 }
 
