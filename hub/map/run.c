@@ -1431,7 +1431,7 @@ static hub_status add_entry(rctx *c, mres *r, mj *entries) {
     if (req == NULL || ext == NULL || e == NULL || merge == NULL) return nomem(c);
     MJ_SET_LIT(req, "method", MJ_PLAIN_LIT(&c->h, "PUT"));
     if (r->criteria) {
-        /* Percent-encoded by qenc() but for the type and the separators. */
+        /* Checked: qenc() encoded its values, but its type is a table's. */
         MJ_SET_LIT(req, "url", hub__mj_str(&c->h, r->criteria));
     } else {
         size_t idn = strlen(r->id);
