@@ -11,7 +11,7 @@
 typedef enum { MJ_NULL, MJ_TRUE, MJ_FALSE, MJ_INT, MJ_REAL, MJ_STR, MJ_OBJ, MJ_ARR } mj_kind;
 typedef struct mj {
     uint8_t kind;
-    uint8_t flags;      /* MJ_KEY_PLAIN */
+    uint8_t flags;      /* MJ_KEY_PLAIN, MJ_STR_PLAIN */
     uint16_t klen;      /* the key's length, with MJ_KEY_PLAIN */
     uint32_t n;         /* members or elements */
     const char *key;    /* as a member of an object */
@@ -24,16 +24,30 @@ typedef struct mj {
     } u;
 } mj;
 
+/* Where a tree's nodes come from: its arena, in slabs of nodes (one
+ * arena call per slab, not per node: a Bundle has some 2,400 nodes).
+ * Initialise with {arena}; the slab lives as long as the arena is not
+ * reset. */
+typedef struct {
+    hub_arena *a;
+    mj *next, *end;
+} mj_heap;
+
 /* Constructors: NULL on allocation failure, for a string that is not
  * UTF-8 and for a real that is not finite (as jansson refuses them). */
-mj *hub__mj_obj(hub_arena *a);
-mj *hub__mj_arr(hub_arena *a);
-mj *hub__mj_bool(hub_arena *a, bool v);
-mj *hub__mj_int(hub_arena *a, long long v);
-mj *hub__mj_real(hub_arena *a, double v);
-mj *hub__mj_str(hub_arena *a, const char *s);                /* borrowed */
-mj *hub__mj_strn(hub_arena *a, const char *p, size_t n);     /* borrowed; p[n] == 0 */
-mj *hub__mj_strdup(hub_arena *a, const char *p, size_t n);   /* copied */
+mj *hub__mj_obj(mj_heap *h);
+mj *hub__mj_arr(mj_heap *h);
+mj *hub__mj_bool(mj_heap *h, bool v);
+mj *hub__mj_int(mj_heap *h, long long v);
+mj *hub__mj_real(mj_heap *h, double v);
+mj *hub__mj_str(mj_heap *h, const char *s);                /* borrowed */
+mj *hub__mj_strn(mj_heap *h, const char *p, size_t n);     /* borrowed; p[n] == 0 */
+mj *hub__mj_strdup(mj_heap *h, const char *p, size_t n);   /* copied */
+/* A string the caller made of characters JSON writes as they are (ASCII
+ * letters, digits, "-._~:/?=|%": a literal, an id, a url or query this
+ * interpreter encoded): neither checked for UTF-8 nor for escapes. */
+mj *hub__mj_plain(mj_heap *h, const char *p, size_t n);    /* borrowed; p[n] == 0 */
+#define MJ_PLAIN_LIT(h, s) hub__mj_plain((h), "" s "", sizeof(s) - 1)
 const char *hub__mj_sval(const mj *v); /* NULL unless a string */
 /* Objects: set replaces a member where it stands or appends it (v NULL,
  * or o no object: nothing happens); update moves src's members into dst. */
@@ -43,6 +57,9 @@ void hub__mj_set(mj *o, const char *k, mj *v);
  * digits, '_', '-', ...: a table's element name, a literal) and whose
  * length it knows: the text writer copies it without looking. */
 #define MJ_KEY_PLAIN 1u
+/* A string JSON writes as it is (no control character, '"' or '\\'):
+ * found when the string is checked for UTF-8, so the writer only copies. */
+#define MJ_STR_PLAIN 2u
 void hub__mj_setk(mj *o, const char *k, size_t klen, mj *v);
 #define MJ_SET_LIT(o, k, v) hub__mj_setk((o), "" k "", sizeof(k) - 1, (v))
 /* hub__mj_setk for a key o is known not to have: appended, no search. */
@@ -57,10 +74,10 @@ void hub__mj_prepend(mj *arr, mj *v);
 mj *hub__mj_at(const mj *arr, size_t i);
 void hub__mj_set_at(mj *arr, size_t i, mj *v);
 size_t hub__mj_size(const mj *v); /* members or elements; 0 otherwise */
-mj *hub__mj_copy(hub_arena *a, const mj *v);
+mj *hub__mj_copy(mj_heap *h, const mj *v);
 /* Removes empty objects and arrays below v; true when v is one. */
 bool hub__mj_prune(mj *v);
-mj *hub__mj_from_json(hub_arena *a, const json_t *j);
+mj *hub__mj_from_json(mj_heap *h, const json_t *j);
 json_t *hub__mj_to_json(const mj *v); /* a new reference, NULL: no memory */
 /* Appends compact JSON text (hub_json_dumps's form). */
 hub_status hub__mj_dump(const mj *v, hub_buf *out);
@@ -201,6 +218,7 @@ typedef struct mtable {
 
 struct hub_map {
     hub_arena arena;   /* every string and row */
+    mj_heap fixed;     /* the fixed values' nodes (mrow.fixed_mj), in arena */
     mtable **tables;
     size_t ntables, cap;
     size_t nrows;

@@ -332,7 +332,7 @@ static hub_status parse_mapping(lctx *c, char *s, mrow *r) {
         json_error_t je;
         r->fixed = json_loads(s, JSON_DECODE_ANY, &je);
         if (r->fixed == NULL) return bad(c, "fixed value is not JSON: '%.60s'", s);
-        r->fixed_mj = hub__mj_from_json(&c->m->arena, r->fixed);
+        r->fixed_mj = hub__mj_from_json(&c->m->fixed, r->fixed);
         if (r->fixed_mj == NULL) return nomem(c);
         r->kind = MK_FIXED;
         return HUB_OK;
@@ -825,6 +825,7 @@ hub_status hub_map_load(const hub_map_cfg *c, hub_map **out, hub_err *err) {
     hub_map *m = hub_calloc(1, sizeof *m);
     if (m == NULL) return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
     hub_arena_init(&m->arena, 64 * 1024);
+    m->fixed = (mj_heap){&m->arena, NULL, NULL};
     hub_status rc = HUB_OK;
     static const char *subs[] = {"vocab", "local", "datatypes", "segments", "messages"};
     if (c->dir && c->dir[0])

@@ -46,6 +46,7 @@ typedef struct {
     hub_map_result *out;
     hub_err *err;
     hub_arena *a;       /* the thread's scratch arena (scratch()) */
+    mj_heap h;          /* the Bundle's nodes, in a */
     hub_v2_delims d;
     hub_v2_groups groups;
     bool have_groups;
@@ -466,7 +467,6 @@ static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
         hub__mj_update(obj, val);
         return obj;
     }
-    hub_arena *a = c->a;
     mj *cur = obj;
     for (size_t i = 0; i < n; i++) {
         bool last = i + 1 == n;
@@ -482,7 +482,7 @@ static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
                 return val;
             }
             if (!child || child->kind != MJ_OBJ) {
-                mj *o = hub__mj_obj(a);
+                mj *o = hub__mj_obj(&c->h);
                 set_step(cur, s, child, o);
                 child = o;
             }
@@ -490,7 +490,7 @@ static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
             continue;
         }
         if (!child || child->kind != MJ_ARR) {
-            mj *arr = hub__mj_arr(a);
+            mj *arr = hub__mj_arr(&c->h);
             set_step(cur, s, child, arr);
             child = arr;
         }
@@ -500,7 +500,7 @@ static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
              * still empty (pruned at the end if it stays so); [N+] appends
              * at N at the earliest. */
             if (s->at)
-                while (hub__mj_size(child) < s->at) hub__mj_append(child, hub__mj_obj(a));
+                while (hub__mj_size(child) < s->at) hub__mj_append(child, hub__mj_obj(&c->h));
             if (s->ix == IX_AT) elem = hub__mj_at(child, s->at);
         } else if (s->ix == IX_SELECT) {
             for (mj *e = child ? child->u.k.head : NULL; e; e = e->next) {
@@ -524,8 +524,8 @@ static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
             return val;
         }
         if (elem == NULL) {
-            elem = hub__mj_obj(a);
-            if (s->ix == IX_SELECT) hub__mj_set(elem, s->key, hub__mj_str(a, s->val));
+            elem = hub__mj_obj(&c->h);
+            if (s->ix == IX_SELECT) hub__mj_set(elem, s->key, hub__mj_str(&c->h, s->val));
             hub__mj_append(child, elem);
         }
         cur = elem;
@@ -602,12 +602,12 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
         for (const char *q = t; *q; q++)
             if (*q == ' ' || *q == '\t' || *q == '"' || *q == '<' || *q == '>')
                 return soft(c, row, v, "not a valid URI");
-        *out = hub__mj_str(c->a, t);
+        *out = hub__mj_str(&c->h, t);
         break;
     case P_STRING:
     case P_MARKDOWN:
     case P_ID:
-        *out = hub__mj_str(c->a, t);
+        *out = hub__mj_str(&c->h, t);
         break;
     case P_CODE: {
         /* Codes carry no surrounding spaces. */
@@ -616,11 +616,11 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
         while (n && t[n - 1] == ' ') n--;
         if (n == 0) return HUB_OK;
         ((char *)t)[n] = '\0'; /* text() made it: the arena's copy */
-        *out = hub__mj_strn(c->a, t, n);
+        *out = hub__mj_strn(&c->h, t, n);
         break;
     }
     case P_SYSTEM:
-        *out = hub__mj_str(c->a, coding_system(c, t));
+        *out = hub__mj_str(&c->h, coding_system(c, t));
         break;
     case P_DATE:
     case P_DATETIME:
@@ -635,14 +635,14 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
         if (!hub_map_dtm(t, n, k, c->tz, buf))
             return soft(c, row, v,
                         k == 'D' ? "not a valid date" : "not a valid date/time");
-        *out = hub__mj_strdup(c->a, buf, strlen(buf));
+        *out = hub__mj_strdup(&c->h, buf, strlen(buf));
         break;
     }
     case P_TIME: {
         size_t n = strlen(t);
         if (n < 2 || n > 16) return soft(c, row, v, "not a valid time");
         snprintf(buf, sizeof buf, "%.2s:%.2s:%.2s", t, n >= 4 ? t + 2 : "00", n >= 6 ? t + 4 : "00");
-        *out = hub__mj_strdup(c->a, buf, strlen(buf));
+        *out = hub__mj_strdup(&c->h, buf, strlen(buf));
         break;
     }
     case P_DECIMAL:
@@ -658,13 +658,13 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
             /* Whole numbers stay integers (no "5.0") when a long long holds
              * them; a larger one stays a real (converting it was undefined). */
             bool integral = !strchr(t, '.') && !strchr(t, 'e') && !strchr(t, 'E');
-            if (integral && d > -9.2e18 && d < 9.2e18) *out = hub__mj_int(c->a, (long long)d);
-            else *out = hub__mj_real(c->a, d);
+            if (integral && d > -9.2e18 && d < 9.2e18) *out = hub__mj_int(&c->h, (long long)d);
+            else *out = hub__mj_real(&c->h, d);
         } else {
             long long l = strtoll(t, &e, 10);
             if (e == t || *e || (row->prim == P_POSINT && l < 1) || (row->prim == P_UNSIGNED && l < 0))
                 return soft(c, row, v, "not an integer");
-            *out = hub__mj_int(c->a, l);
+            *out = hub__mj_int(&c->h, l);
         }
         break;
     }
@@ -684,7 +684,7 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
             o[k++] = i + 2 < n ? b64[w & 63] : '=';
         }
         o[k] = '\0';
-        *out = hub__mj_strn(c->a, o, k);
+        *out = hub__mj_strn(&c->h, o, k);
         break;
     }
     case P_B64BIN: {
@@ -703,12 +703,12 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
         }
         if (k == 0 || k % 4 != 0 || pad > 2) return soft(c, row, v, "not base64");
         o[k] = '\0';
-        *out = hub__mj_strn(c->a, o, k);
+        *out = hub__mj_strn(&c->h, o, k);
         break;
     }
     case P_BOOLEAN:
-        if (strcmp(t, "Y") == 0 || strcmp(t, "y") == 0 || strcmp(t, "1") == 0) *out = hub__mj_bool(c->a, true);
-        else if (strcmp(t, "N") == 0 || strcmp(t, "n") == 0 || strcmp(t, "0") == 0) *out = hub__mj_bool(c->a, false);
+        if (strcmp(t, "Y") == 0 || strcmp(t, "y") == 0 || strcmp(t, "1") == 0) *out = hub__mj_bool(&c->h, true);
+        else if (strcmp(t, "N") == 0 || strcmp(t, "n") == 0 || strcmp(t, "0") == 0) *out = hub__mj_bool(&c->h, false);
         else return soft(c, row, v, "not a yes/no value");
         break;
     }
@@ -719,24 +719,24 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
 /* ---- vocabulary ------------------------------------------------------------- */
 
 static mj *unmapped_ext(rctx *c, const char *table) {
-    mj *e = hub__mj_obj(c->a);
-    MJ_SET_LIT(e, "url", hub__mj_str(c->a, HUB_MAP_UNMAPPED_URL));
-    MJ_SET_LIT(e, "valueString", hub__mj_str(c->a, table));
+    mj *e = hub__mj_obj(&c->h);
+    MJ_SET_LIT(e, "url", MJ_PLAIN_LIT(&c->h, HUB_MAP_UNMAPPED_URL));
+    MJ_SET_LIT(e, "valueString", hub__mj_str(&c->h, table));
     return e;
 }
 
 static mj *coding_of(rctx *c, const char *system, const char *code, const char *display) {
-    mj *cd = hub__mj_obj(c->a);
-    if (system) MJ_SET_LIT(cd, "system", hub__mj_str(c->a, system));
-    MJ_SET_LIT(cd, "code", hub__mj_str(c->a, code));
-    if (display) MJ_SET_LIT(cd, "display", hub__mj_str(c->a, display));
+    mj *cd = hub__mj_obj(&c->h);
+    if (system) MJ_SET_LIT(cd, "system", hub__mj_str(&c->h, system));
+    MJ_SET_LIT(cd, "code", hub__mj_str(&c->h, code));
+    if (display) MJ_SET_LIT(cd, "display", hub__mj_str(&c->h, display));
     return cd;
 }
 
 /* The "extension" array of `o`, made when it has none. */
 static mj *extensions(rctx *c, mj *o) {
     mj *ext = hub__mj_get(o, "extension");
-    if (ext == NULL || ext->kind != MJ_ARR) MJ_SET_LIT(o, "extension", ext = hub__mj_arr(c->a));
+    if (ext == NULL || ext->kind != MJ_ARR) MJ_SET_LIT(o, "extension", ext = hub__mj_arr(&c->h));
     return ext;
 }
 
@@ -780,9 +780,9 @@ static void apply_vocab(rctx *c, const mrow *row, const mval *v, mj *obj) {
         if (hit && is_cc) {
             hub__mj_prepend(codings, coding_of(c, system, hit->code, hit->display));
         } else if (hit) {
-            MJ_SET_LIT(obj, "system", hub__mj_str(c->a, system));
-            MJ_SET_LIT(obj, "code", hub__mj_str(c->a, hit->code));
-            if (hit->display) MJ_SET_LIT(obj, "display", hub__mj_str(c->a, hit->display));
+            MJ_SET_LIT(obj, "system", hub__mj_str(&c->h, system));
+            MJ_SET_LIT(obj, "code", hub__mj_str(&c->h, hit->code));
+            if (hit->display) MJ_SET_LIT(obj, "display", hub__mj_str(&c->h, hit->display));
         } else if (orig) {
             hub__mj_append(extensions(c, orig), unmapped_ext(c, row->vocab->name));
             c->out->nunmapped++;
@@ -816,9 +816,9 @@ static hub_status new_res(rctx *c, const char *type, const char *name, const mta
     r->seg = seg;
     r->alias = -1;
     r->ord = c->nres;
-    r->res = hub__mj_obj(c->a);
+    r->res = hub__mj_obj(&c->h);
     if (r->res == NULL) return nomem(c);
-    MJ_SET_LIT(r->res, "resourceType", hub__mj_str(c->a, type));
+    MJ_SET_LIT(r->res, "resourceType", hub__mj_str(&c->h, type));
     uuid_of(fnv(c->h0, &r->ord, sizeof r->ord), fnv(c->h0 ^ 0x9e3779b97f4a7c15ULL, &r->ord, sizeof r->ord),
             r->url);
     c->nres++;
@@ -896,7 +896,7 @@ static bool has_choice(const mj *q, const char *k) {
 static void merge_missing(rctx *c, mj *q, const mj *r) {
     for (const mj *m = r->u.k.head; m; m = m->next) {
         if (hub__mj_get(q, m->key) || has_choice(q, m->key)) continue;
-        mj *cp = hub__mj_copy(c->a, m);
+        mj *cp = hub__mj_copy(&c->h, m);
         if (cp == NULL) continue;
         if (cp->kind == MJ_STR && strcmp(cp->key, "reference") == 0) note_ref(c, cp);
         else note_refs_below(c, cp, 0);
@@ -913,8 +913,10 @@ static mres *res_at(rctx *c, size_t i) { return i == SIZE_MAX ? NULL : &c->res[i
 
 /* Strings of an mres are copied: c->res moves when it grows. */
 static mj *ref_to(rctx *c, const mres *r) {
-    mj *o = hub__mj_obj(c->a);
-    mj *s = hub__mj_strdup(c->a, r->url, strlen(r->url));
+    mj *o = hub__mj_obj(&c->h);
+    size_t n = strlen(r->url);
+    const char *u = hub_arena_strndup(c->a, r->url, n);
+    mj *s = u ? hub__mj_plain(&c->h, u, n) : NULL; /* urn:uuid:<hex> */
     MJ_SET_LIT(o, "reference", s);
     note_ref(c, s);
     return o;
@@ -929,7 +931,7 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
     else tr[0] = 0;
     if (row->kind == MK_FIXED) {
         if (c->ex) explain(c, r, prefix, row->steps, row->nsteps, obj, NULL, tr);
-        place(c, obj, row->steps, row->nsteps, hub__mj_copy(c->a, row->fixed_mj));
+        place(c, obj, row->steps, row->nsteps, hub__mj_copy(&c->h, row->fixed_mj));
         return HUB_OK;
     }
     if (row->kind == MK_REF) {
@@ -948,12 +950,12 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
             const char *code = hub__mj_sval(val);
             const mrow *hit = code ? hub__map_vocab(row->vocab, code, strlen(code)) : NULL;
             if (hit) {
-                val = hub__mj_str(c->a, hit->code);
+                val = hub__mj_str(&c->h, hit->code);
             } else if (row->nsteps && row->steps[row->nsteps - 1].ix == IX_NONE) {
                 /* Unmapped: the element stays out, the code is kept in its
                  * extension and flagged. */
-                mj *holder = hub__mj_obj(c->a);
-                mj *ext = hub__mj_arr(c->a);
+                mj *holder = hub__mj_obj(&c->h);
+                mj *ext = hub__mj_arr(&c->h);
                 mj *e = unmapped_ext(c, row->vocab->name);
                 MJ_SET_LIT(e, "valueCode", val);
                 hub__mj_del(e, "valueString");
@@ -1000,7 +1002,7 @@ static hub_status run_value(rctx *c, const mrow *row, const mtable *t, const mva
         place(c, obj, row->steps, row->nsteps, ref_to(c, nr));
         return HUB_OK;
     }
-    mj *o = row->nsteps ? hub__mj_obj(c->a) : obj;
+    mj *o = row->nsteps ? hub__mj_obj(&c->h) : obj;
     if (o == NULL) return nomem(c);
     hub_buf pre;
     hub_buf_init(&pre);
@@ -1122,8 +1124,8 @@ static hub_status run_table(rctx *c, const mtable *t, const mval *v, mj *obj,
             } else if (sv.raw.p && hub_v2_is_null(sv.raw)) {
                 /* `""`: delete the stored value (top-level elements). */
                 if (top && row->nsteps) {
-                    if (r->clears == NULL) r->clears = hub__mj_arr(c->a);
-                    hub__mj_append(r->clears, hub__mj_str(c->a, row->steps[0].name));
+                    if (r->clears == NULL) r->clears = hub__mj_arr(&c->h);
+                    hub__mj_append(r->clears, hub__mj_str(&c->h, row->steps[0].name));
                 }
                 continue;
             } else if (!valued(sv.raw)) {
@@ -1363,10 +1365,9 @@ hashed:;
 
 /* {"system": system, "code": code} in a one-element array under "coding". */
 static mj *codeable(rctx *c, const char *system, const char *code) {
-    hub_arena *a = c->a;
-    mj *cd = hub__mj_obj(a), *codings = hub__mj_arr(a), *cc = hub__mj_obj(a);
-    MJ_SET_LIT(cd, "system", hub__mj_str(a, system));
-    MJ_SET_LIT(cd, "code", hub__mj_str(a, code));
+    mj *cd = hub__mj_obj(&c->h), *codings = hub__mj_arr(&c->h), *cc = hub__mj_obj(&c->h);
+    MJ_SET_LIT(cd, "system", hub__mj_str(&c->h, system));
+    MJ_SET_LIT(cd, "code", hub__mj_str(&c->h, code));
     hub__mj_append(codings, cd);
     MJ_SET_LIT(cc, "coding", codings);
     return cc;
@@ -1376,28 +1377,28 @@ static mj *codeable(rctx *c, const char *system, const char *code) {
  * that is no UTF-8 leaves the element out, as before). */
 static mj *one(rctx *c, mj *v) {
     if (v == NULL) return NULL;
-    mj *arr = hub__mj_arr(c->a);
+    mj *arr = hub__mj_arr(&c->h);
     hub__mj_append(arr, v);
     return arr;
 }
 
 static hub_status provenance(rctx *c, mj *entries) {
     hub_arena *a = c->a;
-    mj *p = hub__mj_obj(a);
+    mj *p = hub__mj_obj(&c->h);
     if (p == NULL) return nomem(c);
-    MJ_SET_LIT(p, "resourceType", hub__mj_str(a, "Provenance"));
-    mj *targets = hub__mj_arr(a);
+    MJ_SET_LIT(p, "resourceType", hub__mj_str(&c->h, "Provenance"));
+    mj *targets = hub__mj_arr(&c->h);
     for (size_t i = 0; i < c->nres; i++)
         if (c->res[i].alias < 0) hub__mj_append(targets, ref_to(c, &c->res[i]));
     MJ_SET_LIT(p, "target", targets);
     char iso[32];
     hub_time_iso(c->o && c->o->now_ms ? c->o->now_ms : hub_now_ms(), iso);
-    MJ_SET_LIT(p, "recorded", hub__mj_strdup(a, iso, strlen(iso)));
+    MJ_SET_LIT(p, "recorded", hub__mj_strdup(&c->h, iso, strlen(iso)));
     hub__mj_set(p, "activity",
                 codeable(c, "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE"));
-    mj *who = hub__mj_strdup(a, c->sender, strlen(c->sender));
+    mj *who = hub__mj_strdup(&c->h, c->sender, strlen(c->sender));
     if (who) {
-        mj *agent = hub__mj_obj(a), *w = hub__mj_obj(a);
+        mj *agent = hub__mj_obj(&c->h), *w = hub__mj_obj(&c->h);
         hub__mj_set(agent, "type",
                     codeable(c, "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
                              "author"));
@@ -1406,28 +1407,28 @@ static hub_status provenance(rctx *c, mj *entries) {
         MJ_SET_LIT(p, "agent", one(c, agent));
     }
     char *val = hub_arena_sprintf(a, "%.199s|%.199s", c->sender, c->control);
-    mj *vs = val ? hub__mj_str(a, val) : NULL;
+    mj *vs = val ? hub__mj_str(&c->h, val) : NULL;
     if (vs) {
-        mj *ent = hub__mj_obj(a), *what = hub__mj_obj(a), *idf = hub__mj_obj(a);
-        MJ_SET_LIT(ent, "role", hub__mj_str(a, "source"));
-        MJ_SET_LIT(idf, "system", hub__mj_str(a, "urn:hub:v2-message"));
+        mj *ent = hub__mj_obj(&c->h), *what = hub__mj_obj(&c->h), *idf = hub__mj_obj(&c->h);
+        MJ_SET_LIT(ent, "role", hub__mj_str(&c->h, "source"));
+        MJ_SET_LIT(idf, "system", hub__mj_str(&c->h, "urn:hub:v2-message"));
         MJ_SET_LIT(idf, "value", vs);
         MJ_SET_LIT(what, "identifier", idf);
-        MJ_SET_LIT(what, "display", hub__mj_str(a, "HL7 v2 message in the hub's journal"));
+        MJ_SET_LIT(what, "display", hub__mj_str(&c->h, "HL7 v2 message in the hub's journal"));
         MJ_SET_LIT(ent, "what", what);
         MJ_SET_LIT(p, "entity", one(c, ent));
     }
     char id[33];
     hex_id(fnv(c->h0, "prov", 4), fnv(c->h0 ^ 7, "prov", 4), id);
-    MJ_SET_LIT(p, "id", hub__mj_strdup(a, id, strlen(id)));
+    MJ_SET_LIT(p, "id", hub__mj_strdup(&c->h, id, strlen(id)));
     char url[48];
     uuid_of(fnv(c->h0, "provurl", 7), fnv(c->h0 ^ 3, "provurl", 7), url);
-    mj *e = hub__mj_obj(a), *req = hub__mj_obj(a);
+    mj *e = hub__mj_obj(&c->h), *req = hub__mj_obj(&c->h);
     if (e == NULL || req == NULL) return nomem(c);
-    MJ_SET_LIT(e, "fullUrl", hub__mj_strdup(a, url, strlen(url)));
+    MJ_SET_LIT(e, "fullUrl", hub__mj_strdup(&c->h, url, strlen(url)));
     MJ_SET_LIT(e, "resource", p);
-    MJ_SET_LIT(req, "method", hub__mj_str(a, "PUT"));
-    MJ_SET_LIT(req, "url", hub__mj_str(a, join3(a, "Provenance", "/", id)));
+    MJ_SET_LIT(req, "method", hub__mj_str(&c->h, "PUT"));
+    MJ_SET_LIT(req, "url", hub__mj_str(&c->h, join3(a, "Provenance", "/", id)));
     MJ_SET_LIT(e, "request", req);
     hub__mj_append(entries, e);
     return HUB_OK;
@@ -1471,28 +1472,33 @@ static hub_status link_res(rctx *c, mres *r) {
  * naming the top-level elements a `""` cleared. */
 static hub_status add_entry(rctx *c, mres *r, mj *entries) {
     hub_arena *a = c->a;
-    mj *req = hub__mj_obj(a), *ext = hub__mj_arr(a), *e = hub__mj_obj(a), *merge = hub__mj_obj(a);
+    mj *req = hub__mj_obj(&c->h), *ext = hub__mj_arr(&c->h), *e = hub__mj_obj(&c->h), *merge = hub__mj_obj(&c->h);
     if (req == NULL || ext == NULL || e == NULL || merge == NULL) return nomem(c);
-    MJ_SET_LIT(req, "method", hub__mj_str(a, "PUT"));
+    MJ_SET_LIT(req, "method", MJ_PLAIN_LIT(&c->h, "PUT"));
     if (r->criteria) {
-        MJ_SET_LIT(req, "url", hub__mj_str(a, r->criteria));
+        /* Checked: qenc() encoded its values, but its type is a table's. */
+        MJ_SET_LIT(req, "url", hub__mj_str(&c->h, r->criteria));
     } else {
-        MJ_SET_LIT(r->res, "id", hub__mj_strdup(a, r->id, strlen(r->id)));
-        MJ_SET_LIT(req, "url", hub__mj_str(a, join3(a, r->type, "/", r->id)));
+        size_t idn = strlen(r->id);
+        const char *id = hub_arena_strndup(a, r->id, idn);
+        MJ_SET_LIT(r->res, "id", id ? hub__mj_plain(&c->h, id, idn) : NULL); /* hex */
+        MJ_SET_LIT(req, "url", hub__mj_str(&c->h, join3(a, r->type, "/", r->id)));
     }
-    MJ_SET_LIT(merge, "url", hub__mj_str(a, HUB_MAP_MERGE_URL));
-    MJ_SET_LIT(merge, "valueBoolean", hub__mj_bool(a, true));
+    MJ_SET_LIT(merge, "url", MJ_PLAIN_LIT(&c->h, HUB_MAP_MERGE_URL));
+    MJ_SET_LIT(merge, "valueBoolean", hub__mj_bool(&c->h, true));
     hub__mj_append(ext, merge);
     for (const mj *k = r->clears ? r->clears->u.k.head : NULL; k; k = k->next) {
         const char *nm = k->u.s.p;
         if (hub__mj_get(r->res, nm)) continue; /* another row set it */
-        mj *cl = hub__mj_obj(a);
-        MJ_SET_LIT(cl, "url", hub__mj_str(a, HUB_MAP_CLEAR_URL));
-        MJ_SET_LIT(cl, "valueString", hub__mj_str(a, nm));
+        mj *cl = hub__mj_obj(&c->h);
+        MJ_SET_LIT(cl, "url", MJ_PLAIN_LIT(&c->h, HUB_MAP_CLEAR_URL));
+        MJ_SET_LIT(cl, "valueString", hub__mj_str(&c->h, nm));
         hub__mj_append(ext, cl);
     }
     MJ_SET_LIT(req, "extension", ext);
-    MJ_SET_LIT(e, "fullUrl", hub__mj_strdup(a, r->url, strlen(r->url)));
+    size_t un = strlen(r->url);
+    const char *u = hub_arena_strndup(a, r->url, un);
+    MJ_SET_LIT(e, "fullUrl", u ? hub__mj_plain(&c->h, u, un) : NULL); /* urn:uuid:<hex> */
     MJ_SET_LIT(e, "resource", r->res);
     MJ_SET_LIT(e, "request", req);
     hub__mj_append(entries, e);
@@ -1581,6 +1587,7 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     c.ex = opts->explain ? &out->explain : NULL;
     c.a = scratch();
     if (c.a == NULL) return hub_err_set(err, HUB_E_NOMEM, "map", "out of memory");
+    c.h.a = c.a;
     hub_status rc = HUB_OK;
     const hub_v2_msh *h = hub_v2_msg_msh(msg);
 
@@ -1693,14 +1700,13 @@ hub_status hub_map_message(const hub_map *map, const hub_v2_msg *msg,
     for (size_t i = 0; i < c.nres; i++)
         if (c.res[i].alias < 0 && (rc = link_res(&c, &c.res[i]))) goto done;
 
-    hub_arena *ar = c.a;
-    mj *bundle = hub__mj_obj(ar), *entries = hub__mj_arr(ar);
+    mj *bundle = hub__mj_obj(&c.h), *entries = hub__mj_arr(&c.h);
     if (bundle == NULL || entries == NULL) {
         rc = nomem(&c);
         goto done;
     }
-    MJ_SET_LIT(bundle, "resourceType", hub__mj_str(ar, "Bundle"));
-    MJ_SET_LIT(bundle, "type", hub__mj_str(ar, "transaction"));
+    MJ_SET_LIT(bundle, "resourceType", MJ_PLAIN_LIT(&c.h, "Bundle"));
+    MJ_SET_LIT(bundle, "type", MJ_PLAIN_LIT(&c.h, "transaction"));
     MJ_SET_LIT(bundle, "entry", entries);
     for (size_t i = 0; i < c.nres; i++) {
         mres *r = &c.res[i];

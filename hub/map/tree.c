@@ -15,9 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mj *node(hub_arena *a, mj_kind k) {
-    mj *n = hub_arena_alloc(a, sizeof *n);
-    if (n == NULL) return NULL;
+#define MJ_SLAB 64
+
+static mj *node(mj_heap *h, mj_kind k) {
+    if (h->next == h->end) {
+        mj *slab = hub_arena_alloc(h->a, MJ_SLAB * sizeof *slab);
+        if (slab == NULL) return NULL;
+        h->next = slab;
+        h->end = slab + MJ_SLAB;
+    }
+    mj *n = h->next++;
     n->kind = (uint8_t)k;
     n->flags = 0;
     n->klen = 0;
@@ -28,45 +35,110 @@ static mj *node(hub_arena *a, mj_kind k) {
     return n;
 }
 
-mj *hub__mj_obj(hub_arena *a) { return node(a, MJ_OBJ); }
-mj *hub__mj_arr(hub_arena *a) { return node(a, MJ_ARR); }
+mj *hub__mj_obj(mj_heap *h) { return node(h, MJ_OBJ); }
+mj *hub__mj_arr(mj_heap *h) { return node(h, MJ_ARR); }
 
-mj *hub__mj_bool(hub_arena *a, bool v) { return node(a, v ? MJ_TRUE : MJ_FALSE); }
+mj *hub__mj_bool(mj_heap *h, bool v) { return node(h, v ? MJ_TRUE : MJ_FALSE); }
 
-mj *hub__mj_int(hub_arena *a, long long v) {
-    mj *n = node(a, MJ_INT);
+mj *hub__mj_int(mj_heap *h, long long v) {
+    mj *n = node(h, MJ_INT);
     if (n) n->u.i = v;
     return n;
 }
 
-mj *hub__mj_real(hub_arena *a, double v) {
+mj *hub__mj_real(mj_heap *h, double v) {
     if (!isfinite(v)) return NULL; /* JSON has no NaN or infinity */
-    mj *n = node(a, MJ_REAL);
+    mj *n = node(h, MJ_REAL);
     if (n) n->u.d = v;
     return n;
 }
 
-/* True when p[0..n) is ASCII; n from 4 to 16, read as two overlapping
- * words. */
-static inline bool short_ascii(const unsigned char *p, size_t n) {
-    uint64_t w;
+/* True when one of the 8 bytes of w is a control character, '"' or '\\'
+ * (the "has a zero byte" test on each; exact: a borrow only starts at a
+ * byte that is one). */
+static inline bool needs_escape8(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) != 0;
+}
+
+/* Bytes a JSON string escapes: control characters, '"' and '\\'. */
+static const unsigned char esc_byte[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, ['\\'] = 1,
+};
+
+/* The word p[0..n) reads as, for n from 1 to 16, with every byte of the
+ * string in it at least once (two overlapping loads, or three for n < 4:
+ * the way memcpy does small sizes; every load stays inside p[0..n)). */
+static inline uint64_t short_word(const unsigned char *p, size_t n) {
     if (n >= 8) {
         uint64_t a, b;
         memcpy(&a, p, 8);
         memcpy(&b, p + n - 8, 8);
-        w = a | b;
-    } else {
+        return a | b;
+    }
+    if (n >= 4) {
         uint32_t x, y;
         memcpy(&x, p, 4);
         memcpy(&y, p + n - 4, 4);
-        w = x | y;
+        return (uint64_t)x | (uint64_t)y << 32;
     }
-    return (w & 0x8080808080808080ULL) == 0;
+    /* 1 to 3 bytes: first, middle and last, the rest of the word spaces
+     * (which neither escape nor fail the ASCII test). */
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16 |
+           0x2020202020000000ULL;
 }
 
-/* RFC 3629 UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
-static bool utf8_ok(const unsigned char *s, size_t n) {
-    if (n >= 4 && n <= 16 && short_ascii(s, n)) return true; /* most values */
+/* RFC 3629 UTF-8: no overlongs, no surrogates, nothing past U+10FFFF.
+ * Sets *plain when JSON writes the bytes as they are (no control
+ * character, '"' or '\\'): the writer then copies the string without
+ * looking at it again. */
+static bool utf8_ok(const unsigned char *s, size_t n, bool *plain) {
+    if (n >= 1 && n <= 16) { /* most values: checked as one or two words */
+        uint64_t w = short_word(s, n);
+        if ((w & 0x8080808080808080ULL) == 0) {
+            /* The OR of two words can hide no escape byte from the
+             * ASCII test, but it can from the escape test: test each. */
+            if (n >= 8) {
+                uint64_t a, b;
+                memcpy(&a, s, 8);
+                memcpy(&b, s + n - 8, 8);
+                *plain = !needs_escape8(a) && !needs_escape8(b);
+            } else if (n >= 4) {
+                uint32_t x, y;
+                memcpy(&x, s, 4);
+                memcpy(&y, s + n - 4, 4);
+                *plain = !needs_escape8((uint64_t)x | (uint64_t)y << 32);
+            } else {
+                bool esc = false;
+                for (size_t i = 0; i < n; i++) esc |= esc_byte[s[i]] != 0;
+                *plain = !esc;
+            }
+            return true;
+        }
+    }
+    if (n > 16) {
+        /* Longer values (urls, texts): eight bytes at a time, the last
+         * eight overlapping; the escape tests of the words are ORed and
+         * looked at once (each word's is exact, so their OR is). */
+        const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+        uint64_t hi = 0, esc = 0, w;
+        for (size_t i = 0;; i += 8) {
+            if (i + 8 > n) i = n - 8;
+            memcpy(&w, s + i, 8);
+            uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+            hi |= w;
+            esc |= ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b);
+            if (i + 8 == n) break;
+        }
+        if ((hi & high) == 0) {
+            *plain = (esc & high) == 0;
+            return true;
+        }
+    }
+    bool esc = false;
     size_t i = 0;
     while (i < n) {
         /* Eight ASCII bytes at a time: most values are ASCII. */
@@ -74,11 +146,13 @@ static bool utf8_ok(const unsigned char *s, size_t n) {
             uint64_t w;
             memcpy(&w, s + i, 8);
             if (w & 0x8080808080808080ULL) break;
+            esc |= needs_escape8(w);
             i += 8;
         }
         if (i == n) break;
         unsigned c = s[i];
         if (c < 0x80) {
+            esc |= esc_byte[c] != 0;
             i++;
             continue;
         }
@@ -98,26 +172,38 @@ static bool utf8_ok(const unsigned char *s, size_t n) {
             return false;
         i += len;
     }
+    *plain = !esc;
     return true;
 }
 
-mj *hub__mj_strn(hub_arena *a, const char *p, size_t n) {
-    if (p == NULL || !utf8_ok((const unsigned char *)p, n)) return NULL;
-    mj *s = node(a, MJ_STR);
+mj *hub__mj_strn(mj_heap *h, const char *p, size_t n) {
+    bool plain = false;
+    if (p == NULL || !utf8_ok((const unsigned char *)p, n, &plain)) return NULL;
+    mj *s = node(h, MJ_STR);
     if (s == NULL) return NULL;
+    s->flags = plain ? MJ_STR_PLAIN : 0;
     s->u.s.p = p;
     s->u.s.n = n;
     return s;
 }
 
-mj *hub__mj_str(hub_arena *a, const char *p) {
-    return p ? hub__mj_strn(a, p, strlen(p)) : NULL;
+mj *hub__mj_plain(mj_heap *h, const char *p, size_t n) {
+    mj *s = node(h, MJ_STR);
+    if (s == NULL) return NULL;
+    s->flags = MJ_STR_PLAIN;
+    s->u.s.p = p;
+    s->u.s.n = n;
+    return s;
 }
 
-mj *hub__mj_strdup(hub_arena *a, const char *p, size_t n) {
+mj *hub__mj_str(mj_heap *h, const char *p) {
+    return p ? hub__mj_strn(h, p, strlen(p)) : NULL;
+}
+
+mj *hub__mj_strdup(mj_heap *h, const char *p, size_t n) {
     if (p == NULL) return NULL;
-    char *d = hub_arena_strndup(a, p, n);
-    return d ? hub__mj_strn(a, d, n) : NULL;
+    char *d = hub_arena_strndup(h->a, p, n);
+    return d ? hub__mj_strn(h, d, n) : NULL;
 }
 
 /* A string's text (NUL-terminated: every string the interpreter makes
@@ -271,9 +357,9 @@ size_t hub__mj_size(const mj *v) {
     return v && (v->kind == MJ_OBJ || v->kind == MJ_ARR) ? v->n : 0;
 }
 
-mj *hub__mj_copy(hub_arena *a, const mj *v) {
+mj *hub__mj_copy(mj_heap *h, const mj *v) {
     if (v == NULL) return NULL;
-    mj *n = hub_arena_alloc(a, sizeof *n);
+    mj *n = node(h, MJ_NULL);
     if (n == NULL) return NULL;
     *n = *v;
     n->next = NULL;
@@ -281,7 +367,7 @@ mj *hub__mj_copy(hub_arena *a, const mj *v) {
     n->u.k.head = n->u.k.tail = NULL;
     n->n = 0;
     for (const mj *c = v->u.k.head; c; c = c->next) {
-        mj *cc = hub__mj_copy(a, c);
+        mj *cc = hub__mj_copy(h, c);
         if (cc == NULL) return NULL;
         cc->key = c->key;
         link_after(n, n->u.k.tail, cc);
@@ -303,36 +389,36 @@ bool hub__mj_prune(mj *v) {
 
 /* ---- jansson in and out -------------------------------------------------------- */
 
-mj *hub__mj_from_json(hub_arena *a, const json_t *j) {
+mj *hub__mj_from_json(mj_heap *h, const json_t *j) {
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
-        mj *o = hub__mj_obj(a);
+        mj *o = hub__mj_obj(h);
         const char *k;
         json_t *x;
         json_object_foreach((json_t *)j, k, x) {
-            mj *c = hub__mj_from_json(a, x);
-            char *kk = hub_arena_strndup(a, k, strlen(k));
+            mj *c = hub__mj_from_json(h, x);
+            char *kk = hub_arena_strndup(h->a, k, strlen(k));
             if (o == NULL || c == NULL || kk == NULL) return NULL;
             hub__mj_set(o, kk, c);
         }
         return o;
     }
     case JSON_ARRAY: {
-        mj *arr = hub__mj_arr(a);
+        mj *arr = hub__mj_arr(h);
         for (size_t i = 0; arr && i < json_array_size(j); i++) {
-            mj *c = hub__mj_from_json(a, json_array_get(j, i));
+            mj *c = hub__mj_from_json(h, json_array_get(j, i));
             if (c == NULL) return NULL;
             hub__mj_append(arr, c);
         }
         return arr;
     }
     case JSON_STRING:
-        return hub__mj_strdup(a, json_string_value(j), json_string_length(j));
-    case JSON_INTEGER: return hub__mj_int(a, json_integer_value(j));
-    case JSON_REAL: return hub__mj_real(a, json_real_value(j));
-    case JSON_TRUE: return hub__mj_bool(a, true);
-    case JSON_FALSE: return hub__mj_bool(a, false);
-    default: return node(a, MJ_NULL);
+        return hub__mj_strdup(h, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: return hub__mj_int(h, json_integer_value(j));
+    case JSON_REAL: return hub__mj_real(h, json_real_value(j));
+    case JSON_TRUE: return hub__mj_bool(h, true);
+    case JSON_FALSE: return hub__mj_bool(h, false);
+    default: return node(h, MJ_NULL);
     }
 }
 
@@ -392,22 +478,6 @@ static bool grow(wr *w, size_t n) {
 
 static inline bool room(wr *w, size_t n) {
     return (size_t)(w->end - w->o) >= n || grow(w, n);
-}
-
-/* Bytes a JSON string escapes: control characters, '"' and '\\'. */
-static const unsigned char esc_byte[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, ['\\'] = 1,
-};
-
-/* True when one of the 8 bytes of w is a control character, '"' or '\\'
- * (the "has a zero byte" test on each; exact: a borrow only starts at a
- * byte that is one). */
-static inline bool needs_escape8(uint64_t w) {
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) != 0;
 }
 
 /* Writes p[0..n) escaped at o, which has room for 6n bytes; returns the
@@ -527,6 +597,17 @@ static inline void put_plain_key(wr *w, char before, const char *k, size_t n) {
     w->o = o;
 }
 
+/* A string known to need no escape (MJ_STR_PLAIN). */
+static inline void put_plain_string(wr *w, const char *p, size_t n) {
+    if (!room(w, n + 2)) return;
+    char *o = w->o;
+    *o++ = '"';
+    copy_short(o, p, n);
+    o += n;
+    *o++ = '"';
+    w->o = o;
+}
+
 static inline void put(wr *w, const char *p, size_t n) {
     if (!room(w, n)) return;
     memcpy(w->o, p, n);
@@ -552,6 +633,31 @@ static void put_int(wr *w, long long v) {
     put(w, p, (size_t)(e - p));
 }
 
+/* Writes a member or element that is a plain string under a plain key
+ * (most leaves) in one reservation: separator, key and value; false when
+ * c is no such leaf. */
+static inline bool plain_leaf(wr *w, bool obj, char sep, const mj *c) {
+    if (c->kind != MJ_STR || !(c->flags & MJ_STR_PLAIN)) return false;
+    if (obj && !(c->flags & MJ_KEY_PLAIN)) return false;
+    size_t kn = obj ? c->klen : 0, n = c->u.s.n;
+    if (!room(w, kn + n + 6)) return true;
+    char *o = w->o;
+    if (sep) *o++ = sep;
+    if (obj) {
+        *o++ = '"';
+        copy_short(o, c->key, kn);
+        o += kn;
+        *o++ = '"';
+        *o++ = ':';
+    }
+    *o++ = '"';
+    copy_short(o, c->u.s.p, n);
+    o += n;
+    *o++ = '"';
+    w->o = o;
+    return true;
+}
+
 static void dump(wr *w, const mj *v) {
     switch ((mj_kind)v->kind) {
     case MJ_NULL: put(w, "null", 4); return;
@@ -559,13 +665,17 @@ static void dump(wr *w, const mj *v) {
     case MJ_FALSE: put(w, "false", 5); return;
     case MJ_INT: put_int(w, v->u.i); return;
     case MJ_REAL: put_real(w, v->u.d); return;
-    case MJ_STR: put_string(w, 0, v->u.s.p, v->u.s.n, 0); return;
+    case MJ_STR:
+        if (v->flags & MJ_STR_PLAIN) put_plain_string(w, v->u.s.p, v->u.s.n);
+        else put_string(w, 0, v->u.s.p, v->u.s.n, 0);
+        return;
     case MJ_ARR:
     case MJ_OBJ: {
         bool obj = v->kind == MJ_OBJ;
         put1(w, obj ? '{' : '[');
         for (const mj *c = v->u.k.head; c && w->st == HUB_OK; c = c->next) {
             char sep = c != v->u.k.head ? ',' : 0;
+            if (plain_leaf(w, obj, sep, c)) continue;
             if (obj && (c->flags & MJ_KEY_PLAIN)) put_plain_key(w, sep, c->key, c->klen);
             else if (obj) put_string(w, sep, c->key, strlen(c->key), ':');
             else if (sep) put1(w, sep);

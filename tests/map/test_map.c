@@ -856,3 +856,35 @@ Test(map, mother_identifier_is_a_linked_related_person) {
     ASSERT_AT(p, "telecom[0].system", "phone");
     ASSERT_AT(p, "telecom[0].value", "+1 555 1234567");
 }
+
+/* The text form escapes what JSON escapes, as hub_json_dumps does, for
+ * values of every length up to 40 with a quote, a backslash (\E\), a
+ * control character (\X09\) or a non-ASCII letter at the start, middle
+ * or end: the writer copies a string without looking only when its check
+ * at creation found nothing to escape. */
+Test(map, text_form_escapes_as_json_does) {
+    static const char *const specials[] = {"\"", "\\E\\", "\\X09\\", "\xC3\xA9", "a"};
+    hub_err err;
+    for (size_t s = 0; s < sizeof specials / sizeof *specials; s++) {
+        for (size_t len = 1; len <= 40; len++) {
+            size_t at[3] = {0, len / 2, len - 1};
+            for (size_t k = 0; k < 3; k++) {
+                char name[128];
+                size_t o = 0;
+                for (size_t i = 0; i < len; i++) {
+                    if (i == at[k]) o += (size_t)snprintf(name + o, sizeof name - o, "%s", specials[s]);
+                    else name[o++] = (char)('a' + i % 26);
+                }
+                name[o] = '\0';
+                hub_map_opts opts = {.now_ms = 1, .out = HUB_MAP_OUT_JANSSON | HUB_MAP_OUT_TEXT};
+                const char *pid = seg("PID", 3, "1^^^H", 5, name, 0);
+                cr_assert_eq(conv_opts(msg2(pid, NULL), &opts, &err), HUB_OK, "%s", err.msg);
+                char *js = hub_json_dumps(g_res.bundle, JSON_COMPACT);
+                cr_assert_not_null(js);
+                cr_assert(strlen(js) == g_res.json.n && memcmp(js, g_res.json.p, g_res.json.n) == 0,
+                          "special %zu, length %zu at %zu: the text form differs", s, len, at[k]);
+                free(js);
+            }
+        }
+    }
+}
