@@ -201,26 +201,28 @@ static void branch(gen *g, const char *pidc) {
         g->bad = true;
 }
 
-/* "t.hi > ?x (AND more)" on index rows. Only rows longer than a day have an
- * entry in (pid, hi) (ix_date_long); a shorter row with hi > x has
- * lo > x - a day, which ix_date_lo finds. So the condition is two
- * branches, each of which SQLite reads through an index; the second names
- * the partial index's own condition, or SQLite would not use it. */
+/* The condition of ix_date_long, spelled as its CREATE INDEX does: SQLite
+ * reads a partial index only for a branch that names its condition. */
+#define LONG_ROW "t.hi - t.lo NOT BETWEEN 0 AND " HUB__DATE_SHORT_SQL
+
+/* "t.hi > ?x (AND more)" on index rows. Only rows longer than a day (or
+ * backwards) have an entry in (pid, hi) (ix_date_long); any other row
+ * with hi > x has lo > x - a day, which ix_date_lo finds. So the condition
+ * is two branches, each of which SQLite reads through an index. */
 static void hi_above(gen *g, const char *pidc, int64_t x, const char *more) {
     int xb = I(g, x), lb = I(g, x - HUB__DATE_SHORT_MS);
     branch(g, pidc);
     out(g, "t.lo > ?%d AND t.hi > ?%d%s) OR ", lb, xb, more);
     branch(g, pidc);
-    out(g, "t.hi - t.lo > " HUB__DATE_SHORT_SQL " AND t.hi > ?%d%s)", xb, more);
+    out(g, LONG_ROW " AND t.hi > ?%d%s)", xb, more);
 }
 
 /* The date predicates on index rows (ix_date), written so that every
- * branch bounds t.lo or names ix_date_long's condition: a row's lo <= hi,
- * and a row up to a day long is only in the (pid, lo) index. pidc, when
- * given, is the parameter's condition, repeated in every branch: the
- * caller made the clause's own copy unusable for an index (+t.pid), or
- * SQLite would read every row of the parameter through (pid) rather than
- * each branch through its range (it has no statistics to tell). */
+ * branch bounds t.lo or names ix_date_long's condition. pidc, when given,
+ * is the parameter's condition, repeated in every branch: the caller made
+ * the clause's own copy unusable for an index (+t.pid), or SQLite would
+ * read every row of the parameter through (pid) rather than each branch
+ * through its range (it has no statistics to tell). */
 static void date_rows_pred(gen *g, const hub_store_qval *v, const char *pidc) {
     int l = I(g, v->lo), h = I(g, v->hi);
     char more[48];
@@ -239,21 +241,23 @@ static void date_rows_pred(gen *g, const hub_store_qval *v, const char *pidc) {
         hi_above(g, pidc, v->hi, "");
         out(g, " OR ");
         branch(g, pidc);
-        out(g, "t.lo >= ?%d AND t.lo <= ?%d AND t.hi <= ?%d)", l, h, h);
+        out(g, "t.lo >= ?%d AND t.hi <= ?%d)", l, h);
         break;
     case HUB_SQ_LE:
         branch(g, pidc);
         out(g, "t.lo < ?%d) OR ", l);
         branch(g, pidc);
-        out(g, "t.lo >= ?%d AND t.lo <= ?%d AND t.hi <= ?%d)", l, h, h);
+        out(g, "t.lo >= ?%d AND t.hi <= ?%d)", l, h);
         break;
     case HUB_SQ_SA:
         branch(g, pidc);
         out(g, "t.lo >= ?%d)", h);
         break;
-    case HUB_SQ_EB:
+    case HUB_SQ_EB: /* hi <= l: a row that is not long starts before it ends */
         branch(g, pidc);
-        out(g, "t.lo <= ?%d AND t.hi <= ?%d)", l, l);
+        out(g, "t.lo <= ?%d AND t.hi <= ?%d) OR ", l, l);
+        branch(g, pidc);
+        out(g, LONG_ROW " AND t.hi <= ?%d)", l);
         break;
     case HUB_SQ_AP: {
         int64_t d = ap_margin(v);
@@ -263,7 +267,7 @@ static void date_rows_pred(gen *g, const hub_store_qval *v, const char *pidc) {
     }
     default:
         branch(g, pidc);
-        out(g, "t.lo >= ?%d AND t.lo <= ?%d AND t.hi <= ?%d)", l, h, h);
+        out(g, "t.lo >= ?%d AND t.hi <= ?%d)", l, h);
         break;
     }
     out(g, ")");

@@ -416,9 +416,9 @@ static const hub__schema schema_journal = {
  * (medians of three runs). It replaces the (rid) index of version 5: rid
  * is unique by construction (the seq of the first version), so nothing
  * needs the index to say it. An update rewrites its entry (seq changes).
- * v2: date rows keep a (pid, hi) entry only when longer than a day
- * (ix_date_long, partial), instead of all of them (ix_date_hi): a
- * dateTime or a date is found by lo, since its hi is at most a day
+ * v2: date rows keep a (pid, hi) entry only when longer than a day or
+ * backwards (ix_date_long, partial), instead of all of them (ix_date_hi):
+ * a dateTime or a date is found by lo, since its hi is at most a day
  * further (hub/store/search.c, date_rows_pred). An Observation create
  * writes one B-tree entry fewer, at a random place of a tree that grows
  * with the store. The old indexes are dropped by drop_old_indexes,
@@ -427,8 +427,8 @@ static const hub__schema schema_resources = {
     "resources", 2,
     "CREATE INDEX IF NOT EXISTS resources_cur ON resources(rid, seq, deleted, version, "
     "last_updated);"
-    "CREATE INDEX IF NOT EXISTS ix_date_long ON ix_date(pid, hi) WHERE hi - lo > "
-    HUB__DATE_SHORT_SQL ";"};
+    "CREATE INDEX IF NOT EXISTS ix_date_long ON ix_date(pid, hi) WHERE hi - lo NOT BETWEEN 0 "
+    "AND " HUB__DATE_SHORT_SQL ";"};
 
 static const hub__schema *const MODULE_SCHEMAS[] = {
     &schema_journal,

@@ -1515,7 +1515,7 @@ Test(search, a_version_4_store_migrates_and_searches_the_same) {
 /* ---- dates found through ix_date_lo and the partial ix_date_long ------- */
 
 /* Observation dates of every shape: precisions from the year to the
- * millisecond, periods short and long, open at either end. */
+ * millisecond, periods short and long, open at either end, backwards. */
 static const char *const DATE_SHAPES[][2] = {
     {"dy", "\"effectiveDateTime\":\"2024\""},
     {"dm", "\"effectiveDateTime\":\"2024-05\""},
@@ -1533,6 +1533,7 @@ static const char *const DATE_SHAPES[][2] = {
     {"popenend", "\"effectivePeriod\":{\"start\":\"2024-05-18\"}"},
     {"popenstart", "\"effectivePeriod\":{\"end\":\"2024-05-16\"}"},
     {"pdays", "\"effectivePeriod\":{\"start\":\"2024-05-16T12:00:00Z\",\"end\":\"2024-05-17T12:00:01Z\"}"},
+    {"pback", "\"effectivePeriod\":{\"start\":\"2024-05-18\",\"end\":\"2024-05-16\"}"},
 };
 #define NSHAPES (sizeof DATE_SHAPES / sizeof DATE_SHAPES[0])
 
