@@ -23,6 +23,15 @@ extern const hub__schema hub__schema_mpi;   /* hub/store/mpi.c */
 extern const hub__schema hub__schema_route; /* hub/store/route.c */
 extern const hub__schema hub__schema_auth;  /* hub/store/auth.c */
 
+/* Date index rows (ix_date) from 0 to this long (ms: a day, so any value
+ * of day precision or finer) have no entry in the (pid, hi) index,
+ * ix_date_long, whose condition is `hi - lo NOT BETWEEN 0 AND ` this;
+ * searches find them by lo (hub/store/search.c). A row that ends before
+ * it starts (a Period backwards: nothing checks) is a long one. The SQL
+ * spells the length HUB__DATE_SHORT_SQL. */
+#define HUB__DATE_SHORT_MS 86400000
+#define HUB__DATE_SHORT_SQL "86400000"
+
 /* Prepared statements cached per connection, keyed by the SQL text's
  * address (pass string literals or static arrays, never a built string). */
 #define HUB__STMT_CACHE 96

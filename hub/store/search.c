@@ -155,6 +155,14 @@ static const char *like_of(gen *g, const char *p) {
     return s;
 }
 
+/* ap's margin: 10% of the distance to now, at least a day, on either
+ * side. */
+static int64_t ap_margin(const hub_store_qval *v) {
+    int64_t now = hub_now_ms();
+    int64_t d = (v->lo > now ? v->lo - now : now - v->lo) / 10;
+    return d < 86400000 ? 86400000 : d;
+}
+
 /* Date predicates: the resource's [c.lo, c.hi) against the search's
  * [lo, hi) with the specification's prefix semantics. */
 static void date_pred(gen *g, const char *lo_col, const char *hi_col, const hub_store_qval *v) {
@@ -174,10 +182,7 @@ static void date_pred(gen *g, const char *lo_col, const char *hi_col, const hub_
     case HUB_SQ_SA: out(g, "%s >= ?%d", lo_col, h); break;
     case HUB_SQ_EB: out(g, "%s <= ?%d", hi_col, l); break;
     case HUB_SQ_AP: {
-        /* 10% of the distance to now, at least a day, on either side. */
-        int64_t now = hub_now_ms();
-        int64_t d = (v->lo > now ? v->lo - now : now - v->lo) / 10;
-        if (d < 86400000) d = 86400000;
+        int64_t d = ap_margin(v);
         out(g, "(%s < ?%d AND %s > ?%d)", lo_col, I(g, v->hi + d), hi_col, I(g, v->lo - d));
         break;
     }
@@ -185,6 +190,87 @@ static void date_pred(gen *g, const char *lo_col, const char *hi_col, const hub_
         out(g, "(%s >= ?%d AND %s <= ?%d)", lo_col, l, hi_col, h);
         break;
     }
+}
+
+/* Starts a branch of a date predicate on index rows: "(" and the
+ * parameter's condition (pidc, text already bound) when the clause moved
+ * it into the branches (date_rows_pred). */
+static void branch(gen *g, const char *pidc) {
+    out(g, "(");
+    if (pidc && (hub_buf_append(g->o, pidc, strlen(pidc)) || hub_buf_append(g->o, " AND ", 5)))
+        g->bad = true;
+}
+
+/* The condition of ix_date_long, spelled as its CREATE INDEX does: SQLite
+ * reads a partial index only for a branch that names its condition. */
+#define LONG_ROW "t.hi - t.lo NOT BETWEEN 0 AND " HUB__DATE_SHORT_SQL
+
+/* "t.hi > ?x (AND more)" on index rows. Only rows longer than a day (or
+ * backwards) have an entry in (pid, hi) (ix_date_long); any other row
+ * with hi > x has lo > x - a day, which ix_date_lo finds. So the condition
+ * is two branches, each of which SQLite reads through an index. */
+static void hi_above(gen *g, const char *pidc, int64_t x, const char *more) {
+    int xb = I(g, x), lb = I(g, x - HUB__DATE_SHORT_MS);
+    branch(g, pidc);
+    out(g, "t.lo > ?%d AND t.hi > ?%d%s) OR ", lb, xb, more);
+    branch(g, pidc);
+    out(g, LONG_ROW " AND t.hi > ?%d%s)", xb, more);
+}
+
+/* The date predicates on index rows (ix_date), written so that every
+ * branch bounds t.lo or names ix_date_long's condition. pidc, when given,
+ * is the parameter's condition, repeated in every branch: the caller made
+ * the clause's own copy unusable for an index (+t.pid), or SQLite would
+ * read every row of the parameter through (pid) rather than each branch
+ * through its range (it has no statistics to tell). */
+static void date_rows_pred(gen *g, const hub_store_qval *v, const char *pidc) {
+    int l = I(g, v->lo), h = I(g, v->hi);
+    char more[48];
+    out(g, "(");
+    switch (v->op) {
+    case HUB_SQ_NE:
+        branch(g, pidc);
+        out(g, "NOT (t.lo >= ?%d AND t.hi <= ?%d))", l, h);
+        break;
+    case HUB_SQ_GT: hi_above(g, pidc, v->hi, ""); break;
+    case HUB_SQ_LT:
+        branch(g, pidc);
+        out(g, "t.lo < ?%d)", l);
+        break;
+    case HUB_SQ_GE:
+        hi_above(g, pidc, v->hi, "");
+        out(g, " OR ");
+        branch(g, pidc);
+        out(g, "t.lo >= ?%d AND t.hi <= ?%d)", l, h);
+        break;
+    case HUB_SQ_LE:
+        branch(g, pidc);
+        out(g, "t.lo < ?%d) OR ", l);
+        branch(g, pidc);
+        out(g, "t.lo >= ?%d AND t.hi <= ?%d)", l, h);
+        break;
+    case HUB_SQ_SA:
+        branch(g, pidc);
+        out(g, "t.lo >= ?%d)", h);
+        break;
+    case HUB_SQ_EB: /* hi <= l: a row that is not long starts before it ends */
+        branch(g, pidc);
+        out(g, "t.lo <= ?%d AND t.hi <= ?%d) OR ", l, l);
+        branch(g, pidc);
+        out(g, LONG_ROW " AND t.hi <= ?%d)", l);
+        break;
+    case HUB_SQ_AP: {
+        int64_t d = ap_margin(v);
+        snprintf(more, sizeof more, " AND t.lo < ?%d", I(g, v->hi + d));
+        hi_above(g, pidc, v->lo - d, more);
+        break;
+    }
+    default:
+        branch(g, pidc);
+        out(g, "t.lo >= ?%d AND t.hi <= ?%d)", l, h);
+        break;
+    }
+    out(g, ")");
 }
 
 static void num_pred(gen *g, const hub_store_qval *v) {
@@ -289,20 +375,50 @@ static void index_select(gen *g, const hub_store_query *q, const hub_store_qclau
     index_where(g, q->type, c, depth, false);
 }
 
+/* Where the parameter's condition of a date clause starts: a date clause
+ * not probed by rid repeats it in each branch of its predicates
+ * (date_rows_pred) and keeps this copy out of SQLite's index choice. */
+static size_t pid_mark(gen *g, bool spread) {
+    if (spread) out(g, "+");
+    return g->o->n;
+}
+
+/* The condition written since `at`, for the branches (NULL unless spread). */
+static const char *pid_taken(gen *g, size_t at, bool spread) {
+    if (!spread || g->bad) return NULL;
+    char *s = hub_arena_alloc(&g->b->arena, g->o->n - at + 1);
+    if (!s) {
+        g->bad = true;
+        return NULL;
+    }
+    memcpy(s, g->o->p + at, g->o->n - at);
+    s[g->o->n - at] = '\0';
+    return s;
+}
+
 /* The param and value conditions on index rows `t` of resources of
  * `type`. */
 static void index_where(gen *g, const char *type, const hub_store_qclause *c, int depth,
                         bool probe) {
     bool own = false; /* every value names its own parameter */
     for (size_t i = 0; i < c->nvals; i++) own = i == 0 ? c->vals[i].param != NULL : own && c->vals[i].param;
+    bool spread = c->ix == HUB_IX_DATE && !probe && c->nvals > 0;
+    const char *pidc = NULL;
+    size_t at;
     if (c->nparams) {
+        at = pid_mark(g, spread);
         pid_in(g, "t.pid", type, c->params, c->nparams);
+        pidc = pid_taken(g, at, spread);
         out(g, " AND (");
     } else if (c->param) {
+        at = pid_mark(g, spread);
         pid_eq(g, "t.pid", type, c->param);
+        pidc = pid_taken(g, at, spread);
         out(g, " AND (");
     } else if (!own) {
+        at = pid_mark(g, spread);
         pid_type(g, "t.pid", type);
+        pidc = pid_taken(g, at, spread);
         out(g, " AND (");
     } else {
         out(g, "(");
@@ -317,7 +433,7 @@ static void index_where(gen *g, const char *type, const hub_store_qclause *c, in
             pid_eq(g, "t.pid", type, v->param);
             out(g, " AND ");
         }
-        if (c->ix == HUB_IX_DATE) date_pred(g, "t.lo", "t.hi", &c->vals[i]);
+        if (c->ix == HUB_IX_DATE) date_rows_pred(g, &c->vals[i], pidc);
         else if (c->ix == HUB_IX_NUMBER) num_pred(g, &c->vals[i]);
         else token_pred(g, &c->vals[i], depth);
         with_row(g, type, v, probe);

@@ -416,11 +416,19 @@ static const hub__schema schema_journal = {
  * (medians of three runs). It replaces the (rid) index of version 5: rid
  * is unique by construction (the seq of the first version), so nothing
  * needs the index to say it. An update rewrites its entry (seq changes).
- * The old index is dropped by drop_old_indexes, outside this transaction. */
+ * v2: date rows keep a (pid, hi) entry only when longer than a day or
+ * backwards (ix_date_long, partial), instead of all of them (ix_date_hi):
+ * a dateTime or a date is found by lo, since its hi is at most a day
+ * further (hub/store/search.c, date_rows_pred). An Observation create
+ * writes one B-tree entry fewer, at a random place of a tree that grows
+ * with the store. The old indexes are dropped by drop_old_indexes,
+ * outside this transaction. */
 static const hub__schema schema_resources = {
-    "resources", 1,
+    "resources", 2,
     "CREATE INDEX IF NOT EXISTS resources_cur ON resources(rid, seq, deleted, version, "
-    "last_updated);"};
+    "last_updated);"
+    "CREATE INDEX IF NOT EXISTS ix_date_long ON ix_date(pid, hi) WHERE hi - lo NOT BETWEEN 0 "
+    "AND " HUB__DATE_SHORT_SQL ";"};
 
 static const hub__schema *const MODULE_SCHEMAS[] = {
     &schema_journal,
@@ -474,7 +482,9 @@ static hub_status module_schemas(sqlite3 *db, hub_err *err) {
  * migration with "database or disk is full" (a 1M-resource store: 16k
  * pages). Without the index this is a lookup in the schema, no write. */
 static hub_status drop_old_indexes(sqlite3 *db, hub_err *err) {
-    return exec(db, "DROP INDEX IF EXISTS resources_rid;", err);
+    hub_status rc = exec(db, "DROP INDEX IF EXISTS resources_rid;", err);
+    if (!rc) rc = exec(db, "DROP INDEX IF EXISTS ix_date_hi;", err);
+    return rc;
 }
 
 /* Savepoint journals in memory, in one allocation each: SQLite keeps the
