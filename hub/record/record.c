@@ -31,11 +31,15 @@ hub_status hub_record_open(const hub_record_cfg *c, hub_record **out,
     r->search = c->search;
     r->vopts = c->validate;
     r->max_bundle_entries = c->max_bundle_entries > 0 ? c->max_bundle_entries : 1000;
+    r->stored = hub__stored_new();
     *out = r;
     return HUB_OK;
 }
 
-void hub_record_close(hub_record *r) { hub_free(r); }
+void hub_record_close(hub_record *r) {
+    if (r) hub__stored_free(r->stored);
+    hub_free(r);
+}
 
 const hub_fhir_defs *hub_record_defs(const hub_record *r) { return r->defs; }
 const hub_fhir_sps *hub_record_sps(const hub_record *r) { return r->search; }
@@ -1169,15 +1173,27 @@ static int merge_stored(hub_store_tx *tx, apply_ctx *c, opx *x, json_t **out,
     hub_store_version cur;
     *src = hub_store_res_current(tx, op->type, x->id, true, &cur, err);
     if (*src) return 500;
+    /* A resend's stored resource was parsed the last time it came. */
+    json_t *kept = hub__stored_get(c->r->stored, op->type, x->id, cur.json, cur.json_len);
+    if (kept && !merge_changes(c, kept, op)) {
+        json_decref(kept);
+        *out = NULL;
+        *same = true;
+        return 0;
+    }
     json_error_t je;
-    json_t *doc = json_loadb(cur.json, cur.json_len, 0, &je);
+    json_t *doc = kept ? json_deep_copy(kept) : json_loadb(cur.json, cur.json_len, 0, &je);
+    json_decref(kept);
     if (doc == NULL) {
         *src = hub_err_set(err, HUB_E_STORE, "record", "stored JSON unreadable");
         return 500;
     }
     *out = doc;
     *same = !merge_changes(c, doc, op);
-    if (*same) return 0;
+    if (*same) {
+        hub__stored_put(c->r->stored, op->type, x->id, cur.json, cur.json_len, doc);
+        return 0;
+    }
     const char *k;
     json_t *v;
     json_object_foreach(op->resource, k, v) {

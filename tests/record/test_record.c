@@ -915,3 +915,26 @@ Test(record, merge_writes_a_version_only_for_a_change, .init = rt_up, .fini = rt
     json_decref(p);
     hub_resource_release(&rd);
 }
+
+/* A merge keeps the parse of the stored resource it found unchanged
+ * (stored.c); a version written since, by any path, must not be mistaken
+ * for it. */
+Test(record, merge_sees_a_version_written_since, .init = rt_up, .fini = rt_down) {
+    int64_t v;
+    cr_assert_eq(merge1(MPAT(",\"gender\":\"female\""), NULL, &v), 201);
+    cr_assert_eq(merge1(MPAT(",\"gender\":\"female\""), NULL, &v), 200);
+    cr_assert_eq(v, 1, "unchanged: its parse is kept");
+    /* A plain update (no merge) changes the gender. */
+    json_t *res = rt_json(MPAT(",\"gender\":\"male\""));
+    hub_record_op op = {.kind = HUB_OP_UPDATE, .type = "Patient", .resource = res,
+                        .criteria = "identifier=urn:m|M1"};
+    cr_assert_eq(rt_apply1(&op), 200);
+    cr_assert_eq(op.res.version, 2);
+    hub_record_op_release(&op);
+    json_decref(res);
+    /* The first content again is a change from what is stored now. */
+    cr_assert_eq(merge1(MPAT(",\"gender\":\"female\""), NULL, &v), 200);
+    cr_assert_eq(v, 3);
+    cr_assert_eq(merge1(MPAT(",\"gender\":\"female\""), NULL, &v), 200);
+    cr_assert_eq(v, 3);
+}
