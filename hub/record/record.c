@@ -1287,11 +1287,16 @@ static int write_op(hub_store_tx *tx, apply_ctx *c, opx *x, int64_t now, const c
         st = do_patch(c, x, version, iso, tx, &patched, src, err);
     } else if (x->late && op->merge && x->exists && !x->deleted) {
         bool same = false;
-        st = merge_stored(tx, c, x, &patched, &same, src, err);
+        /* References resolved first, so that a resend of a resource that
+         * refers to others compares equal to what is stored without being
+         * encoded (and hooked and indexed) to find that out: 1.0-1.1k such
+         * entries per 300 ORU or ADT messages, 153k instructions each. */
+        st = rewrite_refs(tx, c, x, op->resource, 0, src, err);
+        if (st == 0) st = merge_stored(tx, c, x, &patched, &same, src, err);
         /* Nothing changed (a resent message, the same practitioner in
-         * another message): no new version; the current one answers. The
-         * body's references are resolved first (a conditional reference
-         * in the body is a plain one in what is stored). */
+         * another message): no new version; the current one answers. A
+         * change to the body may still encode to the stored bytes (what
+         * the pre-write hooks put back): encode_update tells. */
         if (st == 0 && !same) st = encode_update(c, x, patched, version, iso, tx, &same, src, err);
         if (st == 0 && same) {
             json_decref(patched);
