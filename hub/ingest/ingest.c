@@ -15,10 +15,11 @@ struct hub_ingest {
      * only): handed to the store together by hub_ingest_on_round. */
     hub_store_job *batch, **batch_tail;
     atomic_llong in_flight;
-    /* Answered jobs, freed by the loop thread (spent_free): a mapped
-     * job's Bundle and prepared transaction took 0.7M instructions a
-     * message to free, which the writer thread, the busier of the two,
-     * no longer spends. */
+    /* Answered jobs, freed by the loop thread (spent_free) at its next
+     * round with frames, or by hub_ingest_free: a mapped job's Bundle and
+     * prepared transaction took 0.7M instructions a message to free,
+     * which the writer thread, the busier of the two, no longer spends.
+     * Only the jobs answered since that round wait here. */
     _Atomic(struct ingest_job *) spent;
     hub_metric *m_accepted, *m_errored, *m_rejected, *m_dup, *m_failed;
     hub_metric *m_mapped, *m_map_failed, *m_unmapped;

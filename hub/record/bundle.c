@@ -557,8 +557,8 @@ hub_status hub_record_bundle_prepare(hub_record *r, json_t *bundle,
         return hub_err_set(err, HUB_E_NOMEM, "Bundle", "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        /* Shared, not copied: a mapped ORU's 33 resources cost 1.7M
-         * instructions to copy and as much again to free (callgrind). */
+        /* Shared, not copied: copying a mapped ORU's 33 resources cost
+         * 1.7M instructions, and freeing the copies 0.5M (callgrind). */
         if (parse_entry(r, &p->es[i], json_array_get(entries, i), i, true, true)) {
             entry *fe = &p->es[i];
             *outcome = fe->op.outcome;
