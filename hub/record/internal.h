@@ -4,8 +4,22 @@
 
 #include "hub/record.h"
 
+/* Stored resources as last parsed by a merge (stored.c). */
+typedef struct hub__stored hub__stored;
+hub__stored *hub__stored_new(void); /* NULL when out of memory: no cache */
+void hub__stored_free(hub__stored *c); /* NULL is a no-op */
+/* The parse of `json` (type/id's current bytes, len of them) when it is
+ * the one kept: a new reference, not to be changed. Else NULL. */
+json_t *hub__stored_get(hub__stored *c, const char *type, const char *id,
+                        const char *json, size_t len);
+/* Keeps doc (a reference) as the parse of json, replacing what the slot
+ * held; doc must not be changed afterwards. */
+void hub__stored_put(hub__stored *c, const char *type, const char *id, const char *json,
+                     size_t len, json_t *doc);
+
 struct hub_record {
     hub_store *store;
+    hub__stored *stored; /* the writer's; may be NULL */
     const hub_fhir_defs *defs;
     const hub_fhir_sps *search;
     hub_fhir_validate_opts vopts;

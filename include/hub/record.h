@@ -270,10 +270,13 @@ hub_status hub_record_bundle_as(hub_record *r, const json_t *bundle, const hub_a
 typedef struct hub_record_txn hub_record_txn;
 
 /* Prepares `bundle` (type transaction; the Bundle must outlive the txn).
+ * The entries' resources are used in place, not copied: the txn changes
+ * them (id, meta, resolved references), so the caller hands the Bundle
+ * over and reads nothing of it while the txn lives.
  * Errors: HUB_E_INVALID / HUB_E_NOTFOUND / HUB_E_CONFLICT / HUB_E_LIMIT
  * with *outcome (owned by the caller) saying which entry and why;
  * HUB_E_NOMEM. */
-hub_status hub_record_bundle_prepare(hub_record *r, const json_t *bundle,
+hub_status hub_record_bundle_prepare(hub_record *r, json_t *bundle,
                                      hub_record_txn **out, hub_oo **outcome,
                                      hub_err *err);
 /* Inside a writer job: applies the prepared Bundle on `tx`. HUB_OK when

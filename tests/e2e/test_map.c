@@ -108,8 +108,9 @@ Test(e2e_map, resend_and_corrections_update_never_duplicate, .init = up, .fini =
     json_t *pats = current("Patient", &nv);
     cr_assert_eq(json_array_size(pats), 1, "one Patient");
     cr_assert_eq(nv, 1, "the same facts again make no new version");
-    json_t *encs = current("Encounter", NULL);
+    json_t *encs = current("Encounter", &nv);
     cr_assert_eq(json_array_size(encs), 1, "one Encounter");
+    cr_assert_eq(nv, 1, "the Encounter refers to the Patient: again no new version");
     json_decref(pats);
     json_decref(encs);
     /* The same message again (same control id): answered from the journal. */
