@@ -292,9 +292,25 @@ typedef struct {
     size_t n, cap;
     const char *self;
     unsigned kind;
+    /* what a feature key's candidate is bounded against (see cand_add) */
+    const hub_mpi_weights *w;
+    const hub_mpi_feat *f;
+    const char *sender;
+    double floor;
+    size_t pruned;
 } cand_set;
 
-static hub_status cand_add(void *ud, const char *id) {
+/* A candidate that a feature key brings, whose score cannot reach
+ * `floor` (the review threshold: below it a candidate changes nothing)
+ * whatever its row says, is not read. Its row's fingerprint bounds the
+ * score (hub_mpi_bound). One that may come from the record's own sender
+ * is read all the same: it can veto a link to its person. */
+static bool cand_skip(const cand_set *s, uint64_t fp) {
+    return s->kind == 2u && s->w && !hub_mpi_fingerprint_sender(fp, s->sender) &&
+           hub_mpi_bound(s->w, s->f, fp) < s->floor;
+}
+
+static hub_status cand_add(void *ud, const char *id, uint64_t fp) {
     cand_set *s = ud;
     if (s->self && !strcmp(id, s->self)) return HUB_OK;
     for (size_t i = 0; i < s->n; i++)
@@ -303,6 +319,10 @@ static hub_status cand_add(void *ud, const char *id) {
             return HUB_OK;
         }
     if (s->n == s->cap) return HUB_OK;
+    if (cand_skip(s, fp)) {
+        s->pruned++;
+        return HUB_OK;
+    }
     copy_str(s->v[s->n].id, sizeof s->v[s->n].id, id);
     s->v[s->n].kinds = s->kind;
     s->n++;
@@ -413,7 +433,7 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
                                size_t nkeys, size_t nid, person_score *out, size_t cap,
                                size_t *n, hub_err *err) {
     cand buf[MAX_CANDS];
-    cand_set s = {buf, 0, MAX_CANDS, self, 0};
+    cand_set s = {buf, 0, MAX_CANDS, self, 0, &m->w, f, sender, m->review, 0};
     hub_status rc = HUB_OK;
     *n = 0;
     for (size_t i = 0; !rc && i < nkeys; i++) {
@@ -824,7 +844,8 @@ hub_status hub__mpi_process(hub_mpi *m, hub_store_tx *tx, const char *id, json_t
     size_t nk = nid + hub_mpi_block_keys(&f, keys + nid, MAX_KEYS - nid);
     char text[HUB_MPI_FEAT_TEXT];
     hub_mpi_feat_encode(&f, text);
-    hub_status rc = hub_mpi_st_person_put(tx, id, sender, text, keys, nk, hub_now_ms(), err);
+    hub_status rc = hub_mpi_st_person_put(tx, id, sender, text, hub_mpi_fingerprint(&f, sender),
+                                          keys, nk, hub_now_ms(), err);
     if (rc) return rc;
 
     /* Linked already: links are sticky (a person decided, or the record
