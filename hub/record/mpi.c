@@ -20,6 +20,7 @@
 
 #define MAX_KEYS 24
 #define MAX_CANDS 256
+#define MAX_LATER 64
 #define MAX_SOURCES 64
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -292,22 +293,35 @@ typedef struct {
     size_t n, cap;
     const char *self;
     unsigned kind;
-    /* what a feature key's candidate is bounded against (see cand_add) */
+    /* what a feature key's candidate is bounded against (see cand_skip) */
     const hub_mpi_weights *w;
     const hub_mpi_feat *f;
     const char *sender;
     double floor;
-    size_t pruned;
+    /* candidates below the floor that may be the record's own sender's:
+     * looked at only for a person that could link (own_sender_vetoes) */
+    char (*later)[72];
+    size_t nlater, later_cap;
 } cand_set;
 
-/* A candidate that a feature key brings, whose score cannot reach
- * `floor` (the review threshold: below it a candidate changes nothing)
- * whatever its row says, is not read. Its row's fingerprint bounds the
+static bool in_list(char (*ids)[72], size_t n, const char *id) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ids[i], id)) return true;
+    return false;
+}
+
+/* A candidate that a feature key brings, whose score cannot reach `floor`
+ * (the review threshold: below it a candidate changes no outcome)
+ * whatever its row says, is not read: its row's fingerprint bounds the
  * score (hub_mpi_bound). One that may come from the record's own sender
- * is read all the same: it can veto a link to its person. */
-static bool cand_skip(const cand_set *s, uint64_t fp) {
-    return s->kind == 2u && s->w && !hub_mpi_fingerprint_sender(fp, s->sender) &&
-           hub_mpi_bound(s->w, s->f, fp) < s->floor;
+ * can still veto a link to its person: it is kept aside instead. */
+static bool cand_skip(cand_set *s, const char *id, uint64_t fp) {
+    if (s->kind != 2u || s->w == NULL || hub_mpi_bound(s->w, s->f, fp) >= s->floor) return false;
+    if (!hub_mpi_fingerprint_sender(fp, s->sender)) return true;
+    if (in_list(s->later, s->nlater, id)) return true;
+    if (s->nlater == s->later_cap) return false; /* read like the others */
+    copy_str(s->later[s->nlater++], 72, id);
+    return true;
 }
 
 static hub_status cand_add(void *ud, const char *id, uint64_t fp) {
@@ -318,17 +332,12 @@ static hub_status cand_add(void *ud, const char *id, uint64_t fp) {
             s->v[i].kinds |= s->kind;
             return HUB_OK;
         }
-    if (s->n == s->cap) return HUB_OK;
-    if (cand_skip(s, fp)) {
-        s->pruned++;
-        return HUB_OK;
-    }
+    if (s->n == s->cap || cand_skip(s, id, fp)) return HUB_OK;
     copy_str(s->v[s->n].id, sizeof s->v[s->n].id, id);
     s->v[s->n].kinds = s->kind;
     s->n++;
     return HUB_OK;
 }
-
 
 /* Is a a better candidate person than b? Certain first, then score. */
 static bool ranks_before(const person_score *a, const person_score *b) {
@@ -424,6 +433,47 @@ static void cand_score(hub_mpi *m, const hub_mpi_feat *f, const char *sender, co
     }
 }
 
+/* The candidates kept aside (cand_skip) that are sources of one golden. */
+typedef struct {
+    const cand_set *s;
+    char hit[4][72];
+    size_t n;
+} later_hits;
+
+static hub_status later_hit(void *ud, const char *id) {
+    later_hits *h = ud;
+    if (h->n < 4 && in_list(h->s->later, h->s->nlater, id)) copy_str(h->hit[h->n++], 72, id);
+    return HUB_OK;
+}
+
+/* What reading the kept-aside candidates would have said: a person that
+ * could link (certain, or scoring auto_link without a veto) is vetoed when
+ * one of them is its source from the record's own sender (and not
+ * declared another person). Only such persons are looked at: one read of
+ * their sources each, and a person row per hit. */
+static hub_status own_sender_vetoes(hub_mpi *m, hub_store_tx *tx, const cand_set *s,
+                                    const nomatch_set *nm, person_score *out, size_t n,
+                                    hub_err *err) {
+    hub_status rc = HUB_OK;
+    for (size_t i = 0; !rc && s->nlater && i < n; i++) {
+        person_score *ps = &out[i];
+        if (ps->veto || ps->conflict || (!ps->certain && ps->score < m->auto_link)) continue;
+        later_hits h = {.s = s};
+        rc = hub_mpi_st_sources_tx(tx, ps->golden, later_hit, &h, err);
+        for (size_t k = 0; !rc && k < h.n && !ps->conflict; k++) {
+            char sender[160] = "";
+            bool no = false;
+            rc = is_nomatch(tx, nm, s->self, h.hit[k], &no, err);
+            hub_status r2 = rc || no ? HUB_E_NOTFOUND
+                                     : hub_mpi_st_person_get(tx, h.hit[k], NULL, 0, sender,
+                                                             sizeof sender, err);
+            if (r2 == HUB_OK) ps->conflict = !strcmp(sender, s->sender);
+            else if (r2 != HUB_E_NOTFOUND) rc = r2;
+        }
+    }
+    return rc;
+}
+
 /* Scores the candidates of a record (features f, sender, keys: identifier
  * keys first, nid of them) per person; results best first in out (at most
  * cap), *n of them. `self` (may be NULL) is never a candidate. The
@@ -433,7 +483,8 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
                                size_t nkeys, size_t nid, person_score *out, size_t cap,
                                size_t *n, hub_err *err) {
     cand buf[MAX_CANDS];
-    cand_set s = {buf, 0, MAX_CANDS, self, 0, &m->w, f, sender, m->review, 0};
+    char later[MAX_LATER][72];
+    cand_set s = {buf, 0, MAX_CANDS, self, 0, &m->w, f, sender, m->review, later, 0, MAX_LATER};
     hub_status rc = HUB_OK;
     *n = 0;
     for (size_t i = 0; !rc && i < nkeys; i++) {
@@ -467,6 +518,7 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
         }
     }
     hub_free(rows);
+    if (!rc) rc = own_sender_vetoes(m, tx, &s, &nm, out, *n, err);
     if (rc) return rc;
     /* best first: certain, then score */
     for (size_t i = 1; i < *n; i++)

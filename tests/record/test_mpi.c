@@ -489,6 +489,28 @@ Test(mpi_index, same_sender_twins_are_not_linked, .init = up, .fini = down) {
     cr_assert_str_neq(g1, g3);
 }
 
+/* A source from the record's own sender vetoes the link to its person even
+ * when it scores too little to be read (its fingerprint rules it out): the
+ * person's other source, from another sender, matches the record fully. */
+Test(mpi_index, a_weak_source_of_the_same_sender_still_vetoes, .init = up, .fini = down) {
+    put("a1", P("Smith", "John", "1980-05-06", "male"), "X^ONE");
+    put("b1", P("Smith", "John", "1980-05-06", "male"), "Y^TWO");
+    char ga[72], gb[72];
+    golden("a1", ga);
+    golden("b1", gb);
+    cr_assert_str_eq(ga, gb);
+    /* a1 now says another name and date: still in the surname+year block,
+     * far below the review threshold against c1, and still linked (its
+     * golden has another source) */
+    put("a1", P("Smith", "Adam", "1980-11-22", "male"), "X^ONE");
+    golden("a1", ga);
+    cr_assert_str_eq(ga, gb, "the link is sticky");
+    put("c1", P("Smith", "John", "1980-05-06", "male"), "X^ONE");
+    char gc[72];
+    golden("c1", gc);
+    cr_assert_str_neq(gc, gb, "X^ONE has this person as a1 already: not linked");
+}
+
 /* More candidate persons than are kept (16): the best stay, not the first
  * seen. The person is the oldest row of a crowded surname+year block, so
  * twenty newer strangers come before it in the candidates' order. */
