@@ -169,6 +169,8 @@ void hub_mpi_close(hub_mpi *m) {
 
 hub_mpi_weights *hub_mpi_weights_of(hub_mpi *m) { return &m->w; }
 
+void hub_mpi_stats_of(const hub_mpi *m, hub_mpi_stats *out) { *out = m->stats; }
+
 /* ---- small helpers -------------------------------------------------------------- */
 
 /* src, cut to cap - 1 bytes, into dst. */
@@ -302,6 +304,7 @@ typedef struct {
      * looked at only for a person that could link (own_sender_vetoes) */
     char (*later)[72];
     size_t nlater, later_cap;
+    uint64_t skipped;
 } cand_set;
 
 static bool in_list(char (*ids)[72], size_t n, const char *id) {
@@ -317,7 +320,10 @@ static bool in_list(char (*ids)[72], size_t n, const char *id) {
  * can still veto a link to its person: it is kept aside instead. */
 static bool cand_skip(cand_set *s, const char *id, uint64_t fp) {
     if (s->kind != 2u || s->w == NULL || hub_mpi_bound(s->w, s->f, fp) >= s->floor) return false;
-    if (!hub_mpi_fingerprint_sender(fp, s->sender)) return true;
+    if (!hub_mpi_fingerprint_sender(fp, s->sender)) {
+        s->skipped++;
+        return true;
+    }
     if (in_list(s->later, s->nlater, id)) return true;
     if (s->nlater == s->later_cap) return false; /* read like the others */
     copy_str(s->later[s->nlater++], 72, id);
@@ -484,7 +490,8 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
                                size_t *n, hub_err *err) {
     cand buf[MAX_CANDS];
     char later[MAX_LATER][72];
-    cand_set s = {buf, 0, MAX_CANDS, self, 0, &m->w, f, sender, m->review, later, 0, MAX_LATER};
+    cand_set s = {buf,     0, MAX_CANDS, self, 0, &m->w, f, sender, m->review,
+                  later, 0, MAX_LATER, 0};
     hub_status rc = HUB_OK;
     *n = 0;
     for (size_t i = 0; !rc && i < nkeys; i++) {
@@ -518,6 +525,9 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
         }
     }
     hub_free(rows);
+    m->stats.read += s.n;
+    m->stats.skipped += s.skipped;
+    m->stats.aside += s.nlater;
     if (!rc) rc = own_sender_vetoes(m, tx, &s, &nm, out, *n, err);
     if (rc) return rc;
     /* best first: certain, then score */

@@ -159,6 +159,15 @@ void hub_mpi_close(hub_mpi *m); /* NULL is a no-op */
 /* The weights in use (tests, the EM command). */
 hub_mpi_weights *hub_mpi_weights_of(hub_mpi *m);
 
+/* Candidates a feature key brought since hub_mpi_open (the benchmark's
+ * figures): read and scored, skipped on their fingerprint's bound, kept
+ * aside for the same-sender veto (cand_skip in mpi.c). Counted on the
+ * writer; read when it is idle. */
+typedef struct {
+    uint64_t read, skipped, aside;
+} hub_mpi_stats;
+void hub_mpi_stats_of(const hub_mpi *m, hub_mpi_stats *out);
+
 /* One scored candidate of hub_mpi_match. */
 typedef struct {
     char golden[72];  /* the person's golden Patient */
