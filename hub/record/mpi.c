@@ -20,6 +20,7 @@
 
 #define MAX_KEYS 24
 #define MAX_CANDS 256
+#define MAX_LATER 64
 #define MAX_SOURCES 64
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -168,6 +169,8 @@ void hub_mpi_close(hub_mpi *m) {
 
 hub_mpi_weights *hub_mpi_weights_of(hub_mpi *m) { return &m->w; }
 
+void hub_mpi_stats_of(const hub_mpi *m, hub_mpi_stats *out) { *out = m->stats; }
+
 /* ---- small helpers -------------------------------------------------------------- */
 
 /* src, cut to cap - 1 bytes, into dst. */
@@ -292,9 +295,42 @@ typedef struct {
     size_t n, cap;
     const char *self;
     unsigned kind;
+    /* what a feature key's candidate is bounded against (see cand_skip) */
+    const hub_mpi_weights *w;
+    const hub_mpi_feat *f;
+    const char *sender;
+    double floor;
+    /* candidates below the floor that may be the record's own sender's:
+     * looked at only for a person that could link (own_sender_vetoes) */
+    char (*later)[72];
+    size_t nlater, later_cap;
+    uint64_t skipped;
 } cand_set;
 
-static hub_status cand_add(void *ud, const char *id) {
+static bool in_list(char (*ids)[72], size_t n, const char *id) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ids[i], id)) return true;
+    return false;
+}
+
+/* A candidate that a feature key brings, whose score cannot reach `floor`
+ * (the review threshold: below it a candidate changes no outcome)
+ * whatever its row says, is not read: its row's fingerprint bounds the
+ * score (hub_mpi_bound). One that may come from the record's own sender
+ * can still veto a link to its person: it is kept aside instead. */
+static bool cand_skip(cand_set *s, const char *id, uint64_t fp) {
+    if (s->kind != 2u || s->w == NULL || hub_mpi_bound(s->w, s->f, fp) >= s->floor) return false;
+    if (!hub_mpi_fingerprint_sender(fp, s->sender)) {
+        s->skipped++;
+        return true;
+    }
+    if (in_list(s->later, s->nlater, id)) return true;
+    if (s->nlater == s->later_cap) return false; /* read like the others */
+    copy_str(s->later[s->nlater++], 72, id);
+    return true;
+}
+
+static hub_status cand_add(void *ud, const char *id, uint64_t fp) {
     cand_set *s = ud;
     if (s->self && !strcmp(id, s->self)) return HUB_OK;
     for (size_t i = 0; i < s->n; i++)
@@ -302,13 +338,12 @@ static hub_status cand_add(void *ud, const char *id) {
             s->v[i].kinds |= s->kind;
             return HUB_OK;
         }
-    if (s->n == s->cap) return HUB_OK;
+    if (s->n == s->cap || cand_skip(s, id, fp)) return HUB_OK;
     copy_str(s->v[s->n].id, sizeof s->v[s->n].id, id);
     s->v[s->n].kinds = s->kind;
     s->n++;
     return HUB_OK;
 }
-
 
 /* Is a a better candidate person than b? Certain first, then score. */
 static bool ranks_before(const person_score *a, const person_score *b) {
@@ -404,6 +439,47 @@ static void cand_score(hub_mpi *m, const hub_mpi_feat *f, const char *sender, co
     }
 }
 
+/* The candidates kept aside (cand_skip) that are sources of one golden. */
+typedef struct {
+    const cand_set *s;
+    char hit[4][72];
+    size_t n;
+} later_hits;
+
+static hub_status later_hit(void *ud, const char *id) {
+    later_hits *h = ud;
+    if (h->n < 4 && in_list(h->s->later, h->s->nlater, id)) copy_str(h->hit[h->n++], 72, id);
+    return HUB_OK;
+}
+
+/* What reading the kept-aside candidates would have said: a person that
+ * could link (certain, or scoring auto_link without a veto) is vetoed when
+ * one of them is its source from the record's own sender (and not
+ * declared another person). Only such persons are looked at: one read of
+ * their sources each, and a person row per hit. */
+static hub_status own_sender_vetoes(hub_mpi *m, hub_store_tx *tx, const cand_set *s,
+                                    const nomatch_set *nm, person_score *out, size_t n,
+                                    hub_err *err) {
+    hub_status rc = HUB_OK;
+    for (size_t i = 0; !rc && s->nlater && i < n; i++) {
+        person_score *ps = &out[i];
+        if (ps->veto || ps->conflict || (!ps->certain && ps->score < m->auto_link)) continue;
+        later_hits h = {.s = s};
+        rc = hub_mpi_st_sources_tx(tx, ps->golden, later_hit, &h, err);
+        for (size_t k = 0; !rc && k < h.n && !ps->conflict; k++) {
+            char sender[160] = "";
+            bool no = false;
+            rc = is_nomatch(tx, nm, s->self, h.hit[k], &no, err);
+            hub_status r2 = rc || no ? HUB_E_NOTFOUND
+                                     : hub_mpi_st_person_get(tx, h.hit[k], NULL, 0, sender,
+                                                             sizeof sender, err);
+            if (r2 == HUB_OK) ps->conflict = !strcmp(sender, s->sender);
+            else if (r2 != HUB_E_NOTFOUND) rc = r2;
+        }
+    }
+    return rc;
+}
+
 /* Scores the candidates of a record (features f, sender, keys: identifier
  * keys first, nid of them) per person; results best first in out (at most
  * cap), *n of them. `self` (may be NULL) is never a candidate. The
@@ -413,7 +489,9 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
                                size_t nkeys, size_t nid, person_score *out, size_t cap,
                                size_t *n, hub_err *err) {
     cand buf[MAX_CANDS];
-    cand_set s = {buf, 0, MAX_CANDS, self, 0};
+    char later[MAX_LATER][72];
+    cand_set s = {buf,     0, MAX_CANDS, self, 0, &m->w, f, sender, m->review,
+                  later, 0, MAX_LATER, 0};
     hub_status rc = HUB_OK;
     *n = 0;
     for (size_t i = 0; !rc && i < nkeys; i++) {
@@ -447,6 +525,10 @@ hub_status hub__mpi_candidates(hub_mpi *m, hub_store_tx *tx, const char *self,
         }
     }
     hub_free(rows);
+    m->stats.read += s.n;
+    m->stats.skipped += s.skipped;
+    m->stats.aside += s.nlater;
+    if (!rc) rc = own_sender_vetoes(m, tx, &s, &nm, out, *n, err);
     if (rc) return rc;
     /* best first: certain, then score */
     for (size_t i = 1; i < *n; i++)
@@ -824,7 +906,8 @@ hub_status hub__mpi_process(hub_mpi *m, hub_store_tx *tx, const char *id, json_t
     size_t nk = nid + hub_mpi_block_keys(&f, keys + nid, MAX_KEYS - nid);
     char text[HUB_MPI_FEAT_TEXT];
     hub_mpi_feat_encode(&f, text);
-    hub_status rc = hub_mpi_st_person_put(tx, id, sender, text, keys, nk, hub_now_ms(), err);
+    hub_status rc = hub_mpi_st_person_put(tx, id, sender, text, hub_mpi_fingerprint(&f, sender),
+                                          keys, nk, hub_now_ms(), err);
     if (rc) return rc;
 
     /* Linked already: links are sticky (a person decided, or the record

@@ -613,6 +613,133 @@ void hub_mpi_em(const int8_t (*vecs)[HUB_MPI__F_COUNT], size_t n, int iters,
     hub_free(g);
 }
 
+/* ---- fingerprints ---------------------------------------------------------------------------- */
+
+/* Layout, low bits first: birth date 18 (0 absent, FP_BIRTH_ANY when not
+ * a plain YYYY-MM-DD of 1800..2309), sex 2, family-name code 7, given-name
+ * code 7, zip 6, address line 7, phone 6, email 5, sender 5, and bit 63
+ * set. A hash is 0 for an absent value, else 1..2^bits-1. */
+#define FP_BIRTH_ANY 0x3FFFFu
+enum { FP_SEX = 18, FP_FAM = 20, FP_GIV = 27, FP_ZIP = 34, FP_LINE = 40, FP_PHONE = 47,
+       FP_EMAIL = 53, FP_SENDER = 58 };
+
+static unsigned fp_hash(const char *s, unsigned bits) {
+    if (s == NULL || s[0] == '\0') return 0;
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return 1 + h % ((1u << bits) - 1);
+}
+
+static unsigned fp_get(uint64_t fp, unsigned at, unsigned bits) {
+    return (unsigned)(fp >> at) & ((1u << bits) - 1);
+}
+
+static bool digits(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return false;
+    return true;
+}
+
+static unsigned fp_birth(const char *b) {
+    if (b[0] == '\0') return 0;
+    if (strlen(b) != 10 || !digits(b, 4) || b[4] != '-' || !digits(b + 5, 2) || b[7] != '-' ||
+        !digits(b + 8, 2))
+        return FP_BIRTH_ANY;
+    unsigned y = (unsigned)atoi(b), mo = (unsigned)atoi(b + 5), d = (unsigned)atoi(b + 8);
+    if (y < 1800 || y > 2309 || mo < 1 || mo > 12 || d < 1 || d > 31) return FP_BIRTH_ANY;
+    return (y - 1799) << 9 | mo << 5 | d;
+}
+
+static unsigned fp_sex(char c) {
+    return c == 'm' ? 1 : c == 'f' ? 2 : c == 'o' ? 3 : 0;
+}
+
+uint64_t hub_mpi_fingerprint(const hub_mpi_feat *f, const char *sender) {
+    uint64_t fp = (uint64_t)1 << 63 | fp_birth(f->birth);
+    fp |= (uint64_t)fp_sex(f->sex) << FP_SEX;
+    fp |= (uint64_t)fp_hash(f->family_ph, 7) << FP_FAM;
+    fp |= (uint64_t)fp_hash(f->given_ph, 7) << FP_GIV;
+    fp |= (uint64_t)fp_hash(f->zip, 6) << FP_ZIP;
+    fp |= (uint64_t)fp_hash(f->line, 7) << FP_LINE;
+    fp |= (uint64_t)fp_hash(f->phone, 6) << FP_PHONE;
+    fp |= (uint64_t)fp_hash(f->email, 5) << FP_EMAIL;
+    fp |= (uint64_t)fp_hash(sender, 5) << FP_SENDER;
+    return fp;
+}
+
+bool hub_mpi_fingerprint_sender(uint64_t fp, const char *sender) {
+    if (sender == NULL || sender[0] == '\0') return false;
+    return fp == 0 || fp_get(fp, FP_SENDER, 5) == fp_hash(sender, 5);
+}
+
+#define LV(l) (1u << (l))
+#define LV_ALL (LV(HUB_MPI_DIFF) | LV(HUB_MPI_PARTIAL) | LV(HUB_MPI_CLOSE) | LV(HUB_MPI_EXACT))
+
+/* The largest weight of field f over the levels in the mask. */
+static double weight_max(const hub_mpi_weights *w, hub_mpi_field f, unsigned levels) {
+    double b = -INFINITY;
+    for (int l = 0; l < HUB_MPI__L_COUNT; l++)
+        if (levels & LV(l)) b = fmax(b, hub_mpi_weight(w, f, l));
+    return b;
+}
+
+/* A name: exact only when the codes can be equal (the same name has the
+ * same code); any other level whatever the codes (Jaro-Winkler,
+ * nicknames, a middle name, transposition). */
+static unsigned name_levels(const char *name, const char *code, unsigned h) {
+    if (name[0] == '\0' || h == 0) return 0;
+    return fp_hash(code, 7) == h ? LV_ALL : LV_ALL & ~LV(HUB_MPI_EXACT);
+}
+
+/* What cmp_address can answer against a line and zip known by hash. */
+static unsigned address_levels(const hub_mpi_feat *a, unsigned zh, unsigned lh) {
+    if ((!a->line[0] && !a->zip[0]) || (zh == 0 && lh == 0)) return 0;
+    bool zip_eq = a->zip[0] && zh == fp_hash(a->zip, 6);
+    unsigned l = LV(HUB_MPI_DIFF) | (zip_eq ? LV(HUB_MPI_PARTIAL) : 0);
+    if (a->line[0] && lh) {
+        l |= LV(HUB_MPI_CLOSE);
+        if (fp_hash(a->line, 7) == lh && (zip_eq || !a->zip[0] || zh == 0))
+            l |= LV(HUB_MPI_EXACT);
+    }
+    return l;
+}
+
+static unsigned exact_levels(const char *v, unsigned h, unsigned bits) {
+    if (v[0] == '\0' || h == 0) return 0;
+    return fp_hash(v, bits) == h ? LV(HUB_MPI_EXACT) | LV(HUB_MPI_DIFF) : LV(HUB_MPI_DIFF);
+}
+
+static unsigned birth_levels(const char *a, unsigned code) {
+    if (a[0] == '\0' || code == 0) return 0;
+    if (code == FP_BIRTH_ANY) return LV_ALL;
+    char b[16];
+    snprintf(b, sizeof b, "%04u-%02u-%02u", (code >> 9) + 1799, (code >> 5) & 15, code & 31);
+    return LV(cmp_birth(a, b));
+}
+
+static unsigned sex_levels(char a, unsigned code) {
+    if (!a || a == 'u' || code == 0) return 0;
+    return fp_sex(a) == code ? LV(HUB_MPI_EXACT) : LV(HUB_MPI_DIFF);
+}
+
+double hub_mpi_bound(const hub_mpi_weights *w, const hub_mpi_feat *a, uint64_t fp) {
+    if (fp == 0) return INFINITY;
+    unsigned lv[HUB_MPI__F_COUNT] = {
+        [HUB_MPI_F_FAMILY] = name_levels(a->family, a->family_ph, fp_get(fp, FP_FAM, 7)),
+        [HUB_MPI_F_GIVEN] = name_levels(a->given, a->given_ph, fp_get(fp, FP_GIV, 7)),
+        [HUB_MPI_F_BIRTH] = birth_levels(a->birth, fp_get(fp, 0, 18)),
+        [HUB_MPI_F_SEX] = sex_levels(a->sex, fp_get(fp, FP_SEX, 2)),
+        [HUB_MPI_F_ADDRESS] =
+            address_levels(a, fp_get(fp, FP_ZIP, 6), fp_get(fp, FP_LINE, 7)),
+        [HUB_MPI_F_PHONE] = exact_levels(a->phone, fp_get(fp, FP_PHONE, 6), 6),
+        [HUB_MPI_F_EMAIL] = exact_levels(a->email, fp_get(fp, FP_EMAIL, 5), 5),
+    };
+    double s = 0.0;
+    for (int f = 0; f < HUB_MPI__F_COUNT; f++)
+        s += lv[f] ? weight_max(w, (hub_mpi_field)f, lv[f]) : 0.0; /* missing: 0 */
+    return s;
+}
+
 /* ---- blocking -------------------------------------------------------------------------------- */
 
 size_t hub_mpi_block_keys(const hub_mpi_feat *f, char (*keys)[96], size_t cap) {

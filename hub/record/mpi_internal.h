@@ -21,6 +21,7 @@ struct hub_mpi {
      * written (its link is amended, not written) and whether it was. */
     const char *pending;
     bool pending_amended;
+    hub_mpi_stats stats; /* on the writer */
 };
 
 /* One candidate person: its golden, the best-scoring source, why. */

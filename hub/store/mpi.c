@@ -29,9 +29,13 @@
  *      unlinked), so that a candidate is one read in one table, not a
  *      join with mpi_link. The row is rebuilt, its key list from the
  *      blocking rows as version 2 built it, so that a version 1 and a
- *      version 2 store migrate by the same statements. */
+ *      version 2 store migrate by the same statements.
+ *   4: every blocking row carries its source's fingerprint
+ *      (hub_mpi_fingerprint; NULL in rows written before), so that a
+ *      candidate whose score cannot reach the review threshold is not
+ *      read; the person row keeps it too, to know when it changes. */
 const hub__schema hub__schema_mpi = {
-    "mpi", 3,
+    "mpi", 4,
     "CREATE TABLE IF NOT EXISTS mpi_person(source TEXT PRIMARY KEY, sender TEXT NOT NULL,"
     " feat TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS mpi_block(key TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -63,7 +67,10 @@ const hub__schema hub__schema_mpi = {
     " LEFT JOIN mpi_link l ON l.source=p.source;"
     "DROP TABLE mpi_person;"
     "ALTER TABLE mpi_person_3 RENAME TO mpi_person;"
-    "DROP INDEX IF EXISTS mpi_block_source;"};
+    "DROP INDEX IF EXISTS mpi_block_source;"
+    /* 4 */
+    "ALTER TABLE mpi_block ADD COLUMN fp INTEGER;"
+    "ALTER TABLE mpi_person ADD COLUMN fp INTEGER;"};
 
 static hub_status step_done(hub_store_tx *tx, sqlite3_stmt *st, const char *where,
                             hub_err *err) {
@@ -90,23 +97,26 @@ static const char *col(sqlite3_stmt *st, int i) {
  * source linked by hand before it was indexed); link_put and link_del
  * keep it so afterwards. */
 static const char SQL_PERSON_PUT[] =
-    "INSERT INTO mpi_person(source, sender, feat, updated_ms, keys, golden) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, coalesce((SELECT golden FROM mpi_link WHERE source=?1), '')) "
-    "ON CONFLICT(source) DO UPDATE SET sender=excluded.sender, feat=excluded.feat, "
-    "updated_ms=excluded.updated_ms, keys=excluded.keys";
+    "INSERT INTO mpi_person(source, sender, feat, updated_ms, keys, fp, golden) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, coalesce((SELECT golden FROM mpi_link WHERE source=?1), "
+    "'')) ON CONFLICT(source) DO UPDATE SET sender=excluded.sender, feat=excluded.feat, "
+    "updated_ms=excluded.updated_ms, keys=excluded.keys, fp=excluded.fp";
 static const char SQL_PERSON_GET[] = "SELECT feat, sender FROM mpi_person WHERE source=?1";
-static const char SQL_PERSON_KEYS[] = "SELECT keys FROM mpi_person WHERE source=?1";
+static const char SQL_PERSON_KEYS[] = "SELECT keys, fp FROM mpi_person WHERE source=?1";
 static const char SQL_PERSON_DEL[] = "DELETE FROM mpi_person WHERE source=?1";
 /* New keys, KEYS_INS at a time (unused rows stay NULL: OR IGNORE skips
  * them as it skips a key written twice). */
 #define KEYS_INS 8
 static const char SQL_BLOCK_INS[] =
-    "INSERT OR IGNORE INTO mpi_block(key, seq, source) VALUES(?1, ?9, ?10), (?2, ?9, ?10), "
-    "(?3, ?9, ?10), (?4, ?9, ?10), (?5, ?9, ?10), (?6, ?9, ?10), (?7, ?9, ?10), (?8, ?9, ?10)";
+    "INSERT OR IGNORE INTO mpi_block(key, seq, source, fp) VALUES(?1, ?9, ?10, ?11), "
+    "(?2, ?9, ?10, ?11), (?3, ?9, ?10, ?11), (?4, ?9, ?10, ?11), (?5, ?9, ?10, ?11), "
+    "(?6, ?9, ?10, ?11), (?7, ?9, ?10, ?11), (?8, ?9, ?10, ?11)";
+static const char SQL_BLOCK_FP[] =
+    "UPDATE mpi_block SET fp=?4 WHERE key=?1 AND seq=?2 AND source=?3";
 static const char SQL_BLOCK_DEL1[] =
     "DELETE FROM mpi_block WHERE key=?1 AND seq=?2 AND source=?3";
 static const char SQL_BLOCK_FIND[] =
-    "SELECT source FROM mpi_block WHERE key=?1 ORDER BY seq DESC LIMIT ?2";
+    "SELECT source, fp FROM mpi_block WHERE key=?1 ORDER BY seq DESC LIMIT ?2";
 
 /* The keys a source has (a record has fewer than 24). */
 #define KEYS_MAX 32
@@ -115,6 +125,7 @@ typedef struct {
     int64_t seq[KEYS_MAX];
     bool keep[KEYS_MAX];
     size_t n;
+    uint64_t fp; /* the fingerprint in the rows (0: none) */
 } key_list;
 
 /* Parses mpi_person.keys; false when it is not what key_list_text wrote. */
@@ -178,6 +189,7 @@ static hub_status keys_of(hub_store_tx *tx, const char *source, key_list *o, hub
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     o->n = 0;
+    o->fp = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 1) : 0;
     bool ok = rc != SQLITE_ROW || key_list_parse(col(st, 0), o);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -196,9 +208,21 @@ static hub_status key_del(hub_store_tx *tx, const char *key, int64_t seq, const 
     return step_done(tx, st, "mpi block", err);
 }
 
-/* Inserts keys[0..n) with one seq, KEYS_INS per statement. */
+/* A kept row's fingerprint, when the source's changed. */
+static hub_status key_fp(hub_store_tx *tx, const char *key, int64_t seq, const char *source,
+                         uint64_t fp, hub_err *err) {
+    sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_FP, err);
+    if (st == NULL) return HUB_E_STORE;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)fp);
+    return step_done(tx, st, "mpi block", err);
+}
+
+/* Inserts keys[0..n) with one seq and fingerprint, KEYS_INS per statement. */
 static hub_status keys_ins(hub_store_tx *tx, const char *const *keys, size_t n, int64_t seq,
-                           const char *source, hub_err *err) {
+                           const char *source, uint64_t fp, hub_err *err) {
     hub_status rc = HUB_OK;
     for (size_t k0 = 0; !rc && k0 < n; k0 += KEYS_INS) {
         sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_INS, err);
@@ -207,18 +231,21 @@ static hub_status keys_ins(hub_store_tx *tx, const char *const *keys, size_t n, 
             sqlite3_bind_text(st, (int)i + 1, keys[k0 + i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, KEYS_INS + 1, seq);
         sqlite3_bind_text(st, KEYS_INS + 2, source, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, KEYS_INS + 3, (int64_t)fp);
         rc = step_done(tx, st, "mpi block", err);
     }
     return rc;
 }
 
 /* Turns the old keys `o` into `keys`, writing only what changed: a key the
- * source keeps keeps its row (and its place among the key's newest), a key
- * it lost is deleted, a new one is inserted. `o` becomes the new list. */
+ * source keeps keeps its row (and its place among the key's newest; its
+ * fingerprint is rewritten when fp differs), a key it lost is deleted, a
+ * new one is inserted. `o` becomes the new list. */
 static hub_status keys_update(hub_store_tx *tx, const char *source, key_list *o,
-                              char (*keys)[96], size_t n, hub_err *err) {
+                              char (*keys)[96], size_t n, uint64_t fp, hub_err *err) {
     key_list nw;
     nw.n = 0;
+    nw.fp = fp;
     /* seq: the time the keys were written, so that a key's newest rows come
      * first (ms resolution is enough; ties fall back to the source id). */
     int64_t seq = hub_now_ms();
@@ -240,19 +267,23 @@ static hub_status keys_update(hub_store_tx *tx, const char *source, key_list *o,
         }
         nw.n++;
     }
-    hub_status rc = keys_ins(tx, ins, nins, seq, source, err);
-    for (size_t j = 0; !rc && j < o->n; j++)
-        if (!o->keep[j]) rc = key_del(tx, o->key[j], o->seq[j], source, err);
+    hub_status rc = keys_ins(tx, ins, nins, seq, source, fp, err);
+    for (size_t j = 0; !rc && j < o->n; j++) {
+        if (!o->keep[j])
+            rc = key_del(tx, o->key[j], o->seq[j], source, err);
+        else if (o->fp != fp)
+            rc = key_fp(tx, o->key[j], o->seq[j], source, fp, err);
+    }
     if (!rc) *o = nw;
     return rc;
 }
 
 hub_status hub_mpi_st_person_put(hub_store_tx *tx, const char *source, const char *sender,
-                                 const char *feat, char (*keys)[96], size_t n,
+                                 const char *feat, uint64_t fp, char (*keys)[96], size_t n,
                                  int64_t updated_ms, hub_err *err) {
     key_list o;
     hub_status rc = keys_of(tx, source, &o, err);
-    if (!rc) rc = keys_update(tx, source, &o, keys, n, err);
+    if (!rc) rc = keys_update(tx, source, &o, keys, n, fp, err);
     if (rc) return rc;
     sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_PUT, err);
     if (st == NULL) return HUB_E_STORE;
@@ -263,6 +294,7 @@ hub_status hub_mpi_st_person_put(hub_store_tx *tx, const char *source, const cha
     sqlite3_bind_text(st, 3, feat, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, updated_ms);
     sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (int64_t)fp);
     return step_done(tx, st, "mpi person", err);
 }
 
@@ -287,7 +319,7 @@ hub_status hub_mpi_st_person_get(hub_store_tx *tx, const char *source, char *fea
 hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *err) {
     key_list o;
     hub_status rc = keys_of(tx, source, &o, err);
-    if (!rc) rc = keys_update(tx, source, &o, NULL, 0, err);
+    if (!rc) rc = keys_update(tx, source, &o, NULL, 0, o.fp, err);
     if (rc) return rc;
     sqlite3_stmt *st = hub__tx_stmt(tx, SQL_PERSON_DEL, err);
     if (st == NULL) return HUB_E_STORE;
@@ -296,14 +328,15 @@ hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *
 }
 
 hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
-                                 hub_mpi_st_id_fn fn, void *ud, hub_err *err) {
+                                 hub_mpi_st_block_fn fn, void *ud, hub_err *err) {
     sqlite3_stmt *st = hub__tx_stmt(tx, SQL_BLOCK_FIND, err);
     if (st == NULL) return HUB_E_STORE;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, limit);
     int rc;
     hub_status s = HUB_OK;
-    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) s = fn(ud, col(st, 0));
+    while (s == HUB_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        s = fn(ud, col(st, 0), (uint64_t)sqlite3_column_int64(st, 1));
     if (s == HUB_OK && rc != SQLITE_DONE)
         s = hub__store_db_err(err, hub__tx_db(tx), "mpi block");
     sqlite3_reset(st);

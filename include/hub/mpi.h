@@ -110,6 +110,20 @@ double hub_mpi_score(const hub_mpi_weights *w, const int8_t lv[HUB_MPI__F_COUNT]
 void hub_mpi_em(const int8_t (*vecs)[HUB_MPI__F_COUNT], size_t n, int iters,
                 hub_mpi_weights *w, double *p);
 
+/* A record's fingerprint, kept with each of its blocking rows (never 0;
+ * a row written before fingerprints existed reads 0): hashes of its name
+ * codes, zip, address line, phone, email and sender, its birth date and
+ * sex, in 64 bits. Enough to bound the score of a pair without reading
+ * the candidate's row. */
+uint64_t hub_mpi_fingerprint(const hub_mpi_feat *f, const char *sender);
+/* An upper bound of hub_mpi_score(w, hub_mpi_compare(a, b)) over every
+ * record b whose fingerprint is fp (a hash that collides only loosens
+ * it); +INFINITY for fp 0. */
+double hub_mpi_bound(const hub_mpi_weights *w, const hub_mpi_feat *a, uint64_t fp);
+/* False when the record of fingerprint fp certainly did not come from
+ * `sender` (a non-empty sender whose hash differs). */
+bool hub_mpi_fingerprint_sender(uint64_t fp, const char *sender);
+
 /* Blocking keys of a record (plus its identifier keys, see mpi.c):
  * written to `keys` (each NUL-terminated, at most 96 bytes), the count
  * returned (at most `cap`). */
@@ -145,6 +159,15 @@ void hub_mpi_close(hub_mpi *m); /* NULL is a no-op */
 /* The weights in use (tests, the EM command). */
 hub_mpi_weights *hub_mpi_weights_of(hub_mpi *m);
 
+/* Candidates a feature key brought since hub_mpi_open (the benchmark's
+ * figures): read and scored, skipped on their fingerprint's bound, kept
+ * aside for the same-sender veto (cand_skip in mpi.c). Counted on the
+ * writer; read when it is idle. */
+typedef struct {
+    uint64_t read, skipped, aside;
+} hub_mpi_stats;
+void hub_mpi_stats_of(const hub_mpi *m, hub_mpi_stats *out);
+
 /* One scored candidate of hub_mpi_match. */
 typedef struct {
     char golden[72];  /* the person's golden Patient */
@@ -178,8 +201,10 @@ hub_status hub_mpi_add_ops(hub_mpi *m, struct hub_http_fhir *f, hub_err *err);
  * blocking keys (n of them; only the key rows that changed are written).
  * The row also names the source's golden (kept by link_put and link_del),
  * which hub_mpi_st_candidates reads with the features. */
+/* `fp` (hub_mpi_fingerprint) goes into every blocking row; kept rows are
+ * rewritten when it changes. */
 hub_status hub_mpi_st_person_put(hub_store_tx *tx, const char *source, const char *sender,
-                                 const char *feat, char (*keys)[96], size_t n,
+                                 const char *feat, uint64_t fp, char (*keys)[96], size_t n,
                                  int64_t updated_ms, hub_err *err);
 /* HUB_E_NOTFOUND when absent; feat/sender copied into the buffers. */
 hub_status hub_mpi_st_person_get(hub_store_tx *tx, const char *source, char *feat,
@@ -187,10 +212,12 @@ hub_status hub_mpi_st_person_get(hub_store_tx *tx, const char *source, char *fea
                                  hub_err *err);
 /* The person row and its blocking keys. */
 hub_status hub_mpi_st_person_del(hub_store_tx *tx, const char *source, hub_err *err);
-/* Sources with blocking key `key`, newest first, at most `limit`. */
 typedef hub_status (*hub_mpi_st_id_fn)(void *ud, const char *id);
+/* Sources with blocking key `key`, newest first, at most `limit`, each
+ * with the fingerprint its row holds (0: none). */
+typedef hub_status (*hub_mpi_st_block_fn)(void *ud, const char *id, uint64_t fp);
 hub_status hub_mpi_st_block_find(hub_store_tx *tx, const char *key, int limit,
-                                 hub_mpi_st_id_fn fn, void *ud, hub_err *err);
+                                 hub_mpi_st_block_fn fn, void *ud, hub_err *err);
 /* The features, sender and golden of up to HUB_MPI_ST_BATCH candidate
  * sources, in one read: fn once per source that is indexed and linked (in
  * no particular order; strings borrowed during the call). */

@@ -515,6 +515,11 @@ static int run(int n, uint64_t seed, bool full, int batch, const char *conf_text
     }
     printf("mode=in-process full=%s batch=%d n=%d seed=%llu\n", full ? "yes" : "no", batch, n,
            (unsigned long long)seed);
+    hub_mpi_stats ms;
+    hub_mpi_stats_of(m, &ms);
+    printf("candidates per record: read=%.2f skipped=%.2f aside=%.2f\n",
+           (double)ms.read / (double)nrec, (double)ms.skipped / (double)nrec,
+           (double)ms.aside / (double)nrec);
     report(a, nrec, n, wall, cpu);
     free(a);
     free(ops);

@@ -5,7 +5,9 @@
  * decode to themselves; a record compares exactly with itself on every
  * field it has (a postal code alone: partly); scores are finite; keys are NUL-terminated and in bounds;
  * NYSIIS codes are at most 8 lower-case letters; Jaro-Winkler is in [0, 1]
- * and symmetric. */
+ * and symmetric; a fingerprint's bound is never below the score of the
+ * pair it bounds (the record with itself, and with its first `contained`
+ * resource read as a second Patient). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +61,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     hub_mpi_weights_default(&w);
     double c[HUB_MPI__F_COUNT];
     CHECK(isfinite(hub_mpi_score(&w, lv, c)));
+    hub_mpi_feat o;
+    hub_mpi_feat_of(json_array_get(json_object_get(p, "contained"), 0), &o);
+    const hub_mpi_feat *pairs[3][2] = {{&f, &f}, {&f, &o}, {&o, &f}};
+    for (int i = 0; i < 3; i++) {
+        hub_mpi_compare(pairs[i][0], pairs[i][1], lv);
+        uint64_t fp = hub_mpi_fingerprint(pairs[i][1], "X^ONE");
+        CHECK(fp != 0);
+        CHECK(hub_mpi_bound(&w, pairs[i][0], fp) >= hub_mpi_score(&w, lv, NULL));
+    }
     char keys[12][96];
     size_t k = hub_mpi_block_keys(&f, keys, 12);
     CHECK(k <= 12);

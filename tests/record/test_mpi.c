@@ -223,6 +223,71 @@ Test(mpi_compare, em_recovers_weights) {
     }
 }
 
+/* A record made of a few values per field, so that random pairs agree,
+ * nearly agree and disagree in every way the comparators know. */
+static void random_feat(uint64_t *r, hub_mpi_feat *f) {
+    static const char *const FAM[] = {"smith", "smyth", "jones", "smithjones", "lee", "", "garcia"};
+    static const char *const GIV[] = {"robert", "bob", "rob", "r", "john", "jon", "", "smith"};
+    static const char *const BIRTH[] = {"1980-05-06", "1980-06-05", "1980-05-07", "1981-05-06",
+                                        "", "1980-5-6x", "0999-01-01", "1980-13-01"};
+    static const char *const LINE[] = {"12 main st", "12 main str", "9 oak ave", ""};
+    static const char *const ZIP[] = {"33333", "44444", ""};
+    static const char *const PHONE[] = {"5551112222", "5553334444", ""};
+    static const char *const EMAIL[] = {"a@x.org", "b@y.org", ""};
+    static const char SEX[] = {'m', 'f', 'o', 0};
+    memset(f, 0, sizeof *f);
+    *r = *r * 6364136223846793005ull + 1442695040888963407ull;
+    size_t k = (size_t)(*r >> 33);
+    snprintf(f->family, sizeof f->family, "%s", FAM[k % 7]);
+    snprintf(f->given, sizeof f->given, "%s", GIV[(k >> 3) % 8]);
+    snprintf(f->middle, sizeof f->middle, "%s", (k >> 6) % 3 == 0 ? "john" : "");
+    snprintf(f->birth, sizeof f->birth, "%s", BIRTH[(k >> 8) % 8]);
+    f->sex = SEX[(k >> 11) % 4];
+    snprintf(f->line, sizeof f->line, "%s", LINE[(k >> 13) % 4]);
+    snprintf(f->zip, sizeof f->zip, "%s", ZIP[(k >> 15) % 3]);
+    snprintf(f->phone, sizeof f->phone, "%s", PHONE[(k >> 17) % 3]);
+    snprintf(f->email, sizeof f->email, "%s", EMAIL[(k >> 19) % 3]);
+    hub_mpi_nysiis(f->family, f->family_ph, sizeof f->family_ph);
+    hub_mpi_nysiis(f->given, f->given_ph, sizeof f->given_ph);
+}
+
+/* The fingerprint's bound is never below the score it bounds (else a
+ * candidate that matters would go unread), and it is tight enough to
+ * rule pairs out. */
+Test(mpi_compare, fingerprint_bounds_every_score) {
+    cr_assert_eq(hub_mpi_nicknames_load(NICKS, NULL), HUB_OK);
+    hub_mpi_weights w;
+    hub_mpi_weights_default(&w);
+    uint64_t r = 7;
+    int ruled_out = 0;
+    for (int i = 0; i < 200000; i++) {
+        hub_mpi_feat a, b;
+        random_feat(&r, &a);
+        random_feat(&r, &b);
+        uint64_t fp = hub_mpi_fingerprint(&b, "X^ONE");
+        cr_assert_neq(fp, 0);
+        int8_t lv[HUB_MPI__F_COUNT];
+        hub_mpi_compare(&a, &b, lv);
+        double score = hub_mpi_score(&w, lv, NULL), bound = hub_mpi_bound(&w, &a, fp);
+        cr_assert_geq(bound, score, "%s %s %s / %s %s %s", a.family, a.given, a.birth, b.family,
+                      b.given, b.birth);
+        ruled_out += bound < 10.0;
+    }
+    cr_assert_gt(ruled_out, 20000, "%d", ruled_out);
+    cr_assert_eq(hub_mpi_bound(&w, &(hub_mpi_feat){0}, 0), INFINITY, "no fingerprint: no bound");
+    hub_mpi_nicknames_free();
+}
+
+Test(mpi_compare, fingerprint_knows_its_sender) {
+    hub_mpi_feat f;
+    feat(P("Smith", "John", "1980-05-06", "male"), &f);
+    uint64_t fp = hub_mpi_fingerprint(&f, "X^ONE");
+    cr_assert(hub_mpi_fingerprint_sender(fp, "X^ONE"));
+    cr_assert_not(hub_mpi_fingerprint_sender(fp, "Y^TWO"));
+    cr_assert_not(hub_mpi_fingerprint_sender(fp, ""), "no sender: no conflict to look for");
+    cr_assert(hub_mpi_fingerprint_sender(0, "Y^TWO"), "no fingerprint: may be anyone's");
+}
+
 Test(mpi_compare, blocking_keys) {
     hub_mpi_feat f, g;
     char k1[8][96], k2[8][96];
@@ -424,6 +489,28 @@ Test(mpi_index, same_sender_twins_are_not_linked, .init = up, .fini = down) {
     cr_assert_str_neq(g1, g3);
 }
 
+/* A source from the record's own sender vetoes the link to its person even
+ * when it scores too little to be read (its fingerprint rules it out): the
+ * person's other source, from another sender, matches the record fully. */
+Test(mpi_index, a_weak_source_of_the_same_sender_still_vetoes, .init = up, .fini = down) {
+    put("a1", P("Smith", "John", "1980-05-06", "male"), "X^ONE");
+    put("b1", P("Smith", "John", "1980-05-06", "male"), "Y^TWO");
+    char ga[72], gb[72];
+    golden("a1", ga);
+    golden("b1", gb);
+    cr_assert_str_eq(ga, gb);
+    /* a1 now says another name and date: still in the surname+year block,
+     * far below the review threshold against c1, and still linked (its
+     * golden has another source) */
+    put("a1", P("Smith", "Adam", "1980-11-22", "male"), "X^ONE");
+    golden("a1", ga);
+    cr_assert_str_eq(ga, gb, "the link is sticky");
+    put("c1", P("Smith", "John", "1980-05-06", "male"), "X^ONE");
+    char gc[72];
+    golden("c1", gc);
+    cr_assert_str_neq(gc, gb, "X^ONE has this person as a1 already: not linked");
+}
+
 /* More candidate persons than are kept (16): the best stay, not the first
  * seen. The person is the oldest row of a crowded surname+year block, so
  * twenty newer strangers come before it in the candidates' order. */
@@ -513,16 +600,18 @@ typedef struct {
     size_t n;
     char found[8][72]; /* block_find's answer */
     size_t nfound;
+    uint64_t fp; /* the fingerprint set_keys writes */
 } blocks_arg;
 
 static hub_status set_keys(hub_store_tx *tx, void *ud, hub_err *err) {
     blocks_arg *b = ud;
     char keys[4][96];
     for (size_t i = 0; i < b->n; i++) snprintf(keys[i], 96, "%s", b->keys[i]);
-    return hub_mpi_st_person_put(tx, b->source, "", "", keys, b->n, 1, err);
+    return hub_mpi_st_person_put(tx, b->source, "", "", b->fp, keys, b->n, 1, err);
 }
 
-static hub_status found_add(void *ud, const char *id) {
+static hub_status found_add(void *ud, const char *id, uint64_t fp) {
+    (void)fp;
     blocks_arg *b = ud;
     if (b->nfound < 8) snprintf(b->found[b->nfound++], 72, "%s", id);
     return HUB_OK;
@@ -595,7 +684,7 @@ static int64_t sql_int(sqlite3 *db, const char *q) {
     return v;
 }
 
-/* A store whose mpi tables are those of module version `v` (1 or 2),
+/* A store whose mpi tables are those of module version `v` (1, 2 or 3),
  * holding three persons (s3 without keys), s1 linked to golden g1; its
  * database path into path. */
 static void old_store(char dir[256], char path[300], int v) {
@@ -604,7 +693,9 @@ static void old_store(char dir[256], char path[300], int v) {
     snprintf(path, 300, "%s/hub.db", dir);
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-    sql(db, "DROP TABLE mpi_person;"
+    sql(db, "DROP TABLE mpi_person; DROP TABLE mpi_block;"
+            "CREATE TABLE mpi_block(key TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " source TEXT NOT NULL, PRIMARY KEY(key, seq, source)) WITHOUT ROWID;"
             "CREATE TABLE mpi_person(source TEXT PRIMARY KEY, sender TEXT NOT NULL,"
             " feat TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
             "INSERT INTO mpi_person VALUES('s1', 'A', 'f1', 1), ('s2', 'B', 'f2', 2),"
@@ -619,8 +710,12 @@ static void old_store(char dir[256], char path[300], int v) {
         sql(db, "ALTER TABLE mpi_person ADD COLUMN keys TEXT NOT NULL DEFAULT '';"
                 "UPDATE mpi_person SET keys='10:3:k|a11:3:k|b12:11:i|urn:x|\xc3\xa9:1' "
                 "WHERE source='s1';"
-                "UPDATE mpi_person SET keys='20:3:k|b' WHERE source='s2';"
-                "UPDATE meta SET value='2' WHERE key='schema.mpi';");
+                "UPDATE mpi_person SET keys='20:3:k|b' WHERE source='s2';");
+    if (v == 2) sql(db, "UPDATE meta SET value='2' WHERE key='schema.mpi';");
+    if (v == 3)
+        sql(db, "ALTER TABLE mpi_person ADD COLUMN golden TEXT NOT NULL DEFAULT '';"
+                "UPDATE mpi_person SET golden='g1' WHERE source='s1';"
+                "UPDATE meta SET value='3' WHERE key='schema.mpi';");
     sqlite3_close(db);
 }
 
@@ -634,7 +729,8 @@ static void old_store_migrates(int v) {
     hub_store_cfg c = {.dir = dir, .durable = false};
     hub_err err;
     cr_assert_eq(hub_store_open(&c, &rt_store, &err), HUB_OK, "%s", err.msg);
-    blocks_arg a = {.source = "s1", .keys = {"k|b", "i|urn:x|\xc3\xa9:1", "k|c"}, .n = 3};
+    blocks_arg a = {.source = "s1", .keys = {"k|b", "i|urn:x|\xc3\xa9:1", "k|c"}, .n = 3,
+                    .fp = 77};
     cr_assert_eq(in_job(set_keys, &a), HUB_OK);
     blocks_arg f;
     cr_assert_eq(sources_of("k|a", &f), 0, "the lost key's row is gone");
@@ -647,7 +743,12 @@ static void old_store_migrates(int v) {
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     cr_expect_eq(sql_int(db, "SELECT count(*) FROM sqlite_schema WHERE name='mpi_block_source'"),
                  0);
-    cr_expect_eq(sql_int(db, "SELECT value FROM meta WHERE key='schema.mpi'"), 3);
+    cr_expect_eq(sql_int(db, "SELECT value FROM meta WHERE key='schema.mpi'"), 4);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM mpi_block WHERE source='s1' AND fp=77"), 3,
+                 "kept rows get the new fingerprint, a new row has it");
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM mpi_block WHERE fp IS NULL"), 1,
+                 "s2's row has none until s2 is written");
+    cr_expect_eq(sql_int(db, "SELECT fp FROM mpi_person WHERE source='s1'"), 77);
     cr_expect_eq(sql_int(db, "SELECT count(*) FROM mpi_block WHERE source='s1'"), 3);
     cr_expect_eq(sql_int(db, "SELECT seq FROM mpi_block WHERE key LIKE 'i|%'"), 12,
                  "a kept key keeps its place");
@@ -661,3 +762,4 @@ static void old_store_migrates(int v) {
 
 Test(mpi_store, a_version_1_store_migrates) { old_store_migrates(1); }
 Test(mpi_store, a_version_2_store_migrates) { old_store_migrates(2); }
+Test(mpi_store, a_version_3_store_migrates) { old_store_migrates(3); }
