@@ -684,6 +684,15 @@ Test(map_orders, ed_and_rp_results_are_reports_presenting_them) {
     ASSERT_ABSENT(res_of("DiagnosticReport", 5), "presentedForm[0].data");
     cr_assert_geq(g_res.nwarnings, 2);
     assert_valid_bundle();
+    /* Every table that maps OBX[Observation] makes the report: a VXU's. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("VXU^V04^VXU_V04", "A2") PID "ORC|RE||IZ1^REG\r"
+             "RXA|0|1|20240102||08^HepB^CVX|0.5|mL\r"
+             "OBX|1|ED|CERT^Certificate^L||^AP^PDF^Base64^SGk=||||||F\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("DiagnosticReport"), 1);
+    ASSERT_STR(res_of("DiagnosticReport", 0), "presentedForm[0].data", "SGk=");
+    cr_assert_eq(target_of(res_of("DiagnosticReport", 0), "result[0].reference"), res_of("Observation", 0));
 }
 
 Test(map_orders, order_with_results_to_follow_is_their_report) {
