@@ -511,6 +511,24 @@ static void apply_one(ctx *c, hub_record_op *op) {
     }
 }
 
+/* An update, patch or delete of type/id (or of the one resource criteria
+ * selects), with the request's If-Match. */
+static void apply_targeted(ctx *c, hub_op_kind kind, const char *type, const char *id,
+                           const char *criteria, json_t *res, json_t *patch) {
+    hub_record_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = kind;
+    op.actor = &c->actor;
+    op.type = type;
+    op.id = id;
+    op.criteria = criteria;
+    op.resource = res;
+    op.patch = patch;
+    op.if_match = hub_http_req_header(c->req, "If-Match");
+    apply_one(c, &op);
+    hub_record_op_release(&op);
+}
+
 /* The resource's resourceType must be the URL's type. */
 static bool check_type(ctx *c, const json_t *res, const char *type) {
     const char *rt = json_string_value(json_object_get(res, "resourceType"));
@@ -566,17 +584,7 @@ static void do_update(ctx *c, const char *type, const char *id,
             return;
         }
     }
-    hub_record_op op;
-    memset(&op, 0, sizeof op);
-    op.kind = HUB_OP_UPDATE;
-    op.actor = &c->actor;
-    op.type = type;
-    op.id = id;
-    op.criteria = criteria;
-    op.resource = res;
-    op.if_match = hub_http_req_header(c->req, "If-Match");
-    apply_one(c, &op);
-    hub_record_op_release(&op);
+    apply_targeted(c, HUB_OP_UPDATE, type, id, criteria, res, NULL);
     json_decref(res);
 }
 
@@ -604,32 +612,13 @@ static void do_patch(ctx *c, const char *type, const char *id,
         json_decref(patch);
         return;
     }
-    hub_record_op op;
-    memset(&op, 0, sizeof op);
-    op.kind = HUB_OP_PATCH;
-    op.actor = &c->actor;
-    op.type = type;
-    op.id = id;
-    op.criteria = criteria;
-    op.patch = patch;
-    op.if_match = hub_http_req_header(c->req, "If-Match");
-    apply_one(c, &op);
-    hub_record_op_release(&op);
+    apply_targeted(c, HUB_OP_PATCH, type, id, criteria, NULL, patch);
     json_decref(patch);
 }
 
 static void do_delete(ctx *c, const char *type, const char *id,
                       const char *criteria) {
-    hub_record_op op;
-    memset(&op, 0, sizeof op);
-    op.kind = HUB_OP_DELETE;
-    op.actor = &c->actor;
-    op.type = type;
-    op.id = id;
-    op.criteria = criteria;
-    op.if_match = hub_http_req_header(c->req, "If-Match");
-    apply_one(c, &op);
-    hub_record_op_release(&op);
+    apply_targeted(c, HUB_OP_DELETE, type, id, criteria, NULL, NULL);
 }
 
 /* ---- reads -------------------------------------------------------------------- */

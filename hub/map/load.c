@@ -291,10 +291,13 @@ static hub_status parse_target(lctx *c, char *s, mrow *r) {
                 st->key = sdup(c, b, (size_t)(eq - b));
                 st->val = sdup(c, eq + 1, bl - (size_t)(eq - b) - 1);
             } else {
+                /* [N]: that element; [N+]: a new one for every value, the
+                 * first at N at the earliest (elements before it padded). */
+                bool from = b[bl - 1] == '+';
                 char *e;
                 long at = strtol(b, &e, 10);
-                if (e != b + bl || at < 0 || at > 100) return bad(c, "bad index in target '%.60s'", s);
-                st->ix = IX_AT;
+                if (e != b + bl - from || at < 0 || at > 100) return bad(c, "bad index in target '%.60s'", s);
+                st->ix = from ? IX_APPEND : IX_AT;
                 st->at = (unsigned)at;
             }
         }

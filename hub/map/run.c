@@ -246,9 +246,52 @@ ALWAYS_INLINE mval sub_of(rctx *c, const mval *v, uint16_t comp, uint16_t sub) {
     return r;
 }
 
-/* The segment a position in another segment names: the nearest one before
- * `from` (an OBX's OBR), else the first after it. */
+/* True when the group definition holds a segment `id` of its own (not
+ * inside one of its groups). */
+static bool def_holds(const hub_v2_struct_node *d, const char *id) {
+    for (size_t i = 0; i < d->nchildren; i++)
+        if (!d->children[i].is_group && strcmp(d->children[i].name, id) == 0) return true;
+    return false;
+}
+
+/* The segment `id` of group `g` for a position read from segment `from`:
+ * among the group's own segments, the nearest one before `from`, else the
+ * first after it. A message that does not follow the structure may have
+ * had it put in the group before (ORC, PRT, OBX, OBR in a v2.5.1 ORU: the
+ * OBX ends the first order group, the OBR starts another): it is still
+ * this group's when no segment like the group's first lies between. */
+static size_t seg_of_group(const rctx *c, const hub_v2_group *g, const char *id, size_t from) {
+    size_t before = SIZE_MAX, after = SIZE_MAX;
+    const hub_v2_group *head = NULL;
+    for (const hub_v2_group *k = g->first_child; k; k = k->next) {
+        if (!k->is_segment) continue;
+        if (head == NULL && k->def) head = k;
+        if (strcmp(k->name, id) != 0) continue;
+        if (k->seg <= from) before = k->seg;
+        else if (after == SIZE_MAX) after = k->seg;
+    }
+    if (before != SIZE_MAX || after != SIZE_MAX) return before != SIZE_MAX ? before : after;
+    if (head == NULL) return SIZE_MAX;
+    for (size_t s = head->seg; s-- > 0;) {
+        hub_slice sid = hub_v2_seg_id(c->msg, s);
+        if (sid.n != 3) continue;
+        if (memcmp(sid.p, id, 3) == 0) return s;
+        if (memcmp(sid.p, head->name, 3) == 0) return SIZE_MAX;
+    }
+    return SIZE_MAX;
+}
+
+/* The segment a position in another segment names. With the message's
+ * groups known, it is the one of the nearest group around `from` whose
+ * definition holds such a segment (an OBR's ORC is the one of its own
+ * order group: an order sent without an ORC has none, not the order's
+ * before it). A segment no group around `from` holds (an OBX reading PID,
+ * which the PATIENT group holds), and any segment without groups: the
+ * nearest one before `from` in the message, else the first after it. */
 static size_t other_seg(const rctx *c, const char *id, size_t from) {
+    const hub_v2_group *g = c->have_groups ? c->groups.seg_node[from] : NULL;
+    for (g = g ? g->parent : NULL; g; g = g->parent)
+        if (g->def && def_holds(g->def, id)) return seg_of_group(c, g, id, from);
     for (size_t s = from + 1; s-- > 0;) {
         hub_slice sid = hub_v2_seg_id(c->msg, s);
         if (sid.n == 3 && memcmp(sid.p, id, 3) == 0) return s;
@@ -387,7 +430,7 @@ static void path_of(const mj *obj, const mstep *st, size_t n, hub_buf *b) {
             cur = child;
             continue;
         }
-        if (st[i].ix == IX_APPEND) idx = hub__mj_size(child);
+        if (st[i].ix == IX_APPEND) idx = hub__mj_size(child) > st[i].at ? hub__mj_size(child) : st[i].at;
         else if (st[i].ix == IX_AT) idx = st[i].at;
         else {
             idx = hub__mj_size(child);
@@ -452,11 +495,13 @@ static mj *place(rctx *c, mj *obj, const mstep *st, size_t n, mj *val) {
             child = arr;
         }
         mj *elem = NULL;
-        if (s->ix == IX_AT) {
+        if (s->ix == IX_AT || s->ix == IX_APPEND) {
             /* Pad, so that [1] is the second element even when [0] is
-             * still empty (pruned at the end if it stays so). */
-            while (hub__mj_size(child) < s->at) hub__mj_append(child, hub__mj_obj(a));
-            elem = hub__mj_at(child, s->at);
+             * still empty (pruned at the end if it stays so); [N+] appends
+             * at N at the earliest. */
+            if (s->at)
+                while (hub__mj_size(child) < s->at) hub__mj_append(child, hub__mj_obj(a));
+            if (s->ix == IX_AT) elem = hub__mj_at(child, s->at);
         } else if (s->ix == IX_SELECT) {
             for (mj *e = child ? child->u.k.head : NULL; e; e = e->next) {
                 const char *kv = hub__mj_sval(hub__mj_get(e, s->key));

@@ -145,6 +145,18 @@ static const char *sp_type_name(hub_sp_type t) {
 static hub_store_query *parse_params(pctx *c, const char *type, char **names, char **values,
                                      size_t n, int depth, const char *expr_prefix);
 
+/* "system|value", "|value" (no system), "system|" (any value) or "value". */
+static void split_system(char *s, hub_store_qval *v) {
+    char *bar = strchr(s, '|');
+    if (bar) {
+        *bar = '\0';
+        v->system = s;
+        v->value = bar[1] ? bar + 1 : NULL;
+    } else {
+        v->value = s;
+    }
+}
+
 /* One value of a parameter of type sp->type into v. */
 static bool parse_value(pctx *c, const hub_fhir_sp *sp, const char *mod, char *s,
                         hub_store_qval *v, const char *pname, hub_store_qclause *cl) {
@@ -241,26 +253,12 @@ static bool parse_value(pctx *c, const hub_fhir_sp *sp, const char *mod, char *s
             v->value = b1 + 1;
             return true;
         }
-        char *bar = strchr(s, '|');
-        if (bar) {
-            *bar = '\0';
-            v->system = s;
-            v->value = bar[1] ? bar + 1 : NULL;
-        } else {
-            v->value = s;
-        }
+        split_system(s, v);
         return true;
     }
     case HUB_SP_REFERENCE: {
         if (mod && strcmp(mod, "identifier") == 0) {
-            char *bar = strchr(s, '|');
-            if (bar) {
-                *bar = '\0';
-                v->system = s;
-                v->value = bar[1] ? bar + 1 : NULL;
-            } else {
-                v->value = s;
-            }
+            split_system(s, v);
             return true;
         }
         char *slash = strrchr(s, '/');

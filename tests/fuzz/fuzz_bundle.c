@@ -10,50 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hub/record.h"
-
-#define CHECK(c)           \
-    do {                   \
-        if (!(c)) abort(); \
-    } while (0)
-
-static hub_fhir_defs *defs;
-static hub_fhir_sps *sps;
-static hub_store *store;
-static hub_record *rec;
-
-static char dir[64];
-
-/* The store's files go with the process. */
-static void teardown(void) {
-    hub_record_close(rec);
-    hub_store_close(store);
-    hub_fhir_sps_free(sps);
-    hub_fhir_defs_free(defs);
-    const char *const files[] = {"hub.db", "hub.db-wal", "hub.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
-static void setup(void) {
-    CHECK(hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &defs, NULL) == HUB_OK);
-    CHECK(hub_fhir_sps_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &sps, NULL) == HUB_OK);
-    char tmpl[] = "/tmp/hub-fuzz-bundle-XXXXXX";
-    CHECK(mkdtemp(tmpl) != NULL);
-    snprintf(dir, sizeof dir, "%s", tmpl);
-    atexit(teardown);
-    hub_store_cfg sc = {.dir = dir, .durable = false};
-    CHECK(hub_store_open(&sc, &store, NULL) == HUB_OK);
-    hub_record_cfg rc = {.store = store, .defs = defs, .search = sps, .max_bundle_entries = 50};
-    CHECK(hub_record_open(&rc, &rec, NULL) == HUB_OK);
-}
+#include "fuzz_record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
-    if (rec == NULL) setup();
+    if (rec == NULL) fz_record_open("bundle");
     json_error_t je;
     json_t *b = json_loadb((const char *)data, n, JSON_REJECT_DUPLICATES, &je);
     if (b == NULL) return 0;

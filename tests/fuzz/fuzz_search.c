@@ -11,32 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hub/record.h"
-
-#define CHECK(c)           \
-    do {                   \
-        if (!(c)) abort(); \
-    } while (0)
-
-static hub_fhir_defs *defs;
-static hub_fhir_sps *sps;
-static hub_store *store;
-static hub_record *rec;
-static char dir[64];
-
-static void teardown(void) {
-    hub_record_close(rec);
-    hub_store_close(store);
-    hub_fhir_sps_free(sps);
-    hub_fhir_defs_free(defs);
-    const char *const files[] = {"hub.db", "hub.db-wal", "hub.db-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
+#include "fuzz_record.h"
 
 static void put(const char *type, const char *body) {
     json_error_t je;
@@ -49,16 +24,7 @@ static void put(const char *type, const char *body) {
 }
 
 static void setup(void) {
-    CHECK(hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &defs, NULL) == HUB_OK);
-    CHECK(hub_fhir_sps_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &sps, NULL) == HUB_OK);
-    char tmpl[] = "/tmp/hub-fuzz-search-XXXXXX";
-    CHECK(mkdtemp(tmpl) != NULL);
-    snprintf(dir, sizeof dir, "%s", tmpl);
-    atexit(teardown);
-    hub_store_cfg sc = {.dir = dir, .durable = false};
-    CHECK(hub_store_open(&sc, &store, NULL) == HUB_OK);
-    hub_record_cfg rc = {.store = store, .defs = defs, .search = sps, .max_bundle_entries = 50};
-    CHECK(hub_record_open(&rc, &rec, NULL) == HUB_OK);
+    fz_record_open("search");
     put("Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"A\"}],\"birthDate\":\"1970\","
                    "\"identifier\":[{\"system\":\"s\",\"value\":\"1\"}]}");
     json_t *p1 = json_pack("{s:s,s:s}", "resourceType", "Patient", "id", "p1");

@@ -585,6 +585,8 @@ Test(map_load, bad_rows_name_file_and_line) {
         {"@table X\n@kind segment\n\nPID-x | | a | string\n", "site/t.map:4", "bad source"},
         {"@table X\n@kind segment\nPID-3 | PID-3 maybe | a | string\n", "site/t.map:3", "unknown operator"},
         {"@table X\n@kind segment\nPID-3 | | a[ | string\n", "site/t.map:3", "unclosed"},
+        {"@table X\n@kind segment\nPID-3 | | a[x+] | string\n", "site/t.map:3", "bad index"},
+        {"@table X\n@kind segment\nPID-3 | | a[2+1] | string\n", "site/t.map:3", "bad index"},
         {"@table X\n@kind segment\nPID-3 | | a | NoSuch[Table]\n", "site/t.map:3", "unknown table"},
         {"@table X\n@kind segment\nPID-3 | | a | = {bad json\n", "site/t.map:3", "not JSON"},
         {"@table X\n@kind nonsense\n", "site/t.map:2", "unknown kind"},

@@ -329,11 +329,13 @@ Test(map_orders, oml_order_with_timing_and_specimen) {
     snprintf(g_msg, sizeof g_msg,
              MSH("OML^O21^OML_O21", "L1") PID
              "ORC|NW|PL9^ORD\r"
-             "TQ1|1||||||20240105080000|20240105090000|R\r"
+             "TQ1|1||||||20240105080000|20240105090000|R||Come fasting\r"
              "OBR|1|PL9^ORD||1558-6^Glucose^LN\r"
              "SPM|1|S9&ORD||BLD^Blood^HL70487\r");
     conv_ok(g_msg);
     json_t *sr = res_of("ServiceRequest", 0);
+    /* TQ1-11 (text instruction) is a note, as the IG's TQ1[ServiceRequest]. */
+    ASSERT_STR(sr, "note[0].text", "Come fasting");
     ASSERT_STR(sr, "occurrencePeriod.start", "2024-01-05T08:00:00-05:00");
     ASSERT_STR(sr, "occurrencePeriod.end", "2024-01-05T09:00:00-05:00");
     ASSERT_ABSENT(sr, "occurrenceDateTime");
@@ -605,8 +607,9 @@ Test(map_orders, omg_order) {
 }
 
 Test(map_orders, second_obr_without_orc_is_its_own_order_and_report) {
-    /* The second OBR has no ORC of its own: ORC-n names the first order's
-     * ORC, so its own OBR-2/3 must key it, or the two orders would be one. */
+    /* The second OBR has no ORC of its own: ORC-n names none (not the first
+     * order's ORC), so its own OBR-2/3 key it, or the two orders would be
+     * one. */
     snprintf(g_msg, sizeof g_msg,
              MSH("ORU^R01^ORU_R01", "R9") PID
              "ORC|RE|PL1^ORD|FL1^LAB\r"
@@ -618,6 +621,114 @@ Test(map_orders, second_obr_without_orc_is_its_own_order_and_report) {
     cr_assert_eq(count_of("ServiceRequest"), 2);
     cr_assert_eq(count_of("DiagnosticReport"), 2);
     cr_assert_str_eq(url_of("DiagnosticReport", 1), "DiagnosticReport?identifier=urn:id:LAB|FL2");
+    json_t *ids = json_object_get(res_of("ServiceRequest", 1), "identifier");
+    cr_assert_eq(json_array_size(ids), 2);
+    ASSERT_STR(json_array_get(ids, 0), "value", "PL2");
+    ASSERT_STR(json_array_get(ids, 1), "value", "FL2");
+}
+
+Test(map_orders, orc_order_numbers_win_in_their_own_order_group) {
+    /* The IG takes OBR-2/3 only when the ORC of the same order leaves them
+     * empty. The first order's ORC and OBR disagree: the ORC's numbers key
+     * the order and the report. The second order has no ORC: its OBR's. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "R10") PID
+             "ORC|RE|PLO^ORD|FLO^LAB|||||||||||||^^^^^^^^Redo\r"
+             "OBR|1|PLB^ORD|FLB^LAB|1558-6^Glucose^LN\r"
+             "OBR|2|PL2^ORD|FL2^LAB|2345-7^Glucose^LN\r");
+    conv_ok(g_msg);
+    cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PLO");
+    cr_assert_str_eq(url_of("DiagnosticReport", 0), "DiagnosticReport?identifier=urn:id:LAB|FLO");
+    cr_assert_str_eq(url_of("ServiceRequest", 1), "ServiceRequest?identifier=urn:id:ORD|PL2");
+    cr_assert_str_eq(url_of("DiagnosticReport", 1), "DiagnosticReport?identifier=urn:id:LAB|FL2");
+    /* ORC-16 is the report's status reason (the IG's ORC[DiagnosticReport]);
+     * the second order has none. */
+    ASSERT_STR(res_of("DiagnosticReport", 0), "extension[0].valueCodeableConcept.text", "Redo");
+    ASSERT_ABSENT(res_of("DiagnosticReport", 1), "extension");
+
+    /* A v2.5.1 ORU with an OBX between the ORC and its OBR (as some senders
+     * write one) does not follow the structure: the OBR still has that
+     * ORC, since no other OBR lies between them. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "R11") PID "ORC|RE|PLX^ORD|FLX^LAB\r"
+             "OBX|1|ST|1^A^L||a||||||F\r"
+             "OBR|1|||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PLX");
+    cr_assert_str_eq(url_of("DiagnosticReport", 0), "DiagnosticReport?identifier=urn:id:LAB|FLX");
+}
+
+Test(map_orders, placer_group_number_is_an_ei_but_in_v2_8_an_eip) {
+    /* ORC-4 is an EI (its second component a namespace) in every version
+     * but v2.8, where it is an EIP (placer and filler parts): the report
+     * gets a PGN identifier, and an FGN one only from an EIP; the order
+     * gets it as its requisition, typed PGN. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "R12") PID "ORC|RE|PL12^ORD|FL12^LAB|G12^GRP\r"
+             "OBR|1|||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    json_t *ids = json_object_get(res_of("DiagnosticReport", 0), "identifier");
+    cr_assert_eq(json_array_size(ids), 3);
+    ASSERT_STR(json_array_get(ids, 2), "value", "G12");
+    ASSERT_STR(json_array_get(ids, 2), "system", "urn:id:GRP");
+    ASSERT_STR(json_array_get(ids, 2), "type.coding[0].code", "PGN");
+    json_t *sr = res_of("ServiceRequest", 0);
+    ASSERT_STR(sr, "requisition.value", "G12");
+    ASSERT_STR(sr, "requisition.type.coding[0].code", "PGN");
+
+    snprintf(g_msg, sizeof g_msg,
+             "MSH|^~\\&|LAB|HOSP|HUB|HUB|20240102101500-0500||ORU^R01^ORU_R01|R13|P|2.8\r" PID
+             "ORC|RE|PL13^ORD|FL13^LAB|G13&GRP^F13&LAB\r"
+             "OBR|1|||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    ids = json_object_get(res_of("DiagnosticReport", 0), "identifier");
+    cr_assert_eq(json_array_size(ids), 4);
+    ASSERT_STR(json_array_get(ids, 2), "value", "G13");
+    ASSERT_STR(json_array_get(ids, 3), "value", "F13");
+    ASSERT_STR(json_array_get(ids, 3), "type.coding[0].code", "FGN");
+    ASSERT_STR(res_of("ServiceRequest", 0), "requisition.value", "G13");
+}
+
+Test(map_orders, alternate_placer_numbers_follow_the_order_numbers) {
+    /* ORC-33 repeats: every alternate placer number is a PLAC identifier
+     * after the placer's and the filler's, here after OBR-2 alone (the
+     * filler's place left empty is dropped). */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P6") PID
+             "ORC|NW||||||||||||||||||||||||||||||||ALT1^^^ORD~ALT2^^^ORD\r"
+             "OBR|1|PR6^ORD||1558-6^Glucose^LN\r");
+    conv_ok(g_msg);
+    cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PR6");
+    json_t *ids = json_object_get(res_of("ServiceRequest", 0), "identifier");
+    cr_assert_eq(json_array_size(ids), 3);
+    ASSERT_STR(json_array_get(ids, 0), "value", "PR6");
+    ASSERT_STR(json_array_get(ids, 1), "value", "ALT1");
+    ASSERT_STR(json_array_get(ids, 2), "value", "ALT2");
+    for (size_t i = 0; i < 3; i++)
+        ASSERT_STR(json_array_get(ids, i), "type.coding[0].code", "PLAC");
+
+    /* OBR-53 gives them instead when it is sent. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P7") PID
+             "ORC|NW|PR7^ORD|||||||||||||||||||||||||||||||ALT1^^^ORD\r"
+             "OBR|1|PR7^ORD||1558-6^Glucose^LN|||||||||||||||||||||||||||||||||||||||||||||||||"
+             "ALT9^^^ORD\r");
+    conv_ok(g_msg);
+    ids = json_object_get(res_of("ServiceRequest", 0), "identifier");
+    cr_assert_eq(json_array_size(ids), 2);
+    ASSERT_STR(json_array_get(ids, 1), "value", "ALT9");
+}
+
+Test(map_orders, identifier_sent_as_its_authority_alone_keeps_its_type) {
+    /* The IG types SPM-2's placer part (EIP-1) PGN when it is sent, also
+     * when it holds only a namespace. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("OML^O21^OML_O21", "L9") PID "ORC|NW|PL9^ORD\rOBR|1|PL9^ORD\r"
+             "SPM|1|&LAB||BLD^Blood^HL70487\r");
+    conv_ok(g_msg);
+    json_t *sp = res_of("Specimen", 0);
+    ASSERT_STR(sp, "identifier[0].type.coding[0].code", "PGN");
+    ASSERT_ABSENT(sp, "identifier[0].value");
 }
 
 /* ---- ED and RP results: reports presenting them --------------------------- */
@@ -843,13 +954,17 @@ Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
     snprintf(g_msg, sizeof g_msg,
              MSH("ORM^O01^ORM_O01", "P1") PID
              "ORC|NW|PR1^ORD||||||||||77^Jones^Al|||||||||Main Lab^^^^^^^^^L1|1 Lab St^^Town^ST^12345"
-             "|^WPN^PH^^1^555^1234567\r"
+             "|^WPN^PH^^1^555^1234567|9 Doc Rd^^Docville^ST^12345\r"
              "OBR|1|PR1^ORD||1558-6^Glucose^LN\r");
     conv_ok(g_msg);
     json_t *sr = res_of("ServiceRequest", 0);
     json_t *role = target_of(sr, "requester.reference");
     ASSERT_STR(role, "resourceType", "PractitionerRole");
-    ASSERT_STR(target_of(role, "practitioner.reference"), "name[0].family", "Jones");
+    /* ORC-24 is the ordering provider's address (the IG's
+     * requester(PractitionerRole.practitioner(Practitioner.address))). */
+    json_t *doc = target_of(role, "practitioner.reference");
+    ASSERT_STR(doc, "name[0].family", "Jones");
+    ASSERT_STR(doc, "address[0].city", "Docville");
     json_t *org = target_of(role, "organization.reference");
     ASSERT_STR(org, "name", "Main Lab");
     ASSERT_STR(org, "address[0].city", "Town");
@@ -857,12 +972,25 @@ Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
 
     /* Without a facility the requester is the Practitioner itself. */
     snprintf(g_msg, sizeof g_msg,
-             MSH("ORM^O01^ORM_O01", "P2") PID "ORC|NW|PR2^ORD||||||||||77^Jones^Al\r"
+             MSH("ORM^O01^ORM_O01", "P2") PID "ORC|NW|PR2^ORD||||||||||77^Jones^Al"
+             "||||||||||||9 Doc Rd^^Docville^ST^12345~2 Other St^^Elsewhere\r"
              "OBR|1|PR2^ORD||1558-6^Glucose^LN\r");
     conv_ok(g_msg);
     cr_assert_eq(count_of("PractitionerRole"), 0);
-    ASSERT_STR(target_of(res_of("ServiceRequest", 0), "requester.reference"), "resourceType",
-               "Practitioner");
+    doc = target_of(res_of("ServiceRequest", 0), "requester.reference");
+    ASSERT_STR(doc, "resourceType", "Practitioner");
+    ASSERT_STR(doc, "identifier[0].value", "77");
+    ASSERT_STR(doc, "address[0].city", "Docville");
+    ASSERT_STR(doc, "address[1].city", "Elsewhere");
+
+    /* OBR-16 stands in for ORC-12; ORC-24 is still its address. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORM^O01^ORM_O01", "P8") PID "ORC|NW|PR8^ORD||||||||||||||||||||||9 Doc Rd^^Docville\r"
+             "OBR|1|PR8^ORD||1558-6^Glucose^LN||||||||||||88^Black^Bo\r");
+    conv_ok(g_msg);
+    doc = target_of(res_of("ServiceRequest", 0), "requester.reference");
+    ASSERT_STR(doc, "name[0].family", "Black");
+    ASSERT_STR(doc, "address[0].city", "Docville");
 }
 
 Test(map_orders, requester_with_an_assigning_authority_is_the_practitioner) {
