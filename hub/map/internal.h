@@ -158,7 +158,8 @@ typedef enum {
     P_DECIMAL, P_INTEGER, P_POSINT, P_UNSIGNED, P_BOOLEAN, P_MARKDOWN,
     P_SYSTEM, /* a coding-system name (CWE-3) as a URI */
     P_BASE64, /* text, encoded as base64 (Attachment.data of a text) */
-    P_B64BIN  /* a value already base64 (ED-5): checked, kept */
+    P_B64BIN, /* a value already base64 (ED-5): checked, kept */
+    P_B64HEX  /* a value sent as hexadecimal (ED-4 Hex): its bytes, as base64 */
 } prim;
 
 struct mtable;

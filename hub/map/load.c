@@ -318,7 +318,7 @@ static const struct { const char *name; prim p; } prims[] = {
     {"time", P_TIME}, {"decimal", P_DECIMAL}, {"integer", P_INTEGER},
     {"positiveInt", P_POSINT}, {"unsignedInt", P_UNSIGNED},
     {"boolean", P_BOOLEAN}, {"markdown", P_MARKDOWN}, {"system", P_SYSTEM},
-    {"base64", P_BASE64}, {"base64Binary", P_B64BIN},
+    {"base64", P_BASE64}, {"base64Binary", P_B64BIN}, {"base64Hex", P_B64HEX},
 };
 
 static hub_status parse_mapping(lctx *c, char *s, mrow *r) {

@@ -581,6 +581,48 @@ static hub_status soft(rctx *c, const mrow *row, const mval *v, const char *what
     return HUB_OK;
 }
 
+/* n bytes as base64 text; NULL when out of memory. */
+static mj *base64_of(rctx *c, const unsigned char *u, size_t n) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *o = hub_arena_alloc(c->a, (n + 2) / 3 * 4 + 1);
+    if (o == NULL) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)u[i] << 16 | (i + 1 < n ? (uint32_t)u[i + 1] << 8 : 0) |
+                     (i + 2 < n ? u[i + 2] : 0);
+        o[k++] = b64[w >> 18 & 63];
+        o[k++] = b64[w >> 12 & 63];
+        o[k++] = i + 1 < n ? b64[w >> 6 & 63] : '=';
+        o[k++] = i + 2 < n ? b64[w & 63] : '=';
+    }
+    o[k] = '\0';
+    return hub__mj_strn(&c->h, o, k);
+}
+
+static int hex_digit(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* The bytes hexadecimal text names, into o (strlen(t) / 2 bytes at most;
+ * spaces and line breaks between digits skipped); false when it is not an
+ * even, non-empty run of hex digits. */
+static bool hex_bytes(const char *t, unsigned char *o, size_t *n) {
+    size_t k = 0;
+    int hi = -1;
+    for (const char *q = t; *q; q++) {
+        if (*q == ' ' || *q == '\r' || *q == '\n' || *q == '\t') continue;
+        int d = hex_digit(*q);
+        if (d < 0) return false;
+        if (hi < 0) hi = d;
+        else o[k++] = (unsigned char)(hi << 4 | d), hi = -1;
+    }
+    *n = k;
+    return hi < 0 && k > 0;
+}
+
 /* The FHIR value of a primitive row; NULL when there is none (empty).
  * A value the type refuses fails the message. */
 static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) {
@@ -668,23 +710,15 @@ static hub_status prim_value(rctx *c, const mrow *row, const mval *v, mj **out) 
         }
         break;
     }
-    case P_BASE64: {
-        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        size_t n = strlen(t);
-        char *o = hub_arena_alloc(c->a, (n + 2) / 3 * 4 + 1);
-        if (o == NULL) return nomem(c);
-        const unsigned char *u = (const unsigned char *)t;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i += 3) {
-            uint32_t w = (uint32_t)u[i] << 16 | (i + 1 < n ? (uint32_t)u[i + 1] << 8 : 0) |
-                         (i + 2 < n ? u[i + 2] : 0);
-            o[k++] = b64[w >> 18 & 63];
-            o[k++] = b64[w >> 12 & 63];
-            o[k++] = i + 1 < n ? b64[w >> 6 & 63] : '=';
-            o[k++] = i + 2 < n ? b64[w & 63] : '=';
-        }
-        o[k] = '\0';
-        *out = hub__mj_strn(&c->h, o, k);
+    case P_BASE64:
+        *out = base64_of(c, (const unsigned char *)t, strlen(t));
+        break;
+    case P_B64HEX: {
+        size_t n = 0;
+        unsigned char *bytes = hub_arena_alloc(c->a, strlen(t) / 2 + 1);
+        if (bytes == NULL) return nomem(c);
+        if (!hex_bytes(t, bytes, &n)) return soft(c, row, v, "not hexadecimal");
+        *out = base64_of(c, bytes, n);
         break;
     }
     case P_B64BIN: {

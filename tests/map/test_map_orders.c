@@ -165,7 +165,7 @@ Test(map_orders, oru_makes_order_report_observations_specimen) {
     conv_ok(oru("R1", "F"));
     cr_assert_str_eq(g_res.table, "ORU_R01");
     cr_assert_eq(count_of("ServiceRequest"), 1, "ORC and OBR are one order");
-    cr_assert_eq(count_of("DiagnosticReport"), 1);
+    cr_assert_eq(count_of("DiagnosticReport"), 2, "the OBR's report and the ED OBX's");
     cr_assert_eq(count_of("Observation"), 15);
     cr_assert_eq(count_of("Specimen"), 1);
 
@@ -216,10 +216,23 @@ Test(map_orders, oru_makes_order_report_observations_specimen) {
     ASSERT_STR(o, "valueCodeableConcept.coding[0].system", "http://snomed.info/sct");
     ASSERT_STR(res_of("Observation", 7), "valueDateTime", "2023-12-15");
     ASSERT_STR(res_of("Observation", 8), "valueTime", "08:30:00");
+    /* The ED OBX: its Observation holds no copy of the data; a report of
+     * its own presents it (R4's Observation has no valueAttachment). */
     o = res_of("Observation", 9);
-    json_t *ext = json_array_get(json_object_get(o, "extension"), 0);
-    ASSERT_STR(ext, "valueAttachment.contentType", "application/pdf");
-    ASSERT_STR(ext, "valueAttachment.data", "SGVsbG8=");
+    ASSERT_ABSENT(o, "extension");
+    ASSERT_ABSENT(o, "valueString");
+    json_t *pdf = res_of("DiagnosticReport", 1);
+    cr_assert_str_eq(url_of("DiagnosticReport", 1), "DiagnosticReport?identifier=urn:oid:9.8.7|FL1-10-X8");
+    ASSERT_STR(pdf, "code.coding[0].code", "X8");
+    ASSERT_STR(pdf, "status", "final");
+    ASSERT_STR(pdf, "presentedForm[0].contentType", "application/pdf");
+    ASSERT_STR(pdf, "presentedForm[0].data", "SGVsbG8=");
+    ASSERT_STR(pdf, "effectiveDateTime", "2024-01-02T08:30:00-05:00");
+    ASSERT_STR(pdf, "issued", "2024-01-02T10:00:00-05:00");
+    cr_assert_eq(json_array_size(json_object_get(pdf, "result")), 1);
+    cr_assert_eq(target_of(pdf, "result[0].reference"), o);
+    cr_assert_eq(target_of(pdf, "basedOn[0].reference"), sr);
+    cr_assert_eq(target_of(dr, "result[9].reference"), o, "still one of the order's results");
     o = res_of("Observation", 10);
     ASSERT_NUM(o, "valueQuantity.value", 250);
     ASSERT_STR(o, "valueQuantity.unit", "milliliter");
@@ -716,6 +729,111 @@ Test(map_orders, identifier_sent_as_its_authority_alone_keeps_its_type) {
     json_t *sp = res_of("Specimen", 0);
     ASSERT_STR(sp, "identifier[0].type.coding[0].code", "PGN");
     ASSERT_ABSENT(sp, "identifier[0].value");
+}
+
+/* ---- ED and RP results: reports presenting them --------------------------- */
+
+/* The Bundle in g_res validates against FHIR R4. */
+static void assert_valid_bundle(void) {
+    hub_fhir_defs *defs = NULL;
+    hub_err err;
+    cr_assert_eq(hub_fhir_defs_load(HUB_SOURCE_DIR "/conformance/fhir/r4", &defs, &err), HUB_OK);
+    hub_oo *oo = hub_oo_new();
+    hub_fhir_validate_opts vo = {0};
+    if (hub_fhir_validate(defs, g_res.bundle, &vo, oo) != HUB_OK) {
+        char *js = json_dumps(hub_oo_json(oo), JSON_COMPACT);
+        cr_assert_fail("the Bundle does not validate: %s", js);
+    }
+    hub_oo_free(oo);
+    hub_fhir_defs_free(defs);
+}
+
+Test(map_orders, ed_and_rp_results_are_reports_presenting_them) {
+    snprintf(g_msg, sizeof g_msg,
+             MSH("ORU^R01^ORU_R01", "A1") PID
+             "OBR|1|PL1^ORD|FL1^LAB|11502-2^Lab report^LN|||20240102083000\r"
+             "OBX|1|NM|1558-6^Glucose^LN||98|mg/dL||||||F\r"
+             "OBX|2|RP|SLIDE^Slide^L||http://img.example/view?case=7\\T\\slide=3^^IM^MRXS||||||P|||"
+             "20240102090000|||||||SL77^SCANNER\r"
+             "NTE|1||Stained HE\r"
+             "OBX|3|RP|PIC^Picture^L||http://img.example/p.jpg^^IM^JPEG||||||F\r"
+             "OBX|4|ED|PDF^Report^L||^AP^PDF^Base64^not base64!||||||F\r"
+             "OBX|5|ED|HEX^Hex^L||^AP^PDF^Hex^48 65 6C 6c 6F||||||F\r"
+             "OBX|6|ED|ODD^Odd^L||^AP^PDF^Hex^486||||||F\r"
+             "OBX|7|ED|NONE^No data^L||^AP^PDF^Base64^||||||F\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("DiagnosticReport"), 6, "the OBR's and one per ED or RP OBX with data");
+    cr_assert_eq(count_of("Observation"), 7);
+    json_t *dr = res_of("DiagnosticReport", 0);
+    cr_assert_eq(json_array_size(json_object_get(dr, "result")), 7);
+
+    json_t *slide = res_of("DiagnosticReport", 1), *o = res_of("Observation", 1);
+    cr_assert_str_eq(url_of("DiagnosticReport", 1), "DiagnosticReport?identifier=urn:id:LAB|FL1-2-SLIDE");
+    ASSERT_STR(slide, "code.coding[0].code", "SLIDE");
+    ASSERT_STR(slide, "status", "preliminary");
+    ASSERT_STR(slide, "effectiveDateTime", "2024-01-02T09:00:00-05:00");
+    ASSERT_STR(slide, "presentedForm[0].url", "http://img.example/view?case=7&slide=3");
+    /* A subtype no table knows still makes a MIME type with the type of
+     * data, and is flagged. */
+    ASSERT_STR(slide, "presentedForm[0].contentType", "image/MRXS");
+    ASSERT_STR(slide, "presentedForm[0]._contentType.extension[0].valueCode", "MRXS");
+    ASSERT_STR(slide, "identifier[1].value", "SL77");
+    ASSERT_STR(slide, "identifier[1].type.coding[0].code", "FILL");
+    cr_assert_eq(target_of(slide, "result[0].reference"), o);
+    ASSERT_ABSENT(o, "valueString");
+    ASSERT_STR(o, "note[0].text", "Stained HE");
+
+    json_t *pic = res_of("DiagnosticReport", 2);
+    ASSERT_STR(pic, "presentedForm[0].contentType", "image/jpeg");
+    ASSERT_ABSENT(pic, "presentedForm[0]._contentType");
+    /* Data that is not base64 is left out, with a warning. */
+    json_t *pdf = res_of("DiagnosticReport", 3);
+    ASSERT_STR(pdf, "presentedForm[0].contentType", "application/pdf");
+    ASSERT_ABSENT(pdf, "presentedForm[0].data");
+    /* Hex (ED-4) is decoded to its bytes: "Hello"; an odd digit is refused. */
+    ASSERT_STR(res_of("DiagnosticReport", 4), "presentedForm[0].data", "SGVsbG8=");
+    ASSERT_ABSENT(res_of("DiagnosticReport", 5), "presentedForm[0].data");
+    cr_assert_geq(g_res.nwarnings, 2);
+    assert_valid_bundle();
+    /* Every table that maps OBX[Observation] makes the report: a VXU's. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("VXU^V04^VXU_V04", "A2") PID "ORC|RE||IZ1^REG\r"
+             "RXA|0|1|20240102||08^HepB^CVX|0.5|mL\r"
+             "OBX|1|ED|CERT^Certificate^L||^AP^PDF^Base64^SGk=||||||F\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("DiagnosticReport"), 1);
+    ASSERT_STR(res_of("DiagnosticReport", 0), "presentedForm[0].data", "SGk=");
+    cr_assert_eq(target_of(res_of("DiagnosticReport", 0), "result[0].reference"), res_of("Observation", 0));
+}
+
+Test(map_orders, order_with_results_to_follow_is_their_report) {
+    /* ORC-1 RE (observations to follow: the ORU's control code) in an order
+     * or charge message: the OBR is also the report of its OBX; another
+     * order's OBX stay the order's supporting information. */
+    snprintf(g_msg, sizeof g_msg,
+             MSH("DFT^P03^DFT_P03", "F1") "EVN|P03|20240102\r" PID PV1
+             "ORC|RE|PL1^ORD|FL1^LAB||CM\r"
+             "OBR|1|PL1^ORD|FL1^LAB|57698-3^Lipid panel^LN|||20240102083000\r"
+             "OBX|1|NM|2093-3^Cholesterol^LN||190|mg/dL||||||F\r"
+             "FT1|1|||20240102||CG|80061^Lipid panel^CPT\r"
+             "ORC|NW|PL2^ORD\r"
+             "OBR|1|PL2^ORD||71045^Chest X-ray^CPT\r"
+             "OBX|1|ST|Q1^Question^L||yes||||||F\r"
+             "FT1|2|||20240102||CG|71045^Chest X-ray^CPT\r");
+    conv_ok(g_msg);
+    cr_assert_eq(count_of("ServiceRequest"), 2);
+    cr_assert_eq(count_of("DiagnosticReport"), 1);
+    json_t *dr = res_of("DiagnosticReport", 0);
+    cr_assert_str_eq(url_of("DiagnosticReport", 0), "DiagnosticReport?identifier=urn:id:LAB|FL1");
+    ASSERT_STR(dr, "code.coding[0].code", "57698-3");
+    cr_assert_eq(json_array_size(json_object_get(dr, "result")), 1);
+    cr_assert_eq(target_of(dr, "result[0].reference"), res_of("Observation", 0));
+    cr_assert_eq(target_of(dr, "basedOn[0].reference"), res_of("ServiceRequest", 0));
+    cr_assert_eq(target_of(res_of("Observation", 0), "basedOn[0].reference"), res_of("ServiceRequest", 0));
+    cr_assert_eq(target_of(res_of("ServiceRequest", 1), "supportingInfo[0].reference"),
+                 res_of("Observation", 1));
+    ASSERT_ABSENT(res_of("ServiceRequest", 0), "supportingInfo");
+    assert_valid_bundle();
 }
 
 Test(map_orders, result_without_value_says_why) {
