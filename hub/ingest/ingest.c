@@ -4,9 +4,17 @@
 #include "hub/ingest.h"
 #include "hub/auth.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Jobs kept for reuse, with their arena block and buffers: a message then
+ * costs no malloc of its own. Bounded, and a job that grew past the
+ * limits below is freed rather than kept. */
+#define JOB_POOL_MAX 64
+#define JOB_ARENA_BLOCK (32u << 10)
+#define JOB_KEEP_BYTES (64u << 10)
 
 struct hub_ingest {
     hub_ingest_cfg cfg;
@@ -17,11 +25,18 @@ struct hub_ingest {
     atomic_llong in_flight;
     hub_metric *m_accepted, *m_errored, *m_rejected, *m_dup, *m_failed;
     hub_metric *m_mapped, *m_map_failed, *m_unmapped;
+    /* Finished jobs for reuse (job_get, job_put): the loop thread takes,
+     * whichever thread finishes a job gives back. */
+    pthread_mutex_t pool_mu;
+    struct ingest_job *pool;
+    size_t npool;
 };
 
-typedef struct {
+typedef struct ingest_job {
     hub_store_job job;
     hub_ingest *in;
+    struct ingest_job *pool_next;
+    size_t frame_cap;  /* bytes allocated at frame */
     uint64_t conn_id, seq;
     bool close_after;
     int64_t t0_ns;
@@ -49,6 +64,7 @@ hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,
     if (in == NULL) return hub_err_set(err, HUB_E_NOMEM, "ingest", "out of memory");
     in->cfg = *c;
     in->batch_tail = &in->batch;
+    pthread_mutex_init(&in->pool_mu, NULL);
     if (in->cfg.ack_app == NULL) in->cfg.ack_app = "HUB";
     if (in->cfg.ack_facility == NULL) in->cfg.ack_facility = "HUB";
     in->m_accepted = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
@@ -77,8 +93,6 @@ int64_t hub_ingest_in_flight(const hub_ingest *in) {
     return atomic_load(&((hub_ingest *)in)->in_flight);
 }
 
-void hub_ingest_free(hub_ingest *in) { hub_free(in); }
-
 static void job_free(ingest_job *j) {
     hub_record_txn_free(j->txn);
     json_decref(j->bundle);
@@ -88,6 +102,76 @@ static void job_free(ingest_job *j) {
     hub_free(j->frame);
     hub_free((char *)j->row.errors); /* malloc'd by jansson or hub_strdup */
     hub_free(j);
+}
+
+void hub_ingest_free(hub_ingest *in) {
+    if (in == NULL) return;
+    while (in->pool) {
+        ingest_job *j = in->pool;
+        in->pool = j->pool_next;
+        job_free(j);
+    }
+    pthread_mutex_destroy(&in->pool_mu);
+    hub_free(in);
+}
+
+/* A job as new (zeroed, arena and buffers empty), from the pool if it has
+ * one; NULL when out of memory. */
+static ingest_job *job_get(hub_ingest *in) {
+    pthread_mutex_lock(&in->pool_mu);
+    ingest_job *j = in->pool;
+    if (j) {
+        in->pool = j->pool_next;
+        in->npool--;
+    }
+    pthread_mutex_unlock(&in->pool_mu);
+    if (j == NULL) {
+        j = hub_calloc(1, sizeof *j);
+        if (j == NULL) return NULL;
+        hub_arena_init(&j->arena, JOB_ARENA_BLOCK);
+        hub_buf_init(&j->ack);
+        hub_buf_init(&j->dup_ack);
+        return j;
+    }
+    hub_arena arena = j->arena;
+    hub_buf ack = j->ack, dup_ack = j->dup_ack;
+    char *frame = j->frame;
+    size_t frame_cap = j->frame_cap;
+    memset(j, 0, sizeof *j);
+    j->arena = arena;
+    j->ack = ack;
+    j->ack.n = 0;
+    j->dup_ack = dup_ack;
+    j->dup_ack.n = 0;
+    j->frame = frame;
+    j->frame_cap = frame_cap;
+    return j;
+}
+
+/* Gives a finished job back: kept for reuse unless the pool is full or
+ * the job holds more than a usual message needs. */
+static void job_put(hub_ingest *in, ingest_job *j) {
+    if (j->frame_cap > JOB_KEEP_BYTES || j->ack.cap > JOB_KEEP_BYTES ||
+        j->dup_ack.cap > JOB_KEEP_BYTES) {
+        job_free(j);
+        return;
+    }
+    hub_record_txn_free(j->txn);
+    j->txn = NULL;
+    json_decref(j->bundle);
+    j->bundle = NULL;
+    hub_free((char *)j->row.errors);
+    j->row.errors = NULL;
+    hub_arena_reset(&j->arena); /* keeps one block, frees the rest */
+    pthread_mutex_lock(&in->pool_mu);
+    bool keep = in->npool < JOB_POOL_MAX;
+    if (keep) {
+        j->pool_next = in->pool;
+        in->pool = j;
+        in->npool++;
+    }
+    pthread_mutex_unlock(&in->pool_mu);
+    if (!keep) job_free(j);
 }
 
 /* Copies a decoded value into a fixed field, dropping control bytes so a
@@ -377,8 +461,10 @@ static void job_done(hub_store_job *sj, hub_status rc, const hub_err *err) {
                 hub_msg_status_name(j->row.status), j->ack_code, ms);
         reply(j, j->send_ack ? j->ack.p : "", j->send_ack ? j->ack.n : 0);
     }
+    /* Given back before in_flight drops: once it is 0 the ingest may be
+     * freed. */
+    job_put(in, j);
     atomic_fetch_sub(&in->in_flight, 1);
-    job_free(j);
 }
 
 /* The message structure for segment groups: the profile's, when known. */
@@ -577,11 +663,17 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
 void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
                          const char *frame, size_t n) {
     hub_ingest *in = ud;
-    ingest_job *j = hub_calloc(1, sizeof *j);
-    char *copy = j ? hub_malloc(n ? n : 1) : NULL;
+    ingest_job *j = job_get(in);
+    if (j && j->frame_cap < (n ? n : 1)) {
+        hub_free(j->frame);
+        j->frame_cap = n > 4096 ? n : 4096;
+        j->frame = hub_malloc(j->frame_cap);
+        if (j->frame == NULL) j->frame_cap = 0;
+    }
+    char *copy = j ? j->frame : NULL;
     if (j == NULL || copy == NULL) {
         /* Out of memory: refuse this one and close, so the sender retries. */
-        hub_free(j);
+        if (j) job_free(j);
         static const char nack[] = "\x0bMSH|^~\\&|HUB|HUB|||||ACK||P|2.5\rMSA|AR|\x1c\r";
         if (in->srv)
             hub_mllp_server_reply(in->srv, ctx->conn_id, ctx->seq, nack,
@@ -596,9 +688,6 @@ void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
     j->seq = ctx->seq;
     j->close_after = ctx->oversize;
     j->t0_ns = hub_mono_ns();
-    hub_arena_init(&j->arena, 8192);
-    hub_buf_init(&j->ack);
-    hub_buf_init(&j->dup_ack);
     copy_text(j->channel, sizeof j->channel, ctx->channel);
     copy_text(j->peer, sizeof j->peer, ctx->peer);
     const hub_ingest_channel *ch =
