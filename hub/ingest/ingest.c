@@ -193,16 +193,58 @@ static const char *hd_name(hub_arena *a, const hub_v2_msg *m, hub_slice hd) {
     return "";
 }
 
+/* Appends n bytes of p (up to a NUL among them) to the NUL-terminated
+ * text in dst[cap] at *k, truncating: what snprintf's "%.*s" writes. */
+static void put_text(char *dst, size_t cap, size_t *k, const char *p, size_t n) {
+    if (*k + 1 >= cap) return;
+    n = p ? strnlen(p, n) : 0;
+    if (n > cap - 1 - *k) n = cap - 1 - *k;
+    if (n) memcpy(dst + *k, p, n);
+    *k += n;
+    dst[*k] = '\0';
+}
+
+/* The ACK code (MSA-1) of an ACK built by hub_v2_ack_build, whose MSA
+ * follows the MSH; any other layout is searched for. */
+static void ack_code_of(const hub_buf *ack, char out[4]) {
+    out[0] = '\0';
+    hub_slice code = {NULL, 0};
+    const char *cr = ack->n > 8 ? memchr(ack->p, '\r', ack->n) : NULL;
+    size_t at = cr ? (size_t)(cr - ack->p) + 1 : 0;
+    char fs = ack->n > 3 ? ack->p[3] : '|';
+    if (cr && at + 4 < ack->n && memcmp(ack->p + at, "MSA", 3) == 0 && ack->p[at + 3] == fs) {
+        const char *v = ack->p + at + 4, *end = ack->p + ack->n;
+        const char *e = v;
+        while (e < end && *e != fs && *e != '\r') e++;
+        code = (hub_slice){v, (size_t)(e - v)};
+    } else if (!hub_mllp_field((hub_slice){ack->p, ack->n}, "MSA", 1, &code)) {
+        return;
+    }
+    size_t k = 0;
+    put_text(out, 4, &k, code.p, code.n < 3 ? code.n : 3);
+}
+
+/* Bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
+static const bool json_special[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+    [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+    [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+    [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
 /* Appends `t` as a JSON string body (no quotes), copying runs of bytes
  * that need no escape at once. */
 static void json_escape(hub_buf *b, const char *t) {
     static const char hex[] = "0123456789abcdef";
-    const char *run = t;
-    for (; t && *t; t++) {
+    if (t == NULL) return;
+    for (;;) {
+        const char *run = t;
+        while (!json_special[(unsigned char)*t]) t++;
+        if (t > run) hub_buf_append(b, run, (size_t)(t - run));
         unsigned char c = (unsigned char)*t;
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        hub_buf_append(b, run, (size_t)(t - run));
-        run = t + 1;
+        if (c == '\0') return;
+        t++;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             hub_buf_append(b, e, 2);
@@ -211,7 +253,6 @@ static void json_escape(hub_buf *b, const char *t) {
             hub_buf_append(b, e, 6);
         }
     }
-    if (run && t > run) hub_buf_append(b, run, (size_t)(t - run));
 }
 
 /* Decimal digits of v into out[16]; returns the first. */
@@ -570,16 +611,23 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
     if (prc == HUB_OK) {
         j->msg = m;
         const hub_v2_msh *h = hub_v2_msg_msh(m);
-        snprintf(j->sender, sizeof j->sender, "%s^%s",
-                 hd_name(a, m, h->sending_app), hd_name(a, m, h->sending_fac));
+        const char *app = hd_name(a, m, h->sending_app), *fac = hd_name(a, m, h->sending_fac);
+        size_t k = 0;
+        j->sender[0] = '\0';
+        put_text(j->sender, sizeof j->sender, &k, app, strlen(app));
+        put_text(j->sender, sizeof j->sender, &k, "^", 1);
+        put_text(j->sender, sizeof j->sender, &k, fac, strlen(fac));
         copy_text(j->control_id, sizeof j->control_id, hub_v2_text(a, m, h->control_id));
         char type[80];
-        snprintf(type, sizeof type, "%.*s^%.*s", (int)h->msg_code.n,
-                 h->msg_code.p ? h->msg_code.p : "", (int)h->trigger.n,
-                 h->trigger.p ? h->trigger.p : "");
-        if (h->structure.p && h->structure.n)
-            snprintf(type + strlen(type), sizeof type - strlen(type), "^%.*s",
-                     (int)h->structure.n, h->structure.p);
+        k = 0;
+        type[0] = '\0';
+        put_text(type, sizeof type, &k, h->msg_code.p, h->msg_code.p ? h->msg_code.n : 0);
+        put_text(type, sizeof type, &k, "^", 1);
+        put_text(type, sizeof type, &k, h->trigger.p, h->trigger.p ? h->trigger.n : 0);
+        if (h->structure.p && h->structure.n) {
+            put_text(type, sizeof type, &k, "^", 1);
+            put_text(type, sizeof type, &k, h->structure.p, h->structure.n);
+        }
         copy_text(j->msg_type, sizeof j->msg_type, type);
         copy_text(j->version, sizeof j->version, hub_v2_text(a, m, h->version));
 
@@ -654,10 +702,7 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
         for (char *p = j->msg_type; *p; p++) if ((unsigned char)*p < 0x20) *p = ' ';
     }
     /* The ACK code, for the journal. */
-    hub_slice code;
-    if (hub_mllp_field((hub_slice){j->ack.p, j->ack.n}, "MSA", 1, &code))
-        snprintf(j->ack_code, sizeof j->ack_code, "%.*s", (int)(code.n < 3 ? code.n : 3),
-                 code.p);
+    ack_code_of(&j->ack, j->ack_code);
 }
 
 void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
