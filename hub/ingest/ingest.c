@@ -4,9 +4,17 @@
 #include "hub/ingest.h"
 #include "hub/auth.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Jobs kept for reuse, with their arena block and buffers: a message then
+ * costs no malloc of its own. Bounded, and a job that grew past the
+ * limits below is freed rather than kept. */
+#define JOB_POOL_MAX 64
+#define JOB_ARENA_BLOCK (32u << 10)
+#define JOB_KEEP_BYTES (64u << 10)
 
 struct hub_ingest {
     hub_ingest_cfg cfg;
@@ -15,7 +23,7 @@ struct hub_ingest {
      * only): handed to the store together by hub_ingest_on_round. */
     hub_store_job *batch, **batch_tail;
     atomic_llong in_flight;
-    /* Answered jobs, freed by the loop thread (spent_free) at its next
+    /* Answered jobs, given back by the loop thread (spent_free) at its next
      * round with frames, or by hub_ingest_free: a mapped job's Bundle and
      * prepared transaction took 0.7M instructions a message to free,
      * which the writer thread, the busier of the two, no longer spends.
@@ -23,12 +31,19 @@ struct hub_ingest {
     _Atomic(struct ingest_job *) spent;
     hub_metric *m_accepted, *m_errored, *m_rejected, *m_dup, *m_failed;
     hub_metric *m_mapped, *m_map_failed, *m_unmapped;
+    /* Finished jobs for reuse (job_get, job_put): the loop thread takes
+     * them and gives them back (spent_free); hub_ingest_free empties it. */
+    pthread_mutex_t pool_mu;
+    struct ingest_job *pool;
+    size_t npool;
 };
 
 typedef struct ingest_job {
     hub_store_job job;
     struct ingest_job *spent_next;
     hub_ingest *in;
+    struct ingest_job *pool_next;
+    size_t frame_cap;  /* bytes allocated at frame */
     uint64_t conn_id, seq;
     bool close_after;
     int64_t t0_ns;
@@ -56,6 +71,7 @@ hub_status hub_ingest_new(const hub_ingest_cfg *c, hub_ingest **out,
     if (in == NULL) return hub_err_set(err, HUB_E_NOMEM, "ingest", "out of memory");
     in->cfg = *c;
     in->batch_tail = &in->batch;
+    pthread_mutex_init(&in->pool_mu, NULL);
     if (in->cfg.ack_app == NULL) in->cfg.ack_app = "HUB";
     if (in->cfg.ack_facility == NULL) in->cfg.ack_facility = "HUB";
     in->m_accepted = hub_metric_get(HUB_METRIC_COUNTER, "hub_mllp_messages_total",
@@ -95,6 +111,65 @@ static void job_free(ingest_job *j) {
     hub_free(j);
 }
 
+/* A job as new (zeroed, arena and buffers empty), from the pool if it has
+ * one; NULL when out of memory. */
+static ingest_job *job_get(hub_ingest *in) {
+    pthread_mutex_lock(&in->pool_mu);
+    ingest_job *j = in->pool;
+    if (j) {
+        in->pool = j->pool_next;
+        in->npool--;
+    }
+    pthread_mutex_unlock(&in->pool_mu);
+    if (j == NULL) {
+        j = hub_calloc(1, sizeof *j);
+        if (j == NULL) return NULL;
+        hub_arena_init(&j->arena, JOB_ARENA_BLOCK);
+        hub_buf_init(&j->ack);
+        hub_buf_init(&j->dup_ack);
+        return j;
+    }
+    hub_arena arena = j->arena;
+    hub_buf ack = j->ack, dup_ack = j->dup_ack;
+    char *frame = j->frame;
+    size_t frame_cap = j->frame_cap;
+    memset(j, 0, sizeof *j);
+    j->arena = arena;
+    j->ack = ack;
+    j->ack.n = 0;
+    j->dup_ack = dup_ack;
+    j->dup_ack.n = 0;
+    j->frame = frame;
+    j->frame_cap = frame_cap;
+    return j;
+}
+
+/* Gives a finished job back: kept for reuse unless the pool is full or
+ * the job holds more than a usual message needs. */
+static void job_put(hub_ingest *in, ingest_job *j) {
+    if (j->frame_cap > JOB_KEEP_BYTES || j->ack.cap > JOB_KEEP_BYTES ||
+        j->dup_ack.cap > JOB_KEEP_BYTES) {
+        job_free(j);
+        return;
+    }
+    hub_record_txn_free(j->txn);
+    j->txn = NULL;
+    json_decref(j->bundle);
+    j->bundle = NULL;
+    hub_free((char *)j->row.errors);
+    j->row.errors = NULL;
+    hub_arena_reset(&j->arena); /* keeps one block, frees the rest */
+    pthread_mutex_lock(&in->pool_mu);
+    bool keep = in->npool < JOB_POOL_MAX;
+    if (keep) {
+        j->pool_next = in->pool;
+        in->pool = j;
+        in->npool++;
+    }
+    pthread_mutex_unlock(&in->pool_mu);
+    if (!keep) job_free(j);
+}
+
 /* An answered job, to be freed by spent_free (any thread). */
 static void spent_push(hub_ingest *in, ingest_job *j) {
     ingest_job *head = atomic_load(&in->spent);
@@ -103,13 +178,13 @@ static void spent_push(hub_ingest *in, ingest_job *j) {
     } while (!atomic_compare_exchange_weak(&in->spent, &head, j));
 }
 
-/* Frees the answered jobs (the loop thread, each round; the last at
- * hub_ingest_free). */
+/* Gives the answered jobs back to the pool (the loop thread, each round;
+ * the last at hub_ingest_free). */
 static void spent_free(hub_ingest *in) {
     ingest_job *j = atomic_exchange(&in->spent, NULL);
     while (j) {
         ingest_job *next = j->spent_next;
-        job_free(j);
+        job_put(in, j);
         j = next;
     }
 }
@@ -117,6 +192,12 @@ static void spent_free(hub_ingest *in) {
 void hub_ingest_free(hub_ingest *in) {
     if (in == NULL) return;
     spent_free(in);
+    while (in->pool) {
+        ingest_job *j = in->pool;
+        in->pool = j->pool_next;
+        job_free(j);
+    }
+    pthread_mutex_destroy(&in->pool_mu);
     hub_free(in);
 }
 
@@ -139,16 +220,58 @@ static const char *hd_name(hub_arena *a, const hub_v2_msg *m, hub_slice hd) {
     return "";
 }
 
+/* Appends n bytes of p (up to a NUL among them) to the NUL-terminated
+ * text in dst[cap] at *k, truncating: what snprintf's "%.*s" writes. */
+static void put_text(char *dst, size_t cap, size_t *k, const char *p, size_t n) {
+    if (*k + 1 >= cap) return;
+    n = p ? strnlen(p, n) : 0;
+    if (n > cap - 1 - *k) n = cap - 1 - *k;
+    if (n) memcpy(dst + *k, p, n);
+    *k += n;
+    dst[*k] = '\0';
+}
+
+/* The ACK code (MSA-1) of an ACK built by hub_v2_ack_build, whose MSA
+ * follows the MSH; any other layout is searched for. */
+static void ack_code_of(const hub_buf *ack, char out[4]) {
+    out[0] = '\0';
+    hub_slice code = {NULL, 0};
+    const char *cr = ack->n > 8 ? memchr(ack->p, '\r', ack->n) : NULL;
+    size_t at = cr ? (size_t)(cr - ack->p) + 1 : 0;
+    char fs = ack->n > 3 ? ack->p[3] : '|';
+    if (cr && at + 4 < ack->n && memcmp(ack->p + at, "MSA", 3) == 0 && ack->p[at + 3] == fs) {
+        const char *v = ack->p + at + 4, *end = ack->p + ack->n;
+        const char *e = v;
+        while (e < end && *e != fs && *e != '\r') e++;
+        code = (hub_slice){v, (size_t)(e - v)};
+    } else if (!hub_mllp_field((hub_slice){ack->p, ack->n}, "MSA", 1, &code)) {
+        return;
+    }
+    size_t k = 0;
+    put_text(out, 4, &k, code.p, code.n < 3 ? code.n : 3);
+}
+
+/* Bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
+static const bool json_special[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+    [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+    [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+    [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
 /* Appends `t` as a JSON string body (no quotes), copying runs of bytes
  * that need no escape at once. */
 static void json_escape(hub_buf *b, const char *t) {
     static const char hex[] = "0123456789abcdef";
-    const char *run = t;
-    for (; t && *t; t++) {
+    if (t == NULL) return;
+    for (;;) {
+        const char *run = t;
+        while (!json_special[(unsigned char)*t]) t++;
+        if (t > run) hub_buf_append(b, run, (size_t)(t - run));
         unsigned char c = (unsigned char)*t;
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        hub_buf_append(b, run, (size_t)(t - run));
-        run = t + 1;
+        if (c == '\0') return;
+        t++;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             hub_buf_append(b, e, 2);
@@ -157,7 +280,6 @@ static void json_escape(hub_buf *b, const char *t) {
             hub_buf_append(b, e, 6);
         }
     }
-    if (run && t > run) hub_buf_append(b, run, (size_t)(t - run));
 }
 
 /* Decimal digits of v into out[16]; returns the first. */
@@ -407,8 +529,10 @@ static void job_done(hub_store_job *sj, hub_status rc, const hub_err *err) {
                 hub_msg_status_name(j->row.status), j->ack_code, ms);
         reply(j, j->send_ack ? j->ack.p : "", j->send_ack ? j->ack.n : 0);
     }
-    atomic_fetch_sub(&in->in_flight, 1);
+    /* Handed back before in_flight drops: once it is 0 the ingest may be
+     * freed. */
     spent_push(in, j);
+    atomic_fetch_sub(&in->in_flight, 1);
 }
 
 /* The message structure for segment groups: the profile's, when known. */
@@ -514,16 +638,23 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
     if (prc == HUB_OK) {
         j->msg = m;
         const hub_v2_msh *h = hub_v2_msg_msh(m);
-        snprintf(j->sender, sizeof j->sender, "%s^%s",
-                 hd_name(a, m, h->sending_app), hd_name(a, m, h->sending_fac));
+        const char *app = hd_name(a, m, h->sending_app), *fac = hd_name(a, m, h->sending_fac);
+        size_t k = 0;
+        j->sender[0] = '\0';
+        put_text(j->sender, sizeof j->sender, &k, app, strlen(app));
+        put_text(j->sender, sizeof j->sender, &k, "^", 1);
+        put_text(j->sender, sizeof j->sender, &k, fac, strlen(fac));
         copy_text(j->control_id, sizeof j->control_id, hub_v2_text(a, m, h->control_id));
         char type[80];
-        snprintf(type, sizeof type, "%.*s^%.*s", (int)h->msg_code.n,
-                 h->msg_code.p ? h->msg_code.p : "", (int)h->trigger.n,
-                 h->trigger.p ? h->trigger.p : "");
-        if (h->structure.p && h->structure.n)
-            snprintf(type + strlen(type), sizeof type - strlen(type), "^%.*s",
-                     (int)h->structure.n, h->structure.p);
+        k = 0;
+        type[0] = '\0';
+        put_text(type, sizeof type, &k, h->msg_code.p, h->msg_code.p ? h->msg_code.n : 0);
+        put_text(type, sizeof type, &k, "^", 1);
+        put_text(type, sizeof type, &k, h->trigger.p, h->trigger.p ? h->trigger.n : 0);
+        if (h->structure.p && h->structure.n) {
+            put_text(type, sizeof type, &k, "^", 1);
+            put_text(type, sizeof type, &k, h->structure.p, h->structure.n);
+        }
         copy_text(j->msg_type, sizeof j->msg_type, type);
         copy_text(j->version, sizeof j->version, hub_v2_text(a, m, h->version));
 
@@ -598,20 +729,23 @@ static void prepare(hub_ingest *in, ingest_job *j, const hub_mllp_frame_ctx *ctx
         for (char *p = j->msg_type; *p; p++) if ((unsigned char)*p < 0x20) *p = ' ';
     }
     /* The ACK code, for the journal. */
-    hub_slice code;
-    if (hub_mllp_field((hub_slice){j->ack.p, j->ack.n}, "MSA", 1, &code))
-        snprintf(j->ack_code, sizeof j->ack_code, "%.*s", (int)(code.n < 3 ? code.n : 3),
-                 code.p);
+    ack_code_of(&j->ack, j->ack_code);
 }
 
 void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
                          const char *frame, size_t n) {
     hub_ingest *in = ud;
-    ingest_job *j = hub_calloc(1, sizeof *j);
-    char *copy = j ? hub_malloc(n ? n : 1) : NULL;
+    ingest_job *j = job_get(in);
+    if (j && j->frame_cap < (n ? n : 1)) {
+        hub_free(j->frame);
+        j->frame_cap = n > 4096 ? n : 4096;
+        j->frame = hub_malloc(j->frame_cap);
+        if (j->frame == NULL) j->frame_cap = 0;
+    }
+    char *copy = j ? j->frame : NULL;
     if (j == NULL || copy == NULL) {
         /* Out of memory: refuse this one and close, so the sender retries. */
-        hub_free(j);
+        if (j) job_free(j);
         static const char nack[] = "\x0bMSH|^~\\&|HUB|HUB|||||ACK||P|2.5\rMSA|AR|\x1c\r";
         if (in->srv)
             hub_mllp_server_reply(in->srv, ctx->conn_id, ctx->seq, nack,
@@ -626,9 +760,6 @@ void hub_ingest_on_frame(void *ud, const hub_mllp_frame_ctx *ctx,
     j->seq = ctx->seq;
     j->close_after = ctx->oversize;
     j->t0_ns = hub_mono_ns();
-    hub_arena_init(&j->arena, 8192);
-    hub_buf_init(&j->ack);
-    hub_buf_init(&j->dup_ack);
     copy_text(j->channel, sizeof j->channel, ctx->channel);
     copy_text(j->peer, sizeof j->peer, ctx->peer);
     const hub_ingest_channel *ch =

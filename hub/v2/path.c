@@ -166,16 +166,21 @@ void hub_v2_loc_format(const hub_v2_loc *l, char *out, size_t size) {
     if (size == 0) return;
     out[0] = '\0';
     if (l->seg_id[0] == '\0') return;
-    hub_v2_path p;
-    memset(&p, 0, sizeof p);
-    memcpy(p.seg_id, l->seg_id, strnlen(l->seg_id, 3));
-    p.seg_occ = l->seg_seq ? l->seg_seq : 1;
-    p.field = l->field;
-    p.rep = l->rep;
-    p.rep_given = l->rep > 1;
-    p.comp = l->comp;
-    p.sub = l->sub;
-    hub_v2_path_format(&p, out, size);
+    /* hub_v2_path_format of the location as a path without groups, written
+     * directly: this runs for every finding journaled. */
+    size_t k = 0;
+    put_str(out, size, &k, l->seg_id, strnlen(l->seg_id, 3));
+    uint32_t occ = l->seg_seq ? l->seg_seq : 1;
+    if (occ > 1) put_num(out, size, &k, "(", (unsigned)occ, ")");
+    if (l->field) {
+        put_num(out, size, &k, "-", l->field, "");
+        if (l->rep > 1) put_num(out, size, &k, "(", l->rep, ")");
+        if (l->comp) {
+            put_num(out, size, &k, ".", l->comp, "");
+            if (l->sub) put_num(out, size, &k, ".", l->sub, "");
+        }
+    }
+    out[k < size ? k : size - 1] = '\0';
 }
 
 size_t hub_v2_path_seg(const hub_v2_msg *m, const hub_v2_path *path) {

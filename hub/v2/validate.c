@@ -40,6 +40,9 @@ typedef struct {
     uint32_t *seq;     /* per segment: ERL-2 occurrence, NULL: computed */
     bool maybe_esc;    /* a value may hold the escape character */
     bool maybe_sub;    /* a value may hold the sub-component separator */
+    bool whole;        /* every value is a slice of a segment's raw bytes */
+    /* The same two, for the segment being checked (check_segment). */
+    bool seg_esc, seg_sub;
 } vctx;
 
 enum { LV_FIELD, LV_COMP, LV_SUB };
@@ -526,25 +529,6 @@ static const hub__srule *find_rule(const vctx *c, const char *seg, unsigned f,
 
 static bool is_null(hub_slice v) { return v.n == 2 && v.p[0] == '"' && v.p[1] == '"'; }
 
-/* The i-th (1-based) piece of v split at sep; absent beyond the last. */
-static hub_slice piece(hub_slice v, char sep, size_t i, size_t *count) {
-    hub_slice out = {NULL, 0};
-    size_t k = 1;
-    const char *p = v.p, *end = v.p + v.n;
-    if (count) *count = 0;
-    if (v.p == NULL) return out;
-    for (;;) {
-        const char *q = sep ? memchr(p, sep, (size_t)(end - p)) : NULL;
-        const char *e = q ? q : end;
-        if (k == i) out = (hub_slice){p, (size_t)(e - p)};
-        if (q == NULL) break;
-        p = q + 1;
-        k++;
-    }
-    if (count) *count = k;
-    return out;
-}
-
 /* The first `sep` in [p, end), or NULL: most values are short, and a loop
  * beats a call to memchr on them. */
 static inline const char *find_sep(const char *p, const char *end, char sep) {
@@ -566,7 +550,7 @@ static splitter split_init(hub_slice v, char sep) {
 }
 
 /* The next piece; absent (p == NULL) after the last. */
-static hub_slice split_next(splitter *s) {
+static inline __attribute__((always_inline)) hub_slice split_next(splitter *s) {
     if (s->done) return (hub_slice){NULL, 0};
     const char *q = s->sep ? find_sep(s->p, s->end, s->sep) : NULL;
     const char *e = q ? q : s->end;
@@ -612,7 +596,7 @@ static const hub__srule *rule_at(const vctx *c, const fctx *fc) {
 }
 
 /* The first piece of v split at sep (v present). */
-static hub_slice first_piece(hub_slice v, char sep) {
+static inline hub_slice first_piece(hub_slice v, char sep) {
     const char *q = find_sep(v.p, v.p + v.n, sep);
     return q ? (hub_slice){v.p, (size_t)(q - v.p)} : v;
 }
@@ -658,16 +642,16 @@ static void check_leaf_value(vctx *c, fctx *fc, const hub__pres *res, unsigned t
 static inline bool nothing_to_check(const vctx *c, const hub_v2_item_def *def,
                                     const hub__pres *res, hub_slice v, int level) {
     return c->site == NULL && res->leaf_plain && (!res->composite || level == LV_SUB) &&
-           (def->max_len == 0 || (v.n <= def->max_len && !c->maybe_esc));
+           (def->max_len == 0 || (v.n <= def->max_len && !c->seg_esc));
 }
 
-static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
-                       const hub__pres *res, hub_slice raw, int level) {
-    if (raw.p == NULL || raw.n == 0 || is_null(raw)) return;
-    const hub__srule *rule = rule_at(c, fc);
+/* A present value's length against its limit (the site's, else the
+ * definition's). */
+static inline void check_len(vctx *c, fctx *fc, const hub_v2_item_def *def,
+                             const hub__srule *rule, hub_slice raw) {
     uint32_t lim = rule && rule->max_len ? rule->max_len : def->max_len;
     /* Without escapes a value has at most as many characters as bytes. */
-    if (lim && (raw.n > lim || (c->maybe_esc && memchr(raw.p, c->d.esc, raw.n)))) {
+    if (lim && (raw.n > lim || (c->seg_esc && memchr(raw.p, c->d.esc, raw.n)))) {
         size_t len = value_len(c, raw);
         if (len > lim) {
             char a[24], b[24];
@@ -675,48 +659,108 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
                     udec(a, len, 1), " > ", udec(b, lim, 1), ")");
         }
     }
-    char sep = level == LV_FIELD ? c->d.comp : level == LV_COMP ? c->d.sub : 0;
-    /* The separator to look for: none when the message has none. */
-    char scan = level == LV_COMP && !c->maybe_sub ? 0 : sep;
-    const hub__pdt *pdt = res->pdt;
-    if (!res->composite || level == LV_SUB || sep == 0) {
-        /* Primitive here (or a composite squeezed into a sub-component):
-         * check the first piece as its leading primitive, if anything in
-         * it can be checked. */
-        if (rule == NULL && res->leaf_check == HUB__VK_NONE &&
-            (def->table == 0 || res->leaf_kind == HUB__LK_OTHER))
-            return;
-        hub_slice v = scan ? first_piece(raw, scan) : raw;
-        check_leaf_value(c, fc, res, def->table, v, rule);
+}
+
+/* The separator that splits a value at `level`, 0 below sub-components. */
+static inline char level_sep(const vctx *c, int level) {
+    return level == LV_FIELD ? c->d.comp : level == LV_COMP ? c->d.sub : 0;
+}
+
+/* Whether a value at `level` is checked as a primitive: a primitive
+ * datatype, or a composite squeezed into a sub-component. */
+static inline bool as_leaf(const vctx *c, const hub__pres *res, int level) {
+    return !res->composite || level == LV_SUB || level_sep(c, level) == 0;
+}
+
+/* A present value checked as its leading primitive: the first piece, if
+ * anything in it can be checked. */
+static void check_leaf(vctx *c, fctx *fc, const hub_v2_item_def *def, const hub__pres *res,
+                       hub_slice raw, int level, const hub__srule *rule) {
+    if (rule == NULL && res->leaf_check == HUB__VK_NONE &&
+        (def->table == 0 || res->leaf_kind == HUB__LK_OTHER))
         return;
-    }
-    unsigned table = def->table;
-    /* A site list of codes on a coded field applies to its identifier. */
-    if (rule && rule->codes) {
-        hub_slice v = first_piece(raw, sep);
-        if (v.n && !is_null(v) && !hub__codes_has(rule->codes, rule->ncodes, v))
-            add_lit(c, HUB_V2R_TABLE_SITE, &fc->loc, fc->segi,
-                    "code not allowed by the site profile");
-    } else if (table && res->coded && !fc->skip_tables) {
-        /* CE/CWE/CNE: checked when the coding system says it is HL7's. */
-        hub_slice code = piece(raw, sep, 1, NULL), sys = piece(raw, sep, 3, NULL);
-        if (code.n && sys.n >= 3 && memcmp(sys.p, "HL7", 3) == 0 && res->table &&
-            !hub__table_has(res->table, code)) {
-            char num[24];
-            add_cat(c, HUB_V2R_TABLE_CODED, &fc->loc, fc->segi, "code not in HL7 table ",
-                    udec(num, table, 4), NULL, NULL, NULL);
-        }
-    }
-    hub_v2_loc saved = fc->loc;
+    /* The separator to look for: none when the segment has none. */
+    char scan = level == LV_COMP && !c->seg_sub ? 0 : level_sep(c, level);
+    hub_slice v = scan ? first_piece(raw, scan) : raw;
+    check_leaf_value(c, fc, res, def->table, v, rule);
+}
+
+/* The code (piece 1) and coding system (piece 3) of a coded value. */
+static void coded_parts(hub_slice v, char sep, hub_slice *code, hub_slice *sys) {
+    const char *end = v.p + v.n;
+    const char *q1 = memchr(v.p, sep, v.n);
+    *code = (hub_slice){v.p, q1 ? (size_t)(q1 - v.p) : v.n};
+    *sys = (hub_slice){NULL, 0};
+    if (q1 == NULL) return;
+    const char *q2 = memchr(q1 + 1, sep, (size_t)(end - q1 - 1));
+    if (q2 == NULL) return;
+    const char *q3 = memchr(q2 + 1, sep, (size_t)(end - q2 - 1));
+    *sys = (hub_slice){q2 + 1, (size_t)((q3 ? q3 : end) - (q2 + 1))};
+}
+
+static void check_composite(vctx *c, fctx *fc, const hub_v2_item_def *def,
+                            const hub__pres *res, hub_slice raw, int level,
+                            const hub__srule *rule);
+
+static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
+                       const hub__pres *res, hub_slice raw, int level) {
+    if (raw.p == NULL || raw.n == 0 || is_null(raw)) return;
+    const hub__srule *rule = rule_at(c, fc);
+    check_len(c, fc, def, rule, raw);
+    if (as_leaf(c, res, level)) check_leaf(c, fc, def, res, raw, level, rule);
+    else check_composite(c, fc, def, res, raw, level, rule);
+}
+
+/* The components (or sub-components) of a present composite value, for a
+ * channel without a site profile: only present pieces and the required
+ * ones are looked at. */
+static size_t check_pieces_plain(vctx *c, fctx *fc, const hub_v2_item_def *def,
+                                 const hub__pres *res, hub_slice raw, int level,
+                                 char scan) {
+    const hub__pdt *pdt = res->pdt;
+    uint16_t *at = level == LV_FIELD ? &fc->loc.comp : &fc->loc.sub;
     splitter sp = split_init(raw, scan);
-    /* Components up to the definition's, and any beyond that are present. */
+    size_t k;
+    for (k = 1; k <= HUB_MAX_COMPONENTS; k++) {
+        hub_slice pv = split_next(&sp);
+        if (pv.p == NULL) break;
+        if (k > pdt->n) continue;
+        const hub_v2_item_def *cd = &pdt->items[k - 1];
+        *at = (uint16_t)k;
+        if (pv.n == 0) {
+            if (cd->usage == 'R')
+                add_cat(c, HUB_V2R_COMP_MISSING, &fc->loc, fc->segi,
+                        "required component missing: ", cd->name, NULL, NULL, NULL);
+            continue;
+        }
+        if (cd->usage == 'X') {
+            add_lit(c, HUB_V2R_FIELD_UNSUPPORTED, &fc->loc, fc->segi,
+                    "component not supported by the site profile");
+            continue;
+        }
+        const hub__pres *cres = &pdt->res[k - 1];
+        if (level == LV_FIELD && res->bound_res && def->table_comp == k) {
+            cd = res->bound_def; /* the field binds this component's table */
+            cres = res->bound_res;
+        }
+        if (nothing_to_check(c, cd, cres, pv, level + 1) || is_null(pv)) continue;
+        check_len(c, fc, cd, NULL, pv);
+        if (as_leaf(c, cres, level + 1)) check_leaf(c, fc, cd, cres, pv, level + 1, NULL);
+        else check_composite(c, fc, cd, cres, pv, level + 1, NULL);
+    }
+    return k;
+}
+
+/* The same with site rules: every piece up to the definition's. */
+static size_t check_pieces_site(vctx *c, fctx *fc, const hub_v2_item_def *def,
+                                const hub__pres *res, hub_slice raw, int level,
+                                char scan) {
+    const hub__pdt *pdt = res->pdt;
+    splitter sp = split_init(raw, scan);
     size_t k;
     for (k = 1; k <= HUB_MAX_COMPONENTS; k++) {
         hub_slice pv = split_next(&sp);
         if (pv.p == NULL && k > pdt->n) break;
-        /* Without site rules, past the last component present only the
-         * required ones matter: see below. */
-        if (pv.p == NULL && c->site == NULL) break;
         if (level == LV_FIELD) fc->loc.comp = (uint16_t)k;
         else fc->loc.sub = (uint16_t)k;
         const hub_v2_item_def *cd = k <= pdt->n ? &pdt->items[k - 1] : NULL;
@@ -744,13 +788,45 @@ static void check_item(vctx *c, fctx *fc, const hub_v2_item_def *def,
         if (cd == NULL) continue;
         const hub__pres *cres = &pdt->res[k - 1];
         if (level == LV_FIELD && res->bound_res && def->table_comp == k) {
-            cd = res->bound_def; /* the field binds this component's table */
+            cd = res->bound_def;
             cres = res->bound_res;
         }
-        if (nothing_to_check(c, cd, cres, pv, level + 1)) continue;
         check_item(c, fc, cd, cres, pv, level + 1);
     }
+    return k;
+}
+
+static void check_composite(vctx *c, fctx *fc, const hub_v2_item_def *def,
+                            const hub__pres *res, hub_slice raw, int level,
+                            const hub__srule *rule) {
+    char sep = level_sep(c, level);
+    /* The separator to look for: none when the segment has none. */
+    char scan = level == LV_COMP && !c->seg_sub ? 0 : sep;
+    const hub__pdt *pdt = res->pdt;
+    unsigned table = def->table;
+    /* A site list of codes on a coded field applies to its identifier. */
+    if (rule && rule->codes) {
+        hub_slice v = first_piece(raw, sep);
+        if (v.n && !is_null(v) && !hub__codes_has(rule->codes, rule->ncodes, v))
+            add_lit(c, HUB_V2R_TABLE_SITE, &fc->loc, fc->segi,
+                    "code not allowed by the site profile");
+    } else if (table && res->coded && !fc->skip_tables) {
+        /* CE/CWE/CNE: checked when the coding system says it is HL7's. */
+        hub_slice code, sys;
+        coded_parts(raw, sep, &code, &sys);
+        if (code.n && sys.n >= 3 && memcmp(sys.p, "HL7", 3) == 0 && res->table &&
+            !hub__table_has(res->table, code)) {
+            char num[24];
+            add_cat(c, HUB_V2R_TABLE_CODED, &fc->loc, fc->segi, "code not in HL7 table ",
+                    udec(num, table, 4), NULL, NULL, NULL);
+        }
+    }
+    hub_v2_loc saved = fc->loc;
+    /* Components up to the definition's, and any beyond that are present. */
+    size_t k = c->site ? check_pieces_site(c, fc, def, res, raw, level, scan)
+                       : check_pieces_plain(c, fc, def, res, raw, level, scan);
     if (c->site == NULL) {
+        /* Past the last component present only the required ones matter. */
         for (size_t j = 0; j < pdt->nreq; j++) {
             size_t rk = pdt->req[j];
             if (rk < k || rk > HUB_MAX_COMPONENTS) continue;
@@ -779,6 +855,13 @@ static void check_segment(vctx *c, size_t i) {
     fc.segi = i;
     const hub_v2_loc sloc = loc_seg(c, i);
     size_t first = msh ? 3 : 1;
+    /* Which delimiters the segment's values can hold: a scan of its bytes
+     * saves one per value (most segments have no escape, repetition or
+     * sub-component). */
+    hub_slice sr = seg->raw;
+    c->seg_esc = c->maybe_esc && (!c->whole || memchr(sr.p, c->d.esc, sr.n) != NULL);
+    c->seg_sub = c->maybe_sub && (!c->whole || memchr(sr.p, c->d.sub, sr.n) != NULL);
+    char rep = c->d.rep && (!c->whole || memchr(sr.p, c->d.rep, sr.n) != NULL) ? c->d.rep : 0;
     if (c->site == NULL && upto > nf) {
         /* Past the last field present only required fields matter. */
         upto = nf;
@@ -827,7 +910,7 @@ static void check_segment(vctx *c, size_t i) {
             continue;
         }
         const hub__pres *res = &ps->res[f - 1];
-        splitter sp = split_init(raw, c->d.rep);
+        splitter sp = split_init(raw, rep);
         for (size_t r = 1; r <= HUB_MAX_REPS; r++) {
             hub_slice rv = split_next(&sp);
             if (rv.p == NULL) break;
@@ -1053,6 +1136,7 @@ hub_status hub_v2_validate(hub_arena *a, hub_v2_profset *s, const hub_v2_msg *m,
     hub_slice body = body_of(m);
     c.maybe_esc = c.d.esc != 0 && body_has(body, c.d.esc);
     c.maybe_sub = c.d.sub != 0 && body_has(body, c.d.sub);
+    c.whole = body.p != NULL;
 
     const hub_v2_msh *h = hub_v2_msg_msh(m);
     hub_v2_loc l = loc_seg(&c, 0);
