@@ -1456,6 +1456,25 @@ static void v4_put(sqlite3 *db, size_t i, int64_t seq) {
     json_decref(res);
 }
 
+/* Opens the store in dir again (migrating it) and checks every case of
+ * CASES finds what it found before. */
+static void reopen_searching_the_same(void) {
+    hub_err err;
+    hub_store_cfg sc = {.dir = dir};
+    cr_assert_eq(hub_store_open(&sc, &store, &err), HUB_OK, "%s", err.msg);
+    hub_record_cfg rc = {.store = store, .defs = defs, .search = sps, .max_bundle_entries = 100};
+    cr_assert_eq(hub_record_open(&rc, &rec, &err), HUB_OK, "%s", err.msg);
+    char got[2048];
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        int st;
+        json_t *b = search(CASES[i].type, CASES[i].query, NULL, true, &st);
+        cr_assert_eq(st, 200, "%s?%s", CASES[i].type, CASES[i].query);
+        ids_of(b, "match", got, sizeof got);
+        cr_expect_str_eq(got, CASES[i].expect, "migrated: %s?%s", CASES[i].type, CASES[i].query);
+        json_decref(b);
+    }
+}
+
 /* A store written by version 4 (index rows keyed by type and id strings)
  * migrates to integer keys when opened, and every search of the table
  * finds what it finds on a store written by this version; writes go on. */
@@ -1474,23 +1493,12 @@ Test(search, a_version_4_store_migrates_and_searches_the_same) {
     cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
 
-    hub_store_cfg sc = {.dir = dir};
-    cr_assert_eq(hub_store_open(&sc, &store, &err), HUB_OK, "%s", err.msg);
-    hub_record_cfg rc = {.store = store, .defs = defs, .search = sps, .max_bundle_entries = 100};
-    cr_assert_eq(hub_record_open(&rc, &rec, &err), HUB_OK, "%s", err.msg);
-    char got[2048];
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int st;
-        json_t *b = search(CASES[i].type, CASES[i].query, NULL, true, &st);
-        cr_assert_eq(st, 200, "%s?%s", CASES[i].type, CASES[i].query);
-        ids_of(b, "match", got, sizeof got);
-        cr_expect_str_eq(got, CASES[i].expect, "migrated: %s?%s", CASES[i].type, CASES[i].query);
-        json_decref(b);
-    }
+    reopen_searching_the_same();
     /* updates replace the migrated rows; new resources get rows too */
     put("Patient", "p1", "{\"resourceType\":\"Patient\",\"gender\":\"unknown\"}");
     put("Patient", "new1", "{\"resourceType\":\"Patient\",\"gender\":\"unknown\"}");
     int st;
+    char got[2048];
     json_t *b = search("Patient", "gender=unknown", NULL, true, &st);
     ids_of(b, "match", got, sizeof got);
     cr_expect_str_eq(got, "new1,p1");
@@ -1655,20 +1663,7 @@ Test(search, a_store_with_every_date_in_the_hi_index_migrates) {
                               NULL, NULL, NULL),
                  SQLITE_OK, "%s", sqlite3_errmsg(db));
     sqlite3_close(db);
-    hub_err err;
-    hub_store_cfg sc = {.dir = dir};
-    cr_assert_eq(hub_store_open(&sc, &store, &err), HUB_OK, "%s", err.msg);
-    hub_record_cfg rc = {.store = store, .defs = defs, .search = sps, .max_bundle_entries = 100};
-    cr_assert_eq(hub_record_open(&rc, &rec, &err), HUB_OK, "%s", err.msg);
-    char got[2048];
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int st;
-        json_t *b = search(CASES[i].type, CASES[i].query, NULL, true, &st);
-        cr_assert_eq(st, 200, "%s?%s", CASES[i].type, CASES[i].query);
-        ids_of(b, "match", got, sizeof got);
-        cr_expect_str_eq(got, CASES[i].expect, "migrated: %s?%s", CASES[i].type, CASES[i].query);
-        json_decref(b);
-    }
+    reopen_searching_the_same();
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *q;
     sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'schema.resources'), "
