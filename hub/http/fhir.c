@@ -515,16 +515,14 @@ static void apply_one(ctx *c, hub_record_op *op) {
  * selects), with the request's If-Match. */
 static void apply_targeted(ctx *c, hub_op_kind kind, const char *type, const char *id,
                            const char *criteria, json_t *res, json_t *patch) {
-    hub_record_op op;
-    memset(&op, 0, sizeof op);
-    op.kind = kind;
-    op.actor = &c->actor;
-    op.type = type;
-    op.id = id;
-    op.criteria = criteria;
-    op.resource = res;
-    op.patch = patch;
-    op.if_match = hub_http_req_header(c->req, "If-Match");
+    hub_record_op op = {.kind = kind,
+                        .actor = &c->actor,
+                        .type = type,
+                        .id = id,
+                        .criteria = criteria,
+                        .resource = res,
+                        .patch = patch,
+                        .if_match = hub_http_req_header(c->req, "If-Match")};
     apply_one(c, &op);
     hub_record_op_release(&op);
 }
@@ -550,12 +548,7 @@ static void do_create(ctx *c, const char *type) {
     /* The server assigns the id of a created resource (the specification
      * lets it ignore one sent). */
     json_object_del(res, "id");
-    hub_record_op op;
-    memset(&op, 0, sizeof op);
-    op.kind = HUB_OP_CREATE;
-    op.actor = &c->actor;
-    op.type = type;
-    op.resource = res;
+    hub_record_op op = {.kind = HUB_OP_CREATE, .actor = &c->actor, .type = type, .resource = res};
     const char *ine = hub_http_req_header(c->req, "If-None-Exist");
     if (ine && *ine) {
         if (*ine == '?') ine++;
