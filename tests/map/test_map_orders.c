@@ -6,6 +6,7 @@
 #include "hub_test.h"
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,18 @@ TestSuite(map_orders, .init = up, .fini = down);
 #define PV1 "PV1|1|I|W^1^2||||||||||||||||V77^^^HOSP^VN\r"
 
 static char g_msg[16384];
+
+/* Converts the message printf-formatted from fmt (kept in g_msg), which
+ * must succeed. */
+static void conv_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void conv_msg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < sizeof g_msg, "message too long for g_msg");
+    conv_ok(g_msg);
+}
 
 /* ---- ORU^R01: values of every type ------------------------------------------- */
 
@@ -272,9 +285,7 @@ Test(map_orders, corrected_result_updates_the_same_observation) {
 }
 
 Test(map_orders, bad_number_is_left_out_with_a_warning) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "R3") PID "OBR|1||F9^LAB|1^T^L\rOBX|1|NM|1^T^L||abc||||||F\r");
-    conv_ok(g_msg);
+    conv_msg(MSH("ORU^R01^ORU_R01", "R3") PID "OBR|1||F9^LAB|1^T^L\rOBX|1|NM|1^T^L||abc||||||F\r");
     ASSERT_ABSENT(res_of("Observation", 0), "valueQuantity");
     cr_assert_geq(g_res.nwarnings, 1);
     cr_assert_eq(g_res.warnings[0].loc.field, 5);
@@ -283,12 +294,10 @@ Test(map_orders, bad_number_is_left_out_with_a_warning) {
 /* A whole number no long long holds stays a real (its conversion was
  * undefined: UBSan, fuzz_map); inf and nan are no decimal. */
 Test(map_orders, huge_and_infinite_numbers) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "R4") PID
+    conv_msg(MSH("ORU^R01^ORU_R01", "R4") PID
              "OBR|1||F9^LAB|1^T^L\rOBX|1|NM|1^T^L||188888888888888888888888888888||||||F\r"
              "OBX|2|NM|2^T^L||-9300000000000000000||||||F\rOBX|3|NM|3^T^L||inf||||||F\r"
              "OBX|4|NM|4^T^L||1e999||||||F\r");
-    conv_ok(g_msg);
     json_t *v = at(res_of("Observation", 0), "valueQuantity.value");
     cr_assert(json_is_real(v));
     cr_assert_float_eq(json_real_value(v), 1.88888888888888888e29, 1e15);
@@ -302,12 +311,10 @@ Test(map_orders, huge_and_infinite_numbers) {
 /* ---- orders ----------------------------------------------------------------- */
 
 Test(map_orders, orm_order_and_priority) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORM^O01^ORM_O01", "O1") PID PV1
+    conv_msg(MSH("ORM^O01^ORM_O01", "O1") PID PV1
              "ORC|NW|PO5^ORD||||||||||88^Jones^Ed\r"
              "OBR|1|PO5^ORD||80048^BMP^CPT|S|20240102090000\r"
              "NTE|1||call with results\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("ServiceRequest"), 1);
     json_t *sr = res_of("ServiceRequest", 0);
     cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PO5");
@@ -319,20 +326,17 @@ Test(map_orders, orm_order_and_priority) {
     ASSERT_STR(target_of(sr, "requester.reference"), "name[0].family", "Jones");
     ASSERT_STR(target_of(sr, "subject.reference"), "resourceType", "Patient");
     /* A cancel of the same order: the same ServiceRequest, revoked. */
-    snprintf(g_msg, sizeof g_msg, MSH("ORM^O01^ORM_O01", "O2") PID "ORC|CA|PO5^ORD\rOBR|1|PO5^ORD||80048^BMP^CPT\r");
-    conv_ok(g_msg);
+    conv_msg(MSH("ORM^O01^ORM_O01", "O2") PID "ORC|CA|PO5^ORD\rOBR|1|PO5^ORD||80048^BMP^CPT\r");
     cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PO5");
     ASSERT_STR(res_of("ServiceRequest", 0), "status", "revoked");
 }
 
 Test(map_orders, oml_order_with_timing_and_specimen) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("OML^O21^OML_O21", "L1") PID
+    conv_msg(MSH("OML^O21^OML_O21", "L1") PID
              "ORC|NW|PL9^ORD\r"
              "TQ1|1||||||20240105080000|20240105090000|R||Come fasting\r"
              "OBR|1|PL9^ORD||1558-6^Glucose^LN\r"
              "SPM|1|S9&ORD||BLD^Blood^HL70487\r");
-    conv_ok(g_msg);
     json_t *sr = res_of("ServiceRequest", 0);
     /* TQ1-11 (text instruction) is a note, as the IG's TQ1[ServiceRequest]. */
     ASSERT_STR(sr, "note[0].text", "Come fasting");
@@ -345,13 +349,11 @@ Test(map_orders, oml_order_with_timing_and_specimen) {
 }
 
 Test(map_orders, rde_medication_request) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("RDE^O11^RDE_O11", "P1") PID
+    conv_msg(MSH("RDE^O11^RDE_O11", "P1") PID
              "ORC|NW|RX1^PHARM|||||||20240102100000|||44^Kim^Lee\r"
              "RXE||00904-5165^Aspirin 81 mg^NDC|1||TAB^tablet^UCUM|||||30|TAB^tablet|2\r"
              "RXR|PO^Oral^HL70162\r"
              "RXC|B|D5W^Dextrose 5%%^L|100|mL\r");
-    conv_ok(g_msg);
     json_t *mr = res_of("MedicationRequest", 0);
     cr_assert_str_eq(url_of("MedicationRequest", 0), "MedicationRequest?identifier=urn:id:PHARM|RX1");
     ASSERT_STR(mr, "status", "active");
@@ -370,12 +372,10 @@ Test(map_orders, rde_medication_request) {
 }
 
 Test(map_orders, ras_medication_administration) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("RAS^O17^RAS_O17", "A1") PID
+    conv_msg(MSH("RAS^O17^RAS_O17", "A1") PID
              "ORC|RE|RX1^PHARM|F1^PHARM\r"
              "RXA|0|1|20240102120000||00904-5165^Aspirin^NDC|81|mg^mg^UCUM||||||||||||CP\r"
              "RXR|PO^Oral^HL70162\r");
-    conv_ok(g_msg);
     json_t *ma = res_of("MedicationAdministration", 0);
     cr_assert_str_eq(url_of("MedicationAdministration", 0),
                      "MedicationAdministration?identifier=urn:id:PHARM|F1-0-1");
@@ -389,8 +389,7 @@ Test(map_orders, ras_medication_administration) {
 /* ---- immunization ------------------------------------------------------------ */
 
 Test(map_orders, vxu_immunizations_one_per_dose) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("VXU^V04^VXU_V04", "V1") PID
+    conv_msg(MSH("VXU^V04^VXU_V04", "V1") PID
              "ORC|RE||IZ1^CLINIC\r"
              "RXA|0|1|20240102||08^HepB^CVX|0.5|mL^mL^UCUM||00^New^NIP001|9^Nurse^Ann|||||L123|20251231|MSD^Merck^MVX|||CP|A\r"
              "RXR|C28161^IM^NCIT|LD^Left Deltoid^HL70163\r"
@@ -399,7 +398,6 @@ Test(map_orders, vxu_immunizations_one_per_dose) {
              "RXA|0|1|20230101||88^Flu^CVX|999||||||||||||||CP\r"
              "ORC|RE||IZ1^CLINIC\r"
              "RXA|0|1|20220101||88^Flu^CVX|999||||||||||||||RE\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("Immunization"), 3, "doses of one order stay apart");
     json_t *im = res_of("Immunization", 0);
     cr_assert_str_eq(url_of("Immunization", 0), "Immunization?identifier=urn:id:CLINIC|IZ1-08-20240102");
@@ -467,13 +465,11 @@ Test(map_orders, siu_appointment_and_its_participants) {
 /* ---- documents --------------------------------------------------------------- */
 
 Test(map_orders, mdm_document_reference_with_content) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("MDM^T02^MDM_T02", "D1") PID
+    conv_msg(MSH("MDM^T02^MDM_T02", "D1") PID
              "TXA|1|DS^Discharge summary^L|TX|20240102080000||20240102081500||||||DOC42^HIS|||||AU||AV\r"
              "OBX|1|TX|DS^Summary^L||Patient stable.||||||F\r"
              "OBX|2|FT|DS^Summary^L||Line A\\.br\\Line B||||||F\r"
              "OBX|3|ED|PDF^Scan^L||^AP^PDF^Base64^SGk=||||||F\r");
-    conv_ok(g_msg);
     json_t *d = res_of("DocumentReference", 0);
     cr_assert_str_eq(url_of("DocumentReference", 0), "DocumentReference?identifier=urn:id:HIS|DOC42");
     ASSERT_STR(d, "status", "current");
@@ -489,10 +485,8 @@ Test(map_orders, mdm_document_reference_with_content) {
     ASSERT_STR(d, "content[2].attachment.contentType", "application/pdf");
     ASSERT_STR(target_of(d, "subject.reference"), "resourceType", "Patient");
     /* Data that is not base64 is left out, with a warning naming OBX-5. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("MDM^T02^MDM_T02", "D2") PID "TXA|1|DS||||||||||DOC42^HIS\r"
+    conv_msg(MSH("MDM^T02^MDM_T02", "D2") PID "TXA|1|DS||||||||||DOC42^HIS\r"
              "OBX|1|ED|PDF^Scan^L||^AP^PDF^Base64^<not base64>||||||F\r");
-    conv_ok(g_msg);
     ASSERT_ABSENT(res_of("DocumentReference", 0), "content[0].attachment.data");
     cr_assert_geq(g_res.nwarnings, 1);
 }
@@ -543,9 +537,7 @@ Test(map_orders, message_without_resources_is_an_empty_bundle) {
 }
 
 Test(map_orders, namespace_that_is_no_oid_is_no_uri) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "E2") PID "OBR|1||F1^LAB^Not An Oid^ISO|1^T^L\r");
-    conv_ok(g_msg);
+    conv_msg(MSH("ORU^R01^ORU_R01", "E2") PID "OBR|1||F1^LAB^Not An Oid^ISO|1^T^L\r");
     json_t *dr = res_of("DiagnosticReport", 0);
     /* The namespace id stays the system; the bad OID is left out, warned. */
     ASSERT_STR(dr, "identifier[0].system", "urn:id:LAB");
@@ -554,10 +546,8 @@ Test(map_orders, namespace_that_is_no_oid_is_no_uri) {
 
 Test(map_orders, same_key_twice_keeps_one_value) {
     /* Two OBX with the same set id and code: one Observation, one value[x]. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "E3") PID "OBR|1||F1^LAB|1^T^L\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "E3") PID "OBR|1||F1^LAB|1^T^L\r"
              "OBX|1|NM|2^X^L||5||||||F\rOBX|1|ST|2^X^L||five||||||F\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("Observation"), 1);
     json_t *o = res_of("Observation", 0);
     ASSERT_NUM(o, "valueQuantity.value", 5);
@@ -566,10 +556,8 @@ Test(map_orders, same_key_twice_keeps_one_value) {
 
 Test(map_orders, oru_group_notes_go_to_their_owner) {
     /* ORDER_OBSERVATION>NTE: the order's note; OBSERVATION>NTE: the result's. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "E4") PID "OBR|1||F1^LAB|1^T^L\rNTE|1||order note\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "E4") PID "OBR|1||F1^LAB|1^T^L\rNTE|1||order note\r"
              "OBX|1|ST|2^X^L||v||||||F\rNTE|1||result note\r");
-    conv_ok(g_msg);
     json_t *sr = res_of("ServiceRequest", 0);
     json_t *o = res_of("Observation", 0);
     cr_assert_eq(json_array_size(json_object_get(sr, "note")), 1);
@@ -581,13 +569,11 @@ Test(map_orders, oru_group_notes_go_to_their_owner) {
 /* ---- specimen-oriented results and general orders ---------------------------- */
 
 Test(map_orders, oul_obr_before_its_orc_is_one_order) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("OUL^R22^OUL_R22", "U1") PID
+    conv_msg(MSH("OUL^R22^OUL_R22", "U1") PID
              "SPM|1|S5&LAB||BLD^Blood^HL70487\r"
              "OBR|1|PL5^ORD|FL5^LAB|1558-6^Glucose^LN\r"
              "ORC|SC|PL5^ORD|FL5^LAB||CM\r"
              "OBX|1|NM|1558-6^Glucose^LN||98|mg/dL||||||F\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("ServiceRequest"), 1);
     ASSERT_STR(res_of("ServiceRequest", 0), "status", "completed");
     json_t *dr = res_of("DiagnosticReport", 0);
@@ -597,9 +583,7 @@ Test(map_orders, oul_obr_before_its_orc_is_one_order) {
 }
 
 Test(map_orders, omg_order) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("OMG^O19^OMG_O19", "G1") PID "ORC|NW|PG1^ORD\rOBR|1|PG1^ORD||71045^Chest X-ray^CPT\r");
-    conv_ok(g_msg);
+    conv_msg(MSH("OMG^O19^OMG_O19", "G1") PID "ORC|NW|PG1^ORD\rOBR|1|PG1^ORD||71045^Chest X-ray^CPT\r");
     cr_assert_str_eq(g_res.table, "OMG_O19");
     json_t *sr = res_of("ServiceRequest", 0);
     ASSERT_STR(sr, "status", "active");
@@ -610,14 +594,12 @@ Test(map_orders, second_obr_without_orc_is_its_own_order_and_report) {
     /* The second OBR has no ORC of its own: ORC-n names none (not the first
      * order's ORC), so its own OBR-2/3 key it, or the two orders would be
      * one. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "R9") PID
+    conv_msg(MSH("ORU^R01^ORU_R01", "R9") PID
              "ORC|RE|PL1^ORD|FL1^LAB\r"
              "OBR|1|PL1^ORD|FL1^LAB|1558-6^Glucose^LN|||20240102\r"
              "OBX|1|NM|1558-6^Glucose^LN||98|mg/dL||||||F\r"
              "OBR|2|PL2^ORD|FL2^LAB|2345-7^Glucose^LN|||20240102\r"
              "OBX|1|NM|2345-7^Glucose^LN||99|mg/dL||||||F\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("ServiceRequest"), 2);
     cr_assert_eq(count_of("DiagnosticReport"), 2);
     cr_assert_str_eq(url_of("DiagnosticReport", 1), "DiagnosticReport?identifier=urn:id:LAB|FL2");
@@ -631,12 +613,10 @@ Test(map_orders, orc_order_numbers_win_in_their_own_order_group) {
     /* The IG takes OBR-2/3 only when the ORC of the same order leaves them
      * empty. The first order's ORC and OBR disagree: the ORC's numbers key
      * the order and the report. The second order has no ORC: its OBR's. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "R10") PID
+    conv_msg(MSH("ORU^R01^ORU_R01", "R10") PID
              "ORC|RE|PLO^ORD|FLO^LAB|||||||||||||^^^^^^^^Redo\r"
              "OBR|1|PLB^ORD|FLB^LAB|1558-6^Glucose^LN\r"
              "OBR|2|PL2^ORD|FL2^LAB|2345-7^Glucose^LN\r");
-    conv_ok(g_msg);
     cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PLO");
     cr_assert_str_eq(url_of("DiagnosticReport", 0), "DiagnosticReport?identifier=urn:id:LAB|FLO");
     cr_assert_str_eq(url_of("ServiceRequest", 1), "ServiceRequest?identifier=urn:id:ORD|PL2");
@@ -649,11 +629,9 @@ Test(map_orders, orc_order_numbers_win_in_their_own_order_group) {
     /* A v2.5.1 ORU with an OBX between the ORC and its OBR (as some senders
      * write one) does not follow the structure: the OBR still has that
      * ORC, since no other OBR lies between them. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "R11") PID "ORC|RE|PLX^ORD|FLX^LAB\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "R11") PID "ORC|RE|PLX^ORD|FLX^LAB\r"
              "OBX|1|ST|1^A^L||a||||||F\r"
              "OBR|1|||1558-6^Glucose^LN\r");
-    conv_ok(g_msg);
     cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PLX");
     cr_assert_str_eq(url_of("DiagnosticReport", 0), "DiagnosticReport?identifier=urn:id:LAB|FLX");
 }
@@ -663,10 +641,8 @@ Test(map_orders, placer_group_number_is_an_ei_but_in_v2_8_an_eip) {
      * but v2.8, where it is an EIP (placer and filler parts): the report
      * gets a PGN identifier, and an FGN one only from an EIP; the order
      * gets it as its requisition, typed PGN. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "R12") PID "ORC|RE|PL12^ORD|FL12^LAB|G12^GRP\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "R12") PID "ORC|RE|PL12^ORD|FL12^LAB|G12^GRP\r"
              "OBR|1|||1558-6^Glucose^LN\r");
-    conv_ok(g_msg);
     json_t *ids = json_object_get(res_of("DiagnosticReport", 0), "identifier");
     cr_assert_eq(json_array_size(ids), 3);
     ASSERT_STR(json_array_get(ids, 2), "value", "G12");
@@ -676,11 +652,9 @@ Test(map_orders, placer_group_number_is_an_ei_but_in_v2_8_an_eip) {
     ASSERT_STR(sr, "requisition.value", "G12");
     ASSERT_STR(sr, "requisition.type.coding[0].code", "PGN");
 
-    snprintf(g_msg, sizeof g_msg,
-             "MSH|^~\\&|LAB|HOSP|HUB|HUB|20240102101500-0500||ORU^R01^ORU_R01|R13|P|2.8\r" PID
+    conv_msg("MSH|^~\\&|LAB|HOSP|HUB|HUB|20240102101500-0500||ORU^R01^ORU_R01|R13|P|2.8\r" PID
              "ORC|RE|PL13^ORD|FL13^LAB|G13&GRP^F13&LAB\r"
              "OBR|1|||1558-6^Glucose^LN\r");
-    conv_ok(g_msg);
     ids = json_object_get(res_of("DiagnosticReport", 0), "identifier");
     cr_assert_eq(json_array_size(ids), 4);
     ASSERT_STR(json_array_get(ids, 2), "value", "G13");
@@ -693,11 +667,9 @@ Test(map_orders, alternate_placer_numbers_follow_the_order_numbers) {
     /* ORC-33 repeats: every alternate placer number is a PLAC identifier
      * after the placer's and the filler's, here after OBR-2 alone (the
      * filler's place left empty is dropped). */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORM^O01^ORM_O01", "P6") PID
+    conv_msg(MSH("ORM^O01^ORM_O01", "P6") PID
              "ORC|NW||||||||||||||||||||||||||||||||ALT1^^^ORD~ALT2^^^ORD\r"
              "OBR|1|PR6^ORD||1558-6^Glucose^LN\r");
-    conv_ok(g_msg);
     cr_assert_str_eq(url_of("ServiceRequest", 0), "ServiceRequest?identifier=urn:id:ORD|PR6");
     json_t *ids = json_object_get(res_of("ServiceRequest", 0), "identifier");
     cr_assert_eq(json_array_size(ids), 3);
@@ -708,12 +680,10 @@ Test(map_orders, alternate_placer_numbers_follow_the_order_numbers) {
         ASSERT_STR(json_array_get(ids, i), "type.coding[0].code", "PLAC");
 
     /* OBR-53 gives them instead when it is sent. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORM^O01^ORM_O01", "P7") PID
+    conv_msg(MSH("ORM^O01^ORM_O01", "P7") PID
              "ORC|NW|PR7^ORD|||||||||||||||||||||||||||||||ALT1^^^ORD\r"
              "OBR|1|PR7^ORD||1558-6^Glucose^LN|||||||||||||||||||||||||||||||||||||||||||||||||"
              "ALT9^^^ORD\r");
-    conv_ok(g_msg);
     ids = json_object_get(res_of("ServiceRequest", 0), "identifier");
     cr_assert_eq(json_array_size(ids), 2);
     ASSERT_STR(json_array_get(ids, 1), "value", "ALT9");
@@ -722,10 +692,8 @@ Test(map_orders, alternate_placer_numbers_follow_the_order_numbers) {
 Test(map_orders, identifier_sent_as_its_authority_alone_keeps_its_type) {
     /* The IG types SPM-2's placer part (EIP-1) PGN when it is sent, also
      * when it holds only a namespace. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("OML^O21^OML_O21", "L9") PID "ORC|NW|PL9^ORD\rOBR|1|PL9^ORD\r"
+    conv_msg(MSH("OML^O21^OML_O21", "L9") PID "ORC|NW|PL9^ORD\rOBR|1|PL9^ORD\r"
              "SPM|1|&LAB||BLD^Blood^HL70487\r");
-    conv_ok(g_msg);
     json_t *sp = res_of("Specimen", 0);
     ASSERT_STR(sp, "identifier[0].type.coding[0].code", "PGN");
     ASSERT_ABSENT(sp, "identifier[0].value");
@@ -749,8 +717,7 @@ static void assert_valid_bundle(void) {
 }
 
 Test(map_orders, ed_and_rp_results_are_reports_presenting_them) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "A1") PID
+    conv_msg(MSH("ORU^R01^ORU_R01", "A1") PID
              "OBR|1|PL1^ORD|FL1^LAB|11502-2^Lab report^LN|||20240102083000\r"
              "OBX|1|NM|1558-6^Glucose^LN||98|mg/dL||||||F\r"
              "OBX|2|RP|SLIDE^Slide^L||http://img.example/view?case=7\\T\\slide=3^^IM^MRXS||||||P|||"
@@ -761,7 +728,6 @@ Test(map_orders, ed_and_rp_results_are_reports_presenting_them) {
              "OBX|5|ED|HEX^Hex^L||^AP^PDF^Hex^48 65 6C 6c 6F||||||F\r"
              "OBX|6|ED|ODD^Odd^L||^AP^PDF^Hex^486||||||F\r"
              "OBX|7|ED|NONE^No data^L||^AP^PDF^Base64^||||||F\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("DiagnosticReport"), 6, "the OBR's and one per ED or RP OBX with data");
     cr_assert_eq(count_of("Observation"), 7);
     json_t *dr = res_of("DiagnosticReport", 0);
@@ -796,11 +762,9 @@ Test(map_orders, ed_and_rp_results_are_reports_presenting_them) {
     cr_assert_geq(g_res.nwarnings, 2);
     assert_valid_bundle();
     /* Every table that maps OBX[Observation] makes the report: a VXU's. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("VXU^V04^VXU_V04", "A2") PID "ORC|RE||IZ1^REG\r"
+    conv_msg(MSH("VXU^V04^VXU_V04", "A2") PID "ORC|RE||IZ1^REG\r"
              "RXA|0|1|20240102||08^HepB^CVX|0.5|mL\r"
              "OBX|1|ED|CERT^Certificate^L||^AP^PDF^Base64^SGk=||||||F\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("DiagnosticReport"), 1);
     ASSERT_STR(res_of("DiagnosticReport", 0), "presentedForm[0].data", "SGk=");
     cr_assert_eq(target_of(res_of("DiagnosticReport", 0), "result[0].reference"), res_of("Observation", 0));
@@ -810,8 +774,7 @@ Test(map_orders, order_with_results_to_follow_is_their_report) {
     /* ORC-1 RE (observations to follow: the ORU's control code) in an order
      * or charge message: the OBR is also the report of its OBX; another
      * order's OBX stay the order's supporting information. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("DFT^P03^DFT_P03", "F1") "EVN|P03|20240102\r" PID PV1
+    conv_msg(MSH("DFT^P03^DFT_P03", "F1") "EVN|P03|20240102\r" PID PV1
              "ORC|RE|PL1^ORD|FL1^LAB||CM\r"
              "OBR|1|PL1^ORD|FL1^LAB|57698-3^Lipid panel^LN|||20240102083000\r"
              "OBX|1|NM|2093-3^Cholesterol^LN||190|mg/dL||||||F\r"
@@ -820,7 +783,6 @@ Test(map_orders, order_with_results_to_follow_is_their_report) {
              "OBR|1|PL2^ORD||71045^Chest X-ray^CPT\r"
              "OBX|1|ST|Q1^Question^L||yes||||||F\r"
              "FT1|2|||20240102||CG|71045^Chest X-ray^CPT\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("ServiceRequest"), 2);
     cr_assert_eq(count_of("DiagnosticReport"), 1);
     json_t *dr = res_of("DiagnosticReport", 0);
@@ -838,11 +800,9 @@ Test(map_orders, order_with_results_to_follow_is_their_report) {
 
 Test(map_orders, result_without_value_says_why) {
     /* X: cannot be obtained; final without a value: unknown; a value: none. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "D1") PID "OBR|1||F1^LAB|1^T^L\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "D1") PID "OBR|1||F1^LAB|1^T^L\r"
              "OBX|1|ST|2^X^L||||||||X\rOBX|2|ST|3^Y^L||||||||F\r"
              "OBX|3|ST|4^Z^L||seen||||||F\rOBX|4|ST|5^W^L||||||||I\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("Observation"), 4);
     ASSERT_STR(res_of("Observation", 0), "dataAbsentReason.coding[0].code", "cannot-be-obtained");
     ASSERT_STR(res_of("Observation", 1), "dataAbsentReason.coding[0].code", "unknown");
@@ -851,11 +811,9 @@ Test(map_orders, result_without_value_says_why) {
 }
 
 Test(map_orders, specimen_parent_is_a_specimen_with_its_identifiers) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "S1") PID "OBR|1||F1^LAB|1^T^L\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "S1") PID "OBR|1||F1^LAB|1^T^L\r"
              "SPM|1|CH1&LAB|PA1&ORD^PA2&LAB|SER^Serum^HL70487"
              "|||||||||||||||||||||||||||O1~O2|SH1\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("Specimen"), 2, "the specimen and its parent");
     json_t *child = res_of("Specimen", 0);
     json_t *parent = target_of(child, "parent[0].reference");
@@ -872,12 +830,10 @@ Test(map_orders, specimen_parent_is_a_specimen_with_its_identifiers) {
 /* A participation naming a device (PRT-10) after an OBX is a Device the
  * Observation refers to, keyed by that identifier (the IG's PRT[Device]). */
 Test(map_orders, prt_device_is_the_observations_device) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "V1") PID "OBR|1||F1^LAB|1^T^L\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "V1") PID "OBR|1||F1^LAB|1^T^L\r"
              "OBX|1|NM|2^X^L||5||||||F\r"
              "PRT|1|AD||EQUIP||||||AN7^LAB^1.2.3^ISO||||||UDI9|20210501|20250501|LOT1|SER2||"
              "ANALYZER^Analyzer^L\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("Device"), 1);
     json_t *dev = target_of(res_of("Observation", 0), "device.reference");
     ASSERT_STR(dev, "udiCarrier[0].deviceIdentifier", "AN7");
@@ -893,12 +849,10 @@ Test(map_orders, prt_device_is_the_observations_device) {
  * address performs; with a medical director it is that director's
  * PractitionerRole's organization. */
 Test(map_orders, performing_organization_and_its_medical_director) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "W1") PID "OBR|1||F1^LAB|1^T^L\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "W1") PID "OBR|1||F1^LAB|1^T^L\r"
              "OBX|1|NM|2^X^L||5||||||F||||||||||||Lab One^^^^^^^^^L1|9 Lab Rd^^Labtown^ST^12345\r"
              "OBX|2|NM|3^Y^L||6||||||F||||||||||||Lab One^^^^^^^^^L1|9 Lab Rd^^Labtown^ST^12345|"
              "D1^Head^Doc\r");
-    conv_ok(g_msg);
     json_t *org = target_of(res_of("Observation", 0), "performer[0].reference");
     ASSERT_STR(org, "resourceType", "Organization");
     ASSERT_STR(org, "name", "Lab One");
@@ -913,11 +867,9 @@ Test(map_orders, performing_organization_and_its_medical_director) {
 /* NDL (OBR-32..35) is a PractitionerRole at its Location; a technician or
  * transcriptionist reference carries the performer's function beside it. */
 Test(map_orders, ndl_is_a_practitioner_role_at_its_location) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "N1") PID
+    conv_msg(MSH("ORU^R01^ORU_R01", "N1") PID
              "OBR|1||F1^LAB|1^T^L|||||||||||||||||||||F|||||||"
              "7&Reader&Rita^20240101^20240201|||9&Typist&Tom^^^POC^Room 1^Bed 2^Hosp^active\r");
-    conv_ok(g_msg);
     json_t *dr = res_of("DiagnosticReport", 0);
     json_t *reader = target_of(dr, "resultsInterpreter[0].reference");
     ASSERT_STR(reader, "resourceType", "PractitionerRole");
@@ -938,10 +890,8 @@ Test(map_orders, ndl_is_a_practitioner_role_at_its_location) {
 /* SN with a suffix other than : / - + is a quantity keeping the whole value
  * as its original text; the <> comparator is text (the IG's OBX-5 rows). */
 Test(map_orders, sn_quantity_with_a_suffix_keeps_its_text) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "Q1") PID "OBR|1||F1^LAB|1^T^L\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "Q1") PID "OBR|1||F1^LAB|1^T^L\r"
              "OBX|1|SN|2^X^L||>^1^.^3|mL|||||F\rOBX|2|SN|3^Y^L||<>^5||||||F\r");
-    conv_ok(g_msg);
     json_t *q = res_of("Observation", 0);
     ASSERT_NUM(q, "valueQuantity.value", 1);
     ASSERT_STR(q, "valueQuantity.comparator", ">");
@@ -951,12 +901,10 @@ Test(map_orders, sn_quantity_with_a_suffix_keeps_its_text) {
 }
 
 Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORM^O01^ORM_O01", "P1") PID
+    conv_msg(MSH("ORM^O01^ORM_O01", "P1") PID
              "ORC|NW|PR1^ORD||||||||||77^Jones^Al|||||||||Main Lab^^^^^^^^^L1|1 Lab St^^Town^ST^12345"
              "|^WPN^PH^^1^555^1234567|9 Doc Rd^^Docville^ST^12345\r"
              "OBR|1|PR1^ORD||1558-6^Glucose^LN\r");
-    conv_ok(g_msg);
     json_t *sr = res_of("ServiceRequest", 0);
     json_t *role = target_of(sr, "requester.reference");
     ASSERT_STR(role, "resourceType", "PractitionerRole");
@@ -971,11 +919,9 @@ Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
     ASSERT_STR(org, "telecom[0].system", "phone");
 
     /* Without a facility the requester is the Practitioner itself. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORM^O01^ORM_O01", "P2") PID "ORC|NW|PR2^ORD||||||||||77^Jones^Al"
+    conv_msg(MSH("ORM^O01^ORM_O01", "P2") PID "ORC|NW|PR2^ORD||||||||||77^Jones^Al"
              "||||||||||||9 Doc Rd^^Docville^ST^12345~2 Other St^^Elsewhere\r"
              "OBR|1|PR2^ORD||1558-6^Glucose^LN\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("PractitionerRole"), 0);
     doc = target_of(res_of("ServiceRequest", 0), "requester.reference");
     ASSERT_STR(doc, "resourceType", "Practitioner");
@@ -984,10 +930,8 @@ Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
     ASSERT_STR(doc, "address[1].city", "Elsewhere");
 
     /* OBR-16 stands in for ORC-12; ORC-24 is still its address. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORM^O01^ORM_O01", "P8") PID "ORC|NW|PR8^ORD||||||||||||||||||||||9 Doc Rd^^Docville\r"
+    conv_msg(MSH("ORM^O01^ORM_O01", "P8") PID "ORC|NW|PR8^ORD||||||||||||||||||||||9 Doc Rd^^Docville\r"
              "OBR|1|PR8^ORD||1558-6^Glucose^LN||||||||||||88^Black^Bo\r");
-    conv_ok(g_msg);
     doc = target_of(res_of("ServiceRequest", 0), "requester.reference");
     ASSERT_STR(doc, "name[0].family", "Black");
     ASSERT_STR(doc, "address[0].city", "Docville");
@@ -996,11 +940,9 @@ Test(map_orders, ordering_facility_makes_the_requester_a_practitioner_role) {
 Test(map_orders, requester_with_an_assigning_authority_is_the_practitioner) {
     /* XCN-9 makes an Organization inside the Practitioner's table: the
      * requester still names the Practitioner, not the last resource made. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORM^O01^ORM_O01", "P3") PID
+    conv_msg(MSH("ORM^O01^ORM_O01", "P3") PID
              "ORC|NW|PR3^ORD||||||||||77^Jones^Al^^^^^^NPI&2.16.840.1.113883.4.6&ISO\r"
              "OBR|1|PR3^ORD||1558-6^Glucose^LN\r");
-    conv_ok(g_msg);
     json_t *pr = target_of(res_of("ServiceRequest", 0), "requester.reference");
     ASSERT_STR(pr, "resourceType", "Practitioner");
     ASSERT_STR(target_of(pr, "identifier[0].assigner.reference"), "resourceType", "Organization");
@@ -1012,31 +954,25 @@ Test(map_orders, status_the_ig_leaves_unmapped_is_unknown_and_kept) {
     /* The IG's concept map has no FHIR status for S or I: unknown, with the
      * sent code flagged on _status; F maps. In ADT, an OBX without OBX-11
      * is final, one with an unmapped code unknown. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ORU^R01^ORU_R01", "T1") PID "OBR|1||F1^LAB|1^T^L\r"
+    conv_msg(MSH("ORU^R01^ORU_R01", "T1") PID "OBR|1||F1^LAB|1^T^L\r"
              "OBX|1|ST|2^X^L||a||||||S\rOBX|2|ST|3^Y^L||b||||||I\rOBX|3|ST|4^Z^L||c||||||F\r");
-    conv_ok(g_msg);
     json_t *s = res_of("Observation", 0);
     ASSERT_STR(s, "status", "unknown");
     ASSERT_STR(s, "_status.extension[0].valueCode", "S");
     ASSERT_STR(res_of("Observation", 1), "status", "unknown");
     ASSERT_STR(res_of("Observation", 2), "status", "final");
     ASSERT_ABSENT(res_of("Observation", 2), "_status");
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ADT^A01^ADT_A01", "T2") "EVN|A01\r" PID PV1
+    conv_msg(MSH("ADT^A01^ADT_A01", "T2") "EVN|A01\r" PID PV1
              "OBX|1|NM|8302-2^Height^LN||180|cm|||||S\rOBX|2|NM|29463-7^Weight^LN||80|kg\r");
-    conv_ok(g_msg);
     ASSERT_STR(res_of("Observation", 0), "status", "unknown");
     ASSERT_STR(res_of("Observation", 1), "status", "final");
 }
 
 Test(map_orders, result_notes_are_the_observations_in_every_order_message) {
     /* OML: the OBR's NTE is the order's, the OBX's the result's. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("OML^O21^OML_O21", "N1") PID "ORC|NW|PN1^ORD\r"
+    conv_msg(MSH("OML^O21^OML_O21", "N1") PID "ORC|NW|PN1^ORD\r"
              "OBR|1|PN1^ORD||1^T^L\rNTE|1||order note\r"
              "OBX|1|ST|2^X^L||v||||||F\rNTE|1||result note|||20240102101500\r");
-    conv_ok(g_msg);
     json_t *sr = res_of("ServiceRequest", 0), *o = res_of("Observation", 0);
     cr_assert_eq(json_array_size(json_object_get(sr, "note")), 1);
     ASSERT_STR(sr, "note[0].text", "order note");
@@ -1044,12 +980,10 @@ Test(map_orders, result_notes_are_the_observations_in_every_order_message) {
     ASSERT_STR(o, "note[0].text", "result note");
     ASSERT_STR(o, "note[0].time", "2024-01-02T10:15:00-05:00");
     /* REF: RESULTS_NOTES' NTE is the result's. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("REF^I12^REF_I12", "N2") "RF1|P^Pending^HL70283\r" PID
+    conv_msg(MSH("REF^I12^REF_I12", "N2") "RF1|P^Pending^HL70283\r" PID
              "OBR|1|PR1^ORD||1^T^L\rNTE|||referral test\r"
              "OBX|1|ST|2^X^L||positive||||||F\rNTE|||see the clinic\r"
              "PV1|1|O\rNTE|||the referral's note\r");
-    conv_ok(g_msg);
     /* The message's own NTE (REF_I12>NTE, after PV1): the order's. */
     ASSERT_STR(res_of("ServiceRequest", 0), "note[0].text", "referral test");
     ASSERT_STR(res_of("ServiceRequest", 0), "note[1].text", "the referral's note");
@@ -1061,20 +995,16 @@ Test(map_orders, result_notes_are_the_observations_in_every_order_message) {
     cr_assert_eq(target_of(dr, "result[0].reference"), res_of("Observation", 0));
     cr_assert_eq(target_of(dr, "basedOn[0].reference"), res_of("ServiceRequest", 0));
     /* VXU: an NTE follows its OBX. */
-    snprintf(g_msg, sizeof g_msg,
-             MSH("VXU^V04^VXU_V04", "N3") PID "ORC|RE||IZ1^REG\r"
+    conv_msg(MSH("VXU^V04^VXU_V04", "N3") PID "ORC|RE||IZ1^REG\r"
              "RXA|0|1|20240101|20240101|08^HepB^CVX|1|mL\r"
              "OBX|1|CWE|64994-7^Eligibility^LN||V02^VFC^HL70064||||||F\rNTE|1||eligible\r");
-    conv_ok(g_msg);
     ASSERT_STR(res_of("Observation", 0), "note[0].text", "eligible");
     ASSERT_ABSENT(res_of("Immunization", 0), "note");
 }
 
 Test(map_orders, siu_patient_observation) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("SIU^S12^SIU_S12", "A1") "SCH|AP1^SCHED|AF1^SCHED\r" PID
+    conv_msg(MSH("SIU^S12^SIU_S12", "A1") "SCH|AP1^SCHED|AF1^SCHED\r" PID
              "OBX|1|NM|8867-4^Heart rate^LN||72|/min^^UCUM|||||F\r");
-    conv_ok(g_msg);
     json_t *o = res_of("Observation", 0);
     cr_assert_not_null(o);
     ASSERT_NUM(o, "valueQuantity.value", 72);
@@ -1091,8 +1021,7 @@ static json_t *observation_coded(const char *code) {
 
 Test(map_orders, accident_is_an_injury_incident_observation_of_the_visit) {
     const char *acc = "ACC|20240101|||TX|Y|N||fell from a ladder||Y\r";
-    snprintf(g_msg, sizeof g_msg, MSH("ADT^A01^ADT_A01", "C1") "EVN|A01\r" PID PV1 "%s", acc);
-    conv_ok(g_msg);
+    conv_msg(MSH("ADT^A01^ADT_A01", "C1") "EVN|A01\r" PID PV1 "%s", acc);
     json_t *o = observation_coded("11374-6");
     cr_assert_not_null(o, "no injury incident Observation");
     ASSERT_STR(o, "status", "final");
@@ -1112,16 +1041,13 @@ Test(map_orders, accident_is_an_injury_incident_observation_of_the_visit) {
     /* The same visit's update (another control id) updates it. */
     char first[128];
     snprintf(first, sizeof first, "%s", url_of("Observation", 0));
-    snprintf(g_msg, sizeof g_msg, MSH("ADT^A08^ADT_A01", "C2") "EVN|A08\r" PID PV1 "%s", acc);
-    conv_ok(g_msg);
+    conv_msg(MSH("ADT^A08^ADT_A01", "C2") "EVN|A08\r" PID PV1 "%s", acc);
     cr_assert_str_eq(url_of("Observation", 0), first);
 }
 
 Test(map_orders, death_and_autopsy_are_observations_of_the_patient) {
-    snprintf(g_msg, sizeof g_msg,
-             MSH("ADT^A03^ADT_A03", "P1") "EVN|A03\r" PID PV1
+    conv_msg(MSH("ADT^A03^ADT_A03", "P1") "EVN|A03\r" PID PV1
              "PDA|||Y|20240105120000|55^Coroner^Cal|Y|20240106^20240107|66^Path^Pat|U\r");
-    conv_ok(g_msg);
     cr_assert_eq(count_of("Observation"), 3);
     json_t *cert = res_of("Observation", 0);
     ASSERT_STR(cert, "code.text", "Death certified indicator");
@@ -1139,8 +1065,7 @@ Test(map_orders, death_and_autopsy_are_observations_of_the_patient) {
     ASSERT_ABSENT(cor, "valueCodeableConcept.coding[0].system");
     cr_assert_gt(g_res.nunmapped, 0);
     /* Only the indicators sent make Observations. */
-    snprintf(g_msg, sizeof g_msg, MSH("ADT^A03^ADT_A03", "P2") "EVN|A03\r" PID PV1 "PDA||||||N\r");
-    conv_ok(g_msg);
+    conv_msg(MSH("ADT^A03^ADT_A03", "P2") "EVN|A03\r" PID PV1 "PDA||||||N\r");
     cr_assert_eq(count_of("Observation"), 1);
     ASSERT_STR(res_of("Observation", 0), "valueCodeableConcept.coding[0].display", "No");
 }
